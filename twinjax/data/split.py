@@ -1,0 +1,58 @@
+"""Per-individual time-ordered splits and context/horizon windows."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Int, PRNGKeyArray
+
+
+class TimeSplit(NamedTuple):
+    """Grid-step boundaries per individual: train is [0, train_end), val [train_end, val_end),
+    test [val_end, length)."""
+
+    train_end: Int[np.ndarray, " individuals"]
+    val_end: Int[np.ndarray, " individuals"]
+    lengths: Int[np.ndarray, " individuals"]
+
+
+def time_split(lengths, val_fraction: float = 0.15, test_fraction: float = 0.15) -> TimeSplit:
+    """Splits each individual's own timeline in order: past for training, future for testing."""
+    if not (0 <= val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ValueError(f"bad split fractions val={val_fraction}, test={test_fraction}")
+    lengths = np.asarray(lengths)
+    val_end = np.floor(lengths * (1 - test_fraction)).astype(np.int32)
+    train_end = np.floor(lengths * (1 - test_fraction - val_fraction)).astype(np.int32)
+    if np.any(train_end < 2):
+        raise ValueError("an individual has fewer than 2 training steps; use longer series")
+    return TimeSplit(train_end, val_end, lengths.astype(np.int32))
+
+
+def segment_mask(split: TimeSplit, n_steps: int, segment: str) -> np.ndarray:
+    """[N, T] mask of the grid steps belonging to ``segment`` ("train", "val" or "test")."""
+    t = np.arange(n_steps)[None, :]
+    lo, hi = {
+        "train": (0, split.train_end),
+        "val": (split.train_end, split.val_end),
+        "test": (split.val_end, split.lengths),
+    }[segment]
+    return (t >= np.asarray(lo)[..., None]) & (t < np.asarray(hi)[:, None])
+
+
+def window_starts(
+    key: PRNGKeyArray, end: Int[Array, ""], *, length: int, n_windows: int
+) -> Int[Array, " windows"]:
+    """Random starts of ``n_windows`` windows of ``length`` steps inside [0, end) (one individual).
+
+    If the segment is shorter than ``length``, every window starts at 0 (and is masked beyond ``end``).
+    """
+    high = jnp.maximum(end - length, 0) + 1
+    return jax.random.randint(key, (n_windows,), 0, high)
+
+
+def take_windows(x, starts: Int[Array, " windows"], length: int):
+    """Slices ``x[start:start+length]`` along axis 0 for each start: [windows, length, ...]."""
+    return jax.vmap(lambda s: jax.lax.dynamic_slice_in_dim(x, s, length, axis=0))(starts)
