@@ -90,7 +90,11 @@ def experiment_config(schema: type, section: DictConfig | dict) -> Any:
 
     Unknown keys or wrong types raise an ``omegaconf`` error naming the key.
     """
-    section = OmegaConf.to_container(section, resolve=True) if isinstance(section, DictConfig) else dict(section)
+    section = (
+        OmegaConf.to_container(section, resolve=True)
+        if isinstance(section, DictConfig)
+        else dict(section)
+    )
     section.pop("name", None)
     merged = OmegaConf.merge(OmegaConf.structured(schema), section)
     return OmegaConf.to_object(merged)

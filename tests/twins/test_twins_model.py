@@ -17,8 +17,15 @@ def cohort():
 
 
 def _spec(cell, attention=True):
-    return TwinSpec(n_features=3, n_interventions=2, n_static=3, cell=cell, hidden=8,
-                    attention=attention, attention_dim=4)
+    return TwinSpec(
+        n_features=3,
+        n_interventions=2,
+        n_static=3,
+        cell=cell,
+        hidden=8,
+        attention=attention,
+        attention_dim=4,
+    )
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
@@ -32,7 +39,7 @@ def test_vmapped_cohort_equals_per_individual_calls(cohort, cell):
     cohort_loss = jax.jit(jax.vmap(nll_loss, in_axes=(0, None, 0, 0, 0, 0)), static_argnums=1)
     losses = cohort_loss(params, spec, *data)
     for i in range(cohort.n_individuals):
-        p_i = jax.tree.map(lambda x: x[i], params)
+        p_i = jax.tree.map(lambda x, i=i: x[i], params)
         d_i = [x[i] for x in data]
         m_i, s_i = apply(p_i, spec, *d_i)
         np.testing.assert_allclose(mean[i], m_i, atol=1e-5, rtol=1e-5)
@@ -48,7 +55,9 @@ def test_masked_value_never_changes_loss_or_predictions(cohort, cell):
     assert (~mask).sum() > 10
     garbage = np.where(mask, values, np.random.default_rng(0).normal(0, 1e3, values.shape))
     args = (cohort.interventions[0], cohort.static[0])
-    assert nll_loss(params, spec, values, mask, *args) == nll_loss(params, spec, garbage, mask, *args)
+    assert nll_loss(params, spec, values, mask, *args) == nll_loss(
+        params, spec, garbage, mask, *args
+    )
     grad = jax.grad(nll_loss)
     g1, g2 = grad(params, spec, values, mask, *args), grad(params, spec, garbage, mask, *args)
     jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b), g1, g2)
@@ -56,7 +65,9 @@ def test_masked_value_never_changes_loss_or_predictions(cohort, cell):
     changed = values.copy()
     t, f = np.argwhere(mask[1:])[0] + np.array([1, 0])
     changed[t, f] += 1.0
-    assert nll_loss(params, spec, changed, mask, *args) != nll_loss(params, spec, values, mask, *args)
+    assert nll_loss(params, spec, changed, mask, *args) != nll_loss(
+        params, spec, values, mask, *args
+    )
 
 
 @pytest.mark.parametrize("attention", [True, False])
@@ -68,12 +79,19 @@ def test_rollout_matches_teacher_forcing_on_its_own_predictions(cohort, attentio
     values = np.asarray(cohort.values[1]).copy()
     mask = np.ones_like(cohort.mask[1])
     plan = cohort.interventions[1, t : t + h]
-    mean, scale = forecast(params, spec, values[:t], mask[:t], cohort.interventions[1, :t],
-                           cohort.static[1], plan)
+    mean, scale = forecast(
+        params, spec, values[:t], mask[:t], cohort.interventions[1, :t], cohort.static[1], plan
+    )
     assert mean.shape == (h, 3)
     values[t : t + h] = np.asarray(mean)
-    ref_mean, ref_scale = apply(params, spec, values[: t + h], mask[: t + h],
-                                cohort.interventions[1, : t + h], cohort.static[1])
+    ref_mean, ref_scale = apply(
+        params,
+        spec,
+        values[: t + h],
+        mask[: t + h],
+        cohort.interventions[1, : t + h],
+        cohort.static[1],
+    )
     np.testing.assert_allclose(mean, ref_mean[t - 1 : t + h - 1], atol=1e-5, rtol=1e-5)
     np.testing.assert_allclose(scale, ref_scale[t - 1 : t + h - 1], atol=1e-5, rtol=1e-5)
 
@@ -81,7 +99,12 @@ def test_rollout_matches_teacher_forcing_on_its_own_predictions(cohort, attentio
 def test_counterfactual_plan_changes_forecast_and_samples_spread(cohort):
     spec = _spec("lstm")
     params = init_params(jax.random.key(4), spec)
-    hist = (cohort.values[2, :20], cohort.mask[2, :20], cohort.interventions[2, :20], cohort.static[2])
+    hist = (
+        cohort.values[2, :20],
+        cohort.mask[2, :20],
+        cohort.interventions[2, :20],
+        cohort.static[2],
+    )
     none = jnp.zeros((8, 2))
     dose = none.at[0, 0].set(2.0)
     m0, _ = forecast(params, spec, *hist, none)

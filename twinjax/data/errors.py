@@ -6,7 +6,9 @@ from __future__ import annotations
 class CohortError(ValueError):
     """Malformed cohort input. The message names the file, row(s), column and the fix."""
 
-    def __init__(self, message: str, *, source: str | None = None, rows=None, column: str | None = None):
+    def __init__(
+        self, message: str, *, source: str | None = None, rows=None, column: str | None = None
+    ):
         self.source = source
         self.rows = list(rows) if rows is not None else None
         self.column = column

@@ -58,7 +58,9 @@ def _simulate(rng, n: int, t: int, p: dict, interventions: np.ndarray) -> np.nda
         ar[:, s] = 0.8 * ar[:, s - 1] + 0.25 * rng.standard_normal(n)
     activity = activity + ar
     temp = np.sin(clock - 1.0)[None, :] + 0.5 * rng.standard_normal((n, 1))
-    temp = temp + 0.1 * np.cumsum(rng.standard_normal((n, t)), axis=1) / np.sqrt(np.arange(1, t + 1))
+    temp = temp + 0.1 * np.cumsum(rng.standard_normal((n, t)), axis=1) / np.sqrt(
+        np.arange(1, t + 1)
+    )
 
     decay = np.exp(-1.0 / p["dose_tau"])
     drug, meal = np.zeros(n), np.zeros(n)
@@ -67,7 +69,9 @@ def _simulate(rng, n: int, t: int, p: dict, interventions: np.ndarray) -> np.nda
     rows = np.arange(n)
     for s in range(t):
         glucose[:, s] = x
-        lagged = np.where(s - p["dose_delay"] >= 0, interventions[rows, s - p["dose_delay"], 0], 0.0)
+        lagged = np.where(
+            s - p["dose_delay"] >= 0, interventions[rows, s - p["dose_delay"], 0], 0.0
+        )
         drug = drug * decay + lagged
         meal = meal * np.exp(-0.5) + interventions[:, s, 1]
         drift = (

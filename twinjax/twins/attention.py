@@ -11,12 +11,17 @@ from twinjax.twins.cells import _glorot
 
 def attention_init(key: PRNGKeyArray, hidden: int, dim: int) -> dict:
     kq, kk, kv = jax.random.split(key, 3)
-    return {"wq": _glorot(kq, (hidden, dim)), "wk": _glorot(kk, (hidden, dim)),
-            "wv": _glorot(kv, (hidden, dim))}
+    return {
+        "wq": _glorot(kq, (hidden, dim)),
+        "wk": _glorot(kk, (hidden, dim)),
+        "wv": _glorot(kv, (hidden, dim)),
+    }
 
 
 def attend(
-    p: dict, query: Float[Array, " hidden"], memory: Float[Array, "time hidden"],
+    p: dict,
+    query: Float[Array, " hidden"],
+    memory: Float[Array, "time hidden"],
     visible: Bool[Array, " time"],
 ) -> Float[Array, " dim"]:
     """One query attends over the visible rows of ``memory`` (scaled dot product, one head)."""

@@ -30,7 +30,11 @@ class LSTMCarry(NamedTuple):
 def lstm_init(key: PRNGKeyArray, d_in: int, hidden: int) -> dict:
     kx, kh = jax.random.split(key)
     bias = jnp.zeros(4 * hidden).at[hidden : 2 * hidden].set(1.0)  # forget gate starts open
-    return {"wx": _glorot(kx, (d_in, 4 * hidden)), "wh": _glorot(kh, (hidden, 4 * hidden)), "b": bias}
+    return {
+        "wx": _glorot(kx, (d_in, 4 * hidden)),
+        "wh": _glorot(kh, (hidden, 4 * hidden)),
+        "b": bias,
+    }
 
 
 def lstm_carry(hidden: int) -> LSTMCarry:
@@ -46,15 +50,20 @@ def lstm_step(p: dict, carry: LSTMCarry, x: Float[Array, " d_in"]) -> LSTMCarry:
 
 def gru_init(key: PRNGKeyArray, d_in: int, hidden: int) -> dict:
     kx, kh = jax.random.split(key)
-    return {"wx": _glorot(kx, (d_in, 3 * hidden)), "wh": _glorot(kh, (hidden, 3 * hidden)),
-            "b": jnp.zeros(3 * hidden)}
+    return {
+        "wx": _glorot(kx, (d_in, 3 * hidden)),
+        "wh": _glorot(kh, (hidden, 3 * hidden)),
+        "b": jnp.zeros(3 * hidden),
+    }
 
 
 def gru_carry(hidden: int) -> Float[Array, " hidden"]:
     return jnp.zeros(hidden)
 
 
-def gru_step(p: dict, h: Float[Array, " hidden"], x: Float[Array, " d_in"]) -> Float[Array, " hidden"]:
+def gru_step(
+    p: dict, h: Float[Array, " hidden"], x: Float[Array, " d_in"]
+) -> Float[Array, " hidden"]:
     hidden = h.shape[-1]
     zx = x @ p["wx"] + p["b"]
     zh = h @ p["wh"]

@@ -58,8 +58,9 @@ def init_params(key: PRNGKeyArray, spec: TwinSpec) -> dict:
 def _inputs(values, mask, interventions, static):
     t = values.shape[0]
     static = jnp.broadcast_to(static, (t, static.shape[-1]))
-    return jnp.concatenate([jnp.where(mask, values, 0.0), mask.astype(values.dtype), interventions,
-                            static], axis=-1)
+    return jnp.concatenate(
+        [jnp.where(mask, values, 0.0), mask.astype(values.dtype), interventions, static], axis=-1
+    )
 
 
 def _encode(params: dict, spec: TwinSpec, x: Float[Array, "time d_in"], carry=None):
@@ -89,7 +90,11 @@ def apply(
 ) -> tuple[Float[Array, "time features"], Float[Array, "time features"]]:
     """One-step-ahead Gaussian predictions: ``mean[t], scale[t]`` are for ``values[t + 1]``."""
     _, hs = _encode(params, spec, _inputs(values, mask, interventions, static))
-    z = jnp.concatenate([hs, causal_attention(params["attention"], hs)], -1) if spec.attention else hs
+    z = (
+        jnp.concatenate([hs, causal_attention(params["attention"], hs)], -1)
+        if spec.attention
+        else hs
+    )
     return _head(params, spec, z)
 
 
