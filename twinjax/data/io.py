@@ -1,0 +1,357 @@
+"""Long-format cohort tables (CSV, Parquet or DataFrames) to an aligned :class:`Cohort`, and back.
+
+Three tables describe a cohort:
+
+* observations: ``subject_id, time, variable, value`` (one measurement per row);
+* interventions (optional): ``subject_id, time, kind, amount``;
+* static covariates (optional): ``subject_id`` plus one numeric column per covariate.
+
+Column names are configurable. Times are numbers (the grid ``step`` is in the same unit) and >= 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from twinjax.data import validate as V
+from twinjax.data.cohort import Cohort
+from twinjax.data.errors import CohortError
+
+log = logging.getLogger(__name__)
+
+TableLike = str | os.PathLike | pd.DataFrame
+
+_CELL_TOL = 1e-4  # a time this many steps below a cell boundary counts as on the boundary
+_MAX_CELLS = 2**31  # dense grid size guard (individuals x steps x features)
+
+
+def read_cohort(
+    observations: TableLike,
+    interventions: TableLike | None = None,
+    static: TableLike | None = None,
+    *,
+    step: float = 1.0,
+    subject_col: str = "subject_id",
+    time_col: str = "time",
+    variable_col: str = "variable",
+    value_col: str = "value",
+    kind_col: str = "kind",
+    amount_col: str = "amount",
+    intervention_kinds=None,
+    drop_bad_rows: bool = False,
+) -> Cohort:
+    """Reads, validates and aligns a long-format cohort to a regular time grid.
+
+    Each table is a path to a ``.csv`` or ``.parquet`` file, or a pandas DataFrame. Malformed input
+    raises :class:`CohortError` naming the file, the row(s), the column and the fix. Rows are numbered
+    as the user sees them: in a CSV file, the 1-based line number as shown in an editor (the header is
+    line 1, so the first record is line 2; lines with every field empty are skipped as blank lines,
+    and a quoted field spanning several lines shifts later numbers); in a Parquet file, the 1-based
+    record number; in a DataFrame, the index label.
+
+    Row checks: missing (NaN/empty), non-numeric or infinite times, values, amounts and covariates;
+    negative times; duplicate or unsorted times for one subject and variable (in file order); repeated
+    subjects in the static table; intervention kinds outside ``intervention_kinds`` (when given);
+    subjects in the static or intervention table without observations, and intervention subjects
+    found in no other table. Observed subjects missing from a given static table are an error. Column
+    checks (missing required or unknown columns) always raise. With ``drop_bad_rows=True`` the bad rows
+    are dropped instead (observations of a subject without static covariates too), a warning is logged
+    and ``cohort.meta["dropped_rows"]`` lists them: ``{"count": n, "entries": [{"table", "source",
+    "column", "reason", "count", "rows"}, ...]}``.
+
+    Alignment: subject ``i``'s grid starts at ``t0[i]``, its earliest observation or intervention time;
+    a time ``t`` falls in cell ``floor((t - t0[i]) / step)``. Observations of one subject and variable
+    in the same cell are averaged (``meta["merged_observations"]`` counts the merged rows); intervention
+    amounts in one cell are summed. ``lengths[i]`` is the last occupied cell + 1; shorter subjects are
+    padded. Axis orders: a categorical column's category order (all categories for variables and
+    kinds, present ones for subjects); otherwise sorted; ``intervention_kinds``, when given, fixes the
+    kinds axis. Interventions are not checked for order or duplicates (they are summed).
+    """
+    if not step > 0:
+        raise ValueError(f"step must be > 0, got {step}")
+    opts = {
+        subject_col: "subject_col",
+        time_col: "time_col",
+        variable_col: "variable_col",
+        value_col: "value_col",
+        kind_col: "kind_col",
+        amount_col: "amount_col",
+    }
+    load = lambda src, name, ids: _load(src, name, ids, drop_bad_rows)
+    obs = load(observations, "observations", [subject_col, variable_col])
+    itv = (
+        None
+        if interventions is None
+        else load(interventions, "interventions", [subject_col, kind_col])
+    )
+    sta = None if static is None else load(static, "static", [subject_col])
+    obs_cols = [subject_col, time_col, variable_col, value_col]
+    V.check_columns(obs, obs_cols, exclusive=True, options=opts)
+    if itv is not None:
+        V.check_columns(
+            itv, [subject_col, time_col, kind_col, amount_col], exclusive=True, options=opts
+        )
+    if sta is not None:
+        V.check_columns(sta, [subject_col], exclusive=False, options=opts)
+    tables = [t for t in (obs, itv, sta) if t is not None]
+    for t in tables:
+        V.check_present(t, subject_col)
+    _harmonize_ids(tables, subject_col)
+
+    V.check_present(obs, variable_col)
+    obs_t = V.check_numeric(obs, time_col, nonnegative=True)
+    obs_v = V.check_numeric(obs, value_col)
+    V.check_time_order(obs, subject_col, variable_col, time_col, obs_t)
+    covariates = None if sta is None else _check_static(sta, subject_col)
+    if itv is not None:
+        itv_t, itv_a = _check_interventions(itv, kind_col, time_col, amount_col, intervention_kinds)
+    _check_subjects(obs, itv, sta, subject_col)
+    if not obs.keep.any():
+        raise CohortError("no valid observations", source=obs.source)
+
+    subjects = _order(obs.kept()[subject_col], present_only=True)
+    variables = _order(obs.kept()[variable_col])
+    if intervention_kinds is not None:
+        kinds = list(intervention_kinds)
+    else:
+        kinds = [] if itv is None else _order(itv.kept()[kind_col])
+    code = lambda t, col, cats: pd.Categorical(t.kept()[col], categories=cats).codes.astype(
+        np.int64
+    )
+    obs_ix = (code(obs, subject_col, subjects), code(obs, variable_col, variables))
+    obs_tv = (obs_t[obs.keep], obs_v[obs.keep])
+    if itv is not None:
+        itv_ix = (code(itv, subject_col, subjects), code(itv, kind_col, kinds))
+        itv_tv = (itv_t[itv.keep], itv_a[itv.keep])
+    else:
+        itv_ix, itv_tv = (np.zeros(0, np.int64),) * 2, (np.zeros(0),) * 2
+    grid = _align(obs_ix, obs_tv, itv_ix, itv_tv, len(subjects), len(variables), len(kinds), step)
+
+    static_names = [] if sta is None else [c for c in sta.df.columns if c != subject_col]
+    static_x = np.zeros((len(subjects), len(static_names)), np.float32)
+    if sta is not None:
+        at = pd.Index(sta.kept()[subject_col]).get_indexer(subjects)
+        static_x = covariates[sta.keep][at].astype(np.float32)
+    report = _drop_report(tables)
+    meta = {"dropped_rows": report, "merged_observations": grid.pop("merged")}
+    meta["sources"] = {t.name: t.source for t in tables}
+    return Cohort(
+        **grid,
+        static=static_x,
+        subject_ids=tuple(subjects),
+        variables=tuple(variables),
+        intervention_kinds=tuple(kinds),
+        static_names=tuple(static_names),
+        step=float(step),
+        meta=meta,
+    )
+
+
+def to_long(
+    cohort: Cohort,
+    *,
+    subject_col: str = "subject_id",
+    time_col: str = "time",
+    variable_col: str = "variable",
+    value_col: str = "value",
+    kind_col: str = "kind",
+    amount_col: str = "amount",
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The inverse of :func:`read_cohort`: ``(observations, interventions, static)`` DataFrames.
+
+    One observation row per observed (masked) cell at time ``t0[i] + t * step``; one intervention row
+    per non-zero cell amount. Subject, variable and kind columns are categoricals whose categories keep
+    the cohort's axis order, so ``read_cohort(*to_long(c), step=c.step)`` returns the same arrays
+    (through CSV, which loses categories, the axes come back sorted; a variable never observed is lost
+    unless the table is categorical; the span of a subject is fixed by its first and last occupied cells).
+    """
+    n, _, f = cohort.values.shape
+    names = lambda given, k, prefix: list(given) if given else [f"{prefix}{j}" for j in range(k)]
+    subjects = names(cohort.subject_ids, n, "s")
+    variables = names(cohort.variables, f, "x")
+    kinds = names(cohort.intervention_kinds, cohort.interventions.shape[2], "u")
+    static_names = names(cohort.static_names, cohort.static.shape[1], "c")
+    t0 = np.zeros(n) if cohort.t0 is None else np.asarray(cohort.t0, np.float64)
+    cat = lambda codes, cats: pd.Categorical.from_codes(codes, categories=cats)
+
+    i, t, j = np.nonzero(cohort.mask)
+    obs = pd.DataFrame(
+        {
+            subject_col: cat(i, subjects),
+            time_col: t0[i] + t * cohort.step,
+            variable_col: cat(j, variables),
+            value_col: cohort.values[i, t, j],
+        }
+    )
+    i, t, u = np.nonzero(cohort.interventions)
+    itv = pd.DataFrame(
+        {
+            subject_col: cat(i, subjects),
+            time_col: t0[i] + t * cohort.step,
+            kind_col: cat(u, kinds),
+            amount_col: cohort.interventions[i, t, u],
+        }
+    )
+    static = pd.DataFrame({subject_col: cat(np.arange(n), subjects)})
+    for k, name in enumerate(static_names):
+        static[name] = cohort.static[:, k]
+    return obs, itv, static
+
+
+def _load(src: TableLike, name: str, id_cols: list[str], drop_bad_rows: bool) -> V.Table:
+    """Reads one table; ids are read as strings from CSV (keeps leading zeros)."""
+    if isinstance(src, pd.DataFrame):
+        df, labels, source = src.reset_index(drop=True), src.index.to_numpy(), f"{name} DataFrame"
+        header = None
+    else:
+        path, source, header = Path(src), str(src), None
+        suffix = "".join(path.suffixes[-2:]).lower()
+        try:
+            if suffix.endswith(".parquet") or suffix.endswith(".pq"):
+                df = pd.read_parquet(path)
+                labels = np.arange(1, len(df) + 1)
+            elif suffix.endswith((".csv", ".csv.gz")):
+                df = pd.read_csv(path, dtype={c: str for c in id_cols}, skip_blank_lines=False)
+                labels, header = np.arange(2, len(df) + 2), 1
+                blank = df.isna().all(axis=1).to_numpy()
+                df, labels = df[~blank].reset_index(drop=True), labels[~blank]
+            else:
+                raise CohortError(
+                    "unsupported file type: use .csv or .parquet, or pass a DataFrame",
+                    source=source,
+                )
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as e:
+            if isinstance(e, FileNotFoundError):
+                raise
+            raise CohortError(f"cannot read the {name} table: {e}", source=source) from e
+    return V.Table(name, source, df, labels, drop_bad_rows=drop_bad_rows, header_row=header)
+
+
+def _harmonize_ids(tables: list[V.Table], col: str) -> None:
+    """If the subject columns mix numbers and strings across tables, compares them as strings."""
+    kinds = {pd.api.types.is_numeric_dtype(_base_dtype(t.df[col])) for t in tables}
+    if len(kinds) < 2:
+        return
+    for t in tables:
+        s = t.df[col]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            s = s.astype(s.cat.categories.dtype)
+        if pd.api.types.is_float_dtype(s) and np.all(np.mod(s.dropna(), 1) == 0):
+            s = s.astype("Int64")
+        t.df[col] = s.astype(str).where(s.notna(), None)
+
+
+def _base_dtype(s: pd.Series):
+    return s.cat.categories.dtype if isinstance(s.dtype, pd.CategoricalDtype) else s.dtype
+
+
+def _check_static(sta: V.Table, subject_col: str) -> np.ndarray:
+    names = [c for c in sta.df.columns if c != subject_col]
+    cols = [V.check_numeric(sta, c) for c in names]
+    V.check_unique(sta, subject_col)
+    return np.stack(cols, axis=1) if cols else np.zeros((len(sta.df), 0))
+
+
+def _check_interventions(itv: V.Table, kind_col, time_col, amount_col, allowed):
+    V.check_present(itv, kind_col)
+    if allowed is not None:
+        V.check_allowed(
+            itv,
+            kind_col,
+            allowed,
+            reason=f"unknown intervention kind; allowed kinds are {list(allowed)}",
+            fix="fix the kind, add it to intervention_kinds, or pass drop_bad_rows=True",
+        )
+    t = V.check_numeric(itv, time_col, nonnegative=True)
+    a = V.check_numeric(itv, amount_col)
+    return t, a
+
+
+def _check_subjects(obs: V.Table, itv: V.Table | None, sta: V.Table | None, col: str) -> None:
+    """Cross-table subject checks (see :func:`read_cohort`)."""
+    if sta is not None:
+        has_static = obs.df[col].isin(sta.kept()[col]).to_numpy()
+        missing = pd.unique(obs.df[col][obs.keep & ~has_static])
+        if len(missing) and not obs.drop_bad_rows:
+            raise CohortError(
+                f"no static covariates for observed subject(s) {list(missing[:10])}: add one row of "
+                "covariates per subject, or pass drop_bad_rows=True to drop their observations",
+                source=sta.source,
+                column=col,
+            )
+        obs.flag(
+            ~has_static, column=col, reason=f"subject has no static covariates in {sta.source}"
+        )
+    observed = obs.kept()[col].unique()
+    no_obs = f"subject without observations (no valid row in {obs.source})"
+    fix = "remove these rows or add the subject's observations, or pass drop_bad_rows=True"
+    if itv is not None:
+        known = sta.df[col] if sta is not None else []
+        in_static = itv.df[col].isin(known).to_numpy() & ~itv.df[col].isin(observed).to_numpy()
+        itv.flag(in_static, column=col, reason=no_obs, fix=fix)
+        where = obs.source + ("" if sta is None else f" nor {sta.source}")
+        V.check_allowed(itv, col, observed, reason=f"unknown subject: not in {where}", fix=fix)
+    if sta is not None:
+        V.check_allowed(sta, col, observed, reason=no_obs, fix=fix)
+
+
+def _order(col: pd.Series, *, present_only: bool = False) -> list:
+    """Axis order: categorical category order, else sorted (first appearance if unsortable)."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        cats = col.cat.categories
+        if present_only:
+            cats = cats[cats.isin(col.unique())]
+        return cats.tolist()
+    uniq = pd.unique(col)
+    try:
+        return sorted(uniq.tolist())
+    except TypeError:
+        return uniq.tolist()
+
+
+def _align(obs_ix, obs_tv, itv_ix, itv_tv, n: int, f: int, u: int, step: float) -> dict:
+    """Scatters observations (averaged per cell) and interventions (summed) onto the grid."""
+    (os_, of), (ot, ov) = obs_ix, obs_tv
+    (is_, iu), (it, ia) = itv_ix, itv_tv
+    t0 = np.full(n, np.inf)
+    np.minimum.at(t0, os_, ot)
+    np.minimum.at(t0, is_, it)
+    cell = lambda s, t: np.floor((t - t0[s]) / step + _CELL_TOL).astype(np.int64)
+    oc, ic = cell(os_, ot), cell(is_, it)
+    lengths = np.zeros(n, np.int64)
+    np.maximum.at(lengths, os_, oc + 1)
+    np.maximum.at(lengths, is_, ic + 1)
+    T = int(lengths.max())
+    if n * T * max(f, u, 1) > _MAX_CELLS:
+        raise CohortError(
+            f"the aligned grid would have {n} x {T} x {max(f, u)} cells; use a larger step "
+            f"(now {step}) or check the time unit"
+        )
+    flat = (os_ * T + oc) * f + of
+    counts = np.bincount(flat, minlength=n * T * f)
+    sums = np.bincount(flat, weights=ov, minlength=n * T * f)
+    mask = counts > 0
+    values = np.where(mask, sums / np.maximum(counts, 1), 0.0)
+    amounts = np.bincount((is_ * T + ic) * u + iu, weights=ia, minlength=n * T * u)
+    return {
+        "values": values.reshape(n, T, f).astype(np.float32),
+        "mask": mask.reshape(n, T, f),
+        "interventions": amounts.reshape(n, T, u).astype(np.float32),
+        "lengths": lengths.astype(np.int32),
+        "t0": t0,
+        "merged": int(len(flat) - mask.sum()),
+    }
+
+
+def _drop_report(tables: list[V.Table]) -> dict:
+    entries = [e for t in tables for e in t.dropped]
+    count = sum(e["count"] for e in entries)
+    if count:
+        summary = "; ".join(f"{e['count']} in {e['source']} ({e['reason']})" for e in entries)
+        log.warning("dropped %d bad row(s): %s", count, summary)
+    return {"count": count, "entries": entries}

@@ -1,0 +1,182 @@
+"""Row-level validation of the long-format cohort tables.
+
+Each table is wrapped in a :class:`Table` that keeps the user-facing row labels (line numbers for CSV,
+record numbers for Parquet, index labels for DataFrames) next to a ``keep`` mask. A check computes a
+boolean "bad" mask over all rows with vectorized pandas/numpy code and hands it to :meth:`Table.flag`,
+which either raises a :class:`CohortError` naming the file, the rows, the column and the fix, or (with
+``drop_bad_rows=True``) clears those rows from ``keep`` and records them in the drop report. A row is
+reported once, under the first check it fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from twinjax.data.errors import CohortError
+
+_DROP_HINT = "fix or remove these rows, or pass drop_bad_rows=True to drop them"
+
+
+@dataclass
+class Table:
+    """One input table under validation (rows are positional; ``labels`` are what the user sees)."""
+
+    name: str  # "observations", "interventions" or "static"
+    source: str  # the file path, or "<name> DataFrame"
+    df: pd.DataFrame  # RangeIndex 0..n-1
+    labels: np.ndarray  # user-facing row label of each row
+    drop_bad_rows: bool = False
+    header_row: int | None = None  # the header's line number (CSV), named by column errors
+    keep: np.ndarray = field(init=False)
+    dropped: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.keep = np.ones(len(self.df), dtype=bool)
+
+    def flag(self, bad, *, column: str, reason: str, fix: str = _DROP_HINT) -> None:
+        """Raises for (or, with ``drop_bad_rows``, drops) the kept rows where ``bad`` is True."""
+        bad = np.asarray(bad, dtype=bool) & self.keep
+        if not bad.any():
+            return
+        rows = self.labels[bad].tolist()
+        if not self.drop_bad_rows:
+            raise CohortError(f"{reason}; {fix}", source=self.source, rows=rows, column=column)
+        self.keep &= ~bad
+        self.dropped.append(
+            {
+                "table": self.name,
+                "source": self.source,
+                "column": column,
+                "reason": reason,
+                "count": len(rows),
+                "rows": rows,
+            }
+        )
+
+    def kept(self) -> pd.DataFrame:
+        return self.df[self.keep]
+
+
+def check_columns(table: Table, required: list[str], *, exclusive: bool, options: dict) -> None:
+    """Missing required columns, and (if ``exclusive``) unknown ones, always raise."""
+    found = list(table.df.columns)
+    for col in required:
+        if col not in found:
+            opt = options.get(col)
+            how = f" or pass {opt}=<its name>" if opt else ""
+            raise CohortError(
+                f"missing required column; found columns {found}: rename the column{how}",
+                source=table.source,
+                rows=_header(table),
+                column=col,
+            )
+    if exclusive:
+        for col in found:
+            if col not in required:
+                raise CohortError(
+                    f"unknown column; this table must have exactly the columns {required}: "
+                    "remove it (or, if it is one of them under another name, pass its name via "
+                    f"{sorted(v for v in options.values() if v)})",
+                    source=table.source,
+                    rows=_header(table),
+                    column=col,
+                )
+
+
+def _header(table: Table):
+    return None if table.header_row is None else [table.header_row]
+
+
+def check_present(table: Table, column: str) -> None:
+    """NaN or empty identifiers (subject, variable, kind)."""
+    col = table.df[column]
+    bad = col.isna().to_numpy()
+    if col.dtype == object or pd.api.types.is_string_dtype(col):
+        bad = bad | (col.astype(str).str.strip() == "").to_numpy()
+    table.flag(bad, column=column, reason="missing value")
+
+
+def check_numeric(table: Table, column: str, *, nonnegative: bool = False) -> np.ndarray:
+    """Missing, non-numeric, infinite (and optionally negative) values; returns the column as float64."""
+    col = table.df[column]
+    num = pd.to_numeric(col, errors="coerce") if not _is_real(col) else col
+    x = num.to_numpy(dtype=np.float64, na_value=np.nan)
+    table.flag(col.isna().to_numpy(), column=column, reason="missing value (NaN or empty)")
+    table.flag(np.isnan(x), column=column, reason="non-numeric value; values must be numbers")
+    table.flag(np.isinf(x), column=column, reason="infinite value")
+    if nonnegative:
+        table.flag(x < 0, column=column, reason="negative time; times must be >= 0")
+    return x
+
+
+def _is_real(col: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+
+
+def check_time_order(
+    table: Table, subject: str, variable: str, time_col: str, time: np.ndarray
+) -> None:
+    """Duplicate and unsorted timestamps for one subject and variable, in file order.
+
+    The first occurrence of a (subject, variable, time) triple is kept; a later repeat is a duplicate.
+    A row whose time is earlier than that of a previous row of the same subject and variable is unsorted
+    (dropping those rows leaves each sequence increasing).
+    """
+    rows = np.flatnonzero(table.keep)
+    keys = [table.df[subject].to_numpy()[rows], table.df[variable].to_numpy()[rows]]
+    frame = pd.DataFrame({"s": keys[0], "v": keys[1], "t": time[rows], "label": table.labels[rows]})
+    dup = frame.duplicated(["s", "v", "t"], keep="first").to_numpy()
+    if dup.any():
+        first = frame.groupby(["s", "v", "t"], sort=False)["label"].transform("first")
+        earlier = sorted(set(first.to_numpy()[dup].tolist()))[:10]
+        table.flag(
+            _scatter(len(table.df), rows[dup]),
+            column=time_col,
+            reason=f"duplicate timestamp: same subject, variable and time as row(s) {earlier}",
+            fix="remove the repeats (keep one value per time), or pass drop_bad_rows=True "
+            "to keep the first",
+        )
+        keep = ~dup
+        rows, frame = rows[keep], frame[keep].reset_index(drop=True)
+    prev = frame.groupby(["s", "v"], sort=False)["t"].cummax()
+    prev = prev.groupby([frame["s"], frame["v"]], sort=False).shift()
+    unsorted = (frame["t"] < prev).to_numpy()
+    table.flag(
+        _scatter(len(table.df), rows[unsorted]),
+        column=time_col,
+        reason="unsorted timestamps: earlier than a previous row of the same subject and variable",
+        fix="sort the rows by time within each subject and variable, or pass drop_bad_rows=True "
+        "to drop the out-of-order rows",
+    )
+
+
+def _scatter(n: int, idx: np.ndarray) -> np.ndarray:
+    out = np.zeros(n, dtype=bool)
+    out[idx] = True
+    return out
+
+
+def check_unique(table: Table, column: str) -> None:
+    """One row per subject (static covariates); later repeats are the bad rows."""
+    col = table.df[column][table.keep]
+    dup = _scatter(
+        len(table.df), np.flatnonzero(table.keep)[col.duplicated(keep="first").to_numpy()]
+    )
+    table.flag(
+        dup,
+        column=column,
+        reason="duplicate subject: an earlier row has the same subject",
+        fix="keep one row per subject, or pass drop_bad_rows=True to keep the first",
+    )
+
+
+def check_allowed(
+    table: Table, column: str, allowed, *, reason: str, fix: str = _DROP_HINT
+) -> None:
+    """Rows whose ``column`` value is not among ``allowed``."""
+    table.flag(
+        ~table.df[column].isin(list(allowed)).to_numpy(), column=column, reason=reason, fix=fix
+    )
