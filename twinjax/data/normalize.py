@@ -1,0 +1,123 @@
+"""Normalization over observed (masked) values: population or per-individual mean and std.
+
+Statistics are a :class:`NormStats` NamedTuple of plain arrays (a pytree: orbax saves it as is;
+:func:`stats_to_dict`/:func:`stats_from_dict` give a JSON form). Population stats have shape ``[F]``;
+per-individual stats ``[N, F]`` and apply to values ``[N, T, F]`` (or, vmapped, ``[F]`` to ``[T, F]``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Bool, Float
+
+
+class NormStats(NamedTuple):
+    mean: Float[Array, "*individuals features"]
+    std: Float[Array, "*individuals features"]
+
+
+def fit_normalizer(
+    values: Float[ArrayLike, "individuals time features"],
+    mask: Bool[ArrayLike, "individuals time features"],
+    *,
+    per_individual: bool = False,
+    min_count: int = 2,
+) -> NormStats:
+    """Mean and std (ddof 0) of the observed values of each feature.
+
+    Population stats pool all individuals and times; per-individual stats pool each individual's times.
+    A std below 1e-12 (a constant feature) is set to 1, as is the std of a feature with no observations
+    (whose mean is 0). Per-individual: a feature with fewer than ``min_count`` observations for an
+    individual falls back to the population stats of that feature.
+    """
+    values, mask = jnp.asarray(values), jnp.asarray(mask, dtype=bool)
+    pop = _moments(values, mask, axes=tuple(range(values.ndim - 1)))
+    if not per_individual:
+        return pop
+    count = mask.sum(axis=-2)
+    ind = _moments(values, mask, axes=(values.ndim - 2,))
+    enough = count >= min_count
+    return NormStats(jnp.where(enough, ind.mean, pop.mean), jnp.where(enough, ind.std, pop.std))
+
+
+def _moments(values, mask, axes) -> NormStats:
+    count = mask.sum(axis=axes)
+    n = jnp.maximum(count, 1)
+    mean = jnp.where(mask, values, 0).sum(axis=axes) / n
+    centred = values - jnp.expand_dims(mean, axes)
+    var = jnp.where(mask, centred**2, 0).sum(axis=axes) / n
+    std = jnp.sqrt(var)
+    return NormStats(mean, jnp.where((std < 1e-12) | (count == 0), 1.0, std).astype(mean.dtype))
+
+
+def _expand(stat: Array, values: Array) -> Array:
+    """Per-individual ``[..., F]`` stats gain a time axis to broadcast over ``[..., T, F]`` values."""
+    return stat if stat.ndim <= 1 or stat.ndim == values.ndim else stat[..., None, :]
+
+
+def normalize(
+    stats: NormStats,
+    values: Float[ArrayLike, "*batch features"],
+    *,
+    mask: Bool[ArrayLike, "*batch features"] | None = None,
+) -> Float[Array, "*batch features"]:
+    """``(values - mean) / std``; where ``mask`` is given and False the output is 0."""
+    values = jnp.asarray(values)
+    out = (values - _expand(stats.mean, values)) / _expand(stats.std, values)
+    return out if mask is None else jnp.where(mask, out, 0.0)
+
+
+def denormalize(
+    stats: NormStats, values: Float[ArrayLike, "*batch features"]
+) -> Float[Array, "*batch features"]:
+    """The inverse of :func:`normalize`: ``values * std + mean``."""
+    values = jnp.asarray(values)
+    return values * _expand(stats.std, values) + _expand(stats.mean, values)
+
+
+def denormalize_scale(
+    stats: NormStats, scale: Float[ArrayLike, "*batch features"]
+) -> Float[Array, "*batch features"]:
+    """A scale (predictive std) in normalized units back to data units: ``scale * std``."""
+    scale = jnp.asarray(scale)
+    return scale * _expand(stats.std, scale)
+
+
+def identity_stats(n_features: int) -> NormStats:
+    """Stats that leave values unchanged (mean 0, std 1)."""
+    return NormStats(jnp.zeros(n_features), jnp.ones(n_features))
+
+
+def stats_to_dict(stats: NormStats) -> dict:
+    """A JSON-serializable form (nested lists)."""
+    return {"mean": np.asarray(stats.mean).tolist(), "std": np.asarray(stats.std).tolist()}
+
+
+def stats_from_dict(d: dict) -> NormStats:
+    return NormStats(jnp.asarray(d["mean"], jnp.float32), jnp.asarray(d["std"], jnp.float32))
+
+
+class Normalizer(NamedTuple):
+    """One normalization scheme as a pure pair of functions (``fit`` then ``normalize``...)."""
+
+    fit: Callable[..., NormStats]
+    normalize: Callable[..., Array]
+    denormalize: Callable[..., Array]
+    denormalize_scale: Callable[..., Array]
+
+
+def make_normalizer(kind: str = "population") -> Normalizer:
+    """The scheme named by ``DataConfig.normalization``: "population", "individual" or "none"."""
+    if kind not in ("population", "individual", "none"):
+        raise ValueError(f"unknown normalization {kind!r}: use population, individual or none")
+
+    def fit(values, mask):
+        if kind == "none":
+            return identity_stats(jnp.shape(values)[-1])
+        return fit_normalizer(values, mask, per_individual=kind == "individual")
+
+    return Normalizer(fit, normalize, denormalize, denormalize_scale)
