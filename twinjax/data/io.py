@@ -120,9 +120,7 @@ def read_cohort(
         kinds = list(intervention_kinds)
     else:
         kinds = [] if itv is None else _order(itv.kept()[kind_col])
-    code = lambda t, col, cats: pd.Categorical(t.kept()[col], categories=cats).codes.astype(
-        np.int64
-    )
+    code = lambda t, col, cats: _codes(t.kept()[col], cats)
     obs_ix = (code(obs, subject_col, subjects), code(obs, variable_col, variables))
     obs_tv = (obs_t[obs.keep], obs_v[obs.keep])
     if itv is not None:
@@ -312,6 +310,12 @@ def _order(col: pd.Series, *, present_only: bool = False) -> list:
         return sorted(uniq.tolist())
     except TypeError:
         return uniq.tolist()
+
+
+def _codes(col: pd.Series, order: list) -> np.ndarray:
+    """Positions of ``col``'s values in ``order`` (every value must be in it)."""
+    codes, uniques = pd.factorize(col)
+    return pd.Index(order).get_indexer(pd.Index(uniques))[codes].astype(np.int64)
 
 
 def _align(obs_ix, obs_tv, itv_ix, itv_tv, n: int, f: int, u: int, step: float) -> dict:

@@ -121,17 +121,22 @@ def check_time_order(
 ) -> None:
     """Duplicate and unsorted timestamps for one subject and variable, in file order.
 
-    The first occurrence of a (subject, variable, time) triple is kept; a later repeat is a duplicate.
-    A row whose time is earlier than that of a previous row of the same subject and variable is unsorted
-    (dropping those rows leaves each sequence increasing).
+    Walking each (subject, variable) sequence in file order, a row whose time equals the latest time
+    seen so far is a duplicate (the earlier row is kept); a row earlier than it is unsorted. Dropping
+    both leaves every sequence strictly increasing.
     """
     rows = np.flatnonzero(table.keep)
-    keys = [table.df[subject].to_numpy()[rows], table.df[variable].to_numpy()[rows]]
-    frame = pd.DataFrame({"s": keys[0], "v": keys[1], "t": time[rows], "label": table.labels[rows]})
-    dup = frame.duplicated(["s", "v", "t"], keep="first").to_numpy()
+    s_code = pd.factorize(table.df[subject].iloc[rows])[0].astype(np.int64)
+    v_code, v_uniq = pd.factorize(table.df[variable].iloc[rows])
+    key = s_code * max(len(v_uniq), 1) + v_code
+    t = pd.Series(time[rows])
+    prev = t.groupby(key, sort=False).cummax().groupby(key, sort=False).shift().to_numpy()
+    dup = t.to_numpy() == prev
     if dup.any():
-        first = frame.groupby(["s", "v", "t"], sort=False)["label"].transform("first")
-        earlier = sorted(set(first.to_numpy()[dup].tolist()))[:10]
+        earlier = []
+        for r in np.flatnonzero(dup)[:10]:  # at most 10 look-ups, for the message
+            same = (key[:r] == key[r]) & (time[rows[:r]] == time[rows[r]])
+            earlier.append(table.labels[rows[np.argmax(same)]].item())
         table.flag(
             _scatter(len(table.df), rows[dup]),
             column=time_col,
@@ -139,13 +144,8 @@ def check_time_order(
             fix="remove the repeats (keep one value per time), or pass drop_bad_rows=True "
             "to keep the first",
         )
-        keep = ~dup
-        rows, frame = rows[keep], frame[keep].reset_index(drop=True)
-    prev = frame.groupby(["s", "v"], sort=False)["t"].cummax()
-    prev = prev.groupby([frame["s"], frame["v"]], sort=False).shift()
-    unsorted = (frame["t"] < prev).to_numpy()
     table.flag(
-        _scatter(len(table.df), rows[unsorted]),
+        _scatter(len(table.df), rows[t.to_numpy() < prev]),
         column=time_col,
         reason="unsorted timestamps: earlier than a previous row of the same subject and variable",
         fix="sort the rows by time within each subject and variable, or pass drop_bad_rows=True "
