@@ -107,3 +107,17 @@ def test_make_normalizer_from_config_names():
     assert ind.mean.shape == (4, 3)
     with pytest.raises(ValueError, match="unknown normalization"):
         make_normalizer("robust")
+
+
+def test_stats_save_and_restore_with_orbax(tmp_path):
+    import orbax.checkpoint as ocp
+
+    values, mask = cohort_arrays(6)
+    stats = fit_normalizer(values, mask, per_individual=True)
+    with ocp.StandardCheckpointer() as ckpt:
+        ckpt.save(tmp_path / "stats", stats)
+        ckpt.wait_until_finished()
+        back = ckpt.restore(tmp_path / "stats", jax.eval_shape(lambda: stats))
+    assert isinstance(back, NormStats)
+    np.testing.assert_array_equal(back.mean, stats.mean)
+    np.testing.assert_array_equal(back.std, stats.std)
