@@ -1,0 +1,82 @@
+"""Bayesian twins: hierarchical models, PK closed forms, inference, diagnostics, calibration."""
+
+from twinjax.bayes.calibration import (
+    calibration_summary,
+    central_interval,
+    coverage,
+    crps_gaussian,
+    crps_samples,
+    gaussian_coverage,
+    pit_gaussian,
+    pit_ks,
+    pit_samples,
+)
+from twinjax.bayes.data import TwinData, pk_data_from_frames
+from twinjax.bayes.diagnostics import (
+    Diagnostics,
+    DiagnosticsWarning,
+    diagnose,
+    ess_bulk,
+    problems_of,
+    rank_rhat,
+)
+from twinjax.bayes.growth import linear_predict, polynomial_names, polynomial_predict
+from twinjax.bayes.hierarchical import (
+    HierarchicalSpec,
+    hierarchical_model,
+    individual_params,
+    population_draws,
+    predict_curves,
+)
+from twinjax.bayes.inference import NutsResult, SviResult, run_nuts, run_svi, svi_draws
+from twinjax.bayes.pk import (
+    iv_bolus_one_compartment,
+    iv_bolus_predict,
+    oral_one_compartment,
+    oral_predict,
+    oral_steady_state,
+)
+from twinjax.bayes.predictive import PosteriorPredictive, flatten_chains, posterior_predictive
+from twinjax.bayes.residual import ERROR_MODELS
+
+__all__ = [
+    "ERROR_MODELS",
+    "Diagnostics",
+    "DiagnosticsWarning",
+    "HierarchicalSpec",
+    "NutsResult",
+    "PosteriorPredictive",
+    "SviResult",
+    "TwinData",
+    "calibration_summary",
+    "central_interval",
+    "coverage",
+    "crps_gaussian",
+    "crps_samples",
+    "diagnose",
+    "ess_bulk",
+    "flatten_chains",
+    "gaussian_coverage",
+    "hierarchical_model",
+    "individual_params",
+    "iv_bolus_one_compartment",
+    "iv_bolus_predict",
+    "linear_predict",
+    "oral_one_compartment",
+    "oral_predict",
+    "oral_steady_state",
+    "pit_gaussian",
+    "pit_ks",
+    "pit_samples",
+    "pk_data_from_frames",
+    "polynomial_names",
+    "polynomial_predict",
+    "population_draws",
+    "posterior_predictive",
+    "predict_curves",
+    "problems_of",
+    "rank_rhat",
+    "run_nuts",
+    "run_svi",
+    "svi_draws",
+]

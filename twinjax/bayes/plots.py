@@ -1,0 +1,78 @@
+"""Plots for Bayesian twins (matplotlib, Agg backend): fits with credible bands, PIT, coverage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_individual_fits(
+    path: Path,
+    grid,
+    draws,
+    times,
+    values,
+    mask,
+    *,
+    names=(),
+    level: float = 0.9,
+    ylabel: str = "value",
+    title: str = "",
+) -> None:
+    """One panel per individual: observations, posterior median and central ``level`` band.
+
+    ``grid`` is ``[individuals, G]``, ``draws`` ``[draws, individuals, G]``.
+    """
+    n = draws.shape[1]
+    cols = min(4, n)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.5 * rows), squeeze=False)
+    a = (1 - level) / 2
+    lo, med, hi = np.quantile(draws, [a, 0.5, 1 - a], axis=0)
+    for i, ax in enumerate(axes.flat):
+        if i >= n:
+            ax.axis("off")
+            continue
+        ax.fill_between(grid[i], lo[i], hi[i], alpha=0.3, label=f"{int(100 * level)}% band")
+        ax.plot(grid[i], med[i], lw=1.2, label="median")
+        m = np.asarray(mask[i], bool)
+        ax.plot(np.asarray(times[i])[m], np.asarray(values[i])[m], "k.", ms=4, label="observed")
+        ax.set_title(str(names[i]) if len(names) else f"individual {i}", fontsize=9)
+        ax.set_ylabel(ylabel, fontsize=8)
+    axes.flat[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_pit_histogram(path: Path, pit, *, bins: int = 10, title: str = "PIT histogram") -> None:
+    """Histogram of PIT values; a calibrated forecaster is flat at 1 (dashed)."""
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    ax.hist(np.ravel(pit), bins=bins, range=(0, 1), density=True, edgecolor="white")
+    ax.axhline(1.0, ls="--", color="k", lw=1)
+    ax.set_xlabel("PIT")
+    ax.set_ylabel("density")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_coverage(path: Path, levels, observed, *, title: str = "interval coverage") -> None:
+    """Empirical coverage of central intervals against their nominal level."""
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.plot([0, 1], [0, 1], "k--", lw=1)
+    ax.plot(levels, observed, "o-")
+    ax.set_xlabel("nominal level")
+    ax.set_ylabel("empirical coverage")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
