@@ -200,3 +200,14 @@ def test_round_trip_keeps_axis_order_of_a_built_cohort():
         np.testing.assert_array_equal(getattr(back, k), getattr(c, k), err_msg=k)
     assert back.subject_ids == c.subject_ids and back.variables == c.variables
     assert back.static_names == c.static_names
+
+
+def test_numeric_and_string_subject_ids_are_matched_as_strings(tmp_path):
+    obs, itv, static = random_long(5, n=3)
+    obs["subject_id"] = obs.subject_id.str[1:].astype(int)  # 0, 1, 2 as integers
+    static.assign(subject_id=static.subject_id.str[1:]).to_csv(
+        tmp_path / "static.csv", index=False
+    )  # "0", "1", "2" as strings
+    c = read_cohort(obs, static=tmp_path / "static.csv")
+    assert c.subject_ids == ("0", "1", "2")
+    np.testing.assert_allclose(c.static[:, 0], static.age.to_numpy(), rtol=1e-6)

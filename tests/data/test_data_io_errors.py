@@ -170,8 +170,18 @@ def test_observed_subject_without_static_raises(tmp_path):
     tables = clean_tables()
     tables["static"] = tables["static"].iloc[:1]
     paths = write(tables, tmp_path, "csv")
-    with pytest.raises(CohortError, match=r"static_bad\.csv, column 'subject_id': no static.*s2"):
+    with pytest.raises(
+        CohortError, match=r"static_bad\.csv, column 'subject_id': no static.*s2"
+    ) as e:
         read_cohort(paths["observations"], static=paths["static"])
+    assert "observations_bad.csv row(s) [8, 9, 10, 11, 12]" in str(e.value)  # s2's first lines
+
+
+def test_unparsable_csv_names_the_file(tmp_path):
+    path = tmp_path / "ragged.csv"
+    path.write_text("subject_id,time,variable,value\na,0,x,1\na,1,x,2,extra\n")
+    with pytest.raises(CohortError, match=r"ragged\.csv: cannot read.*line 3"):
+        read_cohort(path)
 
 
 def test_dataframe_rows_are_index_labels():

@@ -58,7 +58,8 @@ def read_cohort(
     negative times; duplicate or unsorted times for one subject and variable (in file order); repeated
     subjects in the static table; intervention kinds outside ``intervention_kinds`` (when given);
     subjects in the static or intervention table without observations, and intervention subjects
-    found in no other table. Observed subjects missing from a given static table are an error. Column
+    found in no other table. Every static column but the subject is a numeric covariate (encode
+    categories as numbers). Observed subjects missing from a given static table are an error. Column
     checks (missing required or unknown columns) always raise. With ``drop_bad_rows=True`` the bad rows
     are dropped instead (observations of a subject without static covariates too), a warning is logged
     and ``cohort.meta["dropped_rows"]`` lists them: ``{"count": n, "entries": [{"table", "source",
@@ -274,11 +275,14 @@ def _check_subjects(obs: V.Table, itv: V.Table | None, sta: V.Table | None, col:
     """Cross-table subject checks (see :func:`read_cohort`)."""
     if sta is not None:
         has_static = obs.df[col].isin(sta.kept()[col]).to_numpy()
-        missing = pd.unique(obs.df[col][obs.keep & ~has_static])
+        lacking = obs.keep & ~has_static
+        missing = pd.unique(obs.df[col][lacking])
         if len(missing) and not obs.drop_bad_rows:
+            seen = obs.labels[lacking][:5].tolist()
             raise CohortError(
-                f"no static covariates for observed subject(s) {list(missing[:10])}: add one row of "
-                "covariates per subject, or pass drop_bad_rows=True to drop their observations",
+                f"no static covariates for observed subject(s) {list(missing[:10])} (observed in "
+                f"{obs.source} row(s) {seen}...): add one row of covariates per subject, or pass "
+                "drop_bad_rows=True to drop their observations",
                 source=sta.source,
                 column=col,
             )
