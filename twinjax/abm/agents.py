@@ -1,0 +1,67 @@
+"""Agents as a struct of arrays: one array per attribute, agent ``i`` is row ``i`` of each."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+# Disease status codes (int8).
+S, E, I, R = 0, 1, 2, 3  # noqa: E741 (the compartments of the SEIR model)
+N_STATUS = 4
+
+
+class Agents(NamedTuple):
+    """Per-agent disease attributes. ``group`` is a reporting subgroup (age band, income...)."""
+
+    status: Int[Array, " n"]
+    rel_sus: Float[Array, " n"]
+    rel_trans: Float[Array, " n"]
+    group: Int[Array, " n"]
+
+
+def init_agents(
+    key: PRNGKeyArray,
+    n: int,
+    init_prev: float,
+    *,
+    group: Int[Array, " n"] | None = None,
+    rel_sus: Float[Array, " n"] | None = None,
+) -> Agents:
+    """Everyone susceptible except a Bernoulli(``init_prev``) draw of infectious seeds (as starsim)."""
+    seeds = jax.random.uniform(key, (n,)) < init_prev
+    status = jnp.where(seeds, I, S).astype(jnp.int8)
+    ones = jnp.ones(n, jnp.float32)
+    return Agents(
+        status=status,
+        rel_sus=ones if rel_sus is None else jnp.asarray(rel_sus, jnp.float32),
+        rel_trans=ones,
+        group=jnp.zeros(n, jnp.int32) if group is None else jnp.asarray(group, jnp.int32),
+    )
+
+
+def agent_uniforms(
+    key: PRNGKeyArray, n_local: int, block: int | Int[Array, ""]
+) -> Float[Array, " n"]:
+    """Uniforms for one block of agents; blocks are the shards of a sharded run.
+
+    A serial run with ``n_blocks`` blocks draws exactly the numbers of a run sharded over
+    ``n_blocks`` devices, which is what makes the two comparable.
+    """
+    return jax.random.uniform(jax.random.fold_in(key, block), (n_local,))
+
+
+def population_uniforms(key: PRNGKeyArray, n: int, n_blocks: int = 1) -> Float[Array, " n"]:
+    """All agents' uniforms, drawn block by block (see :func:`agent_uniforms`)."""
+    blocks = jnp.arange(n_blocks)
+    return jax.vmap(lambda b: agent_uniforms(key, n // n_blocks, b))(blocks).reshape(n)
+
+
+def group_counts(
+    status: Int[Array, " n"], group: Int[Array, " n"], n_groups: int
+) -> Float[Array, "groups statuses"]:
+    """Number of agents in each (group, status) cell."""
+    onehot = jax.nn.one_hot(status, N_STATUS, dtype=jnp.float32)
+    return jax.ops.segment_sum(onehot, group, n_groups)
