@@ -75,69 +75,46 @@ def read_cohort(
     """
     if not step > 0:
         raise ValueError(f"step must be > 0, got {step}")
-    opts = {
-        subject_col: "subject_col",
-        time_col: "time_col",
-        variable_col: "variable_col",
-        value_col: "value_col",
-        kind_col: "kind_col",
-        amount_col: "amount_col",
-    }
-    load = lambda src, name, ids: _load(src, name, ids, drop_bad_rows)
-    obs = load(observations, "observations", [subject_col, variable_col])
-    itv = (
-        None
-        if interventions is None
-        else load(interventions, "interventions", [subject_col, kind_col])
-    )
-    sta = None if static is None else load(static, "static", [subject_col])
-    obs_cols = [subject_col, time_col, variable_col, value_col]
-    V.check_columns(obs, obs_cols, exclusive=True, options=opts)
-    if itv is not None:
-        V.check_columns(
-            itv, [subject_col, time_col, kind_col, amount_col], exclusive=True, options=opts
-        )
-    if sta is not None:
-        V.check_columns(sta, [subject_col], exclusive=False, options=opts)
-    tables = [t for t in (obs, itv, sta) if t is not None]
-    for t in tables:
-        V.check_present(t, subject_col)
-    _harmonize_ids(tables, subject_col)
+    c = V.Columns(subject_col, time_col, variable_col, value_col, kind_col, amount_col)
+    load = lambda src, name, ids: None if src is None else _load(src, name, ids, drop_bad_rows)
+    obs = load(observations, "observations", [c.subject, c.variable])
+    itv = load(interventions, "interventions", [c.subject, c.kind])
+    sta = load(static, "static", [c.subject])
+    checked = V.validate_tables(obs, itv, sta, c, intervention_kinds)
+    return _assemble(obs, itv, sta, checked, c, intervention_kinds, step)
 
-    V.check_present(obs, variable_col)
-    obs_t = V.check_numeric(obs, time_col, nonnegative=True)
-    obs_v = V.check_numeric(obs, value_col)
-    V.check_time_order(obs, subject_col, variable_col, time_col, obs_t)
-    covariates = None if sta is None else _check_static(sta, subject_col)
-    if itv is not None:
-        itv_t, itv_a = _check_interventions(itv, kind_col, time_col, amount_col, intervention_kinds)
-    _check_subjects(obs, itv, sta, subject_col)
-    if not obs.keep.any():
-        raise CohortError("no valid observations", source=obs.source)
 
-    subjects = _order(obs.kept()[subject_col], present_only=True)
-    variables = _order(obs.kept()[variable_col])
-    if intervention_kinds is not None:
-        kinds = list(intervention_kinds)
+def _assemble(obs, itv, sta, checked: V.Checked, c: V.Columns, kinds, step: float) -> Cohort:
+    """Axis orders, integer codes, the grid, static covariates and the report."""
+    subjects = _order(obs.kept()[c.subject], present_only=True)
+    variables = _order(obs.kept()[c.variable])
+    if kinds is not None:
+        kinds = list(kinds)
     else:
-        kinds = [] if itv is None else _order(itv.kept()[kind_col])
+        kinds = [] if itv is None else _order(itv.kept()[c.kind])
     code = lambda t, col, cats: _codes(t.kept()[col], cats)
-    obs_ix = (code(obs, subject_col, subjects), code(obs, variable_col, variables))
-    obs_tv = (obs_t[obs.keep], obs_v[obs.keep])
+    obs_ix = (code(obs, c.subject, subjects), code(obs, c.variable, variables))
     if itv is not None:
-        itv_ix = (code(itv, subject_col, subjects), code(itv, kind_col, kinds))
-        itv_tv = (itv_t[itv.keep], itv_a[itv.keep])
+        itv_ix = (code(itv, c.subject, subjects), code(itv, c.kind, kinds))
     else:
-        itv_ix, itv_tv = (np.zeros(0, np.int64),) * 2, (np.zeros(0),) * 2
-    grid = _align(obs_ix, obs_tv, itv_ix, itv_tv, len(subjects), len(variables), len(kinds), step)
-
-    static_names = [] if sta is None else [c for c in sta.df.columns if c != subject_col]
+        itv_ix = (np.zeros(0, np.int64),) * 2
+    grid = _align(
+        obs_ix,
+        checked.obs,
+        itv_ix,
+        checked.interventions,
+        len(subjects),
+        len(variables),
+        len(kinds),
+        step,
+    )
+    static_names = [] if sta is None else [n for n in sta.df.columns if n != c.subject]
     static_x = np.zeros((len(subjects), len(static_names)), np.float32)
     if sta is not None:
-        at = pd.Index(sta.kept()[subject_col]).get_indexer(subjects)
-        static_x = covariates[sta.keep][at].astype(np.float32)
-    report = _drop_report(tables)
-    meta = {"dropped_rows": report, "merged_observations": grid.pop("merged")}
+        at = pd.Index(sta.kept()[c.subject]).get_indexer(subjects)
+        static_x = checked.static[at].astype(np.float32)
+    tables = [t for t in (obs, itv, sta) if t is not None]
+    meta = {"dropped_rows": _drop_report(tables), "merged_observations": grid.pop("merged")}
     meta["sources"] = {t.name: t.source for t in tables}
     return Cohort(
         **grid,
@@ -229,77 +206,6 @@ def _load(src: TableLike, name: str, id_cols: list[str], drop_bad_rows: bool) ->
                 raise
             raise CohortError(f"cannot read the {name} table: {e}", source=source) from e
     return V.Table(name, source, df, labels, drop_bad_rows=drop_bad_rows, header_row=header)
-
-
-def _harmonize_ids(tables: list[V.Table], col: str) -> None:
-    """If the subject columns mix numbers and strings across tables, compares them as strings."""
-    kinds = {pd.api.types.is_numeric_dtype(_base_dtype(t.df[col])) for t in tables}
-    if len(kinds) < 2:
-        return
-    for t in tables:
-        s = t.df[col]
-        if isinstance(s.dtype, pd.CategoricalDtype):
-            s = s.astype(s.cat.categories.dtype)
-        if pd.api.types.is_float_dtype(s) and np.all(np.mod(s.dropna(), 1) == 0):
-            s = s.astype("Int64")
-        t.df[col] = s.astype(str).where(s.notna(), None)
-
-
-def _base_dtype(s: pd.Series):
-    return s.cat.categories.dtype if isinstance(s.dtype, pd.CategoricalDtype) else s.dtype
-
-
-def _check_static(sta: V.Table, subject_col: str) -> np.ndarray:
-    names = [c for c in sta.df.columns if c != subject_col]
-    cols = [V.check_numeric(sta, c) for c in names]
-    V.check_unique(sta, subject_col)
-    return np.stack(cols, axis=1) if cols else np.zeros((len(sta.df), 0))
-
-
-def _check_interventions(itv: V.Table, kind_col, time_col, amount_col, allowed):
-    V.check_present(itv, kind_col)
-    if allowed is not None:
-        V.check_allowed(
-            itv,
-            kind_col,
-            allowed,
-            reason=f"unknown intervention kind; allowed kinds are {list(allowed)}",
-            fix="fix the kind, add it to intervention_kinds, or pass drop_bad_rows=True",
-        )
-    t = V.check_numeric(itv, time_col, nonnegative=True)
-    a = V.check_numeric(itv, amount_col)
-    return t, a
-
-
-def _check_subjects(obs: V.Table, itv: V.Table | None, sta: V.Table | None, col: str) -> None:
-    """Cross-table subject checks (see :func:`read_cohort`)."""
-    if sta is not None:
-        has_static = obs.df[col].isin(sta.kept()[col]).to_numpy()
-        lacking = obs.keep & ~has_static
-        missing = pd.unique(obs.df[col][lacking])
-        if len(missing) and not obs.drop_bad_rows:
-            seen = obs.labels[lacking][:5].tolist()
-            raise CohortError(
-                f"no static covariates for observed subject(s) {list(missing[:10])} (observed in "
-                f"{obs.source} row(s) {seen}...): add one row of covariates per subject, or pass "
-                "drop_bad_rows=True to drop their observations",
-                source=sta.source,
-                column=col,
-            )
-        obs.flag(
-            ~has_static, column=col, reason=f"subject has no static covariates in {sta.source}"
-        )
-    observed = obs.kept()[col].unique()
-    no_obs = f"subject without observations (no valid row in {obs.source})"
-    fix = "remove these rows or add the subject's observations, or pass drop_bad_rows=True"
-    if itv is not None:
-        known = sta.df[col] if sta is not None else []
-        in_static = itv.df[col].isin(known).to_numpy() & ~itv.df[col].isin(observed).to_numpy()
-        itv.flag(in_static, column=col, reason=no_obs, fix=fix)
-        where = obs.source + ("" if sta is None else f" nor {sta.source}")
-        V.check_allowed(itv, col, observed, reason=f"unknown subject: not in {where}", fix=fix)
-    if sta is not None:
-        V.check_allowed(sta, col, observed, reason=no_obs, fix=fix)
 
 
 def _order(col: pd.Series, *, present_only: bool = False) -> list:

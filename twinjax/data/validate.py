@@ -11,6 +11,7 @@ reported once, under the first check it fails.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -180,3 +181,127 @@ def check_allowed(
     table.flag(
         ~table.df[column].isin(list(allowed)).to_numpy(), column=column, reason=reason, fix=fix
     )
+
+
+class Columns(NamedTuple):
+    """Column names of the long tables (``read_cohort``'s ``*_col`` options)."""
+
+    subject: str = "subject_id"
+    time: str = "time"
+    variable: str = "variable"
+    value: str = "value"
+    kind: str = "kind"
+    amount: str = "amount"
+
+    def options(self) -> dict:
+        return {name: f"{field}_col" for field, name in self._asdict().items()}
+
+
+class Checked(NamedTuple):
+    """The numeric columns of the rows that passed (or survived) validation."""
+
+    obs: tuple  # (time, value) float64 arrays
+    interventions: tuple  # (time, amount); empty arrays without an intervention table
+    static: np.ndarray  # [kept static rows, covariates]
+
+
+def validate_tables(obs: Table, itv: Table | None, sta: Table | None, c: Columns, kinds) -> Checked:
+    """All checks of :func:`twinjax.data.io.read_cohort`, in a fixed order (first failure raises)."""
+    check_columns(
+        obs, [c.subject, c.time, c.variable, c.value], exclusive=True, options=c.options()
+    )
+    if itv is not None:
+        itv_cols = [c.subject, c.time, c.kind, c.amount]
+        check_columns(itv, itv_cols, exclusive=True, options=c.options())
+    if sta is not None:
+        check_columns(sta, [c.subject], exclusive=False, options=c.options())
+    tables = [t for t in (obs, itv, sta) if t is not None]
+    for t in tables:
+        check_present(t, c.subject)
+    harmonize_ids(tables, c.subject)
+
+    check_present(obs, c.variable)
+    obs_t = check_numeric(obs, c.time, nonnegative=True)
+    obs_v = check_numeric(obs, c.value)
+    check_time_order(obs, c.subject, c.variable, c.time, obs_t)
+    covariates = np.zeros((0, 0)) if sta is None else _check_static(sta, c.subject)
+    itv_t = itv_a = np.zeros(0)
+    if itv is not None:
+        itv_t, itv_a = _check_interventions(itv, c, kinds)
+    check_subjects(obs, itv, sta, c.subject)
+    if not obs.keep.any():
+        raise CohortError("no valid observations", source=obs.source)
+    kept = lambda t, x: x if t is None else x[t.keep]
+    return Checked(
+        (obs_t[obs.keep], obs_v[obs.keep]),
+        (kept(itv, itv_t), kept(itv, itv_a)),
+        kept(sta, covariates),
+    )
+
+
+def _check_static(sta: Table, subject: str) -> np.ndarray:
+    cols = [check_numeric(sta, name) for name in sta.df.columns if name != subject]
+    check_unique(sta, subject)
+    return np.stack(cols, axis=1) if cols else np.zeros((len(sta.df), 0))
+
+
+def _check_interventions(itv: Table, c: Columns, allowed) -> tuple[np.ndarray, np.ndarray]:
+    check_present(itv, c.kind)
+    if allowed is not None:
+        check_allowed(
+            itv,
+            c.kind,
+            allowed,
+            reason=f"unknown intervention kind; allowed kinds are {list(allowed)}",
+            fix="fix the kind, add it to intervention_kinds, or pass drop_bad_rows=True",
+        )
+    return check_numeric(itv, c.time, nonnegative=True), check_numeric(itv, c.amount)
+
+
+def harmonize_ids(tables: list[Table], col: str) -> None:
+    """If the subject columns mix numbers and strings across tables, compares them as strings."""
+    kinds = {pd.api.types.is_numeric_dtype(_base_dtype(t.df[col])) for t in tables}
+    if len(kinds) < 2:
+        return
+    for t in tables:
+        s = t.df[col]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            s = s.astype(s.cat.categories.dtype)
+        if pd.api.types.is_float_dtype(s) and np.all(np.mod(s.dropna(), 1) == 0):
+            s = s.astype("Int64")
+        t.df[col] = s.astype(str).where(s.notna(), None)
+
+
+def _base_dtype(s: pd.Series):
+    return s.cat.categories.dtype if isinstance(s.dtype, pd.CategoricalDtype) else s.dtype
+
+
+def check_subjects(obs: Table, itv: Table | None, sta: Table | None, col: str) -> None:
+    """Cross-table subject checks (see :func:`twinjax.data.io.read_cohort`)."""
+    if sta is not None:
+        has_static = obs.df[col].isin(sta.kept()[col]).to_numpy()
+        lacking = obs.keep & ~has_static
+        missing = pd.unique(obs.df[col][lacking])
+        if len(missing) and not obs.drop_bad_rows:
+            seen = obs.labels[lacking][:5].tolist()
+            raise CohortError(
+                f"no static covariates for observed subject(s) {list(missing[:10])} (observed in "
+                f"{obs.source} row(s) {seen}...): add one row of covariates per subject, or pass "
+                "drop_bad_rows=True to drop their observations",
+                source=sta.source,
+                column=col,
+            )
+        obs.flag(
+            ~has_static, column=col, reason=f"subject has no static covariates in {sta.source}"
+        )
+    observed = obs.kept()[col].unique()
+    no_obs = f"subject without observations (no valid row in {obs.source})"
+    fix = "remove these rows or add the subject's observations, or pass drop_bad_rows=True"
+    if itv is not None:
+        known = sta.df[col] if sta is not None else []
+        in_static = itv.df[col].isin(known).to_numpy() & ~itv.df[col].isin(observed).to_numpy()
+        itv.flag(in_static, column=col, reason=no_obs, fix=fix)
+        where = obs.source + ("" if sta is None else f" nor {sta.source}")
+        check_allowed(itv, col, observed, reason=f"unknown subject: not in {where}", fix=fix)
+    if sta is not None:
+        check_allowed(sta, col, observed, reason=no_obs, fix=fix)
