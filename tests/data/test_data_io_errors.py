@@ -207,3 +207,10 @@ def test_blank_lines_keep_editor_line_numbers(tmp_path):
     with pytest.raises(CohortError) as info:
         read_cohort(path)
     assert info.value.rows == [4]  # "a,1,x,bad" is on line 4 of the file
+
+
+def test_datetime_times_are_rejected_with_advice():
+    obs = clean_tables()["observations"]
+    obs["time"] = pd.Timestamp("2026-01-01") + pd.to_timedelta(obs["time"], unit="h")
+    with pytest.raises(CohortError, match=r"column 'time': dates/durations are not supported"):
+        read_cohort(obs)

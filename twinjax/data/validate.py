@@ -103,6 +103,13 @@ def check_present(table: Table, column: str) -> None:
 def check_numeric(table: Table, column: str, *, nonnegative: bool = False) -> np.ndarray:
     """Missing, non-numeric, infinite (and optionally negative) values; returns the column as float64."""
     col = table.df[column]
+    if pd.api.types.is_datetime64_any_dtype(col) or pd.api.types.is_timedelta64_dtype(col):
+        raise CohortError(
+            "dates/durations are not supported: convert them to numbers in the unit of `step` "
+            "(e.g. hours since each subject's start)",
+            source=table.source,
+            column=column,
+        )
     num = pd.to_numeric(col, errors="coerce") if not _is_real(col) else col
     x = num.to_numpy(dtype=np.float64, na_value=np.nan)
     table.flag(col.isna().to_numpy(), column=column, reason="missing value (NaN or empty)")
