@@ -1,7 +1,7 @@
 """Agent-based population simulator: agents as arrays, contact layers, pure steps in lax.scan."""
 
 from twinjax.abm.agents import Agents, E, I, R, S, group_counts, init_agents, population_uniforms
-from twinjax.abm.contacts import Layer, WellMixed, contact_prob, log_escape
+from twinjax.abm.contacts import Layer, WellMixed, contact_prob, escape_prob
 from twinjax.abm.epidemic import (
     EpidemicState,
     SEIRParams,
@@ -46,13 +46,13 @@ __all__ = [
     "contact_prob",
     "degrees",
     "erdos_renyi",
+    "escape_prob",
     "final_size",
     "fixed_degree",
     "group_counts",
     "household",
     "household_ids",
     "init_agents",
-    "log_escape",
     "mean_infectious_steps",
     "population_uniforms",
     "scale_free",

@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from twinjax.abm.rng import hash_uniforms
+
 # Disease status codes (int8).
 S, E, I, R = 0, 1, 2, 3  # noqa: E741 (the compartments of the SEIR model)
 N_STATUS = 4
@@ -50,7 +52,7 @@ def agent_uniforms(
     A serial run with ``n_blocks`` blocks draws exactly the numbers of a run sharded over
     ``n_blocks`` devices, which is what makes the two comparable.
     """
-    return jax.random.uniform(jax.random.fold_in(key, block), (n_local,))
+    return hash_uniforms(jax.random.fold_in(key, block), n_local)
 
 
 def population_uniforms(key: PRNGKeyArray, n: int, n_blocks: int = 1) -> Float[Array, " n"]:
@@ -63,5 +65,8 @@ def group_counts(
     status: Int[Array, " n"], group: Int[Array, " n"], n_groups: int
 ) -> Float[Array, "groups statuses"]:
     """Number of agents in each (group, status) cell."""
+    if n_groups == 1:
+        codes = jnp.arange(N_STATUS, dtype=status.dtype)
+        return jnp.sum(status[None, :] == codes[:, None], axis=1, dtype=jnp.float32)[None, :]
     onehot = jax.nn.one_hot(status, N_STATUS, dtype=jnp.float32)
     return jax.ops.segment_sum(onehot, group, n_groups)

@@ -1,7 +1,7 @@
-"""Force of infection from contact layers, as a per-agent log escape probability.
+"""Force of infection from contact layers, as a per-agent escape probability.
 
-A susceptible agent ``v`` escapes infection in a step with probability ``exp(log_escape[v])``;
-every layer adds its own term, so layers combine as independent routes (as in starsim, where
+A susceptible agent ``v`` escapes infection in a step with probability ``escape[v]``, the product
+of the layers' escape probabilities, so layers combine as independent routes (as in starsim, where
 duplicate infections across networks are dropped). ``infectious`` is the per-agent infectious
 weight (``is_infectious * rel_trans``) and ``rel_sus`` the susceptibility multiplier.
 
@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from twinjax.abm.networks import EdgeList, RandomNet
+from twinjax.abm.rng import hash_integers
 
 
 @jax.tree_util.register_static
@@ -66,7 +67,17 @@ def edge_log_escape(
     return jax.ops.segment_sum(jnp.concatenate([to_dst, to_src]), idx, n)
 
 
-def random_net_log_escape(
+def _int_pow(base, exponent, bits: int = 6):
+    """``base ** exponent`` for integer exponents (clipped to ``2**bits - 1``) by repeated squaring."""
+    e = jnp.minimum(exponent, (1 << bits) - 1)
+    out = jnp.ones_like(base)
+    for j in range(bits):
+        out = jnp.where((e >> j) & 1, out * base, out)
+        base = base * base
+    return out
+
+
+def random_net_escape(
     key: PRNGKeyArray,
     net: RandomNet,
     p: Float[Array, ""],
@@ -77,37 +88,37 @@ def random_net_log_escape(
     axis_name: str | None = None,
     chunk: int = 1 << 14,
 ) -> Float[Array, " n"]:
-    """Log escape probability through starsim's dynamic RandomNet, sampled without edges.
+    """Escape probability through starsim's dynamic RandomNet, sampled without edges.
 
     Each agent owns ``k = n_contacts / 2`` edges per step to uniform partners. For a susceptible
     ``v``: its own ``k`` edges reach an infectious agent independently with probability
     ``I / N``; the infectious agents' ``k I`` edges transmit w.p. ``p`` each, and the ``M ~
     Binomial(k I, p)`` successful ones land on uniform targets (drawn in chunks, so the cost grows
-    with ``M``, not with ``N k``). Both parts are exactly the edge-level process when infectious
-    weights are 0/1 (rel_trans other than 0/1 is not supported on this layer).
+    with ``M``, not with ``N k``), each accepted w.p. ``rel_sus``. Both parts are exactly the
+    edge-level process when infectious weights are 0/1 (other rel_trans values are not supported
+    on this layer) and an agent is hit fewer than 64 times in a step.
     """
     k = net.n_contacts // 2
     n_local = infectious.shape[0]
     n_inf = _total(infectious, axis_name)
-    own = k * jnp.log1p(-p * rel_sus * n_inf / n_total)
+    own = (1.0 - p * rel_sus * n_inf / n_total) ** k
     k_m, k_t = jax.random.split(key)
     m = jax.random.binomial(k_m, k * n_inf, p).astype(jnp.int32)
     offset = 0 if axis_name is None else jax.lax.axis_index(axis_name) * n_local
 
     def body(carry):
         i, hits = carry
-        tgt = jax.random.randint(jax.random.fold_in(k_t, i), (chunk,), 0, n_total) - offset
+        tgt = hash_integers(jax.random.fold_in(k_t, i), chunk, n_total) - offset
         ok = (i * chunk + jnp.arange(chunk) < m) & (tgt >= 0) & (tgt < n_local)
         return i + 1, hits.at[jnp.where(ok, tgt, n_local)].add(1, mode="drop")
 
     _, hits = jax.lax.while_loop(
         lambda c: c[0] * chunk < m, body, (jnp.int32(0), jnp.zeros(n_local, jnp.int32))
     )
-    incoming = jnp.where(hits > 0, hits * jnp.log1p(-jnp.minimum(rel_sus, 1.0)), 0.0)
-    return own + jnp.where(rel_sus >= 1.0, jnp.where(hits > 0, -jnp.inf, 0.0), incoming)
+    return own * _int_pow(1.0 - jnp.minimum(rel_sus, 1.0), hits)
 
 
-def log_escape(
+def escape_prob(
     key: PRNGKeyArray,
     layers: tuple[Layer, ...],
     infectious: Float[Array, " n"],
@@ -116,32 +127,28 @@ def log_escape(
     *,
     axis_name: str | None = None,
 ) -> Float[Array, " n"]:
-    """Sum of the layers' log escape probabilities for this device's agents."""
+    """Probability that each of this device's agents escapes infection in the step (all layers)."""
     n_local = infectious.shape[0]
     n_total = n_local if axis_name is None else n_local * jax.lax.axis_size(axis_name)
-    total = jnp.zeros(n_local, jnp.float32)
+    log_esc = None
+    esc = jnp.ones(n_local, jnp.float32)
     for i, layer in enumerate(layers):
         p = contact_prob(layer.beta, dt)
         net = layer.network
         if isinstance(net, WellMixed):
             rate = jnp.asarray(layer.beta, jnp.float32) * dt
-            total = total - rate * rel_sus * _total(infectious, axis_name) / n_total
+            term = -rate * rel_sus * _total(infectious, axis_name) / n_total
         elif isinstance(net, RandomNet):
-            total = total + random_net_log_escape(
-                jax.random.fold_in(key, i),
-                net,
-                p,
-                infectious,
-                rel_sus,
-                n_total=n_total,
-                axis_name=axis_name,
-            )
+            key_i = jax.random.fold_in(key, i)
+            kw = dict(n_total=n_total, axis_name=axis_name)
+            esc = esc * random_net_escape(key_i, net, p, infectious, rel_sus, **kw)
+            continue
         else:
             # sharded: this device holds a slice of the edges and scatters to every agent
-            full = edge_log_escape(
+            term = edge_log_escape(
                 net, p, _gather(infectious, axis_name), _gather(rel_sus, axis_name)
             )
             if axis_name is not None:
-                full = jax.lax.psum_scatter(full, axis_name, tiled=True)
-            total = total + full
-    return total
+                term = jax.lax.psum_scatter(term, axis_name, tiled=True)
+        log_esc = term if log_esc is None else log_esc + term
+    return esc if log_esc is None else esc * jnp.exp(log_esc)

@@ -27,7 +27,7 @@ from twinjax.abm.agents import (
     group_counts,
     population_uniforms,
 )
-from twinjax.abm.contacts import Layer, log_escape
+from twinjax.abm.contacts import Layer, escape_prob
 from twinjax.abm.interventions import Policy, apply_policy, layer_scales
 
 
@@ -96,11 +96,14 @@ def step(
     status = _progress(agents.status, u, params, dt, t)
     infectious = (status == I).astype(jnp.float32) * agents.rel_trans
     sus = (status == S).astype(jnp.float32) * agents.rel_sus
-    lesc = log_escape(k_net, layers, infectious, sus, dt, axis_name=axis_name)
-    new = (status == S) & (u < -jnp.expm1(lesc))
+    esc = escape_prob(k_net, layers, infectious, sus, dt, axis_name=axis_name)
+    new = (status == S) & (u + esc < 1.0)
     status = jnp.where(new, I if params.sigma is None else E, status).astype(jnp.int8)
     agents = agents._replace(status=status)
-    new_by_group = jax.ops.segment_sum(new.astype(jnp.float32), agents.group, n_groups)
+    if n_groups == 1:
+        new_by_group = jnp.sum(new, dtype=jnp.float32)[None]
+    else:
+        new_by_group = jax.ops.segment_sum(new.astype(jnp.float32), agents.group, n_groups)
     out = StepOutput(group_counts(status, agents.group, n_groups), new_by_group)
     if axis_name is not None:
         out = jax.lax.psum(out, axis_name)
