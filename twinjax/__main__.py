@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from twinjax.config import register_configs
 
 log = logging.getLogger("twinjax")
+logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it writes at INFO
 register_configs()
 
 

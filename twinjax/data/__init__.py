@@ -2,16 +2,46 @@
 
 from twinjax.data.cohort import Cohort
 from twinjax.data.errors import CohortError
+from twinjax.data.io import read_cohort, to_long
+from twinjax.data.normalize import (
+    Normalizer,
+    NormStats,
+    denormalize,
+    denormalize_scale,
+    fit_normalizer,
+    identity_stats,
+    make_normalizer,
+    normalize,
+    stats_from_dict,
+    stats_to_dict,
+)
+from twinjax.data.pca import PCAState, pca_fit, pca_inverse, pca_transform
 from twinjax.data.split import TimeSplit, segment_mask, take_windows, time_split, window_starts
 from twinjax.data.synthetic import synthetic_cohort
 
 __all__ = [
     "Cohort",
     "CohortError",
+    "NormStats",
+    "Normalizer",
+    "PCAState",
     "TimeSplit",
+    "denormalize",
+    "denormalize_scale",
+    "fit_normalizer",
+    "identity_stats",
+    "make_normalizer",
+    "normalize",
+    "pca_fit",
+    "pca_inverse",
+    "pca_transform",
+    "read_cohort",
     "segment_mask",
+    "stats_from_dict",
+    "stats_to_dict",
     "synthetic_cohort",
     "take_windows",
     "time_split",
+    "to_long",
     "window_starts",
 ]

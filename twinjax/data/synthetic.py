@@ -30,11 +30,11 @@ def _individual_parameters(rng: np.random.Generator, static: np.ndarray) -> dict
     z = lambda: rng.standard_normal(n)
     return {
         "baseline": 0.6 * age + 0.4 * z(),
-        "dose_gain": np.exp(0.35 * weight + 0.45 * z()),
+        "dose_gain": np.exp(0.35 * weight + 0.6 * z()),
         "dose_tau": 2.0 + 6.0 / (1.0 + np.exp(-(0.8 * age + z()))),
         "dose_delay": np.clip(np.round(1.0 + sex + 0.8 * z()), 0, 3).astype(int),
-        "meal_gain": np.exp(0.3 * z()),
-        "activity_sens": 0.4 * (sex - 0.5) + 0.35 * z(),
+        "meal_gain": np.exp(0.5 * z()),
+        "activity_sens": 0.4 * (sex - 0.5) + 0.6 * z(),
         "temp_sens": 0.3 * z(),
         "rhythm_amp": rng.uniform(0.5, 1.5, n),
         "rhythm_phase": rng.uniform(0.0, 2 * np.pi, n),
