@@ -1,0 +1,102 @@
+"""Where client updates run: serial (no jit), vmap in one device, or shard_map over devices.
+
+All backends map a per-client function ``fn(shared, client) -> out`` over the leading axis of
+``client`` (a pytree) with ``shared`` broadcast. With ``shard_map`` the clients are split over
+the mesh axis ``"clients"`` and vmapped inside each device; the client count must be a multiple
+of the mesh size (:func:`pad_to_multiple` adds zero-weight clients).
+
+Multi-host: call :func:`initialize_distributed` (``jax.distributed.initialize``) in every
+process before any other JAX call; :func:`client_mesh` then spans the devices of all hosts and
+the same round program runs unchanged (each host feeds the same replicated inputs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import AxisType, Mesh
+from jax.sharding import PartitionSpec as P
+
+AXIS = "clients"
+BACKENDS = ("serial", "vmap", "shard_map")
+
+
+@dataclass(frozen=True)
+class DistributedConfig:
+    """Arguments of ``jax.distributed.initialize`` (multi-host launch); off by default."""
+
+    enabled: bool = False
+    coordinator_address: str | None = None  # "host:port" of process 0
+    num_processes: int | None = None
+    process_id: int | None = None
+
+
+def initialize_distributed(cfg: DistributedConfig) -> None:
+    """Starts JAX's multi-host runtime when ``cfg.enabled`` (None fields are auto-detected
+    on clusters JAX knows, e.g. SLURM, Cloud TPU)."""
+    if cfg.enabled:
+        jax.distributed.initialize(
+            coordinator_address=cfg.coordinator_address,
+            num_processes=cfg.num_processes,
+            process_id=cfg.process_id,
+        )
+
+
+def client_mesh(num_devices: int | None = None) -> Mesh:
+    """A 1-D mesh over ``num_devices`` (default: all) devices with axis ``"clients"``."""
+    n = num_devices or jax.device_count()
+    return jax.make_mesh((n,), (AXIS,), axis_types=(AxisType.Auto,))
+
+
+def pad_to_multiple(client: Any, multiple: int, zero: Callable[[Any], Any]) -> tuple[Any, int]:
+    """Appends copies of client 0 made inert by ``zero`` until the count divides ``multiple``.
+
+    ``zero(rows)`` receives the appended rows and must return them with zero weight and no
+    local work. Returns the padded pytree and the original count.
+    """
+    n = jax.tree.leaves(client)[0].shape[0]
+    pad = (-n) % multiple
+    if pad == 0:
+        return client, n
+    rows = zero(jax.tree.map(lambda a: jnp.repeat(a[:1], pad, axis=0), client))
+    return jax.tree.map(lambda a, r: jnp.concatenate([a, r]), client, rows), n
+
+
+def map_clients(
+    fn: Callable[[Any, Any], Any], shared: Any, client: Any, *, backend: str, mesh: Mesh | None
+) -> Any:
+    """Applies ``fn(shared, one_client)`` to every client (leading axis of ``client``)."""
+    if backend == "serial":
+        n = jax.tree.leaves(client)[0].shape[0]
+        with jax.disable_jit():
+            outs = [fn(shared, jax.tree.map(lambda a, i=i: a[i], client)) for i in range(n)]
+        return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
+    if backend == "vmap":
+        return jax.vmap(fn, in_axes=(None, 0))(shared, client)
+    if backend == "shard_map":
+        if mesh is None:
+            raise ValueError("backend 'shard_map' needs a mesh")
+
+        def per_device(s, c):
+            out = jax.vmap(fn, in_axes=(None, 0))(s, c)
+            return jax.tree.map(lambda x: jax.lax.all_gather(x, AXIS, tiled=True), out)
+
+        # outputs are gathered to every device: the server step after it stays replicated
+        sharded = jax.shard_map(
+            per_device,
+            mesh=mesh,
+            in_specs=(P(), P(AXIS)),
+            out_specs=P(),
+            check_vma=False,  # client work is per device: no psum of grads of shared params
+        )
+        return sharded(shared, client)
+    raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+
+
+def mesh_size(mesh: Mesh | None) -> int:
+    return 1 if mesh is None else int(np.prod(list(mesh.shape.values())))
