@@ -1,0 +1,379 @@
+"""Per-individual twin training steps per second: twinjax (vmap over individuals) vs a torch loop.
+
+Workload for each of ``--n`` individuals: 8 input features, an LSTM with 32 hidden units and a
+linear head predicting feature 0 of the next step (MSE), ``--windows`` windows of ``--length``
+steps. One training step = forward + backward + Adam update for every individual.
+
+    .venv/bin/python scripts/bench_twins.py --n 64 256 --repeats 5 --peer torch --json out.json
+    .venv/bin/python scripts/bench_twins.py --check   # torch weights copied into JAX: same losses
+
+twinjax builds each individual's loss from ``twinjax.twins.cells`` (unbatched, ``lax.scan`` over
+time, vmapped over its windows) and trains the whole cohort in one jitted step:
+``vmap(value_and_grad(loss_i))`` over the stacked parameter pytree plus a vmapped ``optax.adam``.
+The torch peer is what a user would otherwise write: N separate ``torch.nn.LSTM`` +
+``torch.nn.Linear`` models, each with its own ``torch.optim.Adam``, looped over per step, with
+``torch.set_num_threads`` set to the machine's cores. The first twinjax call (tracing + XLA
+compilation) is timed apart; steady state is the median of ``--repeats`` timed steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from twinjax.twins.cells import dense, dense_init, lstm_carry, lstm_init, lstm_step
+
+FEATURES = 8
+HIDDEN = 32
+LR = 1e-3
+
+
+class Batch(NamedTuple):
+    """Inputs and next-step targets of a cohort (leading axis: individuals)."""
+
+    x: Float[Array, "individuals windows length features"]
+    y: Float[Array, "individuals windows length"]
+
+
+class TrainState(NamedTuple):
+    params: dict
+    opt_state: optax.OptState
+
+
+def make_batch(
+    key: PRNGKeyArray, n: int, *, windows: int = 16, length: int = 96, features: int = FEATURES
+) -> Batch:
+    """Noisy sinusoids with per-individual frequencies; the target is feature 0 one step ahead."""
+    k_freq, k_phase, k_noise = jax.random.split(key, 3)
+    freq = jax.random.uniform(k_freq, (n, 1, 1, features), minval=0.05, maxval=0.3)
+    phase = jax.random.uniform(k_phase, (n, windows, 1, features), maxval=2 * jnp.pi)
+    t = jnp.arange(length + 1, dtype=jnp.float32)[None, None, :, None]
+    noise = 0.1 * jax.random.normal(k_noise, (n, windows, length + 1, features))
+    series = (jnp.sin(freq * t + phase) + noise).astype(jnp.float32)
+    return Batch(series[:, :, :-1, :], series[:, :, 1:, 0])
+
+
+def init_params(key: PRNGKeyArray, *, features: int = FEATURES, hidden: int = HIDDEN) -> dict:
+    """One individual's LSTM + linear head."""
+    k_lstm, k_head = jax.random.split(key)
+    return {"lstm": lstm_init(k_lstm, features, hidden), "head": dense_init(k_head, hidden, 1)}
+
+
+def init_cohort(key: PRNGKeyArray, n: int, **kwargs) -> dict:
+    """Stacked parameter pytree, leading axis ``n`` (one independent twin per individual)."""
+    return jax.vmap(lambda k: init_params(k, **kwargs))(jax.random.split(key, n))
+
+
+def _window_loss(
+    params: dict, x: Float[Array, "length features"], y: Float[Array, " length"]
+) -> Float[Array, ""]:
+    hidden = params["lstm"]["wh"].shape[0]
+
+    def _step(carry, x_t):
+        carry = lstm_step(params["lstm"], carry, x_t)
+        return carry, carry.h
+
+    _, h = jax.lax.scan(_step, lstm_carry(hidden), x)
+    pred = dense(params["head"], h)[:, 0]
+    return jnp.mean((pred - y) ** 2)
+
+
+def loss_i(
+    params: dict,
+    x: Float[Array, "windows length features"],
+    y: Float[Array, "windows length"],
+) -> Float[Array, ""]:
+    """MSE of one individual over all its windows (same reduction as torch's ``mse_loss``)."""
+    return jnp.mean(jax.vmap(_window_loss, in_axes=(None, 0, 0))(params, x, y))
+
+
+cohort_loss = jax.jit(jax.vmap(loss_i))
+
+
+def init_state(params: dict, optimizer: optax.GradientTransformation) -> TrainState:
+    return TrainState(params, jax.vmap(optimizer.init)(params))
+
+
+def make_step(
+    optimizer: optax.GradientTransformation,
+) -> Callable[[TrainState, Batch], tuple[TrainState, Float[Array, " individuals"]]]:
+    """Jitted cohort step: per-individual loss, gradient and optimizer update, all vmapped."""
+
+    def _update(params, opt_state, x, y):
+        loss, grads = jax.value_and_grad(loss_i)(params, x, y)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    @jax.jit
+    def step(state: TrainState, batch: Batch):
+        params, opt_state, loss = jax.vmap(_update)(state.params, state.opt_state, *batch)
+        return TrainState(params, opt_state), loss
+
+    return step
+
+
+def time_twinjax(n: int, *, windows: int, length: int, repeats: int, seed: int = 0) -> dict:
+    """First call (incl. compile) and the median of ``repeats`` steady-state steps."""
+    k_data, k_params = jax.random.split(jax.random.key(seed))
+    batch = make_batch(k_data, n, windows=windows, length=length)
+    optimizer = optax.adam(LR)
+    state = init_state(init_cohort(k_params, n), optimizer)
+    step = make_step(optimizer)
+    jax.block_until_ready((state, batch))
+    t0 = time.perf_counter()
+    state, loss = jax.block_until_ready(step(state, batch))
+    first = time.perf_counter() - t0
+    first_loss = float(loss.mean())
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        state, loss = jax.block_until_ready(step(state, batch))
+        times.append(time.perf_counter() - t0)
+    median = statistics.median(times)
+    return {
+        "first_call_with_compile_s": first,
+        "median_step_s": median,
+        "step_times_s": times,
+        "individual_steps_per_s": n / median,
+        "mean_loss_first_step": first_loss,
+        "mean_loss_last_step": float(loss.mean()),
+    }
+
+
+# ---------------------------------------------------------------- torch peer (imported lazily)
+
+
+def torch_models(n: int, *, seed: int = 0, features: int = FEATURES, hidden: int = HIDDEN):
+    """``n`` independent (LSTM, Linear, Adam) triples, as a user would write them."""
+    import torch
+
+    torch.manual_seed(seed)
+    models = []
+    for _ in range(n):
+        lstm = torch.nn.LSTM(features, hidden, batch_first=True)
+        head = torch.nn.Linear(hidden, 1)
+        opt = torch.optim.Adam([*lstm.parameters(), *head.parameters()], lr=LR)
+        models.append((lstm, head, opt))
+    return models
+
+
+def torch_step(models, x, y) -> list[float]:
+    """One step for every individual: a Python loop over separate models."""
+    import torch
+
+    losses = []
+    for i, (lstm, head, opt) in enumerate(models):
+        opt.zero_grad(set_to_none=True)
+        h, _ = lstm(x[i])
+        loss = torch.nn.functional.mse_loss(head(h)[..., 0], y[i])
+        loss.backward()
+        opt.step()
+        losses.append(loss.detach())
+    return [float(v) for v in torch.stack(losses)]
+
+
+def _to_torch(batch: Batch):
+    import torch
+
+    return tuple(torch.from_numpy(np.asarray(a, dtype=np.float32).copy()) for a in batch)
+
+
+def time_torch(n: int, *, windows: int, length: int, repeats: int, seed: int = 0) -> dict:
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    x, y = _to_torch(make_batch(jax.random.key(seed), n, windows=windows, length=length))
+    models = torch_models(n, seed=seed)
+    t0 = time.perf_counter()
+    torch_step(models, x, y)  # warm-up
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch_step(models, x, y)
+        times.append(time.perf_counter() - t0)
+    median = statistics.median(times)
+    return {
+        "first_step_s": first,
+        "median_step_s": median,
+        "step_times_s": times,
+        "individual_steps_per_s": n / median,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def params_from_torch(lstm, head) -> dict:
+    """Maps torch weights onto twinjax's layout.
+
+    torch stacks gates as rows (i, f, g, o) of ``weight_ih`` (4H, F) and ``weight_hh`` (4H, H)
+    and adds two biases; ``lstm_step`` computes ``x @ wx + h @ wh + b`` and splits the columns
+    as (i, f, g, o), so ``wx = weight_ih.T``, ``wh = weight_hh.T``, ``b = b_ih + b_hh``.
+    """
+    arr = lambda t: jnp.asarray(t.detach().numpy())
+    return {
+        "lstm": {
+            "wx": arr(lstm.weight_ih_l0).T,
+            "wh": arr(lstm.weight_hh_l0).T,
+            "b": arr(lstm.bias_ih_l0) + arr(lstm.bias_hh_l0),
+        },
+        "head": {"w": arr(head.weight).T, "b": arr(head.bias)},
+    }
+
+
+def grads_from_torch(lstm, head) -> dict:
+    """torch's ``.grad`` in twinjax's layout. ``d b = d b_ih = d b_hh`` (b is their sum)."""
+    arr = lambda t: np.asarray(t.grad.numpy())
+    np.testing.assert_array_equal(arr(lstm.bias_ih_l0), arr(lstm.bias_hh_l0))
+    return {
+        "lstm": {
+            "wx": arr(lstm.weight_ih_l0).T,
+            "wh": arr(lstm.weight_hh_l0).T,
+            "b": arr(lstm.bias_ih_l0),
+        },
+        "head": {"w": arr(head.weight).T, "b": arr(head.bias)},
+    }
+
+
+def cross_check(*, n: int = 2, windows: int = 16, length: int = 96, seed: int = 0) -> dict:
+    """One training step from the same weights: twinjax vs torch losses and gradients.
+
+    Only the first step is comparable: torch keeps ``b_ih`` and ``b_hh`` as two parameters that
+    Adam moves separately (about 2 lr per step on their sum), twinjax has one bias ``b``.
+    Returns per-individual losses (n,) of both and the largest absolute gradient difference.
+    """
+    batch = make_batch(jax.random.key(seed), n, windows=windows, length=length)
+    models = torch_models(n, seed=seed)
+    params = jax.tree.map(lambda *a: jnp.stack(a), *[params_from_torch(m, h) for m, h, _ in models])
+    jax_loss, jax_grads = jax.jit(jax.vmap(jax.value_and_grad(loss_i)))(params, *batch)
+    torch_loss = np.asarray(torch_step(models, *_to_torch(batch)), dtype=np.float32)
+    torch_grads = jax.tree.map(
+        lambda *a: np.stack(a), *[grads_from_torch(m, h) for m, h, _ in models]
+    )
+    diffs = jax.tree.map(
+        lambda a, b: float(np.max(np.abs(np.asarray(a) - b))), jax_grads, torch_grads
+    )
+    return {
+        "jax_loss": np.asarray(jax_loss),
+        "torch_loss": torch_loss,
+        "grad_max_abs_diff": max(jax.tree.leaves(diffs)),
+        "grad_max_abs": max(float(np.max(np.abs(g))) for g in jax.tree.leaves(torch_grads)),
+    }
+
+
+# ---------------------------------------------------------------- command line
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def _env() -> dict:
+    env = {
+        "jax": jax.__version__,
+        "jax_backend": jax.default_backend(),
+        "jax_devices": len(jax.devices()),
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "machine": platform.processor() or platform.machine(),
+    }
+    try:
+        import torch
+
+        env["torch"] = torch.__version__
+    except ImportError:
+        pass
+    return env
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, nargs="+", default=[64], help="individuals (several allowed)")
+    ap.add_argument("--repeats", type=int, default=5, help="timed steps; the median is reported")
+    ap.add_argument("--windows", type=int, default=16)
+    ap.add_argument("--length", type=int, default=96)
+    ap.add_argument("--peer", choices=["torch"], default=None)
+    ap.add_argument("--check", action="store_true", help="N=2 loss cross-check against torch")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default=None, help="write all results to this file")
+    args = ap.parse_args(argv)
+
+    results = {"env": _env(), "workload": vars(args) | {"features": FEATURES, "hidden": HIDDEN}}
+    print(f"env: {json.dumps(results['env'])}", flush=True)
+    if args.check:
+        c = cross_check(windows=args.windows, length=args.length, seed=args.seed)
+        loss_err = float(np.max(np.abs(c["jax_loss"] - c["torch_loss"])))
+        ok = loss_err < 1e-4 and c["grad_max_abs_diff"] < 1e-4
+        results["check"] = {
+            "twinjax_loss": c["jax_loss"].tolist(),
+            "torch_loss": c["torch_loss"].tolist(),
+            "loss_max_abs_diff": loss_err,
+            "grad_max_abs_diff": c["grad_max_abs_diff"],
+            "grad_max_abs": c["grad_max_abs"],
+            "ok": ok,
+        }
+        print(
+            f"check N=2 losses: twinjax {c['jax_loss'].tolist()} torch {c['torch_loss'].tolist()}"
+        )
+        print(
+            f"check max |loss diff| = {loss_err:.2e}, max |grad diff| = "
+            f"{c['grad_max_abs_diff']:.2e} (largest |grad| {c['grad_max_abs']:.2e}): "
+            f"{'OK' if ok else 'FAIL'} at 1e-4"
+        )
+        if not ok:
+            raise SystemExit(1)
+
+    runs = []
+    header = f"{'N':>5} {'engine':>8} {'first/compile s':>15} {'median step s':>14} {'indiv-steps/s':>14}"
+    for n in args.n:
+        sizes = {"windows": args.windows, "length": args.length, "repeats": args.repeats}
+        row = {"n": n, "load_before": _load()}
+        row["twinjax"] = time_twinjax(n, seed=args.seed, **sizes)
+        if args.peer == "torch":
+            row["torch"] = time_torch(n, seed=args.seed, **sizes)
+            row["ratio_torch_over_twinjax"] = (
+                row["torch"]["median_step_s"] / row["twinjax"]["median_step_s"]
+            )
+        row["load_after"] = _load()
+        runs.append(row)
+        print(f"N={n}: load average before {row['load_before']}, after {row['load_after']}")
+    results["runs"] = runs
+
+    print(header)
+    for row in runs:
+        tj = row["twinjax"]
+        print(
+            f"{row['n']:>5} {'twinjax':>8} {tj['first_call_with_compile_s']:>15.3f} "
+            f"{tj['median_step_s']:>14.4f} {tj['individual_steps_per_s']:>14.1f}"
+        )
+        if "torch" in row:
+            th = row["torch"]
+            print(
+                f"{row['n']:>5} {'torch':>8} {th['first_step_s']:>15.3f} "
+                f"{th['median_step_s']:>14.4f} {th['individual_steps_per_s']:>14.1f}"
+                f"   ({th['threads']} threads)"
+            )
+            print(f"{'':>5} ratio torch_time/twinjax_time = {row['ratio_torch_over_twinjax']:.2f}x")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return results
+
+
+if __name__ == "__main__":
+    main()
