@@ -35,8 +35,15 @@ TINY = [
 
 def _run(args, cwd=ROOT, **kw):
     env = {**os.environ, "XLA_FLAGS": "", "HYDRA_FULL_ERROR": "1"}
-    return subprocess.Popen([sys.executable, "-m", "twinjax", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "twinjax", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml")))
@@ -103,11 +110,35 @@ def _leaves(tree):
     return [np.asarray(tree)]
 
 
-def test_multirun_sweeps_two_jobs_with_reports(tmp_path):
-    proc = _run(["--multirun", "train.steps=5,10", *TINY, f"hydra.sweep.dir={tmp_path}"])
+def test_multirun_sweeps_two_jobs_on_a_users_files(tmp_path):
+    """--multirun over train.steps, with data=files reading a cohort from CSV and Parquet files."""
+    import jax
+
+    from twinjax.data import synthetic_cohort, to_long
+
+    obs, doses, static = to_long(synthetic_cohort(jax.random.key(5), n_individuals=4, n_steps=80))
+    obs.rename(columns={"subject_id": "pid", "time": "hours"}).to_csv(
+        tmp_path / "obs.csv", index=False
+    )
+    doses.rename(columns={"subject_id": "pid", "time": "hours"}).to_parquet(
+        tmp_path / "doses.parquet"
+    )
+    static.rename(columns={"subject_id": "pid"}).to_csv(tmp_path / "static.csv", index=False)
+    files = [
+        "data=files",
+        f"data.observations={tmp_path / 'obs.csv'}",
+        f"data.interventions={tmp_path / 'doses.parquet'}",
+        f"data.static={tmp_path / 'static.csv'}",
+        "data.subject_col=pid",
+        "data.time_col=hours",
+        "data.step=1.0",
+        "data.target=glucose",
+    ]
+    sweep = tmp_path / "sweep"
+    proc = _run(["--multirun", "train.steps=5,10", *TINY, *files, f"hydra.sweep.dir={sweep}"])
     out, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, out
-    jobs = sorted(p for p in tmp_path.iterdir() if p.is_dir() and p.name.isdigit())
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
     assert [p.name for p in jobs] == ["0", "1"]
     for job, steps in zip(jobs, (5, 10), strict=True):
         assert f"train.steps={steps}" in (job / ".hydra" / "overrides.yaml").read_text()

@@ -64,6 +64,7 @@ class TrainConfig:
     population_batch: int = 0  # individuals per population step; 0: all
     chunk_size: int = 0  # individuals per chunk in personalization; 0: all at once
     eval_every: int = 25  # personalization: validation NLL checked every so many steps
+    selection: str = "individual"  # keep personal params best on validation: individual|cohort|none
     checkpoint_every: int = 50
     keep_checkpoints: int = 3
     calibration_strength: float = 20.0  # pseudo-observations shrinking personal variance scaling

@@ -33,12 +33,12 @@ def _individual_parameters(rng: np.random.Generator, static: np.ndarray) -> dict
         "dose_gain": np.exp(0.35 * weight + 0.6 * z()),
         "dose_tau": 2.0 + 6.0 / (1.0 + np.exp(-(0.8 * age + z()))),
         "dose_delay": np.clip(np.round(1.0 + sex + 0.8 * z()), 0, 3).astype(int),
-        "meal_gain": np.exp(0.5 * z()),
+        "meal_gain": np.exp(0.3 * z()),
         "activity_sens": 0.4 * (sex - 0.5) + 0.6 * z(),
         "temp_sens": 0.3 * z(),
         "rhythm_amp": rng.uniform(0.5, 1.5, n),
         "rhythm_phase": rng.uniform(0.0, 2 * np.pi, n),
-        "dose_rate": rng.uniform(0.04, 0.12, n),
+        "dose_rate": rng.uniform(0.015, 0.05, n),
     }
 
 
@@ -46,7 +46,7 @@ def _schedules(rng, n: int, t: int, p: dict) -> np.ndarray:
     hours = np.arange(t) % DAY
     meal_hours = np.isin(hours, (7, 12, 19))
     meals = (meal_hours[None, :] & (rng.random((n, t)) < 0.9)) * rng.uniform(0.5, 1.5, (n, t))
-    doses = (rng.random((n, t)) < p["dose_rate"][:, None]) * rng.uniform(0.5, 2.0, (n, t))
+    doses = (rng.random((n, t)) < p["dose_rate"][:, None]) * rng.uniform(1.0, 2.0, (n, t))
     return np.stack([doses, meals], axis=-1)
 
 
@@ -77,7 +77,7 @@ def _simulate(rng, n: int, t: int, p: dict, interventions: np.ndarray) -> np.nda
         drift = (
             0.25 * (p["baseline"] - x)
             + 0.35 * p["meal_gain"] * meal
-            - 0.6 * p["dose_gain"] * np.tanh(drug)
+            - 0.8 * p["dose_gain"] * np.tanh(drug)
             + 0.25 * p["activity_sens"] * np.tanh(activity[:, s])
             + 0.15 * p["temp_sens"] * temp[:, s]
         )

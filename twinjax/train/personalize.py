@@ -53,7 +53,16 @@ def _val_nll(params, arrays: CohortArrays, spec, history, size):
 
 
 @partial(
-    jax.jit, static_argnames=("spec", "optimizer", "length", "n_windows", "eval_every", "val_size")
+    jax.jit,
+    static_argnames=(
+        "spec",
+        "optimizer",
+        "length",
+        "n_windows",
+        "eval_every",
+        "val_size",
+        "selection",
+    ),
 )
 def personal_step(
     state: PersonalState,
@@ -68,6 +77,7 @@ def personal_step(
     n_windows: int,
     eval_every: int,
     val_size: int,
+    selection: str,
 ):
     key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
     keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, ids)  # chunking-invariant
@@ -96,7 +106,12 @@ def personal_step(
 
     def _select(_):
         val = _val_nll(params, arrays, spec, length - 1, val_size)
-        better = val < state.best_val
+        if selection == "individual":
+            better = val < state.best_val
+        elif selection == "cohort":  # one stopping step for the whole (chunk of the) cohort
+            better = jnp.broadcast_to(jnp.mean(val) < jnp.mean(state.best_val), val.shape)
+        else:  # "none": the last parameters
+            better = jnp.ones(val.shape, bool)
         pick = lambda new, old: jnp.where(better.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
         return jax.tree.map(pick, params, state.best_params), jnp.where(better, val, state.best_val)
 
@@ -125,6 +140,8 @@ def fit_personal(
     one compiled step (the last chunk is padded by repeating individuals). Returns the stacked
     best-on-validation params and each individual's validation NLL.
     """
+    if cfg.selection not in ("individual", "cohort", "none"):
+        raise ValueError(f"train.selection={cfg.selection!r}: use individual, cohort or none")
     n = arrays.values.shape[0]
     chunk = cfg.chunk_size or n
     optimizer = make_optimizer(cfg.personal_lr)
@@ -138,6 +155,7 @@ def fit_personal(
         n_windows=cfg.batch_windows,
         eval_every=cfg.eval_every,
         val_size=val_size,
+        selection=cfg.selection,
     )
     outputs = []
     for c, lo in enumerate(range(0, n, chunk)):
@@ -166,8 +184,8 @@ def fit_personal(
             progress=cfg.progress,
         )
         keep = np.arange(chunk) < n - lo  # drop the padding rows of the last chunk
-        outputs.append(
-            (jax.tree.map(lambda x, k=keep: x[k], state.best_params), state.best_val[keep])
-        )
+        final = state.params if cfg.selection == "none" else state.best_params
+        val = _val_nll(final, sub, spec, length - 1, val_size)
+        outputs.append((jax.tree.map(lambda x, k=keep: x[k], final), val[keep]))
     params = jax.tree.map(lambda *xs: jnp.concatenate(xs), *[o[0] for o in outputs])
     return params, jnp.concatenate([o[1] for o in outputs])
