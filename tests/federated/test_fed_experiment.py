@@ -1,0 +1,87 @@
+"""The fedprox_synthetic experiment runs through Hydra with tiny overrides."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dp_accounting
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_fedprox_synthetic_tiny(tmp_path):
+    overrides = [
+        "experiment=fedprox_synthetic", f"hydra.run.dir={tmp_path}", "experiment.rounds=4",
+        "experiment.num_clients=8", "experiment.clients_per_round=4", "experiment.local_epochs=2",
+        "experiment.max_samples=60", "experiment.seeds=2", "experiment.straggler_fractions=[0.5]",
+        "experiment.byzantine_rounds=3", "experiment.byzantine_fraction=0.5",
+        "experiment.byzantine_attacks=[sign_flip]",
+        "experiment.byzantine_aggregators=[median]", "experiment.dp_rounds=3",
+        "experiment.dp_clients_per_round=3", "experiment.dp_noise_multiplier=1.3",
+        "experiment.progress=false", "experiment.fast_compile=true",
+    ]  # fmt: skip
+    env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu", "MPLBACKEND": "Agg"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "twinjax", *overrides], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    for name in ("fedavg", "fedprox_mu0", "fedprox_mu1"):
+        acc = metrics[f"test_accuracy_stragglers50_{name}_mean"]
+        assert 0.0 <= acc <= 1.0
+        assert metrics[f"train_loss_stragglers50_{name}_mean"] < 2.31  # below log(10) at init
+    gain = metrics["fedprox_mu1_minus_fedavg_points_at_stragglers50"]
+    want = 100 * (
+        metrics["test_accuracy_stragglers50_fedprox_mu1_mean"]
+        - metrics["test_accuracy_stragglers50_fedavg_mean"]
+    )
+    assert gain == pytest.approx(want)
+    # NaN updates from the Byzantine clients (ids 0-3 of 8) are rejected, never aggregated
+    assert metrics["byzantine_nan_rejected_updates"] >= 1
+    assert metrics["byzantine_nan_mean_test_accuracy"] > 0.0
+    # the reported epsilon is dp_accounting's for the same z, sampling rate and rounds
+    q = metrics["dp_sampling_rate"]
+    assert q == pytest.approx(3 / 8)
+    event = dp_accounting.SelfComposedDpEvent(
+        dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(1.3)), 3
+    )
+    for name, acc in (("rdp", dp_accounting.rdp.RdpAccountant()),
+                      ("pld", dp_accounting.pld.PLDAccountant())):  # fmt: skip
+        want = acc.compose(event).get_epsilon(1e-5)
+        assert metrics[f"dp_epsilon_{name}"] == pytest.approx(want, rel=1e-9)
+    report = (tmp_path / "report.md").read_text()
+    assert "figure1.png" in report and "DP-FedAvg" in report and "| 50% | fedavg |" in report
+    assert (tmp_path / "figure1.png").stat().st_size > 10_000
+
+
+def test_federated_twins_tiny(tmp_path):
+    overrides = [
+        "experiment=federated_twins", f"hydra.run.dir={tmp_path}", "data.n_individuals=6",
+        "data.n_steps=64", "model.hidden=4", "model.attention=false", "experiment.window=16",
+        "experiment.stride=16", "experiment.rounds=2", "experiment.clients_per_round=3",
+        "experiment.local_epochs=1", "experiment.central_epochs=1",
+        "experiment.fine_tune_epochs=1", "experiment.progress=false",
+        "experiment.fast_compile=true",
+    ]  # fmt: skip
+    env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu", "MPLBACKEND": "Agg"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "twinjax", *overrides], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["num_clients"] == 6
+    for k in (
+        "centralized",
+        "federated_global",
+        "federated_fine_tuned",
+        "federated_personal_heads",
+    ):
+        assert m[f"test_nll_{k}"] < m["test_nll_initial"]  # every variant learned something
+    report = (tmp_path / "report.md").read_text()
+    assert "personal output heads" in report and "test_nll.png" in report
+    assert (tmp_path / "test_nll.png").stat().st_size > 10_000
