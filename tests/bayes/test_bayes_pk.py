@@ -37,7 +37,8 @@ def _ode_oral(t_obs, dose_times, amounts, ke, ka, v, route="oral"):
     return np.array([out[t] for t in t_obs])
 
 
-@pytest.mark.parametrize("lka", [0.5, np.log(0.1)])  # second: Ka == Ke (the 0/0 limit)
+# second: Ka == Ke (the 0/0 limit); third: Ka << Ke (flip-flop kinetics)
+@pytest.mark.parametrize("lka", [0.5, np.log(0.1), np.log(0.02)])
 def test_oral_multiple_doses_match_ode(lka):
     lke, lcl = np.log(0.1), np.log(0.04)
     ke, ka, cl = np.exp(lke), np.exp(lka), np.exp(lcl)
@@ -73,3 +74,10 @@ def test_gradients_finite_at_dose_time_and_equal_rates():
     f = lambda p: oral_one_compartment(jnp.array([0.0, 1.0]), jnp.zeros(1), jnp.ones(1), *p).sum()
     g = jax.grad(f)(jnp.array([np.log(0.5), np.log(0.5), 0.0]))
     assert np.all(np.isfinite(np.asarray(g)))
+
+
+def test_extreme_rates_stay_finite():
+    t = jnp.linspace(0.0, 48.0, 9)
+    for lke, lka in [(2.0, -2.0), (-2.0, 2.0), (3.0, -4.0)]:
+        c = oral_one_compartment(t, jnp.zeros(1), jnp.ones(1), lke, lka, -3.0)
+        assert np.all(np.isfinite(np.asarray(c))) and np.all(np.asarray(c) >= 0)

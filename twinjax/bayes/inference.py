@@ -107,6 +107,6 @@ def svi_draws(
     latents = result.guide.sample_posterior(
         k_latent, result.params, *model_args, sample_shape=(num_samples,), **model_kwargs
     )
-    rest = numpyro.infer.Predictive(result.guide.model, posterior_samples=latents)
+    rest = numpyro.infer.Predictive(result.guide.model, posterior_samples=latents, parallel=True)
     out = {**latents, **rest(k_rest, *model_args, **model_kwargs)}
     return {k: np.asarray(v) for k, v in out.items() if k != "y"}

@@ -21,8 +21,13 @@ def _one_minus_exp_over(x):
 
 
 def _bateman(tau, ke, ka):
-    """(exp(-ke tau) - exp(-ka tau)) / (ka - ke) for tau >= 0, finite when ka == ke."""
-    return jnp.exp(-ke * tau) * tau * _one_minus_exp_over((ka - ke) * tau)
+    """(exp(-ke tau) - exp(-ka tau)) / (ka - ke) for tau >= 0, finite when ka == ke.
+
+    The expression is symmetric in (ke, ka); factoring out the slower exponential keeps every
+    intermediate finite whichever rate is larger.
+    """
+    slow, gap = jnp.minimum(ke, ka), jnp.abs(ka - ke)
+    return jnp.exp(-slow * tau) * tau * _one_minus_exp_over(gap * tau)
 
 
 def oral_one_compartment(
