@@ -75,15 +75,16 @@ def run_scenarios(key, c: Config):
     """Per scenario: counts ``[seeds, time, groups, statuses]``."""
     k_pop, k_runs = jax.random.split(key)
     pop = synthetic_population(k_pop, c.n_agents)
-    layers = (
-        abm.Layer(pop.household, c.beta_household),
-        abm.Layer(pop.school_work, c.beta_school_work),
-        abm.Layer(pop.community, c.beta_community),
-    )
     params = abm.SEIRParams(gamma=c.gamma, sigma=c.sigma)
+    betas = (c.beta_household, c.beta_school_work, c.beta_community)
 
     @jax.jit
-    def ensemble(keys, policy):
+    def ensemble(keys, policy, pop):  # the network is an argument, not a baked-in constant
+        layers = tuple(
+            abm.Layer(net, b)
+            for net, b in zip((pop.household, pop.school_work, pop.community), betas, strict=True)
+        )
+
         def one(k):
             agents = abm.init_agents(jax.random.fold_in(k, 1), c.n_agents, c.init_prev)
             agents = agents._replace(group=pop.age_group)
@@ -95,7 +96,7 @@ def run_scenarios(key, c: Config):
     keys = jax.random.split(k_runs, c.n_seeds)  # common random numbers across scenarios
     results = {}
     for name, pol in tqdm(policies(c).items(), desc="scenarios"):
-        results[name] = np.asarray(ensemble(keys, pol))
+        results[name] = np.asarray(ensemble(keys, pol, pop))
     group_sizes = np.bincount(np.asarray(pop.age_group), minlength=3)
     return results, group_sizes
 
