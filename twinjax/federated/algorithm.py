@@ -77,6 +77,7 @@ class FedConfig:
     personal: PersonalConfig | None = None
     byzantine: Byzantine = field(default_factory=Byzantine)
     backend: str = "vmap"  # "serial", "vmap" or "shard_map"
+    buckets: int = 1  # sequential vmapped groups of similar-size clients per device
     mesh: Mesh | None = None
 
     def __post_init__(self):
@@ -196,7 +197,7 @@ def round(
             weight_total=jnp.maximum(jnp.sum(client["weight"]), 1e-12),
         )  # fmt: skip
     fn = lambda s, c: _client_update(cfg, num_clients, s, c)
-    sent = map_clients(fn, shared, client, backend=cfg.backend, mesh=cfg.mesh)
+    sent = map_clients(fn, shared, client, backend=cfg.backend, mesh=cfg.mesh, buckets=cfg.buckets)
     sent = jax.tree.map(lambda a: a[:n], sent)
     client = jax.tree.map(lambda a: a[:n], client)
 

@@ -67,23 +67,50 @@ def pad_to_multiple(client: Any, multiple: int, zero: Callable[[Any], Any]) -> t
     return jax.tree.map(lambda a, r: jnp.concatenate([a, r]), client, rows), n
 
 
+def _bucketed_vmap(fn: Callable, shared: Any, client: Any, buckets: int) -> Any:
+    """vmap over ``buckets`` consecutive groups of clients, one after the other.
+
+    Clients arrive sorted by decreasing size, so each group's local-step loop stops at its own
+    largest client instead of every client idling until the largest of the round is done.
+    """
+    n = jax.tree.leaves(client)[0].shape[0]
+    edges = np.linspace(0, n, min(buckets, n) + 1).round().astype(int)
+    outs = [
+        jax.vmap(fn, in_axes=(None, 0))(
+            shared, jax.tree.map(lambda a, lo=lo, hi=hi: a[lo:hi], client)
+        )
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+        if hi > lo
+    ]
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outs)
+
+
 def map_clients(
-    fn: Callable[[Any, Any], Any], shared: Any, client: Any, *, backend: str, mesh: Mesh | None
+    fn: Callable[[Any, Any], Any],
+    shared: Any,
+    client: Any,
+    *,
+    backend: str,
+    mesh: Mesh | None,
+    buckets: int = 1,
 ) -> Any:
-    """Applies ``fn(shared, one_client)`` to every client (leading axis of ``client``)."""
+    """Applies ``fn(shared, one_client)`` to every client (leading axis of ``client``).
+
+    ``buckets`` > 1 splits the clients of a device into that many sequential vmapped groups.
+    """
     if backend == "serial":
         n = jax.tree.leaves(client)[0].shape[0]
         with jax.disable_jit():
             outs = [fn(shared, jax.tree.map(lambda a, i=i: a[i], client)) for i in range(n)]
         return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
     if backend == "vmap":
-        return jax.vmap(fn, in_axes=(None, 0))(shared, client)
+        return _bucketed_vmap(fn, shared, client, buckets)
     if backend == "shard_map":
         if mesh is None:
             raise ValueError("backend 'shard_map' needs a mesh")
 
         def per_device(s, c):
-            out = jax.vmap(fn, in_axes=(None, 0))(s, c)
+            out = _bucketed_vmap(fn, s, c, buckets)
             return jax.tree.map(lambda x: jax.lax.all_gather(x, AXIS, tiled=True), out)
 
         # outputs are gathered to every device: the server step after it stays replicated
