@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 
@@ -102,6 +103,12 @@ def scale_free(key: PRNGKeyArray, n: int, mean_degree: float, exponent: float = 
     cdf = jnp.cumsum(w) / jnp.sum(w)
     ends = jnp.searchsorted(cdf, jax.random.uniform(key, (2, m)))  # inverse-CDF draws
     return _edges(jnp.minimum(ends[0], n - 1), jnp.minimum(ends[1], n - 1), jnp.ones(m, bool))
+
+
+def compact(edges: EdgeList) -> EdgeList:
+    """Drops padding edges (weight 0); host-side, so the result has a data-dependent size."""
+    keep = np.asarray(edges.weight) > 0
+    return EdgeList(*(jnp.asarray(np.asarray(a)[keep]) for a in edges))
 
 
 @partial(jax.jit, static_argnames=("n",))

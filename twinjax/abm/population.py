@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from twinjax.abm.networks import EdgeList, clustered, erdos_renyi, household_ids
+from twinjax.abm.networks import EdgeList, clustered, compact, erdos_renyi, household_ids
 
 AGE_GROUPS = ("0-17", "18-64", "65+")
 
@@ -46,7 +46,7 @@ def synthetic_population(
     community_degree: float = 4.0,
 ) -> Population:
     """Households of 1-5 (consecutive agents), classes for 0-17, workplaces for 18-64, and a
-    random community layer; ages drawn independently of households."""
+    random community layer; ages drawn independently of households. Padding edges are dropped."""
     k_age, k_hh, k_school, k_work, k_comm = jax.random.split(key, 5)
     age = jax.random.categorical(k_age, jnp.log(jnp.asarray(age_probs)), shape=(n,))
     hh = household_ids(k_hh, n, jnp.asarray(household_size_probs))
@@ -55,7 +55,8 @@ def synthetic_population(
     work = _places(k_work, age == 1, workplace_size)
     school_work = EdgeList(*(jnp.concatenate([a, b]) for a, b in zip(school, work, strict=True)))
     community = erdos_renyi(k_comm, n, community_degree)
-    return Population(age.astype(jnp.int32), household, school_work, community)
+    layers = (compact(household), compact(school_work), compact(community))
+    return Population(age.astype(jnp.int32), *layers)
 
 
 def band(x: np.ndarray, axis: int = 0, level: float = 0.9) -> tuple[np.ndarray, ...]:
