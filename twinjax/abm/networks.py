@@ -9,6 +9,7 @@ is never materialized (see :mod:`twinjax.abm.contacts`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
 
@@ -26,8 +27,13 @@ class EdgeList(NamedTuple):
     weight: Float[Array, " edges"]
 
 
-class RandomNet(NamedTuple):
-    """starsim's dynamic ``RandomNet``: ``n_contacts`` contacts per agent, redrawn every step."""
+@jax.tree_util.register_static
+@dataclass(frozen=True)
+class RandomNet:
+    """starsim's dynamic ``RandomNet``: ``n_contacts`` contacts per agent, redrawn every step.
+
+    A static pytree node (no array leaves), so ``n_contacts`` stays a Python int under ``jit``.
+    """
 
     n_contacts: int
 
