@@ -9,7 +9,7 @@ fine-tuning, and FedPer-style personal output heads (client state kept across ro
 from __future__ import annotations
 
 import pathlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +42,8 @@ class Config:
     fine_tune_epochs: int = 2
     progress: bool = True
     fast_compile: bool = False
+    # multi-host launch: jax.distributed.initialize (see twinjax.federated.execution)
+    distributed: fl.DistributedConfig = field(default_factory=fl.DistributedConfig)
 
 
 def _pooled(data: fl.ClientData) -> fl.ClientData:
@@ -51,6 +53,7 @@ def _pooled(data: fl.ClientData) -> fl.ClientData:
 
 def run(cfg: DictConfig, out_dir: pathlib.Path) -> dict:
     c = experiment_config(Config, cfg.experiment)
+    fl.initialize_distributed(c.distributed)  # before any JAX computation
     key = jax.random.key(cfg.seed)
     k_data, k_init, k_fed, k_per, k_central, k_tune = jax.random.split(key, 6)
     d = cfg.data

@@ -11,6 +11,7 @@ Three parts, each a set of federated runs through :mod:`twinjax.federated`:
 
 from __future__ import annotations
 
+import json
 import pathlib
 from dataclasses import dataclass, field
 
@@ -44,6 +45,8 @@ class Config:
     weighting: str = "uniform"
     max_samples: int | None = None
     backend: str = "vmap"
+    buckets: int = 3  # vmapped groups of similar-size clients (speed only)
+    final_window: int = 10  # "final" accuracies also reported as the mean of the last rounds
     byzantine_rounds: int = 100
     byzantine_fraction: float = 0.2
     byzantine_scale: float = 10.0
@@ -59,6 +62,8 @@ class Config:
     dp_delta: float = 1e-5
     progress: bool = True
     fast_compile: bool = False  # XLA -O0: quicker compiles for tiny CI runs
+    # multi-host launch: jax.distributed.initialize (see twinjax.federated.execution)
+    distributed: fl.DistributedConfig = field(default_factory=fl.DistributedConfig)
 
 
 def _evaluator(train: fl.ClientData, test: fl.ClientData):
@@ -80,7 +85,7 @@ def _common(c: Config, **kw) -> dict:
     base = dict(
         clients_per_round=c.clients_per_round, local_lr=c.learning_rate,
         batch_size=c.batch_size, local_epochs=c.local_epochs, sampling=c.sampling,
-        weighting=c.weighting, backend=c.backend, mesh=mesh,
+        weighting=c.weighting, backend=c.backend, mesh=mesh, buckets=c.buckets,
     )  # fmt: skip
     return {**base, **kw}
 
@@ -128,7 +133,7 @@ def byzantine_runs(c: Config, train, key, evaluate) -> dict:
         state = algo.init(fl.logistic_init(), num_clients=train.num_clients)
         _, hist = run_rounds(algo, state, train, key, rounds=c.byzantine_rounds, evaluate=evaluate,
                              progress=c.progress, desc=f"byzantine {attack} {agg}")  # fmt: skip
-        out[(attack, agg)] = hist[-1]["test_accuracy"]
+        out[(attack, agg)] = _tail_mean(hist, "test_accuracy", c.final_window)
         rejected[(attack, agg)] = sum(h.get("rejected", 0.0) for h in hist)
     return {"accuracy": out, "rejected": rejected}
 
@@ -149,6 +154,10 @@ def dp_run(c: Config, train, key, evaluate) -> dict:
         for acc in ("rdp", "pld")
     }
     return {"test_accuracy": hist[-1]["test_accuracy"], "sampling_rate": q, **eps}
+
+
+def _tail_mean(hist: list[dict], key: str, window: int) -> float:
+    return float(np.mean([h[key] for h in hist[-window:]]))
 
 
 def _curves(runs: list[list[dict]], key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -179,6 +188,7 @@ def plot_figure1(c: Config, runs: dict, path: pathlib.Path) -> None:
 
 def run(cfg: DictConfig, out_dir: pathlib.Path) -> dict:
     c = experiment_config(Config, cfg.experiment)
+    fl.initialize_distributed(c.distributed)  # before any JAX computation
     key = jax.random.key(cfg.seed)
     k_strag, k_byz, k_dp = jax.random.split(key, 3)
     train, test = fl.synthetic_alpha_beta(
@@ -196,11 +206,20 @@ def run(cfg: DictConfig, out_dir: pathlib.Path) -> dict:
         metrics[f"test_accuracy_{tag}_mean"] = float(np.mean(final))
         metrics[f"test_accuracy_{tag}_std"] = float(np.std(final))
         metrics[f"train_loss_{tag}_mean"] = float(np.mean([h[-1]["train_loss"] for h in r]))
-        rows.append((frac, name, np.mean(final), np.std(final), metrics[f"train_loss_{tag}_mean"]))
+        tail = [_tail_mean(h, "test_accuracy", c.final_window) for h in r]
+        metrics[f"test_accuracy_last{c.final_window}_{tag}_mean"] = float(np.mean(tail))
+        loss = metrics[f"train_loss_{tag}_mean"]
+        rows.append((frac, name, np.mean(final), np.std(final), np.mean(tail), loss))
     top = int(round(100 * max(c.straggler_fractions)))
     gain = (metrics[f"test_accuracy_stragglers{top}_fedprox_mu{c.mu:g}_mean"]
             - metrics[f"test_accuracy_stragglers{top}_fedavg_mean"])  # fmt: skip
     metrics[f"fedprox_mu{c.mu:g}_minus_fedavg_points_at_stragglers{top}"] = 100 * gain
+    w = c.final_window
+    gain = (metrics[f"test_accuracy_last{w}_stragglers{top}_fedprox_mu{c.mu:g}_mean"]
+            - metrics[f"test_accuracy_last{w}_stragglers{top}_fedavg_mean"])  # fmt: skip
+    metrics[f"fedprox_mu{c.mu:g}_minus_fedavg_points_last{w}_at_stragglers{top}"] = 100 * gain
+    histories = {f"{f}/{n}": r for (f, n), r in runs.items()}
+    (out_dir / "histories.json").write_text(json.dumps(histories))
 
     byz = byzantine_runs(c, train, k_byz, evaluate) if c.byzantine_rounds > 0 else None
     if byz:
@@ -232,15 +251,20 @@ def _report(c: Config, rows, metrics: dict, byz, dp) -> str:
         f"{c.rounds} rounds, {c.seeds} seeds. FedAvg drops stragglers; FedProx keeps their "
         "partial work (1..E-1 epochs).", "",
         "![Figure 1](figure1.png)", "",
-        "| stragglers | method | final test accuracy (mean ± std) | final training loss |",
-        "|---|---|---|---|",
+        "| stragglers | method | final test accuracy (mean ± std over seeds) "
+        f"| mean of last {c.final_window} rounds | final training loss |",
+        "|---|---|---|---|---|",
     ]  # fmt: skip
-    for frac, name, m, s, loss in rows:
-        lines.append(f"| {100 * frac:.0f}% | {name} | {100 * m:.1f} ± {100 * s:.1f} | {loss:.3f} |")
+    for frac, name, m, s, tail, loss in rows:
+        lines.append(
+            f"| {100 * frac:.0f}% | {name} | {100 * m:.1f} ± {100 * s:.1f} | {100 * tail:.1f} "
+            f"| {loss:.3f} |"
+        )
     if byz:
         lines += ["", f"## {100 * c.byzantine_fraction:.0f}% Byzantine clients "
                   f"({c.byzantine_rounds} rounds, attack scale {c.byzantine_scale:g})", "",
-                  "| attack | aggregator | test accuracy | rejected updates |", "|---|---|---|---|"]  # fmt: skip
+                  f"| attack | aggregator | test accuracy (mean of last {c.final_window} rounds) "
+                  "| rejected updates |", "|---|---|---|---|"]  # fmt: skip
         for (attack, agg), acc in byz["accuracy"].items():
             rej = byz["rejected"][(attack, agg)]
             lines.append(f"| {attack} | {agg} | {100 * acc:.1f} | {rej:.0f} |")

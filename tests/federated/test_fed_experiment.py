@@ -34,6 +34,7 @@ def test_fedprox_synthetic_tiny(tmp_path):
         acc = metrics[f"test_accuracy_stragglers50_{name}_mean"]
         assert 0.0 <= acc <= 1.0
         assert metrics[f"train_loss_stragglers50_{name}_mean"] < 2.31  # below log(10) at init
+    assert 0 <= metrics["test_accuracy_last10_stragglers50_fedavg_mean"] <= 1
     gain = metrics["fedprox_mu1_minus_fedavg_points_at_stragglers50"]
     want = 100 * (
         metrics["test_accuracy_stragglers50_fedprox_mu1_mean"]
