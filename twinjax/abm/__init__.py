@@ -1,4 +1,11 @@
-"""Agent-based population simulator: agents as arrays, contact layers, pure steps in lax.scan."""
+"""Agent-based population simulator: agents as arrays, contact layers, pure steps in lax.scan.
+
+The core (agents, networks, contact layers, SIR/SEIR step, interventions) is re-exported here.
+Further public modules: ``relaxed`` (differentiable simulator), ``calibration`` (optax and NumPyro),
+``sharding`` (``jax.shard_map`` over agents), ``twin_agents`` (agents driven by their twins),
+``population`` (synthetic multi-layer population), ``commuting`` and ``finance`` (scenario
+models), ``peers`` (the starsim/Mesa versions of the benchmark model), ``rng`` (hash uniforms).
+"""
 
 from twinjax.abm.agents import Agents, E, I, R, S, group_counts, init_agents, population_uniforms
 from twinjax.abm.contacts import Layer, WellMixed, contact_prob, escape_prob
