@@ -29,7 +29,7 @@ VARIANTS = {
 
 def _run(name, kw, backend, data, params):
     mesh = fl.client_mesh() if backend == "shard_map" else None
-    common = dict(clients_per_round=5, local_lr=0.1, batch_size=16, local_epochs=2)
+    common = dict(clients_per_round=4, local_lr=0.1, batch_size=16, local_epochs=1)
     cfg = fl.ALGORITHMS[name](
         fl.logistic_loss, backend=backend, mesh=mesh, weighting="samples", **common, **kw
     )
@@ -53,3 +53,18 @@ def test_sharded_round_equals_serial(variant, tiny):
     assert int(m_sharded["clients_live"]) == int(m_serial["clients_live"])
     moved = sum(float(abs(np.asarray(p) - 0).sum()) for p in jax.tree.leaves(sharded.params))
     assert moved > 0  # the rounds trained something
+
+
+def test_bucketed_vmap_equals_single_vmap(tiny):
+    data, params = tiny
+    out = []
+    for buckets in (1, 3):
+        cfg = fl.fedprox(
+            fl.logistic_loss, clients_per_round=5, local_lr=0.1, batch_size=8, local_epochs=2,
+            straggler_fraction=0.4, buckets=buckets,
+        )  # fmt: skip
+        algo = fl.build(cfg, compiler_options=fl.FAST_COMPILE)
+        state = algo.init(params, num_clients=data.num_clients)
+        out.append(algo.round(state, data, jax.random.key(0))[0].params)
+    for a, b in zip(jax.tree.leaves(out[0]), jax.tree.leaves(out[1]), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=TOL, atol=TOL)
