@@ -17,6 +17,7 @@ def test_resume_equals_uninterrupted(tmp_path):
     key = jax.random.key(7)
     kw = dict(rounds=5, progress=False, evaluate=lambda p: fl.logistic_evaluate(p, train))
     full, hist_full = run_rounds(algo, init, train, key, **kw)
+    assert algo.round._cache_size() == 1  # 5 rounds, one compilation (no dtype/shape drift)
     ckpt = tmp_path / "ckpt"
     part, _ = run_rounds(algo, init, train, key, checkpoint_dir=ckpt, stop_after=2, **kw)
     assert int(part.round) == 2
