@@ -25,7 +25,8 @@ def _run(tmp_path: Path, name: str, *overrides: str) -> dict:
 def test_abm_epidemic_tiny(tmp_path):
     metrics, report = _run(
         tmp_path, "abm_epidemic", "experiment.n_agents=1500", "experiment.n_steps=50",
-        "experiment.n_seeds=3", "experiment.calibrate=false",
+        "experiment.n_seeds=3", "experiment.calibrate=false", "experiment.twin_n_agents=32",
+        "experiment.twin_window=16", "experiment.twin_fit_steps=5", "experiment.twin_n_steps=10",
     )  # fmt: skip
     # (calibration itself is tested in test_abm_calibration.py; NUTS compilation is too slow here)
     sc = metrics["scenarios"]
@@ -35,6 +36,9 @@ def test_abm_epidemic_tiny(tmp_path):
     b = sc["baseline"]
     assert b["attack_rate_q05"] <= b["attack_rate_mean"] <= b["attack_rate_q95"]
     assert "0-17" in report and "| vaccination |" in report
+    tw = metrics["twin_driven"]
+    assert tw["rel_sus_sd_step0"] > 0 and 0 < tw["attack_rate_coupled_mean"] <= 1
+    assert "Twin-driven agents" in report
 
 
 @pytest.mark.parametrize(
