@@ -3,6 +3,7 @@ and congestion-price levers, compared with the baseline by income group (mean, 9
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,17 +43,28 @@ def scenarios(c: Config) -> dict[str, cm.CityParams]:
 
 
 def run_scenario(keys, city: cm.CityParams, c: Config):
-    """Per seed (vmapped): its own synthetic commuters and choice noise."""
+    """Per seed (vmapped): its own synthetic commuters and choice noise. The levers are traced
+    arguments, so all scenarios share one compilation."""
+    return _ensemble(c.n_agents, c.n_days, city.n_slots)(
+        keys, jnp.float32(city.transit_frequency), jnp.float32(city.congestion_price)
+    )
 
+
+@functools.cache
+def _ensemble(n_agents: int, n_days: int, n_slots: int):
     @jax.jit
-    @jax.vmap
-    def one(key):
-        k_pop, k_sim = jax.random.split(key)
-        people = cm.synthetic_commuters(k_pop, c.n_agents, city.n_slots)
-        _, out = cm.simulate(k_sim, people, city, c.n_days)
-        return people.income, out
+    def run(keys, frequency, price):
+        city = cm.CityParams(n_slots=n_slots, transit_frequency=frequency, congestion_price=price)
 
-    return one(keys)
+        def one(key):
+            k_pop, k_sim = jax.random.split(key)
+            people = cm.synthetic_commuters(k_pop, n_agents, n_slots)
+            _, out = cm.simulate(k_sim, people, city, n_days)
+            return people.income, out
+
+        return jax.vmap(one)(keys)
+
+    return run
 
 
 def summarize(results, c: Config):
