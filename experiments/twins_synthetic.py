@@ -24,7 +24,7 @@ class Config:
 def run(cfg: DictConfig, out_dir: Path) -> dict:
     exp = experiment_config(Config, cfg.experiment)
     root: RootConfig = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RootConfig), cfg))
-    k_data, k_fit = jax.random.split(jax.random.key(root.seed))
+    k_data, k_fit, k_plot = jax.random.split(jax.random.key(root.seed), 3)
     cohort = pipeline.load_cohort(k_data, root.data)
     fit = pipeline.fit_twins(k_fit, cohort, root, out_dir)
     pipeline.save_model(fit, out_dir / "model")
@@ -41,7 +41,13 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     table.insert(0, "subject_id", list(cohort.subject_ids))
     table.to_csv(out_dir / "per_individual.csv", index=False)
     figures = plots.twin_report_figures(
-        fit, cohort, root.data, per_individual, out_dir, n_individuals=exp.n_plot_individuals
+        fit,
+        cohort,
+        root.data,
+        per_individual,
+        out_dir,
+        key=k_plot,
+        n_individuals=exp.n_plot_individuals,
     )
     (out_dir / "report.md").write_text(_report(metrics, figures, root))
     return metrics

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import jax
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from twinjax.data.normalize import denormalize  # noqa: E402
 from twinjax.eval.metrics import _Z  # noqa: E402
+from twinjax.twins import forecast  # noqa: E402
 
 
 def forecast_bands(ax, t, mean, scale, *, color, label):
@@ -83,7 +86,65 @@ def plot_losses(path: Path, losses: np.ndarray, title: str) -> None:
     plt.close(fig)
 
 
-def twin_report_figures(fit, cohort, data_cfg, per_individual, out_dir: Path, *, n_individuals=4):
+def counterfactual_rollouts(
+    fit, i: int, *, horizon: int, history: int, kind: int, n_samples: int, key
+) -> dict:
+    """Sampled rollouts of individual ``i``'s personal twin from the start of its test period,
+    under the plan that was actually followed and under that plan plus one extra intervention of
+    ``kind`` (one mean amount) at the first step: "what if this person took X now?"."""
+    a = fit.arrays
+    start = int(np.asarray(a.test[i]).argmax())
+    lo = max(start - history, 0)
+    hist = (a.values[i, lo:start], a.mask[i, lo:start], a.interventions[i, lo:start], a.static[i])
+    plan = a.interventions[i, start : start + horizon]
+    params = jax.tree.map(lambda x: x[i], fit.personal)
+    stats = jax.tree.map(lambda x: x[i] if x.ndim == 2 else x, fit.scalers.values)
+    keys = jax.random.split(key, n_samples)
+
+    def sample(k, plan):  # a trajectory: each step drawn from the twin's predictive Gaussian
+        k_path, k_last = jax.random.split(k)
+        mean, scale = forecast(params, fit.spec, *hist, plan, key=k_path)
+        return mean + scale * jax.random.normal(k_last, mean.shape)
+
+    def roll(plan):
+        return np.asarray(denormalize(stats, jax.vmap(sample, in_axes=(0, None))(keys, plan)))
+
+    extra = plan.at[0, kind].add(1.0)
+    return {
+        "t": start + np.arange(plan.shape[0]),
+        "followed": roll(plan),
+        "extra": roll(extra),
+        "doses_followed": np.asarray(plan[:, kind]),
+        "doses_extra": np.asarray(extra[:, kind]),
+    }
+
+
+def plot_counterfactual(
+    path: Path, roll: dict, truth, f: int, names: tuple, kind_name: str
+) -> None:
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    for key, color, label in (
+        ("followed", "tab:blue", "plan followed"),
+        ("extra", "tab:red", f"plan + one extra {kind_name} now"),
+    ):
+        q = np.quantile(roll[key][..., f], [0.05, 0.25, 0.5, 0.75, 0.95], axis=0)
+        ax.fill_between(roll["t"], q[0], q[4], color=color, alpha=0.12, lw=0)
+        ax.fill_between(roll["t"], q[1], q[3], color=color, alpha=0.25, lw=0)
+        ax.plot(roll["t"], q[2], color=color, label=f"{label} (median, 50%/90%)")
+    if truth is not None:
+        ax.plot(roll["t"], truth, color="k", lw=0.8, label="truth under the followed plan")
+    ax.set_xlabel("grid step")
+    ax.set_ylabel(names[f])
+    ax.set_title("counterfactual rollouts of one personal twin (sampled trajectories)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def twin_report_figures(
+    fit, cohort, data_cfg, per_individual, out_dir: Path, *, key, n_individuals=4
+):
     """Writes the twin report's PNGs into ``out_dir``; returns their file names."""
     from twinjax.pipeline import forecasts, target_index  # the pipeline imports this module
 
@@ -113,7 +174,7 @@ def twin_report_figures(fit, cohort, data_cfg, per_individual, out_dir: Path, *,
             "pop": (pop.mean[i][ok][:, f], pop.scale[i][ok][:, f]),
             "personal": (per.mean[i][ok][:, f], per.scale[i][ok][:, f]),
         }
-    names = ["forecasts.png", "rmse_distribution.png", "population_loss.png"]
+    names = ["forecasts.png", "rmse_distribution.png", "counterfactual.png", "population_loss.png"]
     plot_forecasts(
         out_dir / names[0], chosen, series, f"one-step forecasts of {cohort.variables[f]}"
     )
@@ -124,8 +185,21 @@ def twin_report_figures(fit, cohort, data_cfg, per_individual, out_dir: Path, *,
         per_individual["personalized"]["rmse"][ok],
         "RMSE",
     )
+    i = int(chosen[0])
+    roll = counterfactual_rollouts(
+        fit,
+        i,
+        horizon=min(24, int(np.asarray(fit.arrays.test[i]).sum())),
+        history=history,
+        kind=0,
+        n_samples=200,
+        key=key,
+    )
+    truth = None if cohort.truth is None else cohort.truth[i, roll["t"], f]
+    kind_name = cohort.intervention_kinds[0] if cohort.intervention_kinds else "intervention"
+    plot_counterfactual(out_dir / names[2], roll, truth, f, cohort.variables, kind_name)
     if len(fit.population_losses):
-        plot_losses(out_dir / names[2], fit.population_losses, "population twin")
+        plot_losses(out_dir / names[3], fit.population_losses, "population twin")
     else:
         names.pop()
     return names
