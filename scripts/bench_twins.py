@@ -12,8 +12,10 @@ time, vmapped over its windows) and trains the whole cohort in one jitted step:
 ``vmap(value_and_grad(loss_i))`` over the stacked parameter pytree plus a vmapped ``optax.adam``.
 The torch peer is what a user would otherwise write: N separate ``torch.nn.LSTM`` +
 ``torch.nn.Linear`` models, each with its own ``torch.optim.Adam``, looped over per step, with
-``torch.set_num_threads`` set to the machine's cores. The first twinjax call (tracing + XLA
-compilation) is timed apart; steady state is the median of ``--repeats`` timed steps.
+``torch.set_num_threads`` set to the machine's cores (``--torch-threads`` overrides it: on an
+oversubscribed machine torch's intra-op threads spin-wait and a 2-thread loop was ~40x slower
+than a 1-thread one). The first twinjax call (tracing + XLA compilation) is timed apart; steady
+state is the median of ``--repeats`` timed steps, in wall and in process-CPU seconds.
 """
 
 from __future__ import annotations
@@ -125,6 +127,28 @@ def make_step(
     return step
 
 
+def _timed(step: Callable[[], object], n: int, repeats: int) -> dict:
+    """Wall and process-CPU seconds of ``repeats`` calls; medians and individual-steps/s.
+
+    CPU seconds (all threads of this process) are less sensitive than wall time to other
+    processes on a shared machine, and reveal threads that spin while waiting.
+    """
+    walls, cpus = [], []
+    for _ in range(repeats):
+        c0, t0 = time.process_time(), time.perf_counter()
+        step()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    median = statistics.median(walls)
+    return {
+        "median_step_s": median,
+        "median_step_cpu_s": statistics.median(cpus),
+        "step_times_s": walls,
+        "step_cpu_times_s": cpus,
+        "individual_steps_per_s": n / median,
+    }
+
+
 def time_twinjax(n: int, *, windows: int, length: int, repeats: int, seed: int = 0) -> dict:
     """First call (incl. compile) and the median of ``repeats`` steady-state steps."""
     k_data, k_params = jax.random.split(jax.random.key(seed))
@@ -136,21 +160,20 @@ def time_twinjax(n: int, *, windows: int, length: int, repeats: int, seed: int =
     t0 = time.perf_counter()
     state, loss = jax.block_until_ready(step(state, batch))
     first = time.perf_counter() - t0
-    first_loss = float(loss.mean())
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+    losses = [float(loss.mean())]
+
+    def _step():
+        nonlocal state
         state, loss = jax.block_until_ready(step(state, batch))
-        times.append(time.perf_counter() - t0)
-    median = statistics.median(times)
-    return {
-        "first_call_with_compile_s": first,
-        "median_step_s": median,
-        "step_times_s": times,
-        "individual_steps_per_s": n / median,
-        "mean_loss_first_step": first_loss,
-        "mean_loss_last_step": float(loss.mean()),
-    }
+        losses.append(float(loss.mean()))
+
+    out = _timed(_step, n, repeats)
+    out.update(
+        first_call_with_compile_s=first,
+        mean_loss_first_step=losses[0],
+        mean_loss_last_step=losses[-1],
+    )
+    return out
 
 
 # ---------------------------------------------------------------- torch peer (imported lazily)
@@ -191,28 +214,20 @@ def _to_torch(batch: Batch):
     return tuple(torch.from_numpy(np.asarray(a, dtype=np.float32).copy()) for a in batch)
 
 
-def time_torch(n: int, *, windows: int, length: int, repeats: int, seed: int = 0) -> dict:
+def time_torch(
+    n: int, *, windows: int, length: int, repeats: int, seed: int = 0, threads: int | None = None
+) -> dict:
     import torch
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(threads or os.cpu_count() or 1)
     x, y = _to_torch(make_batch(jax.random.key(seed), n, windows=windows, length=length))
     models = torch_models(n, seed=seed)
     t0 = time.perf_counter()
     torch_step(models, x, y)  # warm-up
     first = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        torch_step(models, x, y)
-        times.append(time.perf_counter() - t0)
-    median = statistics.median(times)
-    return {
-        "first_step_s": first,
-        "median_step_s": median,
-        "step_times_s": times,
-        "individual_steps_per_s": n / median,
-        "threads": torch.get_num_threads(),
-    }
+    out = _timed(lambda: torch_step(models, x, y), n, repeats)
+    out.update(first_step_s=first, threads=torch.get_num_threads())
+    return out
 
 
 def params_from_torch(lstm, head) -> dict:
@@ -308,6 +323,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--windows", type=int, default=16)
     ap.add_argument("--length", type=int, default=96)
     ap.add_argument("--peer", choices=["torch"], default=None)
+    ap.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads (default: os.cpu_count(); on a loaded machine try 1)",
+    )
     ap.add_argument("--check", action="store_true", help="N=2 loss cross-check against torch")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, help="write all results to this file")
@@ -338,41 +359,54 @@ def main(argv: list[str] | None = None) -> dict:
         if not ok:
             raise SystemExit(1)
 
-    runs = []
-    header = f"{'N':>5} {'engine':>8} {'first/compile s':>15} {'median step s':>14} {'indiv-steps/s':>14}"
+    print(HEADER, flush=True)
+    results["runs"] = []
+    sizes = {"windows": args.windows, "length": args.length, "repeats": args.repeats}
     for n in args.n:
-        sizes = {"windows": args.windows, "length": args.length, "repeats": args.repeats}
         row = {"n": n, "load_before": _load()}
         row["twinjax"] = time_twinjax(n, seed=args.seed, **sizes)
         if args.peer == "torch":
-            row["torch"] = time_torch(n, seed=args.seed, **sizes)
-            row["ratio_torch_over_twinjax"] = (
-                row["torch"]["median_step_s"] / row["twinjax"]["median_step_s"]
-            )
+            row["torch"] = time_torch(n, seed=args.seed, threads=args.torch_threads, **sizes)
+            tj, th = row["twinjax"], row["torch"]
+            row["ratio_torch_over_twinjax"] = th["median_step_s"] / tj["median_step_s"]
+            row["ratio_torch_over_twinjax_cpu"] = th["median_step_cpu_s"] / tj["median_step_cpu_s"]
         row["load_after"] = _load()
-        runs.append(row)
-        print(f"N={n}: load average before {row['load_before']}, after {row['load_after']}")
-    results["runs"] = runs
-
-    print(header)
-    for row in runs:
-        tj = row["twinjax"]
-        print(
-            f"{row['n']:>5} {'twinjax':>8} {tj['first_call_with_compile_s']:>15.3f} "
-            f"{tj['median_step_s']:>14.4f} {tj['individual_steps_per_s']:>14.1f}"
-        )
-        if "torch" in row:
-            th = row["torch"]
-            print(
-                f"{row['n']:>5} {'torch':>8} {th['first_step_s']:>15.3f} "
-                f"{th['median_step_s']:>14.4f} {th['individual_steps_per_s']:>14.1f}"
-                f"   ({th['threads']} threads)"
-            )
-            print(f"{'':>5} ratio torch_time/twinjax_time = {row['ratio_torch_over_twinjax']:.2f}x")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+        results["runs"].append(row)
+        _print_row(row)
+        if args.json:  # rewritten after each N so that a long run leaves its finished rows
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=2)
     return results
+
+
+HEADER = (
+    f"{'N':>5} {'engine':>8} {'first/compile s':>15} {'median step s':>14} "
+    f"{'(cpu s)':>8} {'indiv-steps/s':>14}"
+)
+
+
+def _print_row(row: dict) -> None:
+    tj = row["twinjax"]
+    print(
+        f"{row['n']:>5} {'twinjax':>8} {tj['first_call_with_compile_s']:>15.3f} "
+        f"{tj['median_step_s']:>14.4f} {tj['median_step_cpu_s']:>8.3f} "
+        f"{tj['individual_steps_per_s']:>14.1f}"
+    )
+    if "torch" in row:
+        th = row["torch"]
+        print(
+            f"{row['n']:>5} {'torch':>8} {th['first_step_s']:>15.3f} "
+            f"{th['median_step_s']:>14.4f} {th['median_step_cpu_s']:>8.3f} "
+            f"{th['individual_steps_per_s']:>14.1f}"
+            f"   ({th['threads']} threads)"
+        )
+        print(
+            f"{'':>5} ratio torch_time/twinjax_time = {row['ratio_torch_over_twinjax']:.2f}x "
+            f"(process CPU time: {row['ratio_torch_over_twinjax_cpu']:.2f}x)"
+        )
+    print(
+        f"{'':>5} load average before {row['load_before']}, after {row['load_after']}", flush=True
+    )
 
 
 if __name__ == "__main__":

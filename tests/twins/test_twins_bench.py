@@ -85,8 +85,8 @@ def test_command_line_times_the_jax_step(bench, tmp_path):
     bench.main([*args, "--json", str(out)])
     (run,) = json.loads(out.read_text())["runs"]
     tj = run["twinjax"]
-    assert run["n"] == N and len(tj["step_times_s"]) == 2
-    assert tj["median_step_s"] > 0
+    assert run["n"] == N and len(tj["step_times_s"]) == len(tj["step_cpu_times_s"]) == 2
+    assert tj["median_step_s"] > 0 and tj["median_step_cpu_s"] > 0
     assert tj["individual_steps_per_s"] == pytest.approx(N / tj["median_step_s"])
     assert tj["mean_loss_last_step"] < tj["mean_loss_first_step"]
     assert "torch" not in run  # no peer unless asked
