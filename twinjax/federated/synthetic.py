@@ -24,6 +24,7 @@ def synthetic_alpha_beta(
     num_classes: int = 10,
     train_fraction: float = 0.9,
     max_samples: int | None = None,
+    iid: bool = False,
 ) -> tuple[ClientData, ClientData]:
     """Generates (train, test) client data following the paper's procedure.
 
@@ -31,6 +32,8 @@ def synthetic_alpha_beta(
     ``B_k ~ N(0, beta)``, ``v_k ~ N(B_k, 1)``, ``x ~ N(v_k, Sigma)`` with ``Sigma_jj = j^-1.2``,
     ``y = argmax softmax(x W_k + b_k)``; ``floor(lognormal(4, 2)) + 50`` samples, split
     ``train_fraction`` / rest. ``max_samples`` optionally caps a device's sample count.
+    ``iid``: the paper's Synthetic-IID variant (one ``W, b ~ N(0, 1)`` for all devices and
+    ``x ~ N(0, Sigma)``; ``alpha`` and ``beta`` are unused).
     """
     rng = np.random.default_rng(seed)
     counts = np.floor(rng.lognormal(4.0, 2.0, num_clients)).astype(np.int64) + 50
@@ -39,11 +42,15 @@ def synthetic_alpha_beta(
     u = rng.normal(0.0, alpha, num_clients)
     shift = rng.normal(0.0, beta, num_clients)
     std_x = np.arange(1, dim + 1, dtype=np.float64) ** (-1.2 / 2)
+    shared_w = rng.normal(0.0, 1.0, (dim, num_classes))
+    shared_b = rng.normal(0.0, 1.0, num_classes)
     train, test = [], []
     for k in range(num_clients):
         w = rng.normal(u[k], 1.0, (dim, num_classes))
         b = rng.normal(u[k], 1.0, num_classes)
         v = rng.normal(shift[k], 1.0, dim)
+        if iid:
+            w, b, v = shared_w, shared_b, np.zeros(dim)
         x = v + std_x * rng.standard_normal((counts[k], dim))
         y = np.argmax(x @ w + b, axis=1)  # softmax is monotone
         n_train = int(train_fraction * counts[k])
