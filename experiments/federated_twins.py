@@ -117,8 +117,9 @@ def _plot(curves: dict, results: dict, out_dir: pathlib.Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, hist in curves.items():
         ax.plot([h["round"] for h in hist], [h["test_nll"] for h in hist], label=name)
-    for name in ("centralized", "federated_fine_tuned", "federated_personal_heads"):
-        ax.axhline(results[name], ls="--", lw=1, label=f"{name} (final)", color=None)
+    finals = ("centralized", "federated_fine_tuned", "federated_personal_heads")
+    for name, color in zip(finals, ("C2", "C3", "C4"), strict=True):
+        ax.axhline(results[name], ls="--", lw=1, label=f"{name} (final)", color=color)
     ax.set_xlabel("round")
     ax.set_ylabel("test NLL (mean over individuals)")
     ax.legend(fontsize=7)
