@@ -19,7 +19,7 @@ class DataConfig:
     source: str = "synthetic"  # "synthetic" or "files"
     # synthetic cohort
     n_individuals: int = 64
-    n_steps: int = 360
+    n_steps: int = 1440  # hourly grid: 60 days per individual
     obs_prob: float = 0.7  # probability that a stream is measured at a grid step
     dropout_prob: float = 0.02  # per-step probability of a missing block starting
     noise: float = 0.1
@@ -38,8 +38,8 @@ class DataConfig:
     target: str | None = None  # variable to forecast; default: the first
     # preprocessing
     normalization: str = "population"  # "population", "individual" or "none"
-    context: int = 24
-    horizon: int = 12
+    context: int = 12
+    horizon: int = 6
     val_fraction: float = 0.15
     test_fraction: float = 0.15
 
@@ -55,16 +55,16 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 600
-    personal_steps: int = 300
+    steps: int = 1000
+    personal_steps: int = 1000
     batch_windows: int = 8
     lr: float = 3e-3
-    personal_lr: float = 1e-3
-    prior_strength: float = 1.0  # Gaussian prior precision pulling personal params to population
+    personal_lr: float = 3e-3
+    prior_strength: float = 30.0  # Gaussian prior precision pulling personal params to population
     population_batch: int = 0  # individuals per population step; 0: all
     chunk_size: int = 0  # individuals per chunk in personalization; 0: all at once
     eval_every: int = 25  # personalization: validation NLL checked every so many steps
-    selection: str = "individual"  # keep personal params best on validation: individual|cohort|none
+    selection: str = "none"  # keep personal params best on validation: individual|cohort|none
     checkpoint_every: int = 50
     keep_checkpoints: int = 3
     calibration_strength: float = 20.0  # pseudo-observations shrinking personal variance scaling

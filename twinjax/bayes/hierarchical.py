@@ -128,7 +128,8 @@ def hierarchical_model(
     """The NumPyro model of a hierarchical twin for the cohort ``data``.
 
     Sites: ``mu``, ``beta``, ``omega``, ``L_corr``, residual SDs, and per individual ``z``
-    (standard normal), ``theta`` (deterministic) and ``y`` (observations, masked).
+    (standard normal), ``theta`` (deterministic) and ``y`` (observations, masked; drawn when
+    ``data.values`` is None).
     """
     mu, beta, omega, corr_chol, sigma = _population(spec)
     n = data.times.shape[0]
@@ -140,7 +141,7 @@ def hierarchical_model(
         numpyro.deterministic("theta", theta)
         pick = lambda a: jnp.asarray(a)[idx]
         pred = predict_curves(spec, theta, pick(data.times), jax.tree.map(pick, data.regimen))
-        y = to_model_scale(spec.error_model, pick(data.values))
+        y = None if data.values is None else to_model_scale(spec.error_model, pick(data.values))
         obs_dist = observation_dist(spec.error_model, pred, sigma)
         numpyro.sample("y", obs_dist.mask(pick(data.mask)).to_event(1), obs=y)
 

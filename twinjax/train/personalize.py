@@ -108,16 +108,17 @@ def personal_step(
         val = _val_nll(params, arrays, spec, length - 1, val_size)
         if selection == "individual":
             better = val < state.best_val
-        elif selection == "cohort":  # one stopping step for the whole (chunk of the) cohort
+        else:  # "cohort": one stopping step for the whole (chunk of the) cohort
             better = jnp.broadcast_to(jnp.mean(val) < jnp.mean(state.best_val), val.shape)
-        else:  # "none": the last parameters
-            better = jnp.ones(val.shape, bool)
         pick = lambda new, old: jnp.where(better.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
         return jax.tree.map(pick, params, state.best_params), jnp.where(better, val, state.best_val)
 
-    best_params, best_val = jax.lax.cond(
-        step % eval_every == 0, _select, lambda _: (state.best_params, state.best_val), None
-    )
+    if selection == "none":  # no validation during training: the last parameters are kept
+        best_params, best_val = state.best_params, state.best_val
+    else:
+        best_params, best_val = jax.lax.cond(
+            step % eval_every == 0, _select, lambda _: (state.best_params, state.best_val), None
+        )
     return PersonalState(params, opt_state, best_params, best_val, step, state.key), loss
 
 
