@@ -20,6 +20,18 @@ from twinjax.bayes.diagnostics import (
     problems_of,
     rank_rhat,
 )
+from twinjax.bayes.dosing import DoseChoice, choose_dose, choose_dose_time
+from twinjax.bayes.gp import (
+    GPTwins,
+    exact_log_marginal,
+    exact_predict,
+    fit_gp_twins,
+    hsgp_log_marginal,
+    hsgp_predict,
+    hsgp_stats,
+    predict_gp_twins,
+)
+from twinjax.bayes.gp_cohort import GPCohortFit, fit_cohort_gp, gp_calibration
 from twinjax.bayes.growth import linear_predict, polynomial_names, polynomial_predict
 from twinjax.bayes.hierarchical import (
     HierarchicalSpec,
@@ -38,8 +50,24 @@ from twinjax.bayes.pk import (
 )
 from twinjax.bayes.predictive import PosteriorPredictive, flatten_chains, posterior_predictive
 from twinjax.bayes.residual import ERROR_MODELS
+from twinjax.bayes.simulate import simulate_cohort
 
 __all__ = [
+    "DoseChoice",
+    "GPCohortFit",
+    "GPTwins",
+    "choose_dose",
+    "choose_dose_time",
+    "exact_log_marginal",
+    "exact_predict",
+    "fit_cohort_gp",
+    "fit_gp_twins",
+    "gp_calibration",
+    "hsgp_log_marginal",
+    "hsgp_predict",
+    "hsgp_stats",
+    "predict_gp_twins",
+    "simulate_cohort",
     "ERROR_MODELS",
     "Diagnostics",
     "DiagnosticsWarning",
