@@ -15,6 +15,7 @@ def test_relaxed_gradient_matches_finite_differences(network):
     beta0 = 0.4 if isinstance(network, abm.WellMixed) else 0.05
     weights = jnp.linspace(1.0, 2.0, 20)[:, None] * jnp.array([1.0, 0.5])
 
+    @jax.jit
     def f(log_params):
         beta, gamma = jnp.exp(log_params)
         out = simulate_relaxed(

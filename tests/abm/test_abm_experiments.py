@@ -28,7 +28,7 @@ def _run(tmp_path: Path, name: str, *overrides: str) -> dict:
 
 def test_abm_epidemic_tiny(tmp_path):
     metrics, report = _run(
-        tmp_path, "abm_epidemic", "experiment.n_agents=1500", "experiment.n_steps=50",
+        tmp_path, "abm_epidemic", "experiment.n_agents=1500", "experiment.n_steps=30",
         "experiment.n_seeds=3", "experiment.calibrate=false", "experiment.twin_n_agents=32",
         "experiment.twin_window=16", "experiment.twin_fit_steps=5", "experiment.twin_n_steps=10",
     )  # fmt: skip

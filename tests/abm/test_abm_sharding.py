@@ -8,7 +8,7 @@ import pytest
 from twinjax import abm
 from twinjax.abm.sharding import agent_mesh, simulate_sharded
 
-N, STEPS = 1600, 40
+N, STEPS = 800, 25
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,12 @@ from twinjax.abm.twin_agents import (
 from twinjax.data import synthetic_cohort
 from twinjax.twins import TwinSpec, apply
 
-N, W = 64, 24
+N, W = 32, 16
 
 
 @pytest.fixture(scope="module")
 def twins():
-    cohort = synthetic_cohort(jax.random.key(0), n_individuals=N, n_steps=48)
+    cohort = synthetic_cohort(jax.random.key(0), n_individuals=N, n_steps=32)
     v = cohort.values[:, :W]
     mu, sd = v.mean((0, 1)), v.std((0, 1)) + 1e-6
     windows = TwinWindows(
@@ -32,7 +32,7 @@ def twins():
     )
     spec = TwinSpec(n_features=v.shape[-1], n_interventions=windows.interventions.shape[-1],
                     n_static=windows.static.shape[-1], cell="gru", hidden=8, attention=False)  # fmt: skip
-    params = fit_twins(jax.random.key(1), spec, windows, steps=20)
+    params = fit_twins(jax.random.key(1), spec, windows, steps=10)
     return spec, params, windows
 
 
