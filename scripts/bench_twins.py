@@ -36,7 +36,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from twinjax.twins.cells import dense, dense_init, lstm_carry, lstm_init, lstm_step
+from twinjax.twins.cells import dense, dense_init, lstm_init, run_cell
 
 FEATURES = 8
 HIDDEN = 32
@@ -82,13 +82,7 @@ def init_cohort(key: PRNGKeyArray, n: int, **kwargs) -> dict:
 def _window_loss(
     params: dict, x: Float[Array, "length features"], y: Float[Array, " length"]
 ) -> Float[Array, ""]:
-    hidden = params["lstm"]["wh"].shape[0]
-
-    def _step(carry, x_t):
-        carry = lstm_step(params["lstm"], carry, x_t)
-        return carry, carry.h
-
-    _, h = jax.lax.scan(_step, lstm_carry(hidden), x)
+    _, h = run_cell("lstm", params["lstm"], x)
     pred = dense(params["head"], h)[:, 0]
     return jnp.mean((pred - y) ** 2)
 

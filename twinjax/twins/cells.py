@@ -41,11 +41,20 @@ def lstm_carry(hidden: int) -> LSTMCarry:
     return LSTMCarry(jnp.zeros(hidden), jnp.zeros(hidden))
 
 
-def lstm_step(p: dict, carry: LSTMCarry, x: Float[Array, " d_in"]) -> LSTMCarry:
-    z = x @ p["wx"] + carry.h @ p["wh"] + p["b"]
+def lstm_project(p: dict, x: Float[Array, "... d_in"]) -> Float[Array, "... gates"]:
+    """The input half of the gates; for a whole sequence it is one matmul outside the time loop."""
+    return x @ p["wx"] + p["b"]
+
+
+def lstm_step_projected(p: dict, carry: LSTMCarry, zx: Float[Array, " gates"]) -> LSTMCarry:
+    z = zx + carry.h @ p["wh"]
     i, f, g, o = jnp.split(z, 4)
     c = jax.nn.sigmoid(f) * carry.c + jax.nn.sigmoid(i) * jnp.tanh(g)
     return LSTMCarry(jax.nn.sigmoid(o) * jnp.tanh(c), c)
+
+
+def lstm_step(p: dict, carry: LSTMCarry, x: Float[Array, " d_in"]) -> LSTMCarry:
+    return lstm_step_projected(p, carry, lstm_project(p, x))
 
 
 def gru_init(key: PRNGKeyArray, d_in: int, hidden: int) -> dict:
@@ -61,11 +70,12 @@ def gru_carry(hidden: int) -> Float[Array, " hidden"]:
     return jnp.zeros(hidden)
 
 
-def gru_step(
-    p: dict, h: Float[Array, " hidden"], x: Float[Array, " d_in"]
-) -> Float[Array, " hidden"]:
+def gru_project(p: dict, x: Float[Array, "... d_in"]) -> Float[Array, "... gates"]:
+    return x @ p["wx"] + p["b"]
+
+
+def gru_step_projected(p: dict, h: Float[Array, " hidden"], zx: Float[Array, " gates"]):
     hidden = h.shape[-1]
-    zx = x @ p["wx"] + p["b"]
     zh = h @ p["wh"]
     r = jax.nn.sigmoid(zx[:hidden] + zh[:hidden])
     u = jax.nn.sigmoid(zx[hidden : 2 * hidden] + zh[hidden : 2 * hidden])
@@ -73,16 +83,26 @@ def gru_step(
     return (1.0 - u) * n + u * h
 
 
+def gru_step(
+    p: dict, h: Float[Array, " hidden"], x: Float[Array, " d_in"]
+) -> Float[Array, " hidden"]:
+    return gru_step_projected(p, h, gru_project(p, x))
+
+
 class Cell(NamedTuple):
     init: callable
     carry: callable
-    step: callable
+    step: callable  # (params, carry, x_t) -> carry
     output: callable  # carry -> hidden state
+    project: callable  # (params, xs) -> input part of the gates, for any leading axes
+    step_projected: callable  # (params, carry, projected x_t) -> carry
 
 
 CELLS = {
-    "lstm": Cell(lstm_init, lstm_carry, lstm_step, lambda c: c.h),
-    "gru": Cell(gru_init, gru_carry, gru_step, lambda h: h),
+    "lstm": Cell(
+        lstm_init, lstm_carry, lstm_step, lambda c: c.h, lstm_project, lstm_step_projected
+    ),
+    "gru": Cell(gru_init, gru_carry, gru_step, lambda h: h, gru_project, gru_step_projected),
 }
 
 
@@ -90,3 +110,19 @@ def get_cell(name: str) -> Cell:
     if name not in CELLS:
         raise ValueError(f"unknown cell {name!r}; choose one of {sorted(CELLS)}")
     return CELLS[name]
+
+
+def run_cell(name: str, p: dict, xs: Float[Array, "time d_in"], carry=None):
+    """Runs a cell over a sequence (``lax.scan``): returns the final carry and hidden states [T, H].
+
+    The input projection of every step is computed before the loop as one matmul; only the
+    recurrent half stays inside the scan.
+    """
+    cell = get_cell(name)
+    carry = cell.carry(p["wh"].shape[0]) if carry is None else carry
+
+    def _step(carry, zx_t):
+        carry = cell.step_projected(p, carry, zx_t)
+        return carry, cell.output(carry)
+
+    return jax.lax.scan(_step, carry, cell.project(p, xs))

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from twinjax.twins.attention import attend, attention_init, causal_attention
-from twinjax.twins.cells import dense, dense_init, get_cell
+from twinjax.twins.cells import dense, dense_init, get_cell, run_cell
 
 _LOG_2PI = jnp.log(2.0 * jnp.pi)
 
@@ -64,14 +64,7 @@ def _inputs(values, mask, interventions, static):
 
 
 def _encode(params: dict, spec: TwinSpec, x: Float[Array, "time d_in"], carry=None):
-    cell = get_cell(spec.cell)
-    carry = cell.carry(spec.hidden) if carry is None else carry
-
-    def _step(carry, x_t):
-        carry = cell.step(params["cell"], carry, x_t)
-        return carry, cell.output(carry)
-
-    return jax.lax.scan(_step, carry, x)
+    return run_cell(spec.cell, params["cell"], x, carry)
 
 
 def _head(params: dict, spec: TwinSpec, z):
