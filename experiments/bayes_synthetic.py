@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jax
@@ -25,12 +25,14 @@ class Config:
     steps: int = 150
     lr: float = 0.05
     n_plot_individuals: int = 4
+    streams: list[str] = field(default_factory=list)  # names of streams to fit; empty: all
 
 
 def run(cfg: DictConfig, out_dir: Path) -> dict:
     exp: Config = experiment_config(Config, cfg.experiment)
     k_data, k_hold, k_plot = jax.random.split(jax.random.key(cfg.seed), 3)
     cohort = synthetic_cohort(k_data, n_individuals=exp.n_individuals, n_steps=exp.n_steps)
+    streams = tuple(cohort.variables.index(v) for v in exp.streams) if exp.streams else None
     fit = fit_cohort_gp(
         cohort,
         key=k_hold,
@@ -39,23 +41,25 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         m=exp.m,
         steps=exp.steps,
         lr=exp.lr,
+        streams=streams,
     )
     cal = gp_calibration(fit, cohort)
     pit = cal.pop("held_out_pit")
     plot_pit_histogram(out_dir / "gp_pit_histogram.png", pit, title="GP twins: held-out PIT")
     k = min(exp.n_plot_individuals, cohort.n_individuals)
+    s0 = 0 if streams is None else streams[0]
     eps = np.asarray(jax.random.normal(k_plot, (200, k, cohort.n_steps)))
-    draws = fit.mean[None, :k, :, 0] + fit.sd[None, :k, :, 0] * eps
+    draws = fit.mean[None, :k, :, s0] + fit.sd[None, :k, :, s0] * eps
     grid = np.tile(np.arange(cohort.n_steps, dtype=float), (k, 1))
     plot_individual_fits(
         out_dir / "gp_individual_fits.png",
         grid,
         draws,
         grid,
-        cohort.values[:k, :, 0],
-        fit.fit_mask[:k, :, 0],
+        cohort.values[:k, :, s0],
+        fit.fit_mask[:k, :, s0],
         names=cohort.subject_ids[:k],
-        ylabel=cohort.variables[0],
+        ylabel=cohort.variables[s0],
         title="GP twins: fit points and 90% predictive band",
     )
     metrics = {
@@ -64,8 +68,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         "individuals_per_jitted_vmapped_fit": cohort.n_individuals,
         "gp_fit_seconds_per_stream": fit.fit_seconds,
         "gp_prior_loc_log_amp_length_noise": {
-            v: np.asarray(tw.prior_loc).tolist()
-            for v, tw in zip(cohort.variables, fit.twins, strict=True)
+            cohort.variables[k]: np.asarray(tw.prior_loc).tolist()
+            for k, tw in zip(streams or range(cohort.n_features), fit.twins, strict=True)
         },
         **{f"gp_{k}": v for k, v in cal.items()},
     }

@@ -41,17 +41,22 @@ def fit_cohort_gp(
     lr: float = 0.05,
     test_fraction: float = 0.15,
     val_fraction: float = 0.15,
+    streams: tuple[int, ...] | None = None,
 ) -> GPCohortFit:
-    """Fits each stream (one jitted, vmapped call over all individuals per stream)."""
+    """Fits each stream (one jitted, vmapped call over all individuals per stream); streams not in
+    ``streams`` (default: all) are skipped and get no held-out points."""
     split = time_split(cohort.lengths, val_fraction, test_fraction)
     n, t, f = cohort.values.shape
     train = segment_mask(split, t, "train")[..., None] & cohort.mask
     test = segment_mask(split, t, "test")[..., None] & cohort.mask
     hold = train & np.asarray(jax.random.uniform(key, (n, t, f)) < holdout)
     fit_mask = train & ~hold
+    if streams is not None:
+        keep = np.isin(np.arange(f), streams)[None, None, :]
+        fit_mask, hold, test = fit_mask & keep, hold & keep, test & keep
     x = jnp.tile(scale_times(jnp.arange(t, dtype=jnp.float32), 0.0, t - 1.0), (n, 1))
     twins, means, sds, secs = [], [], [], []
-    for k in range(f):
+    for k in range(f) if streams is None else streams:
         y, mk = jnp.asarray(cohort.values[..., k]), jnp.asarray(fit_mask[..., k])
         start = time.perf_counter()
         tw = jax.block_until_ready(fit_gp_twins(x, y, mk, method=method, m=m, steps=steps, lr=lr))
@@ -60,7 +65,10 @@ def fit_cohort_gp(
         twins.append(tw)
         means.append(np.asarray(mu))
         sds.append(np.asarray(sd))
-    return GPCohortFit(twins, np.stack(means, -1), np.stack(sds, -1), fit_mask, hold, test, secs)
+    mean, sd = np.zeros((n, t, f), np.float32), np.ones((n, t, f), np.float32)
+    mean[..., list(range(f) if streams is None else streams)] = np.stack(means, -1)
+    sd[..., list(range(f) if streams is None else streams)] = np.stack(sds, -1)
+    return GPCohortFit(twins, mean, sd, fit_mask, hold, test, secs)
 
 
 def gp_calibration(fit: GPCohortFit, cohort: Cohort, *, level: float = 0.9) -> dict:
@@ -75,6 +83,8 @@ def gp_calibration(fit: GPCohortFit, cohort: Cohort, *, level: float = 0.9) -> d
         out[f"{name}_crps"] = float(jnp.sum(jnp.where(both, crps, 0.0)) / jnp.sum(both))
         out[f"{name}_n_points"] = int(np.sum(mask))
         for k, v in enumerate(cohort.variables or range(cohort.n_features)):
+            if not mask[..., k].any():
+                continue
             mk = jnp.asarray(mask[..., k])
             out[f"{name}_coverage_90_{v}"] = float(
                 gaussian_coverage(fit.mean[..., k], fit.sd[..., k], y[..., k], mk, level=level)

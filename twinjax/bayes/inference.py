@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import numpyro
 import optax
+from numpyro.distributions.transforms import biject_to
 from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO, init_to_median
 from numpyro.infer.autoguide import AutoLowRankMultivariateNormal, AutoNormal
 
@@ -96,6 +98,22 @@ def run_svi(
     return SviResult(auto, result.params, np.asarray(result.losses))
 
 
+def _auto_normal_draws(guide, params, key, num_samples) -> dict:
+    """Draws from a fitted AutoNormal straight from its full-size per-site parameters.
+
+    (``sample_posterior`` replays the model with the subsample size it was fitted with, which
+    mismatches the full-size local parameters after plate subsampling.)
+    """
+    out = {}
+    for i, (site, proto) in enumerate(guide.prototype_trace.items()):
+        if proto["type"] != "sample" or proto["is_observed"]:
+            continue
+        loc, scale = params[f"{site}_{guide.prefix}_loc"], params[f"{site}_{guide.prefix}_scale"]
+        eps = jax.random.normal(jax.random.fold_in(key, i), (num_samples, *jnp.shape(loc)))
+        out[site] = biject_to(proto["fn"].support)(loc + scale * eps)
+    return out
+
+
 def svi_draws(
     result: SviResult, key: jax.Array, *model_args, num_samples: int = 500, **model_kwargs
 ) -> dict[str, np.ndarray]:
@@ -104,9 +122,12 @@ def svi_draws(
     if "subsample_size" in model_kwargs:
         model_kwargs = {**model_kwargs, "subsample_size": None}
     k_latent, k_rest = jax.random.split(key)
-    latents = result.guide.sample_posterior(
-        k_latent, result.params, *model_args, sample_shape=(num_samples,), **model_kwargs
-    )
+    if isinstance(result.guide, AutoNormal):
+        latents = _auto_normal_draws(result.guide, result.params, k_latent, num_samples)
+    else:
+        latents = result.guide.sample_posterior(
+            k_latent, result.params, *model_args, sample_shape=(num_samples,), **model_kwargs
+        )
     rest = numpyro.infer.Predictive(result.guide.model, posterior_samples=latents, parallel=True)
     out = {**latents, **rest(k_rest, *model_args, **model_kwargs)}
     return {k: np.asarray(v) for k, v in out.items() if k != "y"}
