@@ -41,7 +41,12 @@ def _run(name, kw, backend, data, params):
     return state, metrics
 
 
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
+# client-side variants beyond the seven algorithms: slow on a 2-core CI box (pytest -m slow)
+SLOW = {"ditto", "fedrep", "secure_aggregation", "dp_adaptive", "median"}
+PARAMS = [pytest.param(v, marks=pytest.mark.slow) if v in SLOW else v for v in sorted(VARIANTS)]
+
+
+@pytest.mark.parametrize("variant", PARAMS)
 def test_sharded_round_equals_serial(variant, tiny):
     assert jax.device_count() == 8
     data, params = tiny
