@@ -89,7 +89,7 @@ def test_single_observation_subject_is_kept_and_shrunk_to_population():
         prior_loc=(-2.0, 0.0, -3.0),
         omega_scale=0.5,
     )
-    fit = run_svi(hierarchical_model, jax.random.key(0), spec, d, steps=500, lr=0.04)
+    fit = run_svi(hierarchical_model, jax.random.key(0), spec, d, steps=300, lr=0.05)
     draws = svi_draws(fit, jax.random.key(1), spec, d, num_samples=300)
     theta = draws["theta"]  # [draws, individuals, params]
     assert np.all(np.isfinite(theta))

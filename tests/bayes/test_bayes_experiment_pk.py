@@ -17,10 +17,10 @@ def test_pk_theophylline_tiny(tmp_path):
         "twinjax",
         "experiment=pk_theophylline",
         f"hydra.run.dir={tmp_path}",
-        "experiment.num_warmup=150",
-        "experiment.num_samples=100",
+        "experiment.num_warmup=100",
+        "experiment.num_samples=60",
         "experiment.num_chains=2",
-        "experiment.predictive_draws=100",
+        "experiment.predictive_draws=60",
         "experiment.svi_steps=0",
         "experiment.progress=false",
     ]
@@ -30,7 +30,7 @@ def test_pk_theophylline_tiny(tmp_path):
     # even a short chain lands near the published fixed effects (the full run is within 0.01)
     for p in ("lKe", "lKa", "lCl"):
         assert abs(m[f"posterior_mean_{p}"] - m[f"fm3_{p}"]) < 0.3, p
-    assert m["num_chains"] == 2 and m["num_draws_per_chain"] == 100
+    assert m["num_chains"] == 2 and m["num_draws_per_chain"] == 60
     assert isinstance(m["num_divergences"], int) and m["max_r_hat_population"] > 0.9
     assert len(m["dosing"]) == 12
     for row in m["dosing"]:
