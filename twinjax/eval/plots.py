@@ -106,8 +106,10 @@ def counterfactual_rollouts(
         mean, scale = forecast(params, fit.spec, *hist, plan, key=k_path)
         return mean + scale * jax.random.normal(k_last, mean.shape)
 
+    ensemble = jax.jit(jax.vmap(sample, in_axes=(0, None)))  # one compilation for both plans
+
     def roll(plan):
-        return np.asarray(denormalize(stats, jax.vmap(sample, in_axes=(0, None))(keys, plan)))
+        return np.asarray(denormalize(stats, ensemble(keys, plan)))
 
     extra = plan.at[0, kind].add(1.0)
     return {

@@ -45,6 +45,7 @@ def _sq_dist(a, b):
     )
 
 
+@partial(jax.jit, static_argnums=(2, 3, 4))
 def _val_nll(params, arrays: CohortArrays, spec, history, size):
     data = (arrays.values, arrays.mask, arrays.interventions, arrays.static)
     start, end = jnp.argmax(arrays.val, 1), jnp.sum(arrays.train | arrays.val, 1)
