@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from twinjax.abm import commuting as cm
 from twinjax.abm.population import band
+from twinjax.abm.report import group_bars
 from twinjax.config import experiment_config
 
 
@@ -115,17 +116,9 @@ def _plots(daily, summary, out_dir: Path) -> list[str]:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    names = [n for n in summary if n != "baseline"]
-    width = 0.8 / len(names)
-    for i, name in enumerate(names):
-        r = summary[name]
-        m = np.array([r[f"welfare_change_{g}_mean"] for g in cm.INCOME_GROUPS])
-        lo = np.array([r[f"welfare_change_{g}_q05"] for g in cm.INCOME_GROUPS])
-        hi = np.array([r[f"welfare_change_{g}_q95"] for g in cm.INCOME_GROUPS])
-        x = np.arange(3) + i * width
-        ax.bar(x, m, width, yerr=[m - lo, hi - m], label=name, capsize=2)
+    levers = {n: r for n, r in summary.items() if n != "baseline"}
+    group_bars(ax, levers, "welfare_change", cm.INCOME_GROUPS)
     ax.axhline(0, color="k", lw=0.5)
-    ax.set_xticks(np.arange(3) + 0.4 - width / 2, cm.INCOME_GROUPS)
     ax.set(ylabel="logsum change vs baseline (money/trip)", title="Welfare change by income")
     ax.legend()
     fig.tight_layout()

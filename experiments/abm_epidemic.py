@@ -21,6 +21,7 @@ from tqdm import tqdm
 from twinjax import abm
 from twinjax.abm.calibration import fit_gradient, interval, observed_counts, posterior
 from twinjax.abm.population import AGE_GROUPS, band, synthetic_population
+from twinjax.abm.report import band_lines, group_bars
 from twinjax.config import experiment_config
 
 
@@ -213,12 +214,7 @@ def twin_driven(key, c: Config) -> dict:
 
 def _plots(results, n, out_dir: Path) -> list[str]:
     fig, ax = plt.subplots(figsize=(7, 4))
-    for name, counts in results.items():
-        prev = counts[..., abm.I].sum(-1) / n
-        m, lo, hi = band(prev)
-        t = np.arange(len(m))
-        ax.plot(t, m, label=name)
-        ax.fill_between(t, lo, hi, alpha=0.2)
+    band_lines(ax, {name: counts[..., abm.I].sum(-1) / n for name, counts in results.items()})
     ax.set(xlabel="day", ylabel="infectious fraction", title="Prevalence: mean and 90% band")
     ax.legend()
     fig.tight_layout()
@@ -229,16 +225,7 @@ def _plots(results, n, out_dir: Path) -> list[str]:
 
 def _group_plot(summary, out_dir: Path) -> str:
     fig, ax = plt.subplots(figsize=(7, 4))
-    names = list(summary)
-    width = 0.8 / len(names)
-    for i, name in enumerate(names):
-        m = [summary[name][f"attack_rate_{g}_mean"] for g in AGE_GROUPS]
-        lo = [summary[name][f"attack_rate_{g}_q05"] for g in AGE_GROUPS]
-        hi = [summary[name][f"attack_rate_{g}_q95"] for g in AGE_GROUPS]
-        x = np.arange(len(AGE_GROUPS)) + i * width
-        err = [np.subtract(m, lo), np.subtract(hi, m)]
-        ax.bar(x, m, width, yerr=err, label=name, capsize=2)
-    ax.set_xticks(np.arange(len(AGE_GROUPS)) + 0.4 - width / 2, AGE_GROUPS)
+    group_bars(ax, summary, "attack_rate", AGE_GROUPS)
     ax.set(ylabel="attack rate", title="Attack rate by age group (mean, 90% band)")
     ax.legend()
     fig.tight_layout()

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from twinjax.abm import finance as fin
 from twinjax.abm.population import band
+from twinjax.abm.report import band_lines, group_bars
 from twinjax.config import experiment_config
 
 
@@ -88,11 +89,7 @@ def summarize(results):
 
 def _plots(summary, curves, out_dir: Path) -> list[str]:
     fig, ax = plt.subplots(figsize=(7, 4))
-    for name, x in curves.items():
-        m, lo, hi = band(x)
-        t = np.arange(len(m))
-        ax.plot(t, m, label=name)
-        ax.fill_between(t, lo, hi, alpha=0.2)
+    band_lines(ax, curves)
     ax.set(xlabel="month", ylabel="share in overdraft", title="Overdraft: mean and 90% band")
     ax.legend()
     fig.tight_layout()
@@ -100,13 +97,7 @@ def _plots(summary, curves, out_dir: Path) -> list[str]:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    width = 0.8 / len(summary)
-    for i, (name, r) in enumerate(summary.items()):
-        m = np.array([r[f"default_rate_{g}_mean"] for g in fin.INCOME_GROUPS])
-        lo = np.array([r[f"default_rate_{g}_q05"] for g in fin.INCOME_GROUPS])
-        hi = np.array([r[f"default_rate_{g}_q95"] for g in fin.INCOME_GROUPS])
-        ax.bar(np.arange(3) + i * width, m, width, yerr=[m - lo, hi - m], label=name, capsize=2)
-    ax.set_xticks(np.arange(3) + 0.4 - width / 2, fin.INCOME_GROUPS)
+    group_bars(ax, summary, "default_rate", fin.INCOME_GROUPS)
     ax.set(ylabel="share ever defaulted", title="Default by income group (mean, 90% band)")
     ax.legend()
     fig.tight_layout()
