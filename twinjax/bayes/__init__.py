@@ -41,6 +41,14 @@ from twinjax.bayes.hierarchical import (
     predict_curves,
 )
 from twinjax.bayes.inference import NutsResult, SviResult, run_nuts, run_svi, svi_draws
+from twinjax.bayes.mixture import (
+    mixture_calibration,
+    mixture_moments,
+    mixture_pit,
+    mixture_samples,
+    rescale_spread,
+    spread_factor,
+)
 from twinjax.bayes.pk import (
     iv_bolus_one_compartment,
     iv_bolus_predict,
@@ -49,10 +57,28 @@ from twinjax.bayes.pk import (
     oral_steady_state,
 )
 from twinjax.bayes.predictive import PosteriorPredictive, flatten_chains, posterior_predictive
+from twinjax.bayes.recurrent import (
+    BayesianTwins,
+    fit_bayesian_twins,
+    personal_twin_model,
+    posterior_twin_draws,
+    predictive_mixture,
+)
 from twinjax.bayes.residual import ERROR_MODELS
 from twinjax.bayes.simulate import simulate_cohort
 
 __all__ = [
+    "BayesianTwins",
+    "fit_bayesian_twins",
+    "mixture_calibration",
+    "mixture_moments",
+    "mixture_pit",
+    "mixture_samples",
+    "personal_twin_model",
+    "posterior_twin_draws",
+    "predictive_mixture",
+    "rescale_spread",
+    "spread_factor",
     "DoseChoice",
     "GPCohortFit",
     "GPTwins",

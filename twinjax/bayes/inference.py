@@ -98,7 +98,7 @@ def run_svi(
     return SviResult(auto, result.params, np.asarray(result.losses))
 
 
-def _auto_normal_draws(guide, params, key, num_samples) -> dict:
+def auto_normal_draws(guide, params, key, num_samples) -> dict:
     """Draws from a fitted AutoNormal straight from its full-size per-site parameters.
 
     (``sample_posterior`` replays the model with the subsample size it was fitted with, which
@@ -123,7 +123,7 @@ def svi_draws(
         model_kwargs = {**model_kwargs, "subsample_size": None}
     k_latent, k_rest = jax.random.split(key)
     if isinstance(result.guide, AutoNormal):
-        latents = _auto_normal_draws(result.guide, result.params, k_latent, num_samples)
+        latents = auto_normal_draws(result.guide, result.params, k_latent, num_samples)
     else:
         latents = result.guide.sample_posterior(
             k_latent, result.params, *model_args, sample_shape=(num_samples,), **model_kwargs

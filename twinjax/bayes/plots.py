@@ -66,10 +66,17 @@ def plot_pit_histogram(path: Path, pit, *, bins: int = 10, title: str = "PIT his
 
 
 def plot_coverage(path: Path, levels, observed, *, title: str = "interval coverage") -> None:
-    """Empirical coverage of central intervals against their nominal level."""
+    """Empirical coverage of central intervals against their nominal level.
+
+    ``observed``: one curve, or ``{label: curve}`` for several forecasters.
+    """
+    curves = observed if isinstance(observed, dict) else {"": observed}
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.plot([0, 1], [0, 1], "k--", lw=1)
-    ax.plot(levels, observed, "o-")
+    for label, curve in curves.items():
+        ax.plot(levels, curve, "o-", label=label or None)
+    if len(curves) > 1:
+        ax.legend(fontsize=8)
     ax.set_xlabel("nominal level")
     ax.set_ylabel("empirical coverage")
     ax.set_title(title)
