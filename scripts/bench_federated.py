@@ -11,6 +11,12 @@ in a while loop, so no client is padded to the largest. Flower runs the same num
 ``ClientApp`` s under ``flwr.simulation.run_simulation`` (Ray backend). Round times are taken
 between successive aggregations, after a warm-up round (twinjax: after compilation).
 
+Each row also gives the bound that sequential SGD sets: a client's local steps depend on each
+other, so a round takes at least its largest sampled client's step count (``critical_steps``,
+the mean over the timed rounds) times the cost of one step (``step_us``, measured here on one
+client alone in a jitted loop). ``bound_ratio`` is the ratio to Flower that a round running at
+exactly that bound would reach.
+
     .venv/bin/python scripts/bench_federated.py --clients 100 1000 --rounds 20 --flower-rounds 3
 """
 
@@ -18,17 +24,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from twinjax import federated as fl
+from twinjax.federated.local import local_sgd, num_local_steps
+from twinjax.federated.sampling import sample_clients
 
 LR, BATCH = 0.01, 10
 
 
-def twinjax_rounds_per_second(train, per_round, epochs, rounds, backend, buckets) -> float:
+def twinjax_rounds_per_second(train, per_round, epochs, rounds, backend, buckets) -> dict:
     mesh = fl.client_mesh() if backend == "shard_map" else None
     cfg = fl.fedavg(
         fl.logistic_loss, clients_per_round=per_round, local_lr=LR, batch_size=BATCH,
@@ -39,11 +49,52 @@ def twinjax_rounds_per_second(train, per_round, epochs, rounds, backend, buckets
     key = jax.random.key(0)
     state, _ = algo.round(state, train, key)  # compile
     jax.block_until_ready(state)
+    keys = [jax.random.fold_in(key, r) for r in range(1, rounds + 1)]
     t0 = time.perf_counter()
-    for r in range(1, rounds + 1):
-        state, _ = algo.round(state, train, jax.random.fold_in(key, r))
+    steps = []
+    for k in keys:
+        state, metrics = algo.round(state, train, k)
+        steps.append(metrics["local_steps"])
     jax.block_until_ready(state)
-    return rounds / (time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    return {
+        "rounds_per_s": rounds / seconds,
+        **_critical_path(train, per_round, epochs, keys, steps),
+    }
+
+
+def _critical_path(train, per_round, epochs, keys, total_steps) -> dict:
+    """Mean over rounds of the largest sampled client's local steps (the round's sampling
+    redone from its key; checked against the round's reported total of local steps)."""
+    largest, total = [], []
+    for k, reported in zip(keys, total_steps, strict=True):
+        ids, _ = sample_clients(jax.random.split(k, 6)[0], train.count, per_round, "uniform")
+        n = np.asarray(num_local_steps(train.count[ids], epochs, BATCH))
+        if int(n.sum()) != int(reported):
+            raise RuntimeError("critical path: the redone sampling differs from the round's")
+        largest.append(int(n.max()))
+        total.append(int(n.sum()))
+    return {"critical_steps": float(np.mean(largest)), "total_steps": float(np.mean(total))}
+
+
+def step_microseconds(train, epochs, repeats=5) -> float:
+    """Seconds per local SGD step of one client alone (the largest), jitted, best of ``repeats``."""
+    k = int(np.argmax(np.asarray(train.count)))
+    run = jax.jit(
+        lambda p, key: local_sgd(
+            fl.logistic_loss, p, train.samples, train.offset[k], train.count[k], jnp.int32(epochs),
+            key, learning_rate=LR, batch_size=BATCH, max_epochs=epochs,
+        ).params
+    )  # fmt: skip
+    params = fl.logistic_init()
+    jax.block_until_ready(run(params, jax.random.key(0)))
+    best = float("inf")
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(run(params, jax.random.key(r)))
+        best = min(best, time.perf_counter() - t0)
+    steps = int(num_local_steps(train.count[k], epochs, BATCH))
+    return 1e6 * best / steps
 
 
 def _numpy_client_data(train):
@@ -71,7 +122,7 @@ def numpy_local_sgd(w, b, x, y, epochs, rng):
     return w, b
 
 
-def flower_rounds_per_second(train, per_round, epochs, rounds) -> float:
+def flower_rounds_per_second(train, per_round, epochs, rounds) -> dict:
     import flwr
     from flwr.client import ClientApp, NumPyClient
     from flwr.common import Context
@@ -82,6 +133,7 @@ def flower_rounds_per_second(train, per_round, epochs, rounds) -> float:
     data = _numpy_client_data(train)
     k = len(data)
     stamps: list[float] = []
+    steps: list[int] = []  # total local steps of each round
 
     class Client(NumPyClient):
         def __init__(self, cid: int):
@@ -91,7 +143,7 @@ def flower_rounds_per_second(train, per_round, epochs, rounds) -> float:
         def fit(self, parameters, config):
             w, b = (p.copy() for p in parameters)
             w, b = numpy_local_sgd(w, b, self.x, self.y, epochs, self.rng)
-            return [w, b], len(self.x), {}
+            return [w, b], len(self.x), {"steps": epochs * -(-len(self.x) // BATCH)}
 
     def client_fn(context: Context):
         return Client(int(context.node_config["partition-id"])).to_client()
@@ -100,6 +152,7 @@ def flower_rounds_per_second(train, per_round, epochs, rounds) -> float:
         def aggregate_fit(self, server_round, results, failures):
             out = super().aggregate_fit(server_round, results, failures)
             stamps.append(time.perf_counter())
+            steps.append(sum(int(res.metrics["steps"]) for _, res in results))
             return out
 
     def server_fn(context: Context):
@@ -118,7 +171,8 @@ def flower_rounds_per_second(train, per_round, epochs, rounds) -> float:
     )  # fmt: skip
     if len(stamps) < 2:
         raise RuntimeError(f"Flower completed {len(stamps)} rounds")
-    return (len(stamps) - 1) / (stamps[-1] - stamps[0])
+    seconds = stamps[-1] - stamps[0]
+    return {"rounds_per_s": (len(stamps) - 1) / seconds, "step_us": 1e6 * seconds / sum(steps[1:])}
 
 
 def main() -> None:
@@ -130,7 +184,12 @@ def main() -> None:
     ap.add_argument("--flower-rounds", type=int, default=3)
     ap.add_argument("--max-samples", type=int, default=None)
     ap.add_argument("--backend", default="vmap", choices=["vmap", "shard_map"])
-    ap.add_argument("--buckets", type=int, default=8, help="vmapped groups of similar size")
+    ap.add_argument(
+        "--buckets",
+        type=int,
+        default=8,
+        help="vmapped groups of similar size (0: one per sampled client)",
+    )
     ap.add_argument("--peer", default="flower", choices=["flower", "none"])
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -139,14 +198,20 @@ def main() -> None:
         train, _ = fl.synthetic_alpha_beta(0, num_clients=k, max_samples=args.max_samples)
         per_round = max(1, round(args.per_round_fraction * k))
         row = {"clients": k, "per_round": per_round, "samples": int(train.count.sum())}
-        row["twinjax_rounds_per_s"] = twinjax_rounds_per_second(
-            train, per_round, args.epochs, args.rounds, args.backend, args.buckets
+        tj = twinjax_rounds_per_second(
+            train, per_round, args.epochs, args.rounds, args.backend, args.buckets or per_round
         )
+        row["twinjax_rounds_per_s"] = tj["rounds_per_s"]
+        row["critical_steps"], row["total_steps"] = tj["critical_steps"], tj["total_steps"]
+        row["step_us"] = step_microseconds(train, args.epochs)
+        row["bound_rounds_per_s"] = 1e6 / (row["critical_steps"] * row["step_us"])
         if args.peer == "flower":
-            row["flower_rounds_per_s"] = flower_rounds_per_second(
-                train, per_round, args.epochs, args.flower_rounds
-            )
+            flower = flower_rounds_per_second(train, per_round, args.epochs, args.flower_rounds)
+            row["flower_rounds_per_s"] = flower["rounds_per_s"]
+            row["flower_step_us"] = flower["step_us"]  # round time / all clients' steps
             row["ratio"] = row["twinjax_rounds_per_s"] / row["flower_rounds_per_s"]
+            row["bound_ratio"] = row["bound_rounds_per_s"] / row["flower_rounds_per_s"]
+        row["load_average"] = os.getloadavg()[0]
         print(json.dumps(row), flush=True)
         results.append(row)
     if args.json:

@@ -73,20 +73,31 @@ def pad_to_multiple(client: Any, multiple: int, zero: Callable[[Any], Any]) -> t
     return jax.tree.map(lambda a, r: jnp.concatenate([a, r]), client, rows), n
 
 
-def _bucketed_vmap(fn: Callable, shared: Any, client: Any, buckets: int) -> Any:
-    """vmap over ``buckets`` consecutive groups of clients, one after the other.
+def bucket_edges(n: int, buckets: int) -> np.ndarray:
+    """Edges of at most ``buckets`` consecutive groups of ``n`` clients, growing geometrically.
 
-    Clients arrive sorted by decreasing size, so each group's local-step loop stops at its own
-    largest client instead of every client idling until the largest of the round is done.
+    Clients arrive sorted by decreasing size and sizes are heavy-tailed, so the first groups
+    are the narrowest: the largest client runs its many steps alone (or nearly so) instead of
+    dragging a wide vmap along, while the many small clients share a wide one.
+    """
+    edges = np.round(np.geomspace(1, n + 1, min(buckets, n) + 1)) - 1
+    return np.unique(edges.astype(int))
+
+
+def _bucketed_vmap(fn: Callable, shared: Any, client: Any, buckets: int) -> Any:
+    """vmap over the groups of :func:`bucket_edges`, each its own local-step loop.
+
+    Each group's loop stops at its own largest client instead of every client idling until the
+    largest of the round is done. The groups do not depend on each other, so XLA may run them
+    concurrently when cores are free.
     """
     n = jax.tree.leaves(client)[0].shape[0]
-    edges = np.linspace(0, n, min(buckets, n) + 1).round().astype(int)
+    edges = bucket_edges(n, buckets)
     outs = [
         jax.vmap(fn, in_axes=(None, 0))(
             shared, jax.tree.map(lambda a, lo=lo, hi=hi: a[lo:hi], client)
         )
         for lo, hi in zip(edges[:-1], edges[1:], strict=True)
-        if hi > lo
     ]
     return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outs)
 
@@ -102,7 +113,8 @@ def map_clients(
 ) -> Any:
     """Applies ``fn(shared, one_client)`` to every client (leading axis of ``client``).
 
-    ``buckets`` > 1 splits the clients of a device into that many sequential vmapped groups.
+    ``buckets`` > 1 splits the clients of a device into at most that many vmapped groups
+    (:func:`bucket_edges`).
     """
     if backend == "serial":
         n = jax.tree.leaves(client)[0].shape[0]

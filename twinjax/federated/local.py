@@ -8,6 +8,11 @@ Each epoch visits the client's samples in the order ``(a * position + c) mod cou
 random multiplier ``a = p mod count`` (``p`` a prime above any client size, hence
 ``a`` coprime to ``count``) and a random shift ``c``: a permutation of the
 client's samples that costs O(batch) per step instead of a sort of the data every epoch.
+
+The loop body runs ``unroll`` consecutive steps, the ones past the client's last step leaving the
+parameters unchanged: one batched index computation and one gather serve ``unroll`` steps, and
+the per-iteration cost of the loop is paid ``unroll`` times less often. Each step still sees
+exactly the batch and parameters it would see one step per iteration.
 """
 
 from __future__ import annotations
@@ -70,11 +75,13 @@ def local_sgd(
     mu: float = 0.0,
     correction: Params | None = None,
     trainable: Params | None = None,
+    unroll: int = 4,
 ) -> LocalResult:
     """Runs ``epochs`` (traced, at most ``max_epochs``) epochs of minibatch SGD on one client.
 
     The gradient is that of ``loss_fn`` plus ``mu * (params - anchor)`` (FedProx / Ditto) plus
     ``correction`` (SCAFFOLD's ``c - c_i``); leaves where ``trainable`` is False stay fixed.
+    ``unroll`` steps run per loop iteration (a speed setting; the result does not depend on it).
     """
     count = jnp.maximum(count, 1)
     batches = (count + batch_size - 1) // batch_size
@@ -82,13 +89,7 @@ def local_sgd(
     mult, shift = epoch_orders(key, count, max_epochs)
     grad_fn = jax.grad(loss_fn)
 
-    def _step(carry):
-        i, p = carry
-        epoch, b = i // batches, i % batches
-        pos = b * batch_size + jnp.arange(batch_size)
-        valid = pos < count
-        idx = offset + (mult[epoch] * (pos % count) + shift[epoch]) % count
-        batch = jax.tree.map(lambda a: a[idx], samples)
+    def _sgd(p, batch, valid, live):
         g = grad_fn(p, batch, valid)
         if mu:
             g = jax.tree.map(lambda g, p, a: g + mu * (p - a), g, p, anchor)
@@ -96,7 +97,18 @@ def local_sgd(
             g = jax.tree.map(jnp.add, g, correction)
         if trainable is not None:
             g = jax.tree.map(lambda g, t: g * t, g, trainable)
-        return i + 1, jax.tree.map(lambda p, g: p - learning_rate * g, p, g)
+        return jax.tree.map(lambda p, g: jnp.where(live, p - learning_rate * g, p), p, g)
+
+    def _step(carry):
+        i, p = carry
+        step = i + jnp.arange(unroll)
+        epoch = jnp.minimum(step // batches, max_epochs - 1)
+        pos = (step % batches)[:, None] * batch_size + jnp.arange(batch_size)
+        idx = offset + (mult[epoch][:, None] * (pos % count) + shift[epoch][:, None]) % count
+        batch = jax.tree.map(lambda a: a[idx], samples)  # (unroll, batch_size, ...)
+        for u in range(unroll):
+            p = _sgd(p, jax.tree.map(lambda a, u=u: a[u], batch), pos[u] < count, step[u] < steps)
+        return i + unroll, p
 
     _, params = jax.lax.while_loop(lambda c: c[0] < steps, _step, (jnp.int32(0), params))
     return LocalResult(params=params, steps=steps)
