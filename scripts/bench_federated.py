@@ -15,7 +15,8 @@ Each row also gives the bound that sequential SGD sets: a client's local steps d
 other, so a round takes at least its largest sampled client's step count (``critical_steps``,
 the mean over the timed rounds) times the cost of one step (``step_us``, measured here on one
 client alone in a jitted loop). ``bound_ratio`` is the ratio to Flower that a round running at
-exactly that bound would reach.
+exactly that bound would reach. ``one_core_rounds_per_s`` is the rate of one core running
+every sampled client's steps back to back at ``step_us``, the bound on a busy machine.
 
     .venv/bin/python scripts/bench_federated.py --clients 100 1000 --rounds 20 --flower-rounds 3
 """
@@ -205,6 +206,7 @@ def main() -> None:
         row["critical_steps"], row["total_steps"] = tj["critical_steps"], tj["total_steps"]
         row["step_us"] = step_microseconds(train, args.epochs)
         row["bound_rounds_per_s"] = 1e6 / (row["critical_steps"] * row["step_us"])
+        row["one_core_rounds_per_s"] = 1e6 / (row["total_steps"] * row["step_us"])
         if args.peer == "flower":
             flower = flower_rounds_per_second(train, per_round, args.epochs, args.flower_rounds)
             row["flower_rounds_per_s"] = flower["rounds_per_s"]
