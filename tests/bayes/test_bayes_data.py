@@ -77,11 +77,20 @@ def test_subject_without_observations_is_an_error():
         pk_data_from_frames(obs, doses)
 
 
-def test_single_observation_subject_is_kept_and_shrunk_to_population():
+def _single_observation_data():
     obs, doses, _ = _frames(n=6)
     obs = obs[(obs.subject != 5) | (obs.time == 2.0)]
-    d = pk_data_from_frames(obs, doses)
+    return pk_data_from_frames(obs, doses)
+
+
+def test_single_observation_subject_is_kept():
+    d = _single_observation_data()
     assert d.mask[5].sum() == 1 and d.mask[0].sum() == 6
+
+
+@pytest.mark.slow  # SVI compile of the PK model: ~60-90 s on 2 loaded cores (CI time budget)
+def test_single_observation_subject_is_kept_and_shrunk_to_population():
+    d = _single_observation_data()
     spec = HierarchicalSpec(
         predict=oral_predict,
         params=("lKe", "lKa", "lCl"),

@@ -55,7 +55,10 @@ class _KeySpy(numpyro.primitives.Messenger):
             self.keys.append(msg["value"])
 
 
-@pytest.mark.parametrize("layers", [None, ("mean", "scale")])
+@pytest.mark.parametrize(
+    "layers",
+    [pytest.param(None, marks=pytest.mark.slow), ("mean", "scale")],  # all layers: slow compile
+)
 def test_log_joint_is_the_personal_map_objective(tiny, layers):
     """log p(theta, data) = sum_i [log N(theta_i; theta_pop, tau) - n_i * window NLL_i] over the
     Bayesian layers, the others fixed: with every layer random and tau = 1/sqrt(prior_strength)
