@@ -3,8 +3,8 @@
 Three parts, each a set of federated runs through :mod:`twinjax.federated`:
 1. FedAvg (drops stragglers) vs FedProx mu=0 and mu=``mu`` (keep stragglers' partial work) at
    each straggler fraction, mean over ``seeds`` training seeds on one generated dataset;
-2. 20% Byzantine clients (scaled / sign-flipped updates, and NaN updates) against the mean,
-   coordinate-wise median and trimmed mean;
+2. 20% Byzantine clients (scaled / sign-flipped updates, and NaN updates) against the mean
+   (FedAvg), coordinate-wise median and trimmed mean, each also trained without attackers;
 3. DP-FedAvg (Poisson client sampling, fixed clipping) with epsilon at ``dp_delta`` from RDP
    and PLD accounting.
 """
@@ -47,7 +47,7 @@ class Config:
     backend: str = "vmap"
     buckets: int = 3  # vmapped groups of similar-size clients (speed only)
     final_window: int = 10  # "final" accuracies also reported as the mean of the last rounds
-    byzantine_rounds: int = 100
+    byzantine_rounds: int = 200
     byzantine_fraction: float = 0.2
     byzantine_scale: float = 10.0
     byzantine_attacks: list[str] = field(default_factory=lambda: ["scale", "sign_flip"])
@@ -58,6 +58,9 @@ class Config:
     byzantine_iid: bool = True  # robustness on the paper's Synthetic-IID data
     byzantine_clients_per_round: int = 20
     byzantine_sampling: str = "uniform"
+    # robust aggregators see updates per local step (aggregation.aggregate_per_step); the
+    # mean stays plain FedAvg
+    byzantine_per_step: bool = True
     dp_rounds: int = 100
     dp_noise_multiplier: float = 1.0
     dp_clip_norm: float = 1.0
@@ -119,12 +122,16 @@ def straggler_runs(c: Config, train, key, evaluate) -> dict:
 
 
 def byzantine_runs(c: Config, train, key, evaluate) -> dict:
-    """Test accuracy (mean of the last rounds) per (attack, aggregator) and a clean reference."""
-    out, rejected = {}, {}
-    cases = [("clean", "mean")] + [
-        (a, g) for a in c.byzantine_attacks for g in c.byzantine_aggregators
-    ]
+    """Test accuracy (mean of the last rounds) and rejected updates per (attack, aggregator).
+
+    Every aggregator is also run clean (no attackers), FedAvg ("mean") first; all runs share
+    the key, hence the sampled clients of every round.
+    """
+    clean = ["mean"] + [g for g in c.byzantine_aggregators if g != "mean"]
+    cases = [("clean", g) for g in clean]
+    cases += [(a, g) for a in c.byzantine_attacks for g in c.byzantine_aggregators]
     cases.append(("nan", "mean"))
+    out, rejected = {}, {}
     for attack, agg in cases:
         frac = 0.0 if attack == "clean" else c.byzantine_fraction
         byz = fl.Byzantine(fraction=frac, attack=attack if frac else "sign_flip",
@@ -132,7 +139,7 @@ def byzantine_runs(c: Config, train, key, evaluate) -> dict:
         fed = fl.fedavg(fl.logistic_loss, **_common(
             c, aggregator=agg, trim_fraction=c.trim_fraction, byzantine=byz,
             clients_per_round=min(c.byzantine_clients_per_round, train.num_clients),
-            sampling=c.byzantine_sampling,
+            sampling=c.byzantine_sampling, per_step=c.byzantine_per_step and agg != "mean",
         ))  # fmt: skip
         algo = fl.build(fed, compiler_options=_compiler(c))
         state = algo.init(fl.logistic_init(), num_clients=train.num_clients)
@@ -141,6 +148,22 @@ def byzantine_runs(c: Config, train, key, evaluate) -> dict:
         out[(attack, agg)] = _tail_mean(hist, "test_accuracy", c.final_window)
         rejected[(attack, agg)] = sum(h.get("rejected", 0.0) for h in hist)
     return {"accuracy": out, "rejected": rejected}
+
+
+def byzantine_metrics(byz: dict) -> dict:
+    """Accuracies, drops in points against clean FedAvg and against the same aggregator run
+    clean, and the NaN updates rejected."""
+    acc = byz["accuracy"]
+    fedavg = acc[("clean", "mean")]
+    out = {}
+    for (attack, agg), a in acc.items():
+        out[f"byzantine_{attack}_{agg}_test_accuracy"] = a
+        if attack != "clean":
+            out[f"byzantine_{attack}_{agg}_drop_points_vs_clean_fedavg"] = 100 * (fedavg - a)
+            same = acc.get(("clean", agg), fedavg)
+            out[f"byzantine_{attack}_{agg}_drop_points_vs_clean_same_aggregator"] = 100 * (same - a)
+    out["byzantine_nan_rejected_updates"] = byz["rejected"][("nan", "mean")]
+    return out
 
 
 def dp_run(c: Config, train, key, evaluate) -> dict:
@@ -191,6 +214,28 @@ def plot_figure1(c: Config, runs: dict, path: pathlib.Path) -> None:
     plt.close(fig)
 
 
+def straggler_metrics(c: Config, runs: dict) -> tuple[dict, list]:
+    """Final / last-rounds accuracy and loss per (fraction, method), FedProx gain at the top
+    straggler fraction, and the report's table rows."""
+    metrics, rows, w = {}, [], c.final_window
+    for (frac, name), r in runs.items():
+        final = [h[-1]["test_accuracy"] for h in r]
+        tag = f"stragglers{int(round(100 * frac))}_{name}"
+        metrics[f"test_accuracy_{tag}_mean"] = float(np.mean(final))
+        metrics[f"test_accuracy_{tag}_std"] = float(np.std(final))
+        metrics[f"train_loss_{tag}_mean"] = float(np.mean([h[-1]["train_loss"] for h in r]))
+        tail = [_tail_mean(h, "test_accuracy", w) for h in r]
+        metrics[f"test_accuracy_last{w}_{tag}_mean"] = float(np.mean(tail))
+        loss = metrics[f"train_loss_{tag}_mean"]
+        rows.append((frac, name, np.mean(final), np.std(final), np.mean(tail), loss))
+    top = int(round(100 * max(c.straggler_fractions)))
+    for last in ("", f"last{w}_"):  # final round, mean of the last w rounds
+        gain = (metrics[f"test_accuracy_{last}stragglers{top}_fedprox_mu{c.mu:g}_mean"]
+                - metrics[f"test_accuracy_{last}stragglers{top}_fedavg_mean"])  # fmt: skip
+        metrics[f"fedprox_mu{c.mu:g}_minus_fedavg_points_{last}at_stragglers{top}"] = 100 * gain
+    return metrics, rows
+
+
 def run(cfg: DictConfig, out_dir: pathlib.Path) -> dict:
     c = experiment_config(Config, cfg.experiment)
     fl.initialize_distributed(c.distributed)  # before any JAX computation
@@ -201,31 +246,14 @@ def run(cfg: DictConfig, out_dir: pathlib.Path) -> dict:
     )
     evaluate = _evaluator(train, test)
     metrics: dict = {"num_train_samples": int(train.count.sum()), "num_clients": c.num_clients}
-
-    runs = straggler_runs(c, train, k_strag, evaluate)
-    plot_figure1(c, runs, out_dir / "figure1.png")
     rows = []
-    for (frac, name), r in runs.items():
-        final = [h[-1]["test_accuracy"] for h in r]
-        tag = f"stragglers{int(round(100 * frac))}_{name}"
-        metrics[f"test_accuracy_{tag}_mean"] = float(np.mean(final))
-        metrics[f"test_accuracy_{tag}_std"] = float(np.std(final))
-        metrics[f"train_loss_{tag}_mean"] = float(np.mean([h[-1]["train_loss"] for h in r]))
-        tail = [_tail_mean(h, "test_accuracy", c.final_window) for h in r]
-        metrics[f"test_accuracy_last{c.final_window}_{tag}_mean"] = float(np.mean(tail))
-        loss = metrics[f"train_loss_{tag}_mean"]
-        rows.append((frac, name, np.mean(final), np.std(final), np.mean(tail), loss))
-    top = int(round(100 * max(c.straggler_fractions)))
-    gain = (metrics[f"test_accuracy_stragglers{top}_fedprox_mu{c.mu:g}_mean"]
-            - metrics[f"test_accuracy_stragglers{top}_fedavg_mean"])  # fmt: skip
-    metrics[f"fedprox_mu{c.mu:g}_minus_fedavg_points_at_stragglers{top}"] = 100 * gain
-    w = c.final_window
-    gain = (metrics[f"test_accuracy_last{w}_stragglers{top}_fedprox_mu{c.mu:g}_mean"]
-            - metrics[f"test_accuracy_last{w}_stragglers{top}_fedavg_mean"])  # fmt: skip
-    metrics[f"fedprox_mu{c.mu:g}_minus_fedavg_points_last{w}_at_stragglers{top}"] = 100 * gain
-    histories = {f"{f}/{n}": r for (f, n), r in runs.items()}
-    (out_dir / "histories.json").write_text(json.dumps(histories))
-
+    if c.straggler_fractions:  # experiment.straggler_fractions=[] skips part 1
+        runs = straggler_runs(c, train, k_strag, evaluate)
+        plot_figure1(c, runs, out_dir / "figure1.png")
+        part, rows = straggler_metrics(c, runs)
+        metrics.update(part)
+        histories = {f"{f}/{n}": r for (f, n), r in runs.items()}
+        (out_dir / "histories.json").write_text(json.dumps(histories))
     byz = None
     if c.byzantine_rounds > 0:
         b_train, b_test = fl.synthetic_alpha_beta(
@@ -233,14 +261,7 @@ def run(cfg: DictConfig, out_dir: pathlib.Path) -> dict:
             max_samples=c.max_samples, iid=c.byzantine_iid,
         )  # fmt: skip
         byz = byzantine_runs(c, b_train, k_byz, _evaluator(b_train, b_test))
-    if byz:
-        clean = byz["accuracy"][("clean", "mean")]
-        metrics["byzantine_clean_test_accuracy"] = clean
-        for (attack, agg), acc in byz["accuracy"].items():
-            if attack != "clean":
-                metrics[f"byzantine_{attack}_{agg}_test_accuracy"] = acc
-                metrics[f"byzantine_{attack}_{agg}_drop_points"] = 100 * (clean - acc)
-        metrics["byzantine_nan_rejected_updates"] = byz["rejected"][("nan", "mean")]
+        metrics.update(byzantine_metrics(byz))
     dp = dp_run(c, train, k_dp, evaluate) if c.dp_rounds > 0 else None
     if dp:
         metrics.update({
@@ -254,9 +275,23 @@ def run(cfg: DictConfig, out_dir: pathlib.Path) -> dict:
 
 
 def _report(c: Config, rows, metrics: dict, byz, dp) -> str:
+    lines = [f"# FedProx on Synthetic({c.alpha:g},{c.beta:g})"]
+    if rows:
+        lines += _straggler_lines(c, rows, metrics)
+    if byz:
+        lines += _byzantine_lines(c, byz, metrics)
+    if dp:
+        lines += ["", "## DP-FedAvg", "",
+                  f"Noise multiplier {c.dp_noise_multiplier}, clip {c.dp_clip_norm}, Poisson "
+                  f"sampling rate {dp['sampling_rate']:.3f}, {c.dp_rounds} rounds: "
+                  f"epsilon = {dp['rdp']:.2f} (RDP) / {dp['pld']:.2f} (PLD) at delta = "
+                  f"{c.dp_delta:g}; test accuracy {100 * dp['test_accuracy']:.1f}%."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _straggler_lines(c: Config, rows, metrics: dict) -> list[str]:
     lines = [
-        f"# FedProx on Synthetic({c.alpha:g},{c.beta:g})", "",
-        f"{c.num_clients} devices, {metrics['num_train_samples']} training samples, "
+        "", f"{c.num_clients} devices, {metrics['num_train_samples']} training samples, "
         f"{c.clients_per_round} devices per round ({c.sampling} sampling, {c.weighting} "
         f"average), lr {c.learning_rate}, batch {c.batch_size}, {c.local_epochs} local epochs, "
         f"{c.rounds} rounds, {c.seeds} seeds. FedAvg drops stragglers; FedProx keeps their "
@@ -271,22 +306,29 @@ def _report(c: Config, rows, metrics: dict, byz, dp) -> str:
             f"| {100 * frac:.0f}% | {name} | {100 * m:.1f} ± {100 * s:.1f} | {100 * tail:.1f} "
             f"| {loss:.3f} |"
         )
-    if byz:
-        lines += ["", f"## {100 * c.byzantine_fraction:.0f}% Byzantine clients "
-                  f"({c.byzantine_rounds} rounds, attack scale {c.byzantine_scale:g})", "",
-                  f"Data: {'Synthetic-IID' if c.byzantine_iid else 'as above'}, "
-                  f"{c.byzantine_clients_per_round} clients per round ({c.byzantine_sampling} "
-                  f"sampling); clients with id < {c.byzantine_fraction:g} x {c.num_clients} "
-                  f"attack; trimmed mean drops {c.trim_fraction:g} per side.", "",
-                  f"| attack | aggregator | test accuracy (mean of last {c.final_window} rounds) "
-                  "| rejected updates |", "|---|---|---|---|"]  # fmt: skip
-        for (attack, agg), acc in byz["accuracy"].items():
-            rej = byz["rejected"][(attack, agg)]
-            lines.append(f"| {attack} | {agg} | {100 * acc:.1f} | {rej:.0f} |")
-    if dp:
-        lines += ["", "## DP-FedAvg", "",
-                  f"Noise multiplier {c.dp_noise_multiplier}, clip {c.dp_clip_norm}, Poisson "
-                  f"sampling rate {dp['sampling_rate']:.3f}, {c.dp_rounds} rounds: "
-                  f"epsilon = {dp['rdp']:.2f} (RDP) / {dp['pld']:.2f} (PLD) at delta = "
-                  f"{c.dp_delta:g}; test accuracy {100 * dp['test_accuracy']:.1f}%."]  # fmt: skip
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _byzantine_lines(c: Config, byz: dict, metrics: dict) -> list[str]:
+    per_step = ("median / trimmed mean of per-local-step updates times the mean step count"
+                if c.byzantine_per_step else "aggregators of the raw updates")  # fmt: skip
+    lines = ["", f"## {100 * c.byzantine_fraction:.0f}% Byzantine clients "
+             f"({c.byzantine_rounds} rounds, attack scale {c.byzantine_scale:g})", "",
+             f"Data: {'Synthetic-IID' if c.byzantine_iid else 'as above'}, "
+             f"{c.byzantine_clients_per_round} clients per round ({c.byzantine_sampling} "
+             f"sampling); clients with id < {c.byzantine_fraction:g} x {c.num_clients} attack "
+             f"in every round they are sampled; trimmed mean drops {c.trim_fraction:g} per side; "
+             f"mean = FedAvg, {per_step}. Accuracy: mean of the last {c.final_window} rounds; "
+             "drops in points against clean FedAvg and against the same aggregator run clean.",
+             "", "| attack | aggregator | test accuracy | drop vs clean FedAvg "
+             "| drop vs clean same aggregator | rejected updates |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for (attack, agg), acc in byz["accuracy"].items():
+        key = f"byzantine_{attack}_{agg}_drop_points_vs_clean"
+        drops = ("", "") if attack == "clean" else (
+            f"{metrics[key + '_fedavg']:.1f}", f"{metrics[key + '_same_aggregator']:.1f}")  # fmt: skip
+        rej = byz["rejected"][(attack, agg)]
+        lines.append(
+            f"| {attack} | {agg} | {100 * acc:.1f} | {drops[0]} | {drops[1]} | {rej:.0f} |"
+        )
+    return lines

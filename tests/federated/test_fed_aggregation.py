@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from twinjax import federated as fl
+from twinjax.federated import aggregation as agg
 
 RNG = np.random.default_rng(0)
 U = RNG.normal(size=(9, 7)).astype(np.float32)
@@ -49,3 +50,25 @@ def test_screen_rejects_and_counts(poison):
     assert np.all(np.isfinite(out))
     agg = fl.aggregate("median", out, jnp.asarray(w), accepted)
     np.testing.assert_allclose(agg, np.median(U[[1, 2, 3, 5, 6, 7]], axis=0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["mean", "median", "trimmed_mean"])
+def test_aggregate_per_step_undoes_unequal_local_work(name):
+    # client i ran steps[i] local steps of the same per-step update v; row 2 sends NaN
+    rng = np.random.default_rng(1)
+    steps = np.array([100, 300, 5000, 120, 1600, 150, 90, 800, 200], np.float32)
+    w = rng.uniform(1, 3, 9).astype(np.float32)
+    v = rng.normal(size=7).astype(np.float32)
+    u = steps[:, None] * v
+    u[2] = np.nan
+    out, accepted, _ = fl.screen_updates(jnp.asarray(u), jnp.asarray(w))
+    ok = np.arange(9) != 2
+    assert np.array_equal(accepted, ok)
+    got = agg.aggregate_per_step(name, out, jnp.asarray(w), accepted, jnp.asarray(steps), trim=0.2)
+    mean_steps = (w[ok] * steps[ok]).sum() / w[ok].sum()  # the rejected row's 5000 is out
+    np.testing.assert_allclose(got, mean_steps * v, rtol=1e-5)
+    # of the raw updates, the median / trimmed mean scale v by a typical client's step count
+    s = np.sort(steps[ok])  # 8 accepted: floor(0.2 * 8) = 1 trimmed per side
+    typical = {"mean": mean_steps, "median": np.median(s), "trimmed_mean": s[1:-1].mean()}
+    raw = fl.aggregate(name, out, jnp.asarray(w), accepted, trim=0.2)
+    np.testing.assert_allclose(raw, typical[name] * v, rtol=1e-5)

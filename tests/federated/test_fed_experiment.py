@@ -44,6 +44,13 @@ def test_fedprox_synthetic_tiny(tmp_path):
     # NaN updates from the Byzantine clients (ids 0-3 of 8) are rejected, never aggregated
     assert metrics["byzantine_nan_rejected_updates"] >= 1
     assert metrics["byzantine_nan_mean_test_accuracy"] > 0.0
+    # drops are reported against clean FedAvg and against the same aggregator run clean
+    flip = metrics["byzantine_sign_flip_median_test_accuracy"]
+    for ref, clean in (("fedavg", "mean"), ("same_aggregator", "median")):
+        drop = metrics[f"byzantine_sign_flip_median_drop_points_vs_clean_{ref}"]
+        assert drop == pytest.approx(
+            100 * (metrics[f"byzantine_clean_{clean}_test_accuracy"] - flip)
+        )
     # the reported epsilon is dp_accounting's for the same z, sampling rate and rounds
     q = metrics["dp_sampling_rate"]
     assert q == pytest.approx(3 / 8)
@@ -56,6 +63,7 @@ def test_fedprox_synthetic_tiny(tmp_path):
         assert metrics[f"dp_epsilon_{name}"] == pytest.approx(want, rel=1e-9)
     report = (tmp_path / "report.md").read_text()
     assert "figure1.png" in report and "DP-FedAvg" in report and "| 50% | fedavg |" in report
+    assert "| clean | median |" in report and "| sign_flip | median |" in report
     assert (tmp_path / "figure1.png").stat().st_size > 10_000
 
 

@@ -2,6 +2,7 @@
 
 Every aggregator takes ``accepted`` (clients whose update may enter the aggregate) and
 ``weight``; rows that are not accepted never influence the result (they may hold NaN).
+:func:`aggregate_per_step` runs any of them on updates normalized by local work.
 """
 
 from __future__ import annotations
@@ -122,3 +123,25 @@ def aggregate(
         k = 1 if name == "krum" else select
         return multi_krum(updates, accepted, byzantine=byzantine, select=k)
     raise ValueError(f"unknown aggregator {name!r}; expected one of {AGGREGATORS}")
+
+
+def aggregate_per_step(
+    name: str,
+    updates: Float[Array, "clients params"],
+    weight: Float[Array, " clients"],
+    accepted: Bool[Array, " clients"],
+    steps: Float[Array, " clients"],
+    **kw,
+) -> Float[Array, " params"]:
+    """:func:`aggregate` of the per-step updates ``updates / steps``, times the weighted mean
+    step count of the accepted clients (FedNova's normalized averaging, Wang et al. 2020).
+
+    ``steps`` are the local SGD steps the server assigned (it knows every client's size and
+    epochs, so a client cannot misreport them). Clients that ran E epochs over n samples send
+    updates roughly proportional to n; a median or trimmed mean of raw updates then tracks
+    the typical (small) client and takes a shorter step than the mean does.
+    """
+    steps = jnp.maximum(steps, 1.0)
+    out = aggregate(name, updates / steps[:, None], weight, accepted, **kw)
+    w = jnp.where(accepted, weight, 0.0)
+    return jnp.sum(w * steps) / jnp.maximum(jnp.sum(w), 1e-12) * out

@@ -23,7 +23,7 @@ from twinjax.federated import aggregation as agg
 from twinjax.federated import privacy, secagg
 from twinjax.federated.data import ClientData
 from twinjax.federated.execution import map_clients, mesh_size, pad_to_multiple
-from twinjax.federated.local import LossFn, local_sgd
+from twinjax.federated.local import LossFn, local_sgd, num_local_steps
 from twinjax.federated.personal import PersonalConfig, personal_update
 from twinjax.federated.sampling import assign_work, sample_clients
 
@@ -70,6 +70,7 @@ class FedConfig:
     trim_fraction: float = 0.1
     krum_byzantine: int = 0
     krum_select: int = 1
+    per_step: bool = False  # aggregate updates per local step (agg.aggregate_per_step)
     max_update_norm: float = float("inf")
     dp: privacy.DPConfig | None = None
     secure_aggregation: bool = False
@@ -164,6 +165,15 @@ def _client_update(cfg: FedConfig, num_clients: int, shared: dict, client: dict)
     return sent
 
 
+def _aggregate(cfg: FedConfig, updates, client: dict, accepted):
+    kw = dict(trim=cfg.trim_fraction, byzantine=cfg.krum_byzantine, select=cfg.krum_select)
+    if not cfg.per_step:
+        return agg.aggregate(cfg.aggregator, updates, client["weight"], accepted, **kw)
+    steps = num_local_steps(client["count"], client["epochs"], cfg.batch_size)
+    return agg.aggregate_per_step(cfg.aggregator, updates, client["weight"], accepted,
+                                  steps.astype(jnp.float32), **kw)  # fmt: skip
+
+
 def _zero_rows(rows: dict) -> dict:
     return {**rows, "epochs": rows["epochs"] * 0, "weight": rows["weight"] * 0.0,
             "group": rows["group"] & False, "live": rows["live"] & False}  # fmt: skip
@@ -228,10 +238,7 @@ def round(
             )
             metrics["clip_norm"] = clip_norm
         else:
-            mean = agg.aggregate(
-                cfg.aggregator, updates, client["weight"], accepted, trim=cfg.trim_fraction,
-                byzantine=cfg.krum_byzantine, select=cfg.krum_select,
-            )  # fmt: skip
+            mean = _aggregate(cfg, updates, client, accepted)
     delta = unravel(mean)
     grads = jax.tree.map(jnp.negative, delta)
     updates, opt_state = cfg.server_optimizer.update(grads, state.opt_state, state.params)
