@@ -61,6 +61,9 @@ class Config:
     # robust aggregators see updates per local step (aggregation.aggregate_per_step); the
     # mean stays plain FedAvg
     byzantine_per_step: bool = True
+    # >1: robust aggregators of means of random buckets of this many clients (Karimireddy et
+    # al. 2022); the clean reference of each robust aggregator is bucketed the same way
+    byzantine_bucket_size: int = 1
     dp_rounds: int = 100
     dp_noise_multiplier: float = 1.0
     dp_clip_norm: float = 1.0
@@ -140,6 +143,7 @@ def byzantine_runs(c: Config, train, key, evaluate) -> dict:
             c, aggregator=agg, trim_fraction=c.trim_fraction, byzantine=byz,
             clients_per_round=min(c.byzantine_clients_per_round, train.num_clients),
             sampling=c.byzantine_sampling, per_step=c.byzantine_per_step and agg != "mean",
+            bucket_size=1 if agg == "mean" else c.byzantine_bucket_size,
         ))  # fmt: skip
         algo = fl.build(fed, compiler_options=_compiler(c))
         state = algo.init(fl.logistic_init(), num_clients=train.num_clients)
@@ -312,6 +316,9 @@ def _straggler_lines(c: Config, rows, metrics: dict) -> list[str]:
 def _byzantine_lines(c: Config, byz: dict, metrics: dict) -> list[str]:
     per_step = ("median / trimmed mean of per-local-step updates times the mean step count"
                 if c.byzantine_per_step else "aggregators of the raw updates")  # fmt: skip
+    if c.byzantine_bucket_size > 1:
+        per_step += (f"; median/trimmed mean of {c.byzantine_bucket_size}-client bucket means "
+                     "(Karimireddy et al. 2022), buckets redrawn every round")  # fmt: skip
     lines = ["", f"## {100 * c.byzantine_fraction:.0f}% Byzantine clients "
              f"({c.byzantine_rounds} rounds, attack scale {c.byzantine_scale:g})", "",
              f"Data: {'Synthetic-IID' if c.byzantine_iid else 'as above'}, "

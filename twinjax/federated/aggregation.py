@@ -2,13 +2,15 @@
 
 Every aggregator takes ``accepted`` (clients whose update may enter the aggregate) and
 ``weight``; rows that are not accepted never influence the result (they may hold NaN).
-:func:`aggregate_per_step` runs any of them on updates normalized by local work.
+:func:`aggregate_per_step` runs any of them on updates normalized by local work, and
+:func:`bucket_means` (``bucket_size > 1``) runs them on means of random client buckets.
 """
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 AGGREGATORS = ("mean", "median", "trimmed_mean", "krum", "multi_krum")
 
@@ -102,6 +104,36 @@ def multi_krum(
     return weighted_mean(updates, jnp.ones(updates.shape[0]), chosen)
 
 
+def bucket_means(
+    updates: Float[Array, "clients params"],
+    weight: Float[Array, " clients"],
+    accepted: Bool[Array, " clients"],
+    key: PRNGKeyArray,
+    *,
+    size: int,
+) -> tuple[Float[Array, "buckets params"], Float[Array, " buckets"], Bool[Array, " buckets"]]:
+    """Weighted means of the accepted updates in random buckets of ``size`` clients
+    (Karimireddy, He and Jaggi, ICLR 2022, Algorithm 1); their weights and accepted mask.
+
+    The accepted rows, in a random order drawn from ``key``, fill the buckets first, so only
+    the last filled bucket may hold fewer than ``size`` of them; rejected rows never enter a
+    mean, and buckets without an accepted member are not accepted. A robust aggregator of the
+    bucket means sees heterogeneity shrunk by about ``sqrt(size)``, while each attacker
+    corrupts at most one bucket. Bucket weights are the summed member weights.
+    """
+    n = updates.shape[0]
+    perm = jax.random.permutation(key, n)
+    order = perm[jnp.argsort(~accepted[perm], stable=True)]
+    pad = -n % size
+    w = jnp.pad(jnp.where(accepted, weight, 0.0)[order], (0, pad)).reshape(-1, size)
+    x = jnp.where(accepted[:, None], updates, 0.0)[order]
+    x = jnp.pad(x, ((0, pad), (0, 0))).reshape(-1, size, updates.shape[1])
+    total = jnp.sum(w, axis=1)
+    ok = total > 0
+    means = jnp.einsum("bs,bsp->bp", w, x) / jnp.where(ok, total, 1.0)[:, None]
+    return means, total, ok
+
+
 def aggregate(
     name: str,
     updates: Float[Array, "clients params"],
@@ -111,8 +143,16 @@ def aggregate(
     trim: float = 0.1,
     byzantine: int = 0,
     select: int = 1,
+    bucket_size: int = 1,
+    key: PRNGKeyArray | None = None,
 ) -> Float[Array, " params"]:
-    """Dispatches to the aggregator ``name`` (one of :data:`AGGREGATORS`)."""
+    """Dispatches to the aggregator ``name`` (one of :data:`AGGREGATORS`), applied to the
+    :func:`bucket_means` of random ``bucket_size``-client buckets (drawn from ``key``) when
+    ``bucket_size > 1``."""
+    if bucket_size > 1:
+        if key is None:
+            raise ValueError("bucketing needs a PRNG key")
+        updates, weight, accepted = bucket_means(updates, weight, accepted, key, size=bucket_size)
     if name == "mean":
         return weighted_mean(updates, weight, accepted)
     if name == "median":

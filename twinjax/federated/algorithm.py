@@ -71,6 +71,7 @@ class FedConfig:
     krum_byzantine: int = 0
     krum_select: int = 1
     per_step: bool = False  # aggregate updates per local step (agg.aggregate_per_step)
+    bucket_size: int = 1  # >1: aggregate means of random client buckets (agg.bucket_means)
     max_update_norm: float = float("inf")
     dp: privacy.DPConfig | None = None
     secure_aggregation: bool = False
@@ -165,8 +166,9 @@ def _client_update(cfg: FedConfig, num_clients: int, shared: dict, client: dict)
     return sent
 
 
-def _aggregate(cfg: FedConfig, updates, client: dict, accepted):
-    kw = dict(trim=cfg.trim_fraction, byzantine=cfg.krum_byzantine, select=cfg.krum_select)
+def _aggregate(cfg: FedConfig, updates, client: dict, accepted, key):
+    kw = dict(trim=cfg.trim_fraction, byzantine=cfg.krum_byzantine, select=cfg.krum_select,
+              bucket_size=cfg.bucket_size, key=key)  # fmt: skip
     if not cfg.per_step:
         return agg.aggregate(cfg.aggregator, updates, client["weight"], accepted, **kw)
     steps = num_local_steps(client["count"], client["epochs"], cfg.batch_size)
@@ -238,7 +240,8 @@ def round(
             )
             metrics["clip_norm"] = clip_norm
         else:
-            mean = _aggregate(cfg, updates, client, accepted)
+            # folded in, not split off: rounds without bucketing keep their random streams
+            mean = _aggregate(cfg, updates, client, accepted, jax.random.fold_in(key, 1))
     delta = unravel(mean)
     grads = jax.tree.map(jnp.negative, delta)
     updates, opt_state = cfg.server_optimizer.update(grads, state.opt_state, state.params)
