@@ -2,8 +2,14 @@
 persistent compilation cache shared by the test processes and the app runs they start, so a
 program compiled once (e.g. the twin's training step) is not compiled again by every subprocess."""
 
+import json
 import os
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -12,3 +18,21 @@ os.environ.setdefault(
     "JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "twinjax-test-jax-cache")
 )
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def run_app():
+    """``run_app(run_dir, *overrides) -> metrics``: ``python -m twinjax`` in a subprocess (one
+    CPU device, Agg plots) writing into ``run_dir``; fails the test with the app's stderr."""
+
+    def _run(run_dir: Path, *overrides: str) -> dict:
+        env = {**os.environ, "XLA_FLAGS": "", "MPLBACKEND": "Agg"}
+        cmd = [sys.executable, "-m", "twinjax", f"hydra.run.dir={run_dir}", *overrides]
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads((Path(run_dir) / "metrics.json").read_text())
+
+    return _run

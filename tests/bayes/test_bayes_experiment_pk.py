@@ -1,22 +1,9 @@
 """The pk_theophylline experiment through Hydra with tiny overrides (CI-sized NUTS)."""
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def test_pk_theophylline_tiny(tmp_path):
-    env = {**os.environ, "XLA_FLAGS": "", "MPLBACKEND": "Agg"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "twinjax",
+def test_pk_theophylline_tiny(tmp_path, run_app):
+    overrides = [
         "experiment=pk_theophylline",
-        f"hydra.run.dir={tmp_path}",
         "experiment.num_warmup=100",
         "experiment.num_samples=60",
         "experiment.num_chains=2",
@@ -24,9 +11,7 @@ def test_pk_theophylline_tiny(tmp_path):
         "experiment.svi_steps=0",
         "experiment.progress=false",
     ]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    m = json.loads((tmp_path / "metrics.json").read_text())
+    m = run_app(tmp_path, *overrides)
     # even a short chain lands near the published fixed effects (the full run is within 0.01)
     for p in ("lKe", "lKa", "lCl"):
         assert abs(m[f"posterior_mean_{p}"] - m[f"fm3_{p}"]) < 0.3, p

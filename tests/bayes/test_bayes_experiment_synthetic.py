@@ -1,30 +1,15 @@
 """The bayes_synthetic experiment (GP twins) through Hydra with tiny overrides."""
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def test_bayes_synthetic_tiny(tmp_path):
-    env = {**os.environ, "XLA_FLAGS": "", "MPLBACKEND": "Agg"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "twinjax",
+def test_bayes_synthetic_tiny(tmp_path, run_app):
+    overrides = [
         "experiment=bayes_synthetic",
-        f"hydra.run.dir={tmp_path}",
         "experiment.n_individuals=6",
         "experiment.n_steps=96",
         "experiment.m=24",
         "experiment.steps=40",
     ]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    m = json.loads((tmp_path / "metrics.json").read_text())
+    m = run_app(tmp_path, *overrides)
     assert m["n_individuals"] == 6 and len(m["gp_fit_seconds_per_stream"]) == 3
     assert m["gp_interpolation_n_points"] > 50 and m["gp_test_period_n_points"] > 20
     # even a tiny fit is far from degenerate: coverage neither collapsed nor trivially 1

@@ -1,29 +1,18 @@
 """The bayes_twins experiment (Bayesian recurrent twins) through Hydra with tiny overrides."""
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def test_bayes_twins_tiny(tmp_path):
-    env = {**os.environ, "XLA_FLAGS": "", "MPLBACKEND": "Agg"}
+def test_bayes_twins_tiny(tmp_path, run_app):
     # the core stages use tests/test_app.py's TINY shapes: their compiled programs are shared
     # through the persistent compilation cache
-    cmd = [
-        sys.executable, "-m", "twinjax", "experiment=bayes_twins", f"hydra.run.dir={tmp_path}",
+    overrides = [
+        "experiment=bayes_twins",
         "data.n_individuals=4", "data.n_steps=80", "data.context=8", "data.horizon=4",
         "model.hidden=8", "model.attention_dim=4", "train.batch_windows=2", "train.steps=20",
         "train.personal_steps=20", "train.eval_every=5", "train.progress=false",
         "experiment.steps=10",
         "experiment.num_draws=3", "experiment.n_plot_individuals=2",
     ]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    m = json.loads((tmp_path / "metrics.json").read_text())
+    m = run_app(tmp_path, *overrides)
     assert m["n_individuals"] == 4 and set(m["streams"]) == {"glucose", "temperature", "activity"}
     s = m["streams"][m["target"]]
     assert s["bayesian_raw"]["n_points"] > 20

@@ -1,20 +1,12 @@
 """The fedprox_synthetic experiment runs through Hydra with tiny overrides."""
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import dp_accounting
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def test_fedprox_synthetic_tiny(tmp_path):
+def test_fedprox_synthetic_tiny(tmp_path, run_app):
     overrides = [
-        "experiment=fedprox_synthetic", f"hydra.run.dir={tmp_path}", "experiment.rounds=4",
+        "experiment=fedprox_synthetic", "experiment.rounds=4",
         "experiment.num_clients=8", "experiment.clients_per_round=4", "experiment.local_epochs=2",
         "experiment.max_samples=60", "experiment.seeds=2", "experiment.straggler_fractions=[0.5]",
         "experiment.byzantine_rounds=3", "experiment.byzantine_fraction=0.5",
@@ -23,13 +15,7 @@ def test_fedprox_synthetic_tiny(tmp_path):
         "experiment.dp_clients_per_round=3", "experiment.dp_noise_multiplier=1.3",
         "experiment.progress=false", "experiment.fast_compile=true",
     ]  # fmt: skip
-    env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu", "MPLBACKEND": "Agg"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "twinjax", *overrides], cwd=ROOT, env=env,
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    metrics = run_app(tmp_path, *overrides)
     for name in ("fedavg", "fedprox_mu0", "fedprox_mu1"):
         acc = metrics[f"test_accuracy_stragglers50_{name}_mean"]
         assert 0.0 <= acc <= 1.0
@@ -67,22 +53,16 @@ def test_fedprox_synthetic_tiny(tmp_path):
     assert (tmp_path / "figure1.png").stat().st_size > 10_000
 
 
-def test_federated_twins_tiny(tmp_path):
+def test_federated_twins_tiny(tmp_path, run_app):
     overrides = [
-        "experiment=federated_twins", f"hydra.run.dir={tmp_path}", "data.n_individuals=6",
+        "experiment=federated_twins", "data.n_individuals=6",
         "data.n_steps=64", "model.hidden=4", "model.attention=false", "experiment.window=16",
         "experiment.stride=16", "experiment.rounds=2", "experiment.clients_per_round=3",
         "experiment.local_epochs=1", "experiment.central_epochs=1",
         "experiment.fine_tune_epochs=1", "experiment.progress=false",
         "experiment.fast_compile=true",
     ]  # fmt: skip
-    env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu", "MPLBACKEND": "Agg"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "twinjax", *overrides], cwd=ROOT, env=env,
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    m = json.loads((tmp_path / "metrics.json").read_text())
+    m = run_app(tmp_path, *overrides)
     assert m["num_clients"] == 6
     for k in (
         "centralized",
