@@ -7,7 +7,9 @@ local epochs, sample-weighted FedAvg.
 
 twinjax runs a jitted round: sampled clients are vmapped (``--backend shard_map`` to spread
 them over devices), each client running ``epochs * ceil(n_k / 10)`` masked minibatch steps
-in a while loop, so no client is padded to the largest. Flower runs the same numpy SGD in
+in a while loop over groups of similar size (``--buckets``), so no client is padded to the
+largest; ``--buckets 1`` is the plain padded loop (one vmapped group, every client running
+the largest client's step count, its extra steps masked). Flower runs the same numpy SGD in
 ``ClientApp`` s under ``flwr.simulation.run_simulation`` (Ray backend). Round times are taken
 between successive aggregations, after a warm-up round (twinjax: after compilation).
 
@@ -188,8 +190,10 @@ def main() -> None:
     ap.add_argument(
         "--buckets",
         type=int,
-        default=8,
-        help="vmapped groups of similar size (0: one per sampled client)",
+        nargs="+",
+        default=[8],
+        help="vmapped groups of similar size, one row each (0: one per sampled client; "
+        "1: every client padded to the largest)",
     )
     ap.add_argument("--peer", default="flower", choices=["flower", "none"])
     ap.add_argument("--json", default=None)
@@ -198,24 +202,31 @@ def main() -> None:
     for k in args.clients:
         train, _ = fl.synthetic_alpha_beta(0, num_clients=k, max_samples=args.max_samples)
         per_round = max(1, round(args.per_round_fraction * k))
-        row = {"clients": k, "per_round": per_round, "samples": int(train.count.sum())}
-        tj = twinjax_rounds_per_second(
-            train, per_round, args.epochs, args.rounds, args.backend, args.buckets or per_round
-        )
-        row["twinjax_rounds_per_s"] = tj["rounds_per_s"]
-        row["critical_steps"], row["total_steps"] = tj["critical_steps"], tj["total_steps"]
-        row["step_us"] = step_microseconds(train, args.epochs)
-        row["bound_rounds_per_s"] = 1e6 / (row["critical_steps"] * row["step_us"])
-        row["one_core_rounds_per_s"] = 1e6 / (row["total_steps"] * row["step_us"])
-        if args.peer == "flower":
+        step_us = step_microseconds(train, args.epochs)
+        rows = []
+        for buckets in args.buckets:
+            row = {"clients": k, "per_round": per_round, "samples": int(train.count.sum()),
+                   "buckets": buckets or per_round}  # fmt: skip
+            tj = twinjax_rounds_per_second(
+                train, per_round, args.epochs, args.rounds, args.backend, buckets or per_round
+            )
+            row["twinjax_rounds_per_s"] = tj["rounds_per_s"]
+            row["critical_steps"], row["total_steps"] = tj["critical_steps"], tj["total_steps"]
+            row["step_us"] = step_us
+            row["bound_rounds_per_s"] = 1e6 / (row["critical_steps"] * step_us)
+            row["one_core_rounds_per_s"] = 1e6 / (row["total_steps"] * step_us)
+            row["load_average"] = os.getloadavg()[0]
+            rows.append(row)
+        if args.peer == "flower":  # after twinjax: Ray forks worker processes
             flower = flower_rounds_per_second(train, per_round, args.epochs, args.flower_rounds)
-            row["flower_rounds_per_s"] = flower["rounds_per_s"]
-            row["flower_step_us"] = flower["step_us"]  # round time / all clients' steps
-            row["ratio"] = row["twinjax_rounds_per_s"] / row["flower_rounds_per_s"]
-            row["bound_ratio"] = row["bound_rounds_per_s"] / row["flower_rounds_per_s"]
-        row["load_average"] = os.getloadavg()[0]
-        print(json.dumps(row), flush=True)
-        results.append(row)
+            for row in rows:
+                row["flower_rounds_per_s"] = flower["rounds_per_s"]
+                row["flower_step_us"] = flower["step_us"]  # round time / all clients' steps
+                row["ratio"] = row["twinjax_rounds_per_s"] / row["flower_rounds_per_s"]
+                row["bound_ratio"] = row["bound_rounds_per_s"] / row["flower_rounds_per_s"]
+        for row in rows:
+            print(json.dumps(row), flush=True)
+        results += rows
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

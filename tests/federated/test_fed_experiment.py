@@ -10,6 +10,7 @@ def test_fedprox_synthetic_tiny(tmp_path, run_app):
         "experiment.num_clients=8", "experiment.clients_per_round=4", "experiment.local_epochs=2",
         "experiment.max_samples=60", "experiment.seeds=2", "experiment.straggler_fractions=[0.5]",
         "experiment.byzantine_rounds=3", "experiment.byzantine_fraction=0.5",
+        "experiment.byzantine_num_clients=8", "experiment.byzantine_clients_per_round=6",
         "experiment.byzantine_attacks=[sign_flip]",
         "experiment.byzantine_aggregators=[median]", "experiment.dp_rounds=3",
         "experiment.dp_clients_per_round=3", "experiment.dp_noise_multiplier=1.3",
@@ -50,7 +51,9 @@ def test_fedprox_synthetic_tiny(tmp_path, run_app):
     report = (tmp_path / "report.md").read_text()
     assert "figure1.png" in report and "DP-FedAvg" in report and "| 50% | fedavg |" in report
     assert "| clean | median |" in report and "| sign_flip | median |" in report
-    assert (tmp_path / "figure1.png").stat().st_size > 10_000
+    assert metrics["byzantine_num_clients"] == 8 and "byzantine.png" in report
+    for fig in ("figure1.png", "byzantine.png"):
+        assert (tmp_path / fig).stat().st_size > 10_000
 
 
 def test_federated_twins_tiny(tmp_path, run_app):
