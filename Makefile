@@ -16,6 +16,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check twinjax experiments tests scripts
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: $(STAMP)

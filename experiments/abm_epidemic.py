@@ -8,58 +8,30 @@ starsim's RandomNet (NumPyro NUTS interval and optax through the relaxed simulat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib.pyplot as plt
 import numpy as np
-from omegaconf import DictConfig
 from tqdm import tqdm
 
+from experiments.config import AbmEpidemic
+from experiments.report import (
+    band_cell,
+    band_figure,
+    banded,
+    bars_figure,
+    images,
+    table,
+    write_markdown,
+)
 from twinjax import abm
 from twinjax.abm.calibration import fit_gradient, interval, observed_counts, posterior
-from twinjax.abm.population import AGE_GROUPS, band, synthetic_population
-from twinjax.abm.report import band_lines, group_bars
-from twinjax.config import experiment_config
+from twinjax.abm.population import AGE_GROUPS, synthetic_population
+from twinjax.config import Config
 
 
-@dataclass
-class Config:
-    n_agents: int = 20_000
-    n_steps: int = 180
-    n_seeds: int = 20
-    init_prev: float = 0.002
-    beta_household: float = 0.08
-    beta_school_work: float = 0.015
-    beta_community: float = 0.025
-    sigma: float = 1 / 3  # E -> I rate (mean latent 3 days)
-    gamma: float = 1 / 5  # I -> R rate (mean infectious 5 days)
-    vax_start: int = 10
-    vax_rate: float = 0.02
-    vax_efficacy: float = 0.8
-    distancing_start: int = 15
-    distancing_scale: float = 0.4  # on school/work and community
-    test_rate: float = 0.25
-    isolation_efficacy: float = 0.9
-    calibrate: bool = True
-    calib_n_agents: int = 10_000
-    calib_n_steps: int = 100
-    calib_beta: float = 0.05
-    calib_gamma: float = 0.2
-    calib_iterations: int = 250
-    calib_warmup: int = 400
-    calib_samples: int = 600
-    twin_agents: bool = True
-    twin_n_agents: int = 256
-    twin_window: int = 48
-    twin_fit_steps: int = 100
-    twin_strength: float = 0.5
-    twin_n_steps: int = 60
-
-
-def policies(c: Config) -> dict[str, abm.Policy]:
+def policies(c: AbmEpidemic) -> dict[str, abm.Policy]:
     ones = jnp.ones(3)
     base = abm.Policy(
         vax_start=-1, vax_rate=0.0, vax_efficacy=0.0, distancing_start=-1, layer_scale=ones,
@@ -78,7 +50,7 @@ def policies(c: Config) -> dict[str, abm.Policy]:
     }
 
 
-def run_scenarios(key, c: Config):
+def run_scenarios(key, c: AbmEpidemic):
     """Per scenario: counts ``[seeds, time, groups, statuses]``."""
     k_pop, k_runs = jax.random.split(key)
     pop = synthetic_population(k_pop, c.n_agents)
@@ -116,19 +88,13 @@ def summarize(results, group_sizes, n):
         attack = (n - final[..., abm.S].sum(-1)) / n
         attack_g = 1.0 - final[..., abm.S] / group_sizes[None, :]
         prev = counts[..., abm.I].sum(-1) / n  # [seeds, time]
-        m, lo, hi = band(attack)
         row = {
-            "attack_rate_mean": float(m),
-            "attack_rate_q05": float(lo),
-            "attack_rate_q95": float(hi),
+            **banded("attack_rate", attack),
             "peak_prevalence_mean": float(prev.max(1).mean()),
             "peak_day_mean": float(prev.argmax(1).mean()),
         }
         for g, label in enumerate(AGE_GROUPS):
-            gm, glo, ghi = band(attack_g[:, g])
-            row[f"attack_rate_{label}_mean"] = float(gm)
-            row[f"attack_rate_{label}_q05"] = float(glo)
-            row[f"attack_rate_{label}_q95"] = float(ghi)
+            row |= banded(f"attack_rate_{label}", attack_g[:, g])
         if base_attack is None:
             base_attack = attack
         row["infections_averted_pct_mean"] = float(100 * np.mean(1 - attack / base_attack))
@@ -136,7 +102,7 @@ def summarize(results, group_sizes, n):
     return out
 
 
-def calibration(key, c: Config) -> dict:
+def calibration(key, c: AbmEpidemic) -> dict:
     net = abm.RandomNet(10)
     k_data, k_nuts, k_grad = jax.random.split(key, 3)
     agents = abm.init_agents(jax.random.fold_in(k_data, 1), c.calib_n_agents, 0.01)
@@ -163,10 +129,10 @@ def calibration(key, c: Config) -> dict:
     return res, obs, fit
 
 
-def twin_driven(key, c: Config) -> dict:
+def twin_driven(key, c: AbmEpidemic) -> dict:
     """Agents whose susceptibility comes from their own fitted twin (synthetic cohort)."""
-    from twinjax.abm.twin_agents import TwinCoupling, TwinWindows, fit_twins, simulate_with_twins
-    from twinjax.data import synthetic_cohort
+    from twinjax.adapters.twin_agents import TwinCoupling, fit_twins, simulate_with_twins
+    from twinjax.data import Series, synthetic_cohort
     from twinjax.twins import TwinSpec
 
     k_coh, k_fit, k_agents, k_sim = jax.random.split(key, 4)
@@ -174,7 +140,7 @@ def twin_driven(key, c: Config) -> dict:
     cohort = synthetic_cohort(k_coh, n_individuals=n, n_steps=w, unequal_lengths=False)
     v = cohort.values
     mu, sd = v.mean((0, 1)), v.std((0, 1)) + 1e-6
-    win = TwinWindows(
+    win = Series(
         jnp.asarray((v - mu) / sd * cohort.mask, jnp.float32),
         jnp.asarray(cohort.mask),
         jnp.asarray(cohort.interventions, jnp.float32),
@@ -212,108 +178,91 @@ def twin_driven(key, c: Config) -> dict:
     }
 
 
-def _plots(results, n, out_dir: Path) -> list[str]:
-    fig, ax = plt.subplots(figsize=(7, 4))
-    band_lines(ax, {name: counts[..., abm.I].sum(-1) / n for name, counts in results.items()})
-    ax.set(xlabel="day", ylabel="infectious fraction", title="Prevalence: mean and 90% band")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "prevalence.png", dpi=110)
-    plt.close(fig)
-    return ["prevalence.png"]
-
-
-def _group_plot(summary, out_dir: Path) -> str:
-    fig, ax = plt.subplots(figsize=(7, 4))
-    group_bars(ax, summary, "attack_rate", AGE_GROUPS)
-    ax.set(ylabel="attack rate", title="Attack rate by age group (mean, 90% band)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "attack_by_age.png", dpi=110)
-    plt.close(fig)
-    return "attack_by_age.png"
-
-
-def _report(c: Config, summary, calib, figures, twins=None) -> str:
-    lines = [
+def write_report(out_dir: Path, c: AbmEpidemic, metrics: dict, results: dict) -> None:
+    summary, n = metrics["scenarios"], c.n_agents
+    prevalence = {name: counts[..., abm.I].sum(-1) / n for name, counts in results.items()}
+    figures = [
+        band_figure(out_dir, "prevalence.png", prevalence, xlabel="day",
+                    ylabel="infectious fraction", title="Prevalence: mean and 90% band"),
+        bars_figure(out_dir, "attack_by_age.png", summary, "attack_rate", AGE_GROUPS,
+                    ylabel="attack rate", title="Attack rate by age group (mean, 90% band)"),
+    ]  # fmt: skip
+    write_markdown(out_dir, [
         "# ABM epidemic: SEIR on a multi-layer contact network",
         "",
         f"{c.n_agents} agents, {c.n_steps} days, {c.n_seeds} seeds per scenario (common random "
         "numbers), layers household / school-work / community. Mean and 90% band across seeds.",
         "",
-        "| scenario | attack rate | 90% band | averted vs baseline | peak prevalence | peak day |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, r in summary.items():
-        lines.append(
-            f"| {name} | {r['attack_rate_mean']:.3f} | [{r['attack_rate_q05']:.3f}, "
-            f"{r['attack_rate_q95']:.3f}] | {r['infections_averted_pct_mean']:.1f}% | "
-            f"{r['peak_prevalence_mean']:.3f} | {r['peak_day_mean']:.0f} |"
-        )
-    lines += ["", "## By age group (attack rate, mean [90% band])", ""]
-    lines.append("| scenario | " + " | ".join(AGE_GROUPS) + " |")
-    lines.append("|---|" + "---|" * len(AGE_GROUPS))
-    for name, r in summary.items():
-        cells = [
-            f"{r[f'attack_rate_{g}_mean']:.3f} [{r[f'attack_rate_{g}_q05']:.3f}, "
-            f"{r[f'attack_rate_{g}_q95']:.3f}]"
-            for g in AGE_GROUPS
-        ]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    if calib:
-        lines += [
-            "",
-            "## Calibration (synthetic SIR on starsim's RandomNet, 10 contacts)",
-            "",
-            "| parameter | truth | NUTS median [90% interval] | covers | optax (relaxed sim) |",
-            "|---|---|---|---|---|",
-        ]
-        for p in ("beta", "gamma"):
-            lines.append(
-                f"| {p} | {calib[f'true_{p}']} | {calib[f'nuts_{p}_median']:.4f} "
-                f"[{calib[f'nuts_{p}_q05']:.4f}, {calib[f'nuts_{p}_q95']:.4f}] | "
-                f"{calib[f'nuts_{p}_interval_covers_truth']} | {calib[f'gradient_{p}']:.4f} "
-                f"({100 * calib[f'gradient_{p}_rel_error']:.1f}% off) |"
-            )
-    if twins:
-        lines += [
-            "",
-            "## Twin-driven agents",
-            "",
-            f"{twins['n_agents']} agents, each with its own GRU twin fitted on its synthetic-cohort "
-            "window; every step the twins' predicted first stream sets susceptibility "
-            f"(strength {c.twin_strength}; sd of rel_sus at step 0: "
-            f"{twins['rel_sus_sd_step0']:.3f}), infectious agents' activity stream is overwritten "
-            "(feedback). Mass-action SIR, mean over seeds.",
-            "",
-            "| run | attack rate |",
-            "|---|---|",
-            f"| uncoupled (strength 0) | {twins['attack_rate_uncoupled_mean']:.3f} |",
-            f"| twin-coupled, all | {twins['attack_rate_coupled_mean']:.3f} |",
-            "| twin-coupled, top third of twin-predicted susceptibility | "
-            f"{twins['attack_rate_top_third_susceptibility']:.3f} |",
-            "| twin-coupled, bottom third | "
-            f"{twins['attack_rate_bottom_third_susceptibility']:.3f} |",
-        ]
-    lines += ["", *[f"![{f}]({f})" for f in figures], ""]
-    return "\n".join(lines)
+        *table(["scenario", "attack rate [90% band]", "averted vs baseline", "peak prevalence",
+                "peak day"],
+               [[name, band_cell(r, "attack_rate"), f"{r['infections_averted_pct_mean']:.1f}%",
+                 f"{r['peak_prevalence_mean']:.3f}", f"{r['peak_day_mean']:.0f}"]
+                for name, r in summary.items()]),
+        "",
+        "## By age group (attack rate, mean [90% band])",
+        "",
+        *table(["scenario", *AGE_GROUPS],
+               [[name, *(band_cell(r, f"attack_rate_{g}") for g in AGE_GROUPS)]
+                for name, r in summary.items()]),
+        *_calibration_lines(metrics.get("calibration")),
+        *_twin_lines(c, metrics.get("twin_driven")),
+        "",
+        *images(figures),
+    ])  # fmt: skip
 
 
-def run(cfg: DictConfig, out_dir: Path) -> dict:
-    c = experiment_config(Config, cfg.experiment)
-    plt.switch_backend("Agg")
+def _calibration_lines(calib: dict | None) -> list[str]:
+    if not calib:
+        return []
+    row = lambda p: [
+        p, calib[f"true_{p}"],
+        f"{calib[f'nuts_{p}_median']:.4f} [{calib[f'nuts_{p}_q05']:.4f}, "
+        f"{calib[f'nuts_{p}_q95']:.4f}]",
+        calib[f"nuts_{p}_interval_covers_truth"],
+        f"{calib[f'gradient_{p}']:.4f} ({100 * calib[f'gradient_{p}_rel_error']:.1f}% off)",
+    ]  # fmt: skip
+    return [
+        "",
+        "## Calibration (synthetic SIR on starsim's RandomNet, 10 contacts)",
+        "",
+        *table(["parameter", "truth", "NUTS median [90% interval]", "covers",
+                "optax (relaxed sim)"], [row("beta"), row("gamma")]),
+    ]  # fmt: skip
+
+
+def _twin_lines(c: AbmEpidemic, twins: dict | None) -> list[str]:
+    if not twins:
+        return []
+    return [
+        "",
+        "## Twin-driven agents",
+        "",
+        f"{twins['n_agents']} agents, each with its own GRU twin fitted on its synthetic-cohort "
+        "window; every step the twins' predicted first stream sets susceptibility "
+        f"(strength {c.twin_strength}; sd of rel_sus at step 0: "
+        f"{twins['rel_sus_sd_step0']:.3f}), infectious agents' activity stream is overwritten "
+        "(feedback). Mass-action SIR, mean over seeds.",
+        "",
+        *table(["run", "attack rate"], [
+            ["uncoupled (strength 0)", f"{twins['attack_rate_uncoupled_mean']:.3f}"],
+            ["twin-coupled, all", f"{twins['attack_rate_coupled_mean']:.3f}"],
+            ["twin-coupled, top third of twin-predicted susceptibility",
+             f"{twins['attack_rate_top_third_susceptibility']:.3f}"],
+            ["twin-coupled, bottom third",
+             f"{twins['attack_rate_bottom_third_susceptibility']:.3f}"],
+        ]),
+    ]  # fmt: skip
+
+
+def run(cfg: Config, out_dir: Path) -> dict:
+    c: AbmEpidemic = cfg.experiment
     k_sim, k_cal = jax.random.split(jax.random.key(cfg.seed))
     results, group_sizes = run_scenarios(k_sim, c)
     summary = summarize(results, group_sizes, c.n_agents)
-    figures = _plots(results, c.n_agents, out_dir) + [_group_plot(summary, out_dir)]
     metrics = {"scenarios": summary, "n_agents": c.n_agents, "n_seeds": c.n_seeds}
-    calib = None
     if c.calibrate:
-        calib, _, _ = calibration(k_cal, c)
-        metrics["calibration"] = calib
-    twins = None
+        metrics["calibration"], _, _ = calibration(k_cal, c)
     if c.twin_agents:
-        twins = twin_driven(jax.random.fold_in(k_cal, 1), c)
-        metrics["twin_driven"] = twins
-    (out_dir / "report.md").write_text(_report(c, summary, calib, figures, twins))
+        metrics["twin_driven"] = twin_driven(jax.random.fold_in(k_cal, 1), c)
+    write_report(out_dir, c, metrics, results)
     return metrics

@@ -4,32 +4,28 @@ commitment nudges vs the baseline, by income group (mean and 90% band across see
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib.pyplot as plt
 import numpy as np
-from omegaconf import DictConfig
 from tqdm import tqdm
 
+from experiments.config import AbmFinance
+from experiments.report import (
+    band_cell,
+    band_figure,
+    banded,
+    bars_figure,
+    images,
+    table,
+    write_markdown,
+)
 from twinjax.abm import finance as fin
-from twinjax.abm.population import band
-from twinjax.abm.report import band_lines, group_bars
-from twinjax.config import experiment_config
+from twinjax.config import Config
 
 
-@dataclass
-class Config:
-    n_agents: int = 20_000
-    n_months: int = 60
-    n_seeds: int = 20
-    auto_save: float = 0.05
-    commitment: float = 0.15
-
-
-def scenarios(c: Config) -> dict[str, fin.FinanceParams]:
+def scenarios(c: AbmFinance) -> dict[str, fin.FinanceParams]:
     base = fin.FinanceParams()
     return {
         "baseline": base,
@@ -39,7 +35,7 @@ def scenarios(c: Config) -> dict[str, fin.FinanceParams]:
     }
 
 
-def run_scenario(keys, params: fin.FinanceParams, c: Config):
+def run_scenario(keys, params: fin.FinanceParams, c: AbmFinance):
     """Vmapped over seeds; the parameters are traced, so all scenarios share one compilation."""
     return _ensemble(c.n_agents, c.n_months)(keys, jax.tree.map(jnp.float32, params))
 
@@ -66,20 +62,12 @@ def summarize(results):
         worth = np.asarray((final.w + final.a) / y)
         defaulted = np.asarray(final.defaulted)
         curves[name] = np.asarray(overdraft_t)
-        m, lo, hi = band(defaulted.mean(-1))
-        row = {"default_rate_mean": float(m), "default_rate_q05": float(lo),
-               "default_rate_q95": float(hi),
+        row = {**banded("default_rate", defaulted.mean(-1)),
                "overdraft_share_mean": float(np.mean(overdraft_t)),
                "final_price_level_mean": float(np.mean(price[:, -1]))}  # fmt: skip
         for g, label in enumerate(fin.INCOME_GROUPS):
             w = (income == g).astype(float)
-            gm = lambda x, w=w: (x * w).sum(-1) / w.sum(-1)
-            m, lo, hi = band(gm(defaulted))
-            row[f"default_rate_{label}_mean"], row[f"default_rate_{label}_q05"] = (
-                float(m),
-                float(lo),
-            )
-            row[f"default_rate_{label}_q95"] = float(hi)
+            row |= banded(f"default_rate_{label}", (defaulted * w).sum(-1) / w.sum(-1))
             row[f"net_worth_months_{label}_median"] = float(
                 np.median(worth[np.broadcast_to(w > 0, worth.shape)])
             )
@@ -87,64 +75,53 @@ def summarize(results):
     return summary, curves
 
 
-def _plots(summary, curves, out_dir: Path) -> list[str]:
-    fig, ax = plt.subplots(figsize=(7, 4))
-    band_lines(ax, curves)
-    ax.set(xlabel="month", ylabel="share in overdraft", title="Overdraft: mean and 90% band")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "overdraft.png", dpi=110)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    group_bars(ax, summary, "default_rate", fin.INCOME_GROUPS)
-    ax.set(ylabel="share ever defaulted", title="Default by income group (mean, 90% band)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "default_by_income.png", dpi=110)
-    plt.close(fig)
-    return ["overdraft.png", "default_by_income.png"]
+def simulate(key, c: AbmFinance):
+    """Per scenario: the summary row and the overdraft curves [seeds, months]; the same
+    households and shocks across scenarios."""
+    keys = jax.random.split(key, c.n_seeds)
+    results = {
+        name: run_scenario(keys, p, c) for name, p in tqdm(scenarios(c).items(), desc="scenarios")
+    }
+    return summarize(results)
 
 
-def _report(c: Config, summary, figures) -> str:
-    lines = [
+def write_report(out_dir: Path, c: AbmFinance, summary: dict, curves: dict) -> None:
+    figures = [
+        band_figure(out_dir, "overdraft.png", curves, xlabel="month",
+                    ylabel="share in overdraft", title="Overdraft: mean and 90% band"),
+        bars_figure(out_dir, "default_by_income.png", summary, "default_rate",
+                    fin.INCOME_GROUPS, ylabel="share ever defaulted",
+                    title="Default by income group (mean, 90% band)"),
+    ]  # fmt: skip
+    by_group = lambda r, g: (
+        f"{band_cell(r, f'default_rate_{g}')}; {r[f'net_worth_months_{g}_median']:.2f}"
+    )
+    write_markdown(out_dir, [
         "# ABM household finance: present bias, shocks, overdraft and default",
         "",
         f"{c.n_agents} households, {c.n_months} months, {c.n_seeds} seeds (same households and "
         "shocks across scenarios); 90% bands across seeds. Nudges: automatic saving of "
         f"{c.auto_save:.0%} of income, commitment device raising beta by {c.commitment}.",
         "",
-        "| scenario | default rate [90% band] | share of months in overdraft | price level |",
-        "|---|---|---|---|",
-    ]
-    for name, r in summary.items():
-        lines.append(
-            f"| {name} | {r['default_rate_mean']:.3f} [{r['default_rate_q05']:.3f}, "
-            f"{r['default_rate_q95']:.3f}] | {r['overdraft_share_mean']:.3f} | "
-            f"{r['final_price_level_mean']:.3f} |"
-        )
-    lines += ["", "## By income group (default rate [90% band]; median net worth in months)", ""]
-    lines.append("| scenario | " + " | ".join(fin.INCOME_GROUPS) + " |")
-    lines.append("|---|---|---|---|")
-    for name, r in summary.items():
-        cells = [
-            f"{r[f'default_rate_{g}_mean']:.3f} [{r[f'default_rate_{g}_q05']:.3f}, "
-            f"{r[f'default_rate_{g}_q95']:.3f}]; {r[f'net_worth_months_{g}_median']:.2f}"
-            for g in fin.INCOME_GROUPS
-        ]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", *[f"![{f}]({f})" for f in figures], ""]
-    return "\n".join(lines)
+        *table(
+            ["scenario", "default rate [90% band]", "share of months in overdraft",
+             "price level"],
+            [[name, band_cell(r, "default_rate"), f"{r['overdraft_share_mean']:.3f}",
+              f"{r['final_price_level_mean']:.3f}"] for name, r in summary.items()],
+        ),
+        "",
+        "## By income group (default rate [90% band]; median net worth in months)",
+        "",
+        *table(["scenario", *fin.INCOME_GROUPS],
+               [[name, *(by_group(r, g) for g in fin.INCOME_GROUPS)]
+                for name, r in summary.items()]),
+        "",
+        *images(figures),
+    ])  # fmt: skip
 
 
-def run(cfg: DictConfig, out_dir: Path) -> dict:
-    c = experiment_config(Config, cfg.experiment)
-    plt.switch_backend("Agg")
-    keys = jax.random.split(jax.random.key(cfg.seed), c.n_seeds)
-    results = {
-        name: run_scenario(keys, p, c) for name, p in tqdm(scenarios(c).items(), desc="scenarios")
-    }
-    summary, curves = summarize(results)
-    figures = _plots(summary, curves, out_dir)
-    (out_dir / "report.md").write_text(_report(c, summary, figures))
+def run(cfg: Config, out_dir: Path) -> dict:
+    c: AbmFinance = cfg.experiment
+    summary, curves = simulate(jax.random.key(cfg.seed), c)
+    write_report(out_dir, c, summary, curves)
     return {"scenarios": summary, "n_agents": c.n_agents, "n_seeds": c.n_seeds}

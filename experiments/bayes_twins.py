@@ -9,36 +9,23 @@ validation-segment variance recalibration the point twins get, next to the point
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import jax
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
 
+from experiments.config import BayesTwins
+from experiments.report import images, table, write_markdown
 from twinjax import pipeline
 from twinjax.bayes import mixture as mx
 from twinjax.bayes.calibration import crps_gaussian, pit_gaussian, pit_ks
 from twinjax.bayes.plots import plot_coverage, plot_individual_fits, plot_pit_histogram
 from twinjax.bayes.recurrent import fit_bayesian_twins, predictive_mixture
-from twinjax.config import Config as RootConfig
-from twinjax.config import experiment_config
+from twinjax.config import Config
 from twinjax.data.normalize import denormalize, denormalize_scale
 
 LEVELS = np.array([0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95])
-
-
-@dataclass
-class Config:
-    steps: int = 1500  # SVI steps
-    lr: float = 3e-3  # Adam step for the posterior means (they start at the MAP)
-    scale_lr: float = 3e-2  # Adam step for the posterior and prior SDs
-    init_scale: float = 0.01  # initial posterior SD of every parameter
-    num_draws: int = 32  # posterior draws per individual for the predictive mixture
-    # random parameter groups (of cell, attention, mean, scale); the others stay at the MAP
-    layers: list[str] = field(default_factory=lambda: ["mean", "scale"])
-    checkpoint_every: int = 250
-    n_plot_individuals: int = 4
+FIGURES = ("forecast_bands.png", "coverage_levels.png", "pit_bayesian.png")
 
 
 def _data_units(fit, mix):
@@ -58,9 +45,8 @@ def _coverage_curve(pit, observed):
     return [float(np.mean(np.abs(p - 0.5) <= level / 2)) for level in LEVELS]
 
 
-def run(cfg: DictConfig, out_dir: Path) -> dict:
-    exp: Config = experiment_config(Config, cfg.experiment)
-    root: RootConfig = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RootConfig), cfg))
+def run(root: Config, out_dir: Path) -> dict:
+    exp: BayesTwins = root.experiment
     k_data, k_fit, k_svi, k_draw, k_eval = jax.random.split(jax.random.key(root.seed), 5)
     cohort = pipeline.load_cohort(k_data, root.data)
     fit = pipeline.fit_twins(k_fit, cohort, root, out_dir)
@@ -117,14 +103,13 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         for k, v in bayes.params.items()
         if k.endswith("_prior_scale")
     }
-    metrics["figures"] = _figures(
-        out_dir, cohort, f, test, (mean, scale), (c_mean, c_scale), point, y, obs, exp
-    )
-    (out_dir / "report.md").write_text(_report(metrics, root, exp))
+    metrics["figures"] = list(FIGURES)
+    _figures(out_dir, cohort, f, test, (mean, scale), (c_mean, c_scale), point, y, obs, exp)
+    _report(out_dir, metrics, root)
     return metrics
 
 
-def _figures(out_dir, cohort, f, test, raw, calibrated, point, y, obs, exp) -> list[str]:
+def _figures(out_dir, cohort, f, test, raw, calibrated, point, y, obs, exp: BayesTwins) -> None:
     c_mean, c_scale = (x[..., f] for x in calibrated)
     pit = mx.mixture_pit(c_mean, c_scale, y[..., f])
     plot_pit_histogram(out_dir / "pit_bayesian.png", pit[obs[..., f]],
@@ -142,20 +127,21 @@ def _figures(out_dir, cohort, f, test, raw, calibrated, point, y, obs, exp) -> l
                          y[:k, :, f], obs[:k, :, f], names=cohort.subject_ids[:k],
                          ylabel=cohort.variables[f],
                          title="Bayesian twins: one-step test forecasts, 90% band")  # fmt: skip
-    return ["forecast_bands.png", "coverage_levels.png", "pit_bayesian.png"]
 
 
-def _report(m: dict, cfg: RootConfig, exp: Config) -> str:
-    rows = []
-    for name, s in m["streams"].items():
-        for label, key in (("Bayesian, raw", "bayesian_raw"),
-                           ("Bayesian, recalibrated", "bayesian_calibrated"),
-                           ("point (MAP), recalibrated", "point_map_calibrated")):  # fmt: skip
-            r = s[key]
-            rows.append(f"| {name} | {label} | {r['coverage_90']:.3f} | {r['coverage_50']:.3f} | "
-                        f"{r['crps']:.4f} | {r['pit_ks']:.3f} |")  # fmt: skip
+def _report(out_dir: Path, m: dict, cfg: Config) -> None:
+    exp: BayesTwins = cfg.experiment
+    forecasters = (("Bayesian, raw", "bayesian_raw"),
+                   ("Bayesian, recalibrated", "bayesian_calibrated"),
+                   ("point (MAP), recalibrated", "point_map_calibrated"))  # fmt: skip
+    rows = [
+        [name, label, *(f"{s[key][k]:{fmt}}" for k, fmt in
+                        (("coverage_90", ".3f"), ("coverage_50", ".3f"), ("crps", ".4f"),
+                         ("pit_ks", ".3f")))]
+        for name, s in m["streams"].items() for label, key in forecasters
+    ]  # fmt: skip
     prior = ", ".join(f"{k} {v:.3f}" for k, v in m["learned_prior_sd"].items())
-    return "\n".join([
+    write_markdown(out_dir, [
         "# Bayesian recurrent twins",
         "",
         f"{m['n_individuals']} individuals, {cfg.model.cell.upper()} twins with {cfg.model.hidden} "
@@ -171,12 +157,9 @@ def _report(m: dict, cfg: RootConfig, exp: Config) -> str:
         f"{m['bayesian_twin_test_coverage_90_raw']:.3f} raw (target 0.85-0.95: "
         f"{m['bayesian_twin_test_coverage_90_within_85_95']}).",
         "",
-        "| stream | forecaster | 90% coverage | 50% coverage | CRPS | PIT KS |",
-        "|---|---|---|---|---|---|",
-        *rows,
+        *table(["stream", "forecaster", "90% coverage", "50% coverage", "CRPS", "PIT KS"], rows),
         "",
         f"Learned prior SDs: {prior}.",
         "",
-        *[f"![{Path(f).stem}]({f})" for f in m["figures"]],
-        "",
+        *images(m["figures"]),
     ])  # fmt: skip

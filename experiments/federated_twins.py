@@ -8,42 +8,22 @@ fine-tuning, and FedPer-style personal output heads (client state kept across ro
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
-from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
-import matplotlib
-from omegaconf import DictConfig
+import matplotlib.pyplot as plt
 
+from experiments.config import FederatedTwins
+from experiments.report import save_figure, table, write_markdown
 from twinjax import federated as fl
-from twinjax.config import experiment_config
+from twinjax.adapters import federated_twins as ft
+from twinjax.config import Config
 from twinjax.data import synthetic_cohort
-from twinjax.federated import twins as ft
 from twinjax.federated.loop import run_rounds
-from twinjax.train.prepare import prepare, twin_spec
+from twinjax.pipeline import prepare_cohort, twin_spec
 from twinjax.twins import init_params
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-
-@dataclass
-class Config:
-    window: int = 48
-    stride: int = 12
-    rounds: int = 60
-    clients_per_round: int = 16
-    local_epochs: int = 2
-    batch_size: int = 4
-    local_lr: float = 0.05
-    server_lr: float = 0.01
-    central_epochs: int = 10
-    fine_tune_epochs: int = 2
-    progress: bool = True
-    fast_compile: bool = False
-    # multi-host launch: jax.distributed.initialize (see twinjax.federated.execution)
-    distributed: fl.DistributedConfig = field(default_factory=fl.DistributedConfig)
 
 
 def _pooled(data: fl.ClientData) -> fl.ClientData:
@@ -51,14 +31,15 @@ def _pooled(data: fl.ClientData) -> fl.ClientData:
     return data._replace(offset=jnp.zeros(1, jnp.int32), count=jnp.sum(data.count)[None])
 
 
-def run(cfg: DictConfig, out_dir: pathlib.Path) -> dict:
-    c = experiment_config(Config, cfg.experiment)
-    fl.initialize_distributed(c.distributed)  # before any JAX computation
+def run(cfg: Config, out_dir: pathlib.Path) -> dict:
+    c: FederatedTwins = cfg.experiment
+    # before any JAX computation
+    fl.initialize_distributed(fl.DistributedConfig(**dataclasses.asdict(c.distributed)))
     key = jax.random.key(cfg.seed)
     k_data, k_init, k_fed, k_per, k_central, k_tune = jax.random.split(key, 6)
     d = cfg.data
     cohort = synthetic_cohort(k_data, n_individuals=d.n_individuals, n_steps=d.n_steps)
-    arrays, _ = prepare(cohort, d)
+    arrays, _ = prepare_cohort(cohort, d)
     spec = twin_spec(cohort, cfg.model)
     data = ft.window_client_data(arrays, length=c.window, stride=c.stride)
     loss = ft.twin_loss(spec)
@@ -106,43 +87,38 @@ def run(cfg: DictConfig, out_dir: pathlib.Path) -> dict:
     results["centralized"] = float(test(central)["test_nll"])
     results["initial"] = float(test(params0)["test_nll"])
 
-    _plot(curves | {"federated + personal heads (global part)": hist_p}, results, out_dir)
     metrics = {f"test_nll_{k}": float(v) for k, v in results.items()}
     metrics.update(num_clients=data.num_clients, num_windows=int(data.count.sum()))
-    (out_dir / "report.md").write_text(_report(c, metrics))
+    curves["federated + personal heads (global part)"] = hist_p
+    write_report(out_dir, c, metrics, curves)
     return metrics
 
 
-def _plot(curves: dict, results: dict, out_dir: pathlib.Path) -> None:
+def write_report(out_dir: pathlib.Path, c: FederatedTwins, m: dict, curves: dict) -> None:
+    """test_nll.png (test NLL per round, final NLLs dashed) and report.md."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, hist in curves.items():
         ax.plot([h["round"] for h in hist], [h["test_nll"] for h in hist], label=name)
     finals = ("centralized", "federated_fine_tuned", "federated_personal_heads")
     for name, color in zip(finals, ("C2", "C3", "C4"), strict=True):
-        ax.axhline(results[name], ls="--", lw=1, label=f"{name} (final)", color=color)
+        ax.axhline(m[f"test_nll_{name}"], ls="--", lw=1, label=f"{name} (final)", color=color)
     ax.set_xlabel("round")
     ax.set_ylabel("test NLL (mean over individuals)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out_dir / "test_nll.png", dpi=120)
-    plt.close(fig)
-
-
-def _report(c: Config, m: dict) -> str:
+    figure = save_figure(fig, out_dir, "test_nll.png", dpi=120)
     rows = [
-        ("initial twin", "test_nll_initial"),
-        (f"centralized SGD, {c.central_epochs} epochs on pooled windows", "test_nll_centralized"),
-        (f"federated FedAdam, {c.rounds} rounds", "test_nll_federated_global"),
-        (f"+ local fine-tuning ({c.fine_tune_epochs} epochs)", "test_nll_federated_fine_tuned"),
-        ("federated, personal output heads (FedPer)", "test_nll_federated_personal_heads"),
+        ("initial twin", "initial"),
+        (f"centralized SGD, {c.central_epochs} epochs on pooled windows", "centralized"),
+        (f"federated FedAdam, {c.rounds} rounds", "federated_global"),
+        (f"+ local fine-tuning ({c.fine_tune_epochs} epochs)", "federated_fine_tuned"),
+        ("federated, personal output heads (FedPer)", "federated_personal_heads"),
     ]
-    lines = [
+    write_markdown(out_dir, [
         "# Federated recurrent twins vs centralized", "",
         f"{m['num_clients']} individuals = clients, {m['num_windows']} training windows of "
         f"{c.window} steps; {c.clients_per_round} clients per round, {c.local_epochs} local "
         f"epochs, batch {c.batch_size}, local lr {c.local_lr}, server Adam lr {c.server_lr}.", "",
-        "![test NLL](test_nll.png)", "",
-        "| model | test NLL (mean over individuals) |", "|---|---|",
-    ]  # fmt: skip
-    lines += [f"| {name} | {m[k]:.3f} |" for name, k in rows]
-    return "\n".join(lines) + "\n"
+        f"![test NLL]({figure})", "",
+        *table(["model", "test NLL (mean over individuals)"],
+               [[name, f"{m[f'test_nll_{k}']:.3f}"] for name, k in rows]),
+    ])  # fmt: skip

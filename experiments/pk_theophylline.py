@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import matplotlib.pyplot as plt
 import numpy as np
-from omegaconf import DictConfig
 from tqdm import tqdm
 
+from experiments.config import PkTheophylline
+from experiments.report import images, save_figure, table, write_markdown
 from twinjax.bayes import (
     calibration_summary,
     coverage,
@@ -29,50 +30,32 @@ from twinjax.bayes import (
 from twinjax.bayes.dosing import choose_dose, choose_dose_time, steady_state_profiles
 from twinjax.bayes.plots import plot_coverage, plot_individual_fits, plot_pit_histogram
 from twinjax.bayes.theoph import FM3, theoph_data, theoph_frames, theoph_spec
-from twinjax.config import experiment_config
+from twinjax.config import Config
 
 LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
-@dataclass
-class Config:
-    num_warmup: int = 1000
-    num_samples: int = 1000
-    num_chains: int = 4
-    target_accept: float = 0.9
-    prior_loc: list[float] = field(default_factory=lambda: [-2.0, 0.0, -3.0])
-    prior_scale: float = 2.0
-    weight_covariate: bool = False
-    correlated: bool = False
-    svi_steps: int = 0
-    dose_interval: float = 12.0
-    target_low: float = 10.0
-    target_high: float = 20.0
-    predictive_draws: int = 1000
-    progress: bool = True
-
-
-def run(cfg: DictConfig, out_dir: Path) -> dict:
-    exp: Config = experiment_config(Config, cfg.experiment)
+def run(cfg: Config, out_dir: Path) -> dict:
+    c: PkTheophylline = cfg.experiment
     k_nuts, k_svi, k_pred, k_thin = jax.random.split(jax.random.key(cfg.seed), 4)
     start = time.perf_counter()
-    data = theoph_data(weight_covariate=exp.weight_covariate)
+    data = theoph_data(weight_covariate=c.weight_covariate)
     spec = theoph_spec(
-        prior_loc=exp.prior_loc,
-        prior_scale=exp.prior_scale,
-        weight_covariate=exp.weight_covariate,
-        correlated=exp.correlated,
+        prior_loc=c.prior_loc,
+        prior_scale=c.prior_scale,
+        weight_covariate=c.weight_covariate,
+        correlated=c.correlated,
     )
     fit = run_nuts(
         hierarchical_model,
         k_nuts,
         spec,
         data,
-        num_warmup=exp.num_warmup,
-        num_samples=exp.num_samples,
-        num_chains=exp.num_chains,
-        target_accept=exp.target_accept,
-        progress=exp.progress,
+        num_warmup=c.num_warmup,
+        num_samples=c.num_samples,
+        num_chains=c.num_chains,
+        target_accept=c.target_accept,
+        progress=c.progress,
     )
     nuts_seconds = time.perf_counter() - start
     pop = population_draws(spec, fit.samples)
@@ -81,15 +64,15 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
 
     flat = flatten_chains(fit.samples)
     keep = np.asarray(jax.random.permutation(k_thin, flat["theta"].shape[0]))
-    flat = {k: v[keep[: exp.predictive_draws]] for k, v in flat.items()}
-    metrics.update(_calibration(spec, flat, data, k_pred, out_dir))
-    metrics.update(_dosing(flat["theta"], exp, data, out_dir))
-    if exp.svi_steps:
-        metrics.update(_svi(spec, data, k_svi, exp))
+    flat = {k: v[keep[: c.predictive_draws]] for k, v in flat.items()}
+    calibration, fits = _calibration(spec, flat, data, k_pred)
+    dosing, dose_bands = _dosing(flat["theta"], c, data)
+    metrics |= calibration | dosing
+    if c.svi_steps:
+        metrics.update(_svi(spec, data, k_svi, c))
     metrics["runtime_seconds"] = time.perf_counter() - start
     metrics["cpu_seconds"] = time.process_time()
-    _plot_forest(pop, out_dir / "population_vs_fm3.png")
-    (out_dir / "report.md").write_text(_report(metrics, exp))
+    write_report(out_dir, c, metrics, data, pop, fits, dose_bands)
     return metrics
 
 
@@ -117,46 +100,35 @@ def _population_metrics(pop, diag, seconds) -> dict:
     return m
 
 
-def _calibration(spec, flat, data, key, out_dir) -> dict:
-    """In-sample posterior predictive check of the observations; fit plots with 90% bands."""
+def _calibration(spec, flat, data, key) -> tuple[dict, dict]:
+    """In-sample posterior predictive check of the observations; what the fit figures show."""
     pp = posterior_predictive(spec, flat, data.times, data.regimen, key=key)
     y, mask = jnp.asarray(data.values), jnp.asarray(data.mask)
     summary = calibration_summary(pp.observations, y, mask, level=0.9)
     cov_levels = [float(coverage(pp.observations, y, mask, level=lv)) for lv in LEVELS]
     pit = np.asarray(pit_samples(pp.observations, y))[np.asarray(data.mask)]
-    plot_pit_histogram(out_dir / "pit_histogram.png", pit, title="Theoph: in-sample PIT")
-    plot_coverage(out_dir / "coverage.png", LEVELS, cov_levels, title="Theoph: interval coverage")
     grid = np.tile(np.linspace(0.0, 25.0, 101), (data.times.shape[0], 1))
     band = posterior_predictive(spec, flat, jnp.asarray(grid), data.regimen, key=key)
-    plot_individual_fits(
-        out_dir / "individual_fits.png",
-        grid,
-        np.asarray(band.observations),
-        data.times,
-        data.values,
-        data.mask,
-        names=[f"subject {s}" for s in data.subject_ids],
-        ylabel="conc (mg/L)",
-        title="Theoph: posterior predictive 90% bands",
-    )
     out = {f"in_sample_{k}": v for k, v in summary.items()}
     out["in_sample_coverage_by_level"] = dict(zip(map(str, LEVELS), cov_levels, strict=True))
-    return out
+    fits = {"pit": pit, "grid": grid, "band": np.asarray(band.observations)}
+    return out, fits
 
 
-def _dosing(theta, exp: Config, data, out_dir) -> dict:
-    """Per subject: the dose every ``dose_interval`` h maximizing P(steady state in window)."""
+def _dosing(theta, c: PkTheophylline, data) -> tuple[dict, np.ndarray]:
+    """Per subject: the dose every ``dose_interval`` h maximizing P(steady state in window);
+    the steady-state concentration draws at that dose [draws, subjects, time]."""
     _, _, cov = theoph_frames()
     weight = dict(zip(cov["subject"], cov["Wt"], strict=True))
     rows, bands = [], []
-    for i, s in enumerate(tqdm(data.subject_ids, desc="dosing", disable=not exp.progress)):
+    for i, s in enumerate(tqdm(data.subject_ids, desc="dosing", disable=not c.progress)):
         choice = choose_dose(
-            theta[:, i], interval=exp.dose_interval, low=exp.target_low, high=exp.target_high
+            theta[:, i], interval=c.dose_interval, low=c.target_low, high=c.target_high
         )
         timed = choose_dose_time(
-            theta[:, i], interval=exp.dose_interval, low=exp.target_low, high=exp.target_high
+            theta[:, i], interval=c.dose_interval, low=c.target_low, high=c.target_high
         )
-        profile = np.asarray(steady_state_profiles(jnp.asarray(theta[:, i]), exp.dose_interval))
+        profile = np.asarray(steady_state_profiles(jnp.asarray(theta[:, i]), c.dose_interval))
         bands.append(choice.dose * profile)
         rows.append(
             {
@@ -170,24 +142,24 @@ def _dosing(theta, exp: Config, data, out_dir) -> dict:
                 "expected_fraction_of_time_in_window": timed.expected_fraction,
             }
         )
-    _plot_dosing(out_dir / "dosing_steady_state.png", rows, np.stack(bands, 1), exp)
     probs = [r["probability_in_window"] for r in rows]
-    return {
+    summary = {
         "dosing": rows,
-        "dosing_interval_hours": exp.dose_interval,
-        "dosing_window_mg_per_L": [exp.target_low, exp.target_high],
+        "dosing_interval_hours": c.dose_interval,
+        "dosing_window_mg_per_L": [c.target_low, c.target_high],
         "dosing_mean_probability_in_window": float(np.mean(probs)),
         "dosing_min_probability_in_window": float(np.min(probs)),
         "dosing_mean_expected_fraction_of_time_in_window": float(
             np.mean([r["expected_fraction_of_time_in_window"] for r in rows])
         ),
     }
+    return summary, np.stack(bands, 1)
 
 
-def _svi(spec, data, key, exp: Config) -> dict:
+def _svi(spec, data, key, c: PkTheophylline) -> dict:
     k_fit, k_draw = jax.random.split(key)
     start = time.perf_counter()
-    res = run_svi(hierarchical_model, k_fit, spec, data, steps=exp.svi_steps, lr=0.01)
+    res = run_svi(hierarchical_model, k_fit, spec, data, steps=c.svi_steps, lr=0.01)
     draws = svi_draws(res, k_draw, spec, data, num_samples=1000)
     pop = population_draws(spec, draws)
     out = {f"svi_posterior_mean_{k}": float(v.mean()) for k, v in pop.items()}
@@ -196,9 +168,39 @@ def _svi(spec, data, key, exp: Config) -> dict:
     return out
 
 
-def _plot_forest(pop, path: Path) -> None:
-    import matplotlib.pyplot as plt
+def write_report(out_dir: Path, c: PkTheophylline, m: dict, data, pop, fits, dose_bands):
+    """The fit, calibration, forest and dosing figures and report.md."""
+    plot_pit_histogram(out_dir / "pit_histogram.png", fits["pit"], title="Theoph: in-sample PIT")
+    plot_coverage(out_dir / "coverage.png", LEVELS, list(m["in_sample_coverage_by_level"].values()),
+                  title="Theoph: interval coverage")  # fmt: skip
+    plot_individual_fits(
+        out_dir / "individual_fits.png", fits["grid"], fits["band"], data.times, data.values,
+        data.mask, names=[f"subject {s}" for s in data.subject_ids], ylabel="conc (mg/L)",
+        title="Theoph: posterior predictive 90% bands",
+    )  # fmt: skip
+    forest = save_figure(_forest(pop), out_dir, "population_vs_fm3.png")
+    dosing = save_figure(_dosing_figure(m["dosing"], dose_bands, c), out_dir,
+                         "dosing_steady_state.png")  # fmt: skip
+    write_markdown(out_dir, [
+        *_population_lines(m, c),
+        "",
+        "## Calibration (in-sample posterior predictive of the 132 observations)",
+        "",
+        f"90% interval coverage {m['in_sample_coverage_90']:.3f}, mean CRPS "
+        f"{m['in_sample_crps']:.3f} mg/L, PIT KS distance {m['in_sample_pit_ks']:.3f}.",
+        "",
+        *images(["individual_fits.png", "pit_histogram.png", "coverage.png", forest]),
+        "",
+        *_dosing_lines(m, c),
+        "",
+        *images([dosing]),
+        "",
+        *_svi_lines(m, c),
+        f"Total runtime {m['runtime_seconds']:.1f} s.",
+    ])  # fmt: skip
 
+
+def _forest(pop):
     names = [n for n in pop if n in FM3]
     fig, ax = plt.subplots(figsize=(5.5, 0.5 * len(names) + 1.2))
     for j, n in enumerate(names):
@@ -209,15 +211,11 @@ def _plot_forest(pop, path: Path) -> None:
     ax.set_yticks(range(len(names)), names)
     ax.legend(fontsize=8)
     ax.set_title("Population parameters: NUTS vs published fm3")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def _plot_dosing(path: Path, rows, bands, exp: Config) -> None:
-    import matplotlib.pyplot as plt
-
-    t = np.linspace(0.0, exp.dose_interval, bands.shape[-1])
+def _dosing_figure(rows, bands, c: PkTheophylline):
+    t = np.linspace(0.0, c.dose_interval, bands.shape[-1])
     n = len(rows)
     cols = min(4, n)
     r = int(np.ceil(n / cols))
@@ -227,7 +225,7 @@ def _plot_dosing(path: Path, rows, bands, exp: Config) -> None:
             ax.axis("off")
             continue
         lo, med, hi = np.quantile(bands[:, i], [0.05, 0.5, 0.95], axis=0)
-        ax.axhspan(exp.target_low, exp.target_high, color="g", alpha=0.12)
+        ax.axhspan(c.target_low, c.target_high, color="g", alpha=0.12)
         ax.fill_between(t, lo, hi, alpha=0.35)
         ax.plot(t, med, lw=1.2)
         row = rows[i]
@@ -236,77 +234,68 @@ def _plot_dosing(path: Path, rows, bands, exp: Config) -> None:
             fontsize=8,
         )
         ax.set_xlabel("hours after dose (steady state)", fontsize=7)
-    fig.suptitle(f"Steady state, oral dose every {exp.dose_interval:g} h: 90% band")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fig.suptitle(f"Steady state, oral dose every {c.dose_interval:g} h: 90% band")
+    return fig
 
 
-def _report(m: dict, exp: Config) -> str:
-    lines = [
+def _population_lines(m: dict, c: PkTheophylline) -> list[str]:
+    def row(p):
+        lo, hi = m[f"ci90_{p}"]
+        ref = [f"{m[f'fm3_{p}']:.4f}", f"{m[f'abs_diff_vs_fm3_{p}']:.4f}"]
+        return [p, f"{m[f'posterior_mean_{p}']:.4f}", f"[{lo:.3f}, {hi:.3f}]",
+                f"{m[f'r_hat_{p}']:.4f}", f"{m[f'ess_bulk_{p}']:.0f}",
+                *(ref if f"fm3_{p}" in m else ["-", "-"])]  # fmt: skip
+
+    return [
         "# Bayesian PK twins of Theoph (one-compartment, first-order absorption)",
         "",
         f"NUTS: {m['num_chains']} vectorized chains x {m['num_draws_per_chain']} draws "
-        f"({exp.num_warmup} warm-up), {m['nuts_seconds']:.1f} s; divergences: "
+        f"({c.num_warmup} warm-up), {m['nuts_seconds']:.1f} s; divergences: "
         f"{m['num_divergences']}; max R-hat {m['max_r_hat_population']:.4f}; "
         f"min bulk ESS {m['min_ess_bulk_population']:.0f}.",
         "",
-        "| parameter | posterior mean | 90% CI | R-hat | bulk ESS | nlme fm3 | |diff| |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for p in m["population_parameters"]:
-        lo, hi = m[f"ci90_{p}"]
-        ref = (
-            f"{m[f'fm3_{p}']:.4f} | {m[f'abs_diff_vs_fm3_{p}']:.4f}" if f"fm3_{p}" in m else "- | -"
-        )
-        lines.append(
-            f"| {p} | {m[f'posterior_mean_{p}']:.4f} | [{lo:.3f}, {hi:.3f}] | "
-            f"{m[f'r_hat_{p}']:.4f} | {m[f'ess_bulk_{p}']:.0f} | {ref} |"
-        )
-    lines += [
+        *table(["parameter", "posterior mean", "90% CI", "R-hat", "bulk ESS", "nlme fm3",
+                "|diff|"], map(row, m["population_parameters"])),
         "",
         f"Fixed effects within 0.1 of fm3: **{m['fixed_effects_within_0.1_of_fm3']}** "
         f"(max |diff| {m['max_abs_diff_fixed_effects_vs_fm3']:.4f}). fm3 is a maximum-likelihood "
         "fit (Pinheiro and Bates 2000); ours is the posterior mean under weak priors.",
         "",
         "Diagnostics problems: " + ("; ".join(m["diagnostic_problems"]) or "none") + ".",
-        "",
-        "## Calibration (in-sample posterior predictive of the 132 observations)",
-        "",
-        f"90% interval coverage {m['in_sample_coverage_90']:.3f}, mean CRPS "
-        f"{m['in_sample_crps']:.3f} mg/L, PIT KS distance {m['in_sample_pit_ks']:.3f}.",
-        "",
-        "![fits](individual_fits.png) ![pit](pit_histogram.png) ![coverage](coverage.png)",
-        "![forest](population_vs_fm3.png)",
-        "",
-        f"## Personalized dosing: oral every {exp.dose_interval:g} h, steady state in "
-        f"[{exp.target_low:g}, {exp.target_high:g}] mg/L",
+    ]  # fmt: skip
+
+
+def _dosing_lines(m: dict, c: PkTheophylline) -> list[str]:
+    rows = [
+        [r["subject"], f"{r['dose_mg_per_kg']:.2f}", f"{r['dose_mg']:.0f}",
+         f"{r['probability_in_window']:.3f}", f"{r['peak_to_trough_ratio_median']:.2f}",
+         f"{r['time_in_window_dose_mg']:.0f}", f"{r['expected_fraction_of_time_in_window']:.3f}"]
+        for r in m["dosing"]
+    ]  # fmt: skip
+    return [
+        f"## Personalized dosing: oral every {c.dose_interval:g} h, steady state in "
+        f"[{c.target_low:g}, {c.target_high:g}] mg/L",
         "",
         "The dose maximizes the posterior probability that the noise-free steady-state "
         "concentration stays inside the window over the whole interval (exact search).",
         "",
         "Steady-state peak/trough ratios above "
-        f"{exp.target_high / exp.target_low:g} make the whole-interval target unreachable for most "
+        f"{c.target_high / c.target_low:g} make the whole-interval target unreachable for most "
         "subjects at this interval, so the second block gives the dose that maximizes the expected "
         "fraction of the interval spent in the window.",
         "",
-        "| subject | dose (mg/kg) | dose (mg) | P(whole interval in window) | median peak/trough "
-        "| time-in-window dose (mg) | E[fraction of time in window] |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in m["dosing"]:
-        lines.append(
-            f"| {r['subject']} | {r['dose_mg_per_kg']:.2f} | {r['dose_mg']:.0f} | "
-            f"{r['probability_in_window']:.3f} | {r['peak_to_trough_ratio_median']:.2f} | "
-            f"{r['time_in_window_dose_mg']:.0f} | {r['expected_fraction_of_time_in_window']:.3f} |"
-        )
-    lines += ["", "![dosing](dosing_steady_state.png)", ""]
-    if "svi_seconds" in m:
-        svi = ", ".join(
-            f"{k.removeprefix('svi_posterior_mean_')} {v:.3f}"
-            for k, v in m.items()
-            if k.startswith("svi_posterior_mean_")
-        )
-        lines += [f"SVI (AutoNormal, {exp.svi_steps} steps, {m['svi_seconds']:.1f} s): {svi}.", ""]
-    lines.append(f"Total runtime {m['runtime_seconds']:.1f} s.")
-    return "\n".join(lines) + "\n"
+        *table(["subject", "dose (mg/kg)", "dose (mg)", "P(whole interval in window)",
+                "median peak/trough", "time-in-window dose (mg)",
+                "E[fraction of time in window]"], rows),
+    ]  # fmt: skip
+
+
+def _svi_lines(m: dict, c: PkTheophylline) -> list[str]:
+    if "svi_seconds" not in m:
+        return []
+    svi = ", ".join(
+        f"{k.removeprefix('svi_posterior_mean_')} {v:.3f}"
+        for k, v in m.items()
+        if k.startswith("svi_posterior_mean_")
+    )
+    return [f"SVI (AutoNormal, {c.svi_steps} steps, {m['svi_seconds']:.1f} s): {svi}.", ""]

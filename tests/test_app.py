@@ -1,4 +1,4 @@
-"""The Hydra app: every shipped config composes; kill -9 and resume; --multirun."""
+"""The Hydra app: every experiment and shipped config composes; kill -9 and resume; --multirun."""
 
 import importlib
 import json
@@ -13,8 +13,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 
-from twinjax.config import experiment_config, register_configs
+from experiments.config import EXPERIMENTS
+from twinjax.config import Config, register_configs
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -46,24 +49,41 @@ def _run(args, cwd=ROOT, **kw):
     )
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml")))
-def test_every_shipped_experiment_config_composes_and_validates(name):
+VARIANTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))  # YAML overrides
+
+
+def _compose(*overrides):
     register_configs()
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"experiment={name}"])
-    assert cfg.experiment.name == name
-    module = importlib.import_module(f"experiments.{name}")
-    experiment_config(module.Config, cfg.experiment)  # raises on unknown keys or wrong types
+        return compose(config_name="config", overrides=list(overrides))
+
+
+@pytest.mark.parametrize("name", [schema.name for schema in EXPERIMENTS] + VARIANTS)
+def test_every_experiment_composes_into_its_dataclass_with_a_driver(name):
+    config = OmegaConf.to_object(_compose(f"experiment={name}"))
+    assert isinstance(config, Config)
+    assert type(config.experiment) in EXPERIMENTS
+    assert callable(importlib.import_module(f"experiments.{config.experiment.name}").run)
+
+
+def test_default_experiment_and_defaults_come_from_the_dataclass():
+    cfg = _compose()
+    assert OmegaConf.to_object(cfg.experiment) == EXPERIMENTS[0]()  # twins_synthetic
+    cfg = _compose("experiment=abm_finance", "experiment.n_seeds=3")
+    assert (cfg.experiment.n_seeds, cfg.experiment.n_months) == (3, 60)
+
+
+@pytest.mark.parametrize("override", ["experiment.n_seed=3", "experiment.n_seeds=many"])
+def test_unknown_field_or_wrong_type_fails_at_composition(override):
+    with pytest.raises(ConfigCompositionException, match="experiment.n_seed"):
+        _compose("experiment=abm_finance", override)
 
 
 @pytest.mark.parametrize("group", ["data", "model", "train"])
 def test_every_shipped_group_option_composes(group):
-    register_configs()
     for option in sorted(p.stem for p in (CONFIGS / group).glob("*.yaml")):
         extra = ["data.observations=x.csv"] if option == "files" else []
-        with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=[f"{group}={option}", *extra])
-        assert cfg[group] is not None
+        assert _compose(f"{group}={option}", *extra)[group] is not None
 
 
 def _params(run_dir: Path):

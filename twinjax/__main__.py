@@ -11,7 +11,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from twinjax.config import register_configs
+from twinjax.config import EXPERIMENTS, register_configs
 
 log = logging.getLogger("twinjax")
 logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it writes at INFO
@@ -19,16 +19,13 @@ register_configs()
 
 
 def run_experiment(cfg: DictConfig, out_dir: Path) -> dict:
-    """Imports ``experiments.<name>`` and calls its ``run(cfg, out_dir)``; writes metrics.json."""
-    name = cfg.experiment.name
-    try:
-        module = importlib.import_module(f"experiments.{name}")
-    except ModuleNotFoundError as e:
-        if e.name != f"experiments.{name}":
-            raise
-        raise SystemExit(f"unknown experiment {name!r}: no module experiments/{name}.py") from e
+    """Imports ``experiments.<name>`` and calls its ``run(config, out_dir)`` with the composed
+    config as dataclasses (``config.experiment``: the experiment's own); writes metrics.json."""
+    config = OmegaConf.to_object(cfg)
+    name = config.experiment.name
+    module = importlib.import_module(f"{EXPERIMENTS}.{name}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    metrics = module.run(cfg, out_dir)
+    metrics = module.run(config, out_dir)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     return metrics
 

@@ -1,17 +1,21 @@
 """Structured configuration schema (registered in Hydra's ConfigStore).
 
-The YAML files under ``configs/`` are validated against these dataclasses. The ``experiment`` group
-is open: each experiment module under ``experiments/`` declares its own ``Config`` dataclass and
-validates its section with :func:`experiment_config` so that experiments stay decoupled.
+The data, model and train groups (``configs/``) are validated against the dataclasses here. The
+``experiment`` group's options are the dataclasses of ``experiments/config.py``, one per
+experiment, registered by :func:`register_configs` from the package named :data:`EXPERIMENTS`
+(imported by name, as the app imports the drivers: experiments sit above the library).
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING
+
+EXPERIMENTS = "experiments"  # package of the drivers NAME.py and of config.py (their options)
 
 
 @dataclass
@@ -77,27 +81,15 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    experiment: Any = field(default_factory=lambda: {"name": "twins_synthetic"})
+    experiment: Any = MISSING  # an experiment's dataclass, chosen by experiment=NAME
 
 
 def register_configs() -> None:
+    """Stores the root schema, the group schemas and every experiment's dataclass."""
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     cs.store(group="data", name="base_data", node=DataConfig)
     cs.store(group="model", name="base_model", node=ModelConfig)
     cs.store(group="train", name="base_train", node=TrainConfig)
-
-
-def experiment_config(schema: type, section: DictConfig | dict) -> Any:
-    """Validates an experiment's config section against its dataclass ``schema``.
-
-    Unknown keys or wrong types raise an ``omegaconf`` error naming the key.
-    """
-    section = (
-        OmegaConf.to_container(section, resolve=True)
-        if isinstance(section, DictConfig)
-        else dict(section)
-    )
-    section.pop("name", None)
-    merged = OmegaConf.merge(OmegaConf.structured(schema), section)
-    return OmegaConf.to_object(merged)
+    for schema in importlib.import_module(f"{EXPERIMENTS}.config").EXPERIMENTS:
+        cs.store(group="experiment", name=schema.name, node=schema)

@@ -1,6 +1,10 @@
-"""The core twin pipeline as library calls: load -> prepare -> population -> personal -> evaluate."""
+"""The core twin pipeline as library calls: load -> prepare -> population -> personal -> evaluate.
 
-from __future__ import annotations
+This is the one place where the app's configuration (any object with the fields of
+``twinjax.config.Config``: ``data``, ``model``, ``train``) is translated into the options the
+library owns (:class:`~twinjax.train.PopulationOptions`, :class:`~twinjax.train.PersonalizeOptions`,
+``prepare``'s keywords, :class:`~twinjax.twins.TwinSpec`); the pipeline never imports Hydra.
+"""
 
 import logging
 from pathlib import Path
@@ -10,18 +14,15 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from twinjax.config import Config, DataConfig
-from twinjax.data import Cohort, synthetic_cohort
-from twinjax.data.io import read_cohort
-from twinjax.data.normalize import denormalize, denormalize_scale
-from twinjax.eval import cohort_predictions, gaussian_metrics, summarize
-from twinjax.train import CohortArrays, Scalers, fit_personal, fit_population, prepare, twin_spec
-from twinjax.twins import TwinSpec
+from twinjax.data import Cohort, CohortArrays, Scalers, prepare, read_cohort, synthetic_cohort
+from twinjax.eval import Forecasts, gaussian_metrics, segment_forecasts, summarize
+from twinjax.train import PersonalizeOptions, PopulationOptions, fit_personal, fit_population
+from twinjax.twins import TwinSpec, cohort_predictions
 
 log = logging.getLogger(__name__)
 
 
-def load_cohort(key: jax.Array, cfg: DataConfig) -> Cohort:
+def load_cohort(key: jax.Array, cfg) -> Cohort:
     """The configured cohort: the synthetic one, or a user's long-format files."""
     if cfg.source == "synthetic":
         return synthetic_cohort(
@@ -52,7 +53,7 @@ def load_cohort(key: jax.Array, cfg: DataConfig) -> Cohort:
     raise ValueError(f"unknown data.source {cfg.source!r}: use synthetic or files")
 
 
-def target_index(cohort: Cohort, cfg: DataConfig) -> int:
+def target_index(cohort: Cohort, cfg) -> int:
     if cfg.target is None:
         return 0
     if cfg.target not in cohort.variables:
@@ -71,16 +72,90 @@ class TwinFit(NamedTuple):
     population_losses: np.ndarray
     calibration: dict  # predictive-scale factors: "population" [F], "personal" [N, F]
 
+    def forecasts(self, cohort: Cohort, segment, *, personal: bool, history: int) -> Forecasts:
+        """Recalibrated one-step forecasts of ``segment`` in data units."""
+        return segment_forecasts(
+            self.personal if personal else self.population,
+            self.spec,
+            self.arrays,
+            self.scalers.values,
+            cohort,
+            segment,
+            history=history,
+            shared=not personal,
+            scale_factor=(
+                self.calibration["personal"][:, None, :]
+                if personal
+                else self.calibration["population"]
+            ),
+        )
 
-def fit_twins(key: jax.Array, cohort: Cohort, cfg: Config, out_dir: Path) -> TwinFit:
-    """Population twin, then personal twins; checkpoints under ``out_dir/checkpoints`` (resumable)."""
-    arrays, scalers = prepare(cohort, cfg.data)
+
+def twin_spec(cohort: Cohort, model) -> TwinSpec:
+    """The twin architecture of ``model`` (the app's ``model`` config) sized for ``cohort``."""
+    return TwinSpec.for_cohort(
+        cohort,
+        cell=model.cell,
+        hidden=model.hidden,
+        attention=model.attention,
+        attention_dim=model.attention_dim,
+        min_scale=model.min_scale,
+    )
+
+
+def prepare_cohort(cohort: Cohort, data) -> tuple[CohortArrays, Scalers]:
+    """``prepare`` with the app's ``data`` config."""
+    return prepare(
+        cohort,
+        normalization=data.normalization,
+        val_fraction=data.val_fraction,
+        test_fraction=data.test_fraction,
+    )
+
+
+def population_options(data, train) -> PopulationOptions:
+    return PopulationOptions(
+        steps=train.steps,
+        lr=train.lr,
+        window=data.context + data.horizon,
+        batch_windows=train.batch_windows,
+        batch=train.population_batch,
+        checkpoint_every=train.checkpoint_every,
+        keep_checkpoints=train.keep_checkpoints,
+        progress=train.progress,
+    )
+
+
+def personalize_options(data, train) -> PersonalizeOptions:
+    return PersonalizeOptions(
+        steps=train.personal_steps,
+        lr=train.personal_lr,
+        window=data.context + data.horizon,
+        batch_windows=train.batch_windows,
+        prior_strength=train.prior_strength,
+        chunk_size=train.chunk_size,
+        eval_every=train.eval_every,
+        selection=train.selection,
+        checkpoint_every=train.checkpoint_every,
+        keep_checkpoints=train.keep_checkpoints,
+        progress=train.progress,
+    )
+
+
+def fit_twins(key: jax.Array, cohort: Cohort, cfg, out_dir: Path) -> TwinFit:
+    """Population twin, then personal twins; checkpoints under ``out_dir/checkpoints`` (resumable).
+
+    ``cfg`` has the app config's ``data``, ``model`` and ``train`` sections.
+    """
+    arrays, scalers = prepare_cohort(cohort, cfg.data)
     spec = twin_spec(cohort, cfg.model)
     k_pop, k_personal = jax.random.split(key)
     ckpt = Path(out_dir) / "checkpoints"
-    pop, losses = fit_population(k_pop, spec, arrays, cfg.data, cfg.train, ckpt / "population")
+    pop, losses = fit_population(
+        k_pop, spec, arrays, population_options(cfg.data, cfg.train), ckpt / "population"
+    )
     personal, _ = fit_personal(
-        k_personal, spec, pop, arrays, cfg.data, cfg.train, ckpt / "personal"
+        k_personal, spec, pop, arrays, personalize_options(cfg.data, cfg.train), ckpt / "personal"
     )
     history = cfg.data.context + cfg.data.horizon - 1
     calibration = calibrate_scales(
@@ -93,10 +168,10 @@ def _val_sq_z(params, spec, arrays, *, history, shared):
     mean, scale, t, inside = cohort_predictions(
         params, spec, arrays, arrays.val, history=history, shared=shared
     )
-    rows = np.arange(arrays.values.shape[0])[:, None]
+    rows = np.arange(arrays.n_individuals)[:, None]
     y, m = (
-        np.asarray(arrays.values)[rows, t],
-        np.asarray(arrays.mask)[rows, t] & np.asarray(inside)[..., None],
+        np.asarray(arrays.series.values)[rows, t],
+        np.asarray(arrays.series.mask)[rows, t] & np.asarray(inside)[..., None],
     )
     z2 = np.where(m, ((y - np.asarray(mean)) / np.asarray(scale)) ** 2, 0.0)
     return z2.sum(1), m.sum(1)  # [N, F] each
@@ -129,43 +204,18 @@ def save_model(fit: TwinFit, directory: Path) -> None:
         ckptr.save(Path(directory).absolute(), tree, force=True)
 
 
-class Forecasts(NamedTuple):
-    """One-step forecasts of one segment in data units, [N, K, F]; ``t``/``inside`` [N, K]."""
-
-    mean: np.ndarray
-    scale: np.ndarray
-    y: np.ndarray
-    observed: np.ndarray
-    t: np.ndarray
-    inside: np.ndarray
-
-
 def forecasts(fit: TwinFit, cohort: Cohort, segment, *, personal: bool, history: int) -> Forecasts:
-    params = fit.personal if personal else fit.population
-    mean, scale, t, inside = cohort_predictions(
-        params, fit.spec, fit.arrays, segment, history=history, shared=not personal
-    )
-    stats = fit.scalers.values
-    rows = np.arange(cohort.n_individuals)[:, None]
-    t, inside = np.asarray(t), np.asarray(inside)
-    factor = fit.calibration["personal"][:, None, :] if personal else fit.calibration["population"]
-    return Forecasts(
-        mean=np.asarray(denormalize(stats, mean)),
-        scale=np.asarray(denormalize_scale(stats, scale)) * factor,
-        y=cohort.values[rows, t],
-        observed=cohort.mask[rows, t] & inside[..., None],
-        t=t,
-        inside=inside,
-    )
+    """``fit.forecasts``: recalibrated one-step forecasts of ``segment`` in data units."""
+    return fit.forecasts(cohort, segment, personal=personal, history=history)
 
 
-def evaluate_twins(fit: TwinFit, cohort: Cohort, cfg: DataConfig) -> dict:
+def evaluate_twins(fit: TwinFit, cohort: Cohort, cfg) -> dict:
     """Per-individual test metrics on the target stream, population vs personalized twins."""
     f = target_index(cohort, cfg)
     history = cfg.context + cfg.horizon - 1
     out = {}
     for name, personal in (("population", False), ("personalized", True)):
-        fc = forecasts(fit, cohort, fit.arrays.test, personal=personal, history=history)
+        fc = fit.forecasts(cohort, fit.arrays.test, personal=personal, history=history)
         out[name] = gaussian_metrics(
             fc.mean[..., f], fc.scale[..., f], fc.y[..., f], fc.observed[..., f]
         )

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 from twinjax import abm
-from twinjax.abm.twin_agents import (
+from twinjax.adapters.twin_agents import (
     TwinCoupling,
-    TwinWindows,
     fit_twins,
     predict_next,
     simulate_with_twins,
 )
 from twinjax.data import synthetic_cohort
+from twinjax.data import Series
 from twinjax.twins import TwinSpec, apply
 
 N, W = 32, 16
@@ -24,7 +24,7 @@ def twins():
     cohort = synthetic_cohort(jax.random.key(0), n_individuals=N, n_steps=32)
     v = cohort.values[:, :W]
     mu, sd = v.mean((0, 1)), v.std((0, 1)) + 1e-6
-    windows = TwinWindows(
+    windows = Series(
         jnp.asarray((v - mu) / sd, jnp.float32),
         jnp.asarray(cohort.mask[:, :W]),
         jnp.asarray(cohort.interventions[:, :W], jnp.float32),
@@ -41,7 +41,7 @@ def test_vmapped_twins_match_per_agent_calls(twins):
     mean, scale = predict_next(params, spec, windows)
     for i in range(3):
         p_i = jax.tree.map(lambda x, i=i: x[i], params)
-        m_i, s_i = apply(p_i, spec, *(a[i] for a in windows))
+        m_i, s_i = apply(p_i, spec, windows.at(i))
         np.testing.assert_allclose(mean[i], m_i[-1], atol=1e-5)
         np.testing.assert_allclose(scale[i], s_i[-1], atol=1e-5)
 

@@ -12,12 +12,8 @@ from numpyro.infer.util import log_density
 from twinjax.bayes import mixture as mx
 from twinjax.bayes import recurrent as br
 from twinjax.bayes.calibration import pit_samples
-from twinjax.config import DataConfig, ModelConfig
-from twinjax.data import synthetic_cohort
-from twinjax.eval import cohort_predictions
-from twinjax.train import prepare, twin_spec
-from twinjax.train.objectives import window_loss
-from twinjax.twins import init_params
+from twinjax.data import prepare, synthetic_cohort
+from twinjax.twins import TwinSpec, cohort_predictions, init_params, window_loss
 
 LENGTH, N_WINDOWS = 8, 3
 
@@ -25,8 +21,8 @@ LENGTH, N_WINDOWS = 8, 3
 @pytest.fixture(scope="module")
 def tiny():
     cohort = synthetic_cohort(jax.random.key(0), n_individuals=3, n_steps=72)
-    arrays, _ = prepare(cohort, DataConfig(context=5, horizon=3))
-    spec = twin_spec(cohort, ModelConfig(hidden=4, attention_dim=3))
+    arrays, _ = prepare(cohort)
+    spec = TwinSpec.for_cohort(cohort, hidden=4, attention_dim=3)
     pop = init_params(jax.random.key(1), spec)
     noise = lambda x, k: x + 0.05 * jax.random.normal(k, (3,) + x.shape)
     leaves = jax.tree.leaves(pop)
@@ -85,10 +81,9 @@ def test_log_joint_is_the_personal_map_objective(tiny, layers):
     lik = 0.0
     for i in range(3):
         theta_i = jax.tree.map(lambda x, i=i: x[i], full)
-        data = [x[i] for x in (arrays.values, arrays.mask, arrays.interventions, arrays.static)]
-        nll = window_loss(theta_i, spec, keys[i], *data, arrays.train[i],
+        nll = window_loss(theta_i, spec, keys[i], arrays.series.at(i), arrays.train[i],
                           length=LENGTH, n_windows=N_WINDOWS)  # fmt: skip
-        n_obs = np.sum(np.asarray(arrays.mask[i]) & np.asarray(arrays.train[i])[:, None])
+        n_obs = np.sum(np.asarray(arrays.series.mask[i]) & np.asarray(arrays.train[i])[:, None])
         lik = lik - n_obs * nll
     np.testing.assert_allclose(got, prior + lik, rtol=1e-5)
 

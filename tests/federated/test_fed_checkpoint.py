@@ -4,25 +4,24 @@ import jax
 import numpy as np
 
 from twinjax import federated as fl
-from twinjax.federated.loop import run_rounds
 
 
 def test_resume_equals_uninterrupted(tmp_path):
     train, _ = fl.synthetic_alpha_beta(3, num_clients=10, dim=5, num_classes=3, max_samples=30)
-    cfg = fl.scaffold(
-        fl.logistic_loss, clients_per_round=4, local_lr=0.1, batch_size=16, local_epochs=2
+    algo = fl.scaffold(
+        fl.logistic_loss, clients_per_round=4, local_lr=0.1, batch_size=16, local_epochs=2,
+        execution=fl.Execution(compiler_options=fl.FAST_COMPILE),
     )
-    algo = fl.build(cfg, compiler_options=fl.FAST_COMPILE)
     init = algo.init(fl.logistic_init(5, 3), num_clients=10)
     key = jax.random.key(7)
     kw = dict(rounds=5, progress=False, evaluate=lambda p: fl.logistic_evaluate(p, train))
-    full, hist_full = run_rounds(algo, init, train, key, **kw)
-    assert algo.round._cache_size() == 1  # 5 rounds, one compilation (no dtype/shape drift)
+    full, hist_full = fl.run_rounds(algo, init, train, key, **kw)
+    assert algo.apply._cache_size() == 1  # 5 rounds, one compilation (no dtype/shape drift)
     ckpt = tmp_path / "ckpt"
-    part, _ = run_rounds(algo, init, train, key, checkpoint_dir=ckpt, stop_after=2, **kw)
+    part, _ = fl.run_rounds(algo, init, train, key, checkpoint_dir=ckpt, stop_after=2, **kw)
     assert int(part.round) == 2
     # a fresh process would only have the initial state and the checkpoint directory
-    resumed, hist = run_rounds(algo, init, train, key, checkpoint_dir=ckpt, **kw)
+    resumed, hist = fl.run_rounds(algo, init, train, key, checkpoint_dir=ckpt, **kw)
     assert int(resumed.round) == 5
     for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(resumed), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

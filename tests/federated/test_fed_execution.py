@@ -18,10 +18,13 @@ def tiny():
 HEAD = {"w": False, "b": True}
 VARIANTS = {
     **{name: (name, {}) for name in fl.ALGORITHMS},
-    "fedprox": ("fedprox", dict(straggler_fraction=0.5, dropout_prob=0.2)),
-    "median": ("fedavg", dict(aggregator="median")),
-    "dp_adaptive": ("fedavg", dict(sampling="poisson", dp=fl.DPConfig(0.8, 0.5, adaptive=True))),
-    "secure_aggregation": ("fedavg", dict(secure_aggregation=True, dropout_prob=0.3)),
+    "fedprox": ("fedprox", dict(simulation=fl.Simulation(straggler_fraction=0.5,
+                                                         dropout_prob=0.2))),
+    "median": ("fedavg", dict(aggregator=fl.screen(fl.median()))),
+    "dp_adaptive": ("fedavg", dict(sampling="poisson", aggregator=fl.screen(
+        fl.dp_mean(fl.DPConfig(0.8, 0.5, adaptive=True), expected_clients=4)))),
+    "secure_aggregation": ("fedavg", dict(aggregator=fl.secure_mean(),
+                                          simulation=fl.Simulation(dropout_prob=0.3))),
     "ditto": ("fedavg", dict(personal=fl.PersonalConfig("ditto", lam=0.5))),
     "fedrep": ("fedavg", dict(personal=fl.PersonalConfig("fedrep", head=HEAD))),
 }
@@ -30,14 +33,14 @@ VARIANTS = {
 def _run(name, kw, backend, data, params):
     mesh = fl.client_mesh() if backend == "shard_map" else None
     common = dict(clients_per_round=4, local_lr=0.1, batch_size=16, local_epochs=1)
-    cfg = fl.ALGORITHMS[name](
-        fl.logistic_loss, backend=backend, mesh=mesh, weighting="samples", **common, **kw
+    execution = fl.Execution(backend=backend, mesh=mesh, compiler_options=fl.FAST_COMPILE)
+    algo = fl.ALGORITHMS[name](
+        fl.logistic_loss, execution=execution, weighting="samples", **common, **kw
     )
-    algo = fl.build(cfg, compiler_options=fl.FAST_COMPILE)
     state = algo.init(params, num_clients=data.num_clients)
     key = jax.random.key(3)
     for r in range(2):
-        state, metrics = algo.round(state, data, jax.random.fold_in(key, r))
+        state, metrics = algo.apply(state, data, jax.random.fold_in(key, r))
     return state, metrics
 
 
@@ -64,12 +67,12 @@ def test_bucketed_vmap_equals_single_vmap(tiny):
     data, params = tiny
     out = []
     for buckets in (1, 3):
-        cfg = fl.fedprox(
+        algo = fl.fedprox(
             fl.logistic_loss, clients_per_round=5, local_lr=0.1, batch_size=8, local_epochs=2,
-            straggler_fraction=0.4, buckets=buckets,
+            simulation=fl.Simulation(straggler_fraction=0.4),
+            execution=fl.Execution(buckets=buckets, compiler_options=fl.FAST_COMPILE),
         )  # fmt: skip
-        algo = fl.build(cfg, compiler_options=fl.FAST_COMPILE)
         state = algo.init(params, num_clients=data.num_clients)
-        out.append(algo.round(state, data, jax.random.key(0))[0].params)
+        out.append(algo.apply(state, data, jax.random.key(0))[0].params)
     for a, b in zip(jax.tree.leaves(out[0]), jax.tree.leaves(out[1]), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=TOL, atol=TOL)

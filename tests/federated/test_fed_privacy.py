@@ -8,13 +8,10 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from twinjax import federated as fl
-from twinjax.federated import algorithm, privacy, secagg
-
-RNG = np.random.default_rng(0)
-
+from twinjax.federated import privacy, secagg
 
 def test_clip_and_noise_statistics():
-    u = jnp.asarray(RNG.normal(size=(6, 4000)).astype(np.float32))
+    u = jnp.asarray(np.random.default_rng(0).normal(size=(6, 4000)).astype(np.float32))
     clipped, unclipped = privacy.clip_updates(u, jnp.float32(3.0))
     np.testing.assert_allclose(np.linalg.norm(clipped, axis=1), 3.0, rtol=1e-5)
     assert not np.any(unclipped)  # norms ~ sqrt(4000) >> 3
@@ -60,7 +57,7 @@ def test_masked_sum_equals_plain_sum_with_dropouts():
     ids = jnp.asarray([3, 11, 4, 0, 9, 2, 7])
     group = jnp.ones(n, bool)
     survived = jnp.asarray([1, 1, 0, 1, 1, 0, 1], bool)
-    u = RNG.normal(scale=0.3, size=(n, size)).astype(np.float32)
+    u = np.random.default_rng(1).normal(scale=0.3, size=(n, size)).astype(np.float32)
     key = jax.random.key(5)
     masked = jax.vmap(lambda x, me: secagg.mask_update(x, key, me, ids, group, scale=scale))(
         jnp.asarray(u), ids
@@ -89,11 +86,12 @@ def test_server_receives_only_masked_updates(monkeypatch):
 
     monkeypatch.setattr(secagg, "unmasked_sum", spy)
     key = jax.random.key(0)
-    plain = fl.fedavg(fl.logistic_loss, backend="vmap", **common)
-    secure = fl.fedavg(fl.logistic_loss, backend="vmap", secure_aggregation=True, **common)
-    st_plain, _ = algorithm.round(plain, algorithm.init(plain, params, num_clients=8), train, key)
-    st_sec, _ = algorithm.round(secure, algorithm.init(secure, params, num_clients=8), train, key)
-    # round() is not jitted here, so the spy sees the concrete arrays the server code received:
+    unjitted = fl.Execution(backend="vmap", jit=False)
+    plain = fl.fedavg(fl.logistic_loss, execution=unjitted, **common)
+    secure = fl.fedavg(fl.logistic_loss, execution=unjitted, aggregator=fl.secure_mean(), **common)
+    st_plain, _ = plain.apply(plain.init(params, num_clients=8), train, key)
+    st_sec, _ = secure.apply(secure.init(params, num_clients=8), train, key)
+    # apply() is not jitted here, so the spy sees the concrete arrays the server code received:
     # only uint32 masked vectors, none equal to a quantized update
     assert seen["masked"].dtype == np.uint32 and seen["masked"].shape[0] == 4
     for a, b in zip(jax.tree.leaves(st_plain.params), jax.tree.leaves(st_sec.params), strict=True):

@@ -8,16 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from twinjax.config import DataConfig, ModelConfig, TrainConfig
-from twinjax.data import synthetic_cohort
-from twinjax.train import (
-    TrainingDiverged,
-    fit_personal,
-    fit_population,
-    prepare,
-    run_loop,
-    twin_spec,
-)
+from twinjax.data import prepare, synthetic_cohort
+from twinjax.runtime import TrainingDiverged, run_loop
+from twinjax.train import PersonalizeOptions, PopulationOptions, fit_personal, fit_population
+from twinjax.twins import TwinSpec
 
 
 class _State(NamedTuple):
@@ -51,36 +45,32 @@ def test_per_individual_nan_names_the_individual(tmp_path):
 @pytest.fixture(scope="module")
 def tiny():
     cohort = synthetic_cohort(jax.random.key(0), n_individuals=5, n_steps=60)
-    data = DataConfig(context=8, horizon=4)
-    train = TrainConfig(
-        steps=6, personal_steps=6, batch_windows=2, checkpoint_every=3, eval_every=2, progress=False
-    )
-    spec = twin_spec(cohort, ModelConfig(hidden=6, attention_dim=4))
-    arrays, _ = prepare(cohort, data)
-    return spec, arrays, data, train
+    common = dict(steps=6, window=12, batch_windows=2, checkpoint_every=3, progress=False)
+    pop = PopulationOptions(**common)
+    personal = PersonalizeOptions(**common, eval_every=2)
+    spec = TwinSpec.for_cohort(cohort, hidden=6, attention_dim=4)
+    arrays, _ = prepare(cohort)
+    return spec, arrays, pop, personal
 
 
 def test_resume_continues_exactly(tmp_path, tiny):
-    spec, arrays, data, train = tiny
+    spec, arrays, train, _ = tiny
     key = jax.random.key(1)
-    full, _ = fit_population(key, spec, arrays, data, train, tmp_path / "full")
+    full, _ = fit_population(key, spec, arrays, train, tmp_path / "full")
     # an interrupted run: 3 steps (one checkpoint), then a fresh call with the full budget
-    short = TrainConfig(**{**train.__dict__, "steps": 3})
-    fit_population(key, spec, arrays, data, short, tmp_path / "resumed")
-    resumed, losses = fit_population(key, spec, arrays, data, train, tmp_path / "resumed")
+    fit_population(key, spec, arrays, train._replace(steps=3), tmp_path / "resumed")
+    resumed, losses = fit_population(key, spec, arrays, train, tmp_path / "resumed")
     assert len(losses) == 3  # only the remaining steps ran
     jax.tree.map(np.testing.assert_array_equal, full, resumed)
 
 
 def test_chunked_personalization_equals_all_at_once(tmp_path, tiny):
-    spec, arrays, data, train = tiny
-    pop, _ = fit_population(jax.random.key(2), spec, arrays, data, train, tmp_path / "pop")
+    spec, arrays, train, personal = tiny
+    pop, _ = fit_population(jax.random.key(2), spec, arrays, train, tmp_path / "pop")
     key = jax.random.key(3)
-    whole, val_whole = fit_personal(key, spec, pop, arrays, data, train, tmp_path / "whole")
-    chunked_cfg = TrainConfig(**{**train.__dict__, "chunk_size": 2})  # 3 chunks, last one padded
-    chunked, val_chunked = fit_personal(
-        key, spec, pop, arrays, data, chunked_cfg, tmp_path / "chunks"
-    )
+    whole, val_whole = fit_personal(key, spec, pop, arrays, personal, tmp_path / "whole")
+    chunked_opts = personal._replace(chunk_size=2)  # 3 chunks, last one padded
+    chunked, val_chunked = fit_personal(key, spec, pop, arrays, chunked_opts, tmp_path / "chunks")
     assert len(list(Path(tmp_path / "chunks").iterdir())) == 3
     np.testing.assert_allclose(val_whole, val_chunked, rtol=1e-5, atol=1e-5)
     jax.tree.map(

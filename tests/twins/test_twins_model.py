@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from twinjax.data import synthetic_cohort
+from twinjax.data import Series, synthetic_cohort
 from twinjax.twins import TwinSpec, apply, forecast, init_params, nll_loss
 
 jax.config.update("jax_enable_x64", False)
@@ -33,18 +33,18 @@ def test_vmapped_cohort_equals_per_individual_calls(cohort, cell):
     spec = _spec(cell)
     keys = jax.random.split(jax.random.key(1), cohort.n_individuals)
     params = jax.vmap(init_params, in_axes=(0, None))(keys, spec)
-    data = (cohort.values, cohort.mask, cohort.interventions, cohort.static)
-    cohort_apply = jax.jit(jax.vmap(apply, in_axes=(0, None, 0, 0, 0, 0)), static_argnums=1)
-    mean, scale = cohort_apply(params, spec, *data)
-    cohort_loss = jax.jit(jax.vmap(nll_loss, in_axes=(0, None, 0, 0, 0, 0)), static_argnums=1)
-    losses = cohort_loss(params, spec, *data)
+    data = Series(cohort.values, cohort.mask, cohort.interventions, cohort.static)
+    cohort_apply = jax.jit(jax.vmap(apply, in_axes=(0, None, 0)), static_argnums=1)
+    mean, scale = cohort_apply(params, spec, data)
+    cohort_loss = jax.jit(jax.vmap(nll_loss, in_axes=(0, None, 0)), static_argnums=1)
+    losses = cohort_loss(params, spec, data)
     for i in range(cohort.n_individuals):
         p_i = jax.tree.map(lambda x, i=i: x[i], params)
-        d_i = [x[i] for x in data]
-        m_i, s_i = apply(p_i, spec, *d_i)
+        d_i = data.at(i)
+        m_i, s_i = apply(p_i, spec, d_i)
         np.testing.assert_allclose(mean[i], m_i, atol=1e-5, rtol=1e-5)
         np.testing.assert_allclose(scale[i], s_i, atol=1e-5, rtol=1e-5)
-        np.testing.assert_allclose(losses[i], nll_loss(p_i, spec, *d_i), atol=1e-5, rtol=1e-5)
+        np.testing.assert_allclose(losses[i], nll_loss(p_i, spec, d_i), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
@@ -54,20 +54,16 @@ def test_masked_value_never_changes_loss_or_predictions(cohort, cell):
     values, mask = cohort.values[0], cohort.mask[0]
     assert (~mask).sum() > 10
     garbage = np.where(mask, values, np.random.default_rng(0).normal(0, 1e3, values.shape))
-    args = (cohort.interventions[0], cohort.static[0])
-    assert nll_loss(params, spec, values, mask, *args) == nll_loss(
-        params, spec, garbage, mask, *args
-    )
+    series = lambda v: Series(v, mask, cohort.interventions[0], cohort.static[0])
+    assert nll_loss(params, spec, series(values)) == nll_loss(params, spec, series(garbage))
     grad = jax.grad(nll_loss)
-    g1, g2 = grad(params, spec, values, mask, *args), grad(params, spec, garbage, mask, *args)
+    g1, g2 = grad(params, spec, series(values)), grad(params, spec, series(garbage))
     jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b), g1, g2)
     # and an observed value does change it (the test can fail)
     changed = values.copy()
     t, f = np.argwhere(mask[1:])[0] + np.array([1, 0])
     changed[t, f] += 1.0
-    assert nll_loss(params, spec, changed, mask, *args) != nll_loss(
-        params, spec, values, mask, *args
-    )
+    assert nll_loss(params, spec, series(changed)) != nll_loss(params, spec, series(values))
 
 
 @pytest.mark.parametrize("attention", [True, False])
@@ -79,19 +75,11 @@ def test_rollout_matches_teacher_forcing_on_its_own_predictions(cohort, attentio
     values = np.asarray(cohort.values[1]).copy()
     mask = np.ones_like(cohort.mask[1])
     plan = cohort.interventions[1, t : t + h]
-    mean, scale = forecast(
-        params, spec, values[:t], mask[:t], cohort.interventions[1, :t], cohort.static[1], plan
-    )
+    series = lambda v: Series(v, mask, cohort.interventions[1], cohort.static[1])
+    mean, scale = forecast(params, spec, series(values).window(0, t), plan)
     assert mean.shape == (h, 3)
     values[t : t + h] = np.asarray(mean)
-    ref_mean, ref_scale = apply(
-        params,
-        spec,
-        values[: t + h],
-        mask[: t + h],
-        cohort.interventions[1, : t + h],
-        cohort.static[1],
-    )
+    ref_mean, ref_scale = apply(params, spec, series(values).window(0, t + h))
     np.testing.assert_allclose(mean, ref_mean[t - 1 : t + h - 1], atol=1e-5, rtol=1e-5)
     np.testing.assert_allclose(scale, ref_scale[t - 1 : t + h - 1], atol=1e-5, rtol=1e-5)
 
@@ -99,19 +87,15 @@ def test_rollout_matches_teacher_forcing_on_its_own_predictions(cohort, attentio
 def test_counterfactual_plan_changes_forecast_and_samples_spread(cohort):
     spec = _spec("lstm")
     params = init_params(jax.random.key(4), spec)
-    hist = (
-        cohort.values[2, :20],
-        cohort.mask[2, :20],
-        cohort.interventions[2, :20],
-        cohort.static[2],
-    )
+    hist = Series(cohort.values, cohort.mask, cohort.interventions, cohort.static).at(2)
+    hist = hist.window(0, 20)
     none = jnp.zeros((8, 2))
     dose = none.at[0, 0].set(2.0)
-    m0, _ = forecast(params, spec, *hist, none)
-    m1, _ = forecast(params, spec, *hist, dose)
+    m0, _ = forecast(params, spec, hist, none)
+    m1, _ = forecast(params, spec, hist, dose)
     np.testing.assert_array_equal(m0[0], m1[0])  # the plan acts from the next step on
     assert jnp.abs(m0[1:] - m1[1:]).max() > 1e-6
     keys = jax.random.split(jax.random.key(5), 64)
-    samples, _ = jax.vmap(lambda k: forecast(params, spec, *hist, none, key=k))(keys)
+    samples, _ = jax.vmap(lambda k: forecast(params, spec, hist, none, key=k))(keys)
     assert samples.shape == (64, 8, 3)
     assert jnp.all(jnp.isfinite(samples)) and samples[:, -1].std(0).min() > 0

@@ -2,9 +2,10 @@
 
 The core (agents, networks, contact layers, SIR/SEIR step, interventions) is re-exported here.
 Further public modules: ``relaxed`` (differentiable simulator), ``calibration`` (optax and NumPyro),
-``sharding`` (``jax.shard_map`` over agents), ``twin_agents`` (agents driven by their twins),
+``sharding`` (``jax.shard_map`` over agents),
 ``population`` (synthetic multi-layer population), ``commuting`` and ``finance`` (scenario
 models), ``peers`` (the starsim/Mesa versions of the benchmark model), ``rng`` (hash uniforms).
+Agents driven by their own twins live in ``twinjax.adapters.twin_agents`` (they join two layers).
 """
 
 from twinjax.abm.agents import Agents, E, I, R, S, group_counts, init_agents, population_uniforms

@@ -1,7 +1,5 @@
 """Agents as a struct of arrays: one array per attribute, agent ``i`` is row ``i`` of each."""
 
-from __future__ import annotations
-
 from typing import NamedTuple
 
 import jax
@@ -32,7 +30,24 @@ def init_agents(
     group: Int[Array, " n"] | None = None,
     rel_sus: Float[Array, " n"] | None = None,
 ) -> Agents:
-    """Everyone susceptible except a Bernoulli(``init_prev``) draw of infectious seeds (as starsim)."""
+    """Everyone susceptible except a Bernoulli(``init_prev``) draw of infectious seeds (as starsim).
+
+    Args:
+        key: PRNG key for the seeds.
+        n: number of agents.
+        init_prev: probability that an agent starts infectious.
+        group: reporting subgroup of each agent (default: all in group 0).
+        rel_sus: susceptibility multipliers (default: 1).
+
+    Returns:
+        The :class:`Agents` (status int8, multipliers float32, group int32).
+
+    Example:
+        >>> import jax
+        >>> agents = init_agents(jax.random.key(0), 1000, 0.1)
+        >>> agents.status.shape, 50 < int((agents.status == I).sum()) < 150
+        ((1000,), True)
+    """
     seeds = jax.random.uniform(key, (n,)) < init_prev
     status = jnp.where(seeds, I, S).astype(jnp.int8)
     ones = jnp.ones(n, jnp.float32)
@@ -64,7 +79,16 @@ def population_uniforms(key: PRNGKeyArray, n: int, n_blocks: int = 1) -> Float[A
 def group_counts(
     status: Int[Array, " n"], group: Int[Array, " n"], n_groups: int
 ) -> Float[Array, "groups statuses"]:
-    """Number of agents in each (group, status) cell."""
+    """Number of agents in each (group, status) cell.
+
+    Args:
+        status: each agent's status code (``S``, ``E``, ``I``, ``R``).
+        group: each agent's group in ``0 .. n_groups - 1``.
+        n_groups: number of groups (static).
+
+    Returns:
+        Counts ``[n_groups, 4]`` (float32).
+    """
     if n_groups == 1:
         codes = jnp.arange(N_STATUS, dtype=status.dtype)
         return jnp.sum(status[None, :] == codes[:, None], axis=1, dtype=jnp.float32)[None, :]

@@ -13,9 +13,7 @@ of the simulated population reports), e.g. from :func:`observed_counts` on the s
   marginal, exact up to the O(1/N) correlation of who is hit by the same partner draws).
 """
 
-from __future__ import annotations
-
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -76,7 +74,7 @@ def fit_gradient(
     learning_rate: float = 0.1,
     n_keys: int = 4,
     tau: float = 0.5,
-    surrogate: str = "probability",
+    surrogate: Literal["concrete", "probability"] = "probability",
 ) -> GradientFit:
     """Point estimates of ``(beta, gamma)`` by Adam through the relaxed simulator."""
     target = jnp.stack([obs.new, obs.recovered], axis=1) / obs.n_agents

@@ -12,8 +12,6 @@ load per vehicle, bike times are fixed per km. Levers: transit frequency and a c
 on car trips in the peak slots.
 """
 
-from __future__ import annotations
-
 from typing import NamedTuple
 
 import jax

@@ -12,8 +12,6 @@ In a sharded run (``axis_name`` set, inside ``jax.shard_map``) the arrays hold t
 agents; population totals are ``psum``-ed and the infectious vector is all-gathered for edges.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -127,7 +125,19 @@ def escape_prob(
     *,
     axis_name: str | None = None,
 ) -> Float[Array, " n"]:
-    """Probability that each of this device's agents escapes infection in the step (all layers)."""
+    """Probability that each of this device's agents escapes infection in the step (all layers).
+
+    Args:
+        key: PRNG key (used by RandomNet layers only).
+        layers: the contact layers.
+        infectious: per-agent infectious weight (``is_infectious * rel_trans``).
+        rel_sus: per-agent susceptibility weight (0 for agents that are not susceptible).
+        dt: step length, in the unit of the layers' rates.
+        axis_name: the agents' mesh axis inside ``jax.shard_map`` (None: not sharded).
+
+    Returns:
+        The escape probability of each (local) agent.
+    """
     n_local = infectious.shape[0]
     n_total = n_local if axis_name is None else n_local * jax.lax.axis_size(axis_name)
     log_esc = None

@@ -8,8 +8,6 @@ transmission from the agents infectious after progression. With exponential dura
 until it recovers at the start of one of them.
 """
 
-from __future__ import annotations
-
 import math
 from typing import NamedTuple
 
@@ -76,7 +74,23 @@ def step(
     axis_name: str | None = None,
     n_blocks: int = 1,
 ) -> tuple[EpidemicState, StepOutput]:
-    """One step for all agents (this device's block when ``axis_name`` is set)."""
+    """One step for all agents (this device's block when ``axis_name`` is set).
+
+    Args:
+        state: the agents and the step counter.
+        key: PRNG key of this step.
+        params: progression rates.
+        layers: the contact layers (their infection routes combine independently).
+        dt: step length, in the unit of the rates.
+        n_groups: number of reporting groups in ``agents.group``.
+        policy: interventions applied at the start of the step, or None.
+        axis_name: the agents' mesh axis inside ``jax.shard_map`` (None: not sharded).
+        n_blocks: uniforms are drawn in this many blocks (match a sharded run's device count).
+
+    Returns:
+        ``(state, output)``: the state after the step and its :class:`StepOutput` (population
+        totals when sharded).
+    """
     agents, t = state
     n_local = agents.status.shape[0]
     k_u, k_pol, k_net = jax.random.split(key, 3)
@@ -118,18 +132,60 @@ def simulate(
     n_steps: int,
     **step_kwargs,
 ) -> tuple[EpidemicState, StepOutput]:
-    """Runs ``n_steps`` steps in ``lax.scan``; outputs are stacked along a leading time axis."""
+    """Runs ``n_steps`` steps in ``lax.scan``; outputs are stacked along a leading time axis.
+
+    Args:
+        key: PRNG key, split into one key per step.
+        agents: the initial agents (e.g. from :func:`~twinjax.abm.init_agents`).
+        params: progression rates.
+        layers: the contact layers.
+        n_steps: number of steps.
+        **step_kwargs: keyword arguments of :func:`step` (``dt``, ``n_groups``, ``policy``...).
+
+    Returns:
+        ``(final_state, outputs)`` with ``outputs.counts`` of shape ``[n_steps, groups, 4]`` and
+        ``outputs.new_infections`` of shape ``[n_steps, groups]``.
+
+    Example:
+        >>> import jax
+        >>> from twinjax.abm import Layer, SEIRParams, WellMixed, init_agents
+        >>> agents = init_agents(jax.random.key(0), 500, 0.02)
+        >>> layers = (Layer(WellMixed(), 0.6),)
+        >>> state, out = simulate(jax.random.key(1), agents, SEIRParams(gamma=0.2), layers, 20)
+        >>> out.counts.shape, float(out.counts[-1].sum())
+        ((20, 1, 4), 500.0)
+        >>> 0.0 < float(attack_rate(state)) <= 1.0
+        True
+    """
     body = lambda s, k: step(s, k, params, layers, **step_kwargs)
     return jax.lax.scan(body, init(agents), jax.random.split(key, n_steps))
 
 
 def attack_rate(state: EpidemicState) -> Float[Array, ""]:
-    """Fraction of agents ever infected (not susceptible at the end)."""
+    """Fraction of agents ever infected (not susceptible at the end).
+
+    Args:
+        state: a final state from :func:`simulate`.
+
+    Returns:
+        The attack rate, a scalar in ``[0, 1]``.
+    """
     return jnp.mean((state.agents.status != S).astype(jnp.float32))
 
 
 def final_size(r0: float) -> float:
-    """Solution ``r > 0`` of ``r = 1 - exp(-R0 r)`` (0 for R0 <= 1), via the Lambert W function."""
+    """Solution ``r > 0`` of ``r = 1 - exp(-R0 r)`` (0 for R0 <= 1), via the Lambert W function.
+
+    Args:
+        r0: the basic reproduction number.
+
+    Returns:
+        The final epidemic size of the deterministic SIR model, as a fraction.
+
+    Example:
+        >>> round(final_size(2.0), 4)
+        0.7968
+    """
     from scipy.special import lambertw
 
     if r0 <= 1.0:

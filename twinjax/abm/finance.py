@@ -17,8 +17,6 @@ Nudges: automatic saving (a share of income moved to ``a`` at payday), and a com
 that raises the effective ``beta`` used in the spending rule.
 """
 
-from __future__ import annotations
-
 from typing import NamedTuple
 
 import jax

@@ -1,7 +1,5 @@
 """Epidemic interventions applied inside the step: vaccination, distancing, testing and isolation."""
 
-from __future__ import annotations
-
 from typing import NamedTuple
 
 import jax.numpy as jnp

@@ -7,8 +7,6 @@ Transmission uses both directions. A :class:`RandomNet` is the dynamic random ne
 is never materialized (see :mod:`twinjax.abm.contacts`).
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
@@ -45,7 +43,22 @@ def _edges(src, dst, valid) -> EdgeList:
 
 @partial(jax.jit, static_argnames=("n", "mean_degree"))
 def erdos_renyi(key: PRNGKeyArray, n: int, mean_degree: float) -> EdgeList:
-    """G(n, m) with ``m = n * mean_degree / 2`` uniform pairs (self-loops dropped)."""
+    """G(n, m) with ``m = n * mean_degree / 2`` uniform pairs (self-loops dropped).
+
+    Args:
+        key: PRNG key.
+        n: number of agents (static).
+        mean_degree: expected number of contacts per agent (static).
+
+    Returns:
+        An :class:`EdgeList` of ``m`` edges; self-loops are kept as padding (weight 0).
+
+    Example:
+        >>> import jax
+        >>> edges = erdos_renyi(jax.random.key(0), 100, 4.0)
+        >>> edges.src.shape, float(degrees(edges, 100).mean()) <= 4.0
+        ((200,), True)
+    """
     m = int(round(n * mean_degree / 2))
     ends = jax.random.randint(key, (2, m), 0, n)
     return _edges(ends[0], ends[1], jnp.ones(m, bool))
@@ -86,7 +99,9 @@ def household(key: PRNGKeyArray, n: int, size_probs: Float[Array, " sizes"]) -> 
 
 
 @partial(jax.jit, static_argnames=("n", "degree"))
-def small_world(key: PRNGKeyArray, n: int, degree: int, rewire: float) -> EdgeList:
+def small_world(
+    key: PRNGKeyArray, n: int, degree: int, rewire: float | Float[Array, ""]
+) -> EdgeList:
     """Watts-Strogatz: ring lattice to ``degree / 2`` neighbours each side, ends rewired w.p. ``rewire``."""
     half = degree // 2
     src = jnp.repeat(jnp.arange(n), half)

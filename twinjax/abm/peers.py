@@ -14,8 +14,6 @@ Mapping (all three run the same model):
 starsim and Mesa are optional (the ``bench`` extra) and imported lazily.
 """
 
-from __future__ import annotations
-
 import math
 from dataclasses import dataclass
 

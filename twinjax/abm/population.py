@@ -1,17 +1,16 @@
 """A synthetic multi-layer population: households, schools/workplaces, community; age groups."""
 
-from __future__ import annotations
-
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, Int, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 from twinjax.abm.networks import EdgeList, clustered, compact, erdos_renyi, household_ids
 
 AGE_GROUPS = ("0-17", "18-64", "65+")
+HOUSEHOLD_SIZE_PROBS = (0.28, 0.34, 0.16, 0.15, 0.07)  # households of 1..5
 
 
 class Population(NamedTuple):
@@ -39,8 +38,8 @@ def synthetic_population(
     key: PRNGKeyArray,
     n: int,
     *,
-    age_probs: Float[Array, " groups"] = (0.22, 0.60, 0.18),
-    household_size_probs: Float[Array, " sizes"] = (0.28, 0.34, 0.16, 0.15, 0.07),
+    age_probs: Float[ArrayLike, " groups"] | tuple[float, ...] = (0.22, 0.60, 0.18),
+    household_size_probs: Float[ArrayLike, " sizes"] | tuple[float, ...] = HOUSEHOLD_SIZE_PROBS,
     class_size: int = 20,
     workplace_size: int = 10,
     community_degree: float = 4.0,
@@ -59,7 +58,9 @@ def synthetic_population(
     return Population(age.astype(jnp.int32), *layers)
 
 
-def band(x: np.ndarray, axis: int = 0, level: float = 0.9) -> tuple[np.ndarray, ...]:
+def band(
+    x: Float[ArrayLike, "..."], axis: int = 0, level: float = 0.9
+) -> tuple[Float[ArrayLike, "..."], ...]:
     """Mean and equal-tailed ``level`` band of ``x`` across ``axis`` (e.g. seeds)."""
     x = np.asarray(x)
     lo, hi = np.quantile(x, [(1 - level) / 2, (1 + level) / 2], axis=axis)

@@ -12,9 +12,7 @@ Transmission uses the marginal escape probability of the layer: mass action
 (``I`` the soft infectious count, ``k = n_contacts / 2``), so agents interact through ``I``.
 """
 
-from __future__ import annotations
-
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -38,7 +36,7 @@ def relaxed_bernoulli(
     tau: float,
     *,
     straight_through: bool = False,
-    surrogate: str = "concrete",
+    surrogate: Literal["concrete", "probability"] = "concrete",
 ) -> Float[Array, "..."]:
     """A relaxed Bernoulli(p) draw from the uniform ``u`` (see the module docstring).
 
@@ -80,7 +78,7 @@ def simulate_relaxed(
     dt: float = 1.0,
     tau: float = 0.5,
     straight_through: bool = False,
-    surrogate: str = "concrete",
+    surrogate: Literal["concrete", "probability"] = "concrete",
 ) -> Float[Array, "time 2"]:
     """Fractions of new infections and of recoveries per step, ``[n_steps, 2]``.
 

@@ -7,8 +7,6 @@ multiply, two multiplications). It is deterministic in the key, vectorizes, and 
 uniformity and independence checks in ``tests/abm/test_abm_rng.py``; it is not cryptographic.
 """
 
-from __future__ import annotations
-
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray, UInt32

@@ -7,8 +7,6 @@ random numbers are drawn per block (:func:`twinjax.abm.agents.agent_uniforms`), 
 equals a serial run with ``n_blocks`` equal to the number of devices.
 """
 
-from __future__ import annotations
-
 import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding

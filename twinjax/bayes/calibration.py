@@ -4,8 +4,6 @@ Sample-based forms take predictive draws along axis 0; Gaussian forms take a mea
 Every function takes an optional ``mask`` of the points that count.
 """
 
-from __future__ import annotations
-
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.stats import norm

@@ -13,8 +13,6 @@ Bad input and how it is handled (each case is tested in ``tests/bayes/test_bayes
   (0 for centred covariates) with a warning and records the subjects in ``imputed``.
 """
 
-from __future__ import annotations
-
 import warnings
 from typing import Any, NamedTuple
 
@@ -22,7 +20,7 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Bool, Float
 
-from twinjax.bayes.residual import LOG_SCALE, check_error_model
+from twinjax.bayes.residual import LOG_SCALE, ErrorModel, check_error_model
 from twinjax.data.errors import CohortError
 
 
@@ -113,7 +111,7 @@ def pk_data_from_frames(
     amount_col: str = "amount",
     covariates: pd.DataFrame | None = None,
     covariate_cols: tuple[str, ...] = (),
-    error_model: str = "additive",
+    error_model: ErrorModel = "additive",
     drop_nonpositive: bool = False,
     impute_covariates: bool = False,
 ) -> TwinData:

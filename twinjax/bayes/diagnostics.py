@@ -7,8 +7,6 @@ draws ``|x - median|``.
 The autocorrelation-based ESS estimator is NumPyro's (Geyer's initial monotone sequence).
 """
 
-from __future__ import annotations
-
 import warnings
 from typing import NamedTuple
 

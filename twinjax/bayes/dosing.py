@@ -13,8 +13,6 @@ When no dose is likely to keep the whole interval inside the window (a peak-to-t
 gives the dose maximizing the expected fraction of the interval spent inside the window instead.
 """
 
-from __future__ import annotations
-
 from typing import NamedTuple
 
 import jax

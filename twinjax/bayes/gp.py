@@ -15,10 +15,8 @@ Times are rescaled to ``[-1, 1]`` over the cohort's span (``scale_times``); leng
 units. :func:`fit_gp_twins` fits a whole cohort in one jitted, vmapped call.
 """
 
-from __future__ import annotations
-
 from functools import partial
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -131,7 +129,7 @@ def fit_gp_twins(
     y: Float[Array, "individuals time"],
     mask: Bool[Array, "individuals time"],
     *,
-    method: str = "hsgp",
+    method: Literal["hsgp", "exact"] = "hsgp",
     m: int = 64,
     ell: float = 1.3,
     steps: int = 200,
@@ -181,7 +179,7 @@ def predict_gp_twins(
     mask: Bool[Array, "individuals time"],
     x_new: Float[Array, "individuals new"],
     *,
-    method: str = "hsgp",
+    method: Literal["hsgp", "exact"] = "hsgp",
     m: int = 64,
     ell: float = 1.3,
 ):

@@ -6,10 +6,8 @@ each individual's training period (interpolation), and every observed point of t
 (the last part of each timeline, from :func:`~twinjax.data.time_split`; forecasting).
 """
 
-from __future__ import annotations
-
 import time
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -35,7 +33,7 @@ def fit_cohort_gp(
     *,
     key: jax.Array,
     holdout: float = 0.2,
-    method: str = "hsgp",
+    method: Literal["hsgp", "exact"] = "hsgp",
     m: int = 48,
     steps: int = 150,
     lr: float = 0.05,

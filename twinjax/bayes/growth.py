@@ -1,7 +1,5 @@
 """Growth curves for hierarchical twins: random intercept and slope, and polynomials in time."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 
 import jax.numpy as jnp

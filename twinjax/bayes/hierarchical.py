@@ -11,8 +11,6 @@ parameter names to scalars and ``regimen`` is that individual's intervention his
 - the individuals plate, which SVI can subsample (``subsample_size``).
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,6 +23,7 @@ from jaxtyping import Array, Float
 
 from twinjax.bayes.data import TwinData
 from twinjax.bayes.residual import (
+    ErrorModel,
     check_error_model,
     error_sites,
     observation_dist,
@@ -51,7 +50,7 @@ class HierarchicalSpec:
     lkj_concentration: float = 2.0
     covariate_effects: tuple[tuple[str, str], ...] = ()
     beta_scale: float = 1.0
-    error_model: str = "additive"
+    error_model: ErrorModel = "additive"
     sigma_scale: float = 1.0
 
     def __post_init__(self):

@@ -1,8 +1,6 @@
 """Inference for Bayesian twins: NUTS with vectorized chains, and SVI with plate subsampling."""
 
-from __future__ import annotations
-
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -76,7 +74,7 @@ def run_svi(
     model,
     key: jax.Array,
     *model_args,
-    guide: str = "normal",
+    guide: Literal["normal", "lowrank"] = "normal",
     steps: int = 2000,
     lr: float = 1e-2,
     progress: bool = False,

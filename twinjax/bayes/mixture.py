@@ -4,8 +4,6 @@ A Bayesian twin's predictive for one target is the average of the twin's Gaussia
 draws: components ``mean[s], scale[s]`` along axis 0 of every array here.
 """
 
-from __future__ import annotations
-
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -7,8 +7,6 @@ superposition: the concentration is the sum of single-dose curves shifted to eac
 dose contributes nothing before it is given. Padding doses have amount 0.
 """
 
-from __future__ import annotations
-
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 

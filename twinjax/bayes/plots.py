@@ -1,7 +1,5 @@
 """Plots for Bayesian twins (matplotlib, Agg backend): fits with credible bands, PIT, coverage."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import matplotlib

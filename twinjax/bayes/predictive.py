@@ -1,7 +1,5 @@
 """Posterior predictive distributions of hierarchical twins, per individual, at any times."""
 
-from __future__ import annotations
-
 from typing import NamedTuple
 
 import jax

@@ -29,11 +29,9 @@ from numpyro.infer import SVI, TraceMeanField_ELBO, init_to_value
 from numpyro.infer.autoguide import AutoNormal
 
 from twinjax.bayes.inference import auto_normal_draws
-from twinjax.eval import cohort_predictions
-from twinjax.train.loop import run_loop
-from twinjax.train.objectives import window_loss
-from twinjax.train.prepare import CohortArrays
-from twinjax.twins import TwinSpec
+from twinjax.data import CohortArrays
+from twinjax.runtime import run_loop
+from twinjax.twins import TwinSpec, cohort_predictions, window_loss
 
 
 def _site_names(tree) -> list[str]:
@@ -76,7 +74,7 @@ def personal_twin_model(
     ``prior_sd``); the other parameters are fixed at ``fixed_params`` (the personal MAP twins,
     leading individuals axis).
     """
-    n = arrays.values.shape[0]
+    n = arrays.n_individuals
     pop, fixed = to_sites(pop_params), to_sites(fixed_params)
     random = [name for name in pop if is_bayesian(name, layers)]
     tau = {
@@ -91,12 +89,10 @@ def personal_twin_model(
         params = from_sites({**fixed, **sites}, pop_params)
         keys = jax.random.split(numpyro.prng_key(), n)
         loss = partial(window_loss, spec=spec, length=length, n_windows=n_windows)
-        data = (arrays.values, arrays.mask, arrays.interventions, arrays.static, arrays.train)
-        nll = jax.vmap(lambda p, k, *d: loss(p, key=k, values=d[0], mask=d[1],
-                                             interventions=d[2], static=d[3], segment=d[4]))(
-            params, keys, *data
-        )  # fmt: skip
-        n_obs = jnp.maximum(jnp.sum(arrays.mask & arrays.train[..., None], axis=(1, 2)), 1)
+        nll = jax.vmap(lambda p, k, d, seg: loss(p, key=k, series=d, segment=seg))(
+            params, keys, arrays.series, arrays.train
+        )
+        n_obs = jnp.maximum(jnp.sum(arrays.series.mask & arrays.train[..., None], axis=(1, 2)), 1)
         numpyro.factor("twin_loglik", -n_obs * nll)
 
 
@@ -154,7 +150,7 @@ def fit_bayesian_twins(
     @jax.jit  # data as arguments, not closed-over constants (XLA would constant-fold them)
     def _step(state, args):
         svi_state, loss = svi.update(state.svi_state, *args)
-        return BayesTwinState(svi_state, state.step + 1), loss / arrays.values.shape[0]
+        return BayesTwinState(svi_state, state.step + 1), loss / arrays.n_individuals
 
     state, losses = run_loop(
         state,

@@ -7,13 +7,14 @@ Scales are floored at ``min_scale`` so that a prediction of exactly 0 (before th
 keeps a finite likelihood under the proportional model.
 """
 
-from __future__ import annotations
+from typing import Literal, get_args
 
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
 
-ERROR_MODELS = ("additive", "proportional", "combined", "log_additive")
+ErrorModel = Literal["additive", "proportional", "combined", "log_additive"]
+ERROR_MODELS: tuple[str, ...] = get_args(ErrorModel)
 LOG_SCALE = ("log_additive",)
 
 # sample sites of each model: a = additive SD, b = proportional coefficient
@@ -25,22 +26,22 @@ _SITES = {
 }
 
 
-def check_error_model(name: str) -> None:
+def check_error_model(name: ErrorModel) -> None:
     if name not in ERROR_MODELS:
         raise ValueError(f"unknown error model {name!r}; choose one of {ERROR_MODELS}")
 
 
-def error_sites(name: str) -> tuple[str, ...]:
+def error_sites(name: ErrorModel) -> tuple[str, ...]:
     check_error_model(name)
     return _SITES[name]
 
 
-def sample_error_params(name: str, prior_scale: float) -> dict:
+def sample_error_params(name: ErrorModel, prior_scale: float) -> dict:
     """Samples the residual SDs of model ``name`` from HalfNormal(``prior_scale``) priors."""
     return {s: numpyro.sample(s, dist.HalfNormal(prior_scale)) for s in error_sites(name)}
 
 
-def observation_dist(name: str, pred, sigma: dict, *, min_scale: float = 1e-6):
+def observation_dist(name: ErrorModel, pred, sigma: dict, *, min_scale: float = 1e-6):
     """The distribution of an observation given the predicted curve ``pred`` (natural scale).
 
     For ``log_additive`` the distribution is over ``log y``.
@@ -57,10 +58,10 @@ def observation_dist(name: str, pred, sigma: dict, *, min_scale: float = 1e-6):
     check_error_model(name)
 
 
-def to_model_scale(name: str, y):
+def to_model_scale(name: ErrorModel, y):
     """Observations on the scale that :func:`observation_dist` describes."""
     return jnp.log(y) if name in LOG_SCALE else y
 
 
-def from_model_scale(name: str, y):
+def from_model_scale(name: ErrorModel, y):
     return jnp.exp(y) if name in LOG_SCALE else y

@@ -1,7 +1,5 @@
 """Simulating cohorts from a hierarchical twin with known population parameters."""
 
-from __future__ import annotations
-
 import jax
 import numpy as np
 from numpyro import handlers

@@ -7,8 +7,6 @@ one-compartment first-order-absorption model (``SSfol``) with random effects on 
 only and an additive residual error on the natural scale.
 """
 
-from __future__ import annotations
-
 import numpy as np
 import pandas as pd
 

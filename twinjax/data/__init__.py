@@ -16,15 +16,20 @@ from twinjax.data.normalize import (
     stats_to_dict,
 )
 from twinjax.data.pca import PCAState, pca_fit, pca_inverse, pca_transform
+from twinjax.data.prepare import CohortArrays, Scalers, prepare
+from twinjax.data.series import Series
 from twinjax.data.split import TimeSplit, segment_mask, take_windows, time_split, window_starts
 from twinjax.data.synthetic import synthetic_cohort
 
 __all__ = [
     "Cohort",
+    "CohortArrays",
     "CohortError",
     "NormStats",
     "Normalizer",
     "PCAState",
+    "Scalers",
+    "Series",
     "TimeSplit",
     "denormalize",
     "denormalize_scale",
@@ -35,6 +40,7 @@ __all__ = [
     "pca_fit",
     "pca_inverse",
     "pca_transform",
+    "prepare",
     "read_cohort",
     "segment_mask",
     "stats_from_dict",

@@ -1,7 +1,5 @@
 """The aligned cohort: dense per-individual arrays on a regular time grid, with masks."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -58,7 +56,7 @@ class Cohort:
         """True on grid steps inside each individual's observed span."""
         return np.arange(self.n_steps)[None, :] < self.lengths[:, None]
 
-    def take(self, idx) -> Cohort:
+    def take(self, idx) -> "Cohort":
         """The sub-cohort of individuals ``idx`` (an index array or slice)."""
         idx = np.arange(self.n_individuals)[idx]
         pick = lambda a: None if a is None else a[idx]

@@ -1,7 +1,5 @@
 """Errors raised by the cohort data layer."""
 
-from __future__ import annotations
-
 
 class CohortError(ValueError):
     """Malformed cohort input. The message names the file, row(s), column and the fix."""

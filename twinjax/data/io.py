@@ -9,8 +9,6 @@ Three tables describe a cohort:
 Column names are configurable. Times are numbers (the grid ``step`` is in the same unit) and >= 0.
 """
 
-from __future__ import annotations
-
 import logging
 import os
 from pathlib import Path
@@ -72,6 +70,31 @@ def read_cohort(
     padded. Axis orders: a categorical column's category order (all categories for variables and
     kinds, present ones for subjects); otherwise sorted; ``intervention_kinds``, when given, fixes the
     kinds axis. Interventions are not checked for order or duplicates (they are summed).
+
+    Args:
+        observations: the observations table (``subject_id, time, variable, value``).
+        interventions: the interventions table (``subject_id, time, kind, amount``), or None.
+        static: the static covariates table (``subject_id`` and numeric columns), or None.
+        step: the grid step, in the unit of the time column.
+        subject_col, time_col, variable_col, value_col, kind_col, amount_col: column names.
+        intervention_kinds: the kinds axis, in order (default: the kinds found).
+        drop_bad_rows: drop malformed rows (and report them) instead of raising.
+
+    Returns:
+        The aligned :class:`Cohort` (host-side numpy arrays).
+
+    Raises:
+        CohortError: malformed input (the message names file, rows, column and the fix).
+
+    Example:
+        >>> import pandas as pd
+        >>> obs = pd.DataFrame({"subject_id": ["a", "a", "b"], "time": [0.0, 2.0, 5.0],
+        ...                     "variable": "hr", "value": [60.0, 62.0, 70.0]})
+        >>> cohort = read_cohort(obs, step=1.0)
+        >>> cohort.values.shape, cohort.lengths.tolist(), cohort.t0.tolist()
+        ((2, 3, 1), [3, 1], [0.0, 5.0])
+        >>> cohort.values[0, :, 0].tolist(), cohort.mask[0, :, 0].tolist()
+        ([60.0, 0.0, 62.0], [True, False, True])
     """
     if not step > 0:
         raise ValueError(f"step must be > 0, got {step}")
@@ -145,6 +168,13 @@ def to_long(
     the cohort's axis order, so ``read_cohort(*to_long(c), step=c.step)`` returns the same arrays
     (through CSV, which loses categories, the axes come back sorted; a variable never observed is lost
     unless the table is categorical; the span of a subject is fixed by its first and last occupied cells).
+
+    Args:
+        cohort: the aligned cohort.
+        subject_col, time_col, variable_col, value_col, kind_col, amount_col: column names.
+
+    Returns:
+        ``(observations, interventions, static)`` long-format DataFrames.
     """
     n, _, f = cohort.values.shape
     names = lambda given, k, prefix: list(given) if given else [f"{prefix}{j}" for j in range(k)]

@@ -5,10 +5,8 @@ Statistics are a :class:`NormStats` NamedTuple of plain arrays (a pytree: orbax 
 per-individual stats ``[N, F]`` and apply to values ``[N, T, F]`` (or, vmapped, ``[F]`` to ``[T, F]``).
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -110,7 +108,7 @@ class Normalizer(NamedTuple):
     denormalize_scale: Callable[..., Array]
 
 
-def make_normalizer(kind: str = "population") -> Normalizer:
+def make_normalizer(kind: Literal["population", "individual", "none"] = "population") -> Normalizer:
     """The scheme named by ``DataConfig.normalization``: "population", "individual" or "none"."""
     if kind not in ("population", "individual", "none"):
         raise ValueError(f"unknown normalization {kind!r}: use population, individual or none")

@@ -1,7 +1,5 @@
 """Principal component analysis in JAX over the feature axis, with masked rows left out of the fit."""
 
-from __future__ import annotations
-
 from functools import partial
 from typing import NamedTuple
 

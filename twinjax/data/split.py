@@ -1,8 +1,6 @@
 """Per-individual time-ordered splits and context/horizon windows."""
 
-from __future__ import annotations
-
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -31,7 +29,9 @@ def time_split(lengths, val_fraction: float = 0.15, test_fraction: float = 0.15)
     return TimeSplit(train_end, val_end, lengths.astype(np.int32))
 
 
-def segment_mask(split: TimeSplit, n_steps: int, segment: str) -> np.ndarray:
+def segment_mask(
+    split: TimeSplit, n_steps: int, segment: Literal["train", "val", "test"]
+) -> np.ndarray:
     """[N, T] mask of the grid steps belonging to ``segment`` ("train", "val" or "test")."""
     t = np.arange(n_steps)[None, :]
     lo, hi = {

@@ -10,8 +10,6 @@ individual parameters. Streams are sampled irregularly (independent Bernoulli pe
 missing blocks (device off), and individuals have unequal lengths.
 """
 
-from __future__ import annotations
-
 import jax
 import numpy as np
 from jaxtyping import PRNGKeyArray
@@ -106,7 +104,26 @@ def synthetic_cohort(
     noise: float = 0.1,
     unequal_lengths: bool = True,
 ) -> Cohort:
-    """Generates a cohort with known truth (``cohort.truth``) and parameters (``cohort.meta``)."""
+    """Generates a cohort with known truth (``cohort.truth``) and parameters (``cohort.meta``).
+
+    Args:
+        key: PRNG key; the cohort is a deterministic function of it.
+        n_individuals: number of individuals.
+        n_steps: grid steps per individual before length truncation (one step is one hour).
+        obs_prob: probability that a stream is observed at a grid step.
+        dropout_prob: per-step probability that a device-off block (3-12 steps) starts.
+        noise: observation noise SD (times 1, 0.5, 1 for glucose, temperature, activity).
+        unequal_lengths: draw each length from ``[0.8 n_steps, n_steps]``.
+
+    Returns:
+        A :class:`Cohort` with ``truth`` and ``meta["params"]`` filled in.
+
+    Example:
+        >>> import jax
+        >>> cohort = synthetic_cohort(jax.random.key(0), n_individuals=3, n_steps=24)
+        >>> cohort.values.shape, cohort.variables
+        ((3, 24, 3), ('glucose', 'temperature', 'activity'))
+    """
     if n_individuals < 1 or n_steps < 8:
         raise ValueError("need n_individuals >= 1 and n_steps >= 8")
     seed = np.asarray(jax.random.key_data(key)).ravel()

@@ -8,8 +8,6 @@ which either raises a :class:`CohortError` naming the file, the rows, the column
 reported once, under the first check it fails.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 from typing import NamedTuple
 

@@ -1,7 +1,5 @@
 """Per-individual forecast metrics for Gaussian predictions."""
 
-from __future__ import annotations
-
 import numpy as np
 from jaxtyping import Bool, Float
 from scipy.special import ndtri

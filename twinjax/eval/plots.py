@@ -1,7 +1,5 @@
 """Figures for twin reports (matplotlib, written as PNG)."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import jax
@@ -11,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from twinjax.data.normalize import denormalize  # noqa: E402
+from twinjax.data import Cohort, Series, denormalize  # noqa: E402
 from twinjax.eval.metrics import _Z  # noqa: E402
 from twinjax.twins import forecast  # noqa: E402
 
@@ -94,16 +92,15 @@ def counterfactual_rollouts(
     ``kind`` (one mean amount) at the first step: "what if this person took X now?"."""
     a = fit.arrays
     start = int(np.asarray(a.test[i]).argmax())
-    lo = max(start - history, 0)
-    hist = (a.values[i, lo:start], a.mask[i, lo:start], a.interventions[i, lo:start], a.static[i])
-    plan = a.interventions[i, start : start + horizon]
+    hist: Series = a.series.at(i).window(max(start - history, 0), start)
+    plan = a.series.interventions[i, start : start + horizon]
     params = jax.tree.map(lambda x: x[i], fit.personal)
     stats = jax.tree.map(lambda x: x[i] if x.ndim == 2 else x, fit.scalers.values)
     keys = jax.random.split(key, n_samples)
 
     def sample(k, plan):  # a trajectory: each step drawn from the twin's predictive Gaussian
         k_path, k_last = jax.random.split(k)
-        mean, scale = forecast(params, fit.spec, *hist, plan, key=k_path)
+        mean, scale = forecast(params, fit.spec, hist, plan, key=k_path)
         return mean + scale * jax.random.normal(k_last, mean.shape)
 
     ensemble = jax.jit(jax.vmap(sample, in_axes=(0, None)))  # one compilation for both plans
@@ -145,20 +142,30 @@ def plot_counterfactual(
 
 
 def twin_report_figures(
-    fit, cohort, data_cfg, per_individual, out_dir: Path, *, key, n_individuals=4
-):
-    """Writes the twin report's PNGs into ``out_dir``; returns their file names."""
-    from twinjax.pipeline import forecasts, target_index  # the pipeline imports this module
+    fit,
+    cohort: Cohort,
+    per_individual: dict,
+    out_dir: Path,
+    *,
+    target: int,
+    history: int,
+    key,
+    n_individuals: int = 4,
+) -> list[str]:
+    """Writes the twin report's PNGs into ``out_dir``; returns their file names.
 
-    f = target_index(cohort, data_cfg)
-    history = data_cfg.context + data_cfg.horizon - 1
+    ``fit`` (a ``pipeline.TwinFit``) holds ``arrays``, ``spec``, ``personal``, ``scalers`` and
+    ``population_losses``, and ``fit.forecasts(cohort, segment, personal=, history=)`` gives
+    :class:`~twinjax.eval.Forecasts`.
+    """
+    f = target
     window = np.array(fit.arrays.test)
     back = np.asarray(fit.arrays.val) | np.asarray(fit.arrays.train)
     for i in range(cohort.n_individuals):  # show some history before the test period
         first = window[i].argmax()
         window[i, max(first - history, 0) : first] = back[i, max(first - history, 0) : first]
-    pop = forecasts(fit, cohort, window, personal=False, history=history)
-    per = forecasts(fit, cohort, window, personal=True, history=history)
+    pop = fit.forecasts(cohort, window, personal=False, history=history)
+    per = fit.forecasts(cohort, window, personal=True, history=history)
     chosen = np.linspace(
         0, cohort.n_individuals - 1, min(n_individuals, cohort.n_individuals)
     ).astype(int)

@@ -1,33 +1,65 @@
-"""Federated training: pure ``init``/``round`` algorithms sharded over a ``clients`` mesh axis.
+"""Federated training: pure ``(init, apply)`` algorithms sharded over a ``clients`` mesh axis.
 
-Public API::
+Parts, each a small pair with its own state (fedjax's ``FederatedAlgorithm`` and
+``Aggregator``): a client update ``(init, update)`` (:func:`sgd_update` for FedAvg and
+FedProx, :func:`scaffold_update`, :func:`personal_update`), an aggregator ``(init,
+aggregate)`` (:func:`mean`, :func:`median`, :func:`trimmed_mean`, :func:`krum`,
+:func:`multi_krum`, :func:`dp_mean`, :func:`secure_mean`, composed with :func:`screen`,
+:func:`per_step` and :func:`bucketed`) and an optax server optimizer, put together by
+:func:`federated_averaging`. The simulated environment (:class:`Simulation`: stragglers,
+dropouts, :class:`Byzantine` clients) and where it runs (:class:`Execution`) are options of
+their own. Public API::
 
     data = ClientData(...)  /  from_client_lists([...])
-    cfg = fedprox(loss_fn, mu=1.0, clients_per_round=10, backend="shard_map", mesh=client_mesh())
-    algo = build(cfg)
+    algo = fedprox(loss_fn, mu=1.0, clients_per_round=10,
+                   execution=Execution(backend="shard_map", mesh=client_mesh()))
     state = algo.init(params, num_clients=data.num_clients)
-    state, metrics = algo.round(state, data, key)
+    state, metrics = algo.apply(state, data, key)
+    state, history = run_rounds(algo, state, data, key, rounds=100, evaluate=...)
 """
 
-from twinjax.federated.aggregation import (
-    AGGREGATORS,
-    aggregate,
+from twinjax.federated.aggregators import (
+    Aggregator,
+    Cohort,
+    DPState,
+    RoundKeys,
+    bucket_means,
+    bucketed,
     coordinate_median,
+    coordinate_trimmed_mean,
+    dp_mean,
+    krum,
     multi_krum,
+    multi_krum_mean,
+    mean,
+    median,
+    per_step,
+    round_keys,
+    screen,
     screen_updates,
+    secure_mean,
     trimmed_mean,
     weighted_mean,
 )
 from twinjax.federated.algorithm import (
     FAST_COMPILE,
-    Byzantine,
-    FedConfig,
+    Execution,
     FederatedAlgorithm,
     ServerState,
-    build,
-    init,
-    round,
+    federated_averaging,
     sampling_rate,
+)
+from twinjax.federated.clients import (
+    ClientOutput,
+    ClientStates,
+    ClientTask,
+    ClientUpdate,
+    PersonalConfig,
+    fine_tune,
+    personal_params,
+    personal_update,
+    scaffold_update,
+    sgd_update,
 )
 from twinjax.federated.data import ClientData, from_client_lists
 from twinjax.federated.execution import (
@@ -38,8 +70,9 @@ from twinjax.federated.execution import (
     map_clients,
 )
 from twinjax.federated.local import local_sgd
-from twinjax.federated.personal import PersonalConfig, fine_tune, personal_params
+from twinjax.federated.loop import run_rounds
 from twinjax.federated.privacy import DPConfig, epsilon
+from twinjax.federated.simulation import Byzantine, Simulation, byzantine_clients
 from twinjax.federated.strategies import (
     ALGORITHMS,
     fedadagrad,
@@ -58,11 +91,16 @@ from twinjax.federated.synthetic import (
 )
 
 __all__ = [
-    "AGGREGATORS", "ALGORITHMS", "FAST_COMPILE", "BACKENDS", "Byzantine", "ClientData", "DPConfig",
-    "DistributedConfig", "FedConfig", "FederatedAlgorithm", "PersonalConfig", "ServerState",
-    "aggregate", "build", "client_mesh", "coordinate_median", "epsilon", "fedadagrad",
-    "fedadam", "fedavg", "fedavgm", "fedprox", "fedyogi", "fine_tune", "from_client_lists",
-    "init", "initialize_distributed", "local_sgd", "logistic_evaluate", "logistic_init",
-    "logistic_loss", "map_clients", "multi_krum", "personal_params", "round", "sampling_rate",
-    "scaffold", "screen_updates", "synthetic_alpha_beta", "trimmed_mean", "weighted_mean",
+    "ALGORITHMS", "BACKENDS", "FAST_COMPILE", "Aggregator", "Byzantine", "ClientData",
+    "ClientOutput", "ClientStates", "ClientTask", "ClientUpdate", "Cohort", "DPConfig",
+    "DPState", "DistributedConfig", "Execution", "FederatedAlgorithm", "PersonalConfig",
+    "RoundKeys", "ServerState", "Simulation", "bucket_means", "bucketed", "byzantine_clients",
+    "client_mesh", "coordinate_median", "coordinate_trimmed_mean", "dp_mean", "epsilon",
+    "fedadagrad", "fedadam", "fedavg", "fedavgm", "federated_averaging", "fedprox", "fedyogi",
+    "fine_tune", "from_client_lists", "initialize_distributed", "krum", "local_sgd",
+    "logistic_evaluate", "logistic_init", "logistic_loss", "map_clients", "mean", "median",
+    "multi_krum", "multi_krum_mean", "per_step", "personal_params", "personal_update",
+    "round_keys", "run_rounds", "sampling_rate", "scaffold", "scaffold_update", "screen",
+    "screen_updates", "secure_mean", "sgd_update", "synthetic_alpha_beta", "trimmed_mean",
+    "weighted_mean",
 ]  # fmt: skip

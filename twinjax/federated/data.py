@@ -5,8 +5,6 @@ different sizes cost memory in proportion to their data (no padding to the large
 Client ``k`` owns samples ``offset[k] : offset[k] + count[k]``.
 """
 
-from __future__ import annotations
-
 from typing import Any, NamedTuple
 
 import jax.numpy as jnp

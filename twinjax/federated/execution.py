@@ -16,11 +16,9 @@ experiments this is the ``experiment.distributed`` group, e.g. on each of 2 host
         experiment.distributed.num_processes=2 experiment.distributed.process_id=<0 or 1>
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -107,7 +105,7 @@ def map_clients(
     shared: Any,
     client: Any,
     *,
-    backend: str,
+    backend: Literal["serial", "vmap", "shard_map"],
     mesh: Mesh | None,
     buckets: int = 1,
 ) -> Any:

@@ -15,8 +15,6 @@ the per-iteration cost of the loop is paid ``unroll`` times less often. Each ste
 exactly the batch and parameters it would see one step per iteration.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Any, NamedTuple
 

@@ -1,52 +1,27 @@
-"""Running rounds: evaluation history, progress bar, and orbax checkpoints that resume exactly.
+"""Running rounds: evaluation history, progress bar and orbax checkpoints that resume exactly,
+through the checkpointed loop of :func:`twinjax.runtime.run_loop`.
 
 Round ``r`` uses the key ``fold_in(key, r)``, so a run restored at round ``r`` continues with
 the same randomness as an uninterrupted one. A checkpoint holds the server state (parameters,
-optimizer state, control variates, client states, clip norm, round), the base PRNG key and the
-evaluation history so far.
+optimizer, client and aggregator states, round), the base PRNG key and the evaluation history.
 """
-
-from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
-from jaxtyping import PRNGKeyArray
-from tqdm.auto import tqdm
+from jaxtyping import Array, PRNGKeyArray, UInt32
 
 from twinjax.federated.algorithm import FederatedAlgorithm, ServerState
 from twinjax.federated.data import ClientData
+from twinjax.runtime.loop import run_loop
 
 
-def checkpoint_manager(directory: str | Path, *, keep: int = 3) -> ocp.CheckpointManager:
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
-    return ocp.CheckpointManager(Path(directory).absolute(), options=options)
-
-
-def _save(manager, state: ServerState, key: PRNGKeyArray, history: list) -> None:
-    tree = {"state": state, "key": jax.random.key_data(key)}
-    args = ocp.args.Composite(state=ocp.args.StandardSave(tree), history=ocp.args.JsonSave(history))
-    manager.save(int(state.round), args=args)
-
-
-def restore(
-    manager: ocp.CheckpointManager, like: ServerState, key: PRNGKeyArray
-) -> tuple[ServerState, PRNGKeyArray, list] | None:
-    """The latest checkpoint restored into the structure of ``like`` (None if there is none)."""
-    step = manager.latest_step()
-    if step is None:
-        return None
-    target = jax.eval_shape(lambda: {"state": like, "key": jax.random.key_data(key)})
-    args = ocp.args.Composite(
-        state=ocp.args.StandardRestore(target), history=ocp.args.JsonRestore()
-    )
-    out = manager.restore(step, args=args)
-    tree = out["state"]
-    return tree["state"], jax.random.wrap_key_data(tree["key"]), list(out["history"])
+class _Run(NamedTuple):
+    server: ServerState
+    key: UInt32[Array, "..."]  # the base key's data (orbax saves plain arrays)
 
 
 def run_rounds(
@@ -65,32 +40,53 @@ def run_rounds(
     progress: bool = True,
     desc: str = "rounds",
 ) -> tuple[ServerState, list[dict]]:
-    """Runs rounds until ``state.round == rounds`` (resuming from ``checkpoint_dir`` if it holds
-    a checkpoint); ``stop_after`` ends early after that many rounds of this call (an
-    interruption, for tests). ``evaluate(params)`` results are recorded every ``eval_every``."""
+    """Runs rounds of ``algo`` until ``state.round == rounds``.
+
+    Args:
+        algo: the federated algorithm.
+        state: the initial server state (a checkpoint in ``checkpoint_dir`` replaces it).
+        data: the client population.
+        key: the base key; round ``r`` uses ``fold_in(key, r)``.
+        rounds: the round to stop at.
+        evaluate: ``evaluate(params) -> dict`` of scalars, recorded before round 0, every
+            ``eval_every`` rounds and after the last, with the round's metrics.
+        eval_every: rounds between evaluations.
+        checkpoint_dir: where to save and resume (None: no checkpoints).
+        checkpoint_every: rounds between checkpoints (and one after the last).
+        keep: checkpoints kept.
+        stop_after: end early after that many rounds of this call (an interruption, for tests).
+        progress: show a progress bar.
+        desc: the progress bar's label.
+
+    Returns:
+        The final server state and the evaluation history (one dict per evaluation).
+    """
     history: list[dict] = []
-    manager = checkpoint_manager(checkpoint_dir, keep=keep) if checkpoint_dir else None
-    if manager is not None and (found := restore(manager, state, key)) is not None:
-        state, key, history = found
-    start = int(state.round)
-    done = 0
-    for r in tqdm(range(start, rounds), desc=desc, disable=not progress, leave=False):
-        if r == 0 and evaluate is not None:
-            history.append({"round": 0, **_to_float(evaluate(state.params))})
-        state, metrics = algo.round(state, data, jax.random.fold_in(key, r))
-        done += 1
-        if evaluate is not None and ((r + 1) % eval_every == 0 or r + 1 == rounds):
-            history.append({"round": r + 1, **_to_float(evaluate(state.params)),
-                            **_to_float(metrics)})  # fmt: skip
-        last = r + 1 == rounds or (stop_after is not None and done >= stop_after)
-        if manager is not None and ((r + 1) % checkpoint_every == 0 or last):
-            _save(manager, state, key, history)
-        if stop_after is not None and done >= stop_after:
-            break
-    if manager is not None:
-        manager.wait_until_finished()
-        manager.close()
-    return state, history
+
+    def step(run: _Run) -> tuple[_Run, dict]:
+        r = run.server.round
+        server, metrics = algo.apply(
+            run.server, data, jax.random.fold_in(jax.random.wrap_key_data(run.key), r)
+        )
+        return run._replace(server=server), metrics
+
+    def record(done: int, run: _Run, metrics: dict | None) -> dict | None:
+        if evaluate is None:
+            return None
+        if metrics is None:
+            return {"round": 0, **_to_float(evaluate(run.server.params))}
+        if done % eval_every == 0 or done == rounds:
+            return {"round": done, **_to_float(evaluate(run.server.params)), **_to_float(metrics)}
+        return None
+
+    run, _ = run_loop(
+        _Run(state, jax.random.key_data(key)), step, rounds,
+        checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, every=checkpoint_every,
+        keep=keep, name=desc, progress=progress, check_every=None,
+        step_of=lambda run: run.server.round, stop_after=stop_after, on_step=record,
+        records=history,
+    )  # fmt: skip
+    return run.server, history
 
 
 def _to_float(d: dict) -> dict:

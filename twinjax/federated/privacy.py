@@ -9,9 +9,8 @@ noised fraction of clients with norm at most ``C``; the update noise is then rai
 Accounting uses Google's ``dp_accounting`` (RDP and PLD) for Poisson-sampled Gaussian rounds.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
+from typing import Literal
 
 import dp_accounting
 import jax
@@ -90,7 +89,7 @@ def epsilon(
     rounds: int,
     *,
     delta: float = 1e-5,
-    accountant: str = "rdp",
+    accountant: Literal["rdp", "pld"] = "rdp",
 ) -> float:
     """Epsilon at ``delta`` of ``rounds`` Poisson-sampled Gaussian rounds (RDP or PLD)."""
     if accountant == "rdp":

@@ -1,8 +1,7 @@
 """Which clients take part in a round, and how much local work each one does."""
 
-from __future__ import annotations
-
 import math
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +16,8 @@ def poisson_slots(expected: int) -> int:
 
 
 def sample_clients(
-    key: PRNGKeyArray, count: Int[Array, " clients"], clients_per_round: int, mode: str
+    key: PRNGKeyArray, count: Int[Array, " clients"], clients_per_round: int,
+    mode: Literal["uniform", "size", "poisson"],
 ) -> tuple[Int[Array, " slots"], Bool[Array, " slots"]]:
     """Sampled client ids (sorted by decreasing size, for load balance) and which slots are used.
 

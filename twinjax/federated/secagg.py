@@ -8,8 +8,6 @@ the server removes those masks. Seeds are derived here from the round key and th
 ids (a stand-in for the key agreement of the protocol); the server only handles masked vectors.
 """
 
-from __future__ import annotations
-
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, UInt32

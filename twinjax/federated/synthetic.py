@@ -4,8 +4,6 @@ Devices differ in their models (``alpha``) and in their input distributions (``b
 model is multinomial logistic regression.
 """
 
-from __future__ import annotations
-
 import jax
 import jax.numpy as jnp
 import numpy as np

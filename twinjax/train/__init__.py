@@ -1,22 +1,14 @@
-"""Training: population twin, personalized twins, checkpointed loop."""
+"""Training: the population twin, then personalized twins fine-tuned together (vmapped, jitted)."""
 
-from twinjax.train.loop import TrainingDiverged, checkpoint_manager, restore_latest, run_loop
-from twinjax.train.personalize import PersonalState, fit_personal
-from twinjax.train.population import TrainState, fit_population, make_optimizer
-from twinjax.train.prepare import CohortArrays, Scalers, prepare, twin_spec
+from twinjax.train.personalize import PersonalizeOptions, PersonalState, fit_personal
+from twinjax.train.population import PopulationOptions, TrainState, fit_population, make_optimizer
 
 __all__ = [
-    "CohortArrays",
     "PersonalState",
-    "Scalers",
+    "PersonalizeOptions",
+    "PopulationOptions",
     "TrainState",
-    "TrainingDiverged",
-    "checkpoint_manager",
     "fit_personal",
     "fit_population",
     "make_optimizer",
-    "prepare",
-    "restore_latest",
-    "run_loop",
-    "twin_spec",
 ]

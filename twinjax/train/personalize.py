@@ -9,11 +9,9 @@ starting from the population's), so a personal twin is never chosen over the pop
 unless it predicts that person's held-out validation data better.
 """
 
-from __future__ import annotations
-
 from functools import partial
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -21,12 +19,37 @@ import numpy as np
 import optax
 from jaxtyping import PRNGKeyArray
 
-from twinjax.config import DataConfig, TrainConfig
-from twinjax.train.loop import run_loop
-from twinjax.train.objectives import segment_nll, window_loss
+from twinjax.data import CohortArrays
+from twinjax.runtime import run_loop
 from twinjax.train.population import make_optimizer
-from twinjax.train.prepare import CohortArrays
-from twinjax.twins import TwinSpec
+from twinjax.twins import TwinSpec, segment_nll, window_loss
+
+
+class PersonalizeOptions(NamedTuple):
+    """How the personal twins are fine-tuned from the population twin.
+
+    Attributes:
+      steps: optimizer steps; lr: Adam learning rate (gradients clipped to global norm 1).
+      window: steps per training window (context + horizon); batch_windows: windows per step.
+      prior_strength: precision of the Gaussian prior centred on the population parameters,
+        in pseudo-observations per parameter unit.
+      chunk_size: individuals fine-tuned together (0: all); eval_every: validation NLL period.
+      selection: keep each individual's best-on-validation parameters (``individual``), one
+        stopping step for the chunk (``cohort``), or the last parameters (``none``).
+      checkpoint_every, keep_checkpoints: orbax checkpoints (resumable); progress: a bar.
+    """
+
+    steps: int = 1000
+    lr: float = 3e-3
+    window: int = 18
+    batch_windows: int = 8
+    prior_strength: float = 30.0
+    chunk_size: int = 0
+    eval_every: int = 25
+    selection: Literal["individual", "cohort", "none"] = "none"
+    checkpoint_every: int = 50
+    keep_checkpoints: int = 3
+    progress: bool = True
 
 
 class PersonalState(NamedTuple):
@@ -47,10 +70,11 @@ def _sq_dist(a, b):
 
 @partial(jax.jit, static_argnums=(2, 3, 4))
 def _val_nll(params, arrays: CohortArrays, spec, history, size):
-    data = (arrays.values, arrays.mask, arrays.interventions, arrays.static)
     start, end = jnp.argmax(arrays.val, 1), jnp.sum(arrays.train | arrays.val, 1)
     fn = partial(segment_nll, spec=spec, size=size, history=history)
-    return jax.vmap(lambda p, d, s, e: fn(p, data=d, start=s, end=e))(params, data, start, end)
+    return jax.vmap(lambda p, d, s, e: fn(p, series=d, start=s, end=e))(
+        params, arrays.series, start, end
+    )
 
 
 @partial(
@@ -82,24 +106,13 @@ def personal_step(
 ):
     key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
     keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, ids)  # chunking-invariant
-    n_obs = jnp.maximum(jnp.sum(arrays.mask & arrays.train[..., None], axis=(1, 2)), 1)
+    n_obs = jnp.maximum(jnp.sum(arrays.series.mask & arrays.train[..., None], axis=(1, 2)), 1)
 
-    def loss_i(params, key, values, mask, interventions, static, train, n):
-        fit = window_loss(
-            params,
-            spec,
-            key,
-            values,
-            mask,
-            interventions,
-            static,
-            train,
-            length=length,
-            n_windows=n_windows,
-        )
+    def loss_i(params, key, series, train, n):
+        fit = window_loss(params, spec, key, series, train, length=length, n_windows=n_windows)
         return fit + 0.5 * prior_strength * _sq_dist(params, pop_params) / n
 
-    data = (arrays.values, arrays.mask, arrays.interventions, arrays.static, arrays.train, n_obs)
+    data = (arrays.series, arrays.train, n_obs)
     loss, grads = jax.vmap(jax.value_and_grad(loss_i))(state.params, keys, *data)
     updates, opt_state = jax.vmap(optimizer.update)(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
@@ -132,22 +145,31 @@ def fit_personal(
     spec: TwinSpec,
     pop_params: dict,
     arrays: CohortArrays,
-    data_cfg: DataConfig,
-    cfg: TrainConfig,
+    options: PersonalizeOptions,
     checkpoint_dir: Path,
 ):
-    """Personal twins for every individual, in chunks of ``cfg.chunk_size`` individuals.
+    """Personal twins for every individual, in chunks of ``options.chunk_size`` individuals.
 
     Each chunk is a separately checkpointed run (resumed if interrupted); equal-size chunks reuse
-    one compiled step (the last chunk is padded by repeating individuals). Returns the stacked
-    best-on-validation params and each individual's validation NLL.
+    one compiled step (the last chunk is padded by repeating individuals).
+
+    Args:
+      key: draws the training windows (folded with each individual's id: chunking-invariant).
+      spec: the twins' architecture; pop_params: the population twin (start and prior centre).
+      arrays: the prepared cohort; options: see :class:`PersonalizeOptions`.
+      checkpoint_dir: one sub-directory per chunk.
+
+    Returns:
+      ``(params, val_nll)``: the stacked personal params (leading individuals axis) and each
+      individual's validation NLL.
     """
+    cfg = options
     if cfg.selection not in ("individual", "cohort", "none"):
         raise ValueError(f"train.selection={cfg.selection!r}: use individual, cohort or none")
-    n = arrays.values.shape[0]
+    n = arrays.n_individuals
     chunk = cfg.chunk_size or n
-    optimizer = make_optimizer(cfg.personal_lr)
-    length = data_cfg.context + data_cfg.horizon
+    optimizer = make_optimizer(cfg.lr)
+    length = cfg.window
     val_size = _max_segment(arrays.val)
     step = partial(
         personal_step,
@@ -162,7 +184,7 @@ def fit_personal(
     outputs = []
     for c, lo in enumerate(range(0, n, chunk)):
         idx = np.minimum(np.arange(lo, lo + chunk), n - 1)
-        sub = jax.tree.map(lambda x, idx=idx: x[idx], arrays)
+        sub = arrays.take(idx)
         ids = jnp.asarray(idx)
         init = jax.tree.map(lambda x: jnp.broadcast_to(x, (chunk,) + x.shape), pop_params)
         pop_val = _val_nll(init, sub, spec, length - 1, val_size)
@@ -178,7 +200,7 @@ def fit_personal(
         state, losses = run_loop(
             state,
             run,
-            cfg.personal_steps,
+            cfg.steps,
             checkpoint_dir=Path(checkpoint_dir) / f"chunk{c:04d}",
             every=cfg.checkpoint_every,
             keep=cfg.keep_checkpoints,

@@ -1,7 +1,5 @@
 """Phase (a): one population twin trained on all individuals."""
 
-from __future__ import annotations
-
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -11,11 +9,9 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import PRNGKeyArray
 
-from twinjax.config import DataConfig, TrainConfig
-from twinjax.train.loop import run_loop
-from twinjax.train.objectives import window_loss
-from twinjax.train.prepare import CohortArrays
-from twinjax.twins import TwinSpec, init_params
+from twinjax.data import CohortArrays
+from twinjax.runtime import run_loop
+from twinjax.twins import TwinSpec, init_params, window_loss
 
 
 class TrainState(NamedTuple):
@@ -25,18 +21,28 @@ class TrainState(NamedTuple):
     key: jax.Array  # raw key data (uint32), so that checkpoints hold plain arrays
 
 
+class PopulationOptions(NamedTuple):
+    """How the population twin is trained.
+
+    Attributes:
+      steps: optimizer steps; lr: Adam learning rate (gradients clipped to global norm 1).
+      window: steps per training window (context + horizon); batch_windows: windows per
+        individual per step; batch: individuals per step (0: all).
+      checkpoint_every, keep_checkpoints: orbax checkpoints (resumable); progress: a bar.
+    """
+
+    steps: int = 1000
+    lr: float = 3e-3
+    window: int = 18
+    batch_windows: int = 8
+    batch: int = 0
+    checkpoint_every: int = 50
+    keep_checkpoints: int = 3
+    progress: bool = True
+
+
 def make_optimizer(lr: float) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr))
-
-
-def _data(arrays: CohortArrays, idx):
-    return (
-        arrays.values[idx],
-        arrays.mask[idx],
-        arrays.interventions[idx],
-        arrays.static[idx],
-        arrays.train[idx],
-    )
 
 
 @partial(jax.jit, static_argnames=("spec", "optimizer", "length", "n_windows", "batch"))
@@ -52,16 +58,16 @@ def population_step(
 ):
     key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
     k_pick, k_win = jax.random.split(key)
-    n = arrays.values.shape[0]
+    n = arrays.n_individuals
     idx = jnp.arange(n) if batch >= n else jax.random.choice(k_pick, n, (batch,), replace=False)
     keys = jax.random.split(k_win, idx.shape[0])
 
-    def loss_i(params, key, *data):
-        return window_loss(params, spec, key, *data, length=length, n_windows=n_windows)
+    def loss_i(params, key, series, segment):
+        return window_loss(params, spec, key, series, segment, length=length, n_windows=n_windows)
 
     def loss_fn(params):
-        losses = jax.vmap(loss_i, in_axes=(None, 0, 0, 0, 0, 0, 0))(
-            params, keys, *_data(arrays, idx)
+        losses = jax.vmap(loss_i, in_axes=(None, 0, 0, 0))(
+            params, keys, arrays.series.at(idx), arrays.train[idx]
         )
         return jnp.mean(losses)
 
@@ -75,23 +81,34 @@ def fit_population(
     key: PRNGKeyArray,
     spec: TwinSpec,
     arrays: CohortArrays,
-    data_cfg: DataConfig,
-    cfg: TrainConfig,
+    options: PopulationOptions,
     checkpoint_dir: Path,
 ):
-    """Trains the population twin (resuming from ``checkpoint_dir``); returns (params, losses)."""
+    """Trains one twin on all individuals' training windows.
+
+    Args:
+      key: initializes the twin and draws the windows (and the individuals, with ``batch``).
+      spec: the twin's architecture.
+      arrays: the prepared cohort (training segments are used).
+      options: steps, learning rate, windows and checkpointing.
+      checkpoint_dir: resumes from the latest checkpoint there, saves into it.
+
+    Returns:
+      ``(params, losses)``: the trained parameters and the loss of each step run in this call.
+    """
+    cfg = options
     k_init, k_train = jax.random.split(key)
     optimizer = make_optimizer(cfg.lr)
     params = init_params(k_init, spec)
     state = TrainState(
         params, optimizer.init(params), jnp.zeros((), jnp.int32), jax.random.key_data(k_train)
     )
-    batch = cfg.population_batch or arrays.values.shape[0]
+    batch = cfg.batch or arrays.n_individuals
     step = partial(
         population_step,
         spec=spec,
         optimizer=optimizer,
-        length=data_cfg.context + data_cfg.horizon,
+        length=cfg.window,
         n_windows=cfg.batch_windows,
         batch=batch,
     )

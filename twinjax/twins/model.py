@@ -5,14 +5,14 @@ interventions given at t and the static covariates, and predicts a Gaussian for 
 A cohort is ``jax.vmap`` of these functions over individuals' parameters and data.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
+from twinjax.data import Cohort, Series
 from twinjax.twins.attention import attend, attention_init, causal_attention
 from twinjax.twins.cells import dense, dense_init, get_cell, run_cell
 
@@ -26,11 +26,21 @@ class TwinSpec:
     n_features: int
     n_interventions: int
     n_static: int
-    cell: str = "lstm"
+    cell: Literal["lstm", "gru"] = "lstm"
     hidden: int = 32
     attention: bool = True
     attention_dim: int = 16
     min_scale: float = 1e-3
+
+    @classmethod
+    def for_cohort(cls, cohort: Cohort, **architecture) -> "TwinSpec":
+        """The spec whose input sizes match ``cohort`` (streams, intervention kinds, covariates)."""
+        return cls(
+            n_features=cohort.n_features,
+            n_interventions=cohort.interventions.shape[-1],
+            n_static=cohort.static.shape[-1],
+            **architecture,
+        )
 
     @property
     def d_in(self) -> int:
@@ -55,7 +65,8 @@ def init_params(key: PRNGKeyArray, spec: TwinSpec) -> dict:
     return params
 
 
-def _inputs(values, mask, interventions, static):
+def _inputs(series: Series):
+    values, mask, interventions, static = series
     t = values.shape[0]
     static = jnp.broadcast_to(static, (t, static.shape[-1]))
     return jnp.concatenate(
@@ -74,15 +85,26 @@ def _head(params: dict, spec: TwinSpec, z):
 
 
 def apply(
-    params: dict,
-    spec: TwinSpec,
-    values: Float[Array, "time features"],
-    mask: Bool[Array, "time features"],
-    interventions: Float[Array, "time kinds"],
-    static: Float[Array, " covariates"],
+    params: dict, spec: TwinSpec, series: Series
 ) -> tuple[Float[Array, "time features"], Float[Array, "time features"]]:
-    """One-step-ahead Gaussian predictions: ``mean[t], scale[t]`` are for ``values[t + 1]``."""
-    _, hs = _encode(params, spec, _inputs(values, mask, interventions, static))
+    """One-step-ahead Gaussian predictions of one individual's twin.
+
+    Args:
+      params: the twin's parameters (:func:`init_params`).
+      spec: its architecture.
+      series: one individual's series (``values, mask [time, features]``, ...).
+
+    Returns:
+      ``mean, scale [time, features]``: row t is the predictive Gaussian of ``values[t + 1]``.
+
+    >>> spec = TwinSpec(n_features=2, n_interventions=1, n_static=0, hidden=4)
+    >>> params = init_params(jax.random.key(0), spec)
+    >>> series = Series(jnp.zeros((5, 2)), jnp.ones((5, 2), bool), jnp.zeros((5, 1)), jnp.zeros(0))
+    >>> mean, scale = apply(params, spec, series)
+    >>> mean.shape, bool((scale > 0).all())
+    ((5, 2), True)
+    """
+    _, hs = _encode(params, spec, _inputs(series))
     z = (
         jnp.concatenate([hs, causal_attention(params["attention"], hs)], -1)
         if spec.attention
@@ -98,18 +120,16 @@ def gaussian_nll(mean, scale, y):
 def nll_loss(
     params: dict,
     spec: TwinSpec,
-    values: Float[Array, "time features"],
-    mask: Bool[Array, "time features"],
-    interventions: Float[Array, "time kinds"],
-    static: Float[Array, " covariates"],
-    target_mask: Bool[Array, "time features"] | None = None,
+    series: Series,
+    target_mask: Bool[ArrayLike, "time features"] | None = None,
 ) -> Float[Array, ""]:
     """Mean Gaussian NLL of the one-step predictions over observed targets.
 
     Missing values (``mask`` False) never enter the loss nor the inputs; ``target_mask`` further
     restricts which targets count (e.g. one split segment).
     """
-    mean, scale = apply(params, spec, values, mask, interventions, static)
+    values, mask = series.values, series.mask
+    mean, scale = apply(params, spec, series)
     weight = mask[1:] if target_mask is None else mask[1:] & target_mask[1:]
     nll = gaussian_nll(mean[:-1], scale[:-1], jnp.where(weight, values[1:], 0.0))
     return jnp.sum(jnp.where(weight, nll, 0.0)) / jnp.maximum(jnp.sum(weight), 1)
@@ -118,11 +138,8 @@ def nll_loss(
 def forecast(
     params: dict,
     spec: TwinSpec,
-    values: Float[Array, "time features"],
-    mask: Bool[Array, "time features"],
-    interventions: Float[Array, "time kinds"],
-    static: Float[Array, " covariates"],
-    future_interventions: Float[Array, "horizon kinds"],
+    series: Series,
+    future_interventions: Float[ArrayLike, "horizon kinds"],
     *,
     key: PRNGKeyArray | None = None,
 ) -> tuple[Float[Array, "horizon features"], Float[Array, "horizon features"]]:
@@ -134,8 +151,8 @@ def forecast(
     whose spread includes the accumulation of uncertainty over the horizon).
     """
     cell = get_cell(spec.cell)
-    t, horizon = values.shape[0], future_interventions.shape[0]
-    carry, hs = _encode(params, spec, _inputs(values, mask, interventions, static))
+    t, horizon, static = series.values.shape[0], future_interventions.shape[0], series.static
+    carry, hs = _encode(params, spec, _inputs(series))
     memory = jnp.concatenate([hs, jnp.zeros((horizon, spec.hidden), hs.dtype)])
     positions = jnp.arange(t + horizon)
 

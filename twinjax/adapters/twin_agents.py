@@ -1,35 +1,25 @@
 """Twin-driven agents: each agent's susceptibility comes from its own fitted twin, in the loop.
 
 Agent ``i`` owns twin ``i`` (params stacked along a leading axis, as the core cohort API) and a
-sliding window of its recent streams. In every epidemic step the vmapped twins predict each
+sliding window of its recent streams (a :class:`~twinjax.data.Series` with a leading agents axis:
+``values, mask [agents, window, features]``, ``interventions``, ``static [agents, covariates]``). In every epidemic step the vmapped twins predict each
 agent's next values; a chosen stream's standardized prediction sets the agent's susceptibility
 ``rel_sus = clip(1 + strength * z, lo, hi)``; then the epidemic step runs; then every window
 advances by the twin's own prediction, with a chosen stream of currently infectious agents
 replaced by a "sick" value, so the epidemic feeds back into the twins' next predictions.
 """
 
-from __future__ import annotations
-
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
-from jaxtyping import Array, Bool, Float, PRNGKeyArray
+from jaxtyping import Array, Float, PRNGKeyArray
 
-from twinjax.abm.agents import Agents, I
-from twinjax.abm.contacts import Layer
-from twinjax.abm.epidemic import EpidemicState, SEIRParams, StepOutput, init, step
+from twinjax.abm import Agents, EpidemicState, I, Layer, SEIRParams, StepOutput
+from twinjax.abm.epidemic import init, step
+from twinjax.data import Series
 from twinjax.twins import TwinSpec, apply, init_params, nll_loss
-
-
-class TwinWindows(NamedTuple):
-    """Per agent: the last ``W`` steps of streams, masks, interventions, and static covariates."""
-
-    values: Float[Array, "agents window features"]
-    mask: Bool[Array, "agents window features"]
-    interventions: Float[Array, "agents window kinds"]
-    static: Float[Array, "agents covariates"]
 
 
 class TwinCoupling(NamedTuple):
@@ -44,19 +34,18 @@ class TwinCoupling(NamedTuple):
 
 
 def fit_twins(
-    key: PRNGKeyArray, spec: TwinSpec, windows: TwinWindows, *, steps: int = 100, lr: float = 1e-2
+    key: PRNGKeyArray, spec: TwinSpec, windows: Series, *, steps: int = 100, lr: float = 1e-2
 ) -> dict:
     """One twin per agent fitted on its own window by Adam (vmapped over agents)."""
     n = windows.values.shape[0]
     params = jax.vmap(lambda k: init_params(k, spec))(jax.random.split(key, n))
     opt = optax.adam(lr)
-    loss = lambda p, v, m, u, s: nll_loss(p, spec, v, m, u, s)
-    grad = jax.vmap(jax.grad(loss))
+    grad = jax.vmap(jax.grad(lambda p, series: nll_loss(p, spec, series)))
 
     @jax.jit
     def update(carry, _):
         p, state = carry
-        g = grad(p, *windows)
+        g = grad(p, windows)
         upd, state = jax.vmap(opt.update)(g, state)
         return (optax.apply_updates(p, upd), state), None
 
@@ -64,9 +53,9 @@ def fit_twins(
     return params
 
 
-def predict_next(params, spec: TwinSpec, windows: TwinWindows):
+def predict_next(params, spec: TwinSpec, windows: Series):
     """Each agent's twin prediction of its next values, ``mean, scale`` of shape ``[agents, F]``."""
-    mean, scale = jax.vmap(apply, in_axes=(0, None, 0, 0, 0, 0))(params, spec, *windows)
+    mean, scale = jax.vmap(apply, in_axes=(0, None, 0))(params, spec, windows)
     return mean[:, -1], scale[:, -1]
 
 
@@ -75,7 +64,7 @@ def susceptibility(mean: Float[Array, "agents features"], c: TwinCoupling) -> Fl
     return jnp.clip(1.0 + c.strength * z, c.lo, c.hi)
 
 
-def advance(windows: TwinWindows, mean, infectious, c: TwinCoupling) -> TwinWindows:
+def advance(windows: Series, mean, infectious, c: TwinCoupling) -> Series:
     """Appends the predicted values (sick stream overwritten for infectious agents)."""
     nxt = mean.at[:, c.sick_feature].set(
         jnp.where(infectious, c.sick_value, mean[:, c.sick_feature])
@@ -96,7 +85,7 @@ def simulate_with_twins(
     n_steps: int,
     twin_params,
     spec: TwinSpec,
-    windows: TwinWindows,
+    windows: Series,
     coupling: TwinCoupling,
     **step_kwargs,
 ) -> tuple[EpidemicState, tuple[StepOutput, Float[Array, "time agents"]]]:

@@ -1,46 +1,50 @@
 """Per-individual objectives: random-window training loss and sliding-window predictions."""
 
-from __future__ import annotations
-
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
-from twinjax.data import take_windows, window_starts
-from twinjax.twins import TwinSpec, apply, gaussian_nll, nll_loss
+from twinjax.data import Series, take_windows, window_starts
+from twinjax.twins.model import TwinSpec, apply, gaussian_nll, nll_loss
+
+_WINDOWS = Series(0, 0, 0, None)  # vmap axes over a batch of windows sharing static covariates
 
 
 def window_loss(
     params: dict,
     spec: TwinSpec,
     key: PRNGKeyArray,
-    values: Float[Array, "time features"],
-    mask: Bool[Array, "time features"],
-    interventions: Float[Array, "time kinds"],
-    static: Float[Array, " covariates"],
-    segment: Bool[Array, " time"],
+    series: Series,
+    segment: Bool[ArrayLike, " time"],
     *,
     length: int,
     n_windows: int,
 ) -> Float[Array, ""]:
-    """Mean NLL over ``n_windows`` random windows inside a segment that starts at step 0."""
+    """Mean NLL over ``n_windows`` random windows inside a segment that starts at step 0.
+
+    Args:
+      params, spec: one individual's twin.
+      key: draws the window starts.
+      series: the individual's series.
+      segment: the steps whose targets may count (e.g. the training segment).
+      length: steps per window; n_windows: windows per call.
+
+    Returns:
+      The mean over windows of each window's masked one-step Gaussian NLL.
+    """
     starts = window_starts(key, jnp.sum(segment), length=length, n_windows=n_windows)
     win = lambda x: take_windows(x, starts, length)
-    target = win(mask) & win(segment)[..., None]
-    losses = jax.vmap(nll_loss, in_axes=(None, None, 0, 0, 0, None, 0))(
-        params, spec, win(values), win(mask), win(interventions), static, target
-    )
+    target = win(series.mask) & win(segment)[..., None]
+    windows = Series(win(series.values), win(series.mask), win(series.interventions), series.static)
+    losses = jax.vmap(nll_loss, in_axes=(None, None, _WINDOWS, 0))(params, spec, windows, target)
     return jnp.mean(losses)
 
 
 def predict_at(
     params: dict,
     spec: TwinSpec,
-    values: Float[Array, "time features"],
-    mask: Bool[Array, "time features"],
-    interventions: Float[Array, "time kinds"],
-    static: Float[Array, " covariates"],
-    targets: Int[Array, " targets"],
+    series: Series,
+    targets: Int[ArrayLike, " targets"],
     *,
     history: int,
 ) -> tuple[Float[Array, "targets features"], Float[Array, "targets features"]]:
@@ -50,11 +54,13 @@ def predict_at(
     Steps before the start of the series are treated as missing.
     """
     pad = lambda x: jnp.concatenate([jnp.zeros((history,) + x.shape[1:], x.dtype), x])
-    padded = (pad(values), pad(mask), pad(interventions))
+    padded = Series(pad(series.values), pad(series.mask), pad(series.interventions), series.static)
 
     def _one(t):
-        window = [jax.lax.dynamic_slice_in_dim(x, t, history) for x in padded]
-        mean, scale = apply(params, spec, *window, static)
+        window = Series(
+            *(jax.lax.dynamic_slice_in_dim(x, t, history) for x in padded[:3]), series.static
+        )
+        mean, scale = apply(params, spec, window)
         return mean[-1], scale[-1]
 
     return jax.vmap(_one)(targets)
@@ -67,13 +73,13 @@ def segment_targets(start: Int[Array, ""], end: Int[Array, ""], size: int):
 
 
 def segment_nll(
-    params: dict, spec: TwinSpec, data: tuple, start, end, *, size: int, history: int
+    params: dict, spec: TwinSpec, series: Series, start, end, *, size: int, history: int
 ) -> Float[Array, ""]:
     """Mean one-step NLL of the observed values in [start, end) (one individual)."""
-    values, mask, interventions, static = data
+    values, mask = series.values, series.mask
     t, inside = segment_targets(start, end, size)
     t = jnp.minimum(t, values.shape[0] - 1)
-    mean, scale = predict_at(params, spec, values, mask, interventions, static, t, history=history)
+    mean, scale = predict_at(params, spec, series, t, history=history)
     w = mask[t] & inside[:, None]
     nll = gaussian_nll(mean, scale, jnp.where(w, values[t], 0.0))
     return jnp.sum(jnp.where(w, nll, 0.0)) / jnp.maximum(jnp.sum(w), 1)

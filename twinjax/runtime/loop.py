@@ -1,4 +1,4 @@
-"""A checkpointed training loop: resume, NaN/inf guard, progress bar."""
+"""A checkpointed loop (train, Bayesian SVI, federated rounds): resume, NaN/inf guard, progress."""
 
 from __future__ import annotations
 
@@ -43,17 +43,38 @@ def restore_latest(manager: ocp.CheckpointManager, state):
     return manager.restore(step, args=ocp.args.StandardRestore(abstract))
 
 
+def _restore_with_records(manager: ocp.CheckpointManager, state) -> tuple[Any, list | None]:
+    """Like :func:`restore_latest` for checkpoints saved with a JSON record list."""
+    step = manager.latest_step()
+    if step is None:
+        return state, None
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+    args = ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract), records=ocp.args.JsonRestore()
+    )
+    out = manager.restore(step, args=args)
+    return out["state"], list(out["records"])
+
+
+def _step_attribute(state) -> Any:
+    return state.step
+
+
 def run_loop(
     state,
-    step_fn: Callable[[Any], tuple[Any, jax.Array]],
+    step_fn: Callable[[Any], tuple[Any, Any]],
     n_steps: int,
     *,
-    checkpoint_dir: Path,
+    checkpoint_dir: Path | None,
     every: int,
     keep: int = 3,
     name: str = "train",
     progress: bool = True,
-    check_every: int = 10,
+    check_every: int | None = 10,
+    step_of: Callable[[Any], Any] = _step_attribute,
+    stop_after: int | None = None,
+    on_step: Callable[[int, Any, Any], dict | None] | None = None,
+    records: list | None = None,
 ) -> tuple[Any, np.ndarray]:
     """Runs ``state, loss = step_fn(state)`` until ``state.step == n_steps``.
 
@@ -63,36 +84,75 @@ def run_loop(
     parameter raises :class:`TrainingDiverged` naming the phase, step and individual, before any
     checkpoint of the bad state is written. Returns the final state and the losses of the steps
     run in this call ([steps] or [steps, individuals]).
+
+    Options for other loops (federated rounds): ``checkpoint_dir=None`` saves nothing;
+    ``step_of(state)`` is the step counter (default ``state.step``); ``stop_after`` ends after
+    that many steps of this call (saving a checkpoint there: an interruption, for tests);
+    ``check_every=None`` treats the second output of ``step_fn`` as opaque (not a loss: nothing
+    is pulled or checked, and no losses are returned). ``on_step(done, state, output)`` runs
+    after every step, and once with ``(0, state, None)`` before the first step of a fresh run;
+    a dict it returns is appended to ``records``, a list saved as JSON with every checkpoint
+    and replaced in place by the saved one when a run resumes.
     """
-    manager = checkpoint_manager(checkpoint_dir, keep=keep)
-    state = restore_latest(manager, state)
-    start = int(state.step)
+    manager = checkpoint_manager(checkpoint_dir, keep=keep) if checkpoint_dir else None
+    if manager is not None and records is not None:
+        state, saved = _restore_with_records(manager, state)
+        if saved is not None:
+            records[:] = saved
+    elif manager is not None:
+        state = restore_latest(manager, state)
+    start = int(step_of(state))
     if start:
         log.info("%s: resumed from step %d in %s", name, start, checkpoint_dir)
+    if start == 0 and on_step is not None:
+        _record(records, on_step(0, state, None))
     history, pending = [], []
     bar = tqdm(total=n_steps, initial=start, desc=name, disable=not progress, leave=False)
     try:
         for step in range(start, n_steps):
             state, loss = step_fn(state)
-            pending.append(loss)
             done = step + 1
-            save = done % every == 0 or done == n_steps
-            if save or done % check_every == 0:
+            stop = stop_after is not None and done - start >= stop_after
+            save = done % every == 0 or done == n_steps or stop
+            if check_every is None:
+                bar.update(1)
+            else:
+                pending.append(loss)
+            if check_every is not None and (save or done % check_every == 0):
                 losses = np.asarray(jnp.stack(pending))
                 _check(losses, done - len(pending), name)
                 history.extend(losses)
                 bar.update(len(pending))
                 bar.set_postfix(loss=f"{np.mean(losses[-1]):.4f}")
                 pending = []
-            if save:
+            if on_step is not None:
+                _record(records, on_step(done, state, loss))
+            if save and manager is not None:
                 if not _all_finite(state):
                     raise TrainingDiverged(f"{name}: parameters became NaN/inf by step {done}")
-                manager.save(done, args=ocp.args.StandardSave(state))
-        manager.wait_until_finished()
+                manager.save(done, args=_save_args(state, records))
+            if stop:
+                break
+        if manager is not None:
+            manager.wait_until_finished()
     finally:
         bar.close()
-        manager.close()
+        if manager is not None:
+            manager.close()
     return state, np.asarray(history)
+
+
+def _record(records: list | None, record: dict | None) -> None:
+    if record is not None and records is not None:
+        records.append(record)
+
+
+def _save_args(state, records: list | None) -> ocp.args.CheckpointArgs:
+    if records is None:
+        return ocp.args.StandardSave(state)
+    return ocp.args.Composite(
+        state=ocp.args.StandardSave(state), records=ocp.args.JsonSave(list(records))
+    )
 
 
 def _check(losses: np.ndarray, first_step: int, name: str) -> None:

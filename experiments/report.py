@@ -1,0 +1,95 @@
+"""Report writing shared by the experiment drivers: figures saved and linked, markdown tables,
+``mean [90% band]`` metrics and cells, ``report.md``.
+
+A driver computes first (plain numbers and arrays, no files) and then writes its run directory
+with these helpers. Figures are drawn off-screen (Agg backend), straight into files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+
+from twinjax.abm.population import band
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+BAND = ("mean", "q05", "q95")  # suffixes of a metric's mean and 90% band across seeds
+
+
+def save_figure(fig, out_dir: Path, name: str, *, dpi: int = 110) -> str:
+    """Lays ``fig`` out, writes it to ``out_dir / name`` and closes it; returns ``name``."""
+    fig.tight_layout()
+    fig.savefig(out_dir / name, dpi=dpi)
+    plt.close(fig)
+    return name
+
+
+def images(figures: Iterable[str]) -> list[str]:
+    """One markdown image line per figure file (alt text: its stem)."""
+    return [f"![{Path(f).stem}]({f})" for f in figures]
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    """Markdown table lines: the header, its rule and one line per row of cells."""
+    line = lambda cells: "| " + " | ".join(str(c) for c in cells) + " |"
+    return [line(header), "|" + "---|" * len(header), *map(line, rows)]
+
+
+def write_markdown(out_dir: Path, lines: Iterable[str]) -> None:
+    """Writes ``out_dir / "report.md"``: the lines, newline-terminated."""
+    (out_dir / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def banded(key: str, x) -> dict[str, float]:
+    """``{key}_mean``, ``{key}_q05``, ``{key}_q95``: mean and 90% band of ``x`` across axis 0
+    (seeds)."""
+    return {f"{key}_{s}": float(v) for s, v in zip(BAND, band(x), strict=True)}
+
+
+def band_cell(row: dict, key: str, fmt: str = ".3f") -> str:
+    """``mean [q05, q95]`` of the :func:`banded` metric ``key`` of ``row``."""
+    m, lo, hi = (format(row[f"{key}_{s}"], fmt) for s in BAND)
+    return f"{m} [{lo}, {hi}]"
+
+
+def band_lines(ax, curves: dict) -> None:
+    """One line per scenario: mean across seeds with its 90% band (``curves[name]``: [seeds, T])."""
+    for name, x in curves.items():
+        m, lo, hi = band(x)
+        t = np.arange(len(m))
+        ax.plot(t, m, label=name)
+        ax.fill_between(t, lo, hi, alpha=0.2)
+
+
+def group_bars(ax, summary: dict, metric: str, groups) -> None:
+    """Grouped bars of ``{metric}_{group}_mean`` per scenario, error bars from the band keys."""
+    width = 0.8 / len(summary)
+    for i, (name, r) in enumerate(summary.items()):
+        m, lo, hi = (np.array([r[f"{metric}_{g}_{s}"] for g in groups]) for s in BAND)
+        x = np.arange(len(groups)) + i * width
+        ax.bar(x, m, width, yerr=[m - lo, hi - m], label=name, capsize=2)
+    ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups)
+
+
+def band_figure(out_dir: Path, name: str, curves: dict, **labels) -> str:
+    """A figure of :func:`band_lines` (``labels``: ``ax.set`` keywords) saved as ``name``."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    band_lines(ax, curves)
+    ax.set(**labels)
+    ax.legend()
+    return save_figure(fig, out_dir, name)
+
+
+def bars_figure(out_dir: Path, name: str, summary: dict, metric: str, groups, **labels) -> str:
+    """A figure of :func:`group_bars` with a zero line (``labels``: ``ax.set`` keywords)."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    group_bars(ax, summary, metric, groups)
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set(**labels)
+    ax.legend()
+    return save_figure(fig, out_dir, name)
