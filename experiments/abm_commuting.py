@@ -12,17 +12,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from tqdm import tqdm
 
+from experiments import report
 from experiments.config import AbmCommuting
-from experiments.report import (
-    band_cell,
-    band_lines,
-    banded,
-    bars_figure,
-    images,
-    save_figure,
-    table,
-    write_markdown,
-)
 from twinjax.abm import commuting as cm
 from twinjax.config import Config
 
@@ -74,7 +65,7 @@ def summarize(results, c: AbmCommuting):
         daily[name] = np.asarray(shares)
         row = {}
         for m, label in enumerate(cm.MODES):
-            row |= banded(f"share_{label}", shares[:, last, m].mean(1))
+            row |= report.banded(f"share_{label}", shares[:, last, m].mean(1))
         minutes = out.minutes[:, last].mean(1)  # [seeds, n]
         row["minutes_mean"] = float(minutes.mean())
         logsum = out.logsum[:, last].mean(1)
@@ -85,64 +76,56 @@ def summarize(results, c: AbmCommuting):
             gm = lambda x, w=w: (x * w).sum(-1) / w.sum(-1)
             row[f"minutes_{label}_mean"] = float(gm(minutes).mean())
             row[f"car_share_{label}_mean"] = float(gm((out.mode[:, last] == cm.CAR).mean(1)).mean())
-            row |= banded(f"welfare_change_{label}", gm(logsum - base_logsum))
+            row |= report.banded(f"welfare_change_{label}", gm(logsum - base_logsum))
         summary[name] = row
     return summary, daily
 
 
-def simulate(key, c: AbmCommuting):
-    """Per scenario: the summary row and the daily mode shares [seeds, days, modes]; the same
-    people across scenarios."""
+def simulate(key, c: AbmCommuting) -> tuple[dict, dict]:
+    """The metrics (``scenarios``: a summary row per scenario) and per scenario the daily mode
+    shares [seeds, days, modes]; the same people across scenarios."""
     keys = jax.random.split(key, c.n_seeds)
     results = {
         name: run_scenario(keys, city, c)
         for name, city in tqdm(scenarios(c).items(), desc="scenarios")
     }
-    return summarize(results, c)
+    summary, daily = summarize(results, c)
+    return {"scenarios": summary, "n_agents": c.n_agents, "n_seeds": c.n_seeds}, daily
 
 
-def write_report(out_dir: Path, c: AbmCommuting, summary: dict, daily: dict) -> None:
+def write_report(out_dir: Path, c: AbmCommuting, metrics: dict, daily: dict) -> None:
+    summary = metrics["scenarios"]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.5), sharey=True)
     for m, ax in enumerate(axes):
-        band_lines(ax, {name: shares[..., m] for name, shares in daily.items()})
+        report.band_lines(ax, {name: shares[..., m] for name, shares in daily.items()})
         ax.set(title=f"{cm.MODES[m]} share", xlabel="day")
     axes[0].legend(fontsize=7)
     levers = {n: r for n, r in summary.items() if n != "baseline"}
     figures = [
-        save_figure(fig, out_dir, "mode_shares.png"),
-        bars_figure(out_dir, "welfare_by_income.png", levers, "welfare_change", cm.INCOME_GROUPS,
-                    ylabel="logsum change vs baseline (money/trip)",
-                    title="Welfare change by income"),
+        report.save_figure(fig, out_dir, "mode_shares.png"),
+        report.bars_figure(out_dir, "welfare_by_income.png", levers, "welfare_change",
+                           cm.INCOME_GROUPS, ylabel="logsum change vs baseline (money/trip)",
+                           title="Welfare change by income"),
     ]  # fmt: skip
+    shares = {f"{m} share": lambda r, m=m: report.band_cell(r, f"share_{m}") for m in cm.MODES}
     by_group = lambda r, g: (
         f"{r[f'car_share_{g}_mean']:.3f} / {r[f'minutes_{g}_mean']:.1f} / "
-        f"{band_cell(r, f'welfare_change_{g}', '+.2f')}"
+        f"{report.band_cell(r, f'welfare_change_{g}', '+.2f')}"
     )
-    write_markdown(out_dir, [
-        "# ABM commuting: mode and departure-time choice with congestion feedback",
-        "",
-        f"{c.n_agents} commuters, {c.n_days} days, {c.n_seeds} seeds; averages over the last "
-        f"{c.average_last_days} days; 90% bands across seeds. Welfare: change of the logit "
+    report.write_scenario_report(
+        out_dir, summary, figures=figures,
+        title="ABM commuting: mode and departure-time choice with congestion feedback",
+        about=f"{c.n_agents} commuters, {c.n_days} days, {c.n_seeds} seeds; averages over the "
+        f"last {c.average_last_days} days; 90% bands across seeds. Welfare: change of the logit "
         "logsum (expected maximum utility, in money per trip) against the baseline; the price "
         "revenue is not recycled.",
-        "",
-        *table(["scenario", *(f"{m} share" for m in cm.MODES), "minutes/trip"],
-               [[name, *(band_cell(r, f"share_{m}") for m in cm.MODES),
-                 f"{r['minutes_mean']:.1f}"] for name, r in summary.items()]),
-        "",
-        "## By income group",
-        "",
-        *table(["scenario", *(f"{g}: car share / minutes / welfare change"
-                              for g in cm.INCOME_GROUPS)],
-               [[name, *(by_group(r, g) for g in cm.INCOME_GROUPS)]
-                for name, r in summary.items()]),
-        "",
-        *images(figures),
-    ])  # fmt: skip
+        groups=("By income group (car share / minutes per trip / welfare change [90% band])",
+                cm.INCOME_GROUPS, by_group),
+        columns=shares | {"minutes/trip": lambda r: f"{r['minutes_mean']:.1f}"},
+    )  # fmt: skip
 
 
 def run(cfg: Config, out_dir: Path) -> dict:
-    c: AbmCommuting = cfg.experiment
-    summary, daily = simulate(jax.random.key(cfg.seed), c)
-    write_report(out_dir, c, summary, daily)
-    return {"scenarios": summary, "n_agents": c.n_agents, "n_seeds": c.n_seeds}
+    metrics, daily = simulate(jax.random.key(cfg.seed), cfg.experiment)
+    write_report(out_dir, cfg.experiment, metrics, daily)
+    return metrics

@@ -15,16 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
+from experiments import report
 from experiments.config import AbmEpidemic
-from experiments.report import (
-    band_cell,
-    band_figure,
-    banded,
-    bars_figure,
-    images,
-    table,
-    write_markdown,
-)
 from twinjax import abm
 from twinjax.abm.calibration import fit_gradient, interval, observed_counts, posterior
 from twinjax.abm.population import AGE_GROUPS, synthetic_population
@@ -89,12 +81,12 @@ def summarize(results, group_sizes, n):
         attack_g = 1.0 - final[..., abm.S] / group_sizes[None, :]
         prev = counts[..., abm.I].sum(-1) / n  # [seeds, time]
         row = {
-            **banded("attack_rate", attack),
+            **report.banded("attack_rate", attack),
             "peak_prevalence_mean": float(prev.max(1).mean()),
             "peak_day_mean": float(prev.argmax(1).mean()),
         }
         for g, label in enumerate(AGE_GROUPS):
-            row |= banded(f"attack_rate_{label}", attack_g[:, g])
+            row |= report.banded(f"attack_rate_{label}", attack_g[:, g])
         if base_attack is None:
             base_attack = attack
         row["infections_averted_pct_mean"] = float(100 * np.mean(1 - attack / base_attack))
@@ -182,33 +174,29 @@ def write_report(out_dir: Path, c: AbmEpidemic, metrics: dict, results: dict) ->
     summary, n = metrics["scenarios"], c.n_agents
     prevalence = {name: counts[..., abm.I].sum(-1) / n for name, counts in results.items()}
     figures = [
-        band_figure(out_dir, "prevalence.png", prevalence, xlabel="day",
-                    ylabel="infectious fraction", title="Prevalence: mean and 90% band"),
-        bars_figure(out_dir, "attack_by_age.png", summary, "attack_rate", AGE_GROUPS,
-                    ylabel="attack rate", title="Attack rate by age group (mean, 90% band)"),
+        report.band_figure(out_dir, "prevalence.png", prevalence, xlabel="day",
+                           ylabel="infectious fraction", title="Prevalence: mean and 90% band"),
+        report.bars_figure(out_dir, "attack_by_age.png", summary, "attack_rate", AGE_GROUPS,
+                           ylabel="attack rate",
+                           title="Attack rate by age group (mean, 90% band)"),
     ]  # fmt: skip
-    write_markdown(out_dir, [
-        "# ABM epidemic: SEIR on a multi-layer contact network",
-        "",
-        f"{c.n_agents} agents, {c.n_steps} days, {c.n_seeds} seeds per scenario (common random "
-        "numbers), layers household / school-work / community. Mean and 90% band across seeds.",
-        "",
-        *table(["scenario", "attack rate [90% band]", "averted vs baseline", "peak prevalence",
-                "peak day"],
-               [[name, band_cell(r, "attack_rate"), f"{r['infections_averted_pct_mean']:.1f}%",
-                 f"{r['peak_prevalence_mean']:.3f}", f"{r['peak_day_mean']:.0f}"]
-                for name, r in summary.items()]),
-        "",
-        "## By age group (attack rate, mean [90% band])",
-        "",
-        *table(["scenario", *AGE_GROUPS],
-               [[name, *(band_cell(r, f"attack_rate_{g}") for g in AGE_GROUPS)]
-                for name, r in summary.items()]),
-        *_calibration_lines(metrics.get("calibration")),
-        *_twin_lines(c, metrics.get("twin_driven")),
-        "",
-        *images(figures),
-    ])  # fmt: skip
+    report.write_scenario_report(
+        out_dir, summary, figures=figures,
+        title="ABM epidemic: SEIR on a multi-layer contact network",
+        about=f"{c.n_agents} agents, {c.n_steps} days, {c.n_seeds} seeds per scenario (common "
+        "random numbers), layers household / school-work / community. Mean and 90% band across "
+        "seeds.",
+        groups=("By age group (attack rate, mean [90% band])", AGE_GROUPS,
+                lambda r, g: report.band_cell(r, f"attack_rate_{g}")),
+        columns={
+            "attack rate [90% band]": lambda r: report.band_cell(r, "attack_rate"),
+            "averted vs baseline": lambda r: f"{r['infections_averted_pct_mean']:.1f}%",
+            "peak prevalence": lambda r: f"{r['peak_prevalence_mean']:.3f}",
+            "peak day": lambda r: f"{r['peak_day_mean']:.0f}",
+        },
+        more=[*_calibration_lines(metrics.get("calibration")),
+              *_twin_lines(c, metrics.get("twin_driven"))],
+    )  # fmt: skip
 
 
 def _calibration_lines(calib: dict | None) -> list[str]:
@@ -225,8 +213,8 @@ def _calibration_lines(calib: dict | None) -> list[str]:
         "",
         "## Calibration (synthetic SIR on starsim's RandomNet, 10 contacts)",
         "",
-        *table(["parameter", "truth", "NUTS median [90% interval]", "covers",
-                "optax (relaxed sim)"], [row("beta"), row("gamma")]),
+        *report.table(["parameter", "truth", "NUTS median [90% interval]", "covers",
+                       "optax (relaxed sim)"], [row("beta"), row("gamma")]),
     ]  # fmt: skip
 
 
@@ -243,7 +231,7 @@ def _twin_lines(c: AbmEpidemic, twins: dict | None) -> list[str]:
         f"{twins['rel_sus_sd_step0']:.3f}), infectious agents' activity stream is overwritten "
         "(feedback). Mass-action SIR, mean over seeds.",
         "",
-        *table(["run", "attack rate"], [
+        *report.table(["run", "attack rate"], [
             ["uncoupled (strength 0)", f"{twins['attack_rate_uncoupled_mean']:.3f}"],
             ["twin-coupled, all", f"{twins['attack_rate_coupled_mean']:.3f}"],
             ["twin-coupled, top third of twin-predicted susceptibility",

@@ -11,16 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
+from experiments import report
 from experiments.config import AbmFinance
-from experiments.report import (
-    band_cell,
-    band_figure,
-    banded,
-    bars_figure,
-    images,
-    table,
-    write_markdown,
-)
 from twinjax.abm import finance as fin
 from twinjax.config import Config
 
@@ -62,12 +54,12 @@ def summarize(results):
         worth = np.asarray((final.w + final.a) / y)
         defaulted = np.asarray(final.defaulted)
         curves[name] = np.asarray(overdraft_t)
-        row = {**banded("default_rate", defaulted.mean(-1)),
+        row = {**report.banded("default_rate", defaulted.mean(-1)),
                "overdraft_share_mean": float(np.mean(overdraft_t)),
                "final_price_level_mean": float(np.mean(price[:, -1]))}  # fmt: skip
         for g, label in enumerate(fin.INCOME_GROUPS):
             w = (income == g).astype(float)
-            row |= banded(f"default_rate_{label}", (defaulted * w).sum(-1) / w.sum(-1))
+            row |= report.banded(f"default_rate_{label}", (defaulted * w).sum(-1) / w.sum(-1))
             row[f"net_worth_months_{label}_median"] = float(
                 np.median(worth[np.broadcast_to(w > 0, worth.shape)])
             )
@@ -75,53 +67,46 @@ def summarize(results):
     return summary, curves
 
 
-def simulate(key, c: AbmFinance):
-    """Per scenario: the summary row and the overdraft curves [seeds, months]; the same
-    households and shocks across scenarios."""
+def simulate(key, c: AbmFinance) -> tuple[dict, dict]:
+    """The metrics (``scenarios``: a summary row per scenario) and per scenario the overdraft
+    curves [seeds, months]; the same households and shocks across scenarios."""
     keys = jax.random.split(key, c.n_seeds)
     results = {
         name: run_scenario(keys, p, c) for name, p in tqdm(scenarios(c).items(), desc="scenarios")
     }
-    return summarize(results)
+    summary, curves = summarize(results)
+    return {"scenarios": summary, "n_agents": c.n_agents, "n_seeds": c.n_seeds}, curves
 
 
-def write_report(out_dir: Path, c: AbmFinance, summary: dict, curves: dict) -> None:
+def write_report(out_dir: Path, c: AbmFinance, metrics: dict, curves: dict) -> None:
+    summary = metrics["scenarios"]
     figures = [
-        band_figure(out_dir, "overdraft.png", curves, xlabel="month",
-                    ylabel="share in overdraft", title="Overdraft: mean and 90% band"),
-        bars_figure(out_dir, "default_by_income.png", summary, "default_rate",
-                    fin.INCOME_GROUPS, ylabel="share ever defaulted",
-                    title="Default by income group (mean, 90% band)"),
+        report.band_figure(out_dir, "overdraft.png", curves, xlabel="month",
+                           ylabel="share in overdraft", title="Overdraft: mean and 90% band"),
+        report.bars_figure(out_dir, "default_by_income.png", summary, "default_rate",
+                           fin.INCOME_GROUPS, ylabel="share ever defaulted",
+                           title="Default by income group (mean, 90% band)"),
     ]  # fmt: skip
     by_group = lambda r, g: (
-        f"{band_cell(r, f'default_rate_{g}')}; {r[f'net_worth_months_{g}_median']:.2f}"
+        f"{report.band_cell(r, f'default_rate_{g}')}; {r[f'net_worth_months_{g}_median']:.2f}"
     )
-    write_markdown(out_dir, [
-        "# ABM household finance: present bias, shocks, overdraft and default",
-        "",
-        f"{c.n_agents} households, {c.n_months} months, {c.n_seeds} seeds (same households and "
-        "shocks across scenarios); 90% bands across seeds. Nudges: automatic saving of "
+    report.write_scenario_report(
+        out_dir, summary, figures=figures,
+        title="ABM household finance: present bias, shocks, overdraft and default",
+        about=f"{c.n_agents} households, {c.n_months} months, {c.n_seeds} seeds (same households "
+        "and shocks across scenarios); 90% bands across seeds. Nudges: automatic saving of "
         f"{c.auto_save:.0%} of income, commitment device raising beta by {c.commitment}.",
-        "",
-        *table(
-            ["scenario", "default rate [90% band]", "share of months in overdraft",
-             "price level"],
-            [[name, band_cell(r, "default_rate"), f"{r['overdraft_share_mean']:.3f}",
-              f"{r['final_price_level_mean']:.3f}"] for name, r in summary.items()],
-        ),
-        "",
-        "## By income group (default rate [90% band]; median net worth in months)",
-        "",
-        *table(["scenario", *fin.INCOME_GROUPS],
-               [[name, *(by_group(r, g) for g in fin.INCOME_GROUPS)]
-                for name, r in summary.items()]),
-        "",
-        *images(figures),
-    ])  # fmt: skip
+        groups=("By income group (default rate [90% band]; median net worth in months)",
+                fin.INCOME_GROUPS, by_group),
+        columns={
+            "default rate [90% band]": lambda r: report.band_cell(r, "default_rate"),
+            "share of months in overdraft": lambda r: f"{r['overdraft_share_mean']:.3f}",
+            "price level": lambda r: f"{r['final_price_level_mean']:.3f}",
+        },
+    )  # fmt: skip
 
 
 def run(cfg: Config, out_dir: Path) -> dict:
-    c: AbmFinance = cfg.experiment
-    summary, curves = simulate(jax.random.key(cfg.seed), c)
-    write_report(out_dir, c, summary, curves)
-    return {"scenarios": summary, "n_agents": c.n_agents, "n_seeds": c.n_seeds}
+    metrics, curves = simulate(jax.random.key(cfg.seed), cfg.experiment)
+    write_report(out_dir, cfg.experiment, metrics, curves)
+    return metrics

@@ -49,11 +49,11 @@ def run(cfg: Config, out_dir: pathlib.Path) -> dict:
     common = dict(
         clients_per_round=min(c.clients_per_round, data.num_clients), local_lr=c.local_lr,
         batch_size=c.batch_size, local_epochs=c.local_epochs, weighting="samples",
+        execution=fl.Execution(compiler_options=opts),
     )  # fmt: skip
     results, curves = {}, {}
 
-    fed = fl.fedadam(loss, server_lr=c.server_lr, **common)
-    algo = fl.build(fed, compiler_options=opts)
+    algo = fl.fedadam(loss, server_lr=c.server_lr, **common)
     state, hist = run_rounds(
         algo, algo.init(params0, num_clients=data.num_clients), data, k_fed, rounds=c.rounds,
         evaluate=test, progress=c.progress, desc="fedadam twins",
@@ -67,13 +67,12 @@ def run(cfg: Config, out_dir: pathlib.Path) -> dict:
     )
 
     personal = fl.PersonalConfig("fedper", head=ft.head_mask(params0))
-    fed_p = fl.fedadam(loss, server_lr=c.server_lr, personal=personal, **common)
-    algo_p = fl.build(fed_p, compiler_options=opts)
+    algo_p = fl.fedadam(loss, server_lr=c.server_lr, personal=personal, **common)
     state_p, hist_p = run_rounds(
         algo_p, algo_p.init(params0, num_clients=data.num_clients), data, k_per,
         rounds=c.rounds, evaluate=test, progress=c.progress, desc="fedper twins",
     )  # fmt: skip
-    own = fl.personal_params(personal, state_p.params, state_p.client_states)
+    own = fl.personal_params(personal, state_p.params, state_p.clients.clients)
     results["federated_personal_heads"] = float(
         jnp.mean(ft.test_nll(own, spec, arrays, personal=True))
     )

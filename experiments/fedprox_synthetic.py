@@ -42,27 +42,40 @@ def _compiler(c: FedproxSynthetic) -> dict | None:
 
 def _common(c: FedproxSynthetic, **kw) -> dict:
     mesh = fl.client_mesh() if c.backend == "shard_map" else None
+    execution = fl.Execution(backend=c.backend, mesh=mesh, buckets=c.buckets,
+                             compiler_options=_compiler(c))  # fmt: skip
     base = dict(
         clients_per_round=c.clients_per_round, local_lr=c.learning_rate,
         batch_size=c.batch_size, local_epochs=c.local_epochs, sampling=c.sampling,
-        weighting=c.weighting, backend=c.backend, mesh=mesh, buckets=c.buckets,
+        weighting=c.weighting, execution=execution,
     )  # fmt: skip
     return {**base, **kw}
+
+
+def _robust(c: FedproxSynthetic, name: str) -> fl.Aggregator:
+    """The Byzantine runs' aggregator ``name`` behind the NaN/size screen; the robust ones of
+    per-step updates and bucket means as configured (the mean stays plain FedAvg)."""
+    if name == "mean":
+        return fl.screen(fl.mean())
+    robust = {"median": fl.median, "trimmed_mean": lambda: fl.trimmed_mean(c.trim_fraction),
+              "krum": lambda: fl.krum(0), "multi_krum": lambda: fl.multi_krum(0)}  # fmt: skip
+    inner = fl.bucketed(robust[name](), c.byzantine_bucket_size)
+    if c.byzantine_per_step:
+        inner = fl.per_step(inner, batch_size=c.batch_size)
+    return fl.screen(inner)
 
 
 def straggler_runs(c: FedproxSynthetic, train, key, evaluate) -> dict:
     """{(fraction, method): [history per seed]} for FedAvg, FedProx mu=0 and mu=c.mu."""
     out = {}
     for frac in c.straggler_fractions:
+        sim = fl.Simulation(straggler_fraction=frac)
         methods = {
-            "fedavg": fl.fedavg(fl.logistic_loss, **_common(c, straggler_fraction=frac)),
-            "fedprox_mu0": fl.fedprox(fl.logistic_loss, mu=0.0, **_common(c, straggler_fraction=frac)),
-            f"fedprox_mu{c.mu:g}": fl.fedprox(
-                fl.logistic_loss, mu=c.mu, **_common(c, straggler_fraction=frac)
-            ),
+            "fedavg": fl.fedavg(fl.logistic_loss, **_common(c, simulation=sim)),
+            "fedprox_mu0": fl.fedprox(fl.logistic_loss, mu=0.0, **_common(c, simulation=sim)),
+            f"fedprox_mu{c.mu:g}": fl.fedprox(fl.logistic_loss, mu=c.mu, **_common(c, simulation=sim)),
         }  # fmt: skip
-        for name, fed in methods.items():
-            algo = fl.build(fed, compiler_options=_compiler(c))
+        for name, algo in methods.items():
             runs = []
             for s in range(c.seeds):
                 state = algo.init(fl.logistic_init(), num_clients=train.num_clients)
@@ -90,13 +103,11 @@ def byzantine_runs(c: FedproxSynthetic, train, key, evaluate) -> dict:
         frac = 0.0 if attack == "clean" else c.byzantine_fraction
         byz = fl.Byzantine(fraction=frac, attack=attack if frac else "sign_flip",
                            scale=c.byzantine_scale)  # fmt: skip
-        fed = fl.fedavg(fl.logistic_loss, **_common(
-            c, aggregator=agg, trim_fraction=c.trim_fraction, byzantine=byz,
+        algo = fl.fedavg(fl.logistic_loss, **_common(
+            c, aggregator=_robust(c, agg), simulation=fl.Simulation(byzantine=byz),
             clients_per_round=min(c.byzantine_clients_per_round, train.num_clients),
-            sampling=c.byzantine_sampling, per_step=c.byzantine_per_step and agg != "mean",
-            bucket_size=1 if agg == "mean" else c.byzantine_bucket_size,
+            sampling=c.byzantine_sampling,
         ))  # fmt: skip
-        algo = fl.build(fed, compiler_options=_compiler(c))
         state = algo.init(fl.logistic_init(), num_clients=train.num_clients)
         _, hist = run_rounds(algo, state, train, key, rounds=c.byzantine_rounds, evaluate=evaluate,
                              progress=c.progress, desc=f"byzantine {attack} {agg}")  # fmt: skip
@@ -146,14 +157,14 @@ def byzantine_metrics(byz: dict) -> dict:
 def dp_run(c: FedproxSynthetic, train, key, evaluate) -> dict:
     dp = fl.DPConfig(noise_multiplier=c.dp_noise_multiplier, clip_norm=c.dp_clip_norm,
                      delta=c.dp_delta)  # fmt: skip
-    fed = fl.fedavg(fl.logistic_loss, **_common(
-        c, sampling="poisson", clients_per_round=c.dp_clients_per_round, dp=dp
+    aggregator = fl.screen(fl.dp_mean(dp, expected_clients=c.dp_clients_per_round))
+    algo = fl.fedavg(fl.logistic_loss, **_common(
+        c, sampling="poisson", clients_per_round=c.dp_clients_per_round, aggregator=aggregator
     ))  # fmt: skip
-    algo = fl.build(fed, compiler_options=_compiler(c))
     state = algo.init(fl.logistic_init(), num_clients=train.num_clients)
     _, hist = run_rounds(algo, state, train, key, rounds=c.dp_rounds, evaluate=evaluate,
                          progress=c.progress, desc="dp-fedavg")  # fmt: skip
-    q = fl.sampling_rate(fed, train.num_clients)
+    q = fl.sampling_rate(c.dp_clients_per_round, train.num_clients)
     eps = {
         acc: fl.epsilon(c.dp_noise_multiplier, q, c.dp_rounds, delta=c.dp_delta, accountant=acc)
         for acc in ("rdp", "pld")

@@ -7,7 +7,7 @@ with these helpers. Figures are drawn off-screen (Agg backend), straight into fi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -38,6 +38,36 @@ def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
     """Markdown table lines: the header, its rule and one line per row of cells."""
     line = lambda cells: "| " + " | ".join(str(c) for c in cells) + " |"
     return [line(header), "|" + "---|" * len(header), *map(line, rows)]
+
+
+def scenario_table(summary: dict, columns: dict[str, Callable[[dict], str]]) -> list[str]:
+    """A markdown table with a row per scenario of ``summary`` (name: its summary row) and a
+    column per ``columns`` entry (header: the cell made from the row)."""
+    rows = [[name, *(cell(r) for cell in columns.values())] for name, r in summary.items()]
+    return table(["scenario", *columns], rows)
+
+
+def write_scenario_report(
+    out_dir: Path,
+    summary: dict,
+    *,
+    title: str,
+    about: str,
+    figures: Sequence[str],
+    columns: dict[str, Callable[[dict], str]],
+    groups: tuple[str, Sequence[str], Callable[[dict, str], str]],
+    more: Sequence[str] = (),
+) -> None:
+    """report.md of scenarios compared: the title, what ran (``about``), the figures, a
+    :func:`scenario_table` of ``columns``, a section by subgroup ``groups = (heading, names,
+    cell)`` (a column per name, ``cell(row, name)``) and ``more`` lines."""
+    heading, names, cell = groups
+    by_group = {g: lambda r, g=g: cell(r, g) for g in names}
+    write_markdown(out_dir, [
+        f"# {title}", "", about, "", *images(figures), "",
+        *scenario_table(summary, columns), "", f"## {heading}", "",
+        *scenario_table(summary, by_group), *more,
+    ])  # fmt: skip
 
 
 def write_markdown(out_dir: Path, lines: Iterable[str]) -> None:

@@ -36,7 +36,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from twinjax.twins.cells import dense, dense_init, lstm_init, run_cell
+from twinjax.twins.cells import Dense, RecurrentParams, dense, dense_init, lstm_init, run_cell
 
 FEATURES = 8
 HIDDEN = 32
@@ -233,12 +233,12 @@ def params_from_torch(lstm, head) -> dict:
     """
     arr = lambda t: jnp.asarray(t.detach().numpy())
     return {
-        "lstm": {
-            "wx": arr(lstm.weight_ih_l0).T,
-            "wh": arr(lstm.weight_hh_l0).T,
-            "b": arr(lstm.bias_ih_l0) + arr(lstm.bias_hh_l0),
-        },
-        "head": {"w": arr(head.weight).T, "b": arr(head.bias)},
+        "lstm": RecurrentParams(
+            b=arr(lstm.bias_ih_l0) + arr(lstm.bias_hh_l0),
+            wh=arr(lstm.weight_hh_l0).T,
+            wx=arr(lstm.weight_ih_l0).T,
+        ),
+        "head": Dense(b=arr(head.bias), w=arr(head.weight).T),
     }
 
 
@@ -247,12 +247,10 @@ def grads_from_torch(lstm, head) -> dict:
     arr = lambda t: np.asarray(t.grad.numpy())
     np.testing.assert_array_equal(arr(lstm.bias_ih_l0), arr(lstm.bias_hh_l0))
     return {
-        "lstm": {
-            "wx": arr(lstm.weight_ih_l0).T,
-            "wh": arr(lstm.weight_hh_l0).T,
-            "b": arr(lstm.bias_ih_l0),
-        },
-        "head": {"w": arr(head.weight).T, "b": arr(head.bias)},
+        "lstm": RecurrentParams(
+            b=arr(lstm.bias_ih_l0), wh=arr(lstm.weight_hh_l0).T, wx=arr(lstm.weight_ih_l0).T
+        ),
+        "head": Dense(b=arr(head.bias), w=arr(head.weight).T),
     }
 
 

@@ -17,7 +17,7 @@ import orbax.checkpoint as ocp
 from twinjax.data import Cohort, CohortArrays, Scalers, prepare, read_cohort, synthetic_cohort
 from twinjax.eval import Forecasts, gaussian_metrics, segment_forecasts, summarize
 from twinjax.train import PersonalizeOptions, PopulationOptions, fit_personal, fit_population
-from twinjax.twins import TwinSpec, cohort_predictions
+from twinjax.twins import TwinParams, TwinSpec, cohort_predictions
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,8 @@ class TwinFit(NamedTuple):
     spec: TwinSpec
     scalers: Scalers
     arrays: CohortArrays
-    population: dict
-    personal: dict  # leading axis: individuals
+    population: TwinParams
+    personal: TwinParams  # leading axis: individuals
     population_losses: np.ndarray
     calibration: dict  # predictive-scale factors: "population" [F], "personal" [N, F]
 

@@ -15,7 +15,7 @@ from jaxtyping import Array, Bool, Float
 
 from twinjax.data import CohortArrays, Series
 from twinjax.federated import ClientData, from_client_lists
-from twinjax.twins import TwinSpec, nll_loss
+from twinjax.twins import TwinParams, TwinSpec, nll_loss
 
 HEAD_LAYERS = ("mean", "scale")
 
@@ -55,13 +55,15 @@ def twin_loss(spec: TwinSpec) -> Callable:
     return loss
 
 
-def head_mask(params: dict) -> dict:
+def head_mask(params: TwinParams) -> TwinParams:
     """True on the personal (output head) leaves."""
-    return {k: jax.tree.map(lambda _, k=k: k in HEAD_LAYERS, v) for k, v in params.items()}
+    return TwinParams(
+        *(jax.tree.map(lambda _, k=k: k in HEAD_LAYERS, v) for k, v in params._asdict().items())
+    )
 
 
 def test_nll(
-    params: dict, spec: TwinSpec, arrays: CohortArrays, *, personal: bool = False
+    params: TwinParams, spec: TwinSpec, arrays: CohortArrays, *, personal: bool = False
 ) -> Float[Array, " individuals"]:
     """Each individual's one-step NLL on its test segment (``personal``: one params per row)."""
     target = jnp.broadcast_to(arrays.test[..., None], arrays.series.values.shape)

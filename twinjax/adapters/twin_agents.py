@@ -19,7 +19,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from twinjax.abm import Agents, EpidemicState, I, Layer, SEIRParams, StepOutput
 from twinjax.abm.epidemic import init, step
 from twinjax.data import Series
-from twinjax.twins import TwinSpec, apply, init_params, nll_loss
+from twinjax.twins import TwinParams, TwinSpec, apply, init_params, nll_loss
 
 
 class TwinCoupling(NamedTuple):
@@ -35,7 +35,7 @@ class TwinCoupling(NamedTuple):
 
 def fit_twins(
     key: PRNGKeyArray, spec: TwinSpec, windows: Series, *, steps: int = 100, lr: float = 1e-2
-) -> dict:
+) -> TwinParams:
     """One twin per agent fitted on its own window by Adam (vmapped over agents)."""
     n = windows.values.shape[0]
     params = jax.vmap(lambda k: init_params(k, spec))(jax.random.split(key, n))

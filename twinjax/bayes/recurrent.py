@@ -31,20 +31,21 @@ from numpyro.infer.autoguide import AutoNormal
 from twinjax.bayes.inference import auto_normal_draws
 from twinjax.data import CohortArrays
 from twinjax.runtime import run_loop
-from twinjax.twins import TwinSpec, cohort_predictions, window_loss
+from twinjax.twins import TwinParams, TwinSpec, cohort_predictions, window_loss
 
 
 def _site_names(tree) -> list[str]:
     paths = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return ["theta/" + "/".join(str(getattr(k, "key", k)) for k in path) for path, _ in paths]
+    name = lambda k: getattr(k, "key", getattr(k, "name", k))  # dict key or NamedTuple field
+    return ["theta/" + "/".join(str(name(k)) for k in path) for path, _ in paths]
 
 
-def to_sites(params: dict) -> dict:
+def to_sites(params: TwinParams) -> dict:
     """The twin's parameter pytree as ``{site name: leaf}`` (one NumPyro site per leaf)."""
     return dict(zip(_site_names(params), jax.tree.leaves(params), strict=True))
 
 
-def from_sites(sites: dict, like: dict) -> dict:
+def from_sites(sites: dict, like: TwinParams) -> TwinParams:
     """Inverse of :func:`to_sites`, with the tree structure of ``like``."""
     leaves = [sites[name] for name in _site_names(like)]
     return jax.tree.unflatten(jax.tree.structure(like), leaves)
@@ -58,8 +59,8 @@ def is_bayesian(site: str, layers: tuple[str, ...] | None) -> bool:
 
 def personal_twin_model(
     arrays: CohortArrays,
-    pop_params: dict,
-    fixed_params: dict,
+    pop_params: TwinParams,
+    fixed_params: TwinParams,
     *,
     spec: TwinSpec,
     prior_sd: float,
@@ -105,16 +106,16 @@ class BayesianTwins(NamedTuple):
     guide: AutoNormal
     params: dict  # guide parameters: "<site>_auto_loc" / "<site>_auto_scale", [individuals, ...]
     losses: np.ndarray
-    like: dict  # one individual's parameter pytree (structure for draws)
-    fixed: dict  # the non-random parameters (personal MAP), [individuals, ...]
+    like: TwinParams  # one individual's parameters (structure for draws)
+    fixed: TwinParams  # the non-random parameters (personal MAP), [individuals, ...]
 
 
 def fit_bayesian_twins(
     key: PRNGKeyArray,
     spec: TwinSpec,
     arrays: CohortArrays,
-    pop_params: dict,
-    map_params: dict,
+    pop_params: TwinParams,
+    map_params: TwinParams,
     *,
     prior_sd: float,
     length: int,
@@ -164,7 +165,9 @@ def fit_bayesian_twins(
     return BayesianTwins(guide, svi.get_params(state.svi_state), losses, pop_params, map_params)
 
 
-def posterior_twin_draws(fit: BayesianTwins, key: PRNGKeyArray, num_samples: int) -> dict:
+def posterior_twin_draws(
+    fit: BayesianTwins, key: PRNGKeyArray, num_samples: int
+) -> TwinParams:
     """Parameter pytree draws ``[num_samples, individuals, ...]`` from the fitted posterior
     (the fixed layers repeated)."""
     draws = auto_normal_draws(fit.guide, fit.params, key, num_samples)

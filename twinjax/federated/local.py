@@ -48,7 +48,7 @@ _PRIMES = _primes_above(MAX_CLIENT_SAMPLES, 256)
 
 
 def epoch_orders(
-    key: PRNGKeyArray, count: Int[Array, ""], epochs: int
+    key: PRNGKeyArray, count: Int[Array, ""] | int, epochs: int
 ) -> tuple[Int[Array, " epochs"], Int[Array, " epochs"]]:
     """Per-epoch (multiplier, shift) of the affine shuffle of ``count`` samples."""
     k_a, k_c = jax.random.split(key)

@@ -22,7 +22,7 @@ from jaxtyping import PRNGKeyArray
 from twinjax.data import CohortArrays
 from twinjax.runtime import run_loop
 from twinjax.train.population import make_optimizer
-from twinjax.twins import TwinSpec, segment_nll, window_loss
+from twinjax.twins import TwinParams, TwinSpec, segment_nll, window_loss
 
 
 class PersonalizeOptions(NamedTuple):
@@ -53,9 +53,9 @@ class PersonalizeOptions(NamedTuple):
 
 
 class PersonalState(NamedTuple):
-    params: dict  # leading axis: individuals
+    params: TwinParams  # leading axis: individuals
     opt_state: optax.OptState
-    best_params: dict
+    best_params: TwinParams
     best_val: jax.Array  # [individuals]
     step: jax.Array
     key: jax.Array
@@ -143,7 +143,7 @@ def _max_segment(mask) -> int:
 def fit_personal(
     key: PRNGKeyArray,
     spec: TwinSpec,
-    pop_params: dict,
+    pop_params: TwinParams,
     arrays: CohortArrays,
     options: PersonalizeOptions,
     checkpoint_dir: Path,

@@ -11,11 +11,11 @@ from jaxtyping import PRNGKeyArray
 
 from twinjax.data import CohortArrays
 from twinjax.runtime import run_loop
-from twinjax.twins import TwinSpec, init_params, window_loss
+from twinjax.twins import TwinParams, TwinSpec, init_params, window_loss
 
 
 class TrainState(NamedTuple):
-    params: dict
+    params: TwinParams
     opt_state: optax.OptState
     step: jax.Array
     key: jax.Array  # raw key data (uint32), so that checkpoints hold plain arrays

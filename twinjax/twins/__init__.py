@@ -1,16 +1,32 @@
 """Recurrent twins: one individual's probabilistic forecaster as pure functions over a pytree,
 with its training objectives and its predictions over a cohort (``jax.vmap`` over individuals)."""
 
-from twinjax.twins.model import TwinSpec, apply, forecast, gaussian_nll, init_params, nll_loss
+from twinjax.twins.attention import AttentionParams
+from twinjax.twins.cells import Cell, Dense, RecurrentParams, get_cell
+from twinjax.twins.model import (
+    TwinParams,
+    TwinSpec,
+    apply,
+    forecast,
+    gaussian_nll,
+    init_params,
+    nll_loss,
+)
 from twinjax.twins.objectives import predict_at, segment_nll, segment_targets, window_loss
 from twinjax.twins.predict import cohort_predictions
 
 __all__ = [
+    "AttentionParams",
+    "Cell",
+    "Dense",
+    "RecurrentParams",
+    "TwinParams",
     "TwinSpec",
     "apply",
     "cohort_predictions",
     "forecast",
     "gaussian_nll",
+    "get_cell",
     "init_params",
     "nll_loss",
     "predict_at",

@@ -1,8 +1,7 @@
-"""Recurrent cells as pure functions over parameter dicts (one time step, one individual)."""
+"""Recurrent cells as pure functions over typed parameters (one time step, one individual)."""
 
-from __future__ import annotations
-
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -14,12 +13,29 @@ def _glorot(key: PRNGKeyArray, shape: tuple[int, int]) -> Array:
     return jax.random.uniform(key, shape, minval=-limit, maxval=limit)
 
 
-def dense_init(key: PRNGKeyArray, d_in: int, d_out: int) -> dict:
-    return {"w": _glorot(key, (d_in, d_out)), "b": jnp.zeros(d_out)}
+# Field order is alphabetical, as a dict's would be, so flattening order (hence optimizer sums and
+# checkpoints) matches the dict layout these types replaced.
+class Dense(NamedTuple):
+    """``y = x @ w + b``."""
+
+    b: Float[Array, " d_out"]
+    w: Float[Array, "d_in d_out"]
 
 
-def dense(p: dict, x: Float[Array, "... d_in"]) -> Float[Array, "... d_out"]:
-    return x @ p["w"] + p["b"]
+class RecurrentParams(NamedTuple):
+    """An LSTM (4 gates) or GRU (3 gates): input weights ``wx``, recurrent ``wh``, bias ``b``."""
+
+    b: Float[Array, " gates"]
+    wh: Float[Array, "hidden gates"]
+    wx: Float[Array, "d_in gates"]
+
+
+def dense_init(key: PRNGKeyArray, d_in: int, d_out: int) -> Dense:
+    return Dense(b=jnp.zeros(d_out), w=_glorot(key, (d_in, d_out)))
+
+
+def dense(p: Dense, x: Float[Array, "... d_in"]) -> Float[Array, "... d_out"]:
+    return x @ p.w + p.b
 
 
 class LSTMCarry(NamedTuple):
@@ -27,56 +43,56 @@ class LSTMCarry(NamedTuple):
     c: Float[Array, " hidden"]
 
 
-def lstm_init(key: PRNGKeyArray, d_in: int, hidden: int) -> dict:
+def lstm_init(key: PRNGKeyArray, d_in: int, hidden: int) -> RecurrentParams:
     kx, kh = jax.random.split(key)
     bias = jnp.zeros(4 * hidden).at[hidden : 2 * hidden].set(1.0)  # forget gate starts open
-    return {
-        "wx": _glorot(kx, (d_in, 4 * hidden)),
-        "wh": _glorot(kh, (hidden, 4 * hidden)),
-        "b": bias,
-    }
+    return RecurrentParams(
+        b=bias, wh=_glorot(kh, (hidden, 4 * hidden)), wx=_glorot(kx, (d_in, 4 * hidden))
+    )
 
 
 def lstm_carry(hidden: int) -> LSTMCarry:
     return LSTMCarry(jnp.zeros(hidden), jnp.zeros(hidden))
 
 
-def lstm_project(p: dict, x: Float[Array, "... d_in"]) -> Float[Array, "... gates"]:
+def lstm_project(p: RecurrentParams, x: Float[Array, "... d_in"]) -> Float[Array, "... gates"]:
     """The input half of the gates; for a whole sequence it is one matmul outside the time loop."""
-    return x @ p["wx"] + p["b"]
+    return x @ p.wx + p.b
 
 
-def lstm_step_projected(p: dict, carry: LSTMCarry, zx: Float[Array, " gates"]) -> LSTMCarry:
-    z = zx + carry.h @ p["wh"]
+def lstm_step_projected(
+    p: RecurrentParams, carry: LSTMCarry, zx: Float[Array, " gates"]
+) -> LSTMCarry:
+    z = zx + carry.h @ p.wh
     i, f, g, o = jnp.split(z, 4)
     c = jax.nn.sigmoid(f) * carry.c + jax.nn.sigmoid(i) * jnp.tanh(g)
     return LSTMCarry(jax.nn.sigmoid(o) * jnp.tanh(c), c)
 
 
-def lstm_step(p: dict, carry: LSTMCarry, x: Float[Array, " d_in"]) -> LSTMCarry:
+def lstm_step(p: RecurrentParams, carry: LSTMCarry, x: Float[Array, " d_in"]) -> LSTMCarry:
     return lstm_step_projected(p, carry, lstm_project(p, x))
 
 
-def gru_init(key: PRNGKeyArray, d_in: int, hidden: int) -> dict:
+def gru_init(key: PRNGKeyArray, d_in: int, hidden: int) -> RecurrentParams:
     kx, kh = jax.random.split(key)
-    return {
-        "wx": _glorot(kx, (d_in, 3 * hidden)),
-        "wh": _glorot(kh, (hidden, 3 * hidden)),
-        "b": jnp.zeros(3 * hidden),
-    }
+    return RecurrentParams(
+        b=jnp.zeros(3 * hidden),
+        wh=_glorot(kh, (hidden, 3 * hidden)),
+        wx=_glorot(kx, (d_in, 3 * hidden)),
+    )
 
 
 def gru_carry(hidden: int) -> Float[Array, " hidden"]:
     return jnp.zeros(hidden)
 
 
-def gru_project(p: dict, x: Float[Array, "... d_in"]) -> Float[Array, "... gates"]:
-    return x @ p["wx"] + p["b"]
+def gru_project(p: RecurrentParams, x: Float[Array, "... d_in"]) -> Float[Array, "... gates"]:
+    return x @ p.wx + p.b
 
 
-def gru_step_projected(p: dict, h: Float[Array, " hidden"], zx: Float[Array, " gates"]):
+def gru_step_projected(p: RecurrentParams, h: Float[Array, " hidden"], zx: Float[Array, " gates"]):
     hidden = h.shape[-1]
-    zh = h @ p["wh"]
+    zh = h @ p.wh
     r = jax.nn.sigmoid(zx[:hidden] + zh[:hidden])
     u = jax.nn.sigmoid(zx[hidden : 2 * hidden] + zh[hidden : 2 * hidden])
     n = jnp.tanh(zx[2 * hidden :] + r * zh[2 * hidden :])
@@ -84,18 +100,36 @@ def gru_step_projected(p: dict, h: Float[Array, " hidden"], zx: Float[Array, " g
 
 
 def gru_step(
-    p: dict, h: Float[Array, " hidden"], x: Float[Array, " d_in"]
+    p: RecurrentParams, h: Float[Array, " hidden"], x: Float[Array, " d_in"]
 ) -> Float[Array, " hidden"]:
     return gru_step_projected(p, h, gru_project(p, x))
 
 
+class CellInit(Protocol):
+    def __call__(self, key: PRNGKeyArray, d_in: int, hidden: int) -> RecurrentParams: ...
+
+
+class CellStep(Protocol):
+    """``(params, carry, x_t) -> carry``; the carry is the cell's own (e.g. ``LSTMCarry``)."""
+
+    def __call__(self, p: RecurrentParams, carry: Any, x: Float[Array, " d"]) -> Any: ...
+
+
+class CellProject(Protocol):
+    """The input half of the gates, for any leading axes (one matmul outside the time loop)."""
+
+    def __call__(self, p: RecurrentParams, x: Float[Array, "... d_in"]) -> Array: ...
+
+
 class Cell(NamedTuple):
-    init: callable
-    carry: callable
-    step: callable  # (params, carry, x_t) -> carry
-    output: callable  # carry -> hidden state
-    project: callable  # (params, xs) -> input part of the gates, for any leading axes
-    step_projected: callable  # (params, carry, projected x_t) -> carry
+    """A recurrent cell as pure functions, in the manner of optax's typed ``(init, update)``."""
+
+    init: CellInit
+    carry: Callable[[int], Any]  # hidden size -> zero carry
+    step: CellStep
+    output: Callable[[Any], Array]  # carry -> hidden state
+    project: CellProject
+    step_projected: CellStep  # (params, carry, projected x_t) -> carry
 
 
 CELLS = {
@@ -112,14 +146,14 @@ def get_cell(name: str) -> Cell:
     return CELLS[name]
 
 
-def run_cell(name: str, p: dict, xs: Float[Array, "time d_in"], carry=None):
+def run_cell(name: str, p: RecurrentParams, xs: Float[Array, "time d_in"], carry=None):
     """Runs a cell over a sequence (``lax.scan``): returns the final carry and hidden states [T, H].
 
     The input projection of every step is computed before the loop as one matmul; only the
     recurrent half stays inside the scan.
     """
     cell = get_cell(name)
-    carry = cell.carry(p["wh"].shape[0]) if carry is None else carry
+    carry = cell.carry(p.wh.shape[0]) if carry is None else carry
 
     def _step(carry, zx_t):
         carry = cell.step_projected(p, carry, zx_t)

@@ -6,15 +6,15 @@ A cohort is ``jax.vmap`` of these functions over individuals' parameters and dat
 """
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
 from twinjax.data import Cohort, Series
-from twinjax.twins.attention import attend, attention_init, causal_attention
-from twinjax.twins.cells import dense, dense_init, get_cell, run_cell
+from twinjax.twins.attention import AttentionParams, attend, attention_init, causal_attention
+from twinjax.twins.cells import Dense, RecurrentParams, dense, dense_init, get_cell, run_cell
 
 _LOG_2PI = jnp.log(2.0 * jnp.pi)
 
@@ -51,18 +51,29 @@ class TwinSpec:
         return self.hidden + (self.attention_dim if self.attention else 0)
 
 
-def init_params(key: PRNGKeyArray, spec: TwinSpec) -> dict:
-    """Parameter pytree of one individual's twin."""
+class TwinParams(NamedTuple):
+    """One individual's twin (a cohort stacks each leaf along a leading individuals axis).
+
+    Fields are in alphabetical order, as the dict they replaced, so leaves flatten in the same
+    order. ``attention`` is None without temporal attention.
+    """
+
+    attention: AttentionParams | None
+    cell: RecurrentParams
+    mean: Dense  # head: predictive mean
+    scale: Dense  # head: predictive scale, softplus(.) + min_scale
+
+
+def init_params(key: PRNGKeyArray, spec: TwinSpec) -> TwinParams:
+    """Parameters of one individual's twin (the scale head starts at softplus(-1) ~ 0.31)."""
     kc, ka, km, ks = jax.random.split(key, 4)
-    params = {
-        "cell": get_cell(spec.cell).init(kc, spec.d_in, spec.hidden),
-        "mean": dense_init(km, spec.d_head, spec.n_features),
-        "scale": dense_init(ks, spec.d_head, spec.n_features),
-    }
-    params["scale"]["b"] = jnp.full(spec.n_features, -1.0)
-    if spec.attention:
-        params["attention"] = attention_init(ka, spec.hidden, spec.attention_dim)
-    return params
+    scale = dense_init(ks, spec.d_head, spec.n_features)
+    return TwinParams(
+        attention=attention_init(ka, spec.hidden, spec.attention_dim) if spec.attention else None,
+        cell=get_cell(spec.cell).init(kc, spec.d_in, spec.hidden),
+        mean=dense_init(km, spec.d_head, spec.n_features),
+        scale=scale._replace(b=jnp.full(spec.n_features, -1.0)),
+    )
 
 
 def _inputs(series: Series):
@@ -74,18 +85,18 @@ def _inputs(series: Series):
     )
 
 
-def _encode(params: dict, spec: TwinSpec, x: Float[Array, "time d_in"], carry=None):
-    return run_cell(spec.cell, params["cell"], x, carry)
+def _encode(params: TwinParams, spec: TwinSpec, x: Float[Array, "time d_in"], carry=None):
+    return run_cell(spec.cell, params.cell, x, carry)
 
 
-def _head(params: dict, spec: TwinSpec, z):
-    mean = dense(params["mean"], z)
-    scale = jax.nn.softplus(dense(params["scale"], z)) + spec.min_scale
+def _head(params: TwinParams, spec: TwinSpec, z):
+    mean = dense(params.mean, z)
+    scale = jax.nn.softplus(dense(params.scale, z)) + spec.min_scale
     return mean, scale
 
 
 def apply(
-    params: dict, spec: TwinSpec, series: Series
+    params: TwinParams, spec: TwinSpec, series: Series
 ) -> tuple[Float[Array, "time features"], Float[Array, "time features"]]:
     """One-step-ahead Gaussian predictions of one individual's twin.
 
@@ -105,11 +116,7 @@ def apply(
     ((5, 2), True)
     """
     _, hs = _encode(params, spec, _inputs(series))
-    z = (
-        jnp.concatenate([hs, causal_attention(params["attention"], hs)], -1)
-        if spec.attention
-        else hs
-    )
+    z = jnp.concatenate([hs, causal_attention(params.attention, hs)], -1) if spec.attention else hs
     return _head(params, spec, z)
 
 
@@ -118,7 +125,7 @@ def gaussian_nll(mean, scale, y):
 
 
 def nll_loss(
-    params: dict,
+    params: TwinParams,
     spec: TwinSpec,
     series: Series,
     target_mask: Bool[ArrayLike, "time features"] | None = None,
@@ -136,7 +143,7 @@ def nll_loss(
 
 
 def forecast(
-    params: dict,
+    params: TwinParams,
     spec: TwinSpec,
     series: Series,
     future_interventions: Float[ArrayLike, "horizon kinds"],
@@ -159,7 +166,7 @@ def forecast(
     def _predict(h, memory, last):
         if not spec.attention:
             return _head(params, spec, h)
-        context = attend(params["attention"], h, memory, positions <= last)
+        context = attend(params.attention, h, memory, positions <= last)
         return _head(params, spec, jnp.concatenate([h, context]))
 
     first = _predict(hs[-1], memory, t - 1)
@@ -170,7 +177,7 @@ def forecast(
         k, (plan, sample_key) = inp
         y = mean if key is None else mean + scale * jax.random.normal(sample_key, mean.shape)
         x = jnp.concatenate([y, jnp.ones_like(y), plan, static])
-        carry = cell.step(params["cell"], carry, x)
+        carry = cell.step(params.cell, carry, x)
         h = cell.output(carry)
         memory = memory.at[t + k].set(h)
         pred = _predict(h, memory, t + k)

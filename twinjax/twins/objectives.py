@@ -5,13 +5,13 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
 from twinjax.data import Series, take_windows, window_starts
-from twinjax.twins.model import TwinSpec, apply, gaussian_nll, nll_loss
+from twinjax.twins.model import TwinParams, TwinSpec, apply, gaussian_nll, nll_loss
 
 _WINDOWS = Series(0, 0, 0, None)  # vmap axes over a batch of windows sharing static covariates
 
 
 def window_loss(
-    params: dict,
+    params: TwinParams,
     spec: TwinSpec,
     key: PRNGKeyArray,
     series: Series,
@@ -41,7 +41,7 @@ def window_loss(
 
 
 def predict_at(
-    params: dict,
+    params: TwinParams,
     spec: TwinSpec,
     series: Series,
     targets: Int[ArrayLike, " targets"],
@@ -73,7 +73,7 @@ def segment_targets(start: Int[Array, ""], end: Int[Array, ""], size: int):
 
 
 def segment_nll(
-    params: dict, spec: TwinSpec, series: Series, start, end, *, size: int, history: int
+    params: TwinParams, spec: TwinSpec, series: Series, start, end, *, size: int, history: int
 ) -> Float[Array, ""]:
     """Mean one-step NLL of the observed values in [start, end) (one individual)."""
     values, mask = series.values, series.mask

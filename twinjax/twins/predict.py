@@ -8,7 +8,7 @@ import numpy as np
 from jaxtyping import ArrayLike, Bool
 
 from twinjax.data import CohortArrays, Series
-from twinjax.twins.model import TwinSpec
+from twinjax.twins.model import TwinParams, TwinSpec
 from twinjax.twins.objectives import predict_at, segment_targets
 
 
@@ -24,7 +24,7 @@ def _predict(params, series: Series, start, end, *, spec, history, size, shared)
 
 
 def cohort_predictions(
-    params: dict,
+    params: TwinParams,
     spec: TwinSpec,
     arrays: CohortArrays,
     segment: Bool[ArrayLike, "individuals time"],
