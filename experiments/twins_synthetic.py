@@ -20,7 +20,7 @@ def run(root: Config, out_dir: Path) -> dict:
     k_data, k_fit, k_plot = jax.random.split(jax.random.key(root.seed), 3)
     cohort = pipeline.load_cohort(k_data, root.data)
     fit = pipeline.fit_twins(k_fit, cohort, root, out_dir)
-    pipeline.save_model(fit, out_dir / "model")
+    pipeline.save_model(fit, cohort, root, out_dir / "model")
     per_individual = pipeline.evaluate_twins(fit, cohort, root.data)
     metrics = pipeline.summary_metrics(per_individual)
     metrics["n_individuals"] = cohort.n_individuals

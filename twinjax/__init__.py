@@ -3,7 +3,9 @@
 Subpackages: ``twinjax.data`` (cohort tables to aligned arrays), ``twinjax.twins`` (neural twins),
 ``twinjax.train`` (population training and personalization), ``twinjax.bayes`` (Bayesian twins),
 ``twinjax.abm`` (agent-based simulation), ``twinjax.federated`` (federated training) and
-``twinjax.eval`` (metrics and plots). This module imports none of them, so ``import twinjax`` is cheap.
+``twinjax.eval`` (metrics and plots), ``twinjax.bundle`` (saved twins: forecast, personalize,
+update). This module imports none of them, so ``import twinjax`` is cheap; :func:`load` imports
+``twinjax.bundle`` when called.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -13,4 +15,13 @@ try:
 except PackageNotFoundError:  # a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+
+
+def load(path):
+    """The twins saved by a run (its directory or ``model/`` folder): a ``TwinBundle``."""
+    from twinjax.bundle import load as _load
+
+    return _load(path)
+
+
+__all__ = ["__version__", "load"]

@@ -73,6 +73,9 @@ class TrainConfig:
     keep_checkpoints: int = 3
     calibration_strength: float = 20.0  # pseudo-observations shrinking personal variance scaling
     progress: bool = True
+    # false: delete this run directory's checkpoints and start over (true resumes them, and only
+    # if they were written by the same settings and data: see twinjax.runtime.claim_run_dir)
+    resume: bool = True
 
 
 @dataclass

@@ -6,16 +6,20 @@ library owns (:class:`~twinjax.train.PopulationOptions`, :class:`~twinjax.train.
 ``prepare``'s keywords, :class:`~twinjax.twins.TwinSpec`); the pipeline never imports Hydra.
 """
 
+import dataclasses
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
+import twinjax
+from twinjax.bundle import TwinBundle, save_bundle
 from twinjax.data import Cohort, CohortArrays, Scalers, prepare, read_cohort, synthetic_cohort
 from twinjax.eval import Forecasts, gaussian_metrics, segment_forecasts, summarize
+from twinjax.runtime import array_digest, claim_run_dir
 from twinjax.train import PersonalizeOptions, PopulationOptions, fit_personal, fit_population
 from twinjax.twins import TwinParams, TwinSpec, cohort_predictions
 
@@ -142,15 +146,50 @@ def personalize_options(data, train) -> PersonalizeOptions:
     )
 
 
-def fit_twins(key: jax.Array, cohort: Cohort, cfg, out_dir: Path) -> TwinFit:
-    """Population twin, then personal twins; checkpoints under ``out_dir/checkpoints`` (resumable).
+def _as_dict(section) -> dict:
+    if dataclasses.is_dataclass(section):
+        return dataclasses.asdict(section)
+    return dict(section) if isinstance(section, Mapping) else dict(vars(section))
 
-    ``cfg`` has the app config's ``data``, ``model`` and ``train`` sections.
+
+# Settings that never change a result (how often to save, how many to keep, a progress bar).
+_BOOKKEEPING = ("checkpoint_every", "keep_checkpoints", "progress", "resume")
+
+
+def cohort_digest(cohort: Cohort) -> str:
+    """SHA-256 of everything of the cohort that training sees (arrays, ids, names, grid)."""
+    names = (cohort.subject_ids, cohort.variables, cohort.intervention_kinds, cohort.static_names)
+    labels = np.frombuffer(repr((names, cohort.step)).encode(), np.uint8)
+    arrays = (cohort.values, cohort.mask, cohort.interventions, cohort.static, cohort.lengths)
+    return array_digest(*arrays, labels)
+
+
+def run_fingerprint(cfg, cohort: Cohort, *, seed: int) -> dict:
+    """The settings and data that determine a twin fit (what a resumed run must share)."""
+    train = {k: v for k, v in _as_dict(cfg.train).items() if k not in _BOOKKEEPING}
+    return {
+        "seed": seed,
+        "data": _as_dict(cfg.data),
+        "model": _as_dict(cfg.model),
+        "train": train,
+        "cohort_sha256": cohort_digest(cohort),
+    }
+
+
+def fit_twins(key: jax.Array, cohort: Cohort, cfg, out_dir: Path) -> TwinFit:
+    """Population twin, then personal twins; checkpoints under ``out_dir/checkpoints``.
+
+    ``cfg`` has the app config's ``seed``, ``data``, ``model`` and ``train`` sections. The
+    checkpoints are resumed only if they were written with the same settings and data (else
+    :class:`~twinjax.runtime.RunDirectoryError`; ``train.resume=false`` starts over).
     """
+    ckpt = Path(out_dir) / "checkpoints"
+    fingerprint = run_fingerprint(cfg, cohort, seed=cfg.seed)
+    if claim_run_dir(ckpt, fingerprint, resume=cfg.train.resume):
+        log.info("resuming the checkpoints in %s (same settings and data)", ckpt)
     arrays, scalers = prepare_cohort(cohort, cfg.data)
     spec = twin_spec(cohort, cfg.model)
     k_pop, k_personal = jax.random.split(key)
-    ckpt = Path(out_dir) / "checkpoints"
     pop, losses = fit_population(
         k_pop, spec, arrays, population_options(cfg.data, cfg.train), ckpt / "population"
     )
@@ -192,16 +231,37 @@ def calibrate_scales(spec, arrays, pop, personal, *, history: int, strength: flo
     return {"population": np.sqrt(pooled(z2_pop)), "personal": np.sqrt(s2_per)}
 
 
-def save_model(fit: TwinFit, directory: Path) -> None:
-    """Parameters with their normalization statistics, restorable with orbax."""
-    tree = {
-        "population": fit.population,
-        "personal": fit.personal,
-        "scalers": fit.scalers._asdict(),
-    }
-    tree["scalers"]["values"] = fit.scalers.values._asdict()
-    with ocp.StandardCheckpointer() as ckptr:
-        ckptr.save(Path(directory).absolute(), tree, force=True)
+def bundle_from_fit(fit: TwinFit, cohort: Cohort, cfg, *, fingerprint: dict) -> TwinBundle:
+    """The fit with everything needed to use it after the run (see :mod:`twinjax.bundle`)."""
+    config = {k: _as_dict(getattr(cfg, k)) for k in ("data", "model", "train")}
+    return TwinBundle(
+        spec=fit.spec,
+        population=fit.population,
+        personal=fit.personal,
+        scalers=fit.scalers,
+        calibration=fit.calibration,
+        subject_ids=tuple(cohort.subject_ids) or tuple(range(cohort.n_individuals)),
+        t0=np.zeros(cohort.n_individuals) if cohort.t0 is None else np.asarray(cohort.t0),
+        step=float(cohort.step),
+        variables=tuple(cohort.variables),
+        intervention_kinds=tuple(cohort.intervention_kinds),
+        static_names=tuple(cohort.static_names),
+        normalization=cfg.data.normalization,
+        history=cfg.data.context + cfg.data.horizon - 1,
+        options=personalize_options(cfg.data, cfg.train),
+        fingerprint=fingerprint,
+        config={"seed": cfg.seed, **config},
+        version=twinjax.__version__,
+    )
+
+
+def save_model(fit: TwinFit, cohort: Cohort, cfg, directory: Path) -> TwinBundle:
+    """Saves the fit as a self-contained bundle (``twinjax.load(run_dir)`` reads it back)."""
+    bundle = bundle_from_fit(
+        fit, cohort, cfg, fingerprint=run_fingerprint(cfg, cohort, seed=cfg.seed)
+    )
+    save_bundle(bundle, directory)
+    return bundle
 
 
 def forecasts(fit: TwinFit, cohort: Cohort, segment, *, personal: bool, history: int) -> Forecasts:

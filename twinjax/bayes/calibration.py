@@ -7,7 +7,7 @@ Every function takes an optional ``mask`` of the points that count.
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.stats import norm
-from jaxtyping import Array, Bool, Float
+from jaxtyping import Array, ArrayLike, Bool, Float
 
 
 def _masked_mean(x, mask):
@@ -17,16 +17,16 @@ def _masked_mean(x, mask):
     return jnp.sum(x * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
-def central_interval(draws: Float[Array, "draws ..."], level: float = 0.9):
+def central_interval(draws: Float[ArrayLike, "draws ..."], level: float = 0.9):
     """Equal-tailed ``level`` interval of draws along axis 0: ``(lower, upper)``."""
     a = (1.0 - level) / 2.0
     return jnp.quantile(draws, a, axis=0), jnp.quantile(draws, 1.0 - a, axis=0)
 
 
 def coverage(
-    draws: Float[Array, "draws ..."],
-    y: Float[Array, "..."],
-    mask: Bool[Array, "..."] | None = None,
+    draws: Float[ArrayLike, "draws ..."],
+    y: Float[ArrayLike, "..."],
+    mask: Bool[ArrayLike, "..."] | None = None,
     *,
     level: float = 0.9,
 ) -> Float[Array, ""]:
@@ -41,7 +41,9 @@ def gaussian_coverage(mean, sd, y, mask=None, *, level: float = 0.9) -> Float[Ar
     return _masked_mean((jnp.abs(y - mean) <= half).astype(jnp.float32), mask)
 
 
-def crps_samples(draws: Float[Array, "draws ..."], y: Float[Array, "..."]) -> Float[Array, "..."]:
+def crps_samples(
+    draws: Float[ArrayLike, "draws ..."], y: Float[ArrayLike, "..."]
+) -> Float[Array, "..."]:
     """CRPS per point, ``E|X - y| - E|X - X'| / 2``, with the pairwise term computed from the
     sorted draws in ``O(m log m)``: ``E|X - X'| = 2 / m^2 sum_i (2 i - m - 1) x_(i)``."""
     m = draws.shape[0]
@@ -58,7 +60,9 @@ def crps_gaussian(mean, sd, y) -> Float[Array, "..."]:
     return sd * (z * (2.0 * norm.cdf(z) - 1.0) + 2.0 * norm.pdf(z) - 1.0 / jnp.sqrt(jnp.pi))
 
 
-def pit_samples(draws: Float[Array, "draws ..."], y: Float[Array, "..."]) -> Float[Array, "..."]:
+def pit_samples(
+    draws: Float[ArrayLike, "draws ..."], y: Float[ArrayLike, "..."]
+) -> Float[Array, "..."]:
     """Probability integral transform: fraction of draws at or below ``y`` (mid-rank for ties)."""
     below = jnp.mean((draws < y[None]).astype(jnp.float32), axis=0)
     equal = jnp.mean((draws == y[None]).astype(jnp.float32), axis=0)

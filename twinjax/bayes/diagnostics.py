@@ -11,7 +11,7 @@ import warnings
 from typing import NamedTuple
 
 import numpy as np
-from jaxtyping import Float
+from jaxtyping import ArrayLike, Float
 from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
 from scipy.stats import norm, rankdata
 
@@ -44,7 +44,7 @@ def _split(x: np.ndarray) -> np.ndarray:
     return np.concatenate([x[:, :half], x[:, -half:]], axis=0)
 
 
-def rank_rhat(x: Float[np.ndarray, "chains draws ..."]) -> np.ndarray:
+def rank_rhat(x: Float[ArrayLike, "chains draws ..."]) -> Float[ArrayLike, "..."]:
     """Rank-normalized split R-hat (max of bulk and folded) of draws ``[chains, draws, ...]``."""
     x = np.asarray(x, dtype=np.float64)
     bulk = split_gelman_rubin(_rank_normalize(x))
@@ -53,7 +53,7 @@ def rank_rhat(x: Float[np.ndarray, "chains draws ..."]) -> np.ndarray:
     return np.maximum(bulk, tail)
 
 
-def ess_bulk(x: Float[np.ndarray, "chains draws ..."]) -> np.ndarray:
+def ess_bulk(x: Float[ArrayLike, "chains draws ..."]) -> Float[ArrayLike, "..."]:
     """Bulk effective sample size: split chains, rank-normalized draws."""
     x = np.asarray(x, dtype=np.float64)
     return effective_sample_size(_split(_rank_normalize(x)))
@@ -67,10 +67,19 @@ def _worst(fn, x, default) -> float:
 
 
 def diagnose(
-    draws: dict[str, np.ndarray], num_divergences: int = 0, *, warn: bool = True
+    draws: dict[str, ArrayLike], num_divergences: int = 0, *, warn: bool = True
 ) -> Diagnostics:
     """Diagnostics of draws grouped by chain; warns with :class:`DiagnosticsWarning` when
-    R-hat > 1.01, bulk ESS < 100 per chain, or any transition diverged."""
+    R-hat > 1.01, bulk ESS < 100 per chain, or any transition diverged.
+
+    Args:
+        draws: draws ``[chains, draws, ...]`` by site.
+        num_divergences: divergent transitions of the run.
+        warn: warn when a check fails.
+
+    Returns:
+        :class:`Diagnostics` with the worst R-hat and bulk ESS of each site.
+    """
     first = next(iter(draws.values()))
     c, s = np.shape(first)[:2]
     rhat = {k: _worst(rank_rhat, v, np.max) for k, v in draws.items()}

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from twinjax.bayes.pk import oral_steady_state
 
@@ -36,7 +36,7 @@ class DoseChoice(NamedTuple):
 
 
 def steady_state_profiles(
-    theta: Float[Array, "draws 3"], interval: float, *, n_grid: int = 241
+    theta: Float[ArrayLike, "draws 3"], interval: float, *, n_grid: int = 241
 ) -> Float[Array, "draws grid"]:
     """Steady-state concentration per unit dose on ``n_grid`` times over one interval, per draw of
     ``(lKe, lKa, lCl)``."""
@@ -52,7 +52,7 @@ def window_probability(dose_bounds: np.ndarray, doses) -> np.ndarray:
 
 
 def choose_dose(
-    theta: Float[Array, "draws 3"],
+    theta: Float[ArrayLike, "draws 3"],
     *,
     interval: float = 12.0,
     low: float = 10.0,
@@ -73,7 +73,7 @@ def choose_dose(
 
 
 def choose_dose_time(
-    theta: Float[Array, "draws 3"],
+    theta: Float[ArrayLike, "draws 3"],
     *,
     interval: float = 12.0,
     low: float = 10.0,

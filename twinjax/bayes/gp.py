@@ -21,7 +21,7 @@ from typing import Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-from jaxtyping import Array, Bool, Float
+from jaxtyping import Array, ArrayLike, Bool, Float
 from numpyro.contrib.hsgp.laplacian import eigenfunctions
 from numpyro.contrib.hsgp.spectral_densities import diag_spectral_density_squared_exponential
 
@@ -125,17 +125,17 @@ def _standardize(y, mask):
 
 @partial(jax.jit, static_argnames=("method", "m", "ell", "steps"))
 def fit_gp_twins(
-    x: Float[Array, "individuals time"],
-    y: Float[Array, "individuals time"],
-    mask: Bool[Array, "individuals time"],
+    x: Float[ArrayLike, "individuals time"],
+    y: Float[ArrayLike, "individuals time"],
+    mask: Bool[ArrayLike, "individuals time"],
     *,
     method: Literal["hsgp", "exact"] = "hsgp",
     m: int = 64,
     ell: float = 1.3,
     steps: int = 200,
-    lr: float = 0.05,
-    prior_scale: float = 0.75,
-    init: tuple[float, float, float] = (0.0, -2.5, -1.0),
+    lr: float | Float[Array, ""] = 0.05,  # traced under jit
+    prior_scale: float | Float[Array, ""] = 0.75,
+    init: tuple[float | Float[Array, ""], ...] = (0.0, -2.5, -1.0),
 ) -> GPTwins:
     """Fits every individual's hyperparameters and the shared hyperprior location (one program).
 
@@ -174,10 +174,10 @@ def fit_gp_twins(
 @partial(jax.jit, static_argnames=("method", "m", "ell"))
 def predict_gp_twins(
     twins: GPTwins,
-    x: Float[Array, "individuals time"],
-    y: Float[Array, "individuals time"],
-    mask: Bool[Array, "individuals time"],
-    x_new: Float[Array, "individuals new"],
+    x: Float[ArrayLike, "individuals time"],
+    y: Float[ArrayLike, "individuals time"],
+    mask: Bool[ArrayLike, "individuals time"],
+    x_new: Float[ArrayLike, "individuals new"],
     *,
     method: Literal["hsgp", "exact"] = "hsgp",
     m: int = 64,

@@ -38,6 +38,30 @@ class HierarchicalSpec:
 
     ``random`` lists the parameters with random effects (``None``: all of them);
     ``covariate_effects`` pairs ``(parameter, covariate name)``, each with its own coefficient.
+
+    Attributes:
+        predict: ``predict(t, theta, regimen) -> curve`` for one individual.
+        params: parameter names (the keys of ``theta``).
+        random: parameters with random effects (None: all).
+        prior_loc, prior_scale: Normal prior of the population means (scalar or per parameter).
+        omega_scale: HalfNormal scale of the random-effect SDs.
+        correlated: correlated random effects (LKJ prior on their correlation).
+        lkj_concentration: LKJ concentration.
+        covariate_effects: ``(parameter, covariate)`` pairs with a linear effect.
+        beta_scale: Normal prior scale of the covariate effects.
+        error_model: the residual error model (:mod:`twinjax.bayes.residual`).
+        sigma_scale: HalfNormal scale of the residual SDs.
+
+    Example:
+        >>> import numpy as np
+        >>> from numpyro import handlers
+        >>> from twinjax.bayes import TwinData, linear_predict
+        >>> spec = HierarchicalSpec(linear_predict, ("intercept", "slope"))
+        >>> t = np.tile(np.arange(4.0), (3, 1))  # 3 individuals, 4 times each
+        >>> data = TwinData(t, 1.0 + 0.5 * t, np.ones_like(t, bool), None, np.zeros((3, 0)))
+        >>> trace = handlers.trace(handlers.seed(hierarchical_model, 0)).get_trace(spec, data)
+        >>> trace["theta"]["value"].shape, trace["y"]["value"].shape
+        ((3, 2), (3, 4))
     """
 
     predict: Callable
@@ -78,7 +102,21 @@ def _random_effects(spec: HierarchicalSpec, z, omega, corr_chol):
 def individual_params(
     spec: HierarchicalSpec, mu, z, omega, beta, covariates, corr_chol=None, covariate_names=()
 ) -> Float[Array, "individuals params"]:
-    """``theta = mu + random effects + covariate effects`` for a batch of individuals."""
+    """``theta = mu + random effects + covariate effects`` for a batch of individuals.
+
+    Args:
+        spec: the population structure.
+        mu: population means ``[P]``.
+        z: standard-normal random effects ``[..., R]`` (R random parameters).
+        omega: random-effect SDs ``[R]``.
+        beta: covariate effects ``[K]`` (one per ``spec.covariate_effects`` pair), or None.
+        covariates: covariates ``[..., C]``.
+        corr_chol: Cholesky factor of the random-effect correlation, or None (independent).
+        covariate_names: names of the covariate columns.
+
+    Returns:
+        Individual parameters ``[..., P]``.
+    """
     theta = jnp.broadcast_to(mu, z.shape[:-1] + mu.shape)
     if len(spec.random_params):
         eta = _random_effects(spec, z, omega, corr_chol)
@@ -95,7 +133,17 @@ def predict_curves(
     times: Float[Array, "individuals time"],
     regimen,
 ) -> Float[Array, "individuals time"]:
-    """Each individual's predicted curve (natural scale), vmapped over individuals."""
+    """Each individual's predicted curve (natural scale), vmapped over individuals.
+
+    Args:
+        spec: the population structure (its ``predict`` is applied per individual).
+        theta: individual parameters.
+        times: observation times.
+        regimen: each individual's regimen (a pytree with a leading individuals axis).
+
+    Returns:
+        The predicted curves.
+    """
 
     def one(t, th, reg):
         return spec.predict(t, dict(zip(spec.params, th, strict=True)), reg)
@@ -129,6 +177,11 @@ def hierarchical_model(
     Sites: ``mu``, ``beta``, ``omega``, ``L_corr``, residual SDs, and per individual ``z``
     (standard normal), ``theta`` (deterministic) and ``y`` (observations, masked; drawn when
     ``data.values`` is None).
+
+    Args:
+        spec: the population structure.
+        data: the cohort.
+        subsample_size: individuals per SVI step (None: all).
     """
     mu, beta, omega, corr_chol, sigma = _population(spec)
     n = data.times.shape[0]
@@ -146,7 +199,16 @@ def hierarchical_model(
 
 
 def population_draws(spec: HierarchicalSpec, samples: dict) -> dict[str, np.ndarray]:
-    """Named draws of every population-level quantity (same leading axes as ``samples``)."""
+    """Named draws of every population-level quantity (same leading axes as ``samples``).
+
+    Args:
+        spec: the population structure.
+        samples: posterior draws by site (``mu``, ``omega``, ``beta``, ``L_corr``, residual SDs).
+
+    Returns:
+        Draws by name: each parameter's mean, ``omega_<p>``, ``beta_<p>_<c>``, ``corr_<p>_<q>``
+        and the residual SDs.
+    """
     out = {p: np.asarray(samples["mu"][..., j]) for j, p in enumerate(spec.params)}
     for j, p in enumerate(spec.random_params):
         out[f"omega_{p}"] = np.asarray(samples["omega"][..., j])

@@ -37,6 +37,34 @@ def run_nuts(
 
     Diagnostics cover ``diagnose_sites`` (default: every sampled site except ``z``) and warn
     (:class:`~twinjax.bayes.diagnostics.DiagnosticsWarning`) when bad.
+
+    Args:
+        model: a NumPyro model; called as ``model(*model_args, **model_kwargs)``.
+        key: PRNG key.
+        *model_args: positional arguments of the model.
+        num_warmup: warmup (adaptation) steps per chain.
+        num_samples: kept draws per chain.
+        num_chains: chains, run vectorized in one program.
+        target_accept: NUTS target acceptance probability.
+        max_tree_depth: NUTS maximum tree depth.
+        diagnose_sites: sites that enter the diagnostics.
+        progress: show NumPyro's progress bar.
+        **model_kwargs: keyword arguments of the model.
+
+    Returns:
+        A :class:`NutsResult`: draws ``[chains, draws, ...]`` per site, diagnostics and the
+        number of divergent transitions.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, numpyro, numpyro.distributions as dist
+        >>> def model(y):
+        ...     mu = numpyro.sample("mu", dist.Normal(0.0, 10.0))
+        ...     numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+        >>> y = jnp.array([0.8, 1.2, 1.0])
+        >>> fit = run_nuts(model, jax.random.key(0), y, num_warmup=100, num_samples=100,
+        ...                num_chains=2, max_tree_depth=3)
+        >>> fit.samples["mu"].shape, bool(abs(fit.samples["mu"].mean() - 1.0) < 0.5)
+        ((2, 100), True)
     """
     kernel = NUTS(
         model,
@@ -85,6 +113,30 @@ def run_svi(
     Pass ``subsample_size=`` through ``model_kwargs`` to minibatch individuals; NumPyro rescales the
     likelihood by ``N / subsample_size``. AutoNormal supports a subsampled individuals plate; the
     low-rank guide flattens all latents and needs the full plate.
+
+    Args:
+        model: a NumPyro model; called as ``model(*model_args, **model_kwargs)``.
+        key: PRNG key.
+        *model_args: positional arguments of the model.
+        guide: the autoguide family.
+        steps: optimization steps.
+        lr: Adam learning rate.
+        progress: show NumPyro's progress bar.
+        **model_kwargs: keyword arguments of the model (e.g. ``subsample_size``).
+
+    Returns:
+        An :class:`SviResult`: the guide, its fitted parameters and the ELBO loss per step.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, numpyro, numpyro.distributions as dist
+        >>> def model(y):
+        ...     mu = numpyro.sample("mu", dist.Normal(0.0, 10.0))
+        ...     numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+        >>> y = jnp.array([0.8, 1.2, 1.0])
+        >>> fit = run_svi(model, jax.random.key(0), y, steps=200, lr=0.1)
+        >>> draws = svi_draws(fit, jax.random.key(1), y, num_samples=400)
+        >>> fit.losses.shape, bool(abs(draws["mu"].mean() - 1.0) < 0.5)
+        ((200,), True)
     """
     if guide not in GUIDES:
         raise ValueError(f"unknown guide {guide!r}; choose one of {tuple(GUIDES)}")
@@ -116,7 +168,18 @@ def svi_draws(
     result: SviResult, key: jax.Array, *model_args, num_samples: int = 500, **model_kwargs
 ) -> dict[str, np.ndarray]:
     """Posterior draws (``[num_samples, ...]``) of every latent and deterministic site under the
-    fitted guide, on the full cohort (no subsampling)."""
+    fitted guide, on the full cohort (no subsampling).
+
+    Args:
+        result: the fit from :func:`run_svi`.
+        key: PRNG key.
+        *model_args: positional arguments of the model (the full cohort).
+        num_samples: number of draws.
+        **model_kwargs: keyword arguments of the model (``subsample_size`` is dropped).
+
+    Returns:
+        Draws of every site except the observations ``y``, by site name.
+    """
     if "subsample_size" in model_kwargs:
         model_kwargs = {**model_kwargs, "subsample_size": None}
     k_latent, k_rest = jax.random.split(key)

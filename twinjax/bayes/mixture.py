@@ -8,13 +8,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.stats import norm
-from jaxtyping import Array, Bool, Float, PRNGKeyArray
+from jaxtyping import ArrayLike, Bool, Float, PRNGKeyArray
 
 from twinjax.bayes.calibration import crps_samples, pit_ks
 
 
 def mixture_pit(
-    mean: Float[Array, "draws ..."], scale: Float[Array, "draws ..."], y: Float[Array, "..."]
+    mean: Float[ArrayLike, "draws ..."],
+    scale: Float[ArrayLike, "draws ..."],
+    y: Float[ArrayLike, "..."],
 ) -> np.ndarray:
     """PIT of ``y`` under the mixture (exact: the average of the components' CDFs)."""
     return np.asarray(jnp.mean(norm.cdf((y[None] - mean) / scale), axis=0))
@@ -34,10 +36,10 @@ def mixture_samples(key: PRNGKeyArray, mean, scale, per_component: int) -> np.nd
 
 
 def spread_factor(
-    mean: Float[Array, "draws ... features"],
-    scale: Float[Array, "draws ... features"],
-    y: Float[Array, "... features"],
-    observed: Bool[Array, "... features"],
+    mean: Float[ArrayLike, "draws ... features"],
+    scale: Float[ArrayLike, "draws ... features"],
+    y: Float[ArrayLike, "... features"],
+    observed: Bool[ArrayLike, "... features"],
 ) -> np.ndarray:
     """Per-feature factor ``c`` with ``E[(y - m)^2 / (c^2 v)] = 1`` over the observed points.
 

@@ -8,7 +8,7 @@ dose contributes nothing before it is given. Padding doses have amount 0.
 """
 
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 
 def _one_minus_exp_over(x):
@@ -29,12 +29,12 @@ def _bateman(tau, ke, ka):
 
 
 def oral_one_compartment(
-    t: Float[Array, " time"],
-    dose_times: Float[Array, " doses"],
-    dose_amounts: Float[Array, " doses"],
-    lKe: Float[Array, ""],
-    lKa: Float[Array, ""],
-    lCl: Float[Array, ""],
+    t: Float[ArrayLike, " time"],
+    dose_times: Float[ArrayLike, " doses"],
+    dose_amounts: Float[ArrayLike, " doses"],
+    lKe: Float[ArrayLike, ""],
+    lKa: Float[ArrayLike, ""],
+    lCl: Float[ArrayLike, ""],
 ) -> Float[Array, " time"]:
     """Concentration after oral doses with first-order absorption (rate ``Ka``) and elimination.
 
@@ -49,11 +49,11 @@ def oral_one_compartment(
 
 
 def iv_bolus_one_compartment(
-    t: Float[Array, " time"],
-    dose_times: Float[Array, " doses"],
-    dose_amounts: Float[Array, " doses"],
-    lKe: Float[Array, ""],
-    lCl: Float[Array, ""],
+    t: Float[ArrayLike, " time"],
+    dose_times: Float[ArrayLike, " doses"],
+    dose_amounts: Float[ArrayLike, " doses"],
+    lKe: Float[ArrayLike, ""],
+    lCl: Float[ArrayLike, ""],
 ) -> Float[Array, " time"]:
     """Concentration after intravenous boluses: single dose ``C(t) = D Ke / Cl exp(-Ke t)``."""
     ke, cl = jnp.exp(lKe), jnp.exp(lCl)
@@ -64,12 +64,12 @@ def iv_bolus_one_compartment(
 
 
 def oral_steady_state(
-    t: Float[Array, " time"],
-    dose: Float[Array, ""],
+    t: Float[ArrayLike, " time"],
+    dose: Float[ArrayLike, ""],
     interval: float,
-    lKe: Float[Array, ""],
-    lKa: Float[Array, ""],
-    lCl: Float[Array, ""],
+    lKe: Float[ArrayLike, ""],
+    lKa: Float[ArrayLike, ""],
+    lCl: Float[ArrayLike, ""],
 ) -> Float[Array, " time"]:
     """Steady-state concentration ``t`` after a dose (``0 <= t < interval``) repeated every
     ``interval`` (requires ``Ka != Ke``).

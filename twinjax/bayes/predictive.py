@@ -5,7 +5,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from twinjax.bayes.hierarchical import HierarchicalSpec, predict_curves
 from twinjax.bayes.residual import error_sites, from_model_scale, observation_dist
@@ -24,7 +24,7 @@ def flatten_chains(samples: dict) -> dict:
 def posterior_predictive(
     spec: HierarchicalSpec,
     samples: dict,
-    times: Float[Array, "individuals time"],
+    times: Float[ArrayLike, "individuals time"],
     regimen,
     *,
     key: jax.Array,

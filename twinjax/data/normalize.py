@@ -31,6 +31,25 @@ def fit_normalizer(
     A std below 1e-12 (a constant feature) is set to 1, as is the std of a feature with no observations
     (whose mean is 0). Per-individual: a feature with fewer than ``min_count`` observations for an
     individual falls back to the population stats of that feature.
+
+    Args:
+        values: the cohort's values (anything where ``mask`` is False is ignored).
+        mask: True where a value was observed.
+        per_individual: fit one mean and std per individual and feature.
+        min_count: fewest observations for an individual's own stats.
+
+    Returns:
+        :class:`NormStats` of shape ``[F]`` (population) or ``[N, F]`` (per individual).
+
+    Example:
+        >>> import numpy as np
+        >>> values = np.array([[[1.0], [3.0], [99.0]]])  # the last value is not observed
+        >>> mask = np.array([[[True], [True], [False]]])
+        >>> stats = fit_normalizer(values, mask)
+        >>> stats.mean.tolist(), stats.std.tolist()
+        ([2.0], [1.0])
+        >>> normalize(stats, values, mask=mask)[0, :, 0].tolist()
+        [-1.0, 1.0, 0.0]
     """
     values, mask = jnp.asarray(values), jnp.asarray(mask, dtype=bool)
     pop = _moments(values, mask, axes=tuple(range(values.ndim - 1)))
@@ -63,7 +82,16 @@ def normalize(
     *,
     mask: Bool[ArrayLike, "*batch features"] | None = None,
 ) -> Float[Array, "*batch features"]:
-    """``(values - mean) / std``; where ``mask`` is given and False the output is 0."""
+    """``(values - mean) / std``; where ``mask`` is given and False the output is 0.
+
+    Args:
+        stats: population ``[F]`` or per-individual ``[N, F]`` stats.
+        values: values ``[..., F]`` (population stats) or ``[N, T, F]`` (per-individual stats).
+        mask: True where observed, or None.
+
+    Returns:
+        The normalized values, shaped like ``values``.
+    """
     values = jnp.asarray(values)
     out = (values - _expand(stats.mean, values)) / _expand(stats.std, values)
     return out if mask is None else jnp.where(mask, out, 0.0)
@@ -109,7 +137,15 @@ class Normalizer(NamedTuple):
 
 
 def make_normalizer(kind: Literal["population", "individual", "none"] = "population") -> Normalizer:
-    """The scheme named by ``DataConfig.normalization``: "population", "individual" or "none"."""
+    """The scheme named by ``DataConfig.normalization``: "population", "individual" or "none".
+
+    Args:
+        kind: pooled stats (``"population"``), one set per individual (``"individual"``), or
+            the identity (``"none"``).
+
+    Returns:
+        A :class:`Normalizer` whose ``fit(values, mask)`` returns :class:`NormStats`.
+    """
     if kind not in ("population", "individual", "none"):
         raise ValueError(f"unknown normalization {kind!r}: use population, individual or none")
 

@@ -30,6 +30,23 @@ def pca_fit(
     counts only if every feature is observed). The covariance (ddof 1, over the selected rows) is
     eigendecomposed, so the cost is linear in the number of rows. Each component's sign makes its
     largest-magnitude loading positive.
+
+    Args:
+        x: data ``[..., F]``; every leading index is a row.
+        mask: which rows (or cells) enter the fit, or None for all.
+        n_components: number of components kept (static).
+
+    Returns:
+        A :class:`PCAState` (mean, components, explained variance and its ratio).
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]])
+        >>> state = pca_fit(x, n_components=1)
+        >>> state.explained_variance_ratio.tolist()
+        [1.0]
+        >>> pca_transform(state, x)[:, 0].round(3).tolist()
+        [-1.414, 0.0, 1.414]
     """
     x = jnp.asarray(x)
     f = x.shape[-1]

@@ -18,7 +18,26 @@ class TimeSplit(NamedTuple):
 
 
 def time_split(lengths, val_fraction: float = 0.15, test_fraction: float = 0.15) -> TimeSplit:
-    """Splits each individual's own timeline in order: past for training, future for testing."""
+    """Splits each individual's own timeline in order: past for training, future for testing.
+
+    Args:
+        lengths: each individual's number of grid steps.
+        val_fraction: share of each timeline for validation (after training).
+        test_fraction: share of each timeline for testing (the end).
+
+    Returns:
+        A :class:`TimeSplit` of per-individual boundaries (int32).
+
+    Raises:
+        ValueError: bad fractions, or an individual with fewer than 2 training steps.
+
+    Example:
+        >>> split = time_split([20, 10], val_fraction=0.2, test_fraction=0.2)
+        >>> split.train_end.tolist(), split.val_end.tolist()
+        ([12, 6], [16, 8])
+        >>> segment_mask(split, 10, "test")[1].nonzero()[0].tolist()
+        [8, 9]
+    """
     if not (0 <= val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
         raise ValueError(f"bad split fractions val={val_fraction}, test={test_fraction}")
     lengths = np.asarray(lengths)
@@ -32,7 +51,16 @@ def time_split(lengths, val_fraction: float = 0.15, test_fraction: float = 0.15)
 def segment_mask(
     split: TimeSplit, n_steps: int, segment: Literal["train", "val", "test"]
 ) -> np.ndarray:
-    """[N, T] mask of the grid steps belonging to ``segment`` ("train", "val" or "test")."""
+    """[N, T] mask of the grid steps belonging to ``segment`` ("train", "val" or "test").
+
+    Args:
+        split: the per-individual boundaries.
+        n_steps: the grid length ``T``.
+        segment: which part of each timeline.
+
+    Returns:
+        A boolean ``[N, T]`` mask.
+    """
     t = np.arange(n_steps)[None, :]
     lo, hi = {
         "train": (0, split.train_end),

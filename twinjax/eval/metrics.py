@@ -1,21 +1,38 @@
 """Per-individual forecast metrics for Gaussian predictions."""
 
 import numpy as np
-from jaxtyping import Bool, Float
+from jaxtyping import ArrayLike, Bool, Float
 from scipy.special import ndtri
 
 _Z = {level: float(ndtri(0.5 + level / 2)) for level in (0.5, 0.9)}
 
 
 def gaussian_metrics(
-    mean: Float[np.ndarray, "individuals targets"],
-    scale: Float[np.ndarray, "individuals targets"],
-    y: Float[np.ndarray, "individuals targets"],
-    mask: Bool[np.ndarray, "individuals targets"],
+    mean: Float[ArrayLike, "individuals targets"],
+    scale: Float[ArrayLike, "individuals targets"],
+    y: Float[ArrayLike, "individuals targets"],
+    mask: Bool[ArrayLike, "individuals targets"],
 ) -> dict[str, np.ndarray]:
     """RMSE, MAE, Gaussian NLL and central 50%/90% interval coverage, per individual.
 
     Only observed targets count; an individual without any gets NaN (and ``count`` 0).
+
+    Args:
+        mean: predictive means.
+        scale: predictive standard deviations (> 0).
+        y: observed targets (anything where ``mask`` is False is ignored).
+        mask: True where a target was observed.
+
+    Returns:
+        Per-individual arrays ``[individuals]``: ``rmse``, ``mae``, ``nll``, ``count``,
+        ``coverage50`` and ``coverage90``.
+
+    Example:
+        >>> import numpy as np
+        >>> m = gaussian_metrics(np.zeros((2, 2)), np.ones((2, 2)), np.array([[1.0, -1.0], [3.0, 0.0]]),
+        ...                      np.array([[True, True], [True, False]]))
+        >>> m["rmse"].tolist(), m["coverage90"].tolist(), m["count"].tolist()
+        ([1.0, 3.0], [1.0, 0.0], [2, 1])
     """
     mean, scale, y, mask = map(np.asarray, (mean, scale, y, mask))
     count = mask.sum(-1)
@@ -33,7 +50,15 @@ def gaussian_metrics(
 
 
 def summarize(per_individual: dict[str, np.ndarray]) -> dict[str, float]:
-    """Cohort summary: mean over individuals, and pooled coverage over all targets."""
+    """Cohort summary: mean over individuals, and pooled coverage over all targets.
+
+    Args:
+        per_individual: the output of :func:`gaussian_metrics`.
+
+    Returns:
+        ``<metric>_mean`` over individuals with targets, ``coverage<level>_pooled``,
+        ``rmse_median`` and ``n_targets``.
+    """
     count = per_individual["count"]
     out = {}
     for k, v in per_individual.items():

@@ -146,7 +146,9 @@ def fit_personal(
     pop_params: TwinParams,
     arrays: CohortArrays,
     options: PersonalizeOptions,
-    checkpoint_dir: Path,
+    checkpoint_dir: str | Path,
+    *,
+    start: TwinParams | None = None,
 ):
     """Personal twins for every individual, in chunks of ``options.chunk_size`` individuals.
 
@@ -158,6 +160,8 @@ def fit_personal(
       spec: the twins' architecture; pop_params: the population twin (start and prior centre).
       arrays: the prepared cohort; options: see :class:`PersonalizeOptions`.
       checkpoint_dir: one sub-directory per chunk.
+      start: where each individual's optimization starts (leading individuals axis; e.g. their
+        current personal twin, for an online update); None starts from the population twin.
 
     Returns:
       ``(params, val_nll)``: the stacked personal params (leading individuals axis) and each
@@ -186,7 +190,10 @@ def fit_personal(
         idx = np.minimum(np.arange(lo, lo + chunk), n - 1)
         sub = arrays.take(idx)
         ids = jnp.asarray(idx)
-        init = jax.tree.map(lambda x: jnp.broadcast_to(x, (chunk,) + x.shape), pop_params)
+        if start is None:
+            init = jax.tree.map(lambda x: jnp.broadcast_to(x, (chunk,) + x.shape), pop_params)
+        else:
+            init = jax.tree.map(lambda x, idx=idx: jnp.asarray(x)[idx], start)
         pop_val = _val_nll(init, sub, spec, length - 1, val_size)
         state = PersonalState(
             init,

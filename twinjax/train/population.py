@@ -82,7 +82,7 @@ def fit_population(
     spec: TwinSpec,
     arrays: CohortArrays,
     options: PopulationOptions,
-    checkpoint_dir: Path,
+    checkpoint_dir: str | Path,
 ):
     """Trains one twin on all individuals' training windows.
 

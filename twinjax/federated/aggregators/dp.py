@@ -13,7 +13,7 @@ class DPState(NamedTuple):
     clip_norm: Float[Array, ""]  # C, adapted every round when ``DPConfig.adaptive``
 
 
-def dp_mean(dp: privacy.DPConfig, *, expected_clients: float) -> Aggregator:
+def dp_mean(dp: privacy.DPConfig, *, expected_clients: float | int) -> Aggregator:
     """McMahan et al. (2018): every accepted update clipped to norm ``C``, summed, noised with
     ``N(0, (z C)^2)`` and divided by the expected number of clients (uniform weights, a fixed
     denominator); ``C`` adapts to a quantile of the update norms (Andrew et al. 2021) when
@@ -29,6 +29,8 @@ def dp_mean(dp: privacy.DPConfig, *, expected_clients: float) -> Aggregator:
         norm for the next round.
     """
 
+    expected = float(expected_clients)
+
     def init() -> DPState:
         return DPState(clip_norm=jnp.asarray(dp.clip_norm, jnp.float32))
 
@@ -36,9 +38,9 @@ def dp_mean(dp: privacy.DPConfig, *, expected_clients: float) -> Aggregator:
         keys = round_keys(key)
         clipped, unclipped = privacy.clip_updates(updates, state.clip_norm)
         total = jnp.sum(jnp.where(cohort.accepted[:, None], clipped, 0.0), axis=0)
-        mean = privacy.noisy_mean(total, state.clip_norm, expected_clients, keys.noise, dp)
+        mean = privacy.noisy_mean(total, state.clip_norm, expected, keys.noise, dp)
         clip_norm = privacy.adapt_clip_norm(
-            state.clip_norm, unclipped, cohort.accepted, expected_clients, keys.clip, dp
+            state.clip_norm, unclipped, cohort.accepted, expected, keys.clip, dp
         )
         return mean, DPState(clip_norm), {"clip_norm": clip_norm}
 

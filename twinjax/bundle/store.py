@@ -1,0 +1,181 @@
+"""A trained twin cohort on disk: parameters (orbax) and everything needed to use them (JSON).
+
+``model/`` is self-contained: the architecture, the axis orders (variables, intervention kinds,
+static covariates and their category levels), subject ids, each subject's time origin and the
+grid step, the scalers, the calibration factors, the personalization options, the run's
+fingerprint and config, and the twinjax version that wrote it.
+"""
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+
+from twinjax.data import NormStats, Scalers
+from twinjax.train import PersonalizeOptions
+from twinjax.twins import TwinParams, TwinSpec, init_params
+
+FORMAT = 1  # bumped when the layout of model/ changes
+META_FILE = "meta.json"
+
+
+class TwinBundle(NamedTuple):
+    """Everything a trained cohort of twins needs to forecast, personalize and update.
+
+    ``personal``, ``calibration["personal"]`` and per-individual scalers have one row per entry of
+    ``subject_ids``; ``t0[i]`` is subject i's time origin (grid time ``t0 + k * step``).
+    """
+
+    spec: TwinSpec
+    population: TwinParams
+    personal: TwinParams
+    scalers: Scalers
+    calibration: dict  # "population" [F], "personal" [N, F]
+    subject_ids: tuple
+    t0: np.ndarray
+    step: float
+    variables: tuple
+    intervention_kinds: tuple
+    static_names: tuple
+    normalization: str  # "population", "individual" or "none"
+    history: int  # steps of data each one-step forecast sees
+    options: PersonalizeOptions  # how personalize/update fine-tune
+    fingerprint: dict
+    config: dict
+    version: str
+
+    @property
+    def n_subjects(self) -> int:
+        return len(self.subject_ids)
+
+    def index(self, subject) -> int | None:
+        """Row of ``subject`` (matched as a string), or None for a subject the bundle lacks."""
+        names = [str(s) for s in self.subject_ids]
+        return names.index(str(subject)) if str(subject) in names else None
+
+
+def _arrays(bundle: TwinBundle) -> dict:
+    return {
+        "population": bundle.population,
+        "personal": bundle.personal,
+        "scalers": {
+            "mean": bundle.scalers.values.mean,
+            "std": bundle.scalers.values.std,
+            "interventions": bundle.scalers.interventions,
+            "static_mean": bundle.scalers.static_mean,
+            "static_std": bundle.scalers.static_std,
+        },
+        "calibration": {k: jnp.asarray(v) for k, v in bundle.calibration.items()},
+    }
+
+
+def _flat(tree) -> dict:
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    name = lambda k: str(getattr(k, "key", getattr(k, "name", k)))
+    return {"/".join(name(k) for k in path): np.asarray(x) for path, x in leaves}
+
+
+def save_bundle(bundle: TwinBundle, directory: Path) -> None:
+    """Writes ``directory/params`` (orbax) and ``directory/meta.json``.
+
+    Empty arrays (a cohort without static covariates has ``[0]``-shaped scalers) are recorded
+    by shape in the metadata, not in the checkpoint (orbax cannot save zero-size arrays).
+    """
+    directory = Path(directory).absolute()
+    flat = _flat(_arrays(bundle))
+    stored = {k: v for k, v in flat.items() if v.size}
+    with ocp.StandardCheckpointer() as ckptr:
+        ckptr.save(directory / "params", stored, force=True)
+    meta = {
+        "format": FORMAT,
+        "version": bundle.version,
+        "spec": asdict(bundle.spec),
+        "arrays": {k: [list(v.shape), v.dtype.str] for k, v in flat.items()},
+        "n_personal": bundle.n_subjects,
+        "subject_ids": [_jsonable(s) for s in bundle.subject_ids],
+        "t0": np.asarray(bundle.t0, np.float64).tolist(),
+        "step": bundle.step,
+        "variables": list(bundle.variables),
+        "intervention_kinds": list(bundle.intervention_kinds),
+        "static_names": list(bundle.static_names),
+        "normalization": bundle.normalization,
+        "history": bundle.history,
+        "options": bundle.options._asdict(),
+        "fingerprint": bundle.fingerprint,
+        "config": bundle.config,
+    }
+    (directory / META_FILE).write_text(json.dumps(meta, indent=1, default=str))
+
+
+def _jsonable(x: Any):
+    return x.item() if isinstance(x, np.generic) else x
+
+
+def model_dir(path: Path) -> Path:
+    """``path`` itself if it holds a saved bundle, else ``path/model`` (a run directory)."""
+    path = Path(path)
+    for candidate in (path, path / "model"):
+        if (candidate / META_FILE).exists():
+            return candidate
+    raise FileNotFoundError(
+        f"{path} holds no saved twins (no {META_FILE} in it or in {path / 'model'}); pass a run "
+        "directory written by `python -m twinjax` (this version) or its model/ folder"
+    )
+
+
+def load(path: Path) -> TwinBundle:
+    """The twins saved in a run directory (or its ``model/`` folder).
+
+    Raises:
+      FileNotFoundError: nothing saved there. ValueError: written in another format.
+    """
+    directory = model_dir(path).absolute()
+    meta = json.loads((directory / META_FILE).read_text())
+    if meta.get("format") != FORMAT:
+        raise ValueError(
+            f"{directory} was written in model format {meta.get('format')} by twinjax "
+            f"{meta.get('version')}; this twinjax reads format {FORMAT}: retrain, or load it with "
+            "the version that wrote it"
+        )
+    spec = TwinSpec(**meta["spec"])
+    shapes = {k: (tuple(s), np.dtype(d)) for k, (s, d) in meta["arrays"].items()}
+    target = {k: jax.ShapeDtypeStruct(s, d) for k, (s, d) in shapes.items() if np.prod(s) > 0}
+    with ocp.StandardCheckpointer() as ckptr:
+        stored = ckptr.restore(directory / "params", target)
+    flat = {k: stored[k] if k in stored else np.zeros(s, d) for k, (s, d) in shapes.items()}
+    like = init_params(jax.random.key(0), spec)
+    tree = lambda prefix: jax.tree.unflatten(
+        jax.tree.structure(like), [flat[f"{prefix}/{k}"] for k in _flat(like)]
+    )
+    scalers = Scalers(
+        NormStats(flat["scalers/mean"], flat["scalers/std"]),
+        flat["scalers/interventions"],
+        flat["scalers/static_mean"],
+        flat["scalers/static_std"],
+    )
+    return TwinBundle(
+        spec=spec,
+        population=tree("population"),
+        personal=tree("personal"),
+        scalers=scalers,
+        calibration={
+            k.split("/", 1)[1]: np.asarray(v) for k, v in flat.items() if k.startswith("calib")
+        },
+        subject_ids=tuple(meta["subject_ids"]),
+        t0=np.asarray(meta["t0"], np.float64),
+        step=meta["step"],
+        variables=tuple(meta["variables"]),
+        intervention_kinds=tuple(meta["intervention_kinds"]),
+        static_names=tuple(meta["static_names"]),
+        normalization=meta["normalization"],
+        history=meta["history"],
+        options=PersonalizeOptions(**meta["options"]),
+        fingerprint=meta["fingerprint"],
+        config=meta["config"],
+        version=meta["version"],
+    )

@@ -1,0 +1,259 @@
+"""Saved twins at work: forecast (with intervals, in data units), personalize a new individual,
+update an individual's twin with newly arrived data. None of them refits the cohort."""
+
+import tempfile
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from jaxtyping import PRNGKeyArray
+
+from twinjax.bundle.align import align
+from twinjax.bundle.store import TwinBundle
+from twinjax.data import Cohort, CohortArrays, NormStats, Series, denormalize, denormalize_scale
+from twinjax.eval import Forecasts
+from twinjax.train import fit_personal
+from twinjax.twins import TwinParams, cohort_predictions
+from twinjax.twins import forecast as rollout
+
+
+def _rows_params(bundle: TwinBundle, rows: list[int | None]) -> TwinParams:
+    """Each subject's personal twin, or the population twin for a subject the bundle lacks."""
+    known = np.array([r is not None for r in rows])
+    idx = jnp.asarray([r if r is not None else 0 for r in rows])
+
+    def pick(per, pop):
+        k = known.reshape((-1,) + (1,) * pop.ndim)
+        return jnp.where(k, jnp.asarray(per)[idx], jnp.asarray(pop)[None])
+
+    return jax.tree.map(pick, bundle.personal, bundle.population)
+
+
+def _scale_factors(bundle: TwinBundle, rows: list[int | None]) -> np.ndarray:
+    """Calibration factor ``[N, F]``: a known subject's own; else the population twin's."""
+    per, pop = (
+        np.asarray(bundle.calibration["personal"]),
+        np.asarray(bundle.calibration["population"]),
+    )
+    return np.stack([per[r] if r is not None else pop for r in rows])
+
+
+def _last_window(series: Series, lengths: np.ndarray, history: int) -> Series:
+    """Each individual's last ``history`` steps before its length (missing where it is shorter)."""
+    pad = lambda x: jnp.concatenate([jnp.zeros((x.shape[0], history) + x.shape[2:], x.dtype), x], 1)
+    take = lambda x, end: jax.lax.dynamic_slice_in_dim(x, end, history)
+    ends = jnp.asarray(lengths)
+    return Series(*(jax.vmap(take)(pad(x), ends) for x in series[:3]), series.static)
+
+
+def forecast(
+    bundle: TwinBundle,
+    cohort: Cohort,
+    *,
+    horizon: int,
+    key: PRNGKeyArray,
+    plan: np.ndarray | None = None,
+    n_samples: int = 200,
+    levels: Sequence[float] = (0.05, 0.5, 0.95),
+) -> pd.DataFrame:
+    """Forecasts each individual of ``cohort`` from the end of its data, ``horizon`` steps on.
+
+    A subject the twins know uses its personal twin, another the population twin (personalize
+    it first for a twin of its own). Trajectories are sampled from the twin's predictive
+    Gaussians step by step (the spread accumulates over the horizon).
+
+    Args:
+      bundle: saved twins (:func:`twinjax.load`).
+      cohort: the recent data in data units (``read_cohort`` of a new file, say).
+      horizon: grid steps to forecast; key: draws the trajectories.
+      plan: interventions planned over the horizon ``[N, horizon, kinds]`` in data units, kinds
+        in ``bundle.intervention_kinds`` order (None: nothing given).
+      n_samples: trajectories per individual; levels: the quantiles reported.
+
+    Returns:
+      One row per subject, step (1 = the grid step after the data), variable: ``time``,
+      ``mean`` and a column ``q05``, ``q50``, ... per level, in data units.
+    """
+    series, stats, rows = align(bundle, cohort)
+    n = cohort.n_individuals
+    kinds = series.interventions.shape[-1]
+    plan = np.zeros((n, horizon, kinds), np.float32) if plan is None else np.asarray(plan)
+    if plan.shape != (n, horizon, kinds):
+        raise ValueError(f"plan has shape {plan.shape}; expected {(n, horizon, kinds)}")
+    plan = jnp.asarray(plan / np.asarray(bundle.scalers.interventions), jnp.float32)
+    window = _last_window(series, cohort.lengths, bundle.history)
+    draws = _sample(_rows_params(bundle, rows), bundle.spec, window, plan, key, n_samples)
+    draws = (
+        np.asarray(draws) * np.asarray(stats.std)[:, None, None]
+        + np.asarray(stats.mean)[:, None, None]
+    )  # [N, S, H, F] in data units
+    return _table(bundle, cohort, draws, levels)
+
+
+def _sample(params, spec, window, plan, key, n_samples):
+    def one(p, w, u, k):
+        def path(k):
+            k_path, k_last = jax.random.split(k)
+            mean, scale = rollout(p, spec, w, u, key=k_path)
+            return mean + scale * jax.random.normal(k_last, mean.shape)
+
+        return jax.vmap(path)(jax.random.split(k, n_samples))
+
+    keys = jax.random.split(key, window.values.shape[0])
+    return jax.jit(jax.vmap(one))(params, window, plan, keys)
+
+
+def _table(bundle, cohort, draws, levels) -> pd.DataFrame:
+    n, _, horizon, f = draws.shape
+    q = np.quantile(draws, levels, axis=1)  # [L, N, H, F]
+    ids = cohort.subject_ids or tuple(range(n))
+    t0 = np.zeros(n) if cohort.t0 is None else np.asarray(cohort.t0, np.float64)
+    step = np.arange(1, horizon + 1)
+    frame = {
+        "subject_id": np.repeat(np.asarray(ids, dtype=object), horizon * f),
+        "step": np.tile(np.repeat(step, f), n),
+        "time": (t0[:, None] + (cohort.lengths[:, None] + step[None] - 1) * cohort.step)
+        .repeat(f)
+        .ravel(),
+        "variable": np.tile(np.asarray(bundle.variables, dtype=object), n * horizon),
+        "mean": draws.mean(1).ravel(),
+    }
+    for level, values in zip(levels, q, strict=True):
+        frame[f"q{round(level * 100):02d}"] = values.ravel()
+    return pd.DataFrame(frame)
+
+
+def one_step(bundle: TwinBundle, cohort: Cohort, segment) -> Forecasts:
+    """Recalibrated one-step forecasts of ``segment`` (``[N, T]`` steps) in data units, each from
+    the ``bundle.history`` steps before it (as the run evaluated its twins)."""
+    series, stats, rows = align(bundle, cohort)
+    arrays = CohortArrays(series, *(jnp.zeros(series.mask.shape[:2], bool),) * 2, segment)
+    mean, scale, t, inside = cohort_predictions(
+        _rows_params(bundle, rows), bundle.spec, arrays, segment, history=bundle.history
+    )
+    rows_i = np.arange(cohort.n_individuals)[:, None]
+    t, inside = np.asarray(t), np.asarray(inside)
+    return Forecasts(
+        mean=np.asarray(denormalize(stats, mean)),
+        scale=np.asarray(denormalize_scale(stats, scale)) * _scale_factors(bundle, rows)[:, None],
+        y=cohort.values[rows_i, t][..., _var_cols(bundle, cohort)],
+        observed=cohort.mask[rows_i, t][..., _var_cols(bundle, cohort)] & inside[..., None],
+        t=t,
+        inside=inside,
+    )
+
+
+def _var_cols(bundle: TwinBundle, cohort: Cohort) -> list[int]:
+    return [list(cohort.variables).index(v) for v in bundle.variables]
+
+
+def _history_arrays(series: Series, lengths, *, val_fraction: float, window: int) -> CohortArrays:
+    """All of each individual's data for training but its last ``val_fraction`` (validation)."""
+    t = series.values.shape[1]
+    if t < window:  # windows must fit in the array; the padding is never observed
+        grow = lambda x: jnp.concatenate(
+            [x, jnp.zeros((x.shape[0], window - t) + x.shape[2:], x.dtype)], 1
+        )
+        series = Series(*(grow(x) for x in series[:3]), series.static)
+    steps = np.arange(series.values.shape[1])[None]
+    lengths = np.asarray(lengths)[:, None]
+    train_end = np.maximum(np.floor(lengths * (1 - val_fraction)), 2)
+    train, val = steps < train_end, (steps >= train_end) & (steps < lengths)
+    return CohortArrays(series, jnp.asarray(train), jnp.asarray(val), jnp.zeros_like(train))
+
+
+def _fine_tune(bundle, cohort, *, key, steps, val_fraction, start):
+    series, stats, rows = align(bundle, cohort)
+    options = bundle.options._replace(
+        steps=steps or bundle.options.steps, chunk_size=0, progress=False,
+        checkpoint_every=steps or bundle.options.steps,
+    )  # fmt: skip
+    arrays = _history_arrays(
+        series, cohort.lengths, val_fraction=val_fraction, window=options.window
+    )
+    begin = (
+        None if start is None else jax.tree.map(lambda x: jnp.asarray(x)[start], bundle.personal)
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        params, _ = fit_personal(
+            key, bundle.spec, bundle.population, arrays, options, tmp, start=begin
+        )
+    return params, stats, rows
+
+
+def personalize(
+    bundle: TwinBundle,
+    cohort: Cohort,
+    *,
+    key: PRNGKeyArray,
+    steps: int | None = None,
+    val_fraction: float = 0.15,
+) -> TwinBundle:
+    """Twins of their own for the new individuals of ``cohort``, from their data alone.
+
+    Each starts from the population twin and is fine-tuned as in the run (MAP under the Gaussian
+    prior centred on the population twin, ``bundle.options``); the cohort is not refitted.
+
+    Args:
+      bundle: saved twins; cohort: the new individuals' data (subject ids the bundle lacks).
+      key: draws the training windows; steps: fine-tuning steps (default: the run's).
+      val_fraction: the end of each history kept out of training (used for selection).
+
+    Returns:
+      The bundle with the new subjects appended (their calibration factor: the cohort median).
+    """
+    known = [s for s in cohort.subject_ids if bundle.index(s) is not None]
+    if known:
+        raise ValueError(f"subjects {known[:5]} already have twins: update() takes in new data")
+    params, stats, _ = _fine_tune(
+        bundle, cohort, key=key, steps=steps, val_fraction=val_fraction, start=None
+    )
+    per = np.asarray(bundle.calibration["personal"])
+    calibration = {
+        **bundle.calibration,
+        "personal": np.concatenate([per, np.repeat(np.median(per, 0)[None], len(stats.mean), 0)]),
+    }
+    scalers = bundle.scalers
+    if bundle.normalization == "individual":
+        cat = lambda a, b: jnp.concatenate([jnp.asarray(a), jnp.asarray(b)])
+        scalers = scalers._replace(values=NormStats(*map(cat, scalers.values, stats)))
+    t0 = np.zeros(cohort.n_individuals) if cohort.t0 is None else np.asarray(cohort.t0)
+    return bundle._replace(
+        personal=jax.tree.map(lambda a, b: jnp.concatenate([a, b]), bundle.personal, params),
+        subject_ids=bundle.subject_ids + tuple(cohort.subject_ids),
+        t0=np.concatenate([np.asarray(bundle.t0, np.float64), t0]),
+        calibration=calibration,
+        scalers=scalers,
+    )
+
+
+def update(
+    bundle: TwinBundle,
+    cohort: Cohort,
+    *,
+    key: PRNGKeyArray,
+    steps: int,
+    val_fraction: float = 0.15,
+) -> TwinBundle:
+    """Known individuals' twins take in newly arrived data; the others are untouched.
+
+    ``cohort`` holds these individuals' data so far (old and new). Each twin is warm-started
+    from its current parameters and takes ``steps`` MAP steps of the personalization objective
+    (prior centred on the population twin) on all of it: an online update that costs a fraction
+    of a refit.
+
+    Returns:
+      The bundle with these subjects' personal twins replaced.
+    """
+    rows = [bundle.index(s) for s in cohort.subject_ids]
+    if any(r is None for r in rows):
+        missing = [s for s, r in zip(cohort.subject_ids, rows, strict=True) if r is None]
+        raise ValueError(f"subjects {missing[:5]} have no twin yet: personalize() them first")
+    params, _, _ = _fine_tune(
+        bundle, cohort, key=key, steps=steps, val_fraction=val_fraction, start=np.asarray(rows)
+    )
+    idx = jnp.asarray(rows)
+    personal = jax.tree.map(lambda a, b: jnp.asarray(a).at[idx].set(b), bundle.personal, params)
+    return bundle._replace(personal=personal)
