@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
@@ -87,8 +86,10 @@ def test_every_shipped_group_option_composes(group):
 
 
 def _params(run_dir: Path):
-    with ocp.StandardCheckpointer() as ckptr:
-        return ckptr.restore((run_dir / "model").absolute())
+    import twinjax
+
+    bundle = twinjax.load(run_dir)
+    return {"population": bundle.population, "personal": bundle.personal}
 
 
 def test_sigkill_mid_training_then_resume_matches_uninterrupted(tmp_path):
@@ -125,9 +126,9 @@ def test_sigkill_mid_training_then_resume_matches_uninterrupted(tmp_path):
 
 
 def _leaves(tree):
-    if isinstance(tree, dict):
-        return [leaf for k in sorted(tree) for leaf in _leaves(tree[k])]
-    return [np.asarray(tree)]
+    import jax
+
+    return [np.asarray(x) for x in jax.tree.leaves(tree)]
 
 
 def test_multirun_sweeps_two_jobs_on_a_users_files(tmp_path):

@@ -1,7 +1,5 @@
 """Saved twins: the bundle round trip, forecasting, personalizing and updating without a refit."""
 
-from types import SimpleNamespace
-
 import jax
 import numpy as np
 import pytest
@@ -12,27 +10,11 @@ from twinjax import pipeline
 from twinjax.data import CohortError, synthetic_cohort
 
 
-def _cfg(**train):
-    data = SimpleNamespace(
-        normalization="population", val_fraction=0.15, test_fraction=0.15, context=6, horizon=3
-    )
-    model = SimpleNamespace(cell="lstm", hidden=6, attention=True, attention_dim=4, min_scale=1e-3)
-    defaults = dict(
-        steps=4, personal_steps=4, lr=3e-3, personal_lr=3e-3, batch_windows=2,
-        prior_strength=30.0, population_batch=0, chunk_size=0, eval_every=2, selection="none",
-        checkpoint_every=4, keep_checkpoints=1, calibration_strength=20.0, progress=False,
-        resume=True,
-    )  # fmt: skip
-    return SimpleNamespace(
-        seed=0, data=data, model=model, train=SimpleNamespace(**defaults | train)
-    )
-
-
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, tiny_cfg):
     out = tmp_path_factory.mktemp("run")
     cohort = synthetic_cohort(jax.random.key(0), n_individuals=4, n_steps=50)
-    cfg = _cfg()
+    cfg = tiny_cfg()
     fit = pipeline.fit_twins(jax.random.key(1), cohort, cfg, out)
     bundle = pipeline.save_model(fit, cohort, cfg, out / "model")
     return out, cohort, cfg, fit, bundle
