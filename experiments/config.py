@@ -182,7 +182,7 @@ class AbmEpidemic:
     beta_household: float = 0.08
     beta_school_work: float = 0.015
     beta_community: float = 0.025
-    sigma: float = 0.3333333  # E -> I rate: 1/3 (mean latent 3 days) to the digits always run
+    sigma: float = 0.3333333  # E -> I rate, 1/3 (mean latent 3 days) to the 7 digits always run
     gamma: float = 0.2  # I -> R rate (mean infectious 5 days)
     vax_start: int = 10
     vax_rate: float = 0.02
@@ -235,7 +235,36 @@ class AbmFinance:
     commitment: float = 0.15  # rise of the present-bias beta with a commitment device
 
 
+@dataclass
+class TwinLifecycle:
+    """Twins after their run: reload and forecast, personalize new individuals from their first
+    days, stream their data in chunks into their twins (the data, model and train groups train
+    the cohort's twins as in the default experiment)."""
+
+    name: str = "twin_lifecycle"
+    n_new: int = 16  # new individuals (synthetic, drawn with a key the training never used)
+    history_days: int = 30  # their data taken in
+    eval_days: int = 7  # then forecast one step ahead
+    steps_per_day: int = 0  # grid steps per day; 0: 24 / data.step (hourly grid: 24)
+    chunks: int = 10  # pieces the history arrives in
+    update_steps: int = 200  # MAP steps per streamed update
+    horizon: int = 24  # sampled forecast of the round-trip check
+    n_samples: int = 100
+
+
+@dataclass
+class Forecast:
+    """Forecasts from saved twins (``twin=RUN_DIR``) for the subjects of the data group (e.g.
+    ``data=files data.observations=new.csv``): forecasts.csv with quantiles, and a figure."""
+
+    name: str = "forecast"
+    horizon: int = 24  # grid steps after each subject's data
+    n_samples: int = 200  # sampled trajectories per subject
+    personalize_new: bool = False  # true: subjects the twins lack get their own twin first
+    n_plot_subjects: int = 4
+
+
 EXPERIMENTS: tuple[type, ...] = (
     TwinsSynthetic, BayesTwins, BayesSynthetic, PkTheophylline, FedproxSynthetic, FederatedTwins,
-    AbmEpidemic, AbmCommuting, AbmFinance,
+    AbmEpidemic, AbmCommuting, AbmFinance, TwinLifecycle, Forecast,
 )  # fmt: skip

@@ -37,8 +37,15 @@ class DataConfig:
     value_col: str = "value"
     kind_col: str = "kind"
     amount_col: str = "amount"
-    step: float = 1.0
-    drop_bad_rows: bool = False
+    # grid step: a number in the unit of numeric times, or a duration (15min, 1h, 1D) for
+    # ISO-8601 / timestamp times (Any: OmegaConf 2.3 has no float | str)
+    step: Any = 1.0
+    # where each subject's grid starts: "subject" (its first time) or "absolute" (one grid for
+    # all, from the cohort's first time rounded down to a multiple of the step)
+    origin: str = "subject"
+    sep: str | None = None  # delimiter of text files; None: found in the header (, ; TAB |)
+    encoding: str | None = None  # text encoding; None: UTF-8, else Latin-1 (noted in the summary)
+    drop_bad_rows: bool = False  # drop malformed rows (reported) instead of stopping
     target: str | None = None  # variable to forecast; default: the first
     # preprocessing
     normalization: str = "population"  # "population", "individual" or "none"
@@ -85,6 +92,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     experiment: Any = MISSING  # an experiment's dataclass, chosen by experiment=NAME
+    twin: str | None = None  # saved twins to use (a run directory): experiment=forecast
 
 
 def register_configs() -> None:

@@ -116,7 +116,7 @@ def fit_population(
         state,
         lambda s: step(s, arrays),
         cfg.steps,
-        checkpoint_dir=checkpoint_dir,
+        checkpoint_dir=Path(checkpoint_dir),
         every=cfg.checkpoint_every,
         keep=cfg.keep_checkpoints,
         name="population",
