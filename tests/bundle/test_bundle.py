@@ -1,5 +1,7 @@
 """Saved twins: the bundle round trip, forecasting, personalizing and updating without a refit."""
 
+from types import SimpleNamespace
+
 import jax
 import numpy as np
 import pytest
@@ -71,3 +73,17 @@ def test_personalize_appends_and_update_changes_only_that_twin(run):
     )
     changed = np.stack([d.reshape(d.shape[0], -1).max(-1) for d in diff]).max(0)
     assert changed[-2] > 0 and np.all(changed[:-2] == 0) and changed[-1] == 0
+
+
+def test_forecast_refuses_twins_of_another_model_naming_the_difference(run):
+    from experiments.forecast import TwinMismatch, check_model
+    from twinjax.config import ModelConfig
+
+    out, _, _, _, bundle = run
+    same = SimpleNamespace(twin=str(out), model=ModelConfig(**bundle.config["model"]))
+    check_model(bundle, same)  # the saved settings pass
+    other = SimpleNamespace(
+        twin=str(out), model=ModelConfig(**{**bundle.config["model"], "hidden": 9})
+    )
+    with pytest.raises(TwinMismatch, match="hidden: saved 6 -> 9"):
+        check_model(bundle, other)
