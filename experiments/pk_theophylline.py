@@ -31,12 +31,19 @@ from twinjax.bayes.dosing import choose_dose, choose_dose_time, steady_state_pro
 from twinjax.bayes.plots import plot_coverage, plot_individual_fits, plot_pit_histogram
 from twinjax.bayes.theoph import FM3, theoph_data, theoph_frames, theoph_spec
 from twinjax.config import Config
+from twinjax.pipeline import ConfigError
 
 LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
 def run(cfg: Config, out_dir: Path) -> dict:
     c: PkTheophylline = cfg.experiment
+    if cfg.data.source == "files":
+        raise ConfigError(
+            "experiment=pk_theophylline fits R's built-in Theoph data and cannot use data=files; "
+            "fit your own files with experiment=hierarchical data=files data.observations=PATH "
+            "data.interventions=PATH experiment.model=pk_oral (or pk_oral_ke, pk_iv)"
+        )
     k_nuts, k_svi, k_pred, k_thin = jax.random.split(jax.random.key(cfg.seed), 4)
     start = time.perf_counter()
     data = theoph_data(weight_covariate=c.weight_covariate)

@@ -18,7 +18,7 @@ from twinjax.eval import plots
 
 def run(root: Config, out_dir: Path) -> dict:
     k_data, k_fit, k_plot = jax.random.split(jax.random.key(root.seed), 3)
-    cohort = pipeline.load_cohort(k_data, root.data)
+    cohort = pipeline.check_cohort(pipeline.load_cohort(k_data, root.data), root.data)
     fit = pipeline.fit_twins(k_fit, cohort, root, out_dir)
     pipeline.save_model(fit, cohort, root, out_dir / "model")
     per_individual = pipeline.evaluate_twins(fit, cohort, root.data)
@@ -27,8 +27,22 @@ def run(root: Config, out_dir: Path) -> dict:
     metrics["target"] = cohort.variables[pipeline.target_index(cohort, root.data)]
     if "dropped_rows" in cohort.meta:
         metrics["dropped_rows"] = cohort.meta["dropped_rows"]["count"]
+    metrics["data_summary"] = cohort.meta["data_summary"]
     write_report(out_dir, root, metrics, fit, cohort, per_individual, key=k_plot)
     return metrics
+
+
+def data_line(s: dict) -> str:
+    """The data summary in a sentence, with its warnings."""
+    excluded = [str(e["subject"]) for e in s["subjects_excluded"]]
+    line = (
+        f"Data: {s['subjects']} subjects, {len(s['variables'])} variable(s), a grid of "
+        f"{s['grid_steps']} steps (step {s['step']}), {s['fraction_observed']:.1%} observed; "
+        f"{s['rows_merged']} row(s) merged into shared cells, {s['rows_dropped']} dropped, "
+        f"{len(excluded)} subject(s) excluded"
+        + (f" ({', '.join(excluded[:10])})." if excluded else ".")
+    )
+    return line + "".join(f" **Warning:** {w}." for w in s["warnings"])
 
 
 def write_report(out_dir: Path, cfg: Config, metrics: dict, fit, cohort, per_individual, *, key):
@@ -61,6 +75,8 @@ def write_report(out_dir: Path, cfg: Config, metrics: dict, fit, cohort, per_ind
         "on each individual's held-out test period (the last "
         f"{cfg.data.test_fraction:.0%} of their timeline), from the previous "
         f"{cfg.data.context + cfg.data.horizon - 1} steps.",
+        "",
+        data_line(metrics["data_summary"]),
         "",
         *table(["metric", "population", "personalized"],
                [[k, f"{pop[k]:.4f}", f"{per[k]:.4f}"] for k in keys]),

@@ -43,20 +43,20 @@ LR, BATCH = 0.01, 10
 
 def twinjax_rounds_per_second(train, per_round, epochs, rounds, backend, buckets) -> dict:
     mesh = fl.client_mesh() if backend == "shard_map" else None
-    cfg = fl.fedavg(
+    algo = fl.fedavg(
         fl.logistic_loss, clients_per_round=per_round, local_lr=LR, batch_size=BATCH,
-        local_epochs=epochs, sampling="uniform", weighting="samples", backend=backend, mesh=mesh, buckets=buckets,
+        local_epochs=epochs, sampling="uniform", weighting="samples",
+        execution=fl.Execution(backend=backend, mesh=mesh, buckets=buckets),
     )  # fmt: skip
-    algo = fl.build(cfg)
     state = algo.init(fl.logistic_init(), num_clients=train.num_clients)
     key = jax.random.key(0)
-    state, _ = algo.round(state, train, key)  # compile
+    state, _ = algo.apply(state, train, key)  # compile
     jax.block_until_ready(state)
     keys = [jax.random.fold_in(key, r) for r in range(1, rounds + 1)]
     t0 = time.perf_counter()
     steps = []
     for k in keys:
-        state, metrics = algo.round(state, train, k)
+        state, metrics = algo.apply(state, train, k)
         steps.append(metrics["local_steps"])
     jax.block_until_ready(state)
     seconds = time.perf_counter() - t0
@@ -71,7 +71,7 @@ def _critical_path(train, per_round, epochs, keys, total_steps) -> dict:
     redone from its key; checked against the round's reported total of local steps)."""
     largest, total = [], []
     for k, reported in zip(keys, total_steps, strict=True):
-        ids, _ = sample_clients(jax.random.split(k, 6)[0], train.count, per_round, "uniform")
+        ids, _ = sample_clients(fl.round_keys(k).sample, train.count, per_round, "uniform")
         n = np.asarray(num_local_steps(train.count[ids], epochs, BATCH))
         if int(n.sum()) != int(reported):
             raise RuntimeError("critical path: the redone sampling differs from the round's")

@@ -5,17 +5,27 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
+import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 from twinjax.config import EXPERIMENTS, register_configs
+from twinjax.data import CohortError
+from twinjax.pipeline import ConfigError
+from twinjax.runtime import RunDirectoryError
 
 log = logging.getLogger("twinjax")
 logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it writes at INFO
 register_configs()
+
+# Errors about the user's data or settings: their message says what to change, so the app prints
+# it alone (exit status 1) instead of a traceback; HYDRA_FULL_ERROR=1 still shows everything.
+USER_ERRORS = (CohortError, ConfigError, RunDirectoryError, MissingMandatoryValue)
 
 
 def run_experiment(cfg: DictConfig, out_dir: Path) -> dict:
@@ -34,7 +44,13 @@ def run_experiment(cfg: DictConfig, out_dir: Path) -> dict:
 def main(cfg: DictConfig) -> None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     log.info("config:\n%s", OmegaConf.to_yaml(cfg))
-    metrics = run_experiment(cfg, out_dir)
+    try:
+        metrics = run_experiment(cfg, out_dir)
+    except USER_ERRORS as e:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        log.error("%s: %s", type(e).__name__, e)
+        sys.exit(1)
     log.info("metrics written to %s", out_dir / "metrics.json")
     summary = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
     log.info("summary: %s", json.dumps(summary, indent=1)[:2000])

@@ -7,6 +7,8 @@ library owns (:class:`~twinjax.train.PopulationOptions`, :class:`~twinjax.train.
 """
 
 import dataclasses
+import difflib
+import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,7 +19,18 @@ import numpy as np
 
 import twinjax
 from twinjax.bundle import TwinBundle, save_bundle
-from twinjax.data import Cohort, CohortArrays, Scalers, prepare, read_cohort, synthetic_cohort
+from twinjax.data import (
+    Cohort,
+    CohortArrays,
+    CohortError,
+    Scalers,
+    data_summary,
+    exclude_unsplittable,
+    prepare,
+    read_cohort,
+    synthetic_cohort,
+)
+from twinjax.data.times import parse_step
 from twinjax.eval import Forecasts, gaussian_metrics, segment_forecasts, summarize
 from twinjax.runtime import array_digest, claim_run_dir
 from twinjax.train import PersonalizeOptions, PopulationOptions, fit_personal, fit_population
@@ -26,8 +39,16 @@ from twinjax.twins import TwinParams, TwinSpec, cohort_predictions
 log = logging.getLogger(__name__)
 
 
-def load_cohort(key: jax.Array, cfg) -> Cohort:
-    """The configured cohort: the synthetic one, or a user's long-format files."""
+class ConfigError(ValueError):
+    """A setting that cannot work (the app prints the message alone and exits with status 1)."""
+
+
+def load_cohort(key: jax.Array, cfg, *, static_levels: dict | None = None) -> Cohort:
+    """The configured cohort: the synthetic one, or a user's long-format files.
+
+    ``static_levels`` (categorical covariate -> levels, e.g. those of saved twins) fixes the
+    one-hot encoding of the static table.
+    """
     if cfg.source == "synthetic":
         return synthetic_cohort(
             key,
@@ -39,32 +60,95 @@ def load_cohort(key: jax.Array, cfg) -> Cohort:
         )
     if cfg.source == "files":
         if not cfg.observations:
-            raise ValueError("data=files needs data.observations=PATH (CSV or Parquet)")
-        cohort = read_cohort(
+            raise ConfigError("data=files needs data.observations=PATH (CSV or Parquet)")
+        try:
+            grid_step = parse_step(cfg.step)
+        except ValueError as e:
+            raise ConfigError(f"data.step: {e}") from None
+        if cfg.origin not in ("subject", "absolute"):
+            raise ConfigError(f"data.origin={cfg.origin!r}: use subject or absolute")
+        return read_cohort(
             cfg.observations,
             cfg.interventions,
             cfg.static,
-            step=cfg.step,
+            step=grid_step.duration if grid_step.duration is not None else grid_step.size,
+            origin=cfg.origin,
             subject_col=cfg.subject_col,
             time_col=cfg.time_col,
             variable_col=cfg.variable_col,
             value_col=cfg.value_col,
             kind_col=cfg.kind_col,
             amount_col=cfg.amount_col,
+            static_levels=static_levels,
             drop_bad_rows=cfg.drop_bad_rows,
+            sep=cfg.sep,
+            encoding=cfg.encoding,
         )
-        return cohort
-    raise ValueError(f"unknown data.source {cfg.source!r}: use synthetic or files")
+    raise ConfigError(f"unknown data.source {cfg.source!r}: use synthetic or files")
 
 
 def target_index(cohort: Cohort, cfg) -> int:
+    """The position of ``cfg.target`` (the app's ``data.target``) among the variables (0: None)."""
     if cfg.target is None:
         return 0
     if cfg.target not in cohort.variables:
-        raise ValueError(
-            f"data.target={cfg.target!r} is not one of the variables {cohort.variables}"
+        near = difflib.get_close_matches(str(cfg.target), [str(v) for v in cohort.variables], 1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ConfigError(
+            f"data.target={cfg.target!r} is not one of the variables {list(cohort.variables)}"
+            + hint
         )
     return cohort.variables.index(cfg.target)
+
+
+def check_cohort(cohort: Cohort, cfg) -> Cohort:
+    """Everything checkable before training, on the loaded cohort and the app's ``data`` config.
+
+    The target name; subjects too short or sparse for the time split are excluded (named in
+    ``meta["excluded_subjects"]``); the grid must hold a ``context + horizon`` window. A summary
+    of the data (:func:`twinjax.data.data_summary`) goes to the log, its warnings as warnings,
+    and to ``meta["data_summary"]``.
+
+    Raises:
+        ConfigError: an unknown ``data.target``.
+        CohortError: no subject left, or series too short for ``data.context + data.horizon``
+            (naming the shortest subjects and values that fit).
+    """
+    target = target_index(cohort, cfg)
+    fractions = {"val_fraction": cfg.val_fraction, "test_fraction": cfg.test_fraction}
+    kept = exclude_unsplittable(cohort, **fractions)
+    excluded = kept.meta["excluded_subjects"]
+    if kept.n_individuals == 0:
+        raise CohortError(
+            "no subject is long or dense enough to split into training, validation and test "
+            "periods: "
+            + "; ".join(f"{e['subject']} ({e['reason']})" for e in excluded[:10])
+            + ". Use a smaller data.step, or smaller data.val_fraction/data.test_fraction"
+        )
+    summary = data_summary(kept, target=target, **fractions)
+    log.info("data summary:\n%s", json.dumps(summary, indent=1, default=str)[:4000])
+    for warning in summary["warnings"]:
+        log.warning("%s", warning)
+    _check_window(kept, cfg)
+    return dataclasses.replace(kept, meta={**kept.meta, "data_summary": summary})
+
+
+def _check_window(cohort: Cohort, cfg) -> None:
+    window = cfg.context + cfg.horizon
+    if cohort.n_steps >= window:
+        return
+    order = np.argsort(cohort.lengths, kind="stable")
+    ids = list(cohort.subject_ids) or list(range(cohort.n_individuals))
+    shortest = ", ".join(f"{ids[i]!r} ({cohort.lengths[i]} steps)" for i in order[:5])
+    train = int(np.floor(cohort.n_steps * (1 - cfg.val_fraction - cfg.test_fraction)))
+    horizon = max(1, min(cfg.horizon, train // 4))
+    context = max(1, train - horizon)
+    raise CohortError(
+        f"the series are too short for data.context={cfg.context} + data.horizon={cfg.horizon}"
+        f" = {window} grid steps: the longest subject spans {cohort.n_steps} steps; the shortest"
+        f" subjects: {shortest}. A window must fit the training period ({train} steps of the "
+        f"longest): e.g. data.context={context} data.horizon={horizon}, or a smaller data.step"
+    )
 
 
 class TwinFit(NamedTuple):

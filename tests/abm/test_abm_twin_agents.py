@@ -12,8 +12,7 @@ from twinjax.adapters.twin_agents import (
     predict_next,
     simulate_with_twins,
 )
-from twinjax.data import synthetic_cohort
-from twinjax.data import Series
+from twinjax.data import Series, synthetic_cohort
 from twinjax.twins import TwinSpec, apply
 
 N, W = 32, 16
@@ -73,3 +72,54 @@ def test_coupled_susceptibility_follows_the_twins(twins):
     want = np.clip(1 + 0.5 * np.asarray(mean[:, 0]), 0.2, 3.0)
     np.testing.assert_allclose(rel_sus[0], want, rtol=1e-5)
     assert float(jnp.std(rel_sus[0])) > 0.01  # personal, not uniform
+
+
+@pytest.mark.parametrize("cell, attention", [("gru", False), ("lstm", True)])
+def test_streamed_twin_equals_apply_over_the_whole_history(cell, attention):
+    from twinjax.twins import init_params, stream_init, stream_step
+
+    cohort = synthetic_cohort(jax.random.key(4), n_individuals=1, n_steps=30)
+    f32 = lambda x: jnp.asarray(x[0], jnp.float32)
+    full = Series(f32(cohort.values), jnp.asarray(cohort.mask[0]), f32(cohort.interventions),
+                  f32(cohort.static))  # fmt: skip
+    spec = TwinSpec(n_features=3, n_interventions=2, n_static=3, cell=cell, hidden=8,
+                    attention=attention, attention_dim=4)  # fmt: skip
+    params = init_params(jax.random.key(5), spec)
+    state = stream_init(params, spec, full.window(0, 10), cache=30)
+    for t in range(10, 30):
+        mean, scale = apply(params, spec, full.window(0, t))
+        np.testing.assert_allclose(state.mean, mean[-1], atol=1e-5, rtol=1e-5)
+        np.testing.assert_allclose(state.scale, scale[-1], atol=1e-5, rtol=1e-5)
+        state = stream_step(params, spec, state, *(x[t] for x in full[:3]))
+
+
+def test_carried_simulation_equals_rerunning_each_twin_over_its_history(twins):
+    """The carried-state run vs a plain loop that re-runs every twin over its whole growing
+    series each step (cache large enough that attention would see all of it)."""
+    from twinjax.adapters.twin_agents import sick_override, susceptibility
+
+    spec, params, windows = twins
+    agents = abm.init_agents(jax.random.key(2), N, 0.1)
+    layers = (abm.Layer(abm.WellMixed(), 0.5),)
+    seir = abm.SEIRParams(gamma=0.2)
+    c = TwinCoupling(feature=0, ref_mean=0.0, ref_sd=1.0, strength=0.5, sick_feature=2,
+                     sick_value=-2.0)  # fmt: skip
+    steps, key = 6, jax.random.key(3)
+    _, (_, rel_sus) = simulate_with_twins(
+        key, agents, seir, layers, steps, params, spec, windows, c, mode="carry", cache=W + steps
+    )
+    from twinjax.abm.epidemic import init, step
+
+    state, series = init(agents), windows
+    cohort_apply = jax.jit(jax.vmap(apply, in_axes=(0, None, 0)), static_argnums=1)
+    for t, k in enumerate(jax.random.split(key, steps)):
+        mean = cohort_apply(params, spec, series)[0][:, -1]
+        want = susceptibility(mean, c)
+        np.testing.assert_allclose(rel_sus[t], want, atol=1e-5, rtol=1e-5)
+        state = state._replace(agents=state.agents._replace(rel_sus=rel_sus[t]))
+        state, _ = step(state, k, seir, layers)
+        new = sick_override(mean, state.agents.status == abm.I, c)
+        grow = lambda a, x: jnp.concatenate([a, x[:, None]], axis=1)
+        series = Series(grow(series.values, new), grow(series.mask, jnp.ones_like(new, bool)),
+                        grow(series.interventions, jnp.zeros(series.interventions[:, 0].shape)),
+                        series.static)  # fmt: skip

@@ -38,10 +38,9 @@ def serial_align(obs, itv, step):
     t0 = {}
     for s in subjects:
         t0[s] = min(obs.time[obs.subject_id == s].min(), itv.time[itv.subject_id == s].min())
-    lengths = []
+    lengths = []  # the last observation's cell + 1 (later interventions are left out)
     for s in subjects:
-        ts = list(obs.time[obs.subject_id == s]) + list(itv.time[itv.subject_id == s])
-        lengths.append(int(np.floor((max(ts) - t0[s]) / step)) + 1)
+        lengths.append(int(np.floor((obs.time[obs.subject_id == s].max() - t0[s]) / step)) + 1)
     T = max(lengths)
     sums = np.zeros((len(subjects), T, len(variables)))
     counts = np.zeros_like(sums)
@@ -53,14 +52,19 @@ def serial_align(obs, itv, step):
         counts[i, t, f] += 1
     for r in itv.itertuples():
         i, u = subjects.index(r.subject_id), kinds.index(r.kind)
-        amounts[i, int(np.floor((r.time - t0[r.subject_id]) / step)), u] += r.amount
+        t = int(np.floor((r.time - t0[r.subject_id]) / step))
+        if t < lengths[i]:
+            amounts[i, t, u] += r.amount
     values = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
     return values, counts > 0, amounts, np.array(lengths), np.array([t0[s] for s in subjects])
 
 
 def test_alignment_matches_serial_reference():
     obs, itv, static = random_long(0)
+    late = pd.DataFrame([("p1", 99.0, "dose", 1.0)], columns=itv.columns)
+    itv = pd.concat([itv, late], ignore_index=True)  # after p1's last observation
     c = read_cohort(obs, itv, static, step=0.5)
+    assert c.meta["interventions_after_last_observation"] == 1
     values, mask, amounts, lengths, t0 = serial_align(obs, itv, 0.5)
     np.testing.assert_array_equal(c.mask, mask)
     np.testing.assert_allclose(c.values, values, rtol=1e-6, atol=1e-6)
@@ -97,7 +101,7 @@ def test_drop_bad_rows_drops_exactly_the_bad_rows(tmp_path, caplog):
     dirty = obs.astype({"value": object, "time": object})
     for row, (col, val) in bad_obs.items():
         dirty.loc[row, col] = val
-    dup = obs.iloc[[20]]  # repeats row 20's subject, variable and time
+    dup = obs.iloc[[20]].assign(value=obs.value[20] + 1)  # row 20's time, another value
     dirty = pd.concat([dirty.iloc[:21], dup, dirty.iloc[21:]], ignore_index=True)
     itv_dirty = pd.concat(
         [
@@ -133,7 +137,7 @@ def test_drop_bad_rows_drops_exactly_the_bad_rows(tmp_path, caplog):
         ("obs.csv", 9 + 2, "time"),
         ("obs.csv", 15 + 2, "value"),
     }
-    expected |= {("obs.csv", 21 + 2, "time")}  # the inserted duplicate, line 23
+    expected |= {("obs.csv", 21 + 2, "time")}  # the inserted conflicting duplicate, line 23
     expected |= {("itv.csv", len(itv) + 2, "kind"), ("itv.csv", len(itv) + 3, "subject_id")}
     expected |= {("static.parquet", len(static) + 1, "subject_id")}
     assert got == expected and report["count"] == 7
@@ -211,3 +215,16 @@ def test_numeric_and_string_subject_ids_are_matched_as_strings(tmp_path):
     c = read_cohort(obs, static=tmp_path / "static.csv")
     assert c.subject_ids == ("0", "1", "2")
     np.testing.assert_allclose(c.static[:, 0], static.age.to_numpy(), rtol=1e-6)
+
+
+def test_rows_in_any_order_and_exact_repeats():
+    """Shuffled rows align as sorted ones; an exact repeat is removed and counted."""
+    obs, itv, static = random_long(6, n=3)
+    c = read_cohort(obs, itv, static, step=0.5)
+    shuffled = obs.sample(frac=1.0, random_state=0)
+    repeated = pd.concat([shuffled, shuffled.iloc[:4]], ignore_index=True)
+    back = read_cohort(repeated, itv.iloc[::-1], static, step=0.5)
+    for k in ("values", "mask", "interventions", "static", "lengths", "t0"):
+        np.testing.assert_array_equal(getattr(back, k), getattr(c, k), err_msg=k)
+    assert back.meta["duplicate_rows_removed"] == 4 and c.meta["duplicate_rows_removed"] == 0
+    assert any("4 exact repeat" in n for n in back.meta["notes"])

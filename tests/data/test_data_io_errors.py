@@ -73,16 +73,6 @@ def add_col(table, col):
     return corrupt
 
 
-def swap_rows(table, a, b):
-    def corrupt(t):
-        df = t[table]
-        order = np.arange(len(df))
-        order[[a, b]] = order[[b, a]]
-        t[table] = df.iloc[order].reset_index(drop=True)
-
-    return corrupt
-
-
 def set_subject(table, row, value):
     return set_cell(table, row, "subject_id", value)
 
@@ -115,8 +105,6 @@ CASES = [
      "infinite value"),
     ("negative_time", set_cell("observations", 0, "time", -1.0), "observations", 0, "time",
      "negative time"),
-    ("unsorted_time", swap_rows("observations", 7, 8), "observations", 8, "time",
-     "unsorted timestamps"),
     ("duplicate_time", set_cell("observations", 5, "time", 1.0), "observations", 5, "time",
      "duplicate timestamp"),
     ("missing_subject", set_subject("observations", 6, np.nan), "observations", 6,
@@ -209,8 +197,15 @@ def test_blank_lines_keep_editor_line_numbers(tmp_path):
     assert info.value.rows == [4]  # "a,1,x,bad" is on line 4 of the file
 
 
-def test_datetime_times_are_rejected_with_advice():
+def test_datetime_times_need_a_duration_step():
     obs = clean_tables()["observations"]
     obs["time"] = pd.Timestamp("2026-01-01") + pd.to_timedelta(obs["time"], unit="h")
-    with pytest.raises(CohortError, match=r"column 'time': dates/durations are not supported"):
+    with pytest.raises(CohortError, match=r"column 'time': the times are dates.*step='1h'"):
         read_cohort(obs)
+    c = read_cohort(obs, step="1h")
+    assert c.step == 3600.0 and c.lengths.tolist() == [3, 3] and c.mask.all()
+
+
+def test_numeric_times_refuse_a_duration_step():
+    with pytest.raises(CohortError, match=r"times are numbers.*not '1h'"):
+        read_cohort(clean_tables()["observations"], step="1h")

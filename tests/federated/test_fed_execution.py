@@ -18,13 +18,24 @@ def tiny():
 HEAD = {"w": False, "b": True}
 VARIANTS = {
     **{name: (name, {}) for name in fl.ALGORITHMS},
-    "fedprox": ("fedprox", dict(simulation=fl.Simulation(straggler_fraction=0.5,
-                                                         dropout_prob=0.2))),
+    "fedprox": (
+        "fedprox",
+        dict(simulation=fl.Simulation(straggler_fraction=0.5, dropout_prob=0.2)),
+    ),
     "median": ("fedavg", dict(aggregator=fl.screen(fl.median()))),
-    "dp_adaptive": ("fedavg", dict(sampling="poisson", aggregator=fl.screen(
-        fl.dp_mean(fl.DPConfig(0.8, 0.5, adaptive=True), expected_clients=4)))),
-    "secure_aggregation": ("fedavg", dict(aggregator=fl.secure_mean(),
-                                          simulation=fl.Simulation(dropout_prob=0.3))),
+    "dp_adaptive": (
+        "fedavg",
+        dict(
+            sampling="poisson",
+            aggregator=fl.screen(
+                fl.dp_mean(fl.DPConfig(0.8, 0.5, adaptive=True), expected_clients=4)
+            ),
+        ),
+    ),
+    "secure_aggregation": (
+        "fedavg",
+        dict(aggregator=fl.secure_mean(), simulation=fl.Simulation(dropout_prob=0.3)),
+    ),
     "ditto": ("fedavg", dict(personal=fl.PersonalConfig("ditto", lam=0.5))),
     "fedrep": ("fedavg", dict(personal=fl.PersonalConfig("fedrep", head=HEAD))),
 }

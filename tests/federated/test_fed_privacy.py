@@ -10,6 +10,7 @@ from jax.flatten_util import ravel_pytree
 from twinjax import federated as fl
 from twinjax.federated import privacy, secagg
 
+
 def test_clip_and_noise_statistics():
     u = jnp.asarray(np.random.default_rng(0).normal(size=(6, 4000)).astype(np.float32))
     clipped, unclipped = privacy.clip_updates(u, jnp.float32(3.0))
@@ -100,3 +101,23 @@ def test_server_receives_only_masked_updates(monkeypatch):
     q = np.asarray(secagg.quantize(jnp.asarray(update), 2.0**16)).astype(np.int64)
     for row in seen["masked"].astype(np.int64):
         assert np.mean(row == q) < 0.05
+
+
+def test_dp_aggregator_clips_noises_and_keeps_its_clip_norm_in_state():
+    dp = fl.DPConfig(noise_multiplier=0.7, clip_norm=2.0, adaptive=True, quantile_noise=1.0)
+    u = jnp.asarray(np.random.default_rng(2).normal(size=(6, 50)).astype(np.float32))
+    accepted = jnp.asarray([1, 1, 0, 1, 1, 1], bool)
+    agg = fl.dp_mean(dp, expected_clients=5)
+    state = agg.init()
+    assert float(state.clip_norm) == 2.0
+    key = jax.random.key(3)
+    cohort = fl.Cohort(weight=jnp.ones(6), accepted=accepted)
+    out, new, metrics = agg.aggregate(state, u, cohort, key)
+    keys = fl.round_keys(key)
+    clipped, unclipped = privacy.clip_updates(u, jnp.float32(2.0))
+    total = jnp.sum(jnp.where(accepted[:, None], clipped, 0.0), axis=0)
+    want = privacy.noisy_mean(total, jnp.float32(2.0), 5.0, keys.noise, dp)
+    np.testing.assert_allclose(out, want, rtol=1e-6)
+    clip = privacy.adapt_clip_norm(jnp.float32(2.0), unclipped, accepted, 5.0, keys.clip, dp)
+    np.testing.assert_allclose(new.clip_norm, clip, rtol=1e-6)
+    assert float(new.clip_norm) != 2.0 and float(metrics["clip_norm"]) == float(new.clip_norm)

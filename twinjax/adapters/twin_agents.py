@@ -9,7 +9,7 @@ advances by the twin's own prediction, with a chosen stream of currently infecti
 replaced by a "sick" value, so the epidemic feeds back into the twins' next predictions.
 """
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +19,15 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from twinjax.abm import Agents, EpidemicState, I, Layer, SEIRParams, StepOutput
 from twinjax.abm.epidemic import init, step
 from twinjax.data import Series
-from twinjax.twins import TwinParams, TwinSpec, apply, init_params, nll_loss
+from twinjax.twins import (
+    TwinParams,
+    TwinSpec,
+    apply,
+    init_params,
+    nll_loss,
+    stream_init,
+    stream_step,
+)
 
 
 class TwinCoupling(NamedTuple):
@@ -66,9 +74,7 @@ def susceptibility(mean: Float[Array, "agents features"], c: TwinCoupling) -> Fl
 
 def advance(windows: Series, mean, infectious, c: TwinCoupling) -> Series:
     """Appends the predicted values (sick stream overwritten for infectious agents)."""
-    nxt = mean.at[:, c.sick_feature].set(
-        jnp.where(infectious, c.sick_value, mean[:, c.sick_feature])
-    )
+    nxt = sick_override(mean, infectious, c)
     roll = lambda a, new: jnp.concatenate([a[:, 1:], new[:, None]], axis=1)
     return windows._replace(
         values=roll(windows.values, nxt),
@@ -87,13 +93,29 @@ def simulate_with_twins(
     spec: TwinSpec,
     windows: Series,
     coupling: TwinCoupling,
+    *,
+    mode: Literal["carry", "window"] = "carry",
+    cache: int | None = None,
     **step_kwargs,
 ) -> tuple[EpidemicState, tuple[StepOutput, Float[Array, "time agents"]]]:
     """The epidemic with susceptibility set by each agent's twin at every step.
 
     Uses the same step keys as :func:`twinjax.abm.epidemic.simulate`, so ``strength=0`` gives
     exactly the uncoupled run. Also returns the susceptibility trajectories.
+
+    Args:
+      mode: ``carry`` (default) encodes each agent's window once and then carries its twin's
+        recurrent state, one cell step per agent per epidemic step
+        (:func:`twinjax.twins.stream_step`); ``window`` re-runs every twin over its sliding
+        window of the last ``W`` steps at every step (W times the work, and the twin forgets
+        what slid out of the window).
+      cache: with ``carry`` and attention, the hidden states attention sees (default ``W``).
     """
+    if mode == "carry":
+        return _simulate_carried(
+            key, agents, params, layers, n_steps, twin_params, spec, windows, coupling,
+            cache=cache or windows.values.shape[1], **step_kwargs,
+        )  # fmt: skip
 
     def _step(carry, k):
         state, win = carry
@@ -106,4 +128,33 @@ def simulate_with_twins(
 
     carry = (init(agents), windows)
     (state, _), outs = jax.lax.scan(_step, carry, jax.random.split(key, n_steps))
+    return state, outs
+
+
+def sick_override(mean, infectious, c: TwinCoupling):
+    """The values fed back: the twins' predictions, the sick stream set for infectious agents."""
+    return mean.at[:, c.sick_feature].set(
+        jnp.where(infectious, c.sick_value, mean[:, c.sick_feature])
+    )
+
+
+def _simulate_carried(
+    key, agents, params, layers, n_steps, twin_params, spec, windows, coupling, *, cache,
+    **step_kwargs,
+):  # fmt: skip
+    start = jax.vmap(lambda p, w: stream_init(p, spec, w, cache=cache))(twin_params, windows)
+    feed = jax.vmap(lambda p, s, v, m, u: stream_step(p, spec, s, v, m, u))
+    kinds = windows.interventions.shape[-1]
+
+    def _step(carry, k):
+        state, twins = carry
+        rel_sus = susceptibility(twins.mean, coupling)
+        state = state._replace(agents=state.agents._replace(rel_sus=rel_sus))
+        state, out = step(state, k, params, layers, **step_kwargs)
+        values = sick_override(twins.mean, state.agents.status == I, coupling)
+        n = values.shape[0]
+        twins = feed(twin_params, twins, values, jnp.ones_like(values, bool), jnp.zeros((n, kinds)))
+        return (state, twins), (out, rel_sus)
+
+    (state, _), outs = jax.lax.scan(_step, (init(agents), start), jax.random.split(key, n_steps))
     return state, outs

@@ -39,6 +39,7 @@ class TwinData(NamedTuple):
     subject_ids: tuple = ()
     covariate_names: tuple = ()
     imputed: tuple = ()  # subjects whose covariates were imputed
+    time_centre: float = 0.0  # subtracted from every time (observations and doses)
 
 
 def _pad(groups: list[np.ndarray], fill: float) -> np.ndarray:
@@ -103,7 +104,7 @@ def _covariates(per_subject, cols, ids, impute) -> tuple[np.ndarray, tuple]:
 
 def pk_data_from_frames(
     obs: pd.DataFrame,
-    doses: pd.DataFrame,
+    doses: pd.DataFrame | None = None,
     *,
     subject_col: str = "subject",
     time_col: str = "time",
@@ -118,9 +119,12 @@ def pk_data_from_frames(
     """Builds :class:`TwinData` for a PK twin from long tables of observations and doses.
 
     ``obs`` has one row per measurement (subject, time, value); ``doses`` one row per dose
-    (subject, time, amount); ``covariates`` one row per subject (indexed by ``subject_col`` column).
+    (subject, time, amount), or None for a cohort without doses; ``covariates`` one row per
+    subject (indexed by ``subject_col`` column).
     """
     check_error_model(error_model)
+    if doses is None:
+        doses = pd.DataFrame({subject_col: [], time_col: [], amount_col: []})
     obs = obs.dropna(subset=[value_col])
     _check_times(obs, time_col, "observations", "observations")
     _check_times(doses, time_col, "doses", "doses")

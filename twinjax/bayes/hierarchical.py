@@ -44,13 +44,19 @@ class HierarchicalSpec:
         params: parameter names (the keys of ``theta``).
         random: parameters with random effects (None: all).
         prior_loc, prior_scale: Normal prior of the population means (scalar or per parameter).
-        omega_scale: HalfNormal scale of the random-effect SDs.
+        omega_scale: HalfNormal scale of the random-effect SDs (scalar or one per random
+            parameter, in the order of ``random_params``).
         correlated: correlated random effects (LKJ prior on their correlation).
         lkj_concentration: LKJ concentration.
         covariate_effects: ``(parameter, covariate)`` pairs with a linear effect.
         beta_scale: Normal prior scale of the covariate effects.
         error_model: the residual error model (:mod:`twinjax.bayes.residual`).
         sigma_scale: HalfNormal scale of the residual SDs.
+        standardized: sample every population quantity in units of its prior (``mu = loc +
+            scale * mu_std``, ``omega = omega_scale * omega_std``, ``sigma = sigma_scale *
+            sigma_std`` with standard ``*_std``): the same posterior, but NUTS sees unit scales
+            whatever the data's units (the ``mu``, ``omega`` and residual sites stay, as
+            deterministic sites).
 
     Example:
         >>> import numpy as np
@@ -69,13 +75,14 @@ class HierarchicalSpec:
     random: tuple[str, ...] | None = None
     prior_loc: tuple[float, ...] | float = 0.0
     prior_scale: tuple[float, ...] | float = 2.0
-    omega_scale: float = 1.0
+    omega_scale: tuple[float, ...] | float = 1.0
     correlated: bool = False
     lkj_concentration: float = 2.0
     covariate_effects: tuple[tuple[str, str], ...] = ()
     beta_scale: float = 1.0
     error_model: ErrorModel = "additive"
     sigma_scale: float = 1.0
+    standardized: bool = False
 
     def __post_init__(self):
         check_error_model(self.error_model)
@@ -83,6 +90,9 @@ class HierarchicalSpec:
         unknown |= {p for p, _ in self.covariate_effects} - set(self.params)
         if unknown:
             raise ValueError(f"parameters {sorted(unknown)} are not in params {self.params}")
+        for name, per in (("prior_loc", self.params), ("prior_scale", self.params),
+                          ("omega_scale", self.random_params)):  # fmt: skip
+            _per_parameter(getattr(self, name), per, name)
 
     @property
     def random_params(self) -> tuple[str, ...]:
@@ -91,6 +101,18 @@ class HierarchicalSpec:
     @property
     def random_index(self) -> np.ndarray:
         return np.array([self.params.index(p) for p in self.random_params], dtype=int)
+
+
+def _per_parameter(value, names: tuple[str, ...], what: str) -> np.ndarray:
+    """``value`` (a scalar or one number per name) as a float32 vector ``[len(names)]``."""
+    v = np.asarray(value, dtype=np.float32)
+    if v.ndim == 0:
+        return np.full(len(names), v, dtype=np.float32)
+    if v.shape != (len(names),):
+        raise ValueError(
+            f"{what} has {v.size} values; give one number or one per parameter of {names}"
+        )
+    return v
 
 
 def _random_effects(spec: HierarchicalSpec, z, omega, corr_chol):
@@ -151,21 +173,33 @@ def predict_curves(
     return jax.vmap(one)(times, theta, regimen)
 
 
+def _scaled(name: str, loc, scale, standardized: bool, positive: bool = False):
+    """``loc + scale * x`` with ``x`` standard (half-)normal: sampled as ``name`` directly, or,
+    ``standardized``, as ``{name}_std`` with ``name`` a deterministic site."""
+    base = dist.HalfNormal if positive else lambda s: dist.Normal(0.0, s)
+    if not standardized:
+        d = dist.HalfNormal(scale) if positive else dist.Normal(loc, scale)
+        return numpyro.sample(name, d.to_event(1))
+    x = numpyro.sample(f"{name}_std", base(jnp.ones_like(scale)).to_event(1))
+    return numpyro.deterministic(name, loc + scale * x)
+
+
 def _population(spec: HierarchicalSpec):
-    n_p, n_r = len(spec.params), len(spec.random_params)
-    loc = jnp.broadcast_to(jnp.asarray(spec.prior_loc, dtype=jnp.float32), (n_p,))
-    scale = jnp.broadcast_to(jnp.asarray(spec.prior_scale, dtype=jnp.float32), (n_p,))
-    mu = numpyro.sample("mu", dist.Normal(loc, scale).to_event(1))
+    n_r = len(spec.random_params)
+    loc = jnp.asarray(_per_parameter(spec.prior_loc, spec.params, "prior_loc"))
+    scale = jnp.asarray(_per_parameter(spec.prior_scale, spec.params, "prior_scale"))
+    mu = _scaled("mu", loc, scale, spec.standardized)
     beta = None
     if spec.covariate_effects:
         k = len(spec.covariate_effects)
         beta = numpyro.sample("beta", dist.Normal(0.0, spec.beta_scale).expand([k]).to_event(1))
     omega, corr_chol = None, None
     if n_r:
-        omega = numpyro.sample("omega", dist.HalfNormal(spec.omega_scale).expand([n_r]).to_event(1))
+        omega_scale = _per_parameter(spec.omega_scale, spec.random_params, "omega_scale")
+        omega = _scaled("omega", 0.0, jnp.asarray(omega_scale), spec.standardized, positive=True)
         if spec.correlated and n_r > 1:
             corr_chol = numpyro.sample("L_corr", dist.LKJCholesky(n_r, spec.lkj_concentration))
-    sigma = sample_error_params(spec.error_model, spec.sigma_scale)
+    sigma = sample_error_params(spec.error_model, spec.sigma_scale, standardized=spec.standardized)
     return mu, beta, omega, corr_chol, sigma
 
 

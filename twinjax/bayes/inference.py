@@ -18,6 +18,7 @@ class NutsResult(NamedTuple):
     samples: dict[str, np.ndarray]  # [chains, draws, ...]
     diagnostics: Diagnostics  # over the population-level sites listed in ``diagnose_sites``
     num_divergences: int
+    diverging: np.ndarray | None = None  # [chains, draws]: whether each transition diverged
 
 
 def run_nuts(
@@ -29,6 +30,7 @@ def run_nuts(
     num_chains: int = 4,
     target_accept: float = 0.9,
     max_tree_depth: int = 10,
+    dense_mass: bool = False,
     diagnose_sites: tuple[str, ...] | None = None,
     progress: bool = False,
     **model_kwargs,
@@ -47,6 +49,7 @@ def run_nuts(
         num_chains: chains, run vectorized in one program.
         target_accept: NUTS target acceptance probability.
         max_tree_depth: NUTS maximum tree depth.
+        dense_mass: adapt a dense mass matrix (correlated posteriors) instead of a diagonal one.
         diagnose_sites: sites that enter the diagnostics.
         progress: show NumPyro's progress bar.
         **model_kwargs: keyword arguments of the model.
@@ -61,8 +64,11 @@ def run_nuts(
         ...     mu = numpyro.sample("mu", dist.Normal(0.0, 10.0))
         ...     numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
         >>> y = jnp.array([0.8, 1.2, 1.0])
-        >>> fit = run_nuts(model, jax.random.key(0), y, num_warmup=100, num_samples=100,
-        ...                num_chains=2, max_tree_depth=3)
+        >>> import warnings
+        >>> with warnings.catch_warnings():  # so few draws that the diagnostics warn
+        ...     warnings.simplefilter("ignore")
+        ...     fit = run_nuts(model, jax.random.key(0), y, num_warmup=100, num_samples=100,
+        ...                    num_chains=2)
         >>> fit.samples["mu"].shape, bool(abs(fit.samples["mu"].mean() - 1.0) < 0.5)
         ((2, 100), True)
     """
@@ -70,6 +76,7 @@ def run_nuts(
         model,
         target_accept_prob=target_accept,
         max_tree_depth=max_tree_depth,
+        dense_mass=dense_mass,
         init_strategy=init_to_median(num_samples=15),
     )
     mcmc = MCMC(
@@ -82,11 +89,12 @@ def run_nuts(
     )
     mcmc.run(key, *model_args, extra_fields=("diverging",), **model_kwargs)
     samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
-    divergences = int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum())
+    diverging = np.asarray(mcmc.get_extra_fields(group_by_chain=True)["diverging"])
+    divergences = int(diverging.sum())
     if diagnose_sites is None:
         diagnose_sites = tuple(k for k in samples if k not in ("z", "theta"))
     diag = diagnose({k: samples[k] for k in diagnose_sites}, divergences)
-    return NutsResult(samples, diag, divergences)
+    return NutsResult(samples, diag, divergences, diverging)
 
 
 class SviResult(NamedTuple):

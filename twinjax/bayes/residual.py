@@ -36,9 +36,20 @@ def error_sites(name: ErrorModel) -> tuple[str, ...]:
     return _SITES[name]
 
 
-def sample_error_params(name: ErrorModel, prior_scale: float) -> dict:
-    """Samples the residual SDs of model ``name`` from HalfNormal(``prior_scale``) priors."""
-    return {s: numpyro.sample(s, dist.HalfNormal(prior_scale)) for s in error_sites(name)}
+def sample_error_params(
+    name: ErrorModel, prior_scale: float, *, standardized: bool = False
+) -> dict:
+    """Samples the residual SDs of model ``name`` from HalfNormal(``prior_scale``) priors.
+
+    ``standardized``: each SD ``s`` is ``prior_scale * s_std`` with ``s_std ~ HalfNormal(1)``
+    sampled as ``{s}_std`` (the same prior; unit scale for NUTS) and ``s`` deterministic.
+    """
+    if not standardized:
+        return {s: numpyro.sample(s, dist.HalfNormal(prior_scale)) for s in error_sites(name)}
+    return {
+        s: numpyro.deterministic(s, prior_scale * numpyro.sample(f"{s}_std", dist.HalfNormal(1.0)))
+        for s in error_sites(name)
+    }
 
 
 def observation_dist(name: ErrorModel, pred, sigma: dict, *, min_scale: float = 1e-6):

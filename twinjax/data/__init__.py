@@ -19,6 +19,7 @@ from twinjax.data.pca import PCAState, pca_fit, pca_inverse, pca_transform
 from twinjax.data.prepare import CohortArrays, Scalers, prepare
 from twinjax.data.series import Series
 from twinjax.data.split import TimeSplit, segment_mask, take_windows, time_split, window_starts
+from twinjax.data.summary import data_summary, exclude_unsplittable
 from twinjax.data.synthetic import synthetic_cohort
 
 __all__ = [
@@ -31,8 +32,10 @@ __all__ = [
     "Scalers",
     "Series",
     "TimeSplit",
+    "data_summary",
     "denormalize",
     "denormalize_scale",
+    "exclude_unsplittable",
     "fit_normalizer",
     "identity_stats",
     "make_normalizer",

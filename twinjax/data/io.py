@@ -4,14 +4,18 @@ Three tables describe a cohort:
 
 * observations: ``subject_id, time, variable, value`` (one measurement per row);
 * interventions (optional): ``subject_id, time, kind, amount``;
-* static covariates (optional): ``subject_id`` plus one numeric column per covariate.
+* static covariates (optional): ``subject_id`` plus one column per covariate (numeric, or
+  categorical text, one-hot encoded).
 
-Column names are configurable. Times are numbers (the grid ``step`` is in the same unit) and >= 0.
+Column names are configurable. Times are numbers (>= 0; the grid ``step`` is a number in the same
+unit) or dates/times (ISO-8601 text or timestamps; the step is a duration such as ``"1h"``): see
+:mod:`twinjax.data.times`. File formats, compression, encodings and delimiters:
+:mod:`twinjax.data.read`.
 """
 
 import logging
 import os
-from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -19,6 +23,8 @@ import pandas as pd
 from twinjax.data import validate as V
 from twinjax.data.cohort import Cohort
 from twinjax.data.errors import CohortError
+from twinjax.data.read import read_table
+from twinjax.data.times import Step, parse_step, to_datetimes
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +39,8 @@ def read_cohort(
     interventions: TableLike | None = None,
     static: TableLike | None = None,
     *,
-    step: float = 1.0,
+    step: float | str | pd.Timedelta = 1.0,
+    origin: Literal["subject", "absolute"] = "subject",
     subject_col: str = "subject_id",
     time_col: str = "time",
     variable_col: str = "variable",
@@ -41,73 +48,126 @@ def read_cohort(
     kind_col: str = "kind",
     amount_col: str = "amount",
     intervention_kinds=None,
+    static_levels: dict | None = None,
     drop_bad_rows: bool = False,
+    sep: str | None = None,
+    encoding: str | None = None,
 ) -> Cohort:
     """Reads, validates and aligns a long-format cohort to a regular time grid.
 
-    Each table is a path to a ``.csv`` or ``.parquet`` file, or a pandas DataFrame. Malformed input
-    raises :class:`CohortError` naming the file, the row(s), the column and the fix. Rows are numbered
-    as the user sees them: in a CSV file, the 1-based line number as shown in an editor (the header is
-    line 1, so the first record is line 2; lines with every field empty are skipped as blank lines,
-    and a quoted field spanning several lines shifts later numbers); in a Parquet file, the 1-based
-    record number; in a DataFrame, the index label.
+    Each table is a path (``.csv``, compressed ``.csv.gz/.bz2/.xz/.zip/.zst``, ``.parquet``) or a
+    pandas DataFrame. Malformed input raises :class:`CohortError` naming the file, the row(s), the
+    column and the fix. Rows are numbered as the user sees them: in a CSV file, the 1-based line
+    number as shown in an editor (the header is line 1, so the first record is line 2; lines with
+    every field empty are skipped as blank lines, and a quoted field spanning several lines shifts
+    later numbers); in a Parquet file, the 1-based record number; in a DataFrame, the index label.
 
     Row checks: missing (NaN/empty), non-numeric or infinite times, values, amounts and covariates;
-    negative times; duplicate or unsorted times for one subject and variable (in file order); repeated
-    subjects in the static table; intervention kinds outside ``intervention_kinds`` (when given);
-    subjects in the static or intervention table without observations, and intervention subjects
-    found in no other table. Every static column but the subject is a numeric covariate (encode
-    categories as numbers). Observed subjects missing from a given static table are an error. Column
-    checks (missing required or unknown columns) always raise. With ``drop_bad_rows=True`` the bad rows
-    are dropped instead (observations of a subject without static covariates too), a warning is logged
-    and ``cohort.meta["dropped_rows"]`` lists them: ``{"count": n, "entries": [{"table", "source",
-    "column", "reason", "count", "rows"}, ...]}``.
+    values, amounts and covariates beyond the float32-safe range (|x| <= 1.8e19); negative numeric
+    times; repeated (subject, variable, time) observations with different values (exact repeats
+    are removed and counted); repeated subjects in the static table; intervention kinds outside
+    ``intervention_kinds`` (when given); categorical levels outside ``static_levels`` (when
+    given); subjects in the static or intervention table without observations, and intervention
+    subjects found in no other table. Observed subjects missing from a given static table are an
+    error. Table checks (no data rows, missing required or unknown columns) always raise. With
+    ``drop_bad_rows=True`` the bad rows are dropped instead (observations of a subject without
+    static covariates too), a warning is logged and ``cohort.meta["dropped_rows"]`` lists them:
+    ``{"count": n, "entries": [{"table", "source", "column", "reason", "count", "rows"}, ...]}``.
+    Rows may come in any order. Booleans are read as 0/1; negative amounts are kept; both are
+    noted in ``meta["notes"]``.
 
-    Alignment: subject ``i``'s grid starts at ``t0[i]``, its earliest observation or intervention time;
-    a time ``t`` falls in cell ``floor((t - t0[i]) / step)``. Observations of one subject and variable
-    in the same cell are averaged (``meta["merged_observations"]`` counts the merged rows); intervention
-    amounts in one cell are summed. ``lengths[i]`` is the last occupied cell + 1; shorter subjects are
-    padded. Axis orders: a categorical column's category order (all categories for variables and
-    kinds, present ones for subjects); otherwise sorted; ``intervention_kinds``, when given, fixes the
-    kinds axis. Interventions are not checked for order or duplicates (they are summed).
+    Static covariates: a column of text none of whose values is a number (or a pandas
+    categorical) is categorical and one-hot encoded, one column ``name=level`` per level (sorted,
+    or the categorical's order, or ``static_levels[name]``); ``meta["static_levels"]`` records the
+    levels, so that a later cohort can be encoded the same way.
+
+    Alignment: with ``origin="subject"``, subject ``i``'s grid starts at ``t0[i]``, its earliest
+    observation or intervention time; with ``origin="absolute"``, every subject's grid starts at
+    the cohort's earliest time rounded down to a multiple of ``step`` (cell ``k`` is the same
+    clock time for everyone). A time ``t`` falls in cell ``floor((t - t0[i]) / step)``.
+    Observations of one subject and variable in the same cell are averaged (irregular times are
+    binned: the mean within the bin, the standard reduction of irregular samples to a grid that
+    keeps every row's information and the model's regular time step; ``meta["merged_observations"]``
+    counts the rows merged into a shared cell); intervention amounts in one cell are summed.
+    ``lengths[i]`` is the last cell holding an observation + 1 (shorter subjects are padded);
+    interventions after a subject's last observation are left out of the grid and counted in
+    ``meta["interventions_after_last_observation"]`` (they have no outcome to learn from, and
+    would only stretch the subject's span and empty its test period). Axis orders: a categorical
+    column's category order (all categories for variables and kinds, present ones for subjects);
+    otherwise sorted; ``intervention_kinds``, when given, fixes the kinds axis.
 
     Args:
         observations: the observations table (``subject_id, time, variable, value``).
         interventions: the interventions table (``subject_id, time, kind, amount``), or None.
-        static: the static covariates table (``subject_id`` and numeric columns), or None.
-        step: the grid step, in the unit of the time column.
+        static: the static covariates table (``subject_id`` and covariate columns), or None.
+        step: the grid step: a number in the unit of numeric times, or a duration (``"15min"``,
+            ``"1h"``, ``"1D"``) for dates/times.
+        origin: where each subject's grid starts (``"subject"`` or ``"absolute"``, see above).
         subject_col, time_col, variable_col, value_col, kind_col, amount_col: column names.
         intervention_kinds: the kinds axis, in order (default: the kinds found).
+        static_levels: categorical covariate name -> its levels (e.g. those saved with twins).
         drop_bad_rows: drop malformed rows (and report them) instead of raising.
+        sep: the delimiter of text files (default: found in the header line).
+        encoding: the text encoding (default: UTF-8, else Latin-1).
 
     Returns:
-        The aligned :class:`Cohort` (host-side numpy arrays).
+        The aligned :class:`Cohort` (host-side numpy arrays). For dates/times, ``t0`` and ``step``
+        are in seconds (``t0`` since 1970-01-01, UTC for zoned times).
 
     Raises:
         CohortError: malformed input (the message names file, rows, column and the fix).
+        ValueError: a bad ``step`` or ``origin``.
 
     Example:
         >>> import pandas as pd
-        >>> obs = pd.DataFrame({"subject_id": ["a", "a", "b"], "time": [0.0, 2.0, 5.0],
-        ...                     "variable": "hr", "value": [60.0, 62.0, 70.0]})
+        >>> obs = pd.DataFrame({"subject_id": ["a", "a", "b"], "time": [2.0, 0.0, 5.0],
+        ...                     "variable": "hr", "value": [62.0, 60.0, 70.0]})
         >>> cohort = read_cohort(obs, step=1.0)
         >>> cohort.values.shape, cohort.lengths.tolist(), cohort.t0.tolist()
         ((2, 3, 1), [3, 1], [0.0, 5.0])
         >>> cohort.values[0, :, 0].tolist(), cohort.mask[0, :, 0].tolist()
         ([60.0, 0.0, 62.0], [True, False, True])
+        >>> days = pd.DataFrame({"subject_id": "a", "time": ["2024-03-01", "2024-03-03"],
+        ...                      "variable": "weight", "value": [70.0, 71.0]})
+        >>> read_cohort(days, step="1D").lengths.tolist()
+        [3]
     """
-    if not step > 0:
-        raise ValueError(f"step must be > 0, got {step}")
+    grid_step = parse_step(step)
+    if origin not in ("subject", "absolute"):
+        raise ValueError(f"origin must be 'subject' or 'absolute', got {origin!r}")
     c = V.Columns(subject_col, time_col, variable_col, value_col, kind_col, amount_col)
-    load = lambda src, name, ids: None if src is None else _load(src, name, ids, drop_bad_rows)
+
+    def load(src, name, ids):
+        if src is None:
+            return None
+        return read_table(src, name, ids, drop_bad_rows=drop_bad_rows, sep=sep, encoding=encoding)
+
     obs = load(observations, "observations", [c.subject, c.variable])
     itv = load(interventions, "interventions", [c.subject, c.kind])
     sta = load(static, "static", [c.subject])
-    checked = V.validate_tables(obs, itv, sta, c, intervention_kinds)
-    return _assemble(obs, itv, sta, checked, c, intervention_kinds, step)
+    checked = V.validate_tables(obs, itv, sta, c, intervention_kinds, static_levels)
+    _check_step(checked.time_kind, grid_step, obs.source, c.time)
+    return _assemble(obs, itv, sta, checked, c, intervention_kinds, grid_step, origin)
 
 
-def _assemble(obs, itv, sta, checked: V.Checked, c: V.Columns, kinds, step: float) -> Cohort:
+def _check_step(kind: str, step: Step, source: str, column: str) -> None:
+    if kind == "datetime" and step.duration is None:
+        raise CohortError(
+            f"the times are dates/times, so the grid step must be a duration, not {step.size:g}: "
+            "pass e.g. step='1h' (data.step=1h; also 15min, 1D)",
+            source=source,
+            column=column,
+        )
+    if kind == "number" and step.duration is not None:
+        raise CohortError(
+            f"the times are numbers, so the grid step must be a number in their unit, not "
+            f"{step.describe()!r}: pass e.g. step=1.0 (or give the times as dates)",
+            source=source,
+            column=column,
+        )
+
+
+def _assemble(obs, itv, sta, checked: V.Checked, c: V.Columns, kinds, step: Step, origin) -> Cohort:
     """Axis orders, integer codes, the grid, static covariates and the report."""
     subjects = _order(obs.kept()[c.subject], present_only=True)
     variables = _order(obs.kept()[c.variable])
@@ -126,27 +186,46 @@ def _assemble(obs, itv, sta, checked: V.Checked, c: V.Columns, kinds, step: floa
         checked.obs,
         itv_ix,
         checked.interventions,
-        len(subjects),
-        len(variables),
-        len(kinds),
-        step,
+        (len(subjects), len(variables), len(kinds)),
+        step.size,
+        origin,
     )
-    static_names = [] if sta is None else [n for n in sta.df.columns if n != c.subject]
-    static_x = np.zeros((len(subjects), len(static_names)), np.float32)
+    static_x = np.zeros((len(subjects), len(checked.static_names)), np.float32)
     if sta is not None:
         at = pd.Index(sta.kept()[c.subject]).get_indexer(subjects)
         static_x = checked.static[at].astype(np.float32)
     tables = [t for t in (obs, itv, sta) if t is not None]
-    meta = {"dropped_rows": _drop_report(tables), "merged_observations": grid.pop("merged")}
-    meta["sources"] = {t.name: t.source for t in tables}
+    late = grid.pop("late")
+    meta = {
+        "dropped_rows": _drop_report(tables),
+        "merged_observations": grid.pop("merged"),
+        "duplicate_rows_removed": checked.repeats,
+        "interventions_after_last_observation": late,
+        "rows": {t.name: int(len(t.df)) for t in tables},
+        "sources": {t.name: t.source for t in tables},
+        "static_levels": checked.static_levels,
+        "time": {
+            "kind": checked.time_kind,
+            "zoned": checked.zoned,
+            "step": step.describe(),
+            "origin": origin,
+        },
+        "notes": [n for t in tables for n in t.notes],
+    }
+    if late:
+        meta["notes"].append(
+            f"{late} intervention(s) after their subject's last observation left out of the grid"
+        )
+    for note in meta["notes"]:
+        log.info("%s", note)
     return Cohort(
         **grid,
         static=static_x,
         subject_ids=tuple(subjects),
         variables=tuple(variables),
         intervention_kinds=tuple(kinds),
-        static_names=tuple(static_names),
-        step=float(step),
+        static_names=tuple(checked.static_names),
+        step=float(step.size),
         meta=meta,
     )
 
@@ -164,10 +243,12 @@ def to_long(
     """The inverse of :func:`read_cohort`: ``(observations, interventions, static)`` DataFrames.
 
     One observation row per observed (masked) cell at time ``t0[i] + t * step``; one intervention row
-    per non-zero cell amount. Subject, variable and kind columns are categoricals whose categories keep
+    per non-zero cell amount (times as dates if the cohort was read from dates, see
+    ``meta["time"]``). Subject, variable and kind columns are categoricals whose categories keep
     the cohort's axis order, so ``read_cohort(*to_long(c), step=c.step)`` returns the same arrays
     (through CSV, which loses categories, the axes come back sorted; a variable never observed is lost
-    unless the table is categorical; the span of a subject is fixed by its first and last occupied cells).
+    unless the table is categorical; a subject's span runs from its first occupied cell to its last
+    observed one, so interventions after the last observation are not kept).
 
     Args:
         cohort: the aligned cohort.
@@ -184,12 +265,17 @@ def to_long(
     static_names = names(cohort.static_names, cohort.static.shape[1], "c")
     t0 = np.zeros(n) if cohort.t0 is None else np.asarray(cohort.t0, np.float64)
     cat = lambda codes, cats: pd.Categorical.from_codes(codes, categories=cats)
+    clock = cohort.meta.get("time", {})
+    if clock.get("kind") == "datetime":
+        when = lambda seconds: to_datetimes(seconds, zoned=clock.get("zoned", False))
+    else:
+        when = lambda t: t
 
     i, t, j = np.nonzero(cohort.mask)
     obs = pd.DataFrame(
         {
             subject_col: cat(i, subjects),
-            time_col: t0[i] + t * cohort.step,
+            time_col: when(t0[i] + t * cohort.step),
             variable_col: cat(j, variables),
             value_col: cohort.values[i, t, j],
         }
@@ -198,44 +284,21 @@ def to_long(
     itv = pd.DataFrame(
         {
             subject_col: cat(i, subjects),
-            time_col: t0[i] + t * cohort.step,
+            time_col: when(t0[i] + t * cohort.step),
             kind_col: cat(u, kinds),
             amount_col: cohort.interventions[i, t, u],
         }
     )
     static = pd.DataFrame({subject_col: cat(np.arange(n), subjects)})
+    levels = cohort.meta.get("static_levels", {})
+    one_hot = {f"{name}={level}" for name, lv in levels.items() for level in lv}
     for k, name in enumerate(static_names):
-        static[name] = cohort.static[:, k]
+        if name not in one_hot:
+            static[name] = cohort.static[:, k]
+    for name, lv in levels.items():
+        at = [static_names.index(f"{name}={level}") for level in lv]
+        static[name] = pd.Categorical.from_codes(cohort.static[:, at].argmax(1), categories=lv)
     return obs, itv, static
-
-
-def _load(src: TableLike, name: str, id_cols: list[str], drop_bad_rows: bool) -> V.Table:
-    """Reads one table; ids are read as strings from CSV (keeps leading zeros)."""
-    if isinstance(src, pd.DataFrame):
-        df, labels, source = src.reset_index(drop=True), src.index.to_numpy(), f"{name} DataFrame"
-        header = None
-    else:
-        path, source, header = Path(src), str(src), None
-        suffix = "".join(path.suffixes[-2:]).lower()
-        try:
-            if suffix.endswith(".parquet") or suffix.endswith(".pq"):
-                df = pd.read_parquet(path)
-                labels = np.arange(1, len(df) + 1)
-            elif suffix.endswith((".csv", ".csv.gz")):
-                df = pd.read_csv(path, dtype={c: str for c in id_cols}, skip_blank_lines=False)
-                labels, header = np.arange(2, len(df) + 2), 1
-                blank = df.isna().all(axis=1).to_numpy()
-                df, labels = df[~blank].reset_index(drop=True), labels[~blank]
-            else:
-                raise CohortError(
-                    "unsupported file type: use .csv or .parquet, or pass a DataFrame",
-                    source=source,
-                )
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as e:
-            if isinstance(e, FileNotFoundError):
-                raise
-            raise CohortError(f"cannot read the {name} table: {e}", source=source) from e
-    return V.Table(name, source, df, labels, drop_bad_rows=drop_bad_rows, header_row=header)
 
 
 def _order(col: pd.Series, *, present_only: bool = False) -> list:
@@ -258,23 +321,27 @@ def _codes(col: pd.Series, order: list) -> np.ndarray:
     return pd.Index(order).get_indexer(pd.Index(uniques))[codes].astype(np.int64)
 
 
-def _align(obs_ix, obs_tv, itv_ix, itv_tv, n: int, f: int, u: int, step: float) -> dict:
+def _align(obs_ix, obs_tv, itv_ix, itv_tv, sizes, step: float, origin: str) -> dict:
     """Scatters observations (averaged per cell) and interventions (summed) onto the grid."""
-    (os_, of), (ot, ov) = obs_ix, obs_tv
+    (n, f, u), (os_, of), (ot, ov) = sizes, obs_ix, obs_tv
     (is_, iu), (it, ia) = itv_ix, itv_tv
     t0 = np.full(n, np.inf)
     np.minimum.at(t0, os_, ot)
     np.minimum.at(t0, is_, it)
+    if origin == "absolute":
+        t0[:] = np.floor(t0.min() / step) * step
     cell = lambda s, t: np.floor((t - t0[s]) / step + _CELL_TOL).astype(np.int64)
     oc, ic = cell(os_, ot), cell(is_, it)
     lengths = np.zeros(n, np.int64)
     np.maximum.at(lengths, os_, oc + 1)
-    np.maximum.at(lengths, is_, ic + 1)
+    inside = ic < lengths[is_]
+    is_, iu, ic, ia = is_[inside], iu[inside], ic[inside], ia[inside]
     T = int(lengths.max())
     if n * T * max(f, u, 1) > _MAX_CELLS:
         raise CohortError(
             f"the aligned grid would have {n} x {T} x {max(f, u)} cells; use a larger step "
-            f"(now {step}) or check the time unit"
+            f"(now {step:g}; the median gap between a subject's observations is "
+            f"{_median_gap(os_, ot):g}) or check the time unit"
         )
     flat = (os_ * T + oc) * f + of
     counts = np.bincount(flat, minlength=n * T * f)
@@ -289,7 +356,16 @@ def _align(obs_ix, obs_tv, itv_ix, itv_tv, n: int, f: int, u: int, step: float) 
         "lengths": lengths.astype(np.int32),
         "t0": t0,
         "merged": int(len(flat) - mask.sum()),
+        "late": int((~inside).sum()),
     }
+
+
+def _median_gap(subject: np.ndarray, time: np.ndarray) -> float:
+    """Median positive gap between consecutive observation times of one subject."""
+    order = np.lexsort((time, subject))
+    s, t = subject[order], time[order]
+    gaps = np.diff(t)[(np.diff(s) == 0) & (np.diff(t) > 0)]
+    return float(np.median(gaps)) if len(gaps) else float("nan")
 
 
 def _drop_report(tables: list[V.Table]) -> dict:

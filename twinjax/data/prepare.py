@@ -39,7 +39,8 @@ class Scalers(NamedTuple):
 
 
 def _intervention_scale(cohort: Cohort) -> np.ndarray:
-    u = cohort.interventions.reshape(-1, cohort.interventions.shape[-1])
+    n, t, k = cohort.interventions.shape
+    u = cohort.interventions.reshape(n * t, k)  # (-1, k) is ambiguous when k == 0
     positive = u > 0
     mean_pos = np.where(positive, u, 0).sum(0) / np.maximum(positive.sum(0), 1)
     return np.where(mean_pos > 0, mean_pos, 1.0).astype(np.float32)

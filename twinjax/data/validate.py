@@ -15,7 +15,10 @@ import numpy as np
 import pandas as pd
 
 from twinjax.data.errors import CohortError
+from twinjax.data.times import TimeKind, parse_times
 
+# The model computes in float32: values, amounts and covariates must have finite squares there.
+FLOAT32_SAFE = float(np.sqrt(np.finfo(np.float32).max))  # about 1.8e19
 _DROP_HINT = "fix or remove these rows, or pass drop_bad_rows=True to drop them"
 
 
@@ -29,6 +32,7 @@ class Table:
     labels: np.ndarray  # user-facing row label of each row
     drop_bad_rows: bool = False
     header_row: int | None = None  # the header's line number (CSV), named by column errors
+    notes: list = field(default_factory=list)  # how the table was read or handled (reported)
     keep: np.ndarray = field(init=False)
     dropped: list = field(default_factory=list)
 
@@ -62,10 +66,13 @@ class Table:
 def check_columns(table: Table, required: list[str], *, exclusive: bool, options: dict) -> None:
     """Missing required columns, and (if ``exclusive``) unknown ones, always raise."""
     found = list(table.df.columns)
+    glued = [d for d in (",", ";", "\t", "|") if len(found) == 1 and d in str(found[0])]
     for col in required:
         if col not in found:
             opt = options.get(col)
             how = f" or pass {opt}=<its name>" if opt else ""
+            if glued:
+                how = f" (the header looks separated by {glued[0]!r}: pass sep={glued[0]!r})"
             raise CohortError(
                 f"missing required column; found columns {found}: rename the column{how}",
                 source=table.source,
@@ -98,65 +105,113 @@ def check_present(table: Table, column: str) -> None:
     table.flag(bad, column=column, reason="missing value")
 
 
-def check_numeric(table: Table, column: str, *, nonnegative: bool = False) -> np.ndarray:
-    """Missing, non-numeric, infinite (and optionally negative) values; returns the column as float64."""
+def check_numeric(table: Table, column: str) -> np.ndarray:
+    """Missing, non-numeric, infinite and float32-unsafe values; returns the column as float64.
+
+    Booleans are read as 0/1 (noted on the table).
+    """
     col = table.df[column]
     if pd.api.types.is_datetime64_any_dtype(col) or pd.api.types.is_timedelta64_dtype(col):
         raise CohortError(
-            "dates/durations are not supported: convert them to numbers in the unit of `step` "
-            "(e.g. hours since each subject's start)",
+            f"dates/durations are not supported in this column (dtype {col.dtype}): it must hold "
+            "numbers",
             source=table.source,
             column=column,
         )
+    if pd.api.types.is_bool_dtype(col):
+        table.notes.append(f"{table.source}: column {column!r} is boolean, read as 0/1")
     num = pd.to_numeric(col, errors="coerce") if not _is_real(col) else col
     x = num.to_numpy(dtype=np.float64, na_value=np.nan)
     table.flag(col.isna().to_numpy(), column=column, reason="missing value (NaN or empty)")
     table.flag(np.isnan(x), column=column, reason="non-numeric value; values must be numbers")
     table.flag(np.isinf(x), column=column, reason="infinite value")
-    if nonnegative:
-        table.flag(x < 0, column=column, reason="negative time; times must be >= 0")
+    table.flag(
+        np.abs(x) > FLOAT32_SAFE,
+        column=column,
+        reason=f"value beyond the float32-safe range |x| <= {FLOAT32_SAFE:.2g} (the twins compute "
+        "in float32, where the square of a larger value overflows)",
+        fix="check the column's unit and rescale it (e.g. divide by 1e6), or pass "
+        "drop_bad_rows=True to drop these rows",
+    )
     return x
+
+
+def check_time(table: Table, column: str) -> tuple[np.ndarray, TimeKind, bool]:
+    """Times as numbers (>= 0) or datetimes (seconds since 1970); returns (times, kind, zoned)."""
+    parsed = parse_times(table.df[column])
+    x = parsed.values
+    table.flag(parsed.missing, column=column, reason="missing value (NaN or empty)")
+    if parsed.kind == "datetime":
+        table.flag(
+            np.isnan(x),
+            column=column,
+            reason="not a time: this column holds dates/times, and this cell is not an ISO-8601 "
+            "time (e.g. 2024-03-01T08:30:00)",
+        )
+    else:
+        table.flag(np.isnan(x), column=column, reason="non-numeric value; values must be numbers")
+        table.flag(np.isinf(x), column=column, reason="infinite value")
+        table.flag(x < 0, column=column, reason="negative time; times must be >= 0")
+    return x, parsed.kind, parsed.zoned
 
 
 def _is_real(col: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
 
 
-def check_time_order(
-    table: Table, subject: str, variable: str, time_col: str, time: np.ndarray
-) -> None:
-    """Duplicate and unsorted timestamps for one subject and variable, in file order.
+def check_duplicates(
+    table: Table, subject: str, variable: str, time_col: str, time: np.ndarray, value: np.ndarray
+) -> int:
+    """Repeated (subject, variable, time) rows; returns how many exact repeats were removed.
 
-    Walking each (subject, variable) sequence in file order, a row whose time equals the latest time
-    seen so far is a duplicate (the earlier row is kept); a row earlier than it is unsorted. Dropping
-    both leaves every sequence strictly increasing.
+    Rows may come in any order (alignment sorts them). A repeat of an earlier row with the same
+    value is removed and counted (exports often repeat rows); a repeat with a different value is a
+    conflict: an error naming both rows (or, with ``drop_bad_rows``, the first value is kept).
     """
     rows = np.flatnonzero(table.keep)
-    s_code = pd.factorize(table.df[subject].iloc[rows])[0].astype(np.int64)
-    v_code, v_uniq = pd.factorize(table.df[variable].iloc[rows])
-    key = s_code * max(len(v_uniq), 1) + v_code
-    t = pd.Series(time[rows])
-    prev = t.groupby(key, sort=False).cummax().groupby(key, sort=False).shift().to_numpy()
-    dup = t.to_numpy() == prev
-    if dup.any():
-        earlier = []
-        for r in np.flatnonzero(dup)[:10]:  # at most 10 look-ups, for the message
-            same = (key[:r] == key[r]) & (time[rows[:r]] == time[rows[r]])
-            earlier.append(table.labels[rows[np.argmax(same)]].item())
-        table.flag(
-            _scatter(len(table.df), rows[dup]),
-            column=time_col,
-            reason=f"duplicate timestamp: same subject, variable and time as row(s) {earlier}",
-            fix="remove the repeats (keep one value per time), or pass drop_bad_rows=True "
-            "to keep the first",
-        )
-    table.flag(
-        _scatter(len(table.df), rows[t.to_numpy() < prev]),
-        column=time_col,
-        reason="unsorted timestamps: earlier than a previous row of the same subject and variable",
-        fix="sort the rows by time within each subject and variable, or pass drop_bad_rows=True "
-        "to drop the out-of-order rows",
+    key = pd.DataFrame(
+        {
+            "s": pd.factorize(table.df[subject].iloc[rows])[0],
+            "v": pd.factorize(table.df[variable].iloc[rows])[0],
+            "t": time[rows],
+        }
     )
+    group = key.groupby(["s", "v", "t"], sort=False).ngroup().to_numpy()
+    repeat = key.duplicated(keep="first").to_numpy()
+    if not repeat.any():
+        return 0
+    first = pd.Series(np.arange(len(rows))).groupby(group).transform("first").to_numpy()
+    same = repeat & (value[rows] == value[rows[first]])
+    table.keep[rows[same]] = False
+    conflict = repeat & ~same
+    if conflict.any():
+        earlier = sorted(
+            {table.labels[rows[first[r]]].item() for r in np.flatnonzero(conflict)[:10]}
+        )
+        table.flag(
+            _scatter(len(table.df), rows[conflict]),
+            column=time_col,
+            reason="duplicate timestamp with a different value: same subject, variable and time "
+            f"as row(s) {earlier}",
+            fix="keep one value per subject, variable and time, or pass drop_bad_rows=True to "
+            "keep the first",
+        )
+    if same.any():
+        table.notes.append(
+            f"{table.source}: removed {int(same.sum())} exact repeat(s) of earlier rows (same "
+            "subject, variable, time and value)"
+        )
+    return int(same.sum())
+
+
+def check_rows(table: Table, columns: list[str]) -> None:
+    """A table with a header but no data rows."""
+    if len(table.df) == 0:
+        raise CohortError(
+            f"the {table.name} table has no data rows (only a header with {columns}): add rows, "
+            f"or leave the {table.name} table out",
+            source=table.source,
+        )
 
 
 def _scatter(n: int, idx: np.ndarray) -> np.ndarray:
@@ -180,12 +235,11 @@ def check_unique(table: Table, column: str) -> None:
 
 
 def check_allowed(
-    table: Table, column: str, allowed, *, reason: str, fix: str = _DROP_HINT
+    table: Table, column: str, allowed, *, reason: str, fix: str = _DROP_HINT, values=None
 ) -> None:
-    """Rows whose ``column`` value is not among ``allowed``."""
-    table.flag(
-        ~table.df[column].isin(list(allowed)).to_numpy(), column=column, reason=reason, fix=fix
-    )
+    """Rows whose ``column`` value (or ``values``, if given) is not among ``allowed``."""
+    col = table.df[column] if values is None else values
+    table.flag(~col.isin(list(allowed)).to_numpy(), column=column, reason=reason, fix=fix)
 
 
 class Columns(NamedTuple):
@@ -203,54 +257,126 @@ class Columns(NamedTuple):
 
 
 class Checked(NamedTuple):
-    """The numeric columns of the rows that passed (or survived) validation."""
+    """The columns of the rows that passed (or survived) validation."""
 
     obs: tuple  # (time, value) float64 arrays
     interventions: tuple  # (time, amount); empty arrays without an intervention table
-    static: np.ndarray  # [kept static rows, covariates]
+    static: np.ndarray  # [kept static rows, covariates] (categoricals one-hot)
+    static_names: list  # a numeric covariate's name; "name=level" for a categorical's levels
+    static_levels: dict  # categorical covariate -> its levels, in one-hot order
+    time_kind: TimeKind  # "number" or "datetime" (seconds since 1970)
+    zoned: bool  # datetimes given with a time zone (read in UTC)
+    repeats: int  # exact repeats of observation rows removed
 
 
-def validate_tables(obs: Table, itv: Table | None, sta: Table | None, c: Columns, kinds) -> Checked:
+def validate_tables(
+    obs: Table, itv: Table | None, sta: Table | None, c: Columns, kinds, levels=None
+) -> Checked:
     """All checks of :func:`twinjax.data.io.read_cohort`, in a fixed order (first failure raises)."""
-    check_columns(
-        obs, [c.subject, c.time, c.variable, c.value], exclusive=True, options=c.options()
-    )
+    obs_cols = [c.subject, c.time, c.variable, c.value]
+    check_columns(obs, obs_cols, exclusive=True, options=c.options())
+    check_rows(obs, obs_cols)
     if itv is not None:
         itv_cols = [c.subject, c.time, c.kind, c.amount]
         check_columns(itv, itv_cols, exclusive=True, options=c.options())
+        check_rows(itv, itv_cols)
     if sta is not None:
         check_columns(sta, [c.subject], exclusive=False, options=c.options())
+        check_rows(sta, list(sta.df.columns))
     tables = [t for t in (obs, itv, sta) if t is not None]
     for t in tables:
         check_present(t, c.subject)
     harmonize_ids(tables, c.subject)
 
     check_present(obs, c.variable)
-    obs_t = check_numeric(obs, c.time, nonnegative=True)
+    obs_t, kind, zoned = check_time(obs, c.time)
     obs_v = check_numeric(obs, c.value)
-    check_time_order(obs, c.subject, c.variable, c.time, obs_t)
-    covariates = np.zeros((0, 0)) if sta is None else _check_static(sta, c.subject)
+    repeats = check_duplicates(obs, c.subject, c.variable, c.time, obs_t, obs_v)
+    covariates = [] if sta is None else _check_static(sta, c.subject, levels or {})
     itv_t = itv_a = np.zeros(0)
     if itv is not None:
-        itv_t, itv_a = _check_interventions(itv, c, kinds)
+        itv_t, itv_a = _check_interventions(itv, c, kinds, kind, obs.source)
     check_subjects(obs, itv, sta, c.subject)
     if not obs.keep.any():
         raise CohortError("no valid observations", source=obs.source)
+    static, names, used = _static_matrix(sta, covariates, levels or {})
     kept = lambda t, x: x if t is None else x[t.keep]
     return Checked(
         (obs_t[obs.keep], obs_v[obs.keep]),
         (kept(itv, itv_t), kept(itv, itv_a)),
-        kept(sta, covariates),
+        static,
+        names,
+        used,
+        kind,
+        zoned,
+        repeats,
     )
 
 
-def _check_static(sta: Table, subject: str) -> np.ndarray:
-    cols = [check_numeric(sta, name) for name in sta.df.columns if name != subject]
+def _is_categorical(col: pd.Series) -> bool:
+    """A categorical column, or text none of whose values is a number."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return True
+    if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        return False
+    present = col.dropna()
+    return len(present) > 0 and bool(pd.to_numeric(present, errors="coerce").isna().all())
+
+
+def _check_static(sta: Table, subject: str, levels: dict) -> list:
+    """Each covariate as ``(name, float64 array)`` or, if categorical, ``(name, text Series)``."""
+    out = []
+    for name in sta.df.columns:
+        if name == subject:
+            continue
+        col = sta.df[name]
+        if name in levels or _is_categorical(col):
+            check_present(sta, name)
+            if name in levels:
+                known = [str(v) for v in levels[name]]
+                check_allowed(
+                    sta,
+                    name,
+                    known,
+                    reason=f"unseen level of the categorical covariate {name!r}; the known "
+                    f"levels are {known}",
+                    fix="map it to a known level, or pass drop_bad_rows=True to drop the subject",
+                    values=col.astype(str),
+                )
+            out.append((name, col))
+        else:
+            out.append((name, check_numeric(sta, name)))
     check_unique(sta, subject)
-    return np.stack(cols, axis=1) if cols else np.zeros((len(sta.df), 0))
+    return out
 
 
-def _check_interventions(itv: Table, c: Columns, allowed) -> tuple[np.ndarray, np.ndarray]:
+def _static_matrix(sta: Table | None, covariates: list, levels: dict) -> tuple:
+    """The kept rows' covariates: numeric columns as given, categoricals one-hot."""
+    if sta is None:
+        return np.zeros((0, 0)), [], {}
+    blocks, names, used = [], [], {}
+    for name, col in covariates:
+        if isinstance(col, np.ndarray):
+            blocks.append(col[sta.keep][:, None])
+            names.append(name)
+            continue
+        kept = col[sta.keep]
+        if name in levels:
+            order = [str(v) for v in levels[name]]
+        elif isinstance(col.dtype, pd.CategoricalDtype):
+            order = [str(v) for v in col.cat.categories]
+        else:
+            order = sorted(kept.astype(str).unique().tolist())
+        blocks.append((kept.astype(str).to_numpy()[:, None] == np.array(order)[None, :]) * 1.0)
+        names += [f"{name}={level}" for level in order]
+        used[name] = order
+    n = int(sta.keep.sum())
+    return (np.concatenate(blocks, axis=1) if blocks else np.zeros((n, 0))), names, used
+
+
+def _check_interventions(
+    itv: Table, c: Columns, allowed, kind: TimeKind, obs_source: str
+) -> tuple[np.ndarray, np.ndarray]:
     check_present(itv, c.kind)
     if allowed is not None:
         check_allowed(
@@ -260,7 +386,22 @@ def _check_interventions(itv: Table, c: Columns, allowed) -> tuple[np.ndarray, n
             reason=f"unknown intervention kind; allowed kinds are {list(allowed)}",
             fix="fix the kind, add it to intervention_kinds, or pass drop_bad_rows=True",
         )
-    return check_numeric(itv, c.time, nonnegative=True), check_numeric(itv, c.amount)
+    t, itv_kind, _ = check_time(itv, c.time)
+    if itv_kind != kind:
+        raise CohortError(
+            f"times here are {itv_kind}s but {kind}s in {obs_source}: give both tables' times "
+            "the same way (numbers in one unit, or dates/times)",
+            source=itv.source,
+            column=c.time,
+        )
+    amount = check_numeric(itv, c.amount)
+    negative = itv.keep & (amount < 0)
+    if negative.any():
+        itv.notes.append(
+            f"{itv.source}: {int(negative.sum())} negative amount(s) (row(s) "
+            f"{itv.labels[negative][:5].tolist()}) kept as given"
+        )
+    return t, amount
 
 
 def harmonize_ids(tables: list[Table], col: str) -> None:

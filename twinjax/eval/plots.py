@@ -195,20 +195,23 @@ def twin_report_figures(
         "RMSE",
     )
     i = int(chosen[0])
-    roll = counterfactual_rollouts(
-        fit,
-        i,
-        horizon=min(24, int(np.asarray(fit.arrays.test[i]).sum())),
-        history=history,
-        kind=0,
-        n_samples=200,
-        key=key,
-    )
-    truth = None if cohort.truth is None else cohort.truth[i, roll["t"], f]
-    kind_name = cohort.intervention_kinds[0] if cohort.intervention_kinds else "intervention"
-    plot_counterfactual(out_dir / names[2], roll, truth, f, cohort.variables, kind_name)
+    if cohort.interventions.shape[-1]:  # an observations-only cohort has no "what if" to show
+        roll = counterfactual_rollouts(
+            fit,
+            i,
+            horizon=min(24, int(np.asarray(fit.arrays.test[i]).sum())),
+            history=history,
+            kind=0,
+            n_samples=200,
+            key=key,
+        )
+        truth = None if cohort.truth is None else cohort.truth[i, roll["t"], f]
+        kind_name = cohort.intervention_kinds[0] if cohort.intervention_kinds else "intervention"
+        plot_counterfactual(out_dir / names[2], roll, truth, f, cohort.variables, kind_name)
+    else:
+        names.remove("counterfactual.png")
     if len(fit.population_losses):
-        plot_losses(out_dir / names[3], fit.population_losses, "population twin")
+        plot_losses(out_dir / "population_loss.png", fit.population_losses, "population twin")
     else:
         names.pop()
     return names

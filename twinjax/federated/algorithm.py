@@ -72,8 +72,8 @@ def federated_averaging(
     sampling: Literal["uniform", "size", "poisson"] = "uniform",
     weighting: Literal["samples", "uniform"] = "samples",
     drop_stragglers: bool = True,
-    simulation: Simulation = Simulation(),
-    execution: Execution = Execution(),
+    simulation: Simulation | None = None,
+    execution: Execution | None = None,
 ) -> FederatedAlgorithm:
     """Generalized federated averaging: client update, aggregator and server optimizer.
 
@@ -88,8 +88,8 @@ def federated_averaging(
         sampling: ``uniform``, ``size`` (probability proportional to samples) or ``poisson``.
         weighting: aggregation weights, ``samples`` or ``uniform``.
         drop_stragglers: stragglers send nothing (FedAvg) or their partial work (FedProx).
-        simulation: stragglers, dropouts and Byzantine clients.
-        execution: backend, mesh, buckets and jit.
+        simulation: stragglers, dropouts and Byzantine clients (default: none).
+        execution: backend, mesh, buckets and jit (default: jitted vmap).
 
     Returns:
         The :class:`FederatedAlgorithm` pair; ``apply`` is jitted per ``execution.jit``.
@@ -106,6 +106,8 @@ def federated_averaging(
     """
     server_optimizer = optax.sgd(1.0) if server_optimizer is None else server_optimizer
     aggregator = screen(mean()) if aggregator is None else aggregator
+    simulation = Simulation() if simulation is None else simulation
+    execution = Execution() if execution is None else execution
 
     def init(params: Any, *, num_clients: int) -> ServerState:
         shared, one = client.init(params)
@@ -205,8 +207,9 @@ def _write_back(
     clients = jax.tree.map(lambda all_, a: all_.at[rows["id"]].set(a, mode="drop"),
                            old.clients, new)  # fmt: skip
     shared = {
-        name: jax.tree.map(lambda c, a, b: c + jnp.sum(a - b, axis=0) / num_clients,
-                           value, new[name], before[name])  # fmt: skip
+        name: jax.tree.map(
+            lambda c, a, b: c + jnp.sum(a - b, axis=0) / num_clients, value, new[name], before[name]
+        )  # fmt: skip
         for name, value in old.shared.items()
     }
     return ClientStates(shared, clients)

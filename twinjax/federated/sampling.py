@@ -16,7 +16,9 @@ def poisson_slots(expected: int) -> int:
 
 
 def sample_clients(
-    key: PRNGKeyArray, count: Int[Array, " clients"], clients_per_round: int,
+    key: PRNGKeyArray,
+    count: Int[Array, " clients"],
+    clients_per_round: int,
     mode: Literal["uniform", "size", "poisson"],
 ) -> tuple[Int[Array, " slots"], Bool[Array, " slots"]]:
     """Sampled client ids (sorted by decreasing size, for load balance) and which slots are used.

@@ -14,12 +14,14 @@ from twinjax.twins.model import (
 )
 from twinjax.twins.objectives import predict_at, segment_nll, segment_targets, window_loss
 from twinjax.twins.predict import cohort_predictions
+from twinjax.twins.stream import StreamState, stream_init, stream_step
 
 __all__ = [
     "AttentionParams",
     "Cell",
     "Dense",
     "RecurrentParams",
+    "StreamState",
     "TwinParams",
     "TwinSpec",
     "apply",
@@ -32,5 +34,7 @@ __all__ = [
     "predict_at",
     "segment_nll",
     "segment_targets",
+    "stream_init",
+    "stream_step",
     "window_loss",
 ]

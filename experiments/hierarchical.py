@@ -1,0 +1,266 @@
+"""Hierarchical Bayesian twins of the user's own long-format files (``data=files``).
+
+``python -m twinjax experiment=hierarchical data=files data.observations=obs.csv
+[data.interventions=doses.csv] experiment.model=pk_oral``: reads the files
+(:func:`twinjax.bayes.tables.longitudinal_data`), builds the hierarchical model the options
+describe with data-scale default priors (:mod:`twinjax.bayes.priors`), checks the priors against
+the data, fits it (NUTS, or SVI), then writes posterior_summary.csv (named population parameters,
+V and half-life for PK), subjects.csv, fitted_curves.csv, individual_fits.png, posterior.nc
+(ArviZ InferenceData) and report.md.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from experiments.config import Hierarchical
+from experiments.report import images, table, write_markdown
+from twinjax.bayes import (
+    HierarchicalSpec,
+    coverage,
+    diagnose,
+    flatten_chains,
+    hierarchical_model,
+    population_draws,
+    posterior_predictive,
+    problems_of,
+    run_nuts,
+    run_svi,
+    svi_draws,
+)
+from twinjax.bayes.models import MeanModel, mean_model
+from twinjax.bayes.pk_routes import pk_derived
+from twinjax.bayes.plots import plot_individual_fits
+from twinjax.bayes.priors import default_priors, prior_predictive_check
+from twinjax.bayes.summary import inference_data, posterior_table, subject_table
+from twinjax.bayes.tables import longitudinal_data, read_long
+from twinjax.config import Config, DataConfig
+from twinjax.pipeline import ConfigError
+
+
+def run(cfg: Config, out_dir: Path) -> dict:
+    c: Hierarchical = cfg.experiment
+    # the fit key comes first of four, as in pk_theophylline: the same model on the same data
+    # (e.g. Theoph written to files) reproduces its draws
+    k_fit, _, k_pred, k_check = jax.random.split(jax.random.key(cfg.seed), 4)
+    model = _model(c)
+    data = load(cfg.data, c, model)
+    spec = build_spec(c, model, data)
+    check = prior_predictive_check(spec, data, key=k_check) if c.prior_check else None
+    start = time.perf_counter()
+    samples, by_chain, divergences, diverging = _fit(spec, data, k_fit, c)
+    seconds = time.perf_counter() - start
+    pop = population_draws(spec, samples)
+    if model.kind == "pk":
+        pop |= pk_derived(pop)
+    summary = posterior_table(pop, by_chain=by_chain)
+    derived = pk_derived if model.kind == "pk" else None
+    subjects = subject_table(spec, samples["theta"], data.subject_ids, derived=derived)
+    curves, band, in_sample = _curves(spec, samples, data, k_pred, c, by_chain)
+    metrics = _metrics(c, spec, data, summary, check, divergences, seconds, in_sample)
+    if by_chain:
+        named = {k: v for k, v in pop.items() if k in set(summary.parameter)}
+        metrics["diagnostic_problems"] = problems_of(diagnose(named, divergences, warn=False))
+    chained = (lambda x: x) if by_chain else (lambda x: np.asarray(x)[None])
+    idata = inference_data(
+        {k: chained(v) for k, v in pop.items()}, chained(samples["theta"]), spec, data,
+        diverging=diverging, attrs={"model": c.model, "time_centre": data.time_centre},
+    )  # fmt: skip
+    write_report(out_dir, c, metrics, summary, subjects, curves, band, data, idata)
+    return metrics
+
+
+def _model(c: Hierarchical) -> MeanModel:
+    try:
+        return mean_model(c.model)
+    except ValueError as e:
+        raise ConfigError(f"experiment.model: {e}") from e
+
+
+def load(d: DataConfig, c: Hierarchical, model: MeanModel):
+    """The cohort from the data group's files, checked against the model."""
+    if d.source != "files" or not d.observations:
+        raise ConfigError(
+            "experiment=hierarchical fits your own files: pass data=files "
+            "data.observations=PATH [data.interventions=PATH]"
+        )
+    if d.static:
+        raise ConfigError(
+            "experiment=hierarchical does not take covariates yet; remove data.static"
+        )
+    obs = read_long(d.observations, d.subject_col)
+    doses = read_long(d.interventions, d.subject_col) if d.interventions else None
+    has_doses = doses is not None or d.amount_col in obs.columns
+    if model.kind == "growth" and has_doses:
+        raise ConfigError(
+            f"the growth model {c.model!r} takes no doses: drop data.interventions (or the "
+            f"{d.amount_col!r} column), or choose a pk model"
+        )
+    if model.kind == "pk" and not has_doses:
+        raise ConfigError(
+            f"the PK model {c.model!r} needs doses: data.interventions=PATH, or an event table "
+            f"with an {d.amount_col!r} column"
+        )
+    cols = dict(subject_col=d.subject_col, time_col=d.time_col, value_col=d.value_col,
+                variable_col=d.variable_col, amount_col=d.amount_col, route_col=d.kind_col)  # fmt: skip
+    raw = longitudinal_data(obs, doses, variable=c.variable, error_model=c.error_model, **cols)
+    centre = _time_centre(c.centre_time, raw)
+    if not centre:
+        return raw
+    return longitudinal_data(obs, doses, variable=c.variable, error_model=c.error_model,
+                             time_centre=centre, **cols)  # fmt: skip
+
+
+def _time_centre(option: str, data) -> float:
+    if option == "none":
+        return 0.0
+    if option == "mean":
+        return float(np.asarray(data.times)[np.asarray(data.mask, bool)].mean())
+    try:
+        return float(option)
+    except ValueError as e:
+        raise ConfigError(
+            f"experiment.centre_time={option!r}: use none, mean or a number"
+        ) from e
+
+
+def build_spec(c: Hierarchical, model: MeanModel, data) -> HierarchicalSpec:
+    """The model's spec: the options' priors where given, else the data-scale defaults."""
+    try:
+        defaults = default_priors(model, data, c.error_model)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    random = tuple(c.random) if c.random is not None else model.params
+    unknown = set(random) - set(model.params)
+    if unknown:
+        raise ConfigError(f"experiment.random: {sorted(unknown)} not in {model.params}")
+    omega = c.omega_scale or tuple(defaults.omega_scale[model.params.index(p)] for p in random)
+    try:
+        return HierarchicalSpec(
+            predict=model.predict,
+            params=model.params,
+            random=random,
+            prior_loc=tuple(c.prior_loc or defaults.prior_loc),
+            prior_scale=tuple(c.prior_scale or defaults.prior_scale),
+            omega_scale=tuple(omega),
+            correlated=c.correlated,
+            lkj_concentration=c.lkj_concentration,
+            error_model=c.error_model,
+            sigma_scale=c.sigma_scale or defaults.sigma_scale,
+            standardized=model.kind == "growth",
+        )
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+
+
+def _fit(spec, data, key, c: Hierarchical):
+    """(samples, grouped by chain?, divergences, per-draw divergence flags)."""
+    if c.inference == "nuts":
+        fit = run_nuts(
+            hierarchical_model, key, spec, data, num_warmup=c.num_warmup,
+            num_samples=c.num_samples, num_chains=c.num_chains, target_accept=c.target_accept,
+            dense_mass=c.dense_mass, progress=c.progress,
+        )  # fmt: skip
+        return fit.samples, True, fit.num_divergences, fit.diverging
+    if c.inference == "svi":
+        k_fit, k_draw = jax.random.split(key)
+        res = run_svi(hierarchical_model, k_fit, spec, data, steps=c.svi_steps, lr=c.svi_lr,
+                      progress=c.progress)  # fmt: skip
+        return svi_draws(res, k_draw, spec, data, num_samples=c.svi_draws), False, 0, None
+    raise ConfigError(f"experiment.inference={c.inference!r}: use nuts or svi")
+
+
+def _curves(spec, samples, data, key, c: Hierarchical, by_chain: bool):
+    """Per-subject curves on a grid (noise-free 90% band, and with residual error) and the
+    in-sample 90% coverage of the observations."""
+    flat = flatten_chains(samples) if by_chain else samples
+    n = flat["theta"].shape[0]
+    keep = np.asarray(jax.random.permutation(key, n))[: c.predictive_draws]
+    flat = {k: np.asarray(v)[keep] for k, v in flat.items()}
+    mask = np.asarray(data.mask, bool)
+    t = np.where(mask, data.times, np.nan)
+    lo, hi = np.nanmin(t), np.nanmax(t)
+    grid = np.tile(np.linspace(lo, hi, c.grid_points), (t.shape[0], 1))
+    k_obs, k_grid = jax.random.split(key)
+    pp = posterior_predictive(spec, flat, jnp.asarray(data.times), data.regimen, key=k_obs)
+    cov90 = float(coverage(pp.observations, jnp.asarray(data.values), jnp.asarray(mask), level=0.9))
+    band = posterior_predictive(spec, flat, jnp.asarray(grid), data.regimen, key=k_grid)
+    curve_q = np.quantile(np.asarray(band.curves), [0.05, 0.5, 0.95], axis=0)
+    obs_q = np.quantile(np.asarray(band.observations), [0.05, 0.95], axis=0)
+    rows = pd.DataFrame({
+        "subject": np.repeat(np.asarray(data.subject_ids, dtype=object), c.grid_points),
+        "time": (grid + data.time_centre).ravel(),
+        "median": curve_q[1].ravel(), "q5": curve_q[0].ravel(), "q95": curve_q[2].ravel(),
+        "predictive_q5": obs_q[0].ravel(), "predictive_q95": obs_q[1].ravel(),
+    })  # fmt: skip
+    return rows, (grid, np.asarray(band.curves)), {"in_sample_coverage_90": cov90}
+
+
+def _metrics(c, spec, data, summary, check, divergences, seconds, in_sample) -> dict:
+    m = {
+        "model": c.model, "params": list(spec.params), "random": list(spec.random_params),
+        "correlated": c.correlated, "error_model": c.error_model, "inference": c.inference,
+        "time_centre": data.time_centre, "n_subjects": len(data.subject_ids),
+        "n_observations": int(np.asarray(data.mask).sum()), "fit_seconds": seconds,
+        "num_divergences": int(divergences),
+        "priors": {"prior_loc": list(spec.prior_loc), "prior_scale": list(spec.prior_scale),
+                   "omega_scale": list(spec.omega_scale), "sigma_scale": spec.sigma_scale},
+        **in_sample,
+    }  # fmt: skip
+    if c.inference == "nuts":
+        m |= {"num_chains": c.num_chains, "num_draws_per_chain": c.num_samples}
+    if check is not None:
+        m |= {"prior_check_tail_fraction": check.tail_fraction,
+              "prior_check_mean_quantile": check.mean_quantile,
+              "prior_check_problems": list(check.problems)}  # fmt: skip
+    for row in summary.itertuples():
+        for col in ("mean", "sd", "q5", "q95", "r_hat", "ess_bulk"):
+            m[f"posterior_{col}_{row.parameter}"] = float(getattr(row, col))
+    m["max_r_hat"] = float(summary.r_hat.max())
+    m["min_ess_bulk"] = float(summary.ess_bulk.min())
+    return m
+
+
+def write_report(out_dir: Path, c, m, summary, subjects, curves, band, data, idata) -> None:
+    """The tables (CSV), posterior.nc, the fits figure and report.md."""
+    summary.to_csv(out_dir / "posterior_summary.csv", index=False)
+    subjects.to_csv(out_dir / "subjects.csv", index=False)
+    curves.to_csv(out_dir / "fitted_curves.csv", index=False)
+    idata.to_netcdf(str(out_dir / "posterior.nc"))
+    grid, draws = band
+    k = min(c.n_plot_subjects, draws.shape[1])
+    plot_individual_fits(
+        out_dir / "individual_fits.png", grid[:k] + data.time_centre, draws[:, :k],
+        np.asarray(data.times)[:k] + data.time_centre, data.values[:k], data.mask[:k],
+        names=data.subject_ids[:k], title=f"{c.model}: posterior median and 90% band",
+    )  # fmt: skip
+    fmt = lambda x: f"{x:.4g}"
+    rows = [[r.parameter, *(fmt(getattr(r, k)) for k in ("mean", "sd", "q5", "q95", "r_hat")),
+             f"{r.ess_bulk:.0f}"] for r in summary.itertuples()]  # fmt: skip
+    check = m.get("prior_check_problems")
+    write_markdown(out_dir, [
+        f"# Hierarchical twins: {c.model}, {m['n_subjects']} subjects, "
+        f"{m['n_observations']} observations",
+        "",
+        f"Parameters {', '.join(m['params'])}; random effects on {', '.join(m['random']) or 'none'}"
+        f" ({'LKJ-correlated' if c.correlated else 'diagonal'}); {c.error_model} error; time "
+        f"centre {m['time_centre']:g}. {c.inference.upper()} in {m['fit_seconds']:.1f} s; "
+        f"divergences: {m['num_divergences']}.",
+        "",
+        "Prior-predictive check: " + ("not run" if check is None else "; ".join(check) or "ok")
+        + ".",
+        "",
+        *table(["parameter", "mean", "sd", "5%", "95%", "R-hat", "bulk ESS"], rows),
+        "",
+        f"In-sample 90% predictive coverage: {m['in_sample_coverage_90']:.3f}. Per-subject "
+        "posteriors: subjects.csv; fitted curves: fitted_curves.csv; ArviZ InferenceData: "
+        "posterior.nc (`arviz.from_netcdf`).",
+        "",
+        *images(["individual_fits.png"]),
+    ])  # fmt: skip

@@ -1,0 +1,114 @@
+"""experiment=hierarchical on files through the app (CI-sized NUTS), and refusals of data=files.
+
+Theoph: R's table written to CSV files and read back through ``data=files`` with the fm3
+structure and pk_theophylline's priors gives its population posterior (same draws: same model,
+same data, same key); NUTS 100 warm-up, 60 draws, 2 chains, as in the pk_theophylline CI test.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+
+from twinjax.bayes import hierarchical_model, population_draws, run_nuts
+from twinjax.bayes.theoph import theoph_data, theoph_frames, theoph_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["experiment.num_warmup=100", "experiment.num_samples=60", "experiment.num_chains=2",
+        "experiment.predictive_draws=60", "experiment.grid_points=25", "experiment.progress=false"]  # fmt: skip
+
+
+def _theoph_files(tmp_path):
+    obs, doses, _ = theoph_frames()
+    obs = obs.rename(columns={"subject": "subject_id", "conc": "value"}).assign(variable="conc")
+    obs.to_csv(tmp_path / "obs.csv", index=False)
+    doses.rename(columns={"subject": "subject_id"}).assign(kind="oral").to_csv(
+        tmp_path / "doses.csv", index=False
+    )
+    return [f"data.observations={tmp_path / 'obs.csv'}", f"data.interventions={tmp_path / 'doses.csv'}"]
+
+
+def test_theoph_from_files_matches_pk_theophylline(tmp_path, run_app):
+    az = pytest.importorskip("arviz")
+    files = _theoph_files(tmp_path)
+    run = tmp_path / "run"
+    m = run_app(run, "experiment=hierarchical", "data=files", *files, *TINY,
+                "experiment.model=pk_oral_ke", "experiment.random=[lKa,lCl]",
+                "experiment.prior_loc=[-2.0,0.0,-3.0]", "experiment.prior_scale=[2.0,2.0,2.0]",
+                "experiment.omega_scale=[1.0,1.0]", "experiment.sigma_scale=2.0")  # fmt: skip
+    # pk_theophylline's population fit: its model, built-in data, NUTS key and settings
+    k_nuts = jax.random.split(jax.random.key(0), 4)[0]
+    spec = theoph_spec()
+    ref = run_nuts(hierarchical_model, k_nuts, spec, theoph_data(), num_warmup=100,
+                   num_samples=60, num_chains=2, target_accept=0.9)  # fmt: skip
+    pop = population_draws(spec, ref.samples)
+    for name, draws in pop.items():
+        assert abs(m[f"posterior_mean_{name}"] - float(draws.mean())) < 0.02, name
+    summary = pd.read_csv(run / "posterior_summary.csv").set_index("parameter")
+    assert {"V", "t_half", "lKe", "omega_lKa"} <= set(summary.index)
+    assert summary.loc["V", "mean"] == pytest.approx(np.exp(pop["lCl"] - pop["lKe"]).mean(), rel=1e-4)
+    idata = az.from_netcdf(run / "posterior.nc")
+    assert idata.posterior["lKa"].shape == (2, 60)
+    assert idata.posterior["theta_lCl"].shape == (2, 60, 12)
+    assert float(idata.posterior["lKa"].mean()) == pytest.approx(float(pop["lKa"].mean()), abs=0.02)
+    assert idata.observed_data["y"].shape == (12, 11)
+    subjects = pd.read_csv(run / "subjects.csv")
+    assert subjects.subject.nunique() == 12 and {"t_half", "V"} <= set(subjects.parameter)
+    curves = pd.read_csv(run / "fitted_curves.csv")
+    assert len(curves) == 12 * 25 and (curves.q5 <= curves["median"]).all()
+    assert (curves["median"] <= curves.q95).all()
+    assert (run / "individual_fits.png").stat().st_size > 1000
+    assert m["prior_check_problems"] == [] and m["time_centre"] == 0.0
+
+
+def _app_error(tmp_path, *overrides) -> str:
+    env = {**os.environ, "XLA_FLAGS": "", "MPLBACKEND": "Agg"}
+    cmd = [sys.executable, "-m", "twinjax", f"hydra.run.dir={tmp_path}", *overrides]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    return proc.stderr + proc.stdout
+
+
+def test_experiments_refuse_files_they_cannot_use(tmp_path):
+    files = _theoph_files(tmp_path)
+    out = _app_error(tmp_path / "a", "experiment=pk_theophylline", "data=files", *files)
+    assert "cannot use data=files" in out and "experiment=hierarchical" in out
+    out = _app_error(tmp_path / "b", "experiment=hierarchical")
+    assert "pass data=files" in out
+
+
+def _iv_event_table(n=24, seed=0):
+    """Boluses of 100 at 0, 12 and 24 h; (lCl, lV) = (1.0, 3.0) with random effects of SD 0.1
+    (centred over the cohort, so the simulated cohort's means are exactly the population's) and
+    10% proportional error."""
+    rng = np.random.default_rng(seed)
+    eta = 0.1 * rng.standard_normal((n, 2))
+    eta -= eta.mean(axis=0)
+    times, rows = np.array([1.0, 4.0, 8.0, 11.5, 13.0, 18.0, 23.5, 26.0, 32.0, 36.0]), []
+    for i in range(n):
+        cl, v = np.exp(1.0 + eta[i, 0]), np.exp(3.0 + eta[i, 1])
+        for td in (0.0, 12.0, 24.0):
+            rows.append({"subject_id": f"s{i:02d}", "time": td, "value": np.nan, "amount": 100.0})
+        conc = sum(100.0 / v * np.exp(-cl / v * (times - td)) * (times >= td) for td in (0, 12, 24))
+        for t, c in zip(times, conc * (1 + 0.1 * rng.standard_normal(len(times))), strict=True):
+            rows.append({"subject_id": f"s{i:02d}", "time": t, "value": c, "amount": np.nan})
+    return pd.DataFrame(rows)
+
+
+def test_multi_dose_iv_event_table_recovers_cl_and_v(tmp_path, run_app):
+    _iv_event_table().to_csv(tmp_path / "events.csv", index=False)
+    m = run_app(tmp_path / "run", "experiment=hierarchical", "data=files",
+                f"data.observations={tmp_path / 'events.csv'}", "experiment.model=pk_iv",
+                "experiment.error_model=proportional", "experiment.num_warmup=200",
+                "experiment.num_samples=200", "experiment.num_chains=2",
+                "experiment.predictive_draws=100", "experiment.grid_points=25",
+                "experiment.progress=false")  # fmt: skip
+    assert abs(m["posterior_mean_lCl"] - 1.0) < 0.05 and abs(m["posterior_mean_lV"] - 3.0) < 0.05
+    assert m["posterior_mean_V"] == pytest.approx(np.exp(3.0), rel=0.1)
+    assert m["posterior_mean_t_half"] == pytest.approx(np.log(2) * np.exp(2.0), rel=0.1)
+    assert m["n_subjects"] == 24 and m["n_observations"] == 240

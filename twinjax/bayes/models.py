@@ -1,0 +1,49 @@
+"""Mean models by name, for hierarchical twins configured from options (the command line).
+
+Growth models are polynomials in (optionally centred) time with named coefficients; PK models are
+one-compartment with bolus, oral and infusion doses (:mod:`twinjax.bayes.pk_routes`).
+"""
+
+from collections.abc import Callable
+from typing import Literal, NamedTuple
+
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from twinjax.bayes.pk_routes import iv_cl_v_predict, oral_cl_v_ka_predict, oral_ke_ka_cl_predict
+
+GROWTH_NAMES = ("intercept", "slope", "quadratic")
+
+
+class MeanModel(NamedTuple):
+    predict: Callable  # predict(t, theta, regimen) for one individual
+    params: tuple[str, ...]
+    kind: Literal["growth", "pk"]
+    absorption: bool = False  # has lKa (accepts oral doses)
+
+
+def quadratic_predict(t: Float[Array, " time"], theta: dict, regimen=None) -> Float[Array, " time"]:
+    """``intercept + slope t + quadratic t^2`` (the regimen is ignored)."""
+    return theta["intercept"] + t * (theta["slope"] + theta["quadratic"] * t)
+
+
+def _linear(t: Float[Array, " time"], theta: dict, regimen=None) -> Float[Array, " time"]:
+    return theta["intercept"] + theta["slope"] * t
+
+
+MEAN_MODELS: dict[str, MeanModel] = {
+    "linear": MeanModel(_linear, GROWTH_NAMES[:2], "growth"),
+    "quadratic": MeanModel(quadratic_predict, GROWTH_NAMES, "growth"),
+    "pk_iv": MeanModel(iv_cl_v_predict, ("lCl", "lV"), "pk"),
+    "pk_oral": MeanModel(oral_cl_v_ka_predict, ("lCl", "lV", "lKa"), "pk", True),
+    "pk_oral_ke": MeanModel(oral_ke_ka_cl_predict, ("lKe", "lKa", "lCl"), "pk", True),
+}
+MeanModelName = Literal["linear", "quadratic", "pk_iv", "pk_oral", "pk_oral_ke"]
+
+
+def mean_model(name: str) -> MeanModel:
+    """The mean model called ``name`` (one of :data:`MEAN_MODELS`)."""
+    if name not in MEAN_MODELS:
+        raise ValueError(f"unknown mean model {name!r}; choose one of {tuple(MEAN_MODELS)}")
+    return MEAN_MODELS[name]
+

@@ -1,0 +1,74 @@
+"""A twin that runs alongside its individual: the recurrent state is carried from step to step.
+
+:func:`stream_init` encodes the history once; each :func:`stream_step` then costs one cell step
+and, with attention, one query over a cache of the last ``cache`` hidden states, however long the
+individual has been followed. While the whole history fits in the cache, the prediction equals
+:func:`~twinjax.twins.apply` re-run over the whole series (the tests check it); beyond that,
+attention sees the most recent ``cache`` steps (the recurrent state still carries everything).
+"""
+
+from typing import Any, NamedTuple
+
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int
+
+from twinjax.data import Series
+from twinjax.twins.attention import attend
+from twinjax.twins.cells import get_cell
+from twinjax.twins.model import TwinParams, TwinSpec, _encode, _head, _inputs
+
+
+class StreamState(NamedTuple):
+    """One individual's running twin: its cell carry, the cache of recent hidden states (oldest
+    first; the last ``filled`` rows are real), its static covariates and its current prediction
+    (``mean, scale``) of the next step's values."""
+
+    carry: Any
+    cache: Float[Array, "cache hidden"]
+    filled: Int[Array, ""]
+    static: Float[Array, " covariates"]
+    mean: Float[Array, " features"]
+    scale: Float[Array, " features"]
+
+
+def _predict(params: TwinParams, spec: TwinSpec, h, cache, filled):
+    if not spec.attention:
+        return _head(params, spec, h)
+    visible = jnp.arange(cache.shape[0]) >= cache.shape[0] - filled
+    return _head(params, spec, jnp.concatenate([h, attend(params.attention, h, cache, visible)]))
+
+
+def stream_init(params: TwinParams, spec: TwinSpec, series: Series, *, cache: int) -> StreamState:
+    """Encodes one individual's history (``series``); the state predicts the step after it.
+
+    Args:
+      params, spec: the individual's twin.
+      series: its history (at least one step).
+      cache: hidden states kept for attention (ignored without attention, but at least 1).
+    """
+    carry, hs = _encode(params, spec, _inputs(series))
+    k = min(hs.shape[0], cache)
+    rows = jnp.zeros((cache, spec.hidden), hs.dtype).at[cache - k :].set(hs[hs.shape[0] - k :])
+    filled = jnp.asarray(k, jnp.int32)
+    mean, scale = _predict(params, spec, hs[-1], rows, filled)
+    return StreamState(carry, rows, filled, series.static, mean, scale)
+
+
+def stream_step(
+    params: TwinParams,
+    spec: TwinSpec,
+    state: StreamState,
+    values: Float[Array, " features"],
+    mask: Bool[Array, " features"],
+    interventions: Float[Array, " kinds"],
+) -> StreamState:
+    """Takes in one more step of data (the values seen, which were observed, what was given)."""
+    x = jnp.concatenate(
+        [jnp.where(mask, values, 0.0), mask.astype(values.dtype), interventions, state.static]
+    )
+    carry = get_cell(spec.cell).step(params.cell, state.carry, x)
+    h = get_cell(spec.cell).output(carry)
+    cache = jnp.roll(state.cache, -1, axis=0).at[-1].set(h)
+    filled = jnp.minimum(state.filled + 1, cache.shape[0])
+    mean, scale = _predict(params, spec, h, cache, filled)
+    return StreamState(carry, cache, filled, state.static, mean, scale)
