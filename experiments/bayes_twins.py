@@ -48,7 +48,7 @@ def _coverage_curve(pit, observed):
 def run(root: Config, out_dir: Path) -> dict:
     exp: BayesTwins = root.experiment
     k_data, k_fit, k_svi, k_draw, k_eval = jax.random.split(jax.random.key(root.seed), 5)
-    cohort = pipeline.load_cohort(k_data, root.data)
+    cohort = pipeline.check_cohort(pipeline.load_cohort(k_data, root.data), root.data)
     fit = pipeline.fit_twins(k_fit, cohort, root, out_dir)
     length = root.data.context + root.data.horizon
     bayes = fit_bayesian_twins(

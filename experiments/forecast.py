@@ -19,10 +19,11 @@ from experiments.report import images, save_figure, table, write_markdown
 from twinjax import bundle as tb
 from twinjax import pipeline
 from twinjax.config import Config
+from twinjax.data.times import to_datetimes
 from twinjax.runtime.fingerprint import differences
 
 
-class TwinMismatch(ValueError):
+class TwinMismatch(pipeline.ConfigError):
     """The saved twins were trained with another model configuration than this run asks for."""
 
 
@@ -40,16 +41,24 @@ def check_model(bundle: tb.TwinBundle, root: Config) -> None:
 def compute(root: Config) -> tuple[dict, object, object, object]:
     exp: Forecast = root.experiment
     if not root.twin:
-        raise ValueError("experiment=forecast needs twin=RUN_DIR (a run directory or its model/)")
-    bundle = tb.load(root.twin)
+        raise pipeline.ConfigError(
+            "experiment=forecast needs twin=RUN_DIR (a run directory or its model/)"
+        )
+    try:
+        bundle = tb.load(root.twin)
+    except (FileNotFoundError, ValueError) as e:
+        raise pipeline.ConfigError(str(e)) from e
     check_model(bundle, root)
     k_data, k_pers, k_fc = jax.random.split(jax.random.key(root.seed), 3)
-    cohort = pipeline.load_cohort(k_data, root.data)
+    cohort = pipeline.load_cohort(k_data, root.data, static_levels=bundle.static_levels or None)
     new = [s for s in cohort.subject_ids if bundle.index(s) is None]
     if exp.personalize_new and new:
         idx = np.array([i for i, s in enumerate(cohort.subject_ids) if bundle.index(s) is None])
         bundle = tb.personalize(bundle, cohort.take(idx), key=k_pers)
     frame = tb.forecast(bundle, cohort, horizon=exp.horizon, key=k_fc, n_samples=exp.n_samples)
+    clock = cohort.meta.get("time", {})
+    if clock.get("kind") == "datetime":  # seconds since 1970 back to dates
+        frame["time"] = to_datetimes(frame["time"].to_numpy(), zoned=clock.get("zoned", False))
     metrics = {
         "n_subjects": cohort.n_individuals,
         "n_known": cohort.n_individuals - len(new),
@@ -75,6 +84,9 @@ def plot_subjects(frame, cohort, bundle, variable: str, n: int):
             seen = cohort.mask[i, : cohort.lengths[i], f]
             t0 = 0.0 if cohort.t0 is None else float(cohort.t0[i])
             t = t0 + np.arange(cohort.lengths[i]) * cohort.step
+            clock = cohort.meta.get("time", {})
+            if clock.get("kind") == "datetime":
+                t = to_datetimes(t, zoned=clock.get("zoned", False)).to_numpy()
             ax.scatter(t[seen], cohort.values[i, : cohort.lengths[i], f][seen], s=6, color="k")
         ax.fill_between(rows.time, rows.q05, rows.q95, alpha=0.25, color="tab:blue", lw=0,
                         label="90% interval")  # fmt: skip

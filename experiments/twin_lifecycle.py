@@ -51,7 +51,7 @@ def rmse_after(bundle, cohort: Cohort, start: int, target: int) -> np.ndarray:
 def compute(root: Config, out_dir: Path) -> dict:
     exp: TwinLifecycle = root.experiment
     k_data, k_fit, k_new, k_pers, k_stream, k_fc = jax.random.split(jax.random.key(root.seed), 6)
-    cohort = pipeline.load_cohort(k_data, root.data)
+    cohort = pipeline.check_cohort(pipeline.load_cohort(k_data, root.data), root.data)
     fit = pipeline.fit_twins(k_fit, cohort, root, out_dir)
     saved = pipeline.save_model(fit, cohort, root, out_dir / "model")
     loaded = tb.load(out_dir)

@@ -336,6 +336,8 @@ def bundle_from_fit(fit: TwinFit, cohort: Cohort, cfg, *, fingerprint: dict) -> 
         fingerprint=fingerprint,
         config={"seed": cfg.seed, **config},
         version=twinjax.__version__,
+        static_levels=dict(cohort.meta.get("static_levels") or {}),
+        time={k: v for k, v in cohort.meta.get("time", {}).items() if k in ("kind", "zoned")},
     )
 
 

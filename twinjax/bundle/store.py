@@ -48,6 +48,8 @@ class TwinBundle(NamedTuple):
     fingerprint: dict
     config: dict
     version: str
+    static_levels: dict | None = None  # categorical covariate -> levels (one-hot order)
+    time: dict | None = None  # how times were read: {"kind": "number"|"datetime", "zoned": ...}
 
     @property
     def n_subjects(self) -> int:
@@ -108,6 +110,8 @@ def save_bundle(bundle: TwinBundle, directory: Path) -> None:
         "options": bundle.options._asdict(),
         "fingerprint": bundle.fingerprint,
         "config": bundle.config,
+        "static_levels": bundle.static_levels or {},
+        "time": bundle.time or {},
     }
     (directory / META_FILE).write_text(json.dumps(meta, indent=1, default=str))
 
@@ -178,4 +182,6 @@ def load(path: Path) -> TwinBundle:
         fingerprint=meta["fingerprint"],
         config=meta["config"],
         version=meta["version"],
+        static_levels=meta.get("static_levels") or {},
+        time=meta.get("time") or {},
     )
