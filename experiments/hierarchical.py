@@ -12,6 +12,7 @@ V and half-life for PK), subjects.csv, fitted_curves.csv, individual_fits.png, p
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import jax
@@ -22,6 +23,7 @@ import pandas as pd
 from experiments.config import Hierarchical
 from experiments.report import images, table, write_markdown
 from twinjax.bayes import (
+    DiagnosticsWarning,
     HierarchicalSpec,
     coverage,
     diagnose,
@@ -64,9 +66,8 @@ def run(cfg: Config, out_dir: Path) -> dict:
     subjects = subject_table(spec, samples["theta"], data.subject_ids, derived=derived)
     curves, band, in_sample = _curves(spec, samples, data, k_pred, c, by_chain)
     metrics = _metrics(c, spec, data, summary, check, divergences, seconds, in_sample)
-    if by_chain:
-        named = {k: v for k, v in pop.items() if k in set(summary.parameter)}
-        metrics["diagnostic_problems"] = problems_of(diagnose(named, divergences, warn=False))
+    if by_chain:  # diagnostics named by parameter (warns when bad)
+        metrics["diagnostic_problems"] = problems_of(diagnose(pop, divergences))
     chained = (lambda x: x) if by_chain else (lambda x: np.asarray(x)[None])
     idata = inference_data(
         {k: chained(v) for k, v in pop.items()}, chained(samples["theta"]), spec, data,
@@ -125,9 +126,7 @@ def _time_centre(option: str, data) -> float:
     try:
         return float(option)
     except ValueError as e:
-        raise ConfigError(
-            f"experiment.centre_time={option!r}: use none, mean or a number"
-        ) from e
+        raise ConfigError(f"experiment.centre_time={option!r}: use none, mean or a number") from e
 
 
 def build_spec(c: Hierarchical, model: MeanModel, data) -> HierarchicalSpec:
@@ -162,11 +161,13 @@ def build_spec(c: Hierarchical, model: MeanModel, data) -> HierarchicalSpec:
 def _fit(spec, data, key, c: Hierarchical):
     """(samples, grouped by chain?, divergences, per-draw divergence flags)."""
     if c.inference == "nuts":
-        fit = run_nuts(
-            hierarchical_model, key, spec, data, num_warmup=c.num_warmup,
-            num_samples=c.num_samples, num_chains=c.num_chains, target_accept=c.target_accept,
-            dense_mass=c.dense_mass, progress=c.progress,
-        )  # fmt: skip
+        with warnings.catch_warnings():  # raw site names; run() warns by parameter name instead
+            warnings.simplefilter("ignore", DiagnosticsWarning)
+            fit = run_nuts(
+                hierarchical_model, key, spec, data, num_warmup=c.num_warmup,
+                num_samples=c.num_samples, num_chains=c.num_chains,
+                target_accept=c.target_accept, dense_mass=c.dense_mass, progress=c.progress,
+            )  # fmt: skip
         return fit.samples, True, fit.num_divergences, fit.diverging
     if c.inference == "svi":
         k_fit, k_draw = jax.random.split(key)
@@ -257,6 +258,9 @@ def write_report(out_dir: Path, c, m, summary, subjects, curves, band, data, ida
         + ".",
         "",
         *table(["parameter", "mean", "sd", "5%", "95%", "R-hat", "bulk ESS"], rows),
+        "",
+        *(["V, Cl and the half-lives are those of the typical subject (population means)."]
+          if c.model.startswith("pk") else []),
         "",
         f"In-sample 90% predictive coverage: {m['in_sample_coverage_90']:.3f}. Per-subject "
         "posteriors: subjects.csv; fitted curves: fitted_curves.csv; ArviZ InferenceData: "

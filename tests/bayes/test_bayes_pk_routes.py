@@ -40,8 +40,11 @@ def _ode(t_eval):
         sel = t_eval[(t_eval >= a) & (t_eval < b)]
         sol = solve_ivp(rhs, (a, b), x, t_eval=sel, rtol=1e-10, atol=1e-10, max_step=0.05)
         out.append(sol.y[1] / v)
-        x = sol.y[:, -1] if len(sel) and sel[-1] == b else solve_ivp(
-            rhs, (a, b), x, rtol=1e-10, atol=1e-10, max_step=0.05).y[:, -1]
+        x = (
+            sol.y[:, -1]
+            if len(sel) and sel[-1] == b
+            else solve_ivp(rhs, (a, b), x, rtol=1e-10, atol=1e-10, max_step=0.05).y[:, -1]
+        )
     return np.concatenate(out)
 
 

@@ -85,5 +85,9 @@ def test_omega_scale_per_parameter_and_wrong_length_is_refused_early():
     std = HierarchicalSpec(linear_predict, ("intercept", "slope"), omega_scale=(50.0, 20.0),
                            prior_loc=(100.0, 0.0), standardized=True)  # fmt: skip
     tr = handlers.trace(handlers.seed(hierarchical_model, 0)).get_trace(std, data)
-    np.testing.assert_allclose(tr["omega"]["value"], np.array([50.0, 20.0]) * tr["omega_std"]["value"], rtol=1e-6)
-    np.testing.assert_allclose(tr["mu"]["value"], np.array([100.0, 0.0]) + 2.0 * tr["mu_std"]["value"], rtol=1e-6)
+    np.testing.assert_allclose(
+        tr["omega"]["value"], np.array([50.0, 20.0]) * tr["omega_std"]["value"], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        tr["mu"]["value"], np.array([100.0, 0.0]) + 2.0 * tr["mu_std"]["value"], rtol=1e-6
+    )

@@ -49,6 +49,7 @@ from twinjax.bayes.mixture import (
     rescale_spread,
     spread_factor,
 )
+from twinjax.bayes.models import MEAN_MODELS, MeanModel, mean_model
 from twinjax.bayes.pk import (
     iv_bolus_one_compartment,
     iv_bolus_predict,
@@ -56,7 +57,22 @@ from twinjax.bayes.pk import (
     oral_predict,
     oral_steady_state,
 )
+from twinjax.bayes.pk_routes import (
+    Doses,
+    iv_cl_v_predict,
+    one_compartment,
+    oral_cl_v_ka_predict,
+    oral_ke_ka_cl_predict,
+    pk_derived,
+)
 from twinjax.bayes.predictive import PosteriorPredictive, flatten_chains, posterior_predictive
+from twinjax.bayes.priors import (
+    PriorCheck,
+    Priors,
+    PriorWarning,
+    default_priors,
+    prior_predictive_check,
+)
 from twinjax.bayes.recurrent import (
     BayesianTwins,
     fit_bayesian_twins,
@@ -66,18 +82,26 @@ from twinjax.bayes.recurrent import (
 )
 from twinjax.bayes.residual import ERROR_MODELS
 from twinjax.bayes.simulate import simulate_cohort
+from twinjax.bayes.summary import inference_data, posterior_table, subject_table
+from twinjax.bayes.tables import longitudinal_data, read_long, split_events
 
 __all__ = [
     "BayesianTwins",
     "Diagnostics",
     "DiagnosticsWarning",
     "DoseChoice",
+    "Doses",
     "ERROR_MODELS",
     "GPCohortFit",
     "GPTwins",
     "HierarchicalSpec",
+    "MEAN_MODELS",
+    "MeanModel",
     "NutsResult",
     "PosteriorPredictive",
+    "PriorCheck",
+    "PriorWarning",
+    "Priors",
     "SviResult",
     "TwinData",
     "calibration_summary",
@@ -87,6 +111,7 @@ __all__ = [
     "coverage",
     "crps_gaussian",
     "crps_samples",
+    "default_priors",
     "diagnose",
     "ess_bulk",
     "exact_log_marginal",
@@ -102,13 +127,20 @@ __all__ = [
     "hsgp_predict",
     "hsgp_stats",
     "individual_params",
+    "inference_data",
     "iv_bolus_one_compartment",
     "iv_bolus_predict",
+    "iv_cl_v_predict",
     "linear_predict",
+    "longitudinal_data",
+    "mean_model",
     "mixture_calibration",
     "mixture_moments",
     "mixture_pit",
     "mixture_samples",
+    "one_compartment",
+    "oral_cl_v_ka_predict",
+    "oral_ke_ka_cl_predict",
     "oral_one_compartment",
     "oral_predict",
     "oral_steady_state",
@@ -117,20 +149,26 @@ __all__ = [
     "pit_ks",
     "pit_samples",
     "pk_data_from_frames",
+    "pk_derived",
     "polynomial_names",
     "polynomial_predict",
     "population_draws",
     "posterior_predictive",
+    "posterior_table",
     "posterior_twin_draws",
     "predict_curves",
     "predict_gp_twins",
     "predictive_mixture",
+    "prior_predictive_check",
     "problems_of",
     "rank_rhat",
+    "read_long",
     "rescale_spread",
     "run_nuts",
     "run_svi",
     "simulate_cohort",
+    "split_events",
     "spread_factor",
+    "subject_table",
     "svi_draws",
 ]

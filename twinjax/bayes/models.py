@@ -7,7 +7,6 @@ one-compartment with bolus, oral and infusion doses (:mod:`twinjax.bayes.pk_rout
 from collections.abc import Callable
 from typing import Literal, NamedTuple
 
-import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from twinjax.bayes.pk_routes import iv_cl_v_predict, oral_cl_v_ka_predict, oral_ke_ka_cl_predict
@@ -46,4 +45,3 @@ def mean_model(name: str) -> MeanModel:
     if name not in MEAN_MODELS:
         raise ValueError(f"unknown mean model {name!r}; choose one of {tuple(MEAN_MODELS)}")
     return MEAN_MODELS[name]
-

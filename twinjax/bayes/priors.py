@@ -72,7 +72,9 @@ def pk_priors(model: MeanModel, data: TwinData, error_model: ErrorModel) -> Prio
     ka = 1.0 / max(float(np.nanmedian(t_peak)), 1e-6)
     guess = {"lKe": np.log(ke), "lCl": np.log(ke * v), "lV": np.log(v), "lKa": np.log(ka)}
     n = len(model.params)
-    sigma = 1.0 if error_model in LOG_SCALE or error_model == "proportional" else float(y[mask].std())
+    sigma = (
+        1.0 if error_model in LOG_SCALE or error_model == "proportional" else float(y[mask].std())
+    )
     return Priors(tuple(float(guess[p]) for p in model.params), (2.0,) * n, (1.0,) * n, sigma)
 
 

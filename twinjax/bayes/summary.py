@@ -40,7 +40,7 @@ def posterior_table(
     Example:
         >>> rng = np.random.default_rng(0)
         >>> t = posterior_table({"a": rng.normal(1.0, 0.1, (2, 500))})
-        >>> t.loc[0, "parameter"], round(t.loc[0, "mean"], 1), bool(t.loc[0, "r_hat"] < 1.01)
+        >>> t.loc[0, "parameter"], round(float(t.loc[0, "mean"]), 1), bool(t.loc[0, "r_hat"] < 1.01)
         ('a', 1.0, True)
     """
     rows = []
@@ -101,14 +101,14 @@ def inference_data(
     import arviz as az  # a heavy import: only where InferenceData is written
 
     theta = np.asarray(theta)
-    posterior = dict(population) | {
-        f"theta_{p}": theta[..., j] for j, p in enumerate(spec.params)
-    }
+    posterior = dict(population) | {f"theta_{p}": theta[..., j] for j, p in enumerate(spec.params)}
     mask = np.asarray(data.mask, bool)
     observed = {"y": np.where(mask, np.asarray(data.values), np.nan)}
     constant = {"time": np.where(mask, np.asarray(data.times), np.nan)}
-    dims = {f"theta_{p}": ["subject"] for p in spec.params} | {"y": ["subject", "obs"],
-                                                                "time": ["subject", "obs"]}
+    dims = {f"theta_{p}": ["subject"] for p in spec.params} | {
+        "y": ["subject", "obs"],
+        "time": ["subject", "obs"],
+    }
     idata = az.from_dict(
         posterior=posterior,
         sample_stats=None if diverging is None else {"diverging": np.asarray(diverging, bool)},

@@ -158,9 +158,7 @@ def longitudinal_data(
     """
     check_error_model(error_model)
     if doses is None and amount_col in observations.columns:
-        observations, doses = split_events(
-            observations, value_col=value_col, amount_col=amount_col
-        )
+        observations, doses = split_events(observations, value_col=value_col, amount_col=amount_col)
     obs = _one_variable(observations, variable_col, variable)
     obs = obs[obs[value_col].notna()] if value_col in obs.columns else obs
     obs = obs.assign(**{time_col: _numeric(obs, time_col, "observations"),
@@ -169,7 +167,9 @@ def longitudinal_data(
     obs = obs.sort_values([subject_col, time_col], kind="stable")
     obs = _check_positive(obs, value_col, error_model, drop_nonpositive)
     if doses is None or not len(doses):
-        doses = pd.DataFrame({subject_col: pd.Series([], dtype=object), time_col: [], amount_col: []})
+        doses = pd.DataFrame(
+            {subject_col: pd.Series([], dtype=object), time_col: [], amount_col: []}
+        )
     doses = doses.assign(**{time_col: _numeric(doses, time_col, "doses"),
                             amount_col: _numeric(doses, amount_col, "doses")})  # fmt: skip
     _check_times(doses, time_col, "doses", "doses")

@@ -9,33 +9,46 @@ attention sees the most recent ``cache`` steps (the recurrent state still carrie
 
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
 from twinjax.data import Series
-from twinjax.twins.attention import attend
 from twinjax.twins.cells import get_cell
 from twinjax.twins.model import TwinParams, TwinSpec, _encode, _head, _inputs
 
 
 class StreamState(NamedTuple):
-    """One individual's running twin: its cell carry, the cache of recent hidden states (oldest
-    first; the last ``filled`` rows are real), its static covariates and its current prediction
-    (``mean, scale``) of the next step's values."""
+    """One individual's running twin: its cell carry, attention's keys and values of the recent
+    hidden states (oldest first; the last ``filled`` rows are real; projected once, when the
+    state enters the cache), its static covariates and its current prediction (``mean, scale``)
+    of the next step's values."""
 
     carry: Any
-    cache: Float[Array, "cache hidden"]
+    keys: Float[Array, "cache dim"]
+    values: Float[Array, "cache dim"]
     filled: Int[Array, ""]
     static: Float[Array, " covariates"]
     mean: Float[Array, " features"]
     scale: Float[Array, " features"]
 
 
-def _predict(params: TwinParams, spec: TwinSpec, h, cache, filled):
+def _project(params: TwinParams, spec: TwinSpec, hs):
+    """Attention keys and values of hidden states (zero-width without attention)."""
+    if not spec.attention:
+        return hs[..., :0], hs[..., :0]
+    return hs @ params.attention.wk, hs @ params.attention.wv
+
+
+def _predict(params: TwinParams, spec: TwinSpec, h, keys, values, filled):
+    """The head on ``h`` and its attention over the cached keys/values (as ``attend``)."""
     if not spec.attention:
         return _head(params, spec, h)
-    visible = jnp.arange(cache.shape[0]) >= cache.shape[0] - filled
-    return _head(params, spec, jnp.concatenate([h, attend(params.attention, h, cache, visible)]))
+    q = h @ params.attention.wq
+    logits = (keys @ q) / jnp.sqrt(q.shape[-1])
+    visible = jnp.arange(keys.shape[0]) >= keys.shape[0] - filled
+    context = jax.nn.softmax(jnp.where(visible, logits, -jnp.inf)) @ values
+    return _head(params, spec, jnp.concatenate([h, context]))
 
 
 def stream_init(params: TwinParams, spec: TwinSpec, series: Series, *, cache: int) -> StreamState:
@@ -48,10 +61,11 @@ def stream_init(params: TwinParams, spec: TwinSpec, series: Series, *, cache: in
     """
     carry, hs = _encode(params, spec, _inputs(series))
     k = min(hs.shape[0], cache)
-    rows = jnp.zeros((cache, spec.hidden), hs.dtype).at[cache - k :].set(hs[hs.shape[0] - k :])
-    filled = jnp.asarray(k, jnp.int32)
-    mean, scale = _predict(params, spec, hs[-1], rows, filled)
-    return StreamState(carry, rows, filled, series.static, mean, scale)
+    keys, values = _project(params, spec, hs[hs.shape[0] - k :])
+    pad = lambda x: jnp.zeros((cache,) + x.shape[1:], x.dtype).at[cache - k :].set(x)
+    keys, values, filled = pad(keys), pad(values), jnp.asarray(k, jnp.int32)
+    mean, scale = _predict(params, spec, hs[-1], keys, values, filled)
+    return StreamState(carry, keys, values, filled, series.static, mean, scale)
 
 
 def stream_step(
@@ -68,7 +82,9 @@ def stream_step(
     )
     carry = get_cell(spec.cell).step(params.cell, state.carry, x)
     h = get_cell(spec.cell).output(carry)
-    cache = jnp.roll(state.cache, -1, axis=0).at[-1].set(h)
-    filled = jnp.minimum(state.filled + 1, cache.shape[0])
-    mean, scale = _predict(params, spec, h, cache, filled)
-    return StreamState(carry, cache, filled, state.static, mean, scale)
+    k, v = _project(params, spec, h)
+    push = lambda cache, x: jnp.roll(cache, -1, axis=0).at[-1].set(x)
+    keys, values = push(state.keys, k), push(state.values, v)
+    filled = jnp.minimum(state.filled + 1, keys.shape[0])
+    mean, scale = _predict(params, spec, h, keys, values, filled)
+    return StreamState(carry, keys, values, filled, state.static, mean, scale)
