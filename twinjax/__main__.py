@@ -43,7 +43,7 @@ def run_experiment(cfg: DictConfig, out_dir: Path) -> dict:
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")
 def main(cfg: DictConfig) -> None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
-    log.info("config:\n%s", OmegaConf.to_yaml(cfg))
+    log.debug("config:\n%s", OmegaConf.to_yaml(cfg))  # also in .hydra/config.yaml
     try:
         metrics = run_experiment(cfg, out_dir)
     except USER_ERRORS as e:

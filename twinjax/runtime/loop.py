@@ -11,7 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
-from tqdm.auto import tqdm
+
+from twinjax.runtime.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def run_loop(
     if start == 0 and on_step is not None:
         _record(records, on_step(0, state, None))
     history, pending = [], []
-    bar = tqdm(total=n_steps, initial=start, desc=name, disable=not progress, leave=False)
+    bar = progress_bar(n_steps, initial=start, desc=name, enabled=progress)
     try:
         for step in range(start, n_steps):
             state, loss = step_fn(state)
