@@ -171,3 +171,16 @@ def test_multirun_sweeps_two_jobs_on_a_users_files(tmp_path):
         assert "Personalized / population RMSE" in (job / "report.md").read_text()
         for png in ("forecasts.png", "rmse_distribution.png"):
             assert (job / png).stat().st_size > 10_000
+
+
+def test_help_lists_every_experiment_and_an_experiments_options():
+    from experiments.config import EXPERIMENTS as CLASSES
+
+    out = subprocess.run([sys.executable, "-m", "twinjax", "--help"], cwd=ROOT, text=True,
+                         capture_output=True, timeout=300, check=True).stdout  # fmt: skip
+    for cls in CLASSES:
+        assert f"  {cls().name} " in out
+    assert "data.KEY options:" in out and "  context=12" in out
+    one = subprocess.run([sys.executable, "-m", "twinjax", "experiment=forecast", "--help"],
+                         cwd=ROOT, text=True, capture_output=True, timeout=300, check=True).stdout  # fmt: skip
+    assert "experiment=forecast:" in one and "personalize_new=False" in one

@@ -56,5 +56,15 @@ def main(cfg: DictConfig) -> None:
     log.info("summary: %s", json.dumps(summary, indent=1)[:2000])
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The ``twinjax`` command (and ``python -m twinjax``); ``--help`` lists the experiments."""
+    if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
+        from twinjax.cli_help import help_text
+
+        print(help_text(sys.argv[1:]))
+        return
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,75 @@
+"""``python -m twinjax --help``: the experiments, one line each, and the main config groups;
+``python -m twinjax experiment=NAME --help``: that experiment's options with their defaults and
+docs. Everything comes from the dataclasses (``experiments/config.py``, ``twinjax/config.py``),
+so the help cannot drift from the options. Hydra's own help stays at ``--hydra-help``."""
+
+import dataclasses
+import importlib
+import inspect
+import re
+
+from twinjax.config import EXPERIMENTS, DataConfig, ModelConfig, TrainConfig
+
+USAGE = "usage: python -m twinjax [experiment=NAME] [group=option] [key=value ...] [--multirun]"
+
+
+def _first_line(cls, width: int = 0) -> str:
+    """The docstring's first paragraph; with ``width``, its first clause, cut to that width."""
+    text = " ".join((inspect.getdoc(cls) or "").split("\n\n")[0].split())
+    if not width:
+        return text
+    clause = re.split(r"(?<=[a-z)])[.;] ", text.replace("e.g. ", "e.g.\0"))[0].rstrip(".")
+    clause = clause.replace("e.g.\0", "e.g. ")
+    return clause if len(clause) <= width else clause[: width - 3].rstrip() + "..."
+
+
+def _field_comments(cls) -> dict[str, str]:
+    """Trailing ``# comments`` of each field in the dataclass's source."""
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return {}
+    found = re.findall(r"^\s+(\w+):[^#\n]*#\s*(.+)$", source, flags=re.M)
+    return dict(found)
+
+
+def _fields(cls) -> list[str]:
+    notes = _field_comments(cls)
+    lines = []
+    for f in dataclasses.fields(cls):
+        if f.name == "name":
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        note = f"  # {notes[f.name]}" if f.name in notes else ""
+        lines.append(f"  {f.name}={default!r}{note}")
+    return lines
+
+
+def experiments() -> dict[str, type]:
+    module = importlib.import_module(f"{EXPERIMENTS}.config")
+    return {cls().name: cls for cls in module.EXPERIMENTS}
+
+
+def help_text(argv: list[str]) -> str:
+    chosen = [a.split("=", 1)[1] for a in argv if a.startswith("experiment=")]
+    table = experiments()
+    if chosen and chosen[-1] in table:
+        cls = table[chosen[-1]]
+        return "\n".join([
+            USAGE, "", f"experiment={chosen[-1]}: {_first_line(cls)}", "",
+            "options (experiment.KEY=VALUE):", *_fields(cls),
+        ])  # fmt: skip
+    width = max(map(len, table))
+    groups = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+    return "\n".join([
+        USAGE, "", "experiments (experiment=NAME; NAME --help lists its options):",
+        *(f"  {name:<{width}}  {_first_line(cls, 96)}" for name, cls in table.items()), "",
+        "config groups (group=option, or group.KEY=VALUE):",
+        "  data   synthetic | files   (data=files data.observations=obs.csv ...)",
+        "  model  lstm | gru",
+        "  train  default",
+        "  twin   RUN_DIR             (saved twins, for experiment=forecast)",
+        "  seed   an integer          (every key of the run is split from it)", "",
+        *(line for g, cls in groups.items() for line in (f"{g}.KEY options:", *_fields(cls))),
+        "", "Hydra's own flags: --hydra-help, --cfg job, --multirun, hydra.run.dir=DIR",
+    ])  # fmt: skip
