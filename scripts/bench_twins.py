@@ -80,9 +80,9 @@ def init_cohort(key: PRNGKeyArray, n: int, **kwargs) -> dict:
 
 
 def _window_loss(
-    params: dict, x: Float[Array, "length features"], y: Float[Array, " length"]
+    params: dict, x: Float[Array, "length features"], y: Float[Array, " length"], remat_chunk=0
 ) -> Float[Array, ""]:
-    _, h = run_cell("lstm", params["lstm"], x)
+    _, h = run_cell("lstm", params["lstm"], x, remat_chunk=remat_chunk)
     pred = dense(params["head"], h)[:, 0]
     return jnp.mean((pred - y) ** 2)
 
@@ -91,9 +91,11 @@ def loss_i(
     params: dict,
     x: Float[Array, "windows length features"],
     y: Float[Array, "windows length"],
+    remat_chunk: int = 0,
 ) -> Float[Array, ""]:
     """MSE of one individual over all its windows (same reduction as torch's ``mse_loss``)."""
-    return jnp.mean(jax.vmap(_window_loss, in_axes=(None, 0, 0))(params, x, y))
+    win = lambda p, x, y: _window_loss(p, x, y, remat_chunk)
+    return jnp.mean(jax.vmap(win, in_axes=(None, 0, 0))(params, x, y))
 
 
 cohort_loss = jax.jit(jax.vmap(loss_i))
@@ -104,12 +106,15 @@ def init_state(params: dict, optimizer: optax.GradientTransformation) -> TrainSt
 
 
 def make_step(
-    optimizer: optax.GradientTransformation,
+    optimizer: optax.GradientTransformation, *, remat_chunk: int = 0
 ) -> Callable[[TrainState, Batch], tuple[TrainState, Float[Array, " individuals"]]]:
-    """Jitted cohort step: per-individual loss, gradient and optimizer update, all vmapped."""
+    """Jitted cohort step: per-individual loss, gradient and optimizer update, all vmapped.
+
+    ``remat_chunk``: recompute the LSTM's activations in chunks of that many steps in the
+    backward pass (``run_cell``), keeping only chunk-boundary carries and hidden states."""
 
     def _update(params, opt_state, x, y):
-        loss, grads = jax.value_and_grad(loss_i)(params, x, y)
+        loss, grads = jax.value_and_grad(loss_i)(params, x, y, remat_chunk)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
@@ -143,13 +148,15 @@ def _timed(step: Callable[[], object], n: int, repeats: int) -> dict:
     }
 
 
-def time_twinjax(n: int, *, windows: int, length: int, repeats: int, seed: int = 0) -> dict:
+def time_twinjax(
+    n: int, *, windows: int, length: int, repeats: int, seed: int = 0, remat_chunk: int = 0
+) -> dict:
     """First call (incl. compile) and the median of ``repeats`` steady-state steps."""
     k_data, k_params = jax.random.split(jax.random.key(seed))
     batch = make_batch(k_data, n, windows=windows, length=length)
     optimizer = optax.adam(LR)
     state = init_state(init_cohort(k_params, n), optimizer)
-    step = make_step(optimizer)
+    step = make_step(optimizer, remat_chunk=remat_chunk)
     jax.block_until_ready((state, batch))
     t0 = time.perf_counter()
     state, loss = jax.block_until_ready(step(state, batch))
@@ -311,6 +318,8 @@ def _env() -> dict:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, nargs="+", default=[64], help="individuals (several allowed)")
+    ap.add_argument("--remat-chunk", type=int, default=0,
+                    help="recompute LSTM activations in chunks of this many steps (0: off)")  # fmt: skip
     ap.add_argument("--repeats", type=int, default=5, help="timed steps; the median is reported")
     ap.add_argument("--windows", type=int, default=16)
     ap.add_argument("--length", type=int, default=96)
@@ -356,7 +365,7 @@ def main(argv: list[str] | None = None) -> dict:
     sizes = {"windows": args.windows, "length": args.length, "repeats": args.repeats}
     for n in args.n:
         row = {"n": n, "load_before": _load()}
-        row["twinjax"] = time_twinjax(n, seed=args.seed, **sizes)
+        row["twinjax"] = time_twinjax(n, seed=args.seed, remat_chunk=args.remat_chunk, **sizes)
         if args.peer == "torch":
             row["torch"] = time_torch(n, seed=args.seed, threads=args.torch_threads, **sizes)
             tj, th = row["twinjax"], row["torch"]

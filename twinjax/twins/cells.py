@@ -146,11 +146,28 @@ def get_cell(name: str) -> Cell:
     return CELLS[name]
 
 
-def run_cell(name: str, p: RecurrentParams, xs: Float[Array, "time d_in"], carry=None):
+def _chunk_size(length: int, chunk: int) -> int:
+    """The largest divisor of ``length`` not above ``chunk`` (so chunks tile the sequence)."""
+    return max(d for d in range(1, min(chunk, length) + 1) if length % d == 0)
+
+
+def run_cell(
+    name: str,
+    p: RecurrentParams,
+    xs: Float[Array, "time d_in"],
+    carry=None,
+    *,
+    remat_chunk: int = 0,
+):
     """Runs a cell over a sequence (``lax.scan``): returns the final carry and hidden states [T, H].
 
     The input projection of every step is computed before the loop as one matmul; only the
     recurrent half stays inside the scan.
+
+    ``remat_chunk > 0`` trades compute for memory in the backward pass: the sequence is cut into
+    chunks of (at most) that many steps, each a ``jax.checkpoint``-ed scan whose input projection
+    and gate activations are recomputed when the gradient needs them; only the carries at chunk
+    boundaries and the hidden states are kept. The values are the same computation.
     """
     cell = get_cell(name)
     carry = cell.carry(p.wh.shape[0]) if carry is None else carry
@@ -159,4 +176,13 @@ def run_cell(name: str, p: RecurrentParams, xs: Float[Array, "time d_in"], carry
         carry = cell.step_projected(p, carry, zx_t)
         return carry, cell.output(carry)
 
-    return jax.lax.scan(_step, carry, cell.project(p, xs))
+    if remat_chunk <= 0:
+        return jax.lax.scan(_step, carry, cell.project(p, xs))
+    k = _chunk_size(xs.shape[0], remat_chunk)
+
+    @jax.checkpoint
+    def _chunk(carry, x_chunk):
+        return jax.lax.scan(_step, carry, cell.project(p, x_chunk))
+
+    carry, hs = jax.lax.scan(_chunk, carry, xs.reshape(xs.shape[0] // k, k, xs.shape[-1]))
+    return carry, hs.reshape(xs.shape[0], hs.shape[-1])
