@@ -82,8 +82,12 @@ def init_cohort(key: PRNGKeyArray, n: int, **kwargs) -> dict:
 def _window_loss(
     params: dict, x: Float[Array, "length features"], y: Float[Array, " length"], remat_chunk=0
 ) -> Float[Array, ""]:
-    _, h = run_cell("lstm", params["lstm"], x, remat_chunk=remat_chunk)
-    pred = dense(params["head"], h)[:, 0]
+    if remat_chunk:  # the head inside the rematerialized chunks: hidden states are not kept
+        head = lambda h: dense(params["head"], h)[0]
+        _, pred = run_cell("lstm", params["lstm"], x, remat_chunk=remat_chunk, emit=head)
+    else:
+        _, h = run_cell("lstm", params["lstm"], x)
+        pred = dense(params["head"], h)[:, 0]
     return jnp.mean((pred - y) ** 2)
 
 

@@ -158,6 +158,7 @@ def run_cell(
     carry=None,
     *,
     remat_chunk: int = 0,
+    emit: Callable[[Array], Any] | None = None,
 ):
     """Runs a cell over a sequence (``lax.scan``): returns the final carry and hidden states [T, H].
 
@@ -168,13 +169,18 @@ def run_cell(
     chunks of (at most) that many steps, each a ``jax.checkpoint``-ed scan whose input projection
     and gate activations are recomputed when the gradient needs them; only the carries at chunk
     boundaries and the hidden states are kept. The values are the same computation.
+
+    ``emit(h_t)``, when given, is returned per step instead of the hidden state (e.g. a head's
+    prediction): inside rematerialized chunks the hidden states then need not be kept at all.
     """
     cell = get_cell(name)
     carry = cell.carry(p.wh.shape[0]) if carry is None else carry
 
+    out = cell.output if emit is None else (lambda c: emit(cell.output(c)))
+
     def _step(carry, zx_t):
         carry = cell.step_projected(p, carry, zx_t)
-        return carry, cell.output(carry)
+        return carry, out(carry)
 
     if remat_chunk <= 0:
         return jax.lax.scan(_step, carry, cell.project(p, xs))
@@ -184,5 +190,5 @@ def run_cell(
     def _chunk(carry, x_chunk):
         return jax.lax.scan(_step, carry, cell.project(p, x_chunk))
 
-    carry, hs = jax.lax.scan(_chunk, carry, xs.reshape(xs.shape[0] // k, k, xs.shape[-1]))
-    return carry, hs.reshape(xs.shape[0], hs.shape[-1])
+    carry, outs = jax.lax.scan(_chunk, carry, xs.reshape(xs.shape[0] // k, k, xs.shape[-1]))
+    return carry, jax.tree.map(lambda o: o.reshape((xs.shape[0],) + o.shape[2:]), outs)
