@@ -62,6 +62,9 @@ class ModelConfig:
     attention: bool = True
     attention_dim: int = 16
     min_scale: float = 1e-3
+    # >0: recompute the recurrent cell's activations in chunks of this many steps in the backward
+    # pass (jax.checkpoint): memory for compute; the same values. 0: keep them all.
+    remat_chunk: int = 0
 
 
 @dataclass

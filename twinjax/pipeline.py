@@ -188,6 +188,7 @@ def twin_spec(cohort: Cohort, model) -> TwinSpec:
         attention=model.attention,
         attention_dim=model.attention_dim,
         min_scale=model.min_scale,
+        remat_chunk=getattr(model, "remat_chunk", 0),
     )
 
 

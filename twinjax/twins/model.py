@@ -31,6 +31,7 @@ class TwinSpec:
     attention: bool = True
     attention_dim: int = 16
     min_scale: float = 1e-3
+    remat_chunk: int = 0  # >0: recompute the cell's activations in chunks (less memory)
 
     @classmethod
     def for_cohort(cls, cohort: Cohort, **architecture) -> "TwinSpec":
@@ -86,7 +87,7 @@ def _inputs(series: Series):
 
 
 def _encode(params: TwinParams, spec: TwinSpec, x: Float[Array, "time d_in"], carry=None):
-    return run_cell(spec.cell, params.cell, x, carry)
+    return run_cell(spec.cell, params.cell, x, carry, remat_chunk=spec.remat_chunk)
 
 
 def _head(params: TwinParams, spec: TwinSpec, z):
