@@ -29,7 +29,14 @@ class TwinMismatch(pipeline.ConfigError):
 
 def check_model(bundle: tb.TwinBundle, root: Config) -> None:
     """Refuses twins whose architecture differs from this run's ``model`` group (naming it)."""
-    diff = differences(bundle.config.get("model", {}), dataclasses.asdict(root.model))
+    wanted = dataclasses.asdict(root.model)
+    # a setting the saved run did not record had its default then; remat_chunk is how the
+    # gradient is computed, not the architecture
+    saved = {**dataclasses.asdict(type(root.model)()), **bundle.config.get("model", {})}
+    diff = differences(
+        {k: v for k, v in saved.items() if k != "remat_chunk"},
+        {k: v for k, v in wanted.items() if k != "remat_chunk"},
+    )
     if diff:
         raise TwinMismatch(
             f"the twins in {root.twin} were trained with another model:\n  "
