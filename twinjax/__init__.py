@@ -16,7 +16,6 @@ except PackageNotFoundError:  # a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
 
-
 def load(path):
     """The twins saved by a run (its directory or ``model/`` folder): a ``TwinBundle``."""
     from twinjax.bundle import load as _load

@@ -165,9 +165,7 @@ def fit_bayesian_twins(
     return BayesianTwins(guide, svi.get_params(state.svi_state), losses, pop_params, map_params)
 
 
-def posterior_twin_draws(
-    fit: BayesianTwins, key: PRNGKeyArray, num_samples: int
-) -> TwinParams:
+def posterior_twin_draws(fit: BayesianTwins, key: PRNGKeyArray, num_samples: int) -> TwinParams:
     """Parameter pytree draws ``[num_samples, individuals, ...]`` from the fitted posterior
     (the fixed layers repeated)."""
     draws = auto_normal_draws(fit.guide, fit.params, key, num_samples)
