@@ -67,7 +67,7 @@ def run(root: Config, out_dir: Path) -> dict:
     y, obs = _targets(cohort, test)
     factor = mx.spread_factor(v_mean, v_scale, v_y, v_obs)  # validation only
     c_mean, c_scale = mx.rescale_spread(mean, scale, factor)
-    point = pipeline.forecasts(fit, cohort, fit.arrays.test, personal=True, history=length - 1)
+    point = fit.forecasts(cohort, fit.arrays.test, personal=True, history=length - 1)
 
     f = pipeline.target_index(cohort, root.data)
     metrics: dict = {"n_individuals": cohort.n_individuals, "target": cohort.variables[f]}

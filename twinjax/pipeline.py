@@ -351,11 +351,6 @@ def save_model(fit: TwinFit, cohort: Cohort, cfg, directory: Path) -> TwinBundle
     return bundle
 
 
-def forecasts(fit: TwinFit, cohort: Cohort, segment, *, personal: bool, history: int) -> Forecasts:
-    """``fit.forecasts``: recalibrated one-step forecasts of ``segment`` in data units."""
-    return fit.forecasts(cohort, segment, personal=personal, history=history)
-
-
 def evaluate_twins(fit: TwinFit, cohort: Cohort, cfg) -> dict:
     """Per-individual test metrics on the target stream, population vs personalized twins."""
     f = target_index(cohort, cfg)

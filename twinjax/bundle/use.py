@@ -1,6 +1,7 @@
 """Saved twins at work: forecast (with intervals, in data units), personalize a new individual,
 update an individual's twin with newly arrived data. None of them refits the cohort."""
 
+import dataclasses
 import tempfile
 from collections.abc import Sequence
 
@@ -12,10 +13,10 @@ from jaxtyping import PRNGKeyArray
 
 from twinjax.bundle.align import align
 from twinjax.bundle.store import TwinBundle
-from twinjax.data import Cohort, CohortArrays, NormStats, Series, denormalize, denormalize_scale
-from twinjax.eval import Forecasts
+from twinjax.data import Cohort, CohortArrays, NormStats, Series
+from twinjax.eval import Forecasts, segment_forecasts
 from twinjax.train import fit_personal
-from twinjax.twins import TwinParams, cohort_predictions
+from twinjax.twins import TwinParams
 from twinjax.twins import forecast as rollout
 
 
@@ -127,26 +128,18 @@ def _table(bundle, cohort, draws, levels) -> pd.DataFrame:
 
 def one_step(bundle: TwinBundle, cohort: Cohort, segment) -> Forecasts:
     """Recalibrated one-step forecasts of ``segment`` (``[N, T]`` steps) in data units, each from
-    the ``bundle.history`` steps before it (as the run evaluated its twins)."""
+    the ``bundle.history`` steps before it (as the run evaluated its twins); variables in the
+    bundle's order (the cohort must have them all)."""
     series, stats, rows = align(bundle, cohort)
+    cols = [list(cohort.variables).index(v) for v in bundle.variables]
+    ordered = dataclasses.replace(
+        cohort, values=cohort.values[..., cols], mask=cohort.mask[..., cols], truth=None
+    )
     arrays = CohortArrays(series, *(jnp.zeros(series.mask.shape[:2], bool),) * 2, segment)
-    mean, scale, t, inside = cohort_predictions(
-        _rows_params(bundle, rows), bundle.spec, arrays, segment, history=bundle.history
-    )
-    rows_i = np.arange(cohort.n_individuals)[:, None]
-    t, inside = np.asarray(t), np.asarray(inside)
-    return Forecasts(
-        mean=np.asarray(denormalize(stats, mean)),
-        scale=np.asarray(denormalize_scale(stats, scale)) * _scale_factors(bundle, rows)[:, None],
-        y=cohort.values[rows_i, t][..., _var_cols(bundle, cohort)],
-        observed=cohort.mask[rows_i, t][..., _var_cols(bundle, cohort)] & inside[..., None],
-        t=t,
-        inside=inside,
-    )
-
-
-def _var_cols(bundle: TwinBundle, cohort: Cohort) -> list[int]:
-    return [list(cohort.variables).index(v) for v in bundle.variables]
+    return segment_forecasts(
+        _rows_params(bundle, rows), bundle.spec, arrays, stats, ordered, segment,
+        history=bundle.history, shared=False, scale_factor=_scale_factors(bundle, rows)[:, None],
+    )  # fmt: skip
 
 
 def _history_arrays(series: Series, lengths, *, val_fraction: float, window: int) -> CohortArrays:

@@ -3,7 +3,7 @@
 from typing import NamedTuple
 
 import numpy as np
-from jaxtyping import Array, Bool
+from jaxtyping import ArrayLike, Bool
 
 from twinjax.data import Cohort, CohortArrays, NormStats, denormalize, denormalize_scale
 from twinjax.twins import TwinSpec, cohort_predictions
@@ -26,7 +26,7 @@ def segment_forecasts(
     arrays: CohortArrays,
     stats: NormStats,
     cohort: Cohort,
-    segment: Bool[Array, "individuals time"],
+    segment: Bool[ArrayLike, "individuals time"],
     *,
     history: int,
     shared: bool,
