@@ -37,12 +37,29 @@ class ServerState(NamedTuple):
     round: Int[Array, ""]  # rounds done
 
 
+class Parts(NamedTuple):
+    """The arguments :func:`federated_averaging` built a round from, for engines that run the
+    round's steps elsewhere (:mod:`twinjax.adapters.flower`: clients on their own machines)."""
+
+    client: ClientUpdate
+    clients_per_round: int
+    local_epochs: int
+    server_optimizer: optax.GradientTransformation
+    aggregator: Aggregator
+    sampling: str
+    weighting: str
+    drop_stragglers: bool
+    simulation: Simulation
+
+
 class FederatedAlgorithm(NamedTuple):
     """``init(params, *, num_clients) -> ServerState``; ``apply(state, data, key) -> (state,
-    metrics)`` runs one round over the population ``data`` (fedjax's ``FederatedAlgorithm``)."""
+    metrics)`` runs one round over the population ``data`` (fedjax's ``FederatedAlgorithm``).
+    ``parts``: what the round is made of (set by :func:`federated_averaging`)."""
 
     init: Callable[..., ServerState]
     apply: Callable[[ServerState, ClientData, PRNGKeyArray], tuple[ServerState, dict]]
+    parts: Parts | None = None
 
 
 @dataclass(frozen=True)
@@ -157,7 +174,9 @@ def federated_averaging(
     jit = execution.backend != "serial" if execution.jit is None else execution.jit
     if jit:
         apply = jax.jit(apply, compiler_options=execution.compiler_options)
-    return FederatedAlgorithm(init=init, apply=apply)
+    parts = Parts(client, clients_per_round, local_epochs, server_optimizer, aggregator,
+                  sampling, weighting, drop_stragglers, simulation)  # fmt: skip
+    return FederatedAlgorithm(init=init, apply=apply, parts=parts)
 
 
 def _simulated(client: ClientUpdate, simulation: Simulation, num_clients: int) -> ClientUpdate:
