@@ -12,6 +12,7 @@ from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO, init_to_median
 from numpyro.infer.autoguide import AutoLowRankMultivariateNormal, AutoNormal
 
 from twinjax.bayes.diagnostics import Diagnostics, diagnose
+from twinjax.runtime.scalars import current
 
 
 class NutsResult(NamedTuple):
@@ -92,8 +93,12 @@ def run_nuts(
     diverging = np.asarray(mcmc.get_extra_fields(group_by_chain=True)["diverging"])
     divergences = int(diverging.sum())
     if diagnose_sites is None:
-        diagnose_sites = tuple(k for k in samples if k not in ("z", "theta"))
+        diagnose_sites = tuple(k for k in samples if k not in ("z", "theta", "theta_random"))
     diag = diagnose({k: samples[k] for k in diagnose_sites}, divergences)
+    if (writer := current()) is not None:  # the app's curves: diagnostics once, at the end
+        worst = {"r_hat_max": max(diag.r_hat.values(), default=np.nan),
+                 "ess_bulk_min": min(diag.ess_bulk.values(), default=np.nan)}  # fmt: skip
+        writer.scalars({"divergences": divergences, **worst}, num_samples, prefix="nuts")
     return NutsResult(samples, diag, divergences, diverging)
 
 
@@ -153,6 +158,8 @@ def run_svi(
     auto = GUIDES[guide](model, init_loc_fn=init_to_median(num_samples=15))
     svi = SVI(model, auto, optax.adam(lr), Trace_ELBO())
     result = svi.run(key, steps, *model_args, progress_bar=progress, **model_kwargs)
+    if (writer := current()) is not None:
+        writer.series("svi/neg_elbo", result.losses)
     return SviResult(auto, result.params, np.asarray(result.losses))
 
 

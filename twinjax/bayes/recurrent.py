@@ -31,6 +31,7 @@ from numpyro.infer.autoguide import AutoNormal
 from twinjax.bayes.inference import auto_normal_draws
 from twinjax.data import CohortArrays
 from twinjax.runtime import run_loop
+from twinjax.runtime.scalars import loss_hook
 from twinjax.twins import TwinParams, TwinSpec, cohort_predictions, window_loss
 
 
@@ -161,6 +162,7 @@ def fit_bayesian_twins(
         every=checkpoint_every,
         name="bayesian twins (SVI)",
         progress=progress,
+        on_step=loss_hook("bayesian_twins_svi", steps),  # loss: -ELBO per individual
     )
     return BayesianTwins(guide, svi.get_params(state.svi_state), losses, pop_params, map_params)
 

@@ -17,6 +17,7 @@ from jaxtyping import Array, PRNGKeyArray, UInt32
 from twinjax.federated.algorithm import FederatedAlgorithm, ServerState
 from twinjax.federated.data import ClientData
 from twinjax.runtime.loop import run_loop
+from twinjax.runtime.scalars import current
 
 
 class _Run(NamedTuple):
@@ -62,6 +63,7 @@ def run_rounds(
         The final server state and the evaluation history (one dict per evaluation).
     """
     history: list[dict] = []
+    writer, tag = current(), desc.replace(" ", "_")  # curves when the app opened a writer
 
     def step(run: _Run) -> tuple[_Run, dict]:
         r = run.server.round
@@ -70,7 +72,7 @@ def run_rounds(
         )
         return run._replace(server=server), metrics
 
-    def record(done: int, run: _Run, metrics: dict | None) -> dict | None:
+    def evaluated(done: int, run: _Run, metrics: dict | None) -> dict | None:
         if evaluate is None:
             return None
         if metrics is None:
@@ -78,6 +80,12 @@ def run_rounds(
         if done % eval_every == 0 or done == rounds:
             return {"round": done, **_to_float(evaluate(run.server.params)), **_to_float(metrics)}
         return None
+
+    def record(done: int, run: _Run, metrics: dict | None) -> dict | None:
+        out = evaluated(done, run, metrics)
+        if out is not None and writer is not None:
+            writer.scalars({k: v for k, v in out.items() if k != "round"}, done, prefix=tag)
+        return out
 
     run, _ = run_loop(
         _Run(state, jax.random.key_data(key)), step, rounds,

@@ -21,6 +21,7 @@ from jaxtyping import PRNGKeyArray
 
 from twinjax.data import CohortArrays
 from twinjax.runtime import run_loop
+from twinjax.runtime.scalars import loss_hook
 from twinjax.train.population import make_optimizer
 from twinjax.twins import TwinParams, TwinSpec, segment_nll, window_loss
 
@@ -213,6 +214,12 @@ def fit_personal(
             keep=cfg.keep_checkpoints,
             name=f"personal[{c}]",
             progress=cfg.progress,
+            on_step=loss_hook(
+                f"personal/chunk{c}",
+                cfg.steps,
+                extra=_val_curve(sub, spec, length, val_size),
+                extra_every=cfg.eval_every,
+            ),
         )
         keep = np.arange(chunk) < n - lo  # drop the padding rows of the last chunk
         final = state.params if cfg.selection == "none" else state.best_params
@@ -220,3 +227,10 @@ def fit_personal(
         outputs.append((jax.tree.map(lambda x, k=keep: x[k], final), val[keep]))
     params = jax.tree.map(lambda *xs: jnp.concatenate(xs), *[o[0] for o in outputs])
     return params, jnp.concatenate([o[1] for o in outputs])
+
+
+def _val_curve(arrays: CohortArrays, spec: TwinSpec, length: int, val_size: int):
+    """``val_nll``: the personal twins' mean validation NLL (current parameters; a curve)."""
+    return lambda done, state: {
+        "val_nll": jnp.mean(_val_nll(state.params, arrays, spec, length - 1, val_size))
+    }

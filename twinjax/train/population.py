@@ -11,6 +11,7 @@ from jaxtyping import PRNGKeyArray
 
 from twinjax.data import CohortArrays
 from twinjax.runtime import run_loop
+from twinjax.runtime.scalars import loss_hook
 from twinjax.twins import TwinParams, TwinSpec, init_params, window_loss
 
 
@@ -121,5 +122,24 @@ def fit_population(
         keep=cfg.keep_checkpoints,
         name="population",
         progress=cfg.progress,
+        on_step=loss_hook(
+            "population",
+            cfg.steps,
+            extra=_val_curve(arrays, spec, cfg.window),
+            extra_every=cfg.checkpoint_every,
+        ),
     )
     return state.params, losses
+
+
+def _val_curve(arrays: CohortArrays, spec: TwinSpec, window: int):
+    """``val_nll``: the population twin's mean validation NLL (a training curve)."""
+    from twinjax.train.personalize import _max_segment, _val_nll  # (imports this module)
+
+    n, size = arrays.n_individuals, _max_segment(arrays.val)
+
+    def curve(done: int, state: TrainState) -> dict:
+        params = jax.tree.map(lambda x: jnp.broadcast_to(x, (n, *x.shape)), state.params)
+        return {"val_nll": jnp.mean(_val_nll(params, arrays, spec, window - 1, size))}
+
+    return curve
