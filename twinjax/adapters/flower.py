@@ -1,0 +1,530 @@
+"""Any twinjax federated algorithm as a Flower app: a ``ClientApp`` and a ``ServerApp``.
+
+The algorithm is the one :func:`~twinjax.federated.federated_averaging` builds, unchanged: its
+``parts`` (client update, aggregator, server optimizer, sampling, weighting, simulation) are
+split at the place where a round crosses the network.
+
+- :class:`Strategy` (server, a Flower message ``Strategy``): draws the round exactly as
+  ``FederatedAlgorithm.apply`` does (round key ``fold_in(key, r)`` as in
+  :func:`~twinjax.federated.run_rounds`, the sampled client ids, their assigned epochs, which of
+  them the simulation drops, their aggregation weights and keys), sends each live client one
+  ``train`` message, then runs the aggregator (robust rules, DP noise and adaptive clipping,
+  secure aggregation's unmasking), the server optimizer and the client-state write-back on the
+  replies.
+- :func:`client_app`: a client runs the client update on its OWN data only (``offset = 0``, its
+  own sample count) with the key and epochs the server assigned, encodes its update as the
+  aggregator asks (secure aggregation masks it on the client) and replies.
+
+Clients are twinjax client ids ``0 .. num_clients-1``, read from the node's ``partition-id``
+(set by the simulation engine, or ``flower-supernode --node-config "partition-id=3"``). Before
+round 1 the server asks every node for its id and sample count (a ``query`` message): the
+counts drive ``size`` sampling and ``samples`` weighting as ``ClientData.count`` does.
+
+With the same seed this computes what twinjax's serial backend computes: the same sampled
+clients, keys and weights, one client's work on its own data (its samples start at offset 0,
+which the local shuffle never sees), and the same aggregation; only float rounding differs.
+
+What maps and what does not:
+- per-client state (SCAFFOLD's control variates, FedPer's personal layers) stays with the
+  server, as in twinjax, and travels in the client's train message and reply;
+- Differential privacy (``dp_mean``): clipping and noise run in the server's aggregate, as in
+  twinjax (central DP, trusted server); :func:`~twinjax.federated.epsilon` accounts for it;
+- secure aggregation (``secure_mean``): the client masks its update and the server only sums
+  masked vectors, but the pairwise seeds come from the round key the server holds, so it
+  protects nothing against the server: it is a simulation. Flower's real SecAgg+
+  (``flwr.server.workflow.SecAggPlusWorkflow`` with ``flwr.client.mod.secaggplus_mod``) runs
+  only inside Flower's legacy ``FitIns`` workflow and sums ``num_examples``-weighted parameters
+  it has clipped and quantized itself, so it can replace :func:`~twinjax.federated.mean`
+  (not robust rules, not DP noise added on the server) and is not wired here;
+- the simulation's dropouts and stragglers are drawn by the server (a real dropout is a
+  missing reply: the round is then refused, see :class:`Strategy`).
+
+Flower is an optional dependency (``pip install "flwr[simulation]"``); this module imports it
+only when an app or a strategy is built.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.flatten_util import ravel_pytree
+
+from twinjax import federated as fl
+from twinjax.federated.algorithm import _cohort, _per_client, _simulated, _write_back
+from twinjax.federated.sampling import assign_work, sample_clients
+
+# (algorithm, initial global params); called once on each side, so it must be deterministic
+MakeAlgorithm = Callable[[], tuple[fl.FederatedAlgorithm, Any]]
+# a client's own samples (a pytree with a leading samples axis), from its id
+LoadData = Callable[[int], Any]
+
+ROW_FIELDS = ("id", "count", "epochs", "weight", "group", "live", "key")
+COHORT_FIELDS = ("id", "count", "epochs", "weight", "group", "live")
+
+
+def _parts(algorithm: fl.FederatedAlgorithm):
+    if algorithm.parts is None:
+        raise ValueError("the algorithm has no parts: build it with federated_averaging(...)")
+    return algorithm.parts
+
+
+def plan_round(parts: Any, state: fl.ServerState, count: Any, key: Any) -> dict:
+    """The round's slots (as ``FederatedAlgorithm.apply`` draws them): client ids, assigned
+    epochs, live flags, weights, keys and the clients' states before the round."""
+    keys = fl.round_keys(key)
+    ids, group = sample_clients(keys.sample, count, parts.clients_per_round, parts.sampling)
+    sim = parts.simulation
+    epochs, live = assign_work(
+        keys.work, group, parts.local_epochs, straggler_fraction=sim.straggler_fraction,
+        drop_stragglers=parts.drop_stragglers, dropout_prob=sim.dropout_prob,
+    )  # fmt: skip
+    n = count[ids]
+    weight = jnp.where(live, n if parts.weighting == "samples" else 1, 0).astype(jnp.float32)
+    return dict(
+        id=ids, offset=jnp.zeros_like(ids), count=n, epochs=epochs, weight=weight, group=group,
+        live=live, key=jax.random.split(keys.clients, ids.shape[0]),
+        state=jax.tree.map(lambda a: a[ids], state.clients.clients),
+    )  # fmt: skip
+
+
+def finish_round(
+    parts: Any, state: fl.ServerState, rows: dict, sent: dict, key: Any, num_clients: int
+) -> tuple[fl.ServerState, dict]:
+    """Aggregation, server optimizer and client-state write-back on the clients' replies."""
+    metrics = {"clients_live": jnp.sum(rows["live"]), "local_steps": jnp.sum(sent["steps"])}
+    out, agg_state, more = parts.aggregator.aggregate(
+        state.aggregator, sent["update"], _cohort(rows), key
+    )
+    metrics.update(more)
+    grads = jax.tree.map(jnp.negative, ravel_pytree(state.params)[1](out))
+    updates, opt_state = parts.server_optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    clients = _write_back(state.clients, rows["state"], sent["state"], rows, num_clients)
+    return fl.ServerState(params, opt_state, clients, agg_state, state.round + 1), metrics
+
+
+def client_round(
+    algorithm: fl.FederatedAlgorithm,
+    num_clients: int,
+    samples: Any,
+    shared: dict,
+    row: dict,
+) -> dict:
+    """One client's round on its own ``samples``: its update (encoded for the aggregator), local
+    steps and new state. ``shared``: params, client (broadcast state), and for an encoding
+    aggregator the round's cohort and key; ``row``: this client's slot."""
+    parts = _parts(algorithm)
+    fn = _per_client(_simulated(parts.client, parts.simulation, num_clients), parts.aggregator)
+    return fn({**shared, "samples": samples}, {**row, "offset": jnp.int32(0)})
+
+
+# ---- records: pytrees as numbered arrays, flat dicts as named ones -------------------------
+
+
+def to_arrays(tree: Any) -> dict[str, np.ndarray]:
+    """The leaves of ``tree`` as ``{"0": leaf, "1": ...}`` numpy arrays (tree order)."""
+    return {str(i): np.asarray(x) for i, x in enumerate(jax.tree.leaves(tree))}
+
+
+def from_arrays(arrays: dict[str, np.ndarray], like: Any) -> Any:
+    """The inverse of :func:`to_arrays`, shaped as ``like``."""
+    leaves, treedef = jax.tree.flatten(like)
+    if len(arrays) != len(leaves):
+        raise ValueError(f"expected {len(leaves)} arrays, received {len(arrays)}")
+    return jax.tree.unflatten(treedef, [jnp.asarray(arrays[str(i)]) for i in range(len(leaves))])
+
+
+def _record(arrays: dict[str, Any]):
+    from flwr.app import Array, ArrayRecord
+
+    return ArrayRecord({k: Array(np.asarray(v)) for k, v in arrays.items()})
+
+
+def _unrecord(record) -> dict[str, Any]:
+    return {k: jnp.asarray(v.numpy()) for k, v in record.items()}
+
+
+def _tree_record(tree: Any):
+    return _record(to_arrays(tree))
+
+
+def _untree_record(record, like: Any) -> Any:
+    return from_arrays({k: v.numpy() for k, v in record.items()}, like)
+
+
+def _take(tree: Any, i: int) -> Any:
+    return jax.tree.map(lambda a: a[i], tree)
+
+
+# ---- server ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ServerRun:
+    """What the server holds between rounds: the twinjax server state and the client map."""
+
+    state: fl.ServerState
+    count: Any = None  # samples per client id
+    nodes: dict = field(default_factory=dict)  # client id -> Flower node id
+    history: list = field(default_factory=list)  # the rounds' metrics
+
+
+def strategy(make: MakeAlgorithm, *, num_clients: int, seed: int, timeout: float = 600.0):
+    """A Flower message ``Strategy`` running ``make()``'s algorithm over ``num_clients``
+    client nodes with round ``r``'s key ``fold_in(jax.random.key(seed), r)`` (as
+    :func:`~twinjax.federated.run_rounds`).
+
+    Its ``run`` attribute (:class:`ServerRun`) holds the twinjax server state after each round;
+    a round whose live clients do not all reply is refused (``RuntimeError``).
+    """
+    from flwr.app import ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+    from flwr.serverapp.strategy import Strategy as FlowerStrategy
+
+    algorithm, params = make()
+    parts = _parts(algorithm)
+    finish = jax.jit(lambda state, rows, sent, key: finish_round(
+        parts, state, rows, sent, key, num_clients))  # fmt: skip
+    base = jax.random.key(seed)
+    flat = ravel_pytree(params)[0]
+    update_dtype = jnp.uint32 if parts.aggregator.encode is not None else flat.dtype
+
+    class Strategy(FlowerStrategy):
+        """The server side of a twinjax algorithm (sampling, aggregation, server optimizer)."""
+
+        def __init__(self) -> None:
+            self.run = ServerRun(algorithm.init(params, num_clients=num_clients))
+            self._round: dict = {}
+
+        def summary(self) -> None:
+            print(f"twinjax strategy: {num_clients} clients, {parts.clients_per_round} a round")
+
+        def _discover(self, grid) -> None:
+            """Each node's client id and sample count (one ``query`` message each)."""
+            import time
+
+            while len(list(grid.get_node_ids())) < num_clients:
+                time.sleep(0.5)
+            asks = [Message(RecordDict({"config": ConfigRecord({})}), node, MessageType.QUERY)
+                    for node in grid.get_node_ids()]  # fmt: skip
+            count = np.zeros(num_clients, np.int32)
+            for reply in grid.send_and_receive(asks, timeout=timeout):
+                if reply.has_error():
+                    raise RuntimeError(f"node {reply.metadata.src_node_id}: {reply.error.reason}")
+                cid, n = (int(reply.content["config"][k]) for k in ("client-id", "count"))
+                if not 0 <= cid < num_clients or cid in self.run.nodes:
+                    raise ValueError(f"client id {cid} repeated or outside 0..{num_clients - 1}")
+                self.run.nodes[cid], count[cid] = reply.metadata.src_node_id, n
+            if len(self.run.nodes) != num_clients:
+                raise RuntimeError(f"{len(self.run.nodes)} of {num_clients} clients answered")
+            self.run.count = jnp.asarray(count)
+
+        def configure_train(self, server_round, arrays, config, grid):
+            if self.run.count is None:
+                self._discover(grid)
+            state = self.run.state
+            key = jax.random.fold_in(base, state.round)
+            rows = plan_round(parts, state, self.run.count, key)
+            self._round = {"rows": rows, "key": key}
+            shared = {"params": _tree_record(state.params),
+                      "client": _tree_record(state.clients.shared)}  # fmt: skip
+            if parts.aggregator.encode is not None:
+                shared["cohort"] = _record({k: rows[k] for k in COHORT_FIELDS})
+                shared["round-key"] = _record({"key": jax.random.key_data(key)})
+            messages = []
+            for i in np.flatnonzero(np.asarray(rows["live"])).tolist():
+                row = {k: rows[k][i] for k in ROW_FIELDS if k != "key"}
+                row["key"] = jax.random.key_data(rows["key"][i])
+                content = RecordDict({
+                    **shared, "row": _record(row), "state": _tree_record(_take(rows["state"], i)),
+                    "config": ConfigRecord({"server-round": server_round, "slot": i,
+                                            "num-clients": num_clients}),
+                })  # fmt: skip
+                node = self.run.nodes[int(rows["id"][i])]
+                messages.append(Message(content, node, MessageType.TRAIN))
+            return messages
+
+        def aggregate_train(self, server_round, replies):
+            rows, key = self._round["rows"], self._round["key"]
+            sent = self._collect(rows, list(replies))
+            self.run.state, metrics = finish(self.run.state, rows, sent, key)
+            metrics = {k: float(v) for k, v in metrics.items()}
+            self.run.history.append({"round": int(self.run.state.round), **metrics})
+            return _tree_record(self.run.state.params), MetricRecord(metrics)
+
+        def _collect(self, rows: dict, replies: list) -> dict:
+            """The replies stacked in slot order as the round's ``sent``; dropped slots get
+            placeholders (zero update, no steps, old state) that the aggregator never reads."""
+            live = np.asarray(rows["live"])
+            errors = [r.error.reason for r in replies if r.has_error()]
+            if errors or len(replies) != int(live.sum()):
+                raise RuntimeError(f"{len(replies)} of {int(live.sum())} live clients replied; "
+                                   f"errors: {errors}")  # fmt: skip
+            per = {}
+            for r in replies:
+                i = int(r.content["config"]["slot"])
+                old = _take(rows["state"], i)
+                per[i] = {**_unrecord(r.content["out"]),
+                          "state": _untree_record(r.content["state"], old)}  # fmt: skip
+            placeholder = lambda i: {"update": jnp.zeros(flat.shape, update_dtype),
+                                     "steps": jnp.int32(0), "state": _take(rows["state"], i)}  # fmt: skip
+            slots = [per.get(i) or placeholder(i) for i in range(live.shape[0])]
+            return jax.tree.map(lambda *xs: jnp.stack(xs), *slots)
+
+        def configure_evaluate(self, server_round, arrays, config, grid):
+            return []  # evaluation is the ServerApp's ``evaluate`` (central)
+
+        def aggregate_evaluate(self, server_round, replies):
+            return None
+
+    return Strategy()
+
+
+def server_app(
+    make: MakeAlgorithm,
+    *,
+    num_clients: int,
+    rounds: int,
+    seed: int = 0,
+    evaluate: Callable[[Any], dict] | None = None,
+    done: Callable[[ServerRun], None] | None = None,
+    timeout: float = 600.0,
+):
+    """A Flower ``ServerApp`` running ``rounds`` rounds of ``make()``'s algorithm.
+
+    The run config (``pyproject.toml`` ``[tool.flwr.app.config]`` or ``flwr run
+    --run-config``) may override ``num-server-rounds`` and ``seed``.
+
+    Args:
+        make: ``() -> (algorithm, initial params)``, deterministic (clients call it too).
+        num_clients: the client population (client ids ``0..num_clients-1``).
+        rounds: rounds to run.
+        seed: the base key's seed (round ``r`` uses ``fold_in(key(seed), r)``).
+        evaluate: ``evaluate(params) -> dict`` of scalars, run on the server before round 1
+            and after every round (Flower's ``evaluate_fn``).
+        done: called with the :class:`ServerRun` at the end (e.g. to save the state).
+        timeout: seconds to wait for the clients' replies.
+
+    Returns:
+        A ``flwr.serverapp.ServerApp``.
+    """
+    from flwr.app import MetricRecord
+    from flwr.serverapp import ServerApp
+
+    app = ServerApp()
+
+    @app.main()
+    def main(grid, context) -> None:
+        cfg = context.run_config
+        s = strategy(make, num_clients=num_clients, seed=int(cfg.get("seed", seed)),
+                     timeout=timeout)  # fmt: skip
+        like = s.run.state.params
+
+        def central(server_round, arrays):
+            if evaluate is None:
+                return None
+            values = evaluate(_untree_record(arrays, like))
+            return MetricRecord({k: float(v) for k, v in values.items()})
+
+        s.start(grid, _tree_record(like), num_rounds=int(cfg.get("num-server-rounds", rounds)),
+                timeout=timeout, evaluate_fn=central)  # fmt: skip
+        if done is not None:
+            done(s.run)
+
+    return app
+
+
+# ---- client ---------------------------------------------------------------------------------
+
+
+def _padded(samples: Any, count: int) -> Any:
+    """Samples padded with zeros to the next power of two (fewer distinct shapes to compile;
+    local SGD never reads past ``count``)."""
+    size = 1 << max(count - 1, 0).bit_length()
+    return jax.tree.map(
+        lambda a: jnp.concatenate([a, jnp.zeros((size - count, *a.shape[1:]), a.dtype)]), samples
+    )
+
+
+# what a worker process builds once (algorithm, compiled round, each client's samples): Flower's
+# simulation engine pickles the app with every message, so it cannot live in the app
+_CACHE: dict = {}
+
+
+def _name(fn: Callable) -> str:
+    return f"{fn.__module__}.{fn.__qualname__}"
+
+
+@dataclass(frozen=True)
+class ClientHandler:
+    """The client side: answers ``query`` (client id and sample count) and ``train`` (one round
+    of the client update on the client's own samples). Plain data, so it pickles."""
+
+    make: MakeAlgorithm
+    load_data: LoadData
+
+    def _setup(self, context) -> tuple[dict, int, Any, int]:
+        cache = _CACHE.setdefault((_name(self.make), _name(self.load_data)), {})
+        if "algorithm" not in cache:
+            algorithm, params = self.make()
+            shared, one = _parts(algorithm).client.init(params)
+            cache.update(algorithm=algorithm, like=(params, shared, one))
+            cache["round"] = jax.jit(partial(client_round, algorithm), static_argnums=0)
+        cid = int(context.node_config["partition-id"])
+        if cid not in cache:
+            samples = self.load_data(cid)
+            count = int(jax.tree.leaves(samples)[0].shape[0])
+            cache[cid] = (_padded(samples, count), count)
+        return cache, cid, *cache[cid]
+
+    def query(self, msg, context):
+        from flwr.app import ConfigRecord, Message, RecordDict
+
+        _, cid, _, count = self._setup(context)
+        return Message(RecordDict({"config": ConfigRecord({"client-id": cid, "count": count})}),
+                       reply_to=msg)  # fmt: skip
+
+    def train(self, msg, context):
+        from flwr.app import ConfigRecord, Message, RecordDict
+
+        cache, cid, samples, count = self._setup(context)
+        params_like, shared_like, one_like = cache["like"]
+        c = msg.content
+        row = _unrecord(c["row"])
+        if int(row["id"]) != cid or int(row["count"]) != count:
+            raise ValueError(f"client {cid} ({count} samples) got the slot of client "
+                             f"{int(row['id'])} ({int(row['count'])} samples)")  # fmt: skip
+        row["key"] = jax.random.wrap_key_data(row["key"])
+        row["state"] = _untree_record(c["state"], one_like)
+        shared = {"params": _untree_record(c["params"], params_like),
+                  "client": _untree_record(c["client"], shared_like)}  # fmt: skip
+        if "cohort" in c:
+            shared["cohort"] = _cohort(_unrecord(c["cohort"]))
+            shared["key"] = jax.random.wrap_key_data(_unrecord(c["round-key"])["key"])
+        out = cache["round"](int(c["config"]["num-clients"]), samples, shared, row)
+        content = RecordDict({
+            "out": _record({"update": out["update"], "steps": out["steps"]}),
+            "state": _tree_record(out["state"]),
+            "config": ConfigRecord({"slot": int(c["config"]["slot"])}),
+        })  # fmt: skip
+        return Message(content, reply_to=msg)
+
+
+def client_app(make: MakeAlgorithm, load_data: LoadData):
+    """A Flower ``ClientApp``: the node whose config says ``partition-id = k`` is client ``k``
+    and runs the client update of ``make()``'s algorithm on ``load_data(k)``, its own samples.
+
+    ``make`` and ``load_data`` must be importable functions (module-level), since Flower's
+    simulation engine pickles the app for its worker processes.
+
+    Args:
+        make: the server's ``() -> (algorithm, initial params)``.
+        load_data: ``client id -> samples`` (a pytree with a leading samples axis).
+
+    Returns:
+        A ``flwr.clientapp.ClientApp`` answering ``query`` and ``train`` messages.
+    """
+    from flwr.clientapp import ClientApp
+
+    handler = ClientHandler(make, load_data)
+    app = ClientApp()
+    app.query()(handler.query)
+    app.train()(handler.train)
+    return app
+
+
+# ---- in-process engine --------------------------------------------------------------------
+
+
+def run_local(server, client, *, num_clients: int, run_config: dict | None = None) -> None:
+    """Runs a ``ServerApp`` against ``num_clients`` nodes of a ``ClientApp`` in this process,
+    one message at a time (no Ray): the same app objects and messages as
+    ``flwr.simulation.run_simulation``, for tests and debugging. Every message is
+    serialized to Flower's wire format (protobuf) and back on its way, in both directions.
+    """
+    from flwr.app import Context, RecordDict
+    from flwr.supercore.task_identity import TaskIdentity
+
+    grid = LocalGrid(client, num_clients)
+    context = Context(run_id=0, node_id=1, node_config={}, state=RecordDict(),
+                      run_config=dict(run_config or {}))  # fmt: skip
+    names = ("_task_id", "_run_id", "_node_id")
+    saved = [getattr(TaskIdentity, n) for n in names]
+    for n, v in zip(names, (0, 0, 1), strict=True):  # what a SuperLink sets for its ServerApp
+        setattr(TaskIdentity, n, v)
+    try:
+        server(grid, context)
+    finally:
+        for n, v in zip(names, saved, strict=True):
+            setattr(TaskIdentity, n, v)
+
+
+def _wire(message):
+    from flwr.common.serde import message_from_proto, message_to_proto
+
+    return message_from_proto(message_to_proto(message))
+
+
+def _local_grid_class():
+    from flwr.app import Context, RecordDict
+    from flwr.serverapp import Grid
+    from flwr.supercore.run import Run
+
+    class LocalGridImpl(Grid):
+        """A Flower ``Grid`` whose nodes are ``ClientApp`` calls in this process."""
+
+        def __init__(self, client, num_clients: int) -> None:
+            self._client, self._replies = client, {}
+            self._run = Run.create_empty(0)
+            self._nodes = {
+                1000 + k: Context(run_id=0, node_id=1000 + k, state=RecordDict(), run_config={},
+                                  node_config={"partition-id": k, "num-partitions": num_clients})
+                for k in range(num_clients)
+            }  # fmt: skip
+
+        def set_run(self, run) -> None:
+            self._run = run
+
+        @property
+        def run(self):
+            return self._run
+
+        def create_message(self, content, message_type, dst_node_id, group_id, ttl=None):
+            from flwr.app import Message
+
+            return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
+
+        def get_node_ids(self):
+            return list(self._nodes)
+
+        def push_messages(self, messages):
+            from uuid import uuid4
+
+            ids = []
+            for msg in messages:
+                msg.metadata.__dict__["_message_id"] = str(uuid4())
+                msg.metadata.__dict__["_src_node_id"] = 1
+                msg = _wire(msg)
+                reply = self._client(msg, self._nodes[msg.metadata.dst_node_id])
+                reply.metadata.__dict__["_src_node_id"] = msg.metadata.dst_node_id
+                self._replies[msg.metadata.message_id] = _wire(reply)
+                ids.append(msg.metadata.message_id)
+            return ids
+
+        def pull_messages(self, message_ids):
+            return [self._replies.pop(i) for i in message_ids if i in self._replies]
+
+        def send_and_receive(self, messages, *, timeout=None):
+            return self.pull_messages(self.push_messages(messages))
+
+    return LocalGridImpl
+
+
+def LocalGrid(client, num_clients: int):  # noqa: N802 (a class built on first use)
+    """A ``flwr.serverapp.Grid`` with ``num_clients`` in-process nodes running ``client``
+    (node ``k``'s config: ``partition-id = k``)."""
+    return _local_grid_class()(client, num_clients)
