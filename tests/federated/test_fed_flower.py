@@ -6,6 +6,8 @@ Flower clients jitted one at a time and the reference serial (no jit) or vmapped
 rounding of a few local SGD steps and one aggregation differs (observed ~1e-7).
 """
 
+import functools
+
 import jax
 import numpy as np
 import optax
@@ -132,3 +134,62 @@ def test_ray_simulation_matches_serial_backend():
     rounds = 3
     run = _flower(make_fedadam, rounds, ray=True)
     _assert_same(run.state, _twinjax(make_fedadam, rounds, "serial"))
+
+
+@functools.cache
+def _twins():
+    """experiment=federated_twins at the sizes of its tiny CI run: the same cohort, windows,
+    twin, loss, initial parameters and FedAdam as ``experiments/federated_twins.py``."""
+    from experiments.config import FederatedTwins
+    from twinjax.adapters import federated_twins as ft
+    from twinjax.config import DataConfig, ModelConfig
+    from twinjax.data import synthetic_cohort
+    from twinjax.pipeline import prepare_cohort, twin_spec
+    from twinjax.twins import init_params
+
+    c = FederatedTwins(window=16, stride=16, rounds=2, clients_per_round=3, local_epochs=1,
+                       progress=False, fast_compile=True)  # fmt: skip
+    d, m = DataConfig(n_individuals=6, n_steps=64), ModelConfig(hidden=4, attention=False)
+    k_data, k_init, k_fed, *_ = jax.random.split(jax.random.key(0), 6)
+    cohort = synthetic_cohort(k_data, n_individuals=d.n_individuals, n_steps=d.n_steps)
+    arrays, _ = prepare_cohort(cohort, d)
+    spec = twin_spec(cohort, m)
+    data = ft.window_client_data(arrays, length=c.window, stride=c.stride)
+    algo = fl.fedadam(
+        ft.twin_loss(spec), server_lr=c.server_lr, clients_per_round=c.clients_per_round,
+        local_lr=c.local_lr, batch_size=c.batch_size, local_epochs=c.local_epochs,
+        weighting="samples", execution=fl.Execution(compiler_options=fl.FAST_COMPILE),
+    )  # fmt: skip
+    return algo, init_params(k_init, spec), data, k_fed, c.rounds
+
+
+def make_twins():
+    algo, params, *_ = _twins()
+    return algo, params
+
+
+def load_twin_client(cid: int):
+    data = _twins()[2]
+    o, n = int(data.offset[cid]), int(data.count[cid])
+    return jax.tree.map(lambda a: a[o : o + n], data.samples)
+
+
+@pytest.mark.slow
+def test_federated_twins_on_flower_simulation():
+    """Two FedAdam rounds of federated twins through Flower's simulation engine (Ray) equal the
+    experiment's own rounds (its vmapped backend)."""
+    from flwr.simulation import run_simulation
+
+    algo, params, data, key, rounds = _twins()
+    runs = []
+    server = flower.server_app(make_twins, num_clients=data.num_clients, rounds=rounds, key=key,
+                               done=runs.append)  # fmt: skip
+    client = flower.client_app(make_twins, load_twin_client)
+    run_simulation(server_app=server, client_app=client, num_supernodes=data.num_clients,
+                   backend_config={"client_resources": {"num_cpus": 1}})  # fmt: skip
+    assert len(runs) == 1, "the ServerApp did not finish"
+    state, _ = fl.run_rounds(algo, algo.init(params, num_clients=data.num_clients), data, key,
+                             rounds=rounds, progress=False)  # fmt: skip
+    _assert_same(runs[0].state, state)
+    moved = jax.tree.map(lambda a, b: float(np.abs(a - b).max()), state.params, params)
+    assert max(jax.tree.leaves(moved)) > 1e-4  # the rounds changed the twin

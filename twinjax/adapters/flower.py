@@ -174,10 +174,12 @@ class ServerRun:
     history: list = field(default_factory=list)  # the rounds' metrics
 
 
-def strategy(make: MakeAlgorithm, *, num_clients: int, seed: int, timeout: float = 600.0):
+def strategy(
+    make: MakeAlgorithm, *, num_clients: int, seed: int = 0, key: Any = None, timeout: float = 600.0
+):
     """A Flower message ``Strategy`` running ``make()``'s algorithm over ``num_clients``
-    client nodes with round ``r``'s key ``fold_in(jax.random.key(seed), r)`` (as
-    :func:`~twinjax.federated.run_rounds`).
+    client nodes with round ``r``'s key ``fold_in(key, r)`` (as
+    :func:`~twinjax.federated.run_rounds`); ``key`` defaults to ``jax.random.key(seed)``.
 
     Its ``run`` attribute (:class:`ServerRun`) holds the twinjax server state after each round;
     a round whose live clients do not all reply is refused (``RuntimeError``).
@@ -189,7 +191,7 @@ def strategy(make: MakeAlgorithm, *, num_clients: int, seed: int, timeout: float
     parts = _parts(algorithm)
     finish = jax.jit(lambda state, rows, sent, key: finish_round(
         parts, state, rows, sent, key, num_clients))  # fmt: skip
-    base = jax.random.key(seed)
+    base = jax.random.key(seed) if key is None else key
     flat = ravel_pytree(params)[0]
     update_dtype = jnp.uint32 if parts.aggregator.encode is not None else flat.dtype
 
@@ -290,6 +292,7 @@ def server_app(
     num_clients: int,
     rounds: int,
     seed: int = 0,
+    key: Any = None,
     evaluate: Callable[[Any], dict] | None = None,
     done: Callable[[ServerRun], None] | None = None,
     timeout: float = 600.0,
@@ -304,6 +307,7 @@ def server_app(
         num_clients: the client population (client ids ``0..num_clients-1``).
         rounds: rounds to run.
         seed: the base key's seed (round ``r`` uses ``fold_in(key(seed), r)``).
+        key: the base key itself (instead of ``seed``; a run config ``seed`` still wins).
         evaluate: ``evaluate(params) -> dict`` of scalars, run on the server before round 1
             and after every round (Flower's ``evaluate_fn``).
         done: called with the :class:`ServerRun` at the end (e.g. to save the state).
@@ -320,8 +324,8 @@ def server_app(
     @app.main()
     def main(grid, context) -> None:
         cfg = context.run_config
-        s = strategy(make, num_clients=num_clients, seed=int(cfg.get("seed", seed)),
-                     timeout=timeout)  # fmt: skip
+        base = jax.random.key(int(cfg["seed"])) if "seed" in cfg else key
+        s = strategy(make, num_clients=num_clients, seed=seed, key=base, timeout=timeout)
         like = s.run.state.params
 
         def central(server_round, arrays):
