@@ -248,6 +248,9 @@ def run(cfg: Config, out_dir: Path) -> dict:
     results, group_sizes = run_scenarios(k_sim, c)
     summary = summarize(results, group_sizes, c.n_agents)
     metrics = {"scenarios": summary, "n_agents": c.n_agents, "n_seeds": c.n_seeds}
+    # sweeps (nothing is fitted to data): the mean attack rate under the interventions
+    metrics["objective"] = float(np.mean([r["attack_rate_mean"] for k, r in summary.items()
+                                          if k != "baseline"]))  # fmt: skip
     if c.calibrate:
         metrics["calibration"], _, _ = calibration(k_cal, c)
     if c.twin_agents:

@@ -39,6 +39,7 @@ def run(cfg: Config, out_dir: Path) -> dict:
         },
         **{f"gp_{k}": v for k, v in cal.items()},
     }
+    metrics["objective"] = metrics["gp_interpolation_crps"]  # sweeps: held-out points, not test
     metrics["gp_held_out_coverage_90_within_85_95"] = 0.85 <= cal["held_out_coverage_90"] <= 0.95
     write_report(out_dir, c, metrics, fit, cohort, 0 if streams is None else streams[0], pit,
                  key=k_plot)  # fmt: skip

@@ -104,6 +104,8 @@ def run(root: Config, out_dir: Path) -> dict:
         if k.endswith("_prior_scale")
     }
     metrics["figures"] = list(FIGURES)
+    metrics["objective"] = mx.mixture_calibration(k_eval, v_mean[..., f], v_scale[..., f],
+                                                  v_y[..., f], v_obs[..., f])["crps"]  # fmt: skip
     _figures(out_dir, cohort, f, test, (mean, scale), (c_mean, c_scale), point, y, obs, exp)
     _report(out_dir, metrics, root)
     return metrics

@@ -88,6 +88,10 @@ def run(cfg: Config, out_dir: pathlib.Path) -> dict:
 
     metrics = {f"test_nll_{k}": float(v) for k, v in results.items()}
     metrics.update(num_clients=data.num_clients, num_windows=int(data.count.sum()))
+    # sweeps: the personal-heads twins' NLL on the validation periods (test_nll masks to val)
+    metrics["objective"] = float(
+        jnp.mean(ft.test_nll(own, spec, arrays._replace(test=arrays.val), personal=True))
+    )
     curves["federated + personal heads (global part)"] = hist_p
     write_report(out_dir, c, metrics, curves)
     return metrics

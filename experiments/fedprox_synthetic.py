@@ -255,6 +255,10 @@ def run(cfg: Config, out_dir: pathlib.Path) -> dict:
             "dp_noise_multiplier": c.dp_noise_multiplier, "dp_sampling_rate": dp["sampling_rate"],
             "dp_rounds": c.dp_rounds,
         })  # fmt: skip
+    # sweeps: the final training loss of the straggler runs (no validation split in this
+    # benchmark; Li et al. compare training loss); NaN when experiment.straggler_fractions=[]
+    losses = [v for k, v in metrics.items() if k.startswith("train_loss_")]
+    metrics["objective"] = float(np.mean(losses)) if losses else float("nan")
     write_report(out_dir, c, metrics, runs, rows, byz, dp)
     return metrics
 

@@ -106,6 +106,7 @@ def plot_subjects(frame, cohort, bundle, variable: str, n: int):
 
 def run(root: Config, out_dir: Path) -> dict:
     metrics, frame, cohort, bundle = compute(root)
+    metrics["objective"] = float("nan")  # sweeps: nothing is fitted or validated here
     frame.to_csv(out_dir / "forecasts.csv", index=False)
     exp: Forecast = root.experiment
     variable = root.data.target or bundle.variables[0]

@@ -73,6 +73,7 @@ def run(cfg: Config, out_dir: Path) -> dict:
         {k: chained(v) for k, v in pop.items()}, chained(samples["theta"]), spec, data,
         diverging=diverging, attrs={"model": c.model, "time_centre": data.time_centre},
     )  # fmt: skip
+    metrics["objective"] = abs(metrics["in_sample_coverage_90"] - 0.9)  # sweeps: no held-out data
     write_report(out_dir, c, metrics, summary, subjects, curves, band, data, idata)
     return metrics
 

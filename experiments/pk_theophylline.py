@@ -79,6 +79,7 @@ def run(cfg: Config, out_dir: Path) -> dict:
         metrics.update(_svi(spec, data, k_svi, c))
     metrics["runtime_seconds"] = time.perf_counter() - start
     metrics["cpu_seconds"] = time.process_time()
+    metrics["objective"] = metrics["in_sample_crps"]  # sweeps: no held-out data (in-sample)
     write_report(out_dir, c, metrics, data, pop, fits, dose_bands)
     return metrics
 

@@ -80,6 +80,7 @@ def compute(root: Config, out_dir: Path) -> dict:
         stream = tb.update(stream, first_steps(new, int(end)), key=key, steps=exp.update_steps)
         curve.append(rmse_after(stream, new, h_steps, target))
     return {
+        "objective": pipeline.validation_objective(fit, cohort, root.data),  # sweeps: val NLL
         "round_trip_max_abs_diff_one_step": float(
             max(
                 np.abs(run_fc.mean - load_fc.mean).max(), np.abs(run_fc.scale - load_fc.scale).max()

@@ -28,6 +28,7 @@ def run(root: Config, out_dir: Path) -> dict:
     if "dropped_rows" in cohort.meta:
         metrics["dropped_rows"] = cohort.meta["dropped_rows"]["count"]
     metrics["data_summary"] = cohort.meta["data_summary"]
+    metrics["objective"] = pipeline.validation_objective(fit, cohort, root.data)  # sweeps
     write_report(out_dir, root, metrics, fit, cohort, per_individual, key=k_plot)
     return metrics
 

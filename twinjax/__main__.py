@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from twinjax.config import EXPERIMENTS, register_configs
 from twinjax.data import CohortError
 from twinjax.pipeline import ConfigError
 from twinjax.runtime import RunDirectoryError
+from twinjax.runtime.scalars import ScalarWriter
 
 log = logging.getLogger("twinjax")
 logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it writes at INFO
@@ -28,20 +30,46 @@ register_configs()
 USER_ERRORS = (CohortError, ConfigError, RunDirectoryError, MissingMandatoryValue)
 
 
+# The metrics.json key every experiment returns for sweeps: a VALIDATION metric to minimize (never
+# a test one), e.g. the personalized twins' mean NLL on the validation periods; the app returns it.
+OBJECTIVE = "objective"
+
+
 def run_experiment(cfg: DictConfig, out_dir: Path) -> dict:
     """Imports ``experiments.<name>`` and calls its ``run(config, out_dir)`` with the composed
-    config as dataclasses (``config.experiment``: the experiment's own); writes metrics.json."""
+    config as dataclasses (``config.experiment``: the experiment's own); writes metrics.json.
+
+    Training curves go to ``out_dir/tensorboard`` (event files and scalars.csv: every loop writes
+    to the writer opened here), with the run's settings and objective for the HParams dashboard.
+    """
     config = OmegaConf.to_object(cfg)
     name = config.experiment.name
     module = importlib.import_module(f"{EXPERIMENTS}.{name}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    metrics = module.run(config, out_dir)
+    with ScalarWriter(out_dir / "tensorboard") as writer, writer.as_default():
+        metrics = module.run(config, out_dir)
+        objective = check_objective(metrics, name)
+        writer.hparams(OmegaConf.to_container(cfg, resolve=True), {OBJECTIVE: objective})
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     return metrics
 
 
+def check_objective(metrics: dict, name: str) -> float:
+    """The run's ``objective`` (a number); an experiment without one is a programming error."""
+    value = metrics.get(OBJECTIVE)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(
+            f"experiments/{name}.py: run() must return metrics[{OBJECTIVE!r}], a validation "
+            f"metric to minimize (a number), got {value!r}"
+        )
+    if not math.isfinite(value):
+        log.warning("the objective of this run is %s", value)
+    return float(value)
+
+
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float:
+    """One run; returns its validation objective (what ``hydra/sweeper=optuna`` minimizes)."""
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))  # also in .hydra/config.yaml
     try:
@@ -54,6 +82,7 @@ def main(cfg: DictConfig) -> None:
     log.info("metrics written to %s", out_dir / "metrics.json")
     summary = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
     log.info("summary: %s", json.dumps(summary, indent=1)[:2000])
+    return float(metrics[OBJECTIVE])
 
 
 def cli() -> None:

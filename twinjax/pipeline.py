@@ -351,13 +351,14 @@ def save_model(fit: TwinFit, cohort: Cohort, cfg, directory: Path) -> TwinBundle
     return bundle
 
 
-def evaluate_twins(fit: TwinFit, cohort: Cohort, cfg) -> dict:
-    """Per-individual test metrics on the target stream, population vs personalized twins."""
+def evaluate_twins(fit: TwinFit, cohort: Cohort, cfg, *, segment: str = "test") -> dict:
+    """Per-individual metrics on the target stream over each individual's ``segment`` (``test``
+    or ``val``), population vs personalized twins."""
     f = target_index(cohort, cfg)
     history = cfg.context + cfg.horizon - 1
     out = {}
     for name, personal in (("population", False), ("personalized", True)):
-        fc = fit.forecasts(cohort, fit.arrays.test, personal=personal, history=history)
+        fc = fit.forecasts(cohort, getattr(fit.arrays, segment), personal=personal, history=history)
         out[name] = gaussian_metrics(
             fc.mean[..., f], fc.scale[..., f], fc.y[..., f], fc.observed[..., f]
         )
@@ -376,3 +377,12 @@ def summary_metrics(per_individual: dict) -> dict:
             np.mean(per_individual["personalized"]["rmse"] < per_individual["population"]["rmse"])
         ),
     }
+
+
+def validation_objective(fit: TwinFit, cohort: Cohort, cfg) -> float:
+    """What sweeps minimize (``metrics.json: objective``): the personalized twins' one-step NLL
+    on the target stream over each individual's validation period, in data units, averaged over
+    individuals (with the variance recalibration, which is itself fitted on that period; never
+    the test period). ``cfg``: the app's ``data`` config."""
+    per = evaluate_twins(fit, cohort, cfg, segment="val")["personalized"]
+    return float(summarize(per)["nll_mean"])
