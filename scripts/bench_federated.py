@@ -21,6 +21,15 @@ exactly that bound would reach. ``one_core_rounds_per_s`` is the rate of one cor
 every sampled client's steps back to back at ``step_us``, the bound on a busy machine.
 
     .venv/bin/python scripts/bench_federated.py --clients 100 1000 --rounds 20 --flower-rounds 3
+
+Population mode (dp_population's workload, twinjax only): 1,000 and 10,000 clients, 10% of
+them Poisson-sampled per round, one local epoch, client sizes capped at 500, devices around one
+shared model; ``padding_overhead`` is the local steps run in lockstep per useful step
+(``--buckets 1``: everything padded to the round's largest client)::
+
+    .venv/bin/python scripts/bench_federated.py --clients 1000 10000 --sampling poisson \\
+        --epochs 1 --max-samples 500 --spread 0.5 --buckets 1 8 16 --size-classes \\
+        --peer none
 """
 
 from __future__ import annotations
@@ -41,11 +50,13 @@ from twinjax.federated.sampling import sample_clients
 LR, BATCH = 0.01, 10
 
 
-def twinjax_rounds_per_second(train, per_round, epochs, rounds, backend, buckets) -> dict:
+def twinjax_rounds_per_second(
+    train, per_round, epochs, rounds, backend, buckets, sampling="uniform"
+) -> dict:
     mesh = fl.client_mesh() if backend == "shard_map" else None
     algo = fl.fedavg(
         fl.logistic_loss, clients_per_round=per_round, local_lr=LR, batch_size=BATCH,
-        local_epochs=epochs, sampling="uniform", weighting="samples",
+        local_epochs=epochs, sampling=sampling, weighting="samples",
         execution=fl.Execution(backend=backend, mesh=mesh, buckets=buckets),
     )  # fmt: skip
     state = algo.init(fl.logistic_init(), num_clients=train.num_clients)
@@ -54,25 +65,29 @@ def twinjax_rounds_per_second(train, per_round, epochs, rounds, backend, buckets
     jax.block_until_ready(state)
     keys = [jax.random.fold_in(key, r) for r in range(1, rounds + 1)]
     t0 = time.perf_counter()
-    steps = []
+    steps, lockstep = [], []
     for k in keys:
         state, metrics = algo.apply(state, train, k)
         steps.append(metrics["local_steps"])
+        lockstep.append(metrics["lockstep_steps"])
     jax.block_until_ready(state)
     seconds = time.perf_counter() - t0
     return {
         "rounds_per_s": rounds / seconds,
-        **_critical_path(train, per_round, epochs, keys, steps),
+        # local steps run in lockstep (every vmapped group until its busiest client is done,
+        # empty Poisson slots included) per useful local step
+        "padding_overhead": float(np.sum(lockstep) / np.sum(steps)),
+        **_critical_path(train, per_round, epochs, keys, steps, sampling),
     }
 
 
-def _critical_path(train, per_round, epochs, keys, total_steps) -> dict:
+def _critical_path(train, per_round, epochs, keys, total_steps, sampling="uniform") -> dict:
     """Mean over rounds of the largest sampled client's local steps (the round's sampling
     redone from its key; checked against the round's reported total of local steps)."""
     largest, total = [], []
     for k, reported in zip(keys, total_steps, strict=True):
-        ids, _ = sample_clients(fl.round_keys(k).sample, train.count, per_round, "uniform")
-        n = np.asarray(num_local_steps(train.count[ids], epochs, BATCH))
+        ids, used = sample_clients(fl.round_keys(k).sample, train.count, per_round, sampling)
+        n = np.asarray(num_local_steps(train.count[ids], epochs, BATCH)) * np.asarray(used)
         if int(n.sum()) != int(reported):
             raise RuntimeError("critical path: the redone sampling differs from the round's")
         largest.append(int(n.max()))
@@ -178,10 +193,40 @@ def flower_rounds_per_second(train, per_round, epochs, rounds) -> dict:
     return {"rounds_per_s": (len(stamps) - 1) / seconds, "step_us": 1e6 * seconds / sum(steps[1:])}
 
 
+def _groupings(args, train, per_round) -> list[tuple[int, int | tuple[int, ...]]]:
+    """(count, groups) per row: geometric widths for every ``--buckets`` count, and with
+    ``--size-classes`` edges fitted to the client sizes for every count above 1."""
+    out = []
+    devices = jax.device_count() if args.backend == "shard_map" else 1
+    for b in args.buckets:
+        out.append((b or per_round, b or per_round))
+        if args.size_classes and b != 1:
+            edges = fl.size_class_edges(
+                train.count, per_round, b or per_round, epochs=args.epochs, batch_size=BATCH,
+                sampling=args.sampling, devices=devices,
+            )  # fmt: skip
+            out.append((b or per_round, edges))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--clients", type=int, nargs="+", default=[100, 1000])
     ap.add_argument("--per-round-fraction", type=float, default=0.1)
+    ap.add_argument(
+        "--per-round",
+        type=int,
+        default=None,
+        help="clients per round (overrides "
+        "--per-round-fraction; poisson sampling: the expected number)",
+    )
+    ap.add_argument("--sampling", default="uniform", choices=["uniform", "poisson"])
+    ap.add_argument(
+        "--spread",
+        type=float,
+        default=None,
+        help="Synthetic(1,1) devices around one shared model (dp_population's task)",
+    )
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--flower-rounds", type=int, default=3)
@@ -195,22 +240,29 @@ def main() -> None:
         help="vmapped groups of similar size, one row each (0: one per sampled client; "
         "1: every client padded to the largest)",
     )
+    ap.add_argument("--size-classes", action="store_true",
+                    help="also a row per --buckets count with group edges fitted to the client "
+                    "sizes (size_class_edges) instead of geometric widths")  # fmt: skip
     ap.add_argument("--peer", default="flower", choices=["flower", "none"])
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     results = []
     for k in args.clients:
-        train, _ = fl.synthetic_alpha_beta(0, num_clients=k, max_samples=args.max_samples)
-        per_round = max(1, round(args.per_round_fraction * k))
+        train, _ = fl.synthetic_alpha_beta(0, num_clients=k, max_samples=args.max_samples,
+                                           spread=args.spread)  # fmt: skip
+        per_round = args.per_round or max(1, round(args.per_round_fraction * k))
         step_us = step_microseconds(train, args.epochs)
         rows = []
-        for buckets in args.buckets:
+        for buckets, groups in _groupings(args, train, per_round):
             row = {"clients": k, "per_round": per_round, "samples": int(train.count.sum()),
-                   "buckets": buckets or per_round}  # fmt: skip
+                   "buckets": buckets, "groups": "size classes" if isinstance(groups, tuple)
+                   else "geometric"}  # fmt: skip
             tj = twinjax_rounds_per_second(
-                train, per_round, args.epochs, args.rounds, args.backend, buckets or per_round
+                train, per_round, args.epochs, args.rounds, args.backend, groups, args.sampling
             )
             row["twinjax_rounds_per_s"] = tj["rounds_per_s"]
+            row["padding_overhead"] = tj["padding_overhead"]
+            row["sampling"] = args.sampling
             row["critical_steps"], row["total_steps"] = tj["critical_steps"], tj["total_steps"]
             row["step_us"] = step_us
             row["bound_rounds_per_s"] = 1e6 / (row["critical_steps"] * step_us)

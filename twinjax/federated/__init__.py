@@ -67,12 +67,20 @@ from twinjax.federated.execution import (
     DistributedConfig,
     client_mesh,
     initialize_distributed,
+    lockstep_steps,
     map_clients,
 )
 from twinjax.federated.local import local_sgd
 from twinjax.federated.loop import run_rounds
-from twinjax.federated.privacy import DPConfig, epsilon
+from twinjax.federated.privacy import (
+    DPConfig,
+    calibrate_noise,
+    epsilon,
+    round_event,
+    update_noise_multiplier,
+)
 from twinjax.federated.simulation import Byzantine, Simulation, byzantine_clients
+from twinjax.federated.size_classes import size_class_edges
 from twinjax.federated.strategies import (
     ALGORITHMS,
     fedadagrad,
@@ -91,16 +99,16 @@ from twinjax.federated.synthetic import (
 )
 
 __all__ = [
-    "ALGORITHMS", "BACKENDS", "FAST_COMPILE", "Aggregator", "Byzantine", "ClientData",
-    "ClientOutput", "ClientStates", "ClientTask", "ClientUpdate", "Cohort", "DPConfig",
-    "DPState", "DistributedConfig", "Execution", "FederatedAlgorithm", "PersonalConfig",
+    "ALGORITHMS", "Aggregator", "BACKENDS", "Byzantine", "ClientData", "ClientOutput",
+    "ClientStates", "ClientTask", "ClientUpdate", "Cohort", "DPConfig", "DPState",
+    "DistributedConfig", "Execution", "FAST_COMPILE", "FederatedAlgorithm", "PersonalConfig",
     "RoundKeys", "ServerState", "Simulation", "bucket_means", "bucketed", "byzantine_clients",
-    "client_mesh", "coordinate_median", "coordinate_trimmed_mean", "dp_mean", "epsilon",
-    "fedadagrad", "fedadam", "fedavg", "fedavgm", "federated_averaging", "fedprox", "fedyogi",
-    "fine_tune", "from_client_lists", "initialize_distributed", "krum", "local_sgd",
-    "logistic_evaluate", "logistic_init", "logistic_loss", "map_clients", "mean", "median",
-    "multi_krum", "multi_krum_mean", "per_step", "personal_params", "personal_update",
-    "round_keys", "run_rounds", "sampling_rate", "scaffold", "scaffold_update", "screen",
-    "screen_updates", "secure_mean", "sgd_update", "synthetic_alpha_beta", "trimmed_mean",
-    "weighted_mean",
+    "calibrate_noise", "client_mesh", "coordinate_median", "coordinate_trimmed_mean", "dp_mean",
+    "epsilon", "fedadagrad", "fedadam", "fedavg", "fedavgm", "federated_averaging", "fedprox",
+    "fedyogi", "fine_tune", "from_client_lists", "initialize_distributed", "krum", "local_sgd",
+    "lockstep_steps", "logistic_evaluate", "logistic_init", "logistic_loss", "map_clients", "mean",
+    "median", "multi_krum", "multi_krum_mean", "per_step", "personal_params", "personal_update",
+    "round_event", "round_keys", "run_rounds", "sampling_rate", "scaffold", "scaffold_update",
+    "screen", "screen_updates", "secure_mean", "sgd_update", "size_class_edges", "synthetic_alpha_beta",
+    "trimmed_mean", "update_noise_multiplier", "weighted_mean",
 ]  # fmt: skip

@@ -21,7 +21,12 @@ from jaxtyping import Array, Int, PRNGKeyArray
 from twinjax.federated.aggregators import Aggregator, Cohort, mean, round_keys, screen
 from twinjax.federated.clients.base import ClientStates, ClientTask, ClientUpdate
 from twinjax.federated.data import ClientData
-from twinjax.federated.execution import map_clients, mesh_size, pad_to_multiple
+from twinjax.federated.execution import (
+    lockstep_steps,
+    map_clients,
+    mesh_size,
+    pad_to_multiple,
+)
 from twinjax.federated.sampling import assign_work, sample_clients
 from twinjax.federated.simulation import Simulation, byzantine_clients, num_attackers
 
@@ -68,13 +73,15 @@ class Execution:
 
     ``backend``: ``serial`` (a Python loop without jit, for debugging), ``vmap`` or
     ``shard_map`` over ``mesh`` (:func:`~twinjax.federated.client_mesh`); ``buckets``:
-    sequential vmapped groups of similar-size clients per device; ``jit``: jit the round
+    sequential vmapped groups of similar-size clients per device, a count (geometric widths)
+    or the groups' edges over a device's slots (:func:`~twinjax.federated.size_class_edges`);
+    ``jit``: jit the round
     (default: unless serial); ``compiler_options`` go to XLA (e.g. :data:`FAST_COMPILE`).
     """
 
     backend: Literal["serial", "vmap", "shard_map"] = "vmap"
     mesh: Mesh | None = None
-    buckets: int = 1
+    buckets: int | tuple[int, ...] = 1
     jit: bool | None = None
     compiler_options: dict | None = None
 
@@ -159,9 +166,11 @@ def federated_averaging(
         fn = _per_client(_simulated(client, simulation, data.num_clients), aggregator)
         sent = map_clients(fn, shared, rows, backend=execution.backend, mesh=execution.mesh,
                            buckets=execution.buckets)  # fmt: skip
+        padded_steps = sent["steps"]
         sent = jax.tree.map(lambda a: a[:n], sent)
         rows = jax.tree.map(lambda a: a[:n], rows)
-        metrics = {"clients_live": jnp.sum(rows["live"]), "local_steps": jnp.sum(sent["steps"])}
+        metrics = {"clients_live": jnp.sum(rows["live"]), "local_steps": jnp.sum(sent["steps"]),
+                   "lockstep_steps": _lockstep(padded_steps, execution)}  # fmt: skip
         out, agg_state, more = aggregator.aggregate(state.aggregator, sent["update"],
                                                     _cohort(rows), key)  # fmt: skip
         metrics.update(more)
@@ -177,6 +186,13 @@ def federated_averaging(
     parts = Parts(client, clients_per_round, local_epochs, server_optimizer, aggregator,
                   sampling, weighting, drop_stragglers, simulation)  # fmt: skip
     return FederatedAlgorithm(init=init, apply=apply, parts=parts)
+
+
+def _lockstep(steps: Array, execution: Execution) -> Array:
+    """Local steps the round executed in lockstep (see :func:`lockstep_steps`)."""
+    if execution.backend == "serial":
+        return jnp.sum(steps)
+    return lockstep_steps(steps, execution.buckets, mesh_size(execution.mesh))
 
 
 def _simulated(client: ClientUpdate, simulation: Simulation, num_clients: int) -> ClientUpdate:

@@ -16,7 +16,7 @@ experiments this is the ``experiment.distributed`` group, e.g. on each of 2 host
         experiment.distributed.num_processes=2 experiment.distributed.process_id=<0 or 1>
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, Mesh
 from jax.sharding import PartitionSpec as P
+from jaxtyping import Array, Int
 
 AXIS = "clients"
 BACKENDS = ("serial", "vmap", "shard_map")
@@ -82,15 +83,45 @@ def bucket_edges(n: int, buckets: int) -> np.ndarray:
     return np.unique(edges.astype(int))
 
 
-def _bucketed_vmap(fn: Callable, shared: Any, client: Any, buckets: int) -> Any:
-    """vmap over the groups of :func:`bucket_edges`, each its own local-step loop.
+def group_edges(n: int, buckets: int | Sequence[int]) -> np.ndarray:
+    """Edges of the vmapped groups of ``n`` slots: :func:`bucket_edges` for a count, or
+    explicit edges (``0 = e_0 < e_1 < ... = n``, e.g. from
+    :func:`~twinjax.federated.size_class_edges`)."""
+    if isinstance(buckets, int | np.integer):
+        return bucket_edges(n, int(buckets))
+    edges = np.asarray(buckets, dtype=int)
+    if edges.ndim != 1 or len(edges) < 2 or edges[0] != 0 or edges[-1] != n:
+        raise ValueError(f"group edges must run from 0 to {n} (the slots of a device); got "
+                         f"{edges.tolist()}")  # fmt: skip
+    if np.any(np.diff(edges) <= 0):
+        raise ValueError(f"group edges must increase; got {edges.tolist()}")
+    return edges
+
+
+def lockstep_steps(
+    steps: Int[Array, " clients"], buckets: int | Sequence[int], devices: int = 1
+) -> Int[Array, ""]:
+    """Local steps executed in lockstep: per device and per group (:func:`group_edges`), the
+    group's width times its busiest client's steps (under ``vmap`` a ``while_loop`` runs every
+    member until the last is done). Divided by ``sum(steps)``, the padding overhead.
+    """
+    per_device = steps.reshape(devices, -1)
+    edges = group_edges(per_device.shape[1], buckets)
+    return sum(
+        (hi - lo) * jnp.sum(jnp.max(per_device[:, lo:hi], axis=1))
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+    )
+
+
+def _bucketed_vmap(fn: Callable, shared: Any, client: Any, buckets: int | Sequence[int]) -> Any:
+    """vmap over the groups of :func:`group_edges`, each its own local-step loop.
 
     Each group's loop stops at its own largest client instead of every client idling until the
     largest of the round is done. The groups do not depend on each other, so XLA may run them
     concurrently when cores are free.
     """
     n = jax.tree.leaves(client)[0].shape[0]
-    edges = bucket_edges(n, buckets)
+    edges = group_edges(n, buckets)
     outs = [
         jax.vmap(fn, in_axes=(None, 0))(
             shared, jax.tree.map(lambda a, lo=lo, hi=hi: a[lo:hi], client)
@@ -107,12 +138,12 @@ def map_clients(
     *,
     backend: Literal["serial", "vmap", "shard_map"],
     mesh: Mesh | None,
-    buckets: int = 1,
+    buckets: int | Sequence[int] = 1,
 ) -> Any:
     """Applies ``fn(shared, one_client)`` to every client (leading axis of ``client``).
 
     ``buckets`` > 1 splits the clients of a device into at most that many vmapped groups
-    (:func:`bucket_edges`).
+    (:func:`bucket_edges`); a sequence gives the groups' edges over a device's clients.
     """
     if backend == "serial":
         n = jax.tree.leaves(client)[0].shape[0]

@@ -23,6 +23,7 @@ def synthetic_alpha_beta(
     train_fraction: float = 0.9,
     max_samples: int | None = None,
     iid: bool = False,
+    spread: float | None = None,
 ) -> tuple[ClientData, ClientData]:
     """Generates (train, test) client data following the paper's procedure.
 
@@ -32,6 +33,12 @@ def synthetic_alpha_beta(
     ``train_fraction`` / rest. ``max_samples`` optionally caps a device's sample count.
     ``iid``: the paper's Synthetic-IID variant (one ``W, b ~ N(0, 1)`` for all devices and
     ``x ~ N(0, Sigma)``; ``alpha`` and ``beta`` are unused).
+    ``spread``: devices share one model, ``W_k = W + spread * (W'_k - u_k)`` and likewise
+    ``b_k``, with ``W, b ~ N(0, 1)`` common to all and ``W'_k`` the paper's device draw. The
+    paper's device models are independent of each other (``u_k`` shifts every class's score
+    equally, so it cancels in the argmax), which leaves a global model nothing to learn once
+    devices are many; ``spread`` keeps the concept shift between devices but gives them a
+    common part. Inputs keep their device shift ``v_k``; the random stream is the paper's.
     """
     rng = np.random.default_rng(seed)
     counts = np.floor(rng.lognormal(4.0, 2.0, num_clients)).astype(np.int64) + 50
@@ -49,6 +56,8 @@ def synthetic_alpha_beta(
         v = rng.normal(shift[k], 1.0, dim)
         if iid:
             w, b, v = shared_w, shared_b, np.zeros(dim)
+        elif spread is not None:
+            w, b = shared_w + spread * (w - u[k]), shared_b + spread * (b - u[k])
         x = v + std_x * rng.standard_normal((counts[k], dim))
         y = np.argmax(x @ w + b, axis=1)  # softmax is monotone
         n_train = int(train_fraction * counts[k])
