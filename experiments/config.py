@@ -100,7 +100,8 @@ class Hierarchical:
 
     name: str = "hierarchical"
     # linear | quadratic (growth in time); pk_iv (lCl, lV; bolus and infusion doses),
-    # pk_oral (lCl, lV, lKa), pk_oral_ke (lKe, lKa, lCl as nlme's SSfol)
+    # pk_oral (lCl, lV, lKa), pk_oral_ke (lKe, lKa, lCl as nlme's SSfol); two compartments
+    # pk2_iv (lCl, lV1, lQ, lV2), pk2_oral (+ lKa); three: pk3_iv (lCl, lV1, lQ2, lV2, lQ3, lV3)
     model: str = "linear"
     variable: str | None = None  # the outcome, when the observations hold several variables
     random: list[str] | None = None  # parameters with random effects; None: all
@@ -114,6 +115,15 @@ class Hierarchical:
     prior_scale: list[float] | None = None  # one per parameter
     omega_scale: list[float] | None = None  # one per random parameter
     sigma_scale: float | None = None
+    # covariates from the static table (data.static): numeric ones centred (and scaled by their SD
+    # with scale_covariates), others treatment-coded against their first level (sorted); the
+    # centres and reference levels are written to metrics.json and report.md
+    covariates: list[str] = field(default_factory=list)
+    scale_covariates: bool = False
+    # linear effects on parameters, e.g. {lCl: [Age, LBM], lV1: [Age]}
+    covariate_effects: dict[str, list[str]] = field(default_factory=dict)
+    beta_scale: float = 1.0  # Normal prior scale of the covariate effects
+    parameterization: str = "noncentred"  # noncentred | centred random effects
     prior_check: bool = True  # prior-predictive check; warns when the data sit in its tails
     inference: str = "nuts"  # nuts | svi
     num_warmup: int = 1000

@@ -7,6 +7,14 @@ describe with data-scale default priors (:mod:`twinjax.bayes.priors`), checks th
 the data, fits it (NUTS, or SVI), then writes posterior_summary.csv (named population parameters,
 V and half-life for PK), subjects.csv, fitted_curves.csv, individual_fits.png, posterior.nc
 (ArviZ InferenceData) and report.md.
+
+Two or three compartments: ``experiment.model=pk2_iv|pk2_oral|pk3_iv``; steady-state doses: an
+``ss`` (0/1) and ``ii`` (interval) column in the doses. Covariates: ``data.static=PATH
+experiment.covariates=[Age,LBM,Sex] experiment.covariate_effects={lCl:[Age,LBM],lV1:[Age]}``
+(numeric ones centred, optionally scaled; text ones treatment-coded against their first level;
+both recorded in metrics.json and report.md). ``experiment.parameterization=centred`` samples the
+individual parameters directly (dense data), the default ``noncentred`` their standardized
+effects (sparse data).
 """
 
 from __future__ import annotations
@@ -41,8 +49,9 @@ from twinjax.bayes.pk_routes import pk_derived
 from twinjax.bayes.plots import plot_individual_fits
 from twinjax.bayes.priors import default_priors, prior_predictive_check
 from twinjax.bayes.summary import inference_data, posterior_table, subject_table
-from twinjax.bayes.tables import longitudinal_data, read_long
+from twinjax.bayes.tables import covariate_columns, longitudinal_data, read_long
 from twinjax.config import Config, DataConfig
+from twinjax.data.errors import CohortError
 from twinjax.pipeline import ConfigError
 
 
@@ -56,7 +65,7 @@ def run(cfg: Config, out_dir: Path) -> dict:
     spec = build_spec(c, model, data)
     check = prior_predictive_check(spec, data, key=k_check) if c.prior_check else None
     start = time.perf_counter()
-    samples, by_chain, divergences, diverging = _fit(spec, data, k_fit, c)
+    samples, by_chain, divergences, diverging = fit(spec, data, k_fit, c)
     seconds = time.perf_counter() - start
     pop = population_draws(spec, samples)
     if model.kind == "pk":
@@ -71,7 +80,8 @@ def run(cfg: Config, out_dir: Path) -> dict:
     chained = (lambda x: x) if by_chain else (lambda x: np.asarray(x)[None])
     idata = inference_data(
         {k: chained(v) for k, v in pop.items()}, chained(samples["theta"]), spec, data,
-        diverging=diverging, attrs={"model": c.model, "time_centre": data.time_centre},
+        diverging=diverging, attrs={"model": c.model, "time_centre": data.time_centre,
+                                    "covariates": repr(data.covariate_info)},
     )  # fmt: skip
     metrics["objective"] = abs(metrics["in_sample_coverage_90"] - 0.9)  # sweeps: no held-out data
     write_report(out_dir, c, metrics, summary, subjects, curves, band, data, idata)
@@ -92,12 +102,24 @@ def load(d: DataConfig, c: Hierarchical, model: MeanModel):
             "experiment=hierarchical fits your own files: pass data=files "
             "data.observations=PATH [data.interventions=PATH]"
         )
-    if d.static:
-        raise ConfigError(
-            "experiment=hierarchical does not take covariates yet; remove data.static"
-        )
     obs = read_long(d.observations, d.subject_col)
     doses = read_long(d.interventions, d.subject_col) if d.interventions else None
+    static = read_long(d.static, d.subject_col) if d.static else None
+    return frames_data(obs, doses, static, d, c, model)
+
+
+def frames_data(obs, doses, static, d: DataConfig, c: Hierarchical, model: MeanModel):
+    """The cohort from in-memory tables laid out as the data group's files describe."""
+    if c.covariates and static is None:
+        raise ConfigError(
+            f"experiment.covariates={list(c.covariates)} are read from the static table: pass "
+            "data.static=PATH (one row per subject)"
+        )
+    if static is not None and not c.covariates:
+        raise ConfigError(
+            "data.static is given but experiment.covariates is empty: name the covariates to use "
+            "(experiment.covariates=[...]) or drop data.static"
+        )
     has_doses = doses is not None or d.amount_col in obs.columns
     if model.kind == "growth" and has_doses:
         raise ConfigError(
@@ -110,13 +132,38 @@ def load(d: DataConfig, c: Hierarchical, model: MeanModel):
             f"with an {d.amount_col!r} column"
         )
     cols = dict(subject_col=d.subject_col, time_col=d.time_col, value_col=d.value_col,
-                variable_col=d.variable_col, amount_col=d.amount_col, route_col=d.kind_col)  # fmt: skip
-    raw = longitudinal_data(obs, doses, variable=c.variable, error_model=c.error_model, **cols)
-    centre = _time_centre(c.centre_time, raw)
-    if not centre:
-        return raw
-    return longitudinal_data(obs, doses, variable=c.variable, error_model=c.error_model,
-                             time_centre=centre, **cols)  # fmt: skip
+                variable_col=d.variable_col, amount_col=d.amount_col, route_col=d.kind_col,
+                covariate_cols=tuple(c.covariates), scale_covariates=c.scale_covariates)  # fmt: skip
+    try:
+        raw = longitudinal_data(obs, doses, static, variable=c.variable,
+                                error_model=c.error_model, **cols)  # fmt: skip
+        centre = _time_centre(c.centre_time, raw)
+        if not centre:
+            return raw
+        return longitudinal_data(obs, doses, static, variable=c.variable,
+                                 error_model=c.error_model, time_centre=centre, **cols)  # fmt: skip
+    except CohortError as e:
+        raise ConfigError(str(e)) from e
+
+
+def covariate_effects(c: Hierarchical, model: MeanModel, data) -> tuple[tuple[str, str], ...]:
+    """``(parameter, design column)`` pairs of ``experiment.covariate_effects`` (a categorical
+    covariate contributes one pair per non-reference level)."""
+    pairs = []
+    for param, covs in (c.covariate_effects or {}).items():
+        if param not in model.params:
+            raise ConfigError(
+                f"experiment.covariate_effects: {param!r} is not a parameter of {c.model!r} "
+                f"{model.params}"
+            )
+        for cov in covs:
+            if cov not in c.covariates:
+                raise ConfigError(
+                    f"experiment.covariate_effects: {cov!r} is not in experiment.covariates "
+                    f"{list(c.covariates)}"
+                )
+            pairs += [(param, col) for col in covariate_columns(data, cov)]
+    return tuple(pairs)
 
 
 def _time_centre(option: str, data) -> float:
@@ -154,12 +201,21 @@ def build_spec(c: Hierarchical, model: MeanModel, data) -> HierarchicalSpec:
             error_model=c.error_model,
             sigma_scale=c.sigma_scale or defaults.sigma_scale,
             standardized=model.kind == "growth",
+            covariate_effects=covariate_effects(c, model, data),
+            beta_scale=c.beta_scale,
+            centred=_centred(c.parameterization),
         )
     except ValueError as e:
         raise ConfigError(str(e)) from e
 
 
-def _fit(spec, data, key, c: Hierarchical):
+def _centred(option: str) -> bool:
+    if option not in ("noncentred", "centred"):
+        raise ConfigError(f"experiment.parameterization={option!r}: use noncentred or centred")
+    return option == "centred"
+
+
+def fit(spec, data, key, c: Hierarchical):
     """(samples, grouped by chain?, divergences, per-draw divergence flags)."""
     if c.inference == "nuts":
         with warnings.catch_warnings():  # raw site names; run() warns by parameter name instead
@@ -210,7 +266,9 @@ def _metrics(c, spec, data, summary, check, divergences, seconds, in_sample) -> 
         "correlated": c.correlated, "error_model": c.error_model, "inference": c.inference,
         "time_centre": data.time_centre, "n_subjects": len(data.subject_ids),
         "n_observations": int(np.asarray(data.mask).sum()), "fit_seconds": seconds,
-        "num_divergences": int(divergences),
+        "num_divergences": int(divergences), "parameterization": c.parameterization,
+        "covariate_effects": [list(p) for p in spec.covariate_effects],
+        "covariates": [list(i) for i in data.covariate_info],
         "priors": {"prior_loc": list(spec.prior_loc), "prior_scale": list(spec.prior_scale),
                    "omega_scale": list(spec.omega_scale), "sigma_scale": spec.sigma_scale},
         **in_sample,
@@ -258,6 +316,8 @@ def write_report(out_dir: Path, c, m, summary, subjects, curves, band, data, ida
         "Prior-predictive check: " + ("not run" if check is None else "; ".join(check) or "ok")
         + ".",
         "",
+        *_covariate_lines(m),
+        "",
         *table(["parameter", "mean", "sd", "5%", "95%", "R-hat", "bulk ESS"], rows),
         "",
         *(["V, Cl and the half-lives are those of the typical subject (population means)."]
@@ -269,3 +329,17 @@ def write_report(out_dir: Path, c, m, summary, subjects, curves, band, data, ida
         "",
         *images(["individual_fits.png"]),
     ])  # fmt: skip
+
+
+def _covariate_lines(m: dict) -> list[str]:
+    """How each covariate entered the model (centre and scale, or reference level)."""
+    if not m["covariates"]:
+        return []
+    lines = ["Covariates (effects `beta_<parameter>_<column>` in the table):"]
+    for name, kind, a, b in m["covariates"]:
+        if kind == "continuous":
+            lines.append(f"- {name}: continuous, centred at {a:.4g}" + (f", scaled by {b:.4g}"
+                         if b != 1.0 else ""))  # fmt: skip
+        else:
+            lines.append(f"- {name}: categorical, reference level {a!r} (levels {list(b)})")
+    return [*lines, ""]

@@ -57,6 +57,16 @@ from twinjax.bayes.pk import (
     oral_predict,
     oral_steady_state,
 )
+from twinjax.bayes.pk_compartments import (
+    compartment_derived,
+    mammillary_exponents,
+    pk2_iv_predict,
+    pk2_oral_predict,
+    pk3_iv_predict,
+    polyexponential,
+    two_compartment,
+    two_compartment_exponents,
+)
 from twinjax.bayes.pk_routes import (
     Doses,
     iv_cl_v_predict,
@@ -65,7 +75,12 @@ from twinjax.bayes.pk_routes import (
     oral_ke_ka_cl_predict,
     pk_derived,
 )
-from twinjax.bayes.predictive import PosteriorPredictive, flatten_chains, posterior_predictive
+from twinjax.bayes.predictive import (
+    PosteriorPredictive,
+    flatten_chains,
+    pointwise_log_likelihood,
+    posterior_predictive,
+)
 from twinjax.bayes.priors import (
     PriorCheck,
     Priors,
@@ -83,7 +98,13 @@ from twinjax.bayes.recurrent import (
 from twinjax.bayes.residual import ERROR_MODELS
 from twinjax.bayes.simulate import simulate_cohort
 from twinjax.bayes.summary import inference_data, posterior_table, subject_table
-from twinjax.bayes.tables import longitudinal_data, read_long, split_events
+from twinjax.bayes.tables import (
+    covariate_columns,
+    covariate_design,
+    longitudinal_data,
+    read_long,
+    split_events,
+)
 
 __all__ = [
     "BayesianTwins",
@@ -108,6 +129,9 @@ __all__ = [
     "central_interval",
     "choose_dose",
     "choose_dose_time",
+    "compartment_derived",
+    "covariate_columns",
+    "covariate_design",
     "coverage",
     "crps_gaussian",
     "crps_samples",
@@ -133,6 +157,7 @@ __all__ = [
     "iv_cl_v_predict",
     "linear_predict",
     "longitudinal_data",
+    "mammillary_exponents",
     "mean_model",
     "mixture_calibration",
     "mixture_moments",
@@ -148,8 +173,13 @@ __all__ = [
     "pit_gaussian",
     "pit_ks",
     "pit_samples",
+    "pk2_iv_predict",
+    "pk2_oral_predict",
+    "pk3_iv_predict",
     "pk_data_from_frames",
     "pk_derived",
+    "pointwise_log_likelihood",
+    "polyexponential",
     "polynomial_names",
     "polynomial_predict",
     "population_draws",
@@ -171,4 +201,6 @@ __all__ = [
     "spread_factor",
     "subject_table",
     "svi_draws",
+    "two_compartment",
+    "two_compartment_exponents",
 ]

@@ -40,6 +40,8 @@ class TwinData(NamedTuple):
     covariate_names: tuple = ()
     imputed: tuple = ()  # subjects whose covariates were imputed
     time_centre: float = 0.0  # subtracted from every time (observations and doses)
+    # per covariate: (name, "continuous", centre, scale) or (name, "categorical", reference, levels)
+    covariate_info: tuple = ()
 
 
 def _pad(groups: list[np.ndarray], fill: float) -> np.ndarray:

@@ -40,6 +40,10 @@ class Doses(NamedTuple):
     amounts: Float[ArrayLike, "*batch doses"]
     route: Float[ArrayLike, "*batch doses"] | None = None  # 0 bolus, 1 oral, 2 infusion
     duration: Float[ArrayLike, "*batch doses"] | None = None  # infusion duration, else 0
+    # steady state (NONMEM SS=1 / II): 1 where the dose repeats every ``ii`` since long before;
+    # None: no steady-state dose (see twinjax.bayes.pk_compartments)
+    ss: Float[ArrayLike, "*batch doses"] | None = None
+    ii: Float[ArrayLike, "*batch doses"] | None = None
 
 
 def one_compartment(
@@ -54,6 +58,11 @@ def one_compartment(
     Oral doses need ``lKa``; without it they count as boluses (the model builder refuses oral
     doses for an IV parameterization before this point).
     """
+    if doses.ss is not None:  # steady-state doses: the general sum-of-exponentials form
+        from twinjax.bayes.pk_compartments import polyexponential
+
+        ke, cl = jnp.exp(lKe), jnp.exp(lCl)
+        return polyexponential(t, doses, jnp.reshape(ke / cl, (1,)), jnp.reshape(ke, (1,)), lKa)
     if doses.route is None:
         if lKa is None:
             raise ValueError("oral doses need an absorption rate lKa")
@@ -95,10 +104,17 @@ def oral_ke_ka_cl_predict(t, theta: dict, doses: Doses) -> Float[Array, " time"]
 
 def pk_derived(theta: dict) -> dict[str, np.ndarray]:
     """Volume ``V``, clearance ``Cl`` and elimination half-life ``t_half = ln 2 / Ke`` (natural
-    units) from draws of any of the parameterizations (arrays of any shape)."""
+    units) from draws of any of the parameterizations (arrays of any shape), and the AUC of a unit
+    dose ``1 / Cl``. Two and three compartments (``lV1``): see
+    :func:`~twinjax.bayes.pk_compartments.compartment_derived`."""
+    if "lV1" in theta:
+        from twinjax.bayes.pk_compartments import compartment_derived
+
+        return compartment_derived(theta)
     lcl = np.asarray(theta["lCl"])
     lke = np.asarray(theta["lKe"]) if "lKe" in theta else lcl - np.asarray(theta["lV"])
     out = {"V": np.exp(lcl - lke), "Cl": np.exp(lcl), "t_half": np.log(2.0) / np.exp(lke)}
+    out["auc_unit_dose"] = np.exp(-lcl)
     if "lKa" in theta:
         out["t_half_absorption"] = np.log(2.0) / np.exp(np.asarray(theta["lKa"]))
     return {k: np.asarray(v) for k, v in out.items()}

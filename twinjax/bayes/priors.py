@@ -9,8 +9,9 @@ in standardized units (``HierarchicalSpec(standardized=True)``), so NUTS sees un
 the outcome is near 0.1 or 1,000.
 
 PK models (log parameters): centred on rough data-based values (``Ke`` from the span of
-observations after the first dose, ``V`` from dose over peak concentration, ``Ka`` from the time
-of the peak) with SD 2 (a factor of 7 either way); random-effect SDs ``HalfNormal(1)``.
+observations after the first dose, ``V`` (or ``V1``) from dose over peak concentration, ``Ka``
+from the time of the peak; peripheral volumes 2 and 4 times ``V1``, intercompartmental clearances
+near ``Cl``) with SD 2 (a factor of 7 either way); random-effect SDs ``HalfNormal(1)``.
 
 The prior-predictive check draws cohorts from the prior and warns (:class:`PriorWarning`) when the
 observations sit in its far tails: more than ``max_tail_fraction`` of them outside the central
@@ -71,6 +72,10 @@ def pk_priors(model: MeanModel, data: TwinData, error_model: ErrorModel) -> Prio
     t_peak = np.take_along_axis(after, np.argmax(np.where(mask, y, -np.inf), 1)[:, None], 1)
     ka = 1.0 / max(float(np.nanmedian(t_peak)), 1e-6)
     guess = {"lKe": np.log(ke), "lCl": np.log(ke * v), "lV": np.log(v), "lKa": np.log(ka)}
+    # more compartments: V1 from the peak, each peripheral volume twice the one before, and
+    # intercompartmental clearances equal to the elimination clearance (SD 2 covers the rest)
+    guess |= {"lV1": np.log(v), "lV2": np.log(2 * v), "lV3": np.log(4 * v)}
+    guess |= {"lQ": guess["lCl"], "lQ2": guess["lCl"], "lQ3": guess["lCl"] - np.log(4.0)}
     n = len(model.params)
     sigma = (
         1.0 if error_model in LOG_SCALE or error_model == "proportional" else float(y[mask].std())
@@ -84,7 +89,9 @@ def default_priors(model: MeanModel, data: TwinData, error_model: ErrorModel) ->
         route = data.regimen.route
         oral = np.ones_like(data.regimen.amounts, bool) if route is None else route == ORAL
         if not model.absorption and np.any(oral & (data.regimen.amounts > 0)):
-            raise ValueError("oral doses need a model with absorption (lKa): pk_oral or pk_oral_ke")
+            raise ValueError(
+                "oral doses need a model with absorption (lKa): pk_oral, pk_oral_ke or pk2_oral"
+            )
         return pk_priors(model, data, error_model)
     return growth_priors(model, data, error_model)
 

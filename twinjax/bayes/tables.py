@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from twinjax.bayes.data import TwinData, _check_positive, _check_times, _covariates, _pad
+from twinjax.bayes.data import TwinData, _check_positive, _check_times, _pad
 from twinjax.bayes.pk_routes import BOLUS, INFUSION, ORAL, Doses
 from twinjax.bayes.residual import ErrorModel, check_error_model
 from twinjax.data.errors import CohortError
@@ -137,7 +137,10 @@ def longitudinal_data(
     duration_col: str = "duration",
     rate_col: str = "rate",
     default_route: str = "bolus",
+    ss_col: str = "ss",
+    ii_col: str = "ii",
     covariate_cols: tuple[str, ...] = (),
+    scale_covariates: bool = False,
     time_centre: float = 0.0,
     error_model: ErrorModel = "additive",
     drop_nonpositive: bool = False,
@@ -147,7 +150,9 @@ def longitudinal_data(
     ``doses`` None and an ``amount_col`` column in ``observations``: an event table (split by
     :func:`split_events`). No doses at all: a regimen of one zero-amount dose per subject.
     Doses all oral: ``route`` and ``duration`` None (see :class:`~twinjax.bayes.pk_routes.Doses`).
-    Covariates are centred on the mean over subjects.
+    A dose with a nonzero ``ss_col`` is a steady-state dose repeated every ``ii_col`` (NONMEM's
+    SS=1 and II). Covariates (:func:`covariate_design`): numeric ones centred on the mean over
+    subjects (and divided by their SD with ``scale_covariates``), others treatment-coded.
 
     Example:
         >>> obs = pd.DataFrame({"subject_id": ["b", "a", "a"], "time": [1.0, 0.0, 2.0],
@@ -175,7 +180,8 @@ def longitudinal_data(
     _check_times(doses, time_col, "doses", "doses")
     route = _routes(doses, route_col, default_route)
     duration = _durations(doses, route, doses[amount_col].to_numpy(), duration_col, rate_col)
-    doses = doses.assign(_route=route, _duration=duration)
+    ss, ii = _steady_state(doses, route, duration, ss_col, ii_col)
+    doses = doses.assign(_route=route, _duration=duration, _ss=ss, _ii=ii)
     ids = _order(set(obs[subject_col]))
     strays = sorted(set(doses[subject_col]) - set(ids), key=str)
     if strays:
@@ -190,17 +196,22 @@ def longitudinal_data(
         amounts=_pad([g[amount_col].to_numpy() for g in dose_groups], 0.0),
         route=None if all_oral else _pad([g["_route"].to_numpy() for g in dose_groups], 0.0),
         duration=None if all_oral else _pad([g["_duration"].to_numpy() for g in dose_groups], 0.0),
+        ss=None if not ss.any() else _pad([g["_ss"].to_numpy() for g in dose_groups], 0.0),
+        ii=None if not ss.any() else _pad([g["_ii"].to_numpy() for g in dose_groups], 0.0),
     )
-    cov, _ = _covariates(_static(static, subject_col), covariate_cols, list(ids), False)
+    cov, names, info = covariate_design(
+        _static(static, subject_col), covariate_cols, ids, scale=scale_covariates
+    )
     lengths = np.array([len(v) for v in y])
     return TwinData(
         times=_pad(t, 0.0),
         values=_pad(y, 1.0),  # padding 1.0 keeps log-scale likelihoods finite; it is masked
         mask=np.arange(max(lengths))[None, :] < lengths[:, None],
         regimen=regimen,
-        covariates=cov - cov.mean(axis=0, keepdims=True),
+        covariates=cov,
         subject_ids=ids,
-        covariate_names=tuple(covariate_cols),
+        covariate_names=names,
+        covariate_info=info,
         time_centre=float(time_centre),
     )
 
@@ -209,3 +220,88 @@ def _static(static: pd.DataFrame | None, subject_col: str) -> pd.DataFrame:
     if static is None:
         return pd.DataFrame()
     return static.set_index(subject_col)
+
+
+def _steady_state(doses, route, duration, ss_col, ii_col) -> tuple[np.ndarray, np.ndarray]:
+    """(ss flags, intervals) of the dose rows; checked: an interval > 0 for each steady-state dose,
+    and an infusion no longer than its interval."""
+    if ss_col not in doses.columns:
+        return np.zeros(len(doses)), np.zeros(len(doses))
+    ss = np.nan_to_num(_numeric(doses, ss_col, "doses"))
+    if not np.isin(ss, (0.0, 1.0)).all():
+        raise CohortError("ss is 0 or 1 (NONMEM's SS=1)", source="doses",
+                          rows=doses.index[~np.isin(ss, (0.0, 1.0))], column=ss_col)  # fmt: skip
+    if ii_col not in doses.columns:
+        if ss.any():
+            raise CohortError(f"steady-state doses need an interval column {ii_col!r}",
+                              source="doses", rows=doses.index[ss > 0])  # fmt: skip
+        return ss, np.zeros(len(doses))
+    ii = np.nan_to_num(_numeric(doses, ii_col, "doses"))
+    bad = doses.index[(ss > 0) & ~(ii > 0)]
+    if len(bad):
+        raise CohortError(f"steady-state doses need {ii_col!r} > 0", source="doses", rows=bad)
+    long = doses.index[(ss > 0) & (route == INFUSION) & (duration > ii)]
+    if len(long):
+        raise CohortError(
+            f"a steady-state infusion longer than its interval {ii_col!r}",
+            source="doses",
+            rows=long,
+        )
+    return ss, np.where(ss > 0, ii, 0.0)
+
+
+def covariate_design(
+    static: pd.DataFrame, columns, ids, *, scale: bool = False
+) -> tuple[np.ndarray, tuple[str, ...], tuple[tuple, ...]]:
+    """The covariate matrix ``[subjects, columns]`` of the static table (indexed by subject).
+
+    Numeric columns are centred on their mean over ``ids`` (and divided by their SD with
+    ``scale``); other columns are treatment-coded against their first level in sorted order, one
+    0/1 column ``name[level]`` per other level.
+
+    Returns:
+        ``(matrix, column names, info)`` with one info entry per covariate:
+        ``(name, "continuous", centre, scale)`` or ``(name, "categorical", reference, levels)``.
+
+    Example:
+        >>> st = pd.DataFrame({"Age": [30.0, 50.0], "Sex": ["M", "F"]}, index=["a", "b"])
+        >>> x, names, info = covariate_design(st, ["Age", "Sex"], ["a", "b"])
+        >>> x.tolist(), names, info[1]
+        ([[-10.0, 1.0], [10.0, 0.0]], ('Age', 'Sex[M]'), ('Sex', 'categorical', 'F', ('F', 'M')))
+    """
+    columns = list(columns)
+    if not columns:
+        return np.zeros((len(ids), 0)), (), ()
+    missing_cols = [c for c in columns if c not in static.columns]
+    if missing_cols:
+        raise CohortError(f"no covariate columns {missing_cols}; found {list(static.columns)}",
+                          source="static")  # fmt: skip
+    table = static.reindex(list(ids))[columns]
+    absent = [s for s, row in zip(ids, table.isna().any(axis=1), strict=True) if row]
+    if absent:
+        raise CohortError(f"covariates missing for subjects {absent}", source="static")
+    blocks, names, info = [], [], []
+    for c in columns:
+        col = table[c]
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            x = col.to_numpy(dtype=np.float64)
+            centre, sd = float(x.mean()), float(x.std()) if scale else 1.0
+            blocks.append(((x - centre) / (sd or 1.0))[:, None])
+            names.append(c)
+            info.append((c, "continuous", centre, sd or 1.0))
+            continue
+        text = col.astype(str)
+        levels = tuple(sorted(text.unique()))
+        blocks.append(np.stack([(text == lv).to_numpy(float) for lv in levels[1:]], -1)
+                      if len(levels) > 1 else np.zeros((len(ids), 0)))  # fmt: skip
+        names += [f"{c}[{lv}]" for lv in levels[1:]]
+        info.append((c, "categorical", levels[0], levels))
+    return np.concatenate(blocks, axis=1), tuple(names), tuple(info)
+
+
+def covariate_columns(data: TwinData, covariate: str) -> tuple[str, ...]:
+    """The design columns of ``covariate``: itself (continuous) or its ``name[level]`` columns."""
+    cols = tuple(n for n in data.covariate_names if n == covariate or n.startswith(f"{covariate}["))
+    if not cols:
+        raise ValueError(f"no covariate {covariate!r}; the data have {list(data.covariate_names)}")
+    return cols
