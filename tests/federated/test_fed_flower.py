@@ -193,3 +193,14 @@ def test_federated_twins_on_flower_simulation():
     _assert_same(runs[0].state, state)
     moved = jax.tree.map(lambda a, b: float(np.abs(a - b).max()), state.params, params)
     assert max(jax.tree.leaves(moved)) > 1e-4  # the rounds changed the twin
+
+
+def test_refuses_what_it_cannot_run():
+    algo, params = make_fedadam()
+    with pytest.raises(ValueError, match="no parts"):
+        flower.strategy(lambda: (fl.FederatedAlgorithm(algo.init, algo.apply), params),
+                        num_clients=NUM_CLIENTS)  # fmt: skip
+    arrays = flower.to_arrays(params)
+    assert jax.tree.all(jax.tree.map(np.array_equal, flower.from_arrays(arrays, params), params))
+    with pytest.raises(ValueError, match="expected 2 arrays, received 1"):
+        flower.from_arrays({"0": arrays["0"]}, params)

@@ -55,7 +55,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from twinjax import federated as fl
-from twinjax.federated.algorithm import _cohort, _per_client, _simulated, _write_back
+from twinjax.federated.algorithm import Parts, _cohort, _per_client, _simulated, _write_back
 from twinjax.federated.sampling import assign_work, sample_clients
 
 # (algorithm, initial global params); called once on each side, so it must be deterministic
@@ -67,13 +67,13 @@ ROW_FIELDS = ("id", "count", "epochs", "weight", "group", "live", "key")
 COHORT_FIELDS = ("id", "count", "epochs", "weight", "group", "live")
 
 
-def _parts(algorithm: fl.FederatedAlgorithm):
+def _parts(algorithm: fl.FederatedAlgorithm) -> Parts:
     if algorithm.parts is None:
         raise ValueError("the algorithm has no parts: build it with federated_averaging(...)")
     return algorithm.parts
 
 
-def plan_round(parts: Any, state: fl.ServerState, count: Any, key: Any) -> dict:
+def plan_round(parts: Parts, state: fl.ServerState, count: Any, key: Any) -> dict:
     """The round's slots (as ``FederatedAlgorithm.apply`` draws them): client ids, assigned
     epochs, live flags, weights, keys and the clients' states before the round."""
     keys = fl.round_keys(key)
@@ -93,7 +93,7 @@ def plan_round(parts: Any, state: fl.ServerState, count: Any, key: Any) -> dict:
 
 
 def finish_round(
-    parts: Any, state: fl.ServerState, rows: dict, sent: dict, key: Any, num_clients: int
+    parts: Parts, state: fl.ServerState, rows: dict, sent: dict, key: Any, num_clients: int
 ) -> tuple[fl.ServerState, dict]:
     """Aggregation, server optimizer and client-state write-back on the clients' replies."""
     metrics = {"clients_live": jnp.sum(rows["live"]), "local_steps": jnp.sum(sent["steps"])}
