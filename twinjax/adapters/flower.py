@@ -43,6 +43,7 @@ Flower is an optional dependency (``pip install "flwr[simulation]"``); this modu
 only when an app or a strategy is built.
 """
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -203,14 +204,21 @@ def strategy(
             self._round: dict = {}
 
         def summary(self) -> None:
-            print(f"twinjax strategy: {num_clients} clients, {parts.clients_per_round} a round")
+            logging.getLogger(__name__).info(
+                "twinjax strategy: %d clients, %d a round", num_clients, parts.clients_per_round
+            )
 
         def _discover(self, grid) -> None:
             """Each node's client id and sample count (one ``query`` message each)."""
             import time
 
-            while len(list(grid.get_node_ids())) < num_clients:
+            waited = 0.0
+            while (connected := len(list(grid.get_node_ids()))) < num_clients:
+                if waited > timeout:
+                    raise TimeoutError(f"{connected} of {num_clients} nodes connected in "
+                                       f"{timeout:.0f} s")  # fmt: skip
                 time.sleep(0.5)
+                waited += 0.5
             asks = [Message(RecordDict({"config": ConfigRecord({})}), node, MessageType.QUERY)
                     for node in grid.get_node_ids()]  # fmt: skip
             count = np.zeros(num_clients, np.int32)
