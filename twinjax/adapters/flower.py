@@ -4,7 +4,7 @@ The algorithm is the one :func:`~twinjax.federated.federated_averaging` builds, 
 ``parts`` (client update, aggregator, server optimizer, sampling, weighting, simulation) are
 split at the place where a round crosses the network.
 
-- :class:`Strategy` (server, a Flower message ``Strategy``): draws the round exactly as
+- :func:`strategy` (server, a Flower message ``Strategy``; :func:`server_app` runs it): draws the round exactly as
   ``FederatedAlgorithm.apply`` does (round key ``fold_in(key, r)`` as in
   :func:`~twinjax.federated.run_rounds`, the sampled client ids, their assigned epochs, which of
   them the simulation drops, their aggregation weights and keys), sends each live client one
@@ -37,7 +37,8 @@ What maps and what does not:
   it has clipped and quantized itself, so it can replace :func:`~twinjax.federated.mean`
   (not robust rules, not DP noise added on the server) and is not wired here;
 - the simulation's dropouts and stragglers are drawn by the server (a real dropout is a
-  missing reply: the round is then refused, see :class:`Strategy`).
+  missing reply: the round is then refused, see :func:`strategy`); its Byzantine attackers are
+  the clients it names, corrupting their own updates in their ``ClientApp``.
 
 Flower is an optional dependency (``pip install "flwr[simulation]"``); this module imports it
 only when an app or a strategy is built.
