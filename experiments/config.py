@@ -383,9 +383,31 @@ class PbcTwins:
     progress: bool = False
 
 
+@dataclass
+class WagesPanel:
+    """Earnings twins of the PSID wage panel (Ecdat ``Wages``, 595 workers, 1976-1982): each
+    worker's 1982 log wage forecast from 1976-1981 by recurrent twins (population, personalized;
+    the model and train groups), a hierarchical Bayesian growth twin (NUTS), a random intercept
+    and slope mixed model (REML) and last value + mean increase; calibration by sex and race."""
+
+    name: str = "wages_panel"
+    n_workers: int = 0  # 0: all 595; >0: a random subset of that many (CI)
+    # time-varying covariates known at the forecast: target_year (scenario) | previous_year
+    covariates: str = "target_year"
+    levels: list[float] = field(default_factory=lambda: [0.5, 0.7, 0.8, 0.9, 0.95])
+    lme_method: str = "reml"  # reml | ml
+    correlated: bool = True  # LKJ-correlated random intercept and slope in the growth twin
+    num_warmup: int = 1000
+    num_samples: int = 1000
+    num_chains: int = 4
+    target_accept: float = 0.9
+    n_plot_workers: int = 6
+    progress: bool = True
+
+
 EXPERIMENTS: tuple[type, ...] = (
     TwinsSynthetic, BayesTwins, BayesSynthetic, PkTheophylline, FedproxSynthetic, FederatedTwins,
     DpPopulation,
     AbmEpidemic, AbmCommuting, AbmFinance, TwinLifecycle, Forecast, Hierarchical,
-    PbcTwins,
+    PbcTwins, WagesPanel,
 )  # fmt: skip
