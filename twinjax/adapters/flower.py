@@ -65,8 +65,8 @@ MakeAlgorithm = Callable[[], tuple[fl.FederatedAlgorithm, Any]]
 # a client's own samples (a pytree with a leading samples axis), from its id
 LoadData = Callable[[int], Any]
 
-ROW_FIELDS = ("id", "count", "epochs", "weight", "group", "live", "key")
-COHORT_FIELDS = ("id", "count", "epochs", "weight", "group", "live")
+# a slot's fields a client receives (with its key); the whole cohort's when the aggregator encodes
+ROW_FIELDS = ("id", "count", "epochs", "weight", "group", "live")
 
 
 def _parts(algorithm: fl.FederatedAlgorithm) -> Parts:
@@ -244,11 +244,11 @@ def strategy(
             shared = {"params": _tree_record(state.params),
                       "client": _tree_record(state.clients.shared)}  # fmt: skip
             if parts.aggregator.encode is not None:
-                shared["cohort"] = _record({k: rows[k] for k in COHORT_FIELDS})
+                shared["cohort"] = _record({k: rows[k] for k in ROW_FIELDS})
                 shared["round-key"] = _record({"key": jax.random.key_data(key)})
             messages = []
             for i in np.flatnonzero(np.asarray(rows["live"])).tolist():
-                row = {k: rows[k][i] for k in ROW_FIELDS if k != "key"}
+                row = {k: rows[k][i] for k in ROW_FIELDS}
                 row["key"] = jax.random.key_data(rows["key"][i])
                 content = RecordDict({
                     **shared, "row": _record(row), "state": _tree_record(_take(rows["state"], i)),
