@@ -147,8 +147,10 @@ def speed(args) -> dict:
           f"(first call {compile_s:.1f} s) | {jax_rate / sim_rate:.0f}x", flush=True)  # fmt: skip
 
     if args.scenarios:
-        chunk = _one_day_jax(args.chunk, args.substeps)
-        jax.block_until_ready(chunk(jax.random.key(0)))  # compile apart
+        chunk = step
+        if args.chunk != args.batch:
+            chunk = _one_day_jax(args.chunk, args.substeps)
+            jax.block_until_ready(chunk(jax.random.key(0)))  # compile apart
         tic = time.perf_counter()
         means = []
         for c in range(-(-args.scenarios // args.chunk)):
@@ -175,7 +177,7 @@ def main():
     v.add_argument("--out", default="runs/glucose_validation")
     s = sub.add_parser("speed", help="patient-days per second, JAX vs simglucose")
     s.add_argument("--sim-days", type=int, default=3, help="simglucose patient-days timed")
-    s.add_argument("--batch", type=int, default=10, help="JAX scenarios per patient per call")
+    s.add_argument("--batch", type=int, default=100, help="JAX scenarios per patient per call")
     s.add_argument("--repeats", type=int, default=3)
     s.add_argument("--scenarios", type=int, default=1000, help="0 skips the 30 x S figure")
     s.add_argument("--chunk", type=int, default=100)

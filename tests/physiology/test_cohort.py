@@ -13,7 +13,7 @@ from twinjax.physiology.scenario import random_scenario
 def test_cohort_records_and_parquet_round_trip(tmp_path):
     names = ["adult#005", "child#003"]
     key = jax.random.key(4)
-    c = simulate_cohort(key, names, days=1)
+    c = simulate_cohort(key, names, days=1, substeps=1)  # one RK4 step a minute: a smaller program
     assert c.values.shape == (2, 481, 1) and c.step == 3.0
     # carbs recorded per 3-minute cell are the scenario's meals of that patient (key folded by
     # table position: adult#005 is 15th, child#003 is 23rd)
