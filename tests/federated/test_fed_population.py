@@ -144,5 +144,8 @@ def test_dp_population_tiny(tmp_path, run_app):
     assert m["objective"] == m["train_loss_private"]
     assert m["train_loss_nonprivate"] < math.log(10)  # below the zero-initialized model's loss
     assert m["padding_overhead"] >= 1.0
+    # 8 expected of 40 in 26 slots: P(Binomial(40, 0.2) > 26), computed by hand with math.comb
+    tail = sum(math.comb(40, k) * 0.2**k * 0.8 ** (40 - k) for k in range(27, 41))
+    assert m["slot_overflow_probability"] == pytest.approx(tail, rel=1e-6)
     report = (tmp_path / "report.md").read_text()
     assert "| DP-FedAvg |" in report and "| FedAvg |" in report and "accuracy.png" in report

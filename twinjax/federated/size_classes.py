@@ -8,8 +8,9 @@ of fixed edges is ``sum (hi - lo) * E[steps[lo]]``: only the mean order statisti
 step counts matter. They are estimated by drawing rounds from the population's client sizes,
 and the edges that minimize the expected cost are found by dynamic programming over the slots.
 With heavy-tailed sizes this beats the geometric widths of
-:func:`~twinjax.federated.execution.bucket_edges` (10,000 Synthetic clients, 1,000 per round:
-1.47x the useful steps with 8 geometric groups, 1.12x with 8 size classes).
+:func:`~twinjax.federated.execution.bucket_edges` (10,000 Synthetic clients with sizes capped at
+500, 1,000 Poisson-sampled per round, one epoch: 1.47x the useful steps with 8 geometric
+groups, 1.12x with 8 size classes, against 3.08x for one padded vmap).
 """
 
 from typing import Literal
