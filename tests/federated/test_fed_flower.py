@@ -204,3 +204,71 @@ def test_refuses_what_it_cannot_run():
     assert jax.tree.all(jax.tree.map(np.array_equal, flower.from_arrays(arrays, params), params))
     with pytest.raises(ValueError, match="expected 2 arrays, received 1"):
         flower.from_arrays({"0": arrays["0"]}, params)
+
+
+def _readme_block(text: str, first_line: str) -> str:
+    start = text.index(first_line)
+    return text[start : text.index("```", start)]
+
+
+def _stop_local_superlink(home) -> None:
+    """``flwr run`` on the local connection starts a detached SuperLink (kept for later runs,
+    its log under ``FLWR_HOME``); the one this test started is stopped (its workers follow)."""
+    import os
+    import signal
+    from pathlib import Path
+
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "flower-superlink" in args and str(home) in args:
+            os.kill(int(cmdline.parent.name), signal.SIGTERM)
+
+
+@pytest.mark.slow
+def test_readme_flower_app_runs_with_flwr_run(tmp_path):
+    """The README's app folder, as written, under ``flwr run`` (the local simulation
+    connection; port 39091 must be free), gives the parameters of twinjax's own rounds."""
+    import ast
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    app = tmp_path / "my_fed_app"
+    app.mkdir()
+    (app / "pyproject.toml").write_text(_readme_block(readme, "# my_fed_app/pyproject.toml"))
+    (app / "fed_app.py").write_text(_readme_block(readme, "# my_fed_app/fed_app.py"))
+    home = tmp_path / "flwr-home"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        '[superlink]\ndefault = "local"\n\n[superlink.local]\naddress = ":local:"\n'
+        "options.num-supernodes = 2\n"
+    )
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "FLWR_HOME": str(home), "XLA_FLAGS": "",
+           "PATH": bin_dir + os.pathsep + os.environ["PATH"]}  # fmt: skip
+    try:
+        proc = subprocess.run([str(Path(bin_dir) / "flwr"), "run", str(app), "--stream"],
+                              env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
+    finally:
+        _stop_local_superlink(home)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("final params:")]
+    assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
+    got = {k: np.asarray(v) for k, v in ast.literal_eval(lines[-1].split(":", 1)[1]).items()}
+
+    sys.path.insert(0, str(app))
+    try:
+        import fed_app
+    finally:
+        sys.path.remove(str(app))
+    algo, params = fed_app.make()
+    data, _ = fl.synthetic_alpha_beta(0, num_clients=2, dim=3, num_classes=2, max_samples=20)
+    state, _ = fl.run_rounds(algo, algo.init(params, num_clients=2), data, jax.random.key(0),
+                             rounds=3, progress=False)  # fmt: skip
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(jax.tree.map(np.asarray, state.params)),
+                    strict=True):  # fmt: skip
+        np.testing.assert_allclose(a, b, atol=1e-5)
