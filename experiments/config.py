@@ -379,6 +379,11 @@ class PbcTwins:
     num_chains: int = 2
     svi_steps: int = 3000
     predictive_draws: int = 400  # growth-model posterior draws behind its intervals
+    # recurrent twins (architecture and steps: the model and train groups): the population twin
+    # is evaluated on the validation visits every so many steps and the best kept (0: the last);
+    # personal twins keep their best-on-validation parameters (individual | cohort | none)
+    population_eval_every: int = 25
+    personal_selection: str = "individual"
     n_plot_patients: int = 4
     progress: bool = False
 

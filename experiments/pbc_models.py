@@ -44,6 +44,7 @@ from twinjax.pipeline import (
 )
 from twinjax.runtime import claim_run_dir
 from twinjax.train import fit_personal, fit_population
+from twinjax.twins import cohort_predictions
 
 YEAR = 365.25
 
@@ -71,8 +72,11 @@ def twin_predictions(
     # every series fits one window (at most 16 visits), so one window per individual and step
     pop_opt = population_options(cfg.data, cfg.train)._replace(window=steps, batch_windows=1)
     per_opt = personalize_options(cfg.data, cfg.train)._replace(window=steps, batch_windows=1)
+    per_opt = per_opt._replace(selection=cfg.experiment.personal_selection)
     k_pop, k_per = jax.random.split(key)
-    pop, losses = fit_population(k_pop, spec, arrays, pop_opt, ckpt / "population")
+    pop, losses, chosen = _early_stopped_population(
+        k_pop, spec, prepared, pop_opt, ckpt / "population", cfg.experiment.population_eval_every
+    )
     personal, _ = fit_personal(k_per, spec, pop, arrays, per_opt, ckpt / "personal")
     calibration = calibrate_scales(
         spec, arrays, pop, personal, history=steps, strength=cfg.train.calibration_strength
@@ -89,19 +93,53 @@ def twin_predictions(
         effects[name] = _twin_arm_effect(fit, v, personal_twin, k_bili)
     effects["population_final_loss"] = float(np.asarray(losses)[-1]) if len(losses) else None
     effects["validation_nll"] = _validation_nll(fit, v)
+    effects["population_steps_chosen"] = chosen
     return preds, effects
 
 
-def _validation_nll(fit: TwinFit, v: Visits) -> float:
-    """The personalized twins' mean Gaussian NLL at the second-to-last visits, each lab in units
-    of its training SD (a validation number for sweeps; the last visit is never used)."""
-    if not v.val.any():
+def _early_stopped_population(key, spec, prepared, options, ckpt: Path, every: int):
+    """The population twin trained to ``options.steps``, evaluated on the validation visits
+    every ``every`` steps (resuming its checkpoints); the parameters with the lowest validation
+    NLL are kept (on ~1,200 training visits the twin overfits within a few hundred steps).
+    ``every`` 0: the last parameters."""
+    arrays, scalers = prepared
+    if every <= 0 or not np.asarray(arrays.val).any():
+        params, losses = fit_population(key, spec, arrays, options, ckpt)
+        return params, losses, options.steps
+    options = options._replace(checkpoint_every=every)
+    best, best_nll, chosen, losses = None, np.inf, 0, []
+    ones = {"population": np.ones(spec.n_features), "personal": None}
+    for stop in range(every, options.steps + every, every):
+        stop = min(stop, options.steps)
+        params, part = fit_population(key, spec, arrays, options._replace(steps=stop), ckpt)
+        losses.extend(np.asarray(part).tolist())
+        fit = TwinFit(spec, scalers, arrays, params, None, None, ones)
+        nll = _validation_nll(fit, None, arrays=arrays, personal=False)
+        if nll < best_nll:
+            best, best_nll, chosen = params, nll, stop
+    return best, np.asarray(losses), chosen
+
+
+def _validation_nll(fit: TwinFit, v: Visits | None, *, arrays=None, personal=True) -> float:
+    """The twins' mean Gaussian NLL at the second-to-last visits in normalized units (each lab
+    in units of its training SD); the last visit is never used."""
+    arrays = fit.arrays if arrays is None else arrays
+    val = np.asarray(arrays.val)
+    if not val.any():
         return float("nan")
-    fc = fit.forecasts(v.cohort, v.val, personal=True, history=v.cohort.n_steps)
-    sd = np.asarray(fit.scalers.values.std, np.float64)
-    z = (fc.y - fc.mean) / fc.scale
-    nll = 0.5 * np.log(2 * np.pi) + np.log(fc.scale / sd) + 0.5 * z**2
-    return float(nll[fc.observed].mean())
+    params = fit.personal if personal else fit.population
+    mean, scale, t, inside = cohort_predictions(
+        params, fit.spec, arrays, val, history=val.shape[1], shared=not personal
+    )
+    factor = fit.calibration["personal"][:, None, :] if personal else fit.calibration["population"]
+    scale = np.asarray(scale) * factor
+    rows = np.arange(val.shape[0])[:, None]
+    t = np.asarray(t)
+    y = np.asarray(arrays.series.values)[rows, t]
+    seen = np.asarray(arrays.series.mask)[rows, t] & np.asarray(inside)[..., None]
+    z = (y - np.asarray(mean)) / scale
+    nll = 0.5 * np.log(2 * np.pi) + np.log(scale) + 0.5 * z**2
+    return float(nll[seen].mean())
 
 
 def _twin_arm_effect(fit: TwinFit, v: Visits, personal: bool, k: int) -> dict:

@@ -154,7 +154,7 @@ TINY = ["experiment=pbc_twins", "experiment.n_patients=10", "experiment.labs=[bi
         "experiment.log_labs=[bili]", "experiment.gp_steps=3", "experiment.growth_inference=svi",
         "experiment.svi_steps=5", "experiment.predictive_draws=20", "experiment.n_plot_patients=2",
         "train.steps=2", "train.personal_steps=2", "train.checkpoint_every=2", "model.hidden=4",
-        "model.attention_dim=2", "train.progress=false"]  # fmt: skip
+        "model.attention=false", "train.progress=false"]  # fmt: skip
 
 
 def test_tiny_run(tmp_path, run_app):
