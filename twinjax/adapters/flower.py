@@ -29,13 +29,16 @@ What maps and what does not:
   server, as in twinjax, and travels in the client's train message and reply;
 - Differential privacy (``dp_mean``): clipping and noise run in the server's aggregate, as in
   twinjax (central DP, trusted server); :func:`~twinjax.federated.epsilon` accounts for it;
-- secure aggregation (``secure_mean``): the client masks its update and the server only sums
-  masked vectors, but the pairwise seeds come from the round key the server holds, so it
-  protects nothing against the server: it is a simulation. Flower's real SecAgg+
-  (``flwr.server.workflow.SecAggPlusWorkflow`` with ``flwr.client.mod.secaggplus_mod``) runs
-  only inside Flower's legacy ``FitIns`` workflow and sums ``num_examples``-weighted parameters
-  it has clipped and quantized itself, so it can replace :func:`~twinjax.federated.mean`
-  (not robust rules, not DP noise added on the server) and is not wired here;
+- secure aggregation: twinjax's ``secure_mean`` runs as written (the client masks its update,
+  the server only sums masked vectors), but its pairwise seeds come from the round key the
+  server holds, so against the server it is a simulation. Flower's SecAgg+ is the real
+  protocol (key agreement, secret-shared seeds, dropout recovery): :func:`secaggplus_server_app`
+  with ``client_app(..., secaggplus=True)`` aggregates through it
+  (``flwr.server.workflow.SecAggPlusWorkflow`` and ``flwr.client.mod.secaggplus_mod``, Flower's
+  legacy ``FitIns`` workflow). It computes a weighted mean of clipped, quantized updates, so it
+  stands for ``mean()``/``secure_mean()`` with stateless clients; robust rules (they need each
+  update), ``screen``'s check, server-side DP noise and adaptive clipping (they need the
+  updates' norms) and client state (SCAFFOLD, personal layers) do not map to it;
 - the simulation's dropouts and stragglers are drawn by the server (a real dropout is a
   missing reply: the round is then refused, see :func:`strategy`); its Byzantine attackers are
   the clients it names, corrupting their own updates in their ``ClientApp``.
@@ -351,6 +354,113 @@ def server_app(
     return app
 
 
+def secaggplus_server_app(
+    make: MakeAlgorithm,
+    *,
+    num_clients: int,
+    rounds: int,
+    seed: int = 0,
+    key: Any = None,
+    num_shares: float = 1.0,
+    reconstruction_threshold: float = 0.7,
+    clipping_range: float = 1.0,
+    quantization_range: int = 2**22,
+    done: Callable[[ServerRun], None] | None = None,
+    timeout: float = 600.0,
+):
+    """A ``ServerApp`` aggregating through Flower's SecAgg+ (Bell et al. 2020): the server
+    learns only the weighted mean of the clients' updates, never one update.
+
+    It runs ``make()``'s rounds as :func:`server_app` does (same sampling, keys, weights and
+    server optimizer) for algorithms whose aggregate is the weighted mean (``mean()`` or
+    ``secure_mean()``, with or without ``screen``'s non-finite check, which SecAgg+ cannot run)
+    and whose clients keep no state. SecAgg+ clips each update to ``clipping_range`` and
+    quantizes it to ``quantization_range`` levels, so the result equals twinjax's up to about
+    ``2 * clipping_range / quantization_range`` per coordinate. The clients are
+    :func:`client_app` ``(..., secaggplus=True)``; ``num_shares`` and
+    ``reconstruction_threshold`` are SecAgg+'s (fractions of the round's clients).
+    """
+    from flwr.common import FitIns, ndarrays_to_parameters, parameters_to_ndarrays
+    from flwr.server import ServerConfig
+    from flwr.server.compat import LegacyContext
+    from flwr.server.strategy import Strategy as LegacyStrategy
+    from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
+    from flwr.serverapp import ServerApp
+
+    app = ServerApp()
+
+    @app.main()
+    def main(grid, context) -> None:
+        cfg = context.run_config
+        base = jax.random.key(int(cfg["seed"])) if "seed" in cfg else key
+        s = strategy(make, num_clients=num_clients, seed=seed, key=base, timeout=timeout)
+        algorithm, params = make()
+        parts = _parts(algorithm)
+        if jax.tree.leaves(s.run.state.clients):
+            raise ValueError("SecAgg+ returns only the mean update: clients cannot keep state")
+        s._discover(grid)
+        unravel = ravel_pytree(params)[1]
+        root = jax.random.key(seed) if base is None else base
+
+        class SecAggPlusStrategy(LegacyStrategy):
+            rows: dict = {}
+
+            def initialize_parameters(self, client_manager):
+                return ndarrays_to_parameters([np.asarray(a) for a in jax.tree.leaves(params)])
+
+            def configure_fit(self, server_round, parameters, client_manager):
+                state = s.run.state
+                key_r = jax.random.fold_in(root, state.round)
+                self.rows = rows = plan_round(parts, state, s.run.count, key_r)
+                proxies = client_manager.all()
+                leaves = [np.asarray(a) for a in jax.tree.leaves(state.params)]
+                out = []
+                for i in np.flatnonzero(np.asarray(rows["live"])).tolist():
+                    conf = {k: rows[k][i].item() for k in ROW_FIELDS}
+                    conf["weight"] = int(rows["weight"][i])
+                    conf["key"] = np.asarray(jax.random.key_data(rows["key"][i])).tobytes()
+                    conf["num-clients"] = num_clients
+                    node = s.run.nodes[int(rows["id"][i])]
+                    out.append((proxies[str(node)], FitIns(ndarrays_to_parameters(leaves), conf)))
+                return out
+
+            def aggregate_fit(self, server_round, results, failures):
+                if failures or not results:
+                    raise RuntimeError(f"SecAgg+ round {server_round} failed: {failures}")
+                mean = jnp.asarray(parameters_to_ndarrays(results[0][1].parameters)[0])
+                state = s.run.state
+                grads = jax.tree.map(jnp.negative, unravel(mean))
+                updates, opt = parts.server_optimizer.update(grads, state.opt_state, state.params)
+                new = optax.apply_updates(state.params, updates)
+                s.run.state = state._replace(params=new, opt_state=opt, round=state.round + 1)
+                live = int(np.asarray(self.rows["live"]).sum())
+                s.run.history.append({"round": int(s.run.state.round), "clients_live": live})
+                leaves = [np.asarray(a) for a in jax.tree.leaves(new)]
+                return ndarrays_to_parameters(leaves), {"clients_live": live}
+
+            def configure_evaluate(self, server_round, parameters, client_manager):
+                return []
+
+            def aggregate_evaluate(self, server_round, results, failures):
+                return None, {}
+
+            def evaluate(self, server_round, parameters):
+                return None
+
+        max_weight = float(np.asarray(s.run.count).max())
+        workflow = DefaultWorkflow(fit_workflow=SecAggPlusWorkflow(
+            num_shares, reconstruction_threshold, max_weight=max_weight,
+            clipping_range=clipping_range, quantization_range=quantization_range,
+            timeout=timeout))  # fmt: skip
+        rounds_ = int(cfg.get("num-server-rounds", rounds))
+        workflow(grid, LegacyContext(context, ServerConfig(num_rounds=rounds_),
+                                     SecAggPlusStrategy()))  # fmt: skip
+        if done is not None:
+            done(s.run)
+
+    return app
+
+
 # ---- client ---------------------------------------------------------------------------------
 
 
@@ -387,6 +497,8 @@ class ClientHandler:
             shared, one = _parts(algorithm).client.init(params)
             cache.update(algorithm=algorithm, like=(params, shared, one))
             cache["round"] = jax.jit(partial(client_round, algorithm), static_argnums=0)
+            plain = algorithm._replace(parts=_parts(algorithm)._replace(aggregator=fl.mean()))
+            cache["plain-round"] = jax.jit(partial(client_round, plain), static_argnums=0)
         cid = int(context.node_config["partition-id"])
         if cid not in cache:
             samples = self.load_data(cid)
@@ -427,7 +539,32 @@ class ClientHandler:
         return Message(content, reply_to=msg)
 
 
-def client_app(make: MakeAlgorithm, load_data: LoadData):
+def _fitins_train(handler: "ClientHandler", msg, context):
+    """``train`` under Flower's ``secaggplus_mod``: the slot travels in a legacy ``FitIns``; the
+    reply is the plain update (the mod weights, clips, quantizes and masks it) and its weight."""
+    import flwr.compat.common.recorddict_compat as compat
+    from flwr.app import Message
+    from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
+
+    cache, cid, samples, count = handler._setup(context)
+    params_like, _, _ = cache["like"]
+    fitins = compat.recorddict_to_fitins(msg.content, keep_input=True)
+    cfg = fitins.config
+    if int(cfg["id"]) != cid or int(cfg["count"]) != count:
+        raise ValueError(f"client {cid} ({count} samples) got the slot of client {cfg['id']}")
+    row = {k: jnp.asarray(cfg[k]) for k in ROW_FIELDS}
+    row["key"] = jax.random.wrap_key_data(jnp.asarray(np.frombuffer(cfg["key"], np.uint32)))
+    row["state"] = {}
+    leaves = parameters_to_ndarrays(fitins.parameters)
+    params = from_arrays({str(i): a for i, a in enumerate(leaves)}, params_like)
+    shared = {"params": params, "client": {}}
+    out = cache["plain-round"](int(cfg["num-clients"]), samples, shared, row)
+    res = FitRes(Status(Code.OK, ""), ndarrays_to_parameters([np.asarray(out["update"])]),
+                 int(cfg["weight"]), {"steps": int(out["steps"])})  # fmt: skip
+    return Message(compat.fitres_to_recorddict(res, keep_input=True), reply_to=msg)
+
+
+def client_app(make: MakeAlgorithm, load_data: LoadData, *, secaggplus: bool = False):
     """A Flower ``ClientApp``: the node whose config says ``partition-id = k`` is client ``k``
     and runs the client update of ``make()``'s algorithm on ``load_data(k)``, its own samples.
 
@@ -438,6 +575,8 @@ def client_app(make: MakeAlgorithm, load_data: LoadData):
         make: the server's ``() -> (algorithm, initial params)``.
         load_data: ``client id -> samples`` (a pytree with a leading samples axis).
 
+        secaggplus: the client side of :func:`secaggplus_server_app` (Flower's SecAgg+).
+
     Returns:
         A ``flwr.clientapp.ClientApp`` answering ``query`` and ``train`` messages.
     """
@@ -446,7 +585,12 @@ def client_app(make: MakeAlgorithm, load_data: LoadData):
     handler = ClientHandler(make, load_data)
     app = ClientApp()
     app.query()(handler.query)
-    app.train()(handler.train)
+    if secaggplus:
+        from flwr.client.mod import secaggplus_mod
+
+        app.train(mods=[secaggplus_mod])(partial(_fitins_train, handler))
+    else:
+        app.train()(handler.train)
     return app
 
 
