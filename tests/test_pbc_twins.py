@@ -136,16 +136,17 @@ def test_carry_forward_and_changes_by_hand():
 
 def test_intervals_reach_their_nominal_coverage_on_gaussians():
     rng = np.random.default_rng(0)
-    n, levels = 20_000, (0.5, 0.8, 0.9)
+    n, levels = 10_000, (0.5, 0.8, 0.9)
     mean, sd = rng.normal(size=n), rng.uniform(0.5, 2.0, n)
     y = mean + sd * rng.normal(size=n)
     cov = coverage_curve(y, gaussian_intervals(mean, sd, levels), np.ones(n, bool))
-    # binomial SD of a coverage at n = 20,000 is at most 0.0036: 4 SDs
-    assert all(abs(cov[lv] - lv) < 0.015 for lv in levels), cov
-    draws = mean + sd * rng.normal(size=(400, n))
+    # binomial SD of a coverage at n = 10,000 is at most 0.005: 4 SDs
+    assert all(abs(cov[lv] - lv) < 0.02 for lv in levels), cov
+    draws = mean + sd * rng.normal(size=(200, n))
     lo, hi = sample_intervals(draws, (0.9,))[0.9]
     s = interval_summary(y, mean, lo, hi, np.ones(n, bool))
-    assert abs(s["coverage"] - 0.9) < 0.02 and s["rmse"] == pytest.approx(
+    # 200 draws add quantile error to the binomial one: 0.025
+    assert abs(s["coverage"] - 0.9) < 0.025 and s["rmse"] == pytest.approx(
         np.mean(sd**2) ** 0.5, rel=0.03
     )
 
