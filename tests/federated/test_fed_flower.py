@@ -78,11 +78,11 @@ def _twinjax(make, rounds: int, backend: str) -> fl.ServerState:
     return state
 
 
-def _flower(make, rounds: int, ray: bool = False) -> flower.ServerRun:
+def _flower(make, rounds: int, ray: bool = False, secaggplus: bool = False) -> flower.ServerRun:
     runs = []
-    server = flower.server_app(make, num_clients=NUM_CLIENTS, rounds=rounds, seed=SEED,
-                               done=runs.append)  # fmt: skip
-    client = flower.client_app(make, load_client)
+    build = flower.secaggplus_server_app if secaggplus else flower.server_app
+    server = build(make, num_clients=NUM_CLIENTS, rounds=rounds, seed=SEED, done=runs.append)
+    client = flower.client_app(make, load_client, secaggplus=secaggplus)
     if ray:
         from flwr.simulation import run_simulation
 
@@ -286,14 +286,18 @@ def test_secaggplus_matches_twinjax():
     """Through Flower's SecAgg+ (the server sums masked, quantized updates) the model equals
     twinjax's rounds up to SecAgg+'s quantization: updates clipped to 1 on 2^22 levels, a step
     of 4.8e-7 a client (observed: 2e-7 after 2 rounds)."""
-    rounds = 2
-    runs = []
-    server = flower.secaggplus_server_app(make_fedavg, num_clients=NUM_CLIENTS, rounds=rounds,
-                                          seed=SEED, done=runs.append)  # fmt: skip
-    client = flower.client_app(make_fedavg, load_client, secaggplus=True)
-    flower.run_local(server, client, num_clients=NUM_CLIENTS)
-    ref = _twinjax(make_fedavg, rounds, "vmap")
-    got = runs[0].state
-    assert int(got.round) == rounds
-    for a, b in zip(jax.tree.leaves(got.params), jax.tree.leaves(ref.params), strict=True):
+    _assert_secaggplus(_flower(make_fedavg, 2, secaggplus=True), _twinjax(make_fedavg, 2, "vmap"))
+
+
+def _assert_secaggplus(run: flower.ServerRun, ref: fl.ServerState) -> None:
+    assert int(run.state.round) == int(ref.round)
+    for a, b in zip(jax.tree.leaves(run.state.params), jax.tree.leaves(ref.params), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_secaggplus_on_ray_simulation():
+    """SecAgg+ keeps its per-node protocol state in the node's context: the simulation engine's
+    contexts carry it between the protocol's stages."""
+    ref = _twinjax(make_fedavg, 2, "vmap")
+    _assert_secaggplus(_flower(make_fedavg, 2, ray=True, secaggplus=True), ref)
