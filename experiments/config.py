@@ -12,6 +12,7 @@ variant that overrides defaults (``defaults: [NAME, _self_]`` and the changed fi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -120,8 +121,8 @@ class Hierarchical:
     # centres and reference levels are written to metrics.json and report.md
     covariates: list[str] = field(default_factory=list)
     scale_covariates: bool = False
-    # linear effects on parameters, e.g. {lCl: [Age, LBM], lV1: [Age]}
-    covariate_effects: dict[str, list[str]] = field(default_factory=dict)
+    # linear effects on parameters, e.g. {lCl: [Age, LBM], lV1: [Age]} (None: none)
+    covariate_effects: Any = None  # dict[str, list[str]]: a typed dict refuses new keys
     beta_scale: float = 1.0  # Normal prior scale of the covariate effects
     parameterization: str = "noncentred"  # noncentred | centred random effects
     prior_check: bool = True  # prior-predictive check; warns when the data sit in its tails
@@ -410,9 +411,46 @@ class WagesPanel:
     progress: bool = True
 
 
+@dataclass
+class PkRemifentanil:
+    """Remifentanil population PK (nlme ``Remifentanil``, 65 subjects, infusions): hierarchical
+    twins with age and lean-body-mass effects, 1 vs 2 vs 3 compartments by PSIS-LOO, coverage of
+    held-out late concentrations, covariates against Minto et al. (1997)."""
+
+    name: str = "pk_remifentanil"
+    n_subjects: int = 0  # 0: all 65; >0: the first n (CI)
+    models: list[str] = field(default_factory=lambda: ["pk_iv", "pk2_iv", "pk3_iv"])
+    covariates: list[str] = field(default_factory=lambda: ["Age", "LBM"])
+    # Minto's structure (age and LBM on the clearances and volumes); parameters a model lacks
+    # are skipped (lV: one compartment; lQ: two; lQ2, lQ3, lV3: three)
+    covariate_effects: dict[str, list[str]] = field(
+        default_factory=lambda: {
+            "lCl": ["Age", "LBM"], "lV": ["Age", "LBM"], "lV1": ["Age", "LBM"],
+            "lV2": ["Age", "LBM"], "lQ": ["Age"], "lQ2": ["Age"], "lQ3": ["Age"],
+        }
+    )  # fmt: skip
+    # covariates divided by their SD (effects per SD, prior Normal(0, beta_scale) on the log
+    # scale); the report converts them back to per year / per kg
+    scale_covariates: bool = True
+    beta_scale: float = 1.0
+    holdout_fraction: float = 0.2  # the last 20% of each subject's samples (in time)
+    error_model: str = "log_additive"
+    parameterization: str = "noncentred"  # noncentred | centred
+    num_warmup: int = 500
+    num_samples: int = 500
+    num_chains: int = 4
+    target_accept: float = 0.9
+    dense_mass: bool = False
+    predictive_draws: int = 400
+    grid_points: int = 101
+    n_plot_subjects: int = 8
+    progress: bool = False
+
+
 EXPERIMENTS: tuple[type, ...] = (
     TwinsSynthetic, BayesTwins, BayesSynthetic, PkTheophylline, FedproxSynthetic, FederatedTwins,
     DpPopulation,
     AbmEpidemic, AbmCommuting, AbmFinance, TwinLifecycle, Forecast, Hierarchical,
     PbcTwins, WagesPanel,
+    PkRemifentanil,
 )  # fmt: skip

@@ -149,8 +149,14 @@ def frames_data(obs, doses, static, d: DataConfig, c: Hierarchical, model: MeanM
 def covariate_effects(c: Hierarchical, model: MeanModel, data) -> tuple[tuple[str, str], ...]:
     """``(parameter, design column)`` pairs of ``experiment.covariate_effects`` (a categorical
     covariate contributes one pair per non-reference level)."""
+    effects = c.covariate_effects or {}
+    if not hasattr(effects, "items"):
+        raise ConfigError(
+            "experiment.covariate_effects maps parameters to covariates, e.g. "
+            "{lCl:[Age,LBM],lV1:[Age]}"
+        )
     pairs = []
-    for param, covs in (c.covariate_effects or {}).items():
+    for param, covs in effects.items():
         if param not in model.params:
             raise ConfigError(
                 f"experiment.covariate_effects: {param!r} is not a parameter of {c.model!r} "
