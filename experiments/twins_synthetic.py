@@ -18,18 +18,25 @@ from twinjax.eval import plots
 
 def run(root: Config, out_dir: Path) -> dict:
     k_data, k_fit, k_plot = jax.random.split(jax.random.key(root.seed), 3)
-    cohort = pipeline.check_cohort(pipeline.load_cohort(k_data, root.data), root.data)
-    fit = pipeline.fit_twins(k_fit, cohort, root, out_dir)
-    pipeline.save_model(fit, cohort, root, out_dir / "model")
-    per_individual = pipeline.evaluate_twins(fit, cohort, root.data)
-    metrics = pipeline.summary_metrics(per_individual)
+    timings = pipeline.Timings()  # seconds per phase: metrics["timings"], one log line each
+    with timings.phase("data"):
+        cohort = pipeline.check_cohort(pipeline.load_cohort(k_data, root.data), root.data)
+    fit = pipeline.fit_twins(k_fit, cohort, root, out_dir, timings=timings)
+    with timings.phase("save"):
+        pipeline.save_model(fit, cohort, root, out_dir / "model")
+    with timings.phase("evaluation"):
+        per_individual = pipeline.evaluate_twins(fit, cohort, root.data)
+        metrics = pipeline.summary_metrics(per_individual)
     metrics["n_individuals"] = cohort.n_individuals
     metrics["target"] = cohort.variables[pipeline.target_index(cohort, root.data)]
     if "dropped_rows" in cohort.meta:
         metrics["dropped_rows"] = cohort.meta["dropped_rows"]["count"]
     metrics["data_summary"] = cohort.meta["data_summary"]
-    metrics["objective"] = pipeline.validation_objective(fit, cohort, root.data)  # sweeps
-    write_report(out_dir, root, metrics, fit, cohort, per_individual, key=k_plot)
+    with timings.phase("evaluation"):
+        metrics["objective"] = pipeline.validation_objective(fit, cohort, root.data)  # sweeps
+    with timings.phase("report"):
+        write_report(out_dir, root, metrics, fit, cohort, per_individual, key=k_plot)
+    metrics["timings"] = timings.seconds
     return metrics
 
 

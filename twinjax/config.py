@@ -76,7 +76,7 @@ class TrainConfig:
     personal_lr: float = 3e-3
     prior_strength: float = 30.0  # Gaussian prior precision pulling personal params to population
     population_batch: int = 0  # individuals per population step; 0: all
-    chunk_size: int = 0  # individuals per chunk in personalization; 0: all at once
+    chunk_size: int = 0  # individuals per chunk in personalization; 0: as many as fit in memory
     eval_every: int = 25  # personalization: validation NLL checked every so many steps
     selection: str = "none"  # keep personal params best on validation: individual|cohort|none
     checkpoint_every: int = 50

@@ -10,7 +10,9 @@ import dataclasses
 import difflib
 import json
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -32,8 +34,10 @@ from twinjax.data import (
 )
 from twinjax.data.times import parse_step
 from twinjax.eval import Forecasts, gaussian_metrics, segment_forecasts, summarize
+from twinjax.eval.forecasts import chunked_predictions
 from twinjax.runtime import array_digest, claim_run_dir
 from twinjax.train import PersonalizeOptions, PopulationOptions, fit_personal, fit_population
+from twinjax.train.devices import device_memory_budget, step_bytes
 from twinjax.twins import TwinParams, TwinSpec, cohort_predictions
 
 log = logging.getLogger(__name__)
@@ -41,6 +45,29 @@ log = logging.getLogger(__name__)
 
 class ConfigError(ValueError):
     """A setting that cannot work (the app prints the message alone and exits with status 1)."""
+
+
+class Timings:
+    """Wall seconds per phase of a run (``seconds``: phase -> seconds, summed over repeats),
+    with one log line per phase.
+
+    >>> t = Timings()
+    >>> with t.phase("data"):
+    ...     pass
+    >>> list(t.seconds)
+    ['data']
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        spent = time.perf_counter() - start
+        self.seconds[name] = self.seconds.get(name, 0.0) + spent
+        log.info("phase %s: %.2f s", name, spent)
 
 
 def load_cohort(key: jax.Array, cfg, *, static_levels: dict | None = None) -> Cohort:
@@ -159,6 +186,22 @@ class TwinFit(NamedTuple):
     personal: TwinParams  # leading axis: individuals
     population_losses: np.ndarray
     calibration: dict  # predictive-scale factors: "population" [F], "personal" [N, F]
+    rows: int = 0  # individuals forecast at a time (0: all; see forecast_rows)
+
+    def take(self, index) -> "TwinFit":
+        """The fit of individuals ``index`` only (e.g. a sample to plot), shared parts kept."""
+        index = np.asarray(index)
+        rows = lambda x: x[index] if np.ndim(x) == 2 else x  # per-individual statistics [N, F]
+        scalers = self.scalers._replace(values=jax.tree.map(rows, self.scalers.values))
+        calibration = {**self.calibration, "personal": self.calibration["personal"][index]}
+        personal = jax.tree.map(lambda x: x[index], self.personal)
+        return self._replace(
+            rows=0,
+            scalers=scalers,
+            arrays=self.arrays.take(index),
+            personal=personal,
+            calibration=calibration,
+        )
 
     def forecasts(self, cohort: Cohort, segment, *, personal: bool, history: int) -> Forecasts:
         """Recalibrated one-step forecasts of ``segment`` in data units."""
@@ -176,6 +219,7 @@ class TwinFit(NamedTuple):
                 if personal
                 else self.calibration["population"]
             ),
+            rows=self.rows,
         )
 
 
@@ -261,36 +305,86 @@ def run_fingerprint(cfg, cohort: Cohort, *, seed: int) -> dict:
     }
 
 
-def fit_twins(key: jax.Array, cohort: Cohort, cfg, out_dir: Path) -> TwinFit:
+def fit_twins(
+    key: jax.Array, cohort: Cohort, cfg, out_dir: Path, *, timings: Timings | None = None
+) -> TwinFit:
     """Population twin, then personal twins; checkpoints under ``out_dir/checkpoints``.
 
     ``cfg`` has the app config's ``seed``, ``data``, ``model`` and ``train`` sections. The
     checkpoints are resumed only if they were written with the same settings and data (else
     :class:`~twinjax.runtime.RunDirectoryError`; ``train.resume=false`` starts over).
+    ``timings`` collects the phases ``data`` (preparing the arrays), ``population fit``,
+    ``personal fit`` and ``calibration``.
     """
+    timings = Timings() if timings is None else timings
     ckpt = Path(out_dir) / "checkpoints"
-    fingerprint = run_fingerprint(cfg, cohort, seed=cfg.seed)
-    if claim_run_dir(ckpt, fingerprint, resume=cfg.train.resume):
-        log.info("resuming the checkpoints in %s (same settings and data)", ckpt)
-    arrays, scalers = prepare_cohort(cohort, cfg.data)
+    with timings.phase("data"):
+        fingerprint = run_fingerprint(cfg, cohort, seed=cfg.seed)
+        if claim_run_dir(ckpt, fingerprint, resume=cfg.train.resume):
+            log.info("resuming the checkpoints in %s (same settings and data)", ckpt)
+        arrays, scalers = prepare_cohort(cohort, cfg.data)
     spec = twin_spec(cohort, cfg.model)
     k_pop, k_personal = jax.random.split(key)
-    pop, losses = fit_population(
-        k_pop, spec, arrays, population_options(cfg.data, cfg.train), ckpt / "population"
-    )
-    personal, _ = fit_personal(
-        k_personal, spec, pop, arrays, personalize_options(cfg.data, cfg.train), ckpt / "personal"
-    )
+    with timings.phase("population fit"):
+        pop, losses = fit_population(
+            k_pop, spec, arrays, population_options(cfg.data, cfg.train), ckpt / "population"
+        )
+        jax.block_until_ready(pop)
+    with timings.phase("personal fit"):
+        personal, _ = fit_personal(
+            k_personal,
+            spec,
+            pop,
+            arrays,
+            personalize_options(cfg.data, cfg.train),
+            ckpt / "personal",
+        )
+        jax.block_until_ready(personal)
     history = cfg.data.context + cfg.data.horizon - 1
-    calibration = calibrate_scales(
-        spec, arrays, pop, personal, history=history, strength=cfg.train.calibration_strength
+    with timings.phase("calibration"):
+        rows = forecast_rows(spec, arrays, pop, history=history)
+        calibration = calibrate_scales(
+            spec,
+            arrays,
+            pop,
+            personal,
+            history=history,
+            strength=cfg.train.calibration_strength,
+            rows=rows,
+        )
+    return TwinFit(spec, scalers, arrays, pop, personal, losses, calibration, rows)
+
+
+def forecast_rows(
+    spec: TwinSpec, arrays: CohortArrays, pop: TwinParams, *, history: int, fraction=0.25
+) -> int:
+    """Individuals to forecast at a time so that one call fits in ``fraction`` of the first
+    device's free memory (0: all of them), from the memory analysis of the forecast compiled
+    for 64 of them, scaled to the longest validation or test segment."""
+    n = arrays.n_individuals
+    probe = 64
+    if n <= probe:
+        return 0
+    segment = max((np.asarray(arrays.val), np.asarray(arrays.test)), key=lambda s: s.sum(1).max())
+    head = segment[:probe]
+    forecast = jax.jit(
+        lambda p, a: cohort_predictions(p, spec, a, head, history=history, shared=False)
     )
-    return TwinFit(spec, scalers, arrays, pop, personal, losses, calibration)
+    params = jax.tree.map(lambda x: jax.ShapeDtypeStruct((probe, *x.shape), x.dtype), pop)
+    used = step_bytes(forecast.lower(params, arrays.take(slice(0, probe))).compile())
+    if used is None:
+        return 0
+    per_row = used / probe * segment.sum(1).max() / max(head.sum(1).max(), 1)
+    rows = int(device_memory_budget(jax.devices()[0], fraction=fraction) // per_row)
+    if rows >= n:
+        return 0
+    log.info("forecasts: %d individuals at a time (%.1f MB each)", max(rows, 1), per_row / 1e6)
+    return max(rows, 1)
 
 
-def _val_sq_z(params, spec, arrays, *, history, shared):
-    mean, scale, t, inside = cohort_predictions(
-        params, spec, arrays, arrays.val, history=history, shared=shared
+def _val_sq_z(params, spec, arrays, *, history, shared, rows):
+    mean, scale, t, inside = chunked_predictions(
+        params, spec, arrays, arrays.val, history=history, shared=shared, rows=rows
     )
     rows = np.arange(arrays.n_individuals)[:, None]
     y, m = (
@@ -301,16 +395,19 @@ def _val_sq_z(params, spec, arrays, *, history, shared):
     return z2.sum(1), m.sum(1)  # [N, F] each
 
 
-def calibrate_scales(spec, arrays, pop, personal, *, history: int, strength: float) -> dict:
+def calibrate_scales(
+    spec, arrays, pop, personal, *, history: int, strength: float, rows: int = 0
+) -> dict:
     """Variance recalibration on the validation segment (never on test data).
 
     A Gaussian forecaster whose scale is off by a factor s has E[z^2] = s^2 for z = (y - mean)/scale.
     The population twin gets one factor per feature, pooled over the cohort; each personal twin
     gets its own, shrunk toward the cohort's pooled personal factor with ``strength``
-    pseudo-observations (s_i^2 = (sum z^2 + strength s^2) / (n_i + strength)).
+    pseudo-observations (s_i^2 = (sum z^2 + strength s^2) / (n_i + strength)). ``rows``:
+    individuals forecast at a time (0: all).
     """
-    z2_pop, n = _val_sq_z(pop, spec, arrays, history=history, shared=True)
-    z2_per, _ = _val_sq_z(personal, spec, arrays, history=history, shared=False)
+    z2_pop, n = _val_sq_z(pop, spec, arrays, history=history, shared=True, rows=rows)
+    z2_per, _ = _val_sq_z(personal, spec, arrays, history=history, shared=False, rows=rows)
     pooled = lambda z2: z2.sum(0) / np.maximum(n.sum(0), 1)
     s2_per = (z2_per + strength * pooled(z2_per)) / (n + strength)
     return {"population": np.sqrt(pooled(z2_pop)), "personal": np.sqrt(s2_per)}

@@ -2,6 +2,7 @@
 
 from typing import NamedTuple
 
+import jax
 import numpy as np
 from jaxtyping import ArrayLike, Bool
 
@@ -20,6 +21,48 @@ class Forecasts(NamedTuple):
     inside: np.ndarray
 
 
+def _pad(x: np.ndarray, size: int, fill) -> np.ndarray:
+    width = [(0, 0), (0, size - x.shape[1])] + [(0, 0)] * (x.ndim - 2)
+    return np.pad(x, width, constant_values=fill)
+
+
+def chunked_predictions(
+    params,
+    spec: TwinSpec,
+    arrays: CohortArrays,
+    segment: Bool[ArrayLike, "individuals time"],
+    *,
+    history: int,
+    shared: bool,
+    rows: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`~twinjax.twins.cohort_predictions` on ``rows`` individuals at a time (0: all).
+
+    The forecasts of an individual do not depend on the others, so chunking bounds the memory
+    (a forecast re-runs the twin over its ``history`` steps: the intermediates grow with
+    individuals x targets x history) and changes nothing but float rounding. Chunks' targets
+    are padded to the longest segment (``inside`` False, scale 1). Returns host arrays.
+    """
+    segment = np.asarray(segment)
+    n = segment.shape[0]
+    if rows <= 0 or rows >= n:
+        return tuple(map(np.asarray, cohort_predictions(
+            params, spec, arrays, segment, history=history, shared=shared
+        )))  # fmt: skip
+    size = int(segment.sum(1).max())
+    parts = []
+    for lo in range(0, n, rows):
+        part = slice(lo, min(lo + rows, n))
+        p = params if shared else jax.tree.map(lambda x, part=part: x[part], params)
+        out = cohort_predictions(
+            p, spec, arrays.take(part), segment[part], history=history, shared=shared
+        )
+        mean, scale, t, inside = map(np.asarray, out)
+        parts.append((_pad(mean, size, 0.0), _pad(scale, size, 1.0), _pad(t, size, 0),
+                      _pad(inside, size, False)))  # fmt: skip
+    return tuple(np.concatenate(xs) for xs in zip(*parts, strict=True))
+
+
 def segment_forecasts(
     params,
     spec: TwinSpec,
@@ -31,6 +74,7 @@ def segment_forecasts(
     history: int,
     shared: bool,
     scale_factor: np.ndarray,
+    rows: int = 0,
 ) -> Forecasts:
     """Forecasts of ``segment`` mapped back to data units, with the cohort's values there.
 
@@ -40,20 +84,20 @@ def segment_forecasts(
       stats: the value normalization fitted by ``prepare``; cohort: the data-unit cohort.
       segment: the steps to forecast; history: steps of data each forecast sees.
       scale_factor: predictive-scale recalibration, broadcast against ``[N, K, F]``.
+      rows: individuals forecast at a time (0: all; see :func:`chunked_predictions`).
 
     Returns:
       :class:`Forecasts`; ``observed`` is the cohort's mask at each target inside the segment.
     """
-    mean, scale, t, inside = cohort_predictions(
-        params, spec, arrays, segment, history=history, shared=shared
+    mean, scale, t, inside = chunked_predictions(
+        params, spec, arrays, segment, history=history, shared=shared, rows=rows
     )
-    rows = np.arange(cohort.n_individuals)[:, None]
-    t, inside = np.asarray(t), np.asarray(inside)
+    index = np.arange(cohort.n_individuals)[:, None]
     return Forecasts(
         mean=np.asarray(denormalize(stats, mean)),
         scale=np.asarray(denormalize_scale(stats, scale)) * scale_factor,
-        y=cohort.values[rows, t],
-        observed=cohort.mask[rows, t] & inside[..., None],
+        y=cohort.values[index, t],
+        observed=cohort.mask[index, t] & inside[..., None],
         t=t,
         inside=inside,
     )

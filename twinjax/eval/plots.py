@@ -155,33 +155,36 @@ def twin_report_figures(
     """Writes the twin report's PNGs into ``out_dir``; returns their file names.
 
     ``fit`` (a ``pipeline.TwinFit``) holds ``arrays``, ``spec``, ``personal``, ``scalers`` and
-    ``population_losses``, and ``fit.forecasts(cohort, segment, personal=, history=)`` gives
-    :class:`~twinjax.eval.Forecasts`.
+    ``population_losses``, ``fit.forecasts(cohort, segment, personal=, history=)`` gives
+    :class:`~twinjax.eval.Forecasts` and ``fit.take(index)`` the fit of some individuals:
+    forecasts are computed for the ``n_individuals`` plotted only (a fixed cost in the cohort's
+    size; the error histogram reads ``per_individual``).
     """
     f = target
-    window = np.array(fit.arrays.test)
-    back = np.asarray(fit.arrays.val) | np.asarray(fit.arrays.train)
-    for i in range(cohort.n_individuals):  # show some history before the test period
-        first = window[i].argmax()
-        window[i, max(first - history, 0) : first] = back[i, max(first - history, 0) : first]
-    pop = fit.forecasts(cohort, window, personal=False, history=history)
-    per = fit.forecasts(cohort, window, personal=True, history=history)
     chosen = np.linspace(
         0, cohort.n_individuals - 1, min(n_individuals, cohort.n_individuals)
     ).astype(int)
+    sample, cohort_sample = fit.take(chosen), cohort.take(chosen)  # only the plotted ones
+    window = np.array(sample.arrays.test)
+    back = np.asarray(sample.arrays.val) | np.asarray(sample.arrays.train)
+    for j in range(len(chosen)):  # show some history before the test period
+        first = window[j].argmax()
+        window[j, max(first - history, 0) : first] = back[j, max(first - history, 0) : first]
+    pop = sample.forecasts(cohort_sample, window, personal=False, history=history)
+    per = sample.forecasts(cohort_sample, window, personal=True, history=history)
     series = {}
-    for i in chosen:
-        ok = per.inside[i]
-        t = per.t[i][ok]
+    for j, i in enumerate(chosen):
+        ok = per.inside[j]
+        t = per.t[j][ok]
         series[i] = {
             "name": f"{cohort.subject_ids[i] if cohort.subject_ids else i}",
             "t": t,
-            "y": per.y[i][ok][:, f],
-            "observed": per.observed[i][ok][:, f],
+            "y": per.y[j][ok][:, f],
+            "observed": per.observed[j][ok][:, f],
             "truth": None if cohort.truth is None else cohort.truth[i, t, f],
-            "test_start": int(np.asarray(fit.arrays.test[i]).argmax()),
-            "pop": (pop.mean[i][ok][:, f], pop.scale[i][ok][:, f]),
-            "personal": (per.mean[i][ok][:, f], per.scale[i][ok][:, f]),
+            "test_start": int(np.asarray(sample.arrays.test[j]).argmax()),
+            "pop": (pop.mean[j][ok][:, f], pop.scale[j][ok][:, f]),
+            "personal": (per.mean[j][ok][:, f], per.scale[j][ok][:, f]),
         }
     names = ["forecasts.png", "rmse_distribution.png", "counterfactual.png", "population_loss.png"]
     plot_forecasts(

@@ -9,6 +9,8 @@ starting from the population's), so a personal twin is never chosen over the pop
 unless it predicts that person's held-out validation data better.
 """
 
+import logging
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -17,13 +19,25 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 from jaxtyping import PRNGKeyArray
 
 from twinjax.data import CohortArrays
 from twinjax.runtime import run_loop
 from twinjax.runtime.scalars import loss_hook
+from twinjax.train.devices import (
+    AXIS,
+    device_memory_budget,
+    fit_chunk,
+    individuals_mesh,
+    layout,
+    step_bytes,
+)
 from twinjax.train.population import make_optimizer
 from twinjax.twins import TwinParams, TwinSpec, segment_nll, window_loss
+
+log = logging.getLogger(__name__)
 
 
 class PersonalizeOptions(NamedTuple):
@@ -34,7 +48,8 @@ class PersonalizeOptions(NamedTuple):
       window: steps per training window (context + horizon); batch_windows: windows per step.
       prior_strength: precision of the Gaussian prior centred on the population parameters,
         in pseudo-observations per parameter unit.
-      chunk_size: individuals fine-tuned together (0: all); eval_every: validation NLL period.
+      chunk_size: individuals fine-tuned together (0: as many as fit in ``memory_fraction`` of
+        a device's free memory, all if they fit); eval_every: validation NLL period.
       selection: keep each individual's best-on-validation parameters (``individual``), one
         stopping step for the chunk (``cohort``), or the last parameters (``none``).
       checkpoint_every, keep_checkpoints: orbax checkpoints (resumable); progress: a bar.
@@ -46,6 +61,7 @@ class PersonalizeOptions(NamedTuple):
     batch_windows: int = 8
     prior_strength: float = 30.0
     chunk_size: int = 0
+    memory_fraction: float = 0.5
     eval_every: int = 25
     selection: Literal["individual", "cohort", "none"] = "none"
     checkpoint_every: int = 50
@@ -78,22 +94,11 @@ def _val_nll(params, arrays: CohortArrays, spec, history, size):
     )
 
 
-@partial(
-    jax.jit,
-    static_argnames=(
-        "spec",
-        "optimizer",
-        "length",
-        "n_windows",
-        "eval_every",
-        "val_size",
-        "selection",
-    ),
-)
-def personal_step(
+def _personal_step(
     state: PersonalState,
     arrays: CohortArrays,
     ids,
+    weight,
     pop_params,
     prior_strength,
     *,
@@ -105,6 +110,7 @@ def personal_step(
     val_size: int,
     selection: str,
 ):
+    """One step for the individuals on one device (``jax.shard_map`` body over :data:`AXIS`)."""
     key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
     keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, ids)  # chunking-invariant
     n_obs = jnp.maximum(jnp.sum(arrays.series.mask & arrays.train[..., None], axis=(1, 2)), 1)
@@ -123,8 +129,9 @@ def personal_step(
         val = _val_nll(params, arrays, spec, length - 1, val_size)
         if selection == "individual":
             better = val < state.best_val
-        else:  # "cohort": one stopping step for the whole (chunk of the) cohort
-            better = jnp.broadcast_to(jnp.mean(val) < jnp.mean(state.best_val), val.shape)
+        else:  # "cohort": one stopping step for the chunk's real individuals (not its padding)
+            total = lambda x: jax.lax.psum(jnp.sum(weight * x), AXIS)
+            better = jnp.broadcast_to(total(val) < total(state.best_val), val.shape)
         pick = lambda new, old: jnp.where(better.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
         return jax.tree.map(pick, params, state.best_params), jnp.where(better, val, state.best_val)
 
@@ -135,6 +142,113 @@ def personal_step(
             step % eval_every == 0, _select, lambda _: (state.best_params, state.best_val), None
         )
     return PersonalState(params, opt_state, best_params, best_val, step, state.key), loss
+
+
+_IND, _REP = P(AXIS), P()
+_STATE_SPEC = PersonalState(_IND, _IND, _IND, _IND, _REP, _REP)
+
+
+@partial(
+    jax.jit,
+    static_argnames=(
+        "spec",
+        "optimizer",
+        "length",
+        "n_windows",
+        "eval_every",
+        "val_size",
+        "selection",
+        "mesh",
+    ),
+)
+def personal_step(
+    state: PersonalState,
+    arrays: CohortArrays,
+    ids,
+    weight,
+    pop_params,
+    prior_strength,
+    *,
+    spec: TwinSpec,
+    optimizer,
+    length: int,
+    n_windows: int,
+    eval_every: int,
+    val_size: int,
+    selection: str,
+    mesh: jax.sharding.Mesh,
+):
+    """One optimizer step of every individual of a chunk, sharded over ``mesh``'s devices.
+
+    ``ids`` (each row's individual, for its PRNG stream) and ``weight`` (1 for a real row, 0 for
+    padding) have the chunk's leading axis, as do ``state`` (except ``step`` and ``key``) and
+    ``arrays``; ``pop_params`` and ``prior_strength`` are the same everywhere.
+    """
+    body = partial(
+        _personal_step,
+        spec=spec,
+        optimizer=optimizer,
+        length=length,
+        n_windows=n_windows,
+        eval_every=eval_every,
+        val_size=val_size,
+        selection=selection,
+    )
+    sharded = jax.shard_map(
+        body,
+        mesh=mesh,
+        in_specs=(_STATE_SPEC, _IND, _IND, _IND, _REP, _REP),
+        out_specs=(_STATE_SPEC, _IND),
+        check_vma=False,  # the twins' scans start from constant carries (no varying-axis types)
+    )
+    return sharded(state, arrays, ids, weight, pop_params, prior_strength)
+
+
+def _memory_chunk(statics, chunk, d, devices, key, pop_params, arrays, cfg) -> tuple[int, int]:
+    """``(chunk, devices)`` that fit ``cfg.memory_fraction`` of a device's free memory, from
+    the memory analysis of the step compiled for ``chunk`` rows over ``d`` devices."""
+    mesh = individuals_mesh(devices[:d])
+    rows = NamedSharding(mesh, _IND)
+    like = lambda x, sharding=rows: jax.ShapeDtypeStruct(
+        (chunk,) + x.shape[1:], x.dtype, sharding=sharding
+    )
+    per_row = jax.tree.map(lambda x: x[None], pop_params)  # individuals axis of the state
+    params = jax.tree.map(like, per_row)
+    opt_state = jax.tree.map(like, jax.eval_shape(jax.vmap(make_optimizer(cfg.lr).init), per_row))
+    whole = NamedSharding(mesh, _REP)
+    scalar = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=whole)
+    state = PersonalState(
+        params,
+        opt_state,
+        params,
+        jax.ShapeDtypeStruct((chunk,), jnp.float32, sharding=rows),
+        jax.ShapeDtypeStruct((), jnp.int32, sharding=whole),
+        scalar(jax.random.key_data(key)),
+    )
+    vec = lambda dtype: jax.ShapeDtypeStruct((chunk,), dtype, sharding=rows)
+    compiled = personal_step.lower(
+        state,
+        jax.tree.map(like, arrays),
+        vec(jnp.int32),
+        vec(jnp.float32),
+        jax.tree.map(scalar, pop_params),
+        cfg.prior_strength,
+        **statics,
+        mesh=mesh,
+    ).compile()
+    used, budget = (
+        step_bytes(compiled),
+        device_memory_budget(devices[0], fraction=cfg.memory_fraction),
+    )
+    if used is None or used <= budget:
+        return chunk, d
+    n = arrays.n_individuals
+    fitted, d = layout(n, fit_chunk(chunk // d, used, budget, d), d)
+    log.info(
+        "personal fit: %d individuals need %.2f GB per device, over the %.2f GB allowed: chunks "
+        "of %d over %d device(s)", chunk, used / 1e9, budget / 1e9, fitted, d
+    )  # fmt: skip
+    return fitted, d
 
 
 def _max_segment(mask) -> int:
@@ -150,11 +264,19 @@ def fit_personal(
     checkpoint_dir: str | Path,
     *,
     start: TwinParams | None = None,
+    devices: Sequence[jax.Device] | None = None,
 ):
-    """Personal twins for every individual, in chunks of ``options.chunk_size`` individuals.
+    """Personal twins for every individual, in chunks, each chunk sharded over the devices.
 
-    Each chunk is a separately checkpointed run (resumed if interrupted); equal-size chunks reuse
-    one compiled step (the last chunk is padded by repeating individuals).
+    A chunk holds ``options.chunk_size`` individuals, or (0) as many as fit in
+    ``options.memory_fraction`` of a device's free memory by the compiled step's
+    ``memory_analysis()`` (all of them when they fit). Its rows are split over ``devices``
+    (default: this process's accelerators) with ``jax.shard_map``, vmapped within a device; a chunk
+    is padded to a multiple of the devices by repeating its last individual. Each chunk is a
+    separately checkpointed run (resumed if interrupted); equal-size chunks reuse one compiled
+    step. The result does not depend on the chunking or the devices (up to float rounding):
+    each individual's windows come from a key folded with its index, and the ``cohort``
+    selection averages over real rows only.
 
     Args:
       key: draws the training windows (folded with each individual's id: chunking-invariant).
@@ -163,6 +285,8 @@ def fit_personal(
       checkpoint_dir: one sub-directory per chunk.
       start: where each individual's optimization starts (leading individuals axis; e.g. their
         current personal twin, for an online update); None starts from the population twin.
+      devices: the devices to shard individuals over (default: this process's accelerators, or
+        one CPU device: XLA already spreads a CPU step over the cores).
 
     Returns:
       ``(params, val_nll)``: the stacked personal params (leading individuals axis) and each
@@ -171,13 +295,13 @@ def fit_personal(
     cfg = options
     if cfg.selection not in ("individual", "cohort", "none"):
         raise ValueError(f"train.selection={cfg.selection!r}: use individual, cohort or none")
+    if cfg.chunk_size < 0:
+        raise ValueError(f"train.chunk_size={cfg.chunk_size}: use 0 (fit memory) or a size > 0")
     n = arrays.n_individuals
-    chunk = cfg.chunk_size or n
     optimizer = make_optimizer(cfg.lr)
     length = cfg.window
     val_size = _max_segment(arrays.val)
-    step = partial(
-        personal_step,
+    statics = dict(
         spec=spec,
         optimizer=optimizer,
         length=length,
@@ -186,25 +310,42 @@ def fit_personal(
         val_size=val_size,
         selection=cfg.selection,
     )
+    if devices is None:  # virtual CPU devices share the host's cores: nothing to gain there
+        devices = jax.local_devices()
+        devices = devices[:1] if devices[0].platform == "cpu" else devices
+    devices = list(devices)
+    chunk, d = layout(n, cfg.chunk_size or n, len(devices))
+    if not cfg.chunk_size:
+        chunk, d = _memory_chunk(statics, chunk, d, devices, key, pop_params, arrays, cfg)
+    mesh = individuals_mesh(devices[:d])
+    step = partial(personal_step, **statics, mesh=mesh)
+    rows = NamedSharding(mesh, _IND)
+    pop = jax.device_put(pop_params, NamedSharding(mesh, _REP))
     outputs = []
     for c, lo in enumerate(range(0, n, chunk)):
         idx = np.minimum(np.arange(lo, lo + chunk), n - 1)
-        sub = arrays.take(idx)
-        ids = jnp.asarray(idx)
+        keep = np.arange(chunk) < n - lo  # the padding rows of the last chunk repeat the last one
+        here = arrays.take(idx)  # on the default device: evaluated there, sharded for training
+        sub = jax.device_put(here, rows)
+        ids, weight = jax.device_put((idx, keep.astype(np.float32)), rows)
         if start is None:
             init = jax.tree.map(lambda x: jnp.broadcast_to(x, (chunk,) + x.shape), pop_params)
         else:
             init = jax.tree.map(lambda x, idx=idx: jnp.asarray(x)[idx], start)
-        pop_val = _val_nll(init, sub, spec, length - 1, val_size)
-        state = PersonalState(
-            init,
-            jax.vmap(optimizer.init)(init),
-            init,
-            pop_val,
-            jnp.zeros((), jnp.int32),
-            jax.random.key_data(key),
+        state = jax.device_put(
+            PersonalState(
+                init,
+                jax.vmap(optimizer.init)(init),
+                init,
+                _val_nll(init, here, spec, length - 1, val_size),
+                jnp.zeros((), jnp.int32),
+                jax.random.key_data(key),
+            ),
+            jax.tree.map(lambda spec: NamedSharding(mesh, spec), _STATE_SPEC),
         )
-        run = lambda s, sub=sub, ids=ids: step(s, sub, ids, pop_params, cfg.prior_strength)
+        run = lambda s, sub=sub, ids=ids, w=weight: jax.block_until_ready(
+            step(s, sub, ids, w, pop, cfg.prior_strength)
+        )
         state, losses = run_loop(
             state,
             run,
@@ -221,12 +362,14 @@ def fit_personal(
                 extra_every=cfg.eval_every,
             ),
         )
-        keep = np.arange(chunk) < n - lo  # drop the padding rows of the last chunk
         final = state.params if cfg.selection == "none" else state.best_params
-        val = _val_nll(final, sub, spec, length - 1, val_size)
-        outputs.append((jax.tree.map(lambda x, k=keep: x[k], final), val[keep]))
-    params = jax.tree.map(lambda *xs: jnp.concatenate(xs), *[o[0] for o in outputs])
-    return params, jnp.concatenate([o[1] for o in outputs])
+        final = jax.device_put(final, here.train.sharding)  # gathered: no cross-device op
+        val = _val_nll(final, here, spec, length - 1, val_size)
+        real = int(keep.sum())  # padding rows come last: a slice, not a gather
+        outputs.append(jax.tree.map(lambda x, r=real: x if r == len(x) else x[:r], (final, val)))
+    if len(outputs) == 1:
+        return outputs[0]
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outputs)
 
 
 def _val_curve(arrays: CohortArrays, spec: TwinSpec, length: int, val_size: int):

@@ -1,0 +1,88 @@
+"""Where the personal twins run: a mesh over the local devices, and chunks that fit their memory.
+
+Individuals are independent in personal fine-tuning, so they are split over devices along one
+mesh axis (``jax.shard_map``; ``vmap`` inside a device) and over time in chunks: a chunk is as
+many individuals as the compiled step's memory (``memory_analysis()``) lets fit in a fraction of
+a device's free memory.
+"""
+
+import logging
+import math
+import os
+from collections.abc import Sequence
+
+import jax
+
+log = logging.getLogger(__name__)
+
+AXIS = "individuals"
+
+
+def individuals_mesh(devices: Sequence[jax.Device] | None = None) -> jax.sharding.Mesh:
+    """A one-axis mesh (named :data:`AXIS`) over ``devices`` (default: this process's devices).
+
+    Under ``jax.distributed`` each process uses its own devices (each fits the individuals it is
+    given), so the mesh never spans hosts and inputs stay addressable.
+
+    >>> individuals_mesh(jax.local_devices()[:1]).shape[AXIS]
+    1
+    """
+    devices = list(jax.local_devices() if devices is None else devices)
+    if not devices:
+        raise ValueError("individuals_mesh needs at least one device")
+    auto = (jax.sharding.AxisType.Auto,)  # shardings follow the inputs (shard_map is explicit)
+    return jax.make_mesh((len(devices),), (AXIS,), axis_types=auto, devices=devices)
+
+
+def device_memory_budget(device: jax.Device, *, fraction: float) -> int:
+    """Bytes one device may spend on a step: ``fraction`` of its free memory.
+
+    Accelerators report their limit and use (``memory_stats()``); a CPU device reports none, so
+    the host's free physical memory is shared among its local CPU devices.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"memory fraction must be in (0, 1], got {fraction}")
+    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    if stats and stats.get("bytes_limit"):
+        free = stats["bytes_limit"] - stats.get("bytes_in_use", 0)
+    else:
+        host = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")  # free now
+        same_kind = [d for d in jax.local_devices() if d.platform == device.platform]
+        free = host // max(len(same_kind), 1)
+    return int(fraction * free)
+
+
+def step_bytes(compiled) -> int | None:
+    """Peak bytes of one device's part of a compiled step (arguments, outputs and temporaries;
+    aliased outputs counted once), or None where the backend gives no memory analysis."""
+    try:
+        m = compiled.memory_analysis()
+    except (NotImplementedError, RuntimeError):
+        return None
+    if m is None:
+        return None
+    total = m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
+    return int(total - getattr(m, "alias_size_in_bytes", 0))
+
+
+def layout(n: int, chunk: int, n_devices: int) -> tuple[int, int]:
+    """``(chunk, devices)``: ``chunk`` individuals (at most ``n``) rounded up to a multiple of the
+    devices used, all ``n_devices`` of them unless the chunk is smaller.
+
+    >>> layout(5, 5, 8), layout(12, 12, 8), layout(100, 30, 8), layout(5, 2, 8)
+    ((5, 5), (16, 8), (32, 8), (2, 2))
+    """
+    chunk = max(1, min(chunk, n))
+    d = min(n_devices, chunk)
+    return math.ceil(chunk / d) * d, d
+
+
+def fit_chunk(n_per_device: int, used: int, budget: int, d: int) -> int:
+    """Individuals per chunk (a multiple of ``d`` devices) when ``n_per_device`` of them took
+    ``used`` bytes on one device and ``budget`` bytes are allowed (at least one per device).
+
+    >>> fit_chunk(1000, 4_000_000, 1_000_000, 8)
+    2000
+    """
+    per_individual = used / max(n_per_device, 1)
+    return max(1, int(budget // max(per_individual, 1))) * d
