@@ -64,7 +64,7 @@ def twinjax_rounds_per_second(
     state, _ = algo.apply(state, train, key)  # compile
     jax.block_until_ready(state)
     keys = [jax.random.fold_in(key, r) for r in range(1, rounds + 1)]
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     steps, lockstep = [], []
     for k in keys:
         state, metrics = algo.apply(state, train, k)
@@ -74,6 +74,9 @@ def twinjax_rounds_per_second(
     seconds = time.perf_counter() - t0
     return {
         "rounds_per_s": rounds / seconds,
+        # CPU seconds of this process per round (all its threads): the work a round costs,
+        # less sensitive than wall time to other processes sharing the cores
+        "cpu_s_per_round": (time.process_time() - cpu0) / rounds,
         # local steps run in lockstep (every vmapped group until its busiest client is done,
         # empty Poisson slots included) per useful local step
         "padding_overhead": float(np.sum(lockstep) / np.sum(steps)),
@@ -262,6 +265,7 @@ def main() -> None:
             )
             row["twinjax_rounds_per_s"] = tj["rounds_per_s"]
             row["padding_overhead"] = tj["padding_overhead"]
+            row["cpu_s_per_round"] = tj["cpu_s_per_round"]
             row["sampling"] = args.sampling
             row["critical_steps"], row["total_steps"] = tj["critical_steps"], tj["total_steps"]
             row["step_us"] = step_us
