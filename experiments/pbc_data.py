@@ -107,10 +107,11 @@ def twin_arrays(v: Visits) -> tuple[CohortArrays, Scalers]:
 
 
 def locf_predictions(v: Visits, levels) -> Pred:
-    """Last value carried forward; intervals from the training visits' consecutive changes."""
+    """Last value carried forward; intervals from the consecutive changes of every visit before
+    the last."""
     cohort = v.cohort
     carried = carry_forward(cohort.values, cohort.mask)
-    changes = observed_changes(cohort.values, cohort.mask, v.train)
+    changes = observed_changes(cohort.values, cohort.mask, v.train | v.val)
     mean = np.where(carried.seen, carried.value, np.nan)
     return Pred(mean, locf_intervals(mean, changes, tuple(levels)))
 

@@ -35,6 +35,7 @@ from twinjax.bayes.gp import scale_times
 from twinjax.data import CohortArrays, Scalers
 from twinjax.eval import gaussian_intervals, sample_intervals
 from twinjax.pipeline import (
+    ConfigError,
     TwinFit,
     calibrate_scales,
     personalize_options,
@@ -106,6 +107,12 @@ def _early_stopped_population(key, spec, prepared, options, ckpt: Path, every: i
     if every <= 0 or not np.asarray(arrays.val).any():
         params, losses = fit_population(key, spec, arrays, options, ckpt)
         return params, losses, options.steps
+    if any(p.name.isdigit() for p in ckpt.glob("*")):
+        raise ConfigError(
+            f"{ckpt} holds checkpoints of an earlier run: pbc_twins early-stops the population "
+            "twin and cannot replay that choice from them; rerun with train.resume=false or in "
+            "a new hydra.run.dir"
+        )
     options = options._replace(checkpoint_every=every)
     best, best_nll, chosen, losses = None, np.inf, 0, []
     ones = {"population": np.ones(spec.n_features), "personal": None}
@@ -171,8 +178,9 @@ def _effect_summary(diff: np.ndarray) -> dict:
 
 
 def gp_predictions(v: Visits, c: PbcTwins, levels) -> Pred:
-    """Exact GP twins per lab over the visit day (cohort span mapped to [-1, 1]); each visit is
-    predicted from the training visits (so the last is a forecast, the others a smooth)."""
+    """Exact GP twins per lab over the visit day (cohort span mapped to [-1, 1]), fitted on every
+    visit before the last (the twins' validation visits are data here, as they are the twins'
+    inputs when they forecast the last); the last visit is a forecast, the others a smooth."""
     cohort = v.cohort
     days = np.nan_to_num(v.days, nan=0.0)
     span = float(np.nanmax(v.days))
@@ -180,7 +188,7 @@ def gp_predictions(v: Visits, c: PbcTwins, levels) -> Pred:
     means, sds = [], []
     for k in range(cohort.n_features):
         y = jnp.asarray(cohort.values[..., k], jnp.float32)
-        mask = jnp.asarray(cohort.mask[..., k] & v.train)
+        mask = jnp.asarray(cohort.mask[..., k] & (v.train | v.val))
         tw = fit_gp_twins(x, y, mask, method="exact", steps=c.gp_steps, lr=c.gp_lr)
         mu, sd = predict_gp_twins(tw, x, y, mask, x, method="exact")
         means.append(np.asarray(mu, np.float64))
@@ -201,13 +209,13 @@ EFFECTS = (("intercept", ARM), ("slope", ARM), ("intercept", "male"), ("intercep
 
 
 def growth_predictions(key, v: Visits, c: PbcTwins, levels) -> tuple[Pred, dict, dict]:
-    """A hierarchical linear growth model per lab (outcome standardized on its training visits,
-    years centred at the mean training visit time; data-scale default priors, sampled in
+    """A hierarchical linear growth model per lab fitted on every visit before the last (outcome
+    standardized on them, years centred at their mean time; data-scale default priors, sampled in
     standardized units); the predictive at every visit, the arm effect at the last visit and
     diagnostics."""
     cohort = v.cohort
     years = np.nan_to_num(v.days, nan=0.0) / YEAR
-    train = np.asarray(v.train)
+    train = np.asarray(v.train | v.val)  # every visit before the last
     centre = float(years[train].mean())
     cov, cov_names = _covariates(v)
     model = mean_model("linear")

@@ -70,8 +70,12 @@ def _about(m: dict, c: PbcTwins) -> list[str]:
         f"Skewed labs are modelled and scored as natural logs: **{logged}** (their RMSE, MAE "
         "and widths are in log units; e.g. an RMSE of 0.3 in log bilirubin is about a 35% "
         "error). The recurrent twins run on the visit index with the years to the next visit "
-        "as an input, so one step is always the next visit. LOCF's interval is the last value "
-        "plus the empirical quantiles of the cohort's visit-to-visit changes on training visits.",
+        "as an input, so one step is always the next visit; they train on the visits before the "
+        "last two, and the second-to-last visit (their input when they forecast the last) "
+        "chooses the population twin's training length, each personal twin's parameters and "
+        "the interval recalibration. The GP twins and the growth model are fitted on every "
+        "visit before the last. LOCF's interval is the last value plus the empirical quantiles "
+        "of the cohort's visit-to-visit changes before the last visit.",
     ]  # fmt: skip
 
 
