@@ -340,9 +340,12 @@ def scores(fc: Forecast, y, groups: dict[str, np.ndarray]) -> dict:
     s90 = interval_summary(y, fc.point, lo, hi, everyone)
     out = {
         "rmse": s90["rmse"], "mae": s90["mae"], "coverage90": s90["coverage"],
-        "width90": s90["width"],
+        "width90": s90["width"], "width90_median": float(np.median(hi - lo)),
         "calibration": {f"{lv:g}": v for lv, v in coverage_curve(y, fc.intervals, everyone).items()},
     }  # fmt: skip
+    # mean |empirical - nominal coverage| over the levels: calibration of the whole distribution
+    out["calibration_error"] = float(np.mean([abs(v - float(k))
+                                              for k, v in out["calibration"].items()]))  # fmt: skip
     for g, labels in groups.items():
         for v in np.unique(labels):
             s = interval_summary(y, fc.point, lo, hi, labels == v)
@@ -410,19 +413,28 @@ def run(cfg: Config, out_dir: Path) -> dict:
     return metrics
 
 
-def verdicts(per: dict) -> list[str]:
-    """Plain sentences: does each twin beat each baseline on RMSE and on 90% calibration?"""
+def verdicts(per: dict, *, tie: float = 0.01) -> list[str]:
+    """Plain sentences: does each twin beat each baseline on RMSE, and is it as well calibrated
+    (mean |coverage - nominal| over the levels)? RMSEs within ``tie`` (relative) and calibration
+    errors within ``tie`` of each other match; the median 90% widths are compared too."""
     out = []
     for twin in ("recurrent_population", "recurrent_personalized", "bayes_growth"):
         for base in ("lme", "lvcf"):
             a, b = per[twin], per[base]
-            better = a["rmse"] < b["rmse"]
-            cal = abs(a["coverage90"] - 0.9) <= abs(b["coverage90"] - 0.9)
+            if abs(a["rmse"] - b["rmse"]) <= tie * b["rmse"]:
+                rmse = f"matches the {LABELS[base]} (within {tie:.0%})"
+            elif a["rmse"] < b["rmse"]:
+                rmse = f"beats the {LABELS[base]}"
+            else:
+                rmse = f"does NOT beat the {LABELS[base]}"
+            ea, eb = a["calibration_error"], b["calibration_error"]
+            cal = "as well" if abs(ea - eb) <= tie else "better" if ea < eb else "less well"
+            ratio = a["width90_median"] / b["width90_median"]
             out.append(
-                f"The {LABELS[twin]} {'beats' if better else 'does NOT beat'} the {LABELS[base]}"
-                f" on RMSE ({a['rmse']:.4f} vs {b['rmse']:.4f}) and is "
-                f"{'at least as' if cal else 'less'} well calibrated at 90% (coverage "
-                f"{a['coverage90']:.3f} vs {b['coverage90']:.3f})."
+                f"The {LABELS[twin]} {rmse} on RMSE ({a['rmse']:.4f} vs {b['rmse']:.4f}) and is "
+                f"{cal} calibrated (mean |coverage - nominal| over the levels {ea:.3f} vs "
+                f"{eb:.3f}; 90% coverage {a['coverage90']:.3f} vs {b['coverage90']:.3f}) with "
+                f"90% intervals {ratio:.2f} times as wide (median)."
             )
     return out
 
@@ -468,12 +480,23 @@ def _calibration_figure(out_dir, metrics) -> str:
     return save_figure(fig, out_dir, "calibration.png")
 
 
+def forecast_table(p: Panel, fc: dict, target) -> pd.DataFrame:
+    """One row per worker: sex, race, the 1982 value and each method's forecast and 90% interval."""
+    cols = {"worker": p.ids, "sex": p.sex, "race": p.race, "lwage_1982": target}
+    for m in METHODS:
+        lo, hi = fc[m].intervals[0.9]
+        cols |= {f"{m}_mean": fc[m].point, f"{m}_q5": lo, f"{m}_q95": hi}
+    return pd.DataFrame(cols)
+
+
 def write_report(out_dir: Path, c, metrics, p, fc, draws, levels) -> None:
     per = metrics["methods"]
+    forecast_table(p, fc, p.lwage[:, len(YEARS) - 1]).to_csv(out_dir / "forecasts.csv", index=False)
     figs = [_trajectories_figure(out_dir, c, p, fc, draws, levels),
             _calibration_figure(out_dir, metrics)]  # fmt: skip
     main = [[LABELS[m], f"{per[m]['rmse']:.4f}", f"{per[m]['mae']:.4f}",
-             f"{per[m]['coverage90']:.3f}", f"{per[m]['width90']:.3f}"] for m in METHODS]  # fmt: skip
+             f"{per[m]['coverage90']:.3f}", f"{per[m]['width90']:.3f}",
+             f"{per[m]['width90_median']:.3f}"] for m in METHODS]  # fmt: skip
     cal = [[LABELS[m], *(f"{per[m]['calibration'][f'{v:g}']:.3f}" for v in levels)]
            for m in METHODS]  # fmt: skip
     group_keys = sorted(k for k in per["lme"] if "=" in k)
@@ -490,7 +513,7 @@ def write_report(out_dir: Path, c, metrics, p, fc, draws, levels) -> None:
         " are known to every method. The 1982 values are in no training array "
         f"(observed in the twins' cohort: {metrics['forecast_year_observed_in_training']}).",
         "",
-        *table(["method", "RMSE", "MAE", "90% coverage", "90% width"], main),
+        *table(["method", "RMSE", "MAE", "90% coverage", "90% width (mean)", "(median)"], main),
         "",
         "## Calibration (empirical coverage of central intervals)",
         "",
