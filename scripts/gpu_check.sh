@@ -76,7 +76,7 @@ if [ "$DRY" = 1 ]; then
   ABM_N="1000"; ABM_STEPS=5
   AGENTS_N="64"; AGENTS_ARGS="--steps 2 --window-steps 1 --window 4 --hidden 4 --repeats 1"
   FED_N="20"; FED_ARGS="--epochs 1 --rounds 2 --max-samples 50"
-  T_TWINS=300; T_MAIN=600; T_ABM=300; T_AGENTS=300; T_FED=300; BUDGET=${BUDGET:-1800}  # loaded CIs
+  T_TWINS=600; T_MAIN=600; T_ABM=600; T_AGENTS=600; T_FED=600; BUDGET=${BUDGET:-2700}  # loaded CIs
 else
   TWINS_N="4096 16384 65536 131072"; TWINS_ARGS="--repeats 3"
   MAIN_N="16384 65536"; MAIN_STEPS=${MAIN_STEPS:-100}; MAIN_ARGS=""

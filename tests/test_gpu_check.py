@@ -19,7 +19,7 @@ def test_dry_run_prints_one_ok_row_per_check(tmp_path):
     env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu", "MPLBACKEND": "Agg"}
     proc = subprocess.run(
         ["bash", "scripts/gpu_check.sh", "--dry-run", "--out", str(tmp_path)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=2400,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=3000,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
