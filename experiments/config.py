@@ -451,6 +451,5 @@ EXPERIMENTS: tuple[type, ...] = (
     TwinsSynthetic, BayesTwins, BayesSynthetic, PkTheophylline, FedproxSynthetic, FederatedTwins,
     DpPopulation,
     AbmEpidemic, AbmCommuting, AbmFinance, TwinLifecycle, Forecast, Hierarchical,
-    PbcTwins, WagesPanel,
-    PkRemifentanil,
+    PbcTwins, WagesPanel, PkRemifentanil,
 )  # fmt: skip

@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jaxtyping import PRNGKeyArray
 
@@ -132,10 +133,17 @@ def fit_population(
     return state.params, losses
 
 
+_CURVE_ROWS = 256  # individuals behind the validation curve (a training curve, not a metric)
+
+
 def _val_curve(arrays: CohortArrays, spec: TwinSpec, window: int):
-    """``val_nll``: the population twin's mean validation NLL (a training curve)."""
+    """``val_nll``: the population twin's mean validation NLL (a training curve) on at most
+    ``_CURVE_ROWS`` individuals spread evenly over the cohort, so its memory does not grow with N
+    (on all 4,096 individuals at once it ran the app out of memory)."""
     from twinjax.train.personalize import _max_segment, _val_nll  # (imports this module)
 
+    rows = np.unique(np.linspace(0, arrays.n_individuals - 1, _CURVE_ROWS).astype(int))
+    arrays = arrays.take(rows)
     n, size = arrays.n_individuals, _max_segment(arrays.val)
 
     def curve(done: int, state: TrainState) -> dict:
