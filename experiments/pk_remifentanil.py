@@ -331,7 +331,7 @@ def write_report(out_dir: Path, c, m, rows, compare, minto) -> None:
         "",
         *cmp_lines,
         "",
-        f"PSIS-LOO prefers **{m['loo_best']}**.",
+        f"PSIS-LOO prefers **{m['loo_best']}**. {_coverage_verdict(m)}",
         "",
         "## Covariates against Minto et al. (1997)",
         "",
@@ -342,6 +342,18 @@ def write_report(out_dir: Path, c, m, rows, compare, minto) -> None:
         *minto_lines,
         *images(["individual_fits.png"]),
     ])  # fmt: skip
+
+
+def _coverage_verdict(m: dict) -> str:
+    """What the held-out coverage of the preferred model says (a shortfall is stated, not hidden)."""
+    best = m["loo_best"]
+    c50, c90 = m[f"{best}_coverage_50"], m[f"{best}_coverage_90"]
+    if c90 >= 0.8 and c50 >= 0.4:
+        return f"Its bands cover {c50:.2f} / {c90:.2f} of the held-out concentrations (nominal 0.5 / 0.9)."
+    return (f"**Its bands cover only {c50:.2f} / {c90:.2f} of the held-out (late) concentrations "
+            "(nominal 0.5 / 0.9): the model does not extrapolate the late decline; more "
+            "compartments (`pk3_iv`, as in Minto's three-compartment model) or a wider error "
+            "model are needed before its forecasts can be trusted.**")  # fmt: skip
 
 
 def _ci(r: dict, cov: str) -> str:
