@@ -60,8 +60,14 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from twinjax import federated as fl
-from twinjax.federated.algorithm import Parts, _cohort, _per_client, _simulated, _write_back
-from twinjax.federated.sampling import assign_work, sample_clients
+from twinjax.federated.algorithm import (
+    Parts,
+    _cohort,
+    _per_client,
+    _simulated,
+    finish_round,
+    plan_round,
+)
 
 # (algorithm, initial global params); called once on each side, so it must be deterministic
 MakeAlgorithm = Callable[[], tuple[fl.FederatedAlgorithm, Any]]
@@ -76,41 +82,6 @@ def _parts(algorithm: fl.FederatedAlgorithm) -> Parts:
     if algorithm.parts is None:
         raise ValueError("the algorithm has no parts: build it with federated_averaging(...)")
     return algorithm.parts
-
-
-def plan_round(parts: Parts, state: fl.ServerState, count: Any, key: Any) -> dict:
-    """The round's slots (as ``FederatedAlgorithm.apply`` draws them): client ids, assigned
-    epochs, live flags, weights, keys and the clients' states before the round."""
-    keys = fl.round_keys(key)
-    ids, group = sample_clients(keys.sample, count, parts.clients_per_round, parts.sampling)
-    sim = parts.simulation
-    epochs, live = assign_work(
-        keys.work, group, parts.local_epochs, straggler_fraction=sim.straggler_fraction,
-        drop_stragglers=parts.drop_stragglers, dropout_prob=sim.dropout_prob,
-    )  # fmt: skip
-    n = count[ids]
-    weight = jnp.where(live, n if parts.weighting == "samples" else 1, 0).astype(jnp.float32)
-    return dict(
-        id=ids, offset=jnp.zeros_like(ids), count=n, epochs=epochs, weight=weight, group=group,
-        live=live, key=jax.random.split(keys.clients, ids.shape[0]),
-        state=jax.tree.map(lambda a: a[ids], state.clients.clients),
-    )  # fmt: skip
-
-
-def finish_round(
-    parts: Parts, state: fl.ServerState, rows: dict, sent: dict, key: Any, num_clients: int
-) -> tuple[fl.ServerState, dict]:
-    """Aggregation, server optimizer and client-state write-back on the clients' replies."""
-    metrics = {"clients_live": jnp.sum(rows["live"]), "local_steps": jnp.sum(sent["steps"])}
-    out, agg_state, more = parts.aggregator.aggregate(
-        state.aggregator, sent["update"], _cohort(rows), key
-    )
-    metrics.update(more)
-    grads = jax.tree.map(jnp.negative, ravel_pytree(state.params)[1](out))
-    updates, opt_state = parts.server_optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    clients = _write_back(state.clients, rows["state"], sent["state"], rows, num_clients)
-    return fl.ServerState(params, opt_state, clients, agg_state, state.round + 1), metrics
 
 
 def client_round(

@@ -133,6 +133,9 @@ def federated_averaging(
     simulation = Simulation() if simulation is None else simulation
     execution = Execution() if execution is None else execution
 
+    parts = Parts(client, clients_per_round, local_epochs, server_optimizer, aggregator,
+                  sampling, weighting, drop_stragglers, simulation)  # fmt: skip
+
     def init(params: Any, *, num_clients: int) -> ServerState:
         shared, one = client.init(params)
         stack = lambda a: jnp.repeat(a[None], num_clients, axis=0)
@@ -145,20 +148,7 @@ def federated_averaging(
         )
 
     def apply(state: ServerState, data: ClientData, key: PRNGKeyArray) -> tuple[ServerState, dict]:
-        keys = round_keys(key)
-        ids, group = sample_clients(keys.sample, data.count, clients_per_round, sampling)
-        epochs, live = assign_work(
-            keys.work, group, local_epochs, straggler_fraction=simulation.straggler_fraction,
-            drop_stragglers=drop_stragglers, dropout_prob=simulation.dropout_prob,
-        )  # fmt: skip
-        count = data.count[ids]
-        weight = jnp.where(live, count if weighting == "samples" else 1, 0).astype(jnp.float32)
-        states = jax.tree.map(lambda a: a[ids], state.clients.clients)
-        rows = dict(
-            id=ids, offset=data.offset[ids], count=count, epochs=epochs, weight=weight,
-            group=group, live=live, key=jax.random.split(keys.clients, ids.shape[0]),
-            state=states,
-        )  # fmt: skip
+        rows = plan_round(parts, state, data.count, key, offset=data.offset)
         rows, n = pad_to_multiple(rows, mesh_size(execution.mesh), _zero_rows)
         shared = dict(params=state.params, client=state.clients.shared, samples=data.samples)
         if aggregator.encode is not None:
@@ -166,26 +156,57 @@ def federated_averaging(
         fn = _per_client(_simulated(client, simulation, data.num_clients), aggregator)
         sent = map_clients(fn, shared, rows, backend=execution.backend, mesh=execution.mesh,
                            buckets=execution.buckets)  # fmt: skip
-        padded_steps = sent["steps"]
-        sent = jax.tree.map(lambda a: a[:n], sent)
-        rows = jax.tree.map(lambda a: a[:n], rows)
-        metrics = {"clients_live": jnp.sum(rows["live"]), "local_steps": jnp.sum(sent["steps"]),
-                   "lockstep_steps": _lockstep(padded_steps, execution)}  # fmt: skip
-        out, agg_state, more = aggregator.aggregate(state.aggregator, sent["update"],
-                                                    _cohort(rows), key)  # fmt: skip
-        metrics.update(more)
-        grads = jax.tree.map(jnp.negative, ravel_pytree(state.params)[1](out))
-        updates, opt_state = server_optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        clients = _write_back(state.clients, states, sent["state"], rows, data.num_clients)
-        return ServerState(params, opt_state, clients, agg_state, state.round + 1), metrics
+        lockstep = _lockstep(sent["steps"], execution)
+        sent, rows = jax.tree.map(lambda a: a[:n], (sent, rows))
+        return finish_round(parts, state, rows, sent, key, data.num_clients, lockstep=lockstep)
 
     jit = execution.backend != "serial" if execution.jit is None else execution.jit
     if jit:
         apply = jax.jit(apply, compiler_options=execution.compiler_options)
-    parts = Parts(client, clients_per_round, local_epochs, server_optimizer, aggregator,
-                  sampling, weighting, drop_stragglers, simulation)  # fmt: skip
     return FederatedAlgorithm(init=init, apply=apply, parts=parts)
+
+
+def plan_round(parts: Parts, state: ServerState, count: Any, key: PRNGKeyArray, *,
+               offset: Any = None) -> dict:  # fmt: skip
+    """The round's slots as ``apply`` draws them from ``key``: client ids, sample offsets (zeros
+    where each client holds its own samples), counts, assigned epochs, live flags, weights, keys
+    and the clients' states before the round. Shared with engines that run the client updates
+    elsewhere (:mod:`twinjax.adapters.flower`)."""
+    keys = round_keys(key)
+    ids, group = sample_clients(keys.sample, count, parts.clients_per_round, parts.sampling)
+    sim = parts.simulation
+    epochs, live = assign_work(
+        keys.work, group, parts.local_epochs, straggler_fraction=sim.straggler_fraction,
+        drop_stragglers=parts.drop_stragglers, dropout_prob=sim.dropout_prob,
+    )  # fmt: skip
+    n = count[ids]
+    weight = jnp.where(live, n if parts.weighting == "samples" else 1, 0).astype(jnp.float32)
+    return dict(
+        id=ids, offset=jnp.zeros_like(ids) if offset is None else offset[ids], count=n,
+        epochs=epochs, weight=weight, group=group, live=live,
+        key=jax.random.split(keys.clients, ids.shape[0]),
+        state=jax.tree.map(lambda a: a[ids], state.clients.clients),
+    )  # fmt: skip
+
+
+def finish_round(
+    parts: Parts, state: ServerState, rows: dict, sent: dict, key: PRNGKeyArray,
+    num_clients: int, *, lockstep: Any = None,
+) -> tuple[ServerState, dict]:  # fmt: skip
+    """Aggregation, server optimizer and client-state write-back on the clients' replies
+    (``sent``: update, steps, state per slot of ``rows``)."""
+    metrics = {"clients_live": jnp.sum(rows["live"]), "local_steps": jnp.sum(sent["steps"])}
+    if lockstep is not None:
+        metrics["lockstep_steps"] = lockstep
+    out, agg_state, more = parts.aggregator.aggregate(
+        state.aggregator, sent["update"], _cohort(rows), key
+    )
+    metrics.update(more)
+    grads = jax.tree.map(jnp.negative, ravel_pytree(state.params)[1](out))
+    updates, opt_state = parts.server_optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    clients = _write_back(state.clients, rows["state"], sent["state"], rows, num_clients)
+    return ServerState(params, opt_state, clients, agg_state, state.round + 1), metrics
 
 
 def _lockstep(steps: Array, execution: Execution) -> Array:
