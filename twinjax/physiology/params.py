@@ -75,6 +75,14 @@ def read_table(name: str, *, source: Path | None = None) -> pd.DataFrame:
     return pd.read_csv((source or params_dir()) / f"{name}.csv")
 
 
+def device_row(kind: str, name: str) -> pd.Series:
+    """The row ``name`` of the ``{kind}_params`` table (``kind``: sensor or pump)."""
+    table = read_table(f"{kind}_params").set_index("Name")
+    if name not in table.index:
+        raise ValueError(f"unknown {kind} {name!r}; known: {list(table.index)}")
+    return table.loc[name]
+
+
 def patient_names() -> tuple[str, ...]:
     """The 30 patient names in table order."""
     return tuple(read_table("vpatient_params")["Name"])

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from twinjax.physiology.params import read_table
+from twinjax.physiology.params import device_row
 
 U_TO_PMOL = 6000.0
 
@@ -30,10 +30,7 @@ class Pump:
     @classmethod
     def named(cls, name: str) -> "Pump":
         """The pump ``name`` (Cozmo or Insulet) from pump_params.csv."""
-        table = read_table("pump_params").set_index("Name")
-        if name not in table.index:
-            raise ValueError(f"unknown pump {name!r}; known: {list(table.index)}")
-        r = table.loc[name]
+        r = device_row("pump", name)
         fields = ("min_bolus", "max_bolus", "inc_bolus", "min_basal", "max_basal", "inc_basal")
         return cls(name, *(float(r[f]) for f in fields))
 

@@ -17,7 +17,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Key
 from scipy.interpolate import make_interp_spline
 
-from twinjax.physiology.params import read_table
+from twinjax.physiology.params import device_row
 
 _BLOCK = 10  # 15-minute values per spline block (simglucose's CGMNoise.PRECOMPUTE)
 _NOISE_STEP = 15.0  # minutes between the AR(1) values
@@ -40,10 +40,7 @@ class Sensor:
     @classmethod
     def named(cls, name: str) -> "Sensor":
         """The sensor ``name`` (Dexcom, GuardianRT or Navigator) from sensor_params.csv."""
-        table = read_table("sensor_params").set_index("Name")
-        if name not in table.index:
-            raise ValueError(f"unknown sensor {name!r}; known: {list(table.index)}")
-        r = table.loc[name]
+        r = device_row("sensor", name)
         return cls(
             name, float(r.PACF), float(r.gamma), float(r["lambda"]), float(r.delta),
             float(r.xi), int(r.sample_time), float(r["min"]), float(r["max"]),
