@@ -1,6 +1,6 @@
 """Phase (a): one population twin trained on all individuals."""
 
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -43,6 +43,8 @@ class PopulationOptions(NamedTuple):
     progress: bool = True
 
 
+@cache  # one object per rate: the jitted steps take it as a static argument, so a new object
+# on every fit_population/fit_personal call would compile the step again
 def make_optimizer(lr: float) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr))
 
