@@ -169,6 +169,12 @@ def covariate_effects(c: Hierarchical, model: MeanModel, data) -> tuple[tuple[st
                     f"{list(c.covariates)}"
                 )
             pairs += [(param, col) for col in covariate_columns(data, cov)]
+    unused = [cov for cov in c.covariates if not any(cov in covs for covs in effects.values())]
+    if unused:  # read but on no parameter: refused rather than silently left out of the model
+        raise ConfigError(
+            f"experiment.covariates {unused} act on no parameter: name them in "
+            f"experiment.covariate_effects, e.g. {{{model.params[0]}:{unused}}}"
+        )
     return tuple(pairs)
 
 

@@ -48,3 +48,17 @@ def test_covariate_effects_recovered_and_recorded(tmp_path, run_app):
     assert abs(m["posterior_mean_beta_intercept_Sex[M]"] - 1.0) < 0.3
     report = (tmp_path / "run" / "report.md").read_text()
     assert "reference level 'F'" in report and f"centred at {centre:.4g}" in report
+
+
+def test_a_covariate_on_no_parameter_is_refused_not_ignored():
+    import pytest
+
+    from experiments.config import Hierarchical
+    from experiments.hierarchical import covariate_effects
+    from twinjax.bayes.models import mean_model
+    from twinjax.pipeline import ConfigError
+
+    c = Hierarchical(covariates=["Sex"])  # read from the static file, but on no parameter
+    with pytest.raises(ConfigError, match=r"\['Sex'\] act on no parameter"):
+        covariate_effects(c, mean_model("linear"), None)
+    assert covariate_effects(Hierarchical(), mean_model("linear"), None) == ()
