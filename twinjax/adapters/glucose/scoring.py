@@ -1,0 +1,85 @@
+"""The forecast protocol every glucose twin is scored by, so their tables compare.
+
+The records are a :class:`twinjax.data.Cohort` from :func:`twinjax.physiology.simulate_cohort`
+(CGM every ``step`` minutes; interventions per period). The first ``train_days`` days are the
+twins' to learn from; forecasts are scored on the days after. A forecast is made at each origin
+``o`` (a CGM cell, every ``every`` minutes of the held-out days) from the records up to and
+including cell ``o`` plus the carbohydrates and insulin of the following periods (announced meals
+and the insulin given: the twin is asked "what will the CGM read if this is what happens"), for
+each horizon in ``HORIZONS`` minutes. It is scored against the CGM reading at ``o + h / step``:
+RMSE, and whether the reading fell inside the central 90% interval.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+from jaxtyping import Float
+
+HORIZONS = (30, 60)  # minutes ahead
+LEVEL = 0.9  # the central interval scored
+
+
+class Forecasts(NamedTuple):
+    """One twin's forecasts: ``[patients, origins, len(HORIZONS)]`` each (mg/dL)."""
+
+    mean: Float[np.ndarray, "patients origins horizons"]
+    lo: Float[np.ndarray, "patients origins horizons"]  # 5% quantile
+    hi: Float[np.ndarray, "patients origins horizons"]  # 95% quantile
+
+
+def origins(n_cells: int, *, step: float, train_days: float, every: float = 30.0) -> np.ndarray:
+    """The CGM cells forecasts are made from: every ``every`` minutes after the training days,
+    leaving room for the longest horizon."""
+    first = int(round(train_days * 1440 / step))
+    last = n_cells - 1 - int(round(max(HORIZONS) / step))
+    stride = max(int(round(every / step)), 1)
+    if first > last:
+        raise ValueError(
+            f"no held-out origins: {n_cells} cells of {step} min leave nothing after "
+            f"train_days={train_days} with a {max(HORIZONS)}-minute horizon"
+        )
+    return np.arange(first, last + 1, stride)
+
+
+def targets(cgm: Float[np.ndarray, "patients cells"], at: np.ndarray, *, step: float) -> np.ndarray:
+    """The readings each forecast is scored against: ``[patients, origins, horizons]``."""
+    ahead = np.array([int(round(h / step)) for h in HORIZONS])
+    return np.asarray(cgm)[:, at[:, None] + ahead[None, :]]
+
+
+def last_value(cgm: Float[np.ndarray, "patients cells"], at: np.ndarray, *, step: float,
+               train_days: float) -> Forecasts:  # fmt: skip
+    """The baseline: the reading at the origin, with intervals from the empirical quantiles of
+    the ``h``-minute changes over each patient's training days."""
+    cgm = np.asarray(cgm)
+    first = int(round(train_days * 1440 / step))
+    mean, lo, hi = [], [], []
+    for h in HORIZONS:
+        k = int(round(h / step))
+        change = cgm[:, k:first] - cgm[:, : first - k]
+        q_lo, q_hi = np.quantile(change, [(1 - LEVEL) / 2, (1 + LEVEL) / 2], axis=1)
+        now = cgm[:, at]
+        mean.append(now), lo.append(now + q_lo[:, None]), hi.append(now + q_hi[:, None])
+    return Forecasts(*(np.stack(a, -1) for a in (mean, lo, hi)))
+
+
+def score(fc: Forecasts, y: np.ndarray) -> dict[str, np.ndarray]:
+    """Per patient and horizon: ``rmse`` and ``coverage90`` (``[patients, horizons]`` each)."""
+    err = np.asarray(fc.mean) - y
+    inside = (y >= np.asarray(fc.lo)) & (y <= np.asarray(fc.hi))
+    return {"rmse": np.sqrt(np.mean(err**2, axis=1)), "coverage90": inside.mean(axis=1)}
+
+
+def by_group(per_patient: dict[str, np.ndarray], groups: list[str]) -> dict[str, dict]:
+    """Means over the patients of each age group (and ``all``), per metric and horizon:
+    ``{group: {f"{metric}_{h}min": value}}``."""
+    groups = np.asarray(groups)
+    out = {}
+    for g in [*sorted(set(groups)), "all"]:
+        rows = np.ones(len(groups), bool) if g == "all" else groups == g
+        out[g] = {
+            f"{m}_{h}min": float(np.mean(v[rows, j]))
+            for m, v in per_patient.items()
+            for j, h in enumerate(HORIZONS)
+        }
+    return out
