@@ -447,9 +447,37 @@ class PkRemifentanil:
     progress: bool = False
 
 
+@dataclass
+class GlucoseTwins:
+    """Type-1 diabetes twins on a virtual cohort from the JAX UVa/Padova simulator
+    (:mod:`twinjax.physiology`): CGM forecasts at 30 and 60 minutes by age group from recurrent,
+    federated, Bayesian mechanistic and hybrid twins against a last-value baseline, parameter
+    recovery, and a twin-chosen bolus verified closed loop in simglucose."""
+
+    name: str = "glucose_twins"
+    per_group: int = 10  # patients per age group (the first ones of each: 10 = all 30)
+    days: int = 14  # days of records per patient
+    train_days: float = 10.0  # the twins learn from these; forecasts are scored on the rest
+    every: float = 30.0  # minutes between forecast origins on the held-out days
+    draws: int = 32  # sample paths per recurrent forecast
+    context: int = 40  # CGM periods (3 min) of history a recurrent twin is trained and run on
+    # (d) federated: clients are patients (their windows never leave them), FedAdam rounds
+    # followed by local fine-tuning on each patient's own windows
+    rounds: int = 30
+    clients_per_round: int = 10
+    local_epochs: int = 1
+    local_lr: float = 3e-3
+    server_lr: float = 1e-2
+    batch_size: int = 16
+    window_stride: int = 8
+    fine_tune_epochs: int = 2
+    n_plot_patients: int = 1  # forecast bands plotted per age group
+    progress: bool = True
+
+
 EXPERIMENTS: tuple[type, ...] = (
     TwinsSynthetic, BayesTwins, BayesSynthetic, PkTheophylline, FedproxSynthetic, FederatedTwins,
     DpPopulation,
     AbmEpidemic, AbmCommuting, AbmFinance, TwinLifecycle, Forecast, Hierarchical,
-    PbcTwins, WagesPanel, PkRemifentanil,
+    PbcTwins, WagesPanel, PkRemifentanil, GlucoseTwins,
 )  # fmt: skip

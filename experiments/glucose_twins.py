@@ -1,0 +1,228 @@
+"""Glucose digital twins for type-1 diabetes (issue #13): forecasts, identification, closed loop.
+
+A virtual cohort (``per_group`` patients of each age group of the UVa/Padova simulator, ``days``
+days of randomized meals under their clinical basal-bolus settings, a noisy Dexcom CGM every
+3 minutes) is simulated by :mod:`twinjax.physiology` and written as long-format Parquet under
+``cohort/`` (so ``data=files`` reads the same records). Every twin learns from the first
+``train_days`` days only and is scored by :mod:`twinjax.adapters.glucose.scoring`: forecasts at
+30 and 60 minutes from origins every ``every`` minutes of the held-out days, given the recorded
+carbohydrates and insulin of the periods ahead; RMSE and 90% coverage by age group.
+
+Twins: (a) the recurrent twin, population and personalized (:mod:`twinjax.pipeline`), (d) the
+recurrent twin trained federated (clients = patients: FedAdam rounds, then local fine-tuning on
+each patient's own windows; no record leaves its patient), and a last-value baseline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import jax
+import matplotlib.pyplot as plt
+import numpy as np
+
+from experiments.config import GlucoseTwins
+from experiments.report import images, save_figure, table, write_markdown
+from twinjax import federated as fl
+from twinjax import pipeline
+from twinjax.adapters import federated_twins as ft
+from twinjax.adapters.glucose import scoring
+from twinjax.adapters.glucose.recurrent import Sampled, fit_widening, sample_forecasts
+from twinjax.config import Config
+from twinjax.federated.loop import run_rounds
+from twinjax.physiology import patient_names, simulate_cohort, write_cohort
+from twinjax.physiology.params import age_group
+from twinjax.twins import init_params
+
+log = logging.getLogger(__name__)
+
+
+def chosen_patients(per_group: int) -> list[str]:
+    """The first ``per_group`` patients of each age group, in table order."""
+    names = patient_names()
+    groups = sorted({age_group(n) for n in names})
+    if not 1 <= per_group <= 10:
+        raise pipeline.ConfigError(f"experiment.per_group={per_group}: use 1 to 10")
+    return [n for g in groups for n in [m for m in names if age_group(m) == g][:per_group]]
+
+
+def twin_config(cfg: Config, c: GlucoseTwins) -> Config:
+    """The app config with the CGM grid's data settings: ``context`` periods of history, one
+    step ahead; the last training day validates (calibration), the held-out days are the test
+    segment (never trained on)."""
+    data = dataclasses.replace(
+        cfg.data, context=c.context, horizon=1, normalization="population",
+        val_fraction=1.0 / c.days, test_fraction=(c.days - c.train_days) / c.days,
+    )  # fmt: skip
+    return dataclasses.replace(cfg, data=data)
+
+
+def validation_origins(cohort, c: GlucoseTwins) -> np.ndarray:
+    """Origins on the last training day whose targets stay inside it (for interval widening)."""
+    step = cohort.step
+    ahead = int(round(max(scoring.HORIZONS) / step))
+    first = int(round((c.train_days - 1) * 1440 / step))
+    last = int(round(c.train_days * 1440 / step)) - ahead
+    return np.arange(first, last + 1, max(int(round(c.every / step)), 1))
+
+
+def recurrent_forecasts(key, params, spec, arrays, scalers, cohort, at, val_at, c, *, personal):
+    """Protocol forecasts of a recurrent twin, intervals widened on the last training day."""
+    cgm = cohort.values[..., 0]
+    both = np.concatenate([val_at, at])  # one call: one compilation
+    common = dict(step=cohort.step, history=c.context, personal=personal, draws=c.draws)
+    paths = sample_forecasts(key, params, spec, arrays, scalers.values, both, **common).draws
+    val, test = Sampled(paths[:, : len(val_at)]), Sampled(paths[:, len(val_at) :])
+    widen = fit_widening(val, cgm, val_at, step=cohort.step)
+    return test.summary(widen), widen
+
+
+def federated_personal(key, spec, arrays, c: GlucoseTwins):
+    """(d): FedAdam over the patients, then each patient fine-tunes the global twin on its own
+    windows; returns the personal twins (leading patients axis) and the round history."""
+    k_init, k_fed, k_tune = jax.random.split(key, 3)
+    data = ft.window_client_data(arrays, length=c.context + 1, stride=c.window_stride)
+    loss = ft.twin_loss(spec)
+    algo = fl.fedadam(
+        loss, server_lr=c.server_lr, clients_per_round=min(c.clients_per_round, data.num_clients),
+        local_lr=c.local_lr, batch_size=c.batch_size, local_epochs=c.local_epochs,
+        weighting="samples",
+    )  # fmt: skip
+    state = algo.init(init_params(k_init, spec), num_clients=data.num_clients)
+    state, hist = run_rounds(
+        algo, state, data, k_fed, rounds=c.rounds, progress=c.progress, desc="federated twins"
+    )
+    tuned = fl.fine_tune(loss, state.params, data, k_tune, epochs=c.fine_tune_epochs,
+                         learning_rate=c.local_lr, batch_size=c.batch_size)  # fmt: skip
+    return tuned, hist
+
+
+def run(cfg: Config, out_dir: Path) -> dict:
+    c: GlucoseTwins = cfg.experiment
+    if cfg.data.source != "synthetic":
+        raise pipeline.ConfigError(
+            "experiment=glucose_twins simulates its own cohort (and writes it under cohort/, "
+            "which data=files then reads with the default experiment); it takes no data=files"
+        )
+    if not 1 <= c.train_days < c.days:
+        raise pipeline.ConfigError(
+            f"experiment.train_days={c.train_days} must be at least 1 and below days={c.days}"
+        )
+    timings = pipeline.Timings()
+    k_cohort, k_rec, k_fed, k_fc = jax.random.split(jax.random.key(cfg.seed), 4)
+    names = chosen_patients(c.per_group)
+    with timings.phase("cohort"):
+        cohort = simulate_cohort(k_cohort, names, c.days)
+        write_cohort(cohort, out_dir / "cohort")
+    step = cohort.step
+    at = scoring.origins(cohort.n_steps, step=step, train_days=c.train_days, every=c.every)
+    val_at = validation_origins(cohort, c)
+    cgm = cohort.values[..., 0]
+    y = scoring.targets(cgm, at, step=step)
+    fc = {"last value": scoring.last_value(cgm, at, step=step, train_days=c.train_days)}
+    widening = {}
+
+    twin_cfg = twin_config(cfg, c)
+    fit = pipeline.fit_twins(k_rec, cohort, twin_cfg, out_dir, timings=timings)
+    k_pop, k_per, k_fd = jax.random.split(k_fc, 3)
+    with timings.phase("recurrent forecasts"):
+        for name, params, personal, k in (
+            ("(a) recurrent population", fit.population, False, k_pop),
+            ("(a) recurrent personalized", fit.personal, True, k_per),
+        ):
+            fc[name], widening[name] = recurrent_forecasts(
+                k, params, fit.spec, fit.arrays, fit.scalers, cohort, at, val_at, c,
+                personal=personal,
+            )  # fmt: skip
+    with timings.phase("federated fit"):
+        tuned, _ = federated_personal(k_fed, fit.spec, fit.arrays, c)
+    with timings.phase("federated forecasts"):
+        name = "(d) federated personalized"
+        fc[name], widening[name] = recurrent_forecasts(
+            k_fd, tuned, fit.spec, fit.arrays, fit.scalers, cohort, at, val_at, c, personal=True
+        )
+
+    groups = [age_group(n) for n in names]
+    per = {m: scoring.score(f, y) for m, f in fc.items()}
+    metrics = {
+        "patients": names,
+        "days": c.days,
+        "train_days": c.train_days,
+        "origins_per_patient": len(at),
+        "forecasts": {m: scoring.by_group(s, groups) for m, s in per.items()},
+        "per_patient": {m: {k: v.tolist() for k, v in s.items()} for m, s in per.items()},
+        "interval_widening": {m: np.asarray(w).tolist() for m, w in widening.items()},
+        "federated_rounds": c.rounds,
+        # sweeps: the personalized recurrent twins' one-step NLL on the last training day
+        "objective": pipeline.validation_objective(fit, cohort, twin_cfg.data),
+    }
+    with timings.phase("report"):
+        write_report(out_dir, c, metrics, cohort, fc, at, groups)
+    metrics["timings"] = timings.seconds
+    return metrics
+
+
+def forecast_table(forecasts: dict) -> list[str]:
+    """One row per twin and age group: RMSE and 90% coverage at each horizon."""
+    header = ["twin", "age group"] + [
+        f"{m} {h} min" for h in scoring.HORIZONS for m in ("RMSE", "cov90")
+    ]
+    rows = []
+    for twin, by in forecasts.items():
+        for g, v in by.items():
+            cells = [f"{v[f'{m}_{h}min']:.3g}" for h in scoring.HORIZONS
+                     for m in ("rmse", "coverage90")]  # fmt: skip
+            rows.append([twin, g, *cells])
+    return table(header, rows)
+
+
+def plot_bands(out_dir: Path, cohort, fc: dict, at: np.ndarray, groups: list[str], n: int):
+    """CGM on the first held-out day with each twin's 30-minute forecasts (mean and 90% band at
+    the times they forecast), ``n`` patients per age group."""
+    step, k = cohort.step, int(round(scoring.HORIZONS[0] / cohort.step))
+    day = at[at < at[0] + int(1440 / step)]
+    rows = [i for g in sorted(set(groups)) for i in [j for j, h in enumerate(groups) if h == g][:n]]
+    twins = [m for m in fc if m != "last value"]
+    fig, axes = plt.subplots(len(rows), 1, figsize=(11, 2.8 * len(rows)), squeeze=False)
+    for ax, i in zip(axes[:, 0], rows, strict=True):
+        t = np.arange(day[0], day[-1] + k + 1)
+        ax.plot(t * step / 60, cohort.values[i, t, 0], "k.", ms=2, label="CGM")
+        for m in twins:
+            j = np.arange(len(day))
+            hours = (day + k) * step / 60
+            line = ax.plot(hours, fc[m].mean[i, j, 0], lw=1, label=m)[0]
+            ax.fill_between(hours, fc[m].lo[i, j, 0], fc[m].hi[i, j, 0], alpha=0.15,
+                            color=line.get_color())  # fmt: skip
+        ax.axhspan(70, 180, color="green", alpha=0.05)
+        ax.set_title(f"{cohort.subject_ids[i]}: 30-minute forecasts (90% bands)", fontsize=9)
+        ax.set_ylabel("mg/dL")
+    axes[-1, 0].set_xlabel("hours from the start of the records")
+    axes[0, 0].legend(fontsize=7, ncol=3)
+    return save_figure(fig, out_dir, "forecast_bands.png")
+
+
+def write_report(out_dir: Path, c: GlucoseTwins, m: dict, cohort, fc, at, groups) -> None:
+    figs = [plot_bands(out_dir, cohort, fc, at, groups, c.n_plot_patients)]
+    lines = [
+        "# Glucose digital twins (UVa/Padova virtual cohort)",
+        "",
+        f"{len(m['patients'])} patients x {c.days} days of CGM (3-min Dexcom model with noise), "
+        f"meals and insulin under their basal-bolus settings, simulated by twinjax.physiology "
+        f"(records in `cohort/`). Twins learn from days 0-{c.train_days:g}; forecasts from "
+        f"{m['origins_per_patient']} origins per patient (every {c.every:g} min of the "
+        f"held-out days), given the recorded carbohydrates and insulin ahead.",
+        "",
+        "## CGM forecasts: RMSE (mg/dL) and 90% interval coverage",
+        "",
+        *forecast_table(m["forecasts"]),
+        "",
+        "Recurrent intervals are the sample paths' 5-95% quantiles widened per horizon on the "
+        "last training day: " + ", ".join(
+            f"{k} x{'/'.join(f'{w:.2f}' for w in v)}" for k, v in m["interval_widening"].items()
+        ) + ".",
+        "",
+        *images(figs),
+    ]  # fmt: skip
+    write_markdown(out_dir, lines)
