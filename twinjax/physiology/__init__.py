@@ -8,6 +8,7 @@ and scenarios. ``simulate_cohort``/``write_cohort`` make a virtual CGM cohort fo
 from twinjax.physiology.closed_loop import Trace, run, run_basal_bolus
 from twinjax.physiology.cohort import simulate_cohort, write_cohort
 from twinjax.physiology.controller import Action, basal_bolus, steady_basal
+from twinjax.physiology.outcomes import Outcomes, outcomes
 from twinjax.physiology.params import (
     PARAM_NAMES,
     STATE_NAMES,
@@ -36,6 +37,7 @@ __all__ = [
     "Action",
     "ClinicalSettings",
     "DailyMeals",
+    "Outcomes",
     "PatientParams",
     "PatientState",
     "Pump",
@@ -50,6 +52,7 @@ __all__ = [
     "meal_minutes",
     "measure",
     "minute_step",
+    "outcomes",
     "patient_names",
     "random_meals",
     "random_scenario",

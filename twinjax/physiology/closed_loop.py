@@ -53,6 +53,7 @@ def run(
     pump: Pump | None,
     state: PatientState | None = None,
     substeps: int = SUBSTEPS,
+    policy_state=None,
 ) -> Trace:
     """Runs one patient in closed loop.
 
@@ -66,6 +67,9 @@ def run(
         pump: the pump discretizing the requested rates, or None to deliver them exactly.
         state: the starting state (default: :func:`initial_state`).
         substeps: RK4 steps per minute.
+        policy_state: for a controller with a state (e.g. a twin it carries forward): its
+            initial state (a pytree); then ``policy`` is ``(state, cgm, meal rate) ->
+            (state, Action)``.
 
     Returns:
         The :class:`Trace`.
@@ -88,9 +92,12 @@ def run(
         return st, st.x[12] / q["Vg"]
 
     def _step(carry, inputs):
-        st, held, reported, meal_rate = carry
+        st, held, reported, meal_rate, ps = carry
         window, eps = inputs
-        action = policy(reported, meal_rate)
+        if policy_state is None:
+            action = policy(reported, meal_rate)
+        else:
+            ps, action = policy(ps, reported, meal_rate)
         basal, bolus = deliver(action.basal, "basal"), deliver(action.bolus, "bolus")
         rate = jnp.broadcast_to(basal + bolus, (s,))
         st, bg = jax.lax.scan(_minute, st, (window, rate))
@@ -98,10 +105,10 @@ def run(
         reported = ((s - 1) * held + reading) / s
         meal_rate = window.sum() / s
         out = (bg, rate, reading, reported, window.sum(), bolus * s)
-        return (st, reading, reported, meal_rate), out
+        return (st, reading, reported, meal_rate, ps), out
 
     zero = jnp.zeros((), p.x0.dtype)
-    carry = (state, cgm0, cgm0, zero)
+    carry = (state, cgm0, cgm0, zero, policy_state)
     _, (bg, rate, cgm, reported, carbs, bolus) = jax.lax.scan(
         _step, carry, (meals.reshape(periods, s), noise[1:])
     )

@@ -31,8 +31,13 @@ def simglucose_bb(
     pump: str = "Insulet",
     noise_free: bool = True,
     seed: int = 1,
+    controller=None,
 ) -> Reference:
-    """simglucose's basal-bolus loop for patient ``name``; ``meals[t]`` grams announced at minute t."""
+    """simglucose's basal-bolus loop for patient ``name``; ``meals[t]`` grams announced at minute t.
+
+    ``controller``: any simglucose ``Controller`` to run instead of its ``BBController`` (e.g.
+    :class:`twinjax.adapters.glucose.closed_loop.TwinAdvisorController`); it is reset first.
+    """
     from simglucose.actuator.pump import InsulinPump
     from simglucose.controller.basal_bolus_ctrller import BBController
     from simglucose.patient.t1dpatient import T1DPatient
@@ -55,7 +60,8 @@ def simglucose_bb(
     start = datetime(2026, 1, 1)
     plan = [(timedelta(minutes=int(t)), float(meals[t])) for t in np.flatnonzero(meals)]
     env = T1DSimEnv(patient, cgm_sensor, InsulinPump.withName(pump), CustomScenario(start, plan))
-    controller = BBController()
+    controller = BBController() if controller is None else controller
+    controller.reset()
     tic = time.perf_counter()
     obs, reward, done, info = env.reset()
     patient.record = []
