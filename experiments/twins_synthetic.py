@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 
 import jax
@@ -14,6 +15,8 @@ from experiments.report import images, table, write_markdown
 from twinjax import pipeline
 from twinjax.config import Config
 from twinjax.eval import plots
+
+log = logging.getLogger(__name__)
 
 
 def run(root: Config, out_dir: Path) -> dict:
@@ -34,10 +37,34 @@ def run(root: Config, out_dir: Path) -> dict:
     metrics["data_summary"] = cohort.meta["data_summary"]
     with timings.phase("evaluation"):
         metrics["objective"] = pipeline.validation_objective(fit, cohort, root.data)  # sweeps
+        val = pipeline.summary_metrics(
+            pipeline.evaluate_twins(fit, cohort, root.data, segment="val")
+        )
+    metrics["validation_rmse_ratio"] = val["rmse_ratio_personalized_over_population"]
+    metrics["warnings"] = personalization_warnings(val, root.train)
+    for w in metrics["warnings"]:
+        log.warning("%s", w)
     with timings.phase("report"):
         write_report(out_dir, root, metrics, fit, cohort, per_individual, key=k_plot)
     metrics["timings"] = timings.seconds
     return metrics
+
+
+def personalization_warnings(val: dict, train) -> list[str]:
+    """A warning when the personalized twins forecast the validation period worse (RMSE) than
+    the population twin: personal fine-tuning overfit (few observations per individual, many
+    personal steps, a weak prior). Judged on validation, so the test period stays unseen."""
+    ratio = val["rmse_ratio_personalized_over_population"]
+    if ratio <= 1.0 or train.selection != "none":
+        return []
+    return [
+        f"the personalized twins forecast the validation period worse than the population twin "
+        f"(RMSE ratio {ratio:.2f}; {val['fraction_individuals_improved']:.0%} of individuals "
+        f"improved): personal fine-tuning overfits at these settings. Try "
+        f"train.selection=individual (each individual keeps its personal twin only where it "
+        f"beats the population on validation), a larger train.prior_strength (now "
+        f"{train.prior_strength:g}) or fewer train.personal_steps (now {train.personal_steps})"
+    ]
 
 
 def data_line(s: dict) -> str:
@@ -92,6 +119,8 @@ def write_report(out_dir: Path, cfg: Config, metrics: dict, fit, cohort, per_ind
         "Personalized / population RMSE: "
         f"**{metrics['rmse_ratio_personalized_over_population']:.3f}**; "
         f"individuals improved: {metrics['fraction_individuals_improved']:.0%}.",
+        "",
+        *(f"**Warning:** {w}." for w in metrics["warnings"]),
         "",
         *images(figures),
         "",
