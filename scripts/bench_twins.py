@@ -37,6 +37,7 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from twinjax.twins.cells import Dense, RecurrentParams, dense, dense_init, lstm_init, run_cell
+from twinjax.twins.sequence import lstm_sequence
 
 FEATURES = 8
 HIDDEN = 32
@@ -96,8 +97,20 @@ def loss_i(
     x: Float[Array, "windows length features"],
     y: Float[Array, "windows length"],
     remat_chunk: int = 0,
+    layout: str = "sequence",
 ) -> Float[Array, ""]:
-    """MSE of one individual over all its windows (same reduction as torch's ``mse_loss``)."""
+    """MSE of one individual over all its windows (same reduction as torch's ``mse_loss``).
+
+    ``layout="sequence"``: the individual's windows go through ``lstm_sequence`` together,
+    time-major (one batched GEMM per step across individuals and windows, hand-written
+    backward pass). ``"scan"``: the reference, ``run_cell`` on each window (vmapped), autodiff;
+    ``remat_chunk`` applies to it only.
+    """
+    if layout == "sequence":
+        _, hs = lstm_sequence(params["lstm"], jnp.swapaxes(x, 0, 1))  # [length, windows, hidden]
+        return jnp.mean((dense(params["head"], hs)[..., 0] - y.T) ** 2)
+    if layout != "scan":
+        raise ValueError(f"layout must be 'sequence' or 'scan', not {layout!r}")
     win = lambda p, x, y: _window_loss(p, x, y, remat_chunk)
     return jnp.mean(jax.vmap(win, in_axes=(None, 0, 0))(params, x, y))
 
@@ -110,15 +123,18 @@ def init_state(params: dict, optimizer: optax.GradientTransformation) -> TrainSt
 
 
 def make_step(
-    optimizer: optax.GradientTransformation, *, remat_chunk: int = 0
+    optimizer: optax.GradientTransformation, *, remat_chunk: int = 0, layout: str = "sequence"
 ) -> Callable[[TrainState, Batch], tuple[TrainState, Float[Array, " individuals"]]]:
     """Jitted cohort step: per-individual loss, gradient and optimizer update, all vmapped.
 
-    ``remat_chunk``: recompute the LSTM's activations in chunks of that many steps in the
-    backward pass (``run_cell``), keeping only chunk-boundary carries and hidden states."""
+    ``layout``: see :func:`loss_i`. ``remat_chunk`` (``layout="scan"``): recompute the LSTM's
+    activations in chunks of that many steps in the backward pass (``run_cell``), keeping only
+    chunk-boundary carries and hidden states."""
+    if remat_chunk and layout != "scan":
+        raise ValueError("remat_chunk applies to layout='scan' only")
 
     def _update(params, opt_state, x, y):
-        loss, grads = jax.value_and_grad(loss_i)(params, x, y, remat_chunk)
+        loss, grads = jax.value_and_grad(loss_i)(params, x, y, remat_chunk, layout)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
@@ -153,14 +169,21 @@ def _timed(step: Callable[[], object], n: int, repeats: int) -> dict:
 
 
 def time_twinjax(
-    n: int, *, windows: int, length: int, repeats: int, seed: int = 0, remat_chunk: int = 0
+    n: int,
+    *,
+    windows: int,
+    length: int,
+    repeats: int,
+    seed: int = 0,
+    remat_chunk: int = 0,
+    layout: str = "sequence",
 ) -> dict:
     """First call (incl. compile) and the median of ``repeats`` steady-state steps."""
     k_data, k_params = jax.random.split(jax.random.key(seed))
     batch = make_batch(k_data, n, windows=windows, length=length)
     optimizer = optax.adam(LR)
     state = init_state(init_cohort(k_params, n), optimizer)
-    step = make_step(optimizer, remat_chunk=remat_chunk)
+    step = make_step(optimizer, remat_chunk=remat_chunk, layout=layout)
     jax.block_until_ready((state, batch))
     t0 = time.perf_counter()
     state, loss = jax.block_until_ready(step(state, batch))
@@ -322,8 +345,10 @@ def _env() -> dict:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, nargs="+", default=[64], help="individuals (several allowed)")
+    ap.add_argument("--layout", choices=["sequence", "scan"], default="sequence",
+                    help="sequence: lstm_sequence, time-major; scan: run_cell per window")  # fmt: skip
     ap.add_argument("--remat-chunk", type=int, default=0,
-                    help="recompute LSTM activations in chunks of this many steps (0: off)")  # fmt: skip
+                    help="(--layout scan) recompute LSTM activations in chunks of this many steps")  # fmt: skip
     ap.add_argument("--repeats", type=int, default=5, help="timed steps; the median is reported")
     ap.add_argument("--windows", type=int, default=16)
     ap.add_argument("--length", type=int, default=96)
@@ -369,7 +394,9 @@ def main(argv: list[str] | None = None) -> dict:
     sizes = {"windows": args.windows, "length": args.length, "repeats": args.repeats}
     for n in args.n:
         row = {"n": n, "load_before": _load()}
-        row["twinjax"] = time_twinjax(n, seed=args.seed, remat_chunk=args.remat_chunk, **sizes)
+        row["twinjax"] = time_twinjax(
+            n, seed=args.seed, remat_chunk=args.remat_chunk, layout=args.layout, **sizes
+        )
         if args.peer == "torch":
             row["torch"] = time_torch(n, seed=args.seed, threads=args.torch_threads, **sizes)
             tj, th = row["twinjax"], row["torch"]

@@ -1,0 +1,100 @@
+"""``lstm_sequence`` (time-major, hand-written backward) against ``run_cell`` (scan + autodiff).
+
+Same operations in another layout, so values and gradients agree to float32 rounding: 1e-5
+(relative to the largest gradient for gradients).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from twinjax.twins.cells import LSTMCarry, lstm_init, run_cell
+from twinjax.twins.sequence import lstm_sequence
+
+T, W, F, H = 11, 3, 5, 8  # steps, windows (batch), inputs, hidden
+
+
+def _reference(p, xs, carry):
+    """``run_cell`` on each window of ``xs [T, W, F]``, stacked back time-major."""
+    cell = lambda x, h, c: run_cell("lstm", p, x, LSTMCarry(h, c))
+    last, hs = jax.vmap(cell, in_axes=(1, 0, 0))(xs, carry.h, carry.c)
+    return last, jnp.swapaxes(hs, 0, 1)
+
+
+def _loss(fn, p, xs, carry):
+    """A loss that reads every output (hidden states and the final carry) non-linearly."""
+    last, hs = fn(p, xs, carry)
+    return jnp.sum(jnp.sin(3.0 * hs)) + jnp.sum(last.h**2) + jnp.sum(jnp.cos(last.c))
+
+
+def _close(a, b, scale=1.0):
+    jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, atol=1e-5 * scale, rtol=1e-5), a, b)
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    k1, k2, k3, k4 = jax.random.split(jax.random.key(0), 4)
+    p = lstm_init(k1, F, H)
+    p = p._replace(b=0.3 * jax.random.normal(k4, p.b.shape))  # a bias that is not all 0/1
+    xs = jax.random.normal(k2, (T, W, F))
+    carry = LSTMCarry(*(0.5 * jax.random.normal(k, (W, H)) for k in jax.random.split(k3)))
+    return p, xs, carry
+
+
+def test_values_equal_run_cell_per_window(inputs):
+    p, xs, carry = inputs
+    (last, hs), (ref_last, ref_hs) = lstm_sequence(p, xs, carry), _reference(p, xs, carry)
+    assert hs.shape == (T, W, H)
+    _close((last, hs), (ref_last, ref_hs))
+    zero_start = lstm_sequence(p, xs)[1]  # default carry: zeros
+    _close(zero_start, _reference(p, xs, jax.tree.map(jnp.zeros_like, carry))[1])
+    assert not np.allclose(zero_start, hs, atol=1e-3)  # the initial carry matters
+
+
+def test_gradients_equal_autodiff_of_run_cell(inputs):
+    p, xs, carry = inputs
+    argnums = (0, 1, 2)  # params, inputs and initial carry
+    g = jax.grad(lambda *a: _loss(lstm_sequence, *a), argnums)(p, xs, carry)
+    g_ref = jax.grad(lambda *a: _loss(_reference, *a), argnums)(p, xs, carry)
+    scale = max(float(jnp.abs(v).max()) for v in jax.tree.leaves(g_ref))
+    assert scale > 0.1
+    _close(g, g_ref, scale)
+
+
+def test_cohort_vmap_equals_per_individual_calls(inputs):
+    """Per-individual parameters, vmapped over a cohort of 3: each equals its own call."""
+    _, xs, carry = inputs
+    n = 3
+    ps = jax.vmap(lambda k: lstm_init(k, F, H))(jax.random.split(jax.random.key(7), n))
+    cohort_xs = jnp.stack([xs, -xs, 2 * xs])
+    loss = lambda p, x: _loss(lstm_sequence, p, x, carry)
+    losses, grads = jax.jit(jax.vmap(jax.value_and_grad(loss)))(ps, cohort_xs)
+    take = lambda tree, i: jax.tree.map(lambda a: a[i], tree)
+    ref = lambda p, x: jax.value_and_grad(lambda p: _loss(_reference, p, x, carry))(p)
+    for i in range(n):
+        ref_loss, ref_grad = ref(take(ps, i), cohort_xs[i])
+        np.testing.assert_allclose(losses[i], ref_loss, rtol=1e-5)
+        _close(take(grads, i), ref_grad, float(jnp.abs(ref_grad.wh).max()))
+
+
+def test_windows_vmapped_outside_share_the_weights(inputs):
+    """As the app calls it: one sequence [T, F] per call, vmapped over windows with the weights
+    unbatched; the weight gradient is the sum over windows, as for the batched call."""
+    p, xs, carry = inputs
+    one = lambda p, x, h, c: lstm_sequence(p, x, LSTMCarry(h, c))[1]
+    loss = lambda p: jnp.sum(
+        jnp.sin(jax.vmap(one, in_axes=(None, 1, 0, 0), out_axes=1)(p, xs, *carry))
+    )
+    batched = lambda p: jnp.sum(jnp.sin(lstm_sequence(p, xs, carry)[1]))
+    np.testing.assert_allclose(loss(p), batched(p), rtol=1e-5)
+    g, g_ref = jax.grad(loss)(p), jax.grad(batched)(p)
+    _close(g, g_ref, float(jnp.abs(g_ref.wh).max()))
+
+
+def test_bad_input_shape_is_refused(inputs):
+    p, xs, _ = inputs
+    with pytest.raises(ValueError, match="d_in=5"):
+        lstm_sequence(p, xs[..., :4])
+    with pytest.raises((ValueError, TypeError)):  # TypeError: jaxtyping's hook, in tests
+        lstm_sequence(p, xs[0, 0])
