@@ -17,7 +17,7 @@ from pathlib import Path
 import jax
 
 from twinjax.adapters.glucose.closed_loop import perturbed_twin
-from twinjax.adapters.glucose.verify import by_group, plot_closed_loop, run_closed_loop
+from twinjax.adapters.glucose.verify import outcomes_by_group, plot_closed_loop, run_closed_loop
 
 
 def main():
@@ -36,7 +36,7 @@ def main():
     table = run_closed_loop(twin, args.patients, args.days, jax.random.key(args.seed), args.out,
                             processes=args.processes)  # fmt: skip
     wall = time.perf_counter() - tic
-    groups = by_group(table)
+    groups = outcomes_by_group(table)
     groups.to_csv(args.out / "by_group.csv")
     for name in args.patients:
         fig = plot_closed_loop(args.out / "traces" / f"{name}.npz")

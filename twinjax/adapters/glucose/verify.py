@@ -188,7 +188,7 @@ def run_closed_loop(
     return table_out
 
 
-def by_group(table: pd.DataFrame) -> pd.DataFrame:
+def outcomes_by_group(table: pd.DataFrame) -> pd.DataFrame:
     """Mean outcomes per age group (and ``all``) and controller."""
     metrics = ["tir", "below70", "below54", "above180", "lbgi", "hbgi"]
     groups = [table, table.assign(group="all")]
