@@ -103,12 +103,13 @@ def loss_i(
 
     ``layout="sequence"``: the individual's windows go through ``lstm_sequence`` together,
     time-major (one batched GEMM per step across individuals and windows, hand-written
-    backward pass). ``"scan"``: the reference, ``run_cell`` on each window (vmapped), autodiff;
+    backward pass), the head applied inside its loop. ``"scan"``: the reference, ``run_cell`` on each window (vmapped), autodiff;
     ``remat_chunk`` applies to it only.
     """
     if layout == "sequence":
-        _, hs = lstm_sequence(params["lstm"], jnp.swapaxes(x, 0, 1))  # [length, windows, hidden]
-        return jnp.mean((dense(params["head"], hs)[..., 0] - y.T) ** 2)
+        xs = jnp.swapaxes(x, 0, 1)  # [length, windows, features]
+        _, pred = lstm_sequence(params["lstm"], xs, readout=params["head"])  # [length, windows, 1]
+        return jnp.mean((pred[..., 0] - y.T) ** 2)
     if layout != "scan":
         raise ValueError(f"layout must be 'sequence' or 'scan', not {layout!r}")
     win = lambda p, x, y: _window_loss(p, x, y, remat_chunk)

@@ -26,77 +26,100 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Float
 
-from twinjax.twins.cells import LSTMCarry, RecurrentParams
+from twinjax.twins.cells import Dense, LSTMCarry, RecurrentParams, dense
 
 
-def _gates(z):
-    i, f, g, o = jnp.split(z, 4, axis=-1)
-    return jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
+def _activations(z: Array) -> Array:
+    """``[sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)]`` in one elementwise pass over 4 H.
+
+    ``tanh(g) = 2 sigmoid(2 g) - 1``: one transcendental kind, so XLA emits a single fusion
+    (equal to ``jnp.tanh`` to float32 rounding, ~1e-7).
+    """
+    hidden = z.shape[-1] // 4
+    col = jnp.arange(4 * hidden)
+    is_g = (col >= 2 * hidden) & (col < 3 * hidden)
+    a = jax.nn.sigmoid(jnp.where(is_g, 2.0 * z, z))
+    return jnp.where(is_g, 2.0 * a - 1.0, a)
 
 
-def _forward(p: RecurrentParams, xs, carry: LSTMCarry):
-    """The scan; also returns the carry entering each step (the backward pass's residuals)."""
+def _split(act: Array):
+    return jnp.split(act, 4, axis=-1)
+
+
+def _forward(p: RecurrentParams, xs, carry: LSTMCarry, readout: Dense | None):
+    """The scan; also returns the carry entering each step (the backward pass's residuals).
+
+    ``h`` is kept twice, as ``[batch, hidden]`` for the gates' GEMM and transposed for the
+    weight gradient's: each then reads its operand in the layout XLA's CPU GEMM is fast on (a
+    transposed operand folded into a dot took 1.7-2x as long).
+    """
 
     def _step(carry, x_t):
         h, c = carry
-        i, f, g, o = _gates(x_t @ p.wx + h @ p.wh + p.b)
+        i, f, g, o = _split(_activations(x_t @ p.wx + h @ p.wh + p.b))
         c_next = f * c + i * g
         h_next = o * jnp.tanh(c_next)
-        return (h_next, c_next), (h_next, h, c)
+        out = h_next if readout is None else dense(readout, h_next)
+        return (h_next, c_next), (out, (h, h.T, c))
 
-    (h, c), (hs, h_prev, c_prev) = lax.scan(_step, (carry.h, carry.c), xs)
-    return LSTMCarry(h, c), hs, h_prev, c_prev
+    (h, c), (outs, prev) = lax.scan(_step, (carry.h, carry.c), xs)
+    return LSTMCarry(h, c), outs, prev
 
 
 @jax.custom_vjp
-def _lstm(p: RecurrentParams, xs, carry: LSTMCarry):
-    last, hs, _, _ = _forward(p, xs, carry)
-    return last, hs
+def _lstm(p: RecurrentParams, xs, carry: LSTMCarry, readout: Dense | None):
+    last, outs, _ = _forward(p, xs, carry, readout)
+    return last, outs
 
 
-def _lstm_fwd(p, xs, carry):
-    last, hs, h_prev, c_prev = _forward(p, xs, carry)
-    return (last, hs), (p, xs, h_prev, c_prev)
+def _lstm_fwd(p, xs, carry, readout):
+    last, outs, prev = _forward(p, xs, carry, readout)
+    return (last, outs), (p, xs, prev, readout)
 
 
-def lstm_backward(p: RecurrentParams, xs, h_prev, c_prev, d_last: LSTMCarry, dhs):
-    """Gradients of :func:`lstm_sequence` from the carries that entered each step.
+def lstm_backward(p: RecurrentParams, xs, prev, d_last: LSTMCarry, d_outs, readout):
+    """Gradients of :func:`lstm_sequence` (batch flattened: ``xs [T, B, F]``) from the carries
+    that entered each step, ``prev = (h [T, B, H], h transposed [T, H, B], c [T, B, H])``.
 
     Also the backward pass of the fused (Pallas) forward kernel in ``twins.fused``.
-    Returns ``(d params, d xs, d carry)``.
+    Returns ``(d params, d xs, d carry, d readout)``.
     """
-    batch_axes = tuple(range(xs.ndim - 2))  # the axes a weight gradient sums over, per step
-    # A transposed copy made once: folded into the loop's dot, the transpose made that dot
-    # 1.7x slower on the CPU (XLA's batched GEMM with a transposed right operand).
-    wh_t = lax.optimization_barrier(p.wh.T)
+    hidden = p.wh.shape[0]
+    col = jnp.arange(4 * hidden)
+    is_g = (col >= 2 * hidden) & (col < 3 * hidden)
+    # Transposed copies made once: folded into the loop's dots, a transposed operand made
+    # XLA's batched GEMM on the CPU 1.7x slower.
+    wh_t, xs_t = lax.optimization_barrier((p.wh.T, jnp.swapaxes(xs, 1, 2)))
 
     def _step(carry, inputs):
-        dh, dc, dwh, dwx, db = carry
-        x, h, c, dh_out = inputs
-        i, f, g, o = _gates(x @ p.wx + h @ p.wh + p.b)  # recomputed, not stored
+        dh, dc, dwh, dwx, db, dro = carry
+        x, x_t, (h, h_t, c), d_out = inputs
+        act = _activations(x @ p.wx + h @ p.wh + p.b)  # recomputed, not stored
+        i, f, g, o = _split(act)
         tc = jnp.tanh(f * c + i * g)
-        dh = dh + dh_out
+        if readout is None:
+            dh = dh + d_out
+        else:
+            dh = dh + d_out @ readout.w.T
+            h_next = o * tc
+            dro = Dense(b=dro.b + jnp.sum(d_out, 0), w=dro.w + h_next.T @ d_out)
         dc = dc + dh * o * (1.0 - tc * tc)
-        dz = jnp.concatenate(
-            [dc * g * i * (1.0 - i), dc * c * f * (1.0 - f), dc * i * (1.0 - g * g)]
-            + [dh * tc * o * (1.0 - o)],
-            axis=-1,
-        )
-        dwh = dwh + jnp.tensordot(h, dz, (batch_axes, batch_axes))
-        dwx = dwx + jnp.tensordot(x, dz, (batch_axes, batch_axes))
-        db = db + jnp.sum(dz, axis=batch_axes)
-        return (dz @ wh_t, dc * f, dwh, dwx, db), dz @ p.wx.T
+        upstream = jnp.concatenate([dc * g, dc * c, dc * i, dh * tc], axis=-1)
+        dz = upstream * jnp.where(is_g, 1.0 - act * act, act * (1.0 - act))
+        carry = (dz @ wh_t, dc * f, dwh + h_t @ dz, dwx + x_t @ dz, db + jnp.sum(dz, 0), dro)
+        return carry, dz @ p.wx.T
 
-    zeros = jax.tree.map(jnp.zeros_like, (p.wh, p.wx, p.b))
+    zeros = jax.tree.map(jnp.zeros_like, (p.wh, p.wx, p.b, readout))
     init = (d_last.h, d_last.c, *zeros)
-    (dh, dc, dwh, dwx, db), dxs = lax.scan(_step, init, (xs, h_prev, c_prev, dhs), reverse=True)
-    return RecurrentParams(b=db, wh=dwh, wx=dwx), dxs, LSTMCarry(dh, dc)
+    inputs = (xs, xs_t, prev, d_outs)
+    (dh, dc, dwh, dwx, db, dro), dxs = lax.scan(_step, init, inputs, reverse=True)
+    return RecurrentParams(b=db, wh=dwh, wx=dwx), dxs, LSTMCarry(dh, dc), dro
 
 
 def _lstm_bwd(residuals, cotangents):
-    p, xs, h_prev, c_prev = residuals
-    d_last, dhs = cotangents
-    return lstm_backward(p, xs, h_prev, c_prev, LSTMCarry(*d_last), dhs)
+    p, xs, prev, readout = residuals
+    d_last, d_outs = cotangents
+    return lstm_backward(p, xs, prev, LSTMCarry(*d_last), d_outs, readout)
 
 
 _lstm.defvjp(_lstm_fwd, _lstm_bwd)
@@ -106,19 +129,24 @@ def lstm_sequence(
     p: RecurrentParams,
     xs: Float[Array, "time *batch d_in"],
     carry: LSTMCarry | None = None,
-) -> tuple[LSTMCarry, Float[Array, "time *batch hidden"]]:
+    *,
+    readout: Dense | None = None,
+) -> tuple[LSTMCarry, Float[Array, "time *batch d_out"]]:
     """An LSTM over ``xs`` (time first): the final carry and the hidden state of every step.
 
-    Equals ``cells.run_cell("lstm", p, x)`` for each sequence ``x = xs[:, b]`` (same operations;
-    the gradient is written out by hand, equal to autodiff's to float rounding).
+    Equals ``cells.run_cell("lstm", p, x)`` for each sequence ``x = xs[:, b]`` (the same
+    function; the gradient is written out by hand, equal to autodiff's to float rounding).
 
     Args:
       p: the cell's parameters (``cells.lstm_init``), shared by all sequences in the batch.
       xs: inputs, ``[time, *batch, d_in]`` (e.g. one individual's windows as the batch).
       carry: the initial carry (``[*batch, hidden]`` each); zeros by default.
+      readout: a linear layer applied to each step's hidden state inside the loop (e.g. a
+        prediction head): the hidden states are then never stacked, and ``d_out`` is its size
+        (``hidden`` without it).
 
     Returns:
-      ``(LSTMCarry(h, c) after the last step, hs [time, *batch, hidden])``.
+      ``(LSTMCarry(h, c) after the last step, outs [time, *batch, d_out])``.
 
     >>> from twinjax.twins.cells import lstm_init, run_cell
     >>> p = lstm_init(jax.random.key(0), 3, 4)
@@ -132,7 +160,13 @@ def lstm_sequence(
         raise ValueError(
             f"xs must be [time, *batch, d_in] with d_in={p.wx.shape[0]}; got shape {xs.shape}"
         )
+    batch, hidden = xs.shape[1:-1], p.wh.shape[0]
     if carry is None:
-        zeros = jnp.zeros(xs.shape[1:-1] + (p.wh.shape[0],), xs.dtype)
+        zeros = jnp.zeros(batch + (hidden,), xs.dtype)
         carry = LSTMCarry(zeros, zeros)
-    return _lstm(p, xs, carry)
+    flat = lambda a: a.reshape((-1, a.shape[-1]))  # the batch axes as one: [B, ...]
+    last, outs = _lstm(
+        p, xs.reshape((xs.shape[0], -1, xs.shape[-1])), jax.tree.map(flat, carry), readout
+    )
+    last = jax.tree.map(lambda a: a.reshape(batch + (hidden,)), last)
+    return LSTMCarry(*last), outs.reshape(xs.shape[:-1] + (outs.shape[-1],))
