@@ -460,7 +460,11 @@ class GlucoseTwins:
     train_days: float = 10.0  # the twins learn from these; forecasts are scored on the rest
     every: float = 30.0  # minutes between forecast origins on the held-out days
     draws: int = 32  # sample paths per recurrent forecast
-    context: int = 40  # CGM periods (3 min) of history a recurrent twin is trained and run on
+    # the recurrent twins' grid (minutes; a multiple of the CGM's 3): readings every grid step,
+    # insulin and carbohydrates summed over it. 15 min: a 60-minute forecast is 4 steps of
+    # rollout instead of 20 (the twin is trained one step ahead)
+    grid: float = 15.0
+    context: int = 16  # grid steps of history a recurrent twin is trained and run on
     # (d) federated: clients are patients (their windows never leave them), FedAdam rounds
     # followed by local fine-tuning on each patient's own windows
     rounds: int = 30

@@ -68,14 +68,16 @@ def validation_origins(cohort, c: GlucoseTwins) -> np.ndarray:
     return np.arange(first, last + 1, max(int(round(c.every / step)), 1))
 
 
-def recurrent_forecasts(key, params, spec, arrays, scalers, cohort, at, val_at, c, *, personal):
-    """Protocol forecasts of a recurrent twin, intervals widened on the last training day."""
-    cgm = cohort.values[..., 0]
-    both = np.concatenate([val_at, at])  # one call: one compilation
-    common = dict(step=cohort.step, history=c.context, personal=personal, draws=c.draws)
-    paths = sample_forecasts(key, params, spec, arrays, scalers.values, both, **common).draws
+def recurrent_forecasts(key, params, fit, coarse, factor, at, val_at, c, *, personal):
+    """Protocol forecasts of a recurrent twin on its coarse grid (``at``, ``val_at``: CGM
+    cells, multiples of the coarsening factor), intervals widened on the last training day."""
+    both = np.concatenate([val_at, at]) // factor  # one call: one compilation
+    common = dict(step=coarse.step, history=c.context, personal=personal, draws=c.draws)
+    paths = sample_forecasts(
+        key, params, fit.spec, fit.arrays, fit.scalers.values, both, **common
+    ).draws
     val, test = Sampled(paths[:, : len(val_at)]), Sampled(paths[:, len(val_at) :])
-    widen = fit_widening(val, cgm, val_at, step=cohort.step)
+    widen = fit_widening(val, coarse.values[..., 0], val_at // factor, step=coarse.step)
     return test.summary(widen), widen
 
 
@@ -117,6 +119,9 @@ def run(cfg: Config, out_dir: Path) -> dict:
         cohort = simulate_cohort(k_cohort, names, c.days)
         write_cohort(cohort, out_dir / "cohort")
     step = cohort.step
+    factor = int(round(c.grid / step))
+    if factor < 1 or abs(factor * step - c.grid) > 1e-9:
+        raise pipeline.ConfigError(f"experiment.grid={c.grid} must be a multiple of {step} min")
     at = scoring.origins(cohort.n_steps, step=step, train_days=c.train_days, every=c.every)
     val_at = validation_origins(cohort, c)
     cgm = cohort.values[..., 0]
@@ -124,8 +129,14 @@ def run(cfg: Config, out_dir: Path) -> dict:
     fc = {"last value": scoring.last_value(cgm, at, step=step, train_days=c.train_days)}
     widening = {}
 
+    if (at % factor).any() or (val_at % factor).any():
+        raise pipeline.ConfigError(
+            f"forecast origins (every {c.every:g} min from day {c.train_days:g}) must fall on "
+            f"the recurrent twins' {c.grid:g}-minute grid"
+        )
+    coarse = cohort.coarsen(factor)  # the recurrent twins' grid
     twin_cfg = twin_config(cfg, c)
-    fit = pipeline.fit_twins(k_rec, cohort, twin_cfg, out_dir, timings=timings)
+    fit = pipeline.fit_twins(k_rec, coarse, twin_cfg, out_dir, timings=timings)
     k_pop, k_per, k_fd = jax.random.split(k_fc, 3)
     with timings.phase("recurrent forecasts"):
         for name, params, personal, k in (
@@ -133,15 +144,14 @@ def run(cfg: Config, out_dir: Path) -> dict:
             ("(a) recurrent personalized", fit.personal, True, k_per),
         ):
             fc[name], widening[name] = recurrent_forecasts(
-                k, params, fit.spec, fit.arrays, fit.scalers, cohort, at, val_at, c,
-                personal=personal,
+                k, params, fit, coarse, factor, at, val_at, c, personal=personal
             )  # fmt: skip
     with timings.phase("federated fit"):
         tuned, _ = federated_personal(k_fed, fit.spec, fit.arrays, c)
     with timings.phase("federated forecasts"):
         name = "(d) federated personalized"
         fc[name], widening[name] = recurrent_forecasts(
-            k_fd, tuned, fit.spec, fit.arrays, fit.scalers, cohort, at, val_at, c, personal=True
+            k_fd, tuned, fit, coarse, factor, at, val_at, c, personal=True
         )
 
     groups = [age_group(n) for n in names]
@@ -156,7 +166,7 @@ def run(cfg: Config, out_dir: Path) -> dict:
         "interval_widening": {m: np.asarray(w).tolist() for m, w in widening.items()},
         "federated_rounds": c.rounds,
         # sweeps: the personalized recurrent twins' one-step NLL on the last training day
-        "objective": pipeline.validation_objective(fit, cohort, twin_cfg.data),
+        "objective": pipeline.validation_objective(fit, coarse, twin_cfg.data),
     }
     with timings.phase("report"):
         write_report(out_dir, c, metrics, cohort, fc, at, groups)

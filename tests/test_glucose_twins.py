@@ -12,7 +12,7 @@ from twinjax.pipeline import ConfigError
 TINY = (
     "experiment=glucose_twins", "experiment.per_group=1", "experiment.days=3",
     "experiment.train_days=2", "experiment.every=60", "experiment.draws=8",
-    "experiment.context=20", "experiment.rounds=2", "experiment.fine_tune_epochs=1",
+    "experiment.context=8", "experiment.rounds=2", "experiment.fine_tune_epochs=1",
     "experiment.progress=false", "model.attention=false", "model.hidden=8",
     "train.steps=20", "train.personal_steps=10", "train.progress=false",
 )  # fmt: skip

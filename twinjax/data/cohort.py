@@ -71,3 +71,39 @@ class Cohort:
             t0=pick(self.t0),
             truth=pick(self.truth),
         )
+
+    def coarsen(self, factor: int) -> "Cohort":
+        """The cohort on a grid ``factor`` times coarser: the values (and ``truth``) at every
+        ``factor``-th grid time (readings at those instants, as a sensor would report them),
+        the interventions summed over the ``factor`` cells each coarse cell spans (totals stay
+        totals; the last coarse cell sums the cells the record still has). ``factor`` must
+        divide ``n_steps - 1``, so that the last grid time is kept.
+
+        >>> import numpy as np
+        >>> c = Cohort(values=np.arange(7.0).reshape(1, 7, 1), mask=np.ones((1, 7, 1), bool),
+        ...            interventions=np.ones((1, 7, 1)), static=np.zeros((1, 0)),
+        ...            lengths=np.array([7]), step=3.0)
+        >>> d = c.coarsen(3)
+        >>> d.values[0, :, 0].tolist(), d.interventions[0, :, 0].tolist(), d.step, d.lengths
+        ([0.0, 3.0, 6.0], [3.0, 3.0, 1.0], 9.0, array([3]))
+        """
+        if factor < 1 or (self.n_steps - 1) % factor:
+            raise ValueError(
+                f"cannot coarsen {self.n_steps} grid steps by {factor}: the factor must divide "
+                f"{self.n_steps - 1} (the span between the first and last grid time)"
+            )
+        n, t, k = self.interventions.shape
+        keep = slice(0, t, factor)
+        padded = np.concatenate(
+            [self.interventions, np.zeros((n, -t % factor, k), self.interventions.dtype)], 1
+        )
+        summed = padded.reshape(n, -1, factor, k).sum(2)
+        return replace(
+            self,
+            values=self.values[:, keep],
+            mask=self.mask[:, keep],
+            interventions=summed,
+            lengths=(self.lengths - 1) // factor + 1,
+            step=self.step * factor,
+            truth=None if self.truth is None else self.truth[:, keep],
+        )
