@@ -98,17 +98,24 @@ def loss_i(
     y: Float[Array, "windows length"],
     remat_chunk: int = 0,
     layout: str = "sequence",
+    kernel: str = "xla",
 ) -> Float[Array, ""]:
     """MSE of one individual over all its windows (same reduction as torch's ``mse_loss``).
 
     ``layout="sequence"``: the individual's windows go through ``lstm_sequence`` together,
     time-major (one batched GEMM per step across individuals and windows, hand-written
-    backward pass), the head applied inside its loop. ``"scan"``: the reference, ``run_cell`` on each window (vmapped), autodiff;
+    backward pass), the head applied inside its loop; ``kernel="pallas"``: its forward pass as
+    the fused Pallas kernel (``twins.fused``; interpret mode on a CPU), the head outside. ``"scan"``: the reference, ``run_cell`` on each window (vmapped), autodiff;
     ``remat_chunk`` applies to it only.
     """
     if layout == "sequence":
         xs = jnp.swapaxes(x, 0, 1)  # [length, windows, features]
-        _, pred = lstm_sequence(params["lstm"], xs, readout=params["head"])  # [length, windows, 1]
+        if kernel == "pallas":
+            interpret = jax.default_backend() == "cpu"
+            _, hs = lstm_sequence(params["lstm"], xs, kernel="pallas", interpret=interpret)
+            pred = dense(params["head"], hs)
+        else:  # the head inside the loop: [length, windows, 1]
+            _, pred = lstm_sequence(params["lstm"], xs, readout=params["head"])
         return jnp.mean((pred[..., 0] - y.T) ** 2)
     if layout != "scan":
         raise ValueError(f"layout must be 'sequence' or 'scan', not {layout!r}")
@@ -124,7 +131,11 @@ def init_state(params: dict, optimizer: optax.GradientTransformation) -> TrainSt
 
 
 def make_step(
-    optimizer: optax.GradientTransformation, *, remat_chunk: int = 0, layout: str = "sequence"
+    optimizer: optax.GradientTransformation,
+    *,
+    remat_chunk: int = 0,
+    layout: str = "sequence",
+    kernel: str = "xla",
 ) -> Callable[[TrainState, Batch], tuple[TrainState, Float[Array, " individuals"]]]:
     """Jitted cohort step: per-individual loss, gradient and optimizer update, all vmapped.
 
@@ -135,7 +146,7 @@ def make_step(
         raise ValueError("remat_chunk applies to layout='scan' only")
 
     def _update(params, opt_state, x, y):
-        loss, grads = jax.value_and_grad(loss_i)(params, x, y, remat_chunk, layout)
+        loss, grads = jax.value_and_grad(loss_i)(params, x, y, remat_chunk, layout, kernel)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
@@ -178,13 +189,14 @@ def time_twinjax(
     seed: int = 0,
     remat_chunk: int = 0,
     layout: str = "sequence",
+    kernel: str = "xla",
 ) -> dict:
     """First call (incl. compile) and the median of ``repeats`` steady-state steps."""
     k_data, k_params = jax.random.split(jax.random.key(seed))
     batch = make_batch(k_data, n, windows=windows, length=length)
     optimizer = optax.adam(LR)
     state = init_state(init_cohort(k_params, n), optimizer)
-    step = make_step(optimizer, remat_chunk=remat_chunk, layout=layout)
+    step = make_step(optimizer, remat_chunk=remat_chunk, layout=layout, kernel=kernel)
     jax.block_until_ready((state, batch))
     t0 = time.perf_counter()
     state, loss = jax.block_until_ready(step(state, batch))
@@ -348,6 +360,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n", type=int, nargs="+", default=[64], help="individuals (several allowed)")
     ap.add_argument("--layout", choices=["sequence", "scan"], default="sequence",
                     help="sequence: lstm_sequence, time-major; scan: run_cell per window")  # fmt: skip
+    ap.add_argument("--kernel", choices=["xla", "pallas"], default="xla",
+                    help="(--layout sequence) pallas: the fused forward kernel (GPU)")  # fmt: skip
     ap.add_argument("--remat-chunk", type=int, default=0,
                     help="(--layout scan) recompute LSTM activations in chunks of this many steps")  # fmt: skip
     ap.add_argument("--repeats", type=int, default=5, help="timed steps; the median is reported")
@@ -396,7 +410,12 @@ def main(argv: list[str] | None = None) -> dict:
     for n in args.n:
         row = {"n": n, "load_before": _load()}
         row["twinjax"] = time_twinjax(
-            n, seed=args.seed, remat_chunk=args.remat_chunk, layout=args.layout, **sizes
+            n,
+            seed=args.seed,
+            remat_chunk=args.remat_chunk,
+            layout=args.layout,
+            kernel=args.kernel,
+            **sizes,
         )
         if args.peer == "torch":
             row["torch"] = time_torch(n, seed=args.seed, threads=args.torch_threads, **sizes)

@@ -5,8 +5,8 @@
 #
 # Runs, each in its own process under its own `timeout` (one failure or hang costs at most its
 # own budget and is marked in the table, the others still run):
-#   twins     scripts/bench_twins.py at N = 4096, 16384, 65536, 131072 (remat chunks of 4 steps,
-#             3 timed steps):
+#   twins     scripts/bench_twins.py at N = 4096, 16384, 65536, 131072 (--layout scan with remat
+#             chunks of 4 steps, the memory-lean step; 3 timed steps):
 #             individual-steps/s and the device's peak memory (the host's peak RSS on a CPU)
 #   main      python -m twinjax data.n_individuals = 16384, 65536 (train.steps and
 #             train.personal_steps = $MAIN_STEPS, default 100): wall seconds and its phase
@@ -16,6 +16,11 @@
 #   agents    scripts/bench_twin_agents.py at 10^6 and 10^7 agents (twin-driven, carried state)
 #   federated scripts/bench_federated.py at 1,000 and 10,000 clients (its population mode when
 #             the script has one: Poisson sampling, one epoch; twinjax only)
+#   lstm_xla, lstm_pallas  scripts/bench_twins.py --layout sequence at N = 4096 and 16384 with
+#             --kernel xla (lstm_sequence's scan) and --kernel pallas (the fused Pallas forward
+#             kernel of twins/fused.py, never compiled for a GPU before this check: a FAIL row
+#             is its first verification). Last, so they run within the budget only when the
+#             rows above leave time (BUDGET=600 gives them room).
 # and prints one table, one row per measurement:
 #   check      size       status  seconds  result
 #   twins      N=4096     ok         41.2  1.0e+05 individual-steps/s, peak 2.1 GB
@@ -69,7 +74,7 @@ fi
 
 if [ "$DRY" = 1 ]; then
   export JAX_PLATFORMS=${JAX_PLATFORMS:-cpu}
-  TWINS_N="8"; TWINS_ARGS="--windows 2 --length 8 --repeats 1"
+  TWINS_N="8"; TWINS_ARGS="--windows 2 --length 8 --repeats 1"; KERNEL_N="8"
   MAIN_N="6"; MAIN_STEPS=2
   MAIN_ARGS="data.n_steps=60 data.context=6 data.horizon=3 model.hidden=4 model.attention_dim=4"
   MAIN_ARGS="$MAIN_ARGS train.batch_windows=2 experiment.n_plot_individuals=1"
@@ -78,7 +83,7 @@ if [ "$DRY" = 1 ]; then
   FED_N="20"; FED_ARGS="--epochs 1 --rounds 2 --max-samples 50"
   T_TWINS=600; T_MAIN=600; T_ABM=600; T_AGENTS=600; T_FED=600; BUDGET=${BUDGET:-2700}  # loaded CIs
 else
-  TWINS_N="4096 16384 65536 131072"; TWINS_ARGS="--repeats 3"
+  TWINS_N="4096 16384 65536 131072"; TWINS_ARGS="--repeats 3"; KERNEL_N="4096 16384"
   MAIN_N="16384 65536"; MAIN_STEPS=${MAIN_STEPS:-100}; MAIN_ARGS=""
   ABM_N="1000000 10000000"; ABM_STEPS=100
   AGENTS_N="1000000 10000000"; AGENTS_ARGS="--steps 50 --window-steps 2 --repeats 2"
@@ -113,14 +118,15 @@ run() {
 
 for n in $TWINS_N; do  # one process per N: its own timeout and its own peak memory
   # shellcheck disable=SC2086
-  run twins "$n" "$T_TWINS" "$PYTHON" - "$n" "$OUT/twins-$n.json" $TWINS_ARGS <<'EOF'
+  run twins "$n" "$T_TWINS" "$PYTHON" - "$n" "$OUT/twins-$n.json" $TWINS_ARGS \
+    --layout scan --remat-chunk 4 <<'EOF'
 import importlib.util, json, resource, sys
 import jax
 n, path, extra = sys.argv[1], sys.argv[2], sys.argv[3:]
 spec = importlib.util.spec_from_file_location("bench_twins", "scripts/bench_twins.py")
 bench = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
-out = bench.main(["--n", n, "--remat-chunk", "4", *extra])
+out = bench.main(["--n", n, *extra])
 stats = jax.devices()[0].memory_stats() or {}
 peak = stats.get("peak_bytes_in_use") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 out["peak_bytes"], out["peak_of"] = peak, "device" if stats else "host RSS"
@@ -147,6 +153,13 @@ for n in $FED_N; do
   run federated "$n" "$T_FED" "$PYTHON" scripts/bench_federated.py --clients "$n" \
     --peer none --buckets 8 $FED_ARGS --json "$OUT/federated-$n.json"
 done
+for n in $KERNEL_N; do
+  for kernel in xla pallas; do
+    # shellcheck disable=SC2086
+    run "lstm_$kernel" "$n" "$T_TWINS" "$PYTHON" scripts/bench_twins.py --n "$n" \
+      --layout sequence --kernel "$kernel" $TWINS_ARGS --json "$OUT/lstm_$kernel-$n.json"
+  done
+done
 
 "$PYTHON" - "$OUT" <<'EOF' | tee "$OUT/table.txt"
 import json, sys
@@ -160,6 +173,16 @@ def twins(n):
     tj = run["runs"][0]["twinjax"]
     return (f"{tj['individual_steps_per_s']:.3g} individual-steps/s, peak "
             f"{run['peak_bytes'] / 1e9:.2f} GB ({run['peak_of']})")
+
+
+def _lstm(kernel, n):
+    tj = json.loads((out / f"lstm_{kernel}-{n}.json").read_text())["runs"][0]["twinjax"]
+    return (f"{tj['individual_steps_per_s']:.3g} individual-steps/s "
+            f"(first call {tj['first_call_with_compile_s']:.1f} s)")
+
+
+lstm_xla = lambda n: _lstm("xla", n)
+lstm_pallas = lambda n: _lstm("pallas", n)
 
 
 def main(n):
@@ -185,7 +208,7 @@ def federated(n):
     return ", ".join(f"{r['twinjax_rounds_per_s']:.3g}" for r in rows) + " rounds/s"
 
 
-print(f"{'check':10s} {'size':12s} {'status':8s} {'seconds':>8s}  result")
+print(f"{'check':11s} {'size':12s} {'status':8s} {'seconds':>8s}  result")
 for line in (out / "status.tsv").read_text().splitlines():
     name, size, rc, seconds = line.split("\t")
     status = {"0": "ok", "124": "TIMEOUT", "137": "TIMEOUT", "skip": "SKIPPED"}.get(
@@ -196,5 +219,5 @@ for line in (out / "status.tsv").read_text().splitlines():
             result = globals()[name](size)
         except (OSError, KeyError, IndexError, ValueError) as e:
             status, result = "FAIL", f"no result ({type(e).__name__}: {e})"
-    print(f"{name:10s} {'N=' + size:12s} {status:8s} {int(seconds) / 1e3:8.1f}  {result}")
+    print(f"{name:11s} {'N=' + size:12s} {status:8s} {int(seconds) / 1e3:8.1f}  {result}")
 EOF

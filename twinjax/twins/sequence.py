@@ -21,6 +21,8 @@ Residuals kept for the backward pass are the carries entering each step, ``h`` a
 ([time, *batch, hidden] each), 2/5 of what keeping the gates would take.
 """
 
+from typing import Literal
+
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -131,6 +133,8 @@ def lstm_sequence(
     carry: LSTMCarry | None = None,
     *,
     readout: Dense | None = None,
+    kernel: Literal["xla", "pallas"] = "xla",
+    interpret: bool = False,
 ) -> tuple[LSTMCarry, Float[Array, "time *batch d_out"]]:
     """An LSTM over ``xs`` (time first): the final carry and the hidden state of every step.
 
@@ -144,6 +148,9 @@ def lstm_sequence(
       readout: a linear layer applied to each step's hidden state inside the loop (e.g. a
         prediction head): the hidden states are then never stacked, and ``d_out`` is its size
         (``hidden`` without it).
+      kernel: ``"xla"`` (the scan above) or ``"pallas"``: the forward pass as one fused Pallas
+        kernel per individual (``twins.fused``; for GPUs, same backward pass), without readout.
+      interpret: run the Pallas kernel in interpret mode (tests on the CPU).
 
     Returns:
       ``(LSTMCarry(h, c) after the last step, outs [time, *batch, d_out])``.
@@ -165,8 +172,16 @@ def lstm_sequence(
         zeros = jnp.zeros(batch + (hidden,), xs.dtype)
         carry = LSTMCarry(zeros, zeros)
     flat = lambda a: a.reshape((-1, a.shape[-1]))  # the batch axes as one: [B, ...]
-    last, outs = _lstm(
-        p, xs.reshape((xs.shape[0], -1, xs.shape[-1])), jax.tree.map(flat, carry), readout
-    )
+    flat_xs, flat_carry = xs.reshape((xs.shape[0], -1, xs.shape[-1])), jax.tree.map(flat, carry)
+    if kernel == "pallas":
+        if readout is not None:
+            raise ValueError("kernel='pallas' has no readout; apply the layer to its outputs")
+        from twinjax.twins.fused import lstm_pallas  # Pallas is imported only when asked for
+
+        last, outs = lstm_pallas(p, flat_xs, LSTMCarry(*flat_carry), interpret=interpret)
+    elif kernel == "xla":
+        last, outs = _lstm(p, flat_xs, flat_carry, readout)
+    else:
+        raise ValueError(f"kernel must be 'xla' or 'pallas', not {kernel!r}")
     last = jax.tree.map(lambda a: a.reshape(batch + (hidden,)), last)
     return LSTMCarry(*last), outs.reshape(xs.shape[:-1] + (outs.shape[-1],))
