@@ -35,6 +35,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float, Key
 
 from twinjax.adapters.glucose.advisor import Advice, Advisor, advise
@@ -89,6 +90,51 @@ def _correct(state: PatientState, draws: PatientParams, residual, gain):
     return state._replace(x=state.x.at[:, _GLUCOSE].multiply(factor[:, None]))
 
 
+@functools.partial(jax.jit, static_argnames=("sample_time", "pump", "advisor", "gain", "substeps"))
+def controller_step(
+    tr: Tracker,
+    cgm,
+    meal_rate,
+    draws: PatientParams,
+    clinic: PatientParams,
+    settings: ClinicalSettings,
+    *,
+    sample_time: int,
+    pump: Pump | None,
+    advisor: Advisor,
+    gain: float,
+    substeps: int,
+):
+    """One sensor period of the controller (see :func:`twin_controller`): carry, correct, act.
+
+    The patient's arrays are arguments, not constants, so one compiled step serves every
+    patient of the same number of draws.
+    """
+    s = sample_time
+    cgm, meal_rate = jnp.asarray(cgm, tr.bg.dtype), jnp.asarray(meal_rate, tr.bg.dtype)
+    moved, reported = _advance(tr, meal_rate, draws, s, substeps)
+    state = jax.tree.map(lambda a, b: jnp.where(tr.started, a, b), moved, tr.state)
+    reported = jnp.where(tr.started, reported, tr.bg)
+    state = _correct(state, draws, cgm - reported, gain)
+    clinic_action = basal_bolus(cgm, meal_rate, clinic, settings, sample_time=s)
+    clinic_dose = clinic_action.bolus * s
+
+    def _ask():
+        return advise(draws, state, basal=clinic_action.basal, clinic_dose=clinic_dose,
+                      sample_time=s, advisor=advisor)  # fmt: skip
+
+    def _none():
+        zero = jnp.zeros((), tr.bg.dtype)
+        return Advice(zero, zero, zero, zero, zero, zero)
+
+    advice = jax.lax.cond(meal_rate > 0, _ask, _none)
+    action = Action(clinic_action.basal, advice.dose / s)
+    deliver = (lambda r, kind: r) if pump is None else (lambda r, kind: getattr(pump, kind)(r))
+    delivered = deliver(action.basal, "basal") + deliver(action.bolus, "bolus")
+    tracker = Tracker(state, glucose(state.x, draws), delivered, jnp.asarray(True))
+    return tracker, action, advice
+
+
 def twin_controller(
     draws: PatientParams,
     clinic: PatientParams,
@@ -115,13 +161,13 @@ def twin_controller(
         substeps: RK4 steps per minute when carrying the draws forward.
 
     Returns:
-        The pure pair; ``step`` is jittable (``sample_time`` and the options are closed over).
+        The pure pair; ``step`` is :func:`controller_step` (jitted) with this patient's arrays.
     """
     if tau <= 0:
         raise ValueError(f"tau must be positive, got {tau}")
-    advisor = Advisor() if advisor is None else advisor
-    s, gain = sample_time, 1.0 - float(jnp.exp(-sample_time / tau))
-    deliver = (lambda r, kind: r) if pump is None else (lambda r, kind: getattr(pump, kind)(r))
+    options = dict(sample_time=sample_time, pump=pump, substeps=substeps,
+                   advisor=Advisor() if advisor is None else advisor,
+                   gain=1.0 - float(np.exp(-sample_time / tau)))  # fmt: skip
 
     def init() -> Tracker:
         state = jax.vmap(initial_state)(draws)
@@ -129,27 +175,7 @@ def twin_controller(
         return Tracker(state, glucose(draws.x0, draws), zero, jnp.asarray(False))
 
     def step(tr: Tracker, cgm, meal_rate):
-        cgm, meal_rate = jnp.asarray(cgm, tr.bg.dtype), jnp.asarray(meal_rate, tr.bg.dtype)
-        moved, reported = _advance(tr, meal_rate, draws, s, substeps)
-        state = jax.tree.map(lambda a, b: jnp.where(tr.started, a, b), moved, tr.state)
-        reported = jnp.where(tr.started, reported, tr.bg)
-        state = _correct(state, draws, cgm - reported, gain)
-        clinic_action = basal_bolus(cgm, meal_rate, clinic, settings, sample_time=s)
-        clinic_dose = clinic_action.bolus * s
-
-        def _ask():
-            return advise(draws, state, basal=clinic_action.basal, clinic_dose=clinic_dose,
-                          sample_time=s, advisor=advisor)  # fmt: skip
-
-        def _none():
-            zero = jnp.zeros((), tr.bg.dtype)
-            return Advice(zero, zero, zero, zero, zero, zero)
-
-        advice = jax.lax.cond(meal_rate > 0, _ask, _none)
-        action = Action(clinic_action.basal, advice.dose / s)
-        delivered = deliver(action.basal, "basal") + deliver(action.bolus, "bolus")
-        tracker = Tracker(state, glucose(state.x, draws), delivered, jnp.asarray(True))
-        return tracker, action, advice
+        return controller_step(tr, cgm, meal_rate, draws, clinic, settings, **options)
 
     return TwinController(init, step)
 
@@ -226,7 +252,7 @@ def _controller_class():
             self.name, self.sample_time = name, Sensor.named(sensor).sample_time
             ctl = patient_controller(twin, name, sample_time=self.sample_time,
                                      pump=Pump.named(pump), **options)  # fmt: skip
-            self._step = jax.jit(ctl.step)
+            self._step = ctl.step  # jitted, shared by every patient with as many draws
             tic = time.perf_counter()  # compile now (both branches), outside simglucose's loop
             jax.block_until_ready(self._step(ctl.init(), 100.0, 1.0))
             self.compile_seconds = time.perf_counter() - tic
