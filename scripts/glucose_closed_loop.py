@@ -28,10 +28,19 @@ def main():
     ap.add_argument("--seed", type=int, default=2026, help="held-out meals and sensor noise")
     ap.add_argument("--twin-seed", type=int, default=1)
     ap.add_argument("--processes", type=int, default=2)
+    ap.add_argument(
+        "--spread",
+        nargs="*",
+        metavar="NAME=SD",
+        help="the test twin's log-normal spreads (default: closed_loop.PERTURBED)",
+    )
     ap.add_argument("--out", type=Path, default=Path("runs/glucose_closed_loop"))
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    twin = perturbed_twin(jax.random.key(args.twin_seed), args.patients, draws=args.draws)
+    spread = None if args.spread is None else {
+        k: float(v) for k, v in (item.split("=") for item in args.spread)}  # fmt: skip
+    twin = perturbed_twin(jax.random.key(args.twin_seed), args.patients, draws=args.draws,
+                          spread=spread)  # fmt: skip
     tic = time.perf_counter()
     table = run_closed_loop(twin, args.patients, args.days, jax.random.key(args.seed), args.out,
                             processes=args.processes)  # fmt: skip
