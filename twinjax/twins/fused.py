@@ -79,7 +79,7 @@ def _lstm_bwd(interpret, residuals, cotangents):
     d_last, dhs = cotangents
     h_prev = jnp.concatenate([carry.h[None], hs[:-1]])  # the carries entering each step
     c_prev = jnp.concatenate([carry.c[None], cs[:-1]])
-    prev = (h_prev, jnp.swapaxes(h_prev, 1, 2), c_prev)
+    prev = (h_prev, c_prev)
     dp, dxs, dcarry, _ = lstm_backward(p, xs, prev, LSTMCarry(*d_last), dhs, None)
     return dp, dxs, dcarry
 

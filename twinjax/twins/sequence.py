@@ -49,12 +49,7 @@ def _split(act: Array):
 
 
 def _forward(p: RecurrentParams, xs, carry: LSTMCarry, readout: Dense | None):
-    """The scan; also returns the carry entering each step (the backward pass's residuals).
-
-    ``h`` is kept twice, as ``[batch, hidden]`` for the gates' GEMM and transposed for the
-    weight gradient's: each then reads its operand in the layout XLA's CPU GEMM is fast on (a
-    transposed operand folded into a dot took 1.7-2x as long).
-    """
+    """The scan; also returns the carry entering each step (the backward pass's residuals)."""
 
     def _step(carry, x_t):
         h, c = carry
@@ -62,7 +57,7 @@ def _forward(p: RecurrentParams, xs, carry: LSTMCarry, readout: Dense | None):
         c_next = f * c + i * g
         h_next = o * jnp.tanh(c_next)
         out = h_next if readout is None else dense(readout, h_next)
-        return (h_next, c_next), (out, (h, h.T, c))
+        return (h_next, c_next), (out, (h, c))
 
     (h, c), (outs, prev) = lax.scan(_step, (carry.h, carry.c), xs)
     return LSTMCarry(h, c), outs, prev
@@ -81,7 +76,7 @@ def _lstm_fwd(p, xs, carry, readout):
 
 def lstm_backward(p: RecurrentParams, xs, prev, d_last: LSTMCarry, d_outs, readout):
     """Gradients of :func:`lstm_sequence` (batch flattened: ``xs [T, B, F]``) from the carries
-    that entered each step, ``prev = (h [T, B, H], h transposed [T, H, B], c [T, B, H])``.
+    that entered each step, ``prev = (h [T, B, H], c [T, B, H])``.
 
     Also the backward pass of the fused (Pallas) forward kernel in ``twins.fused``.
     Returns ``(d params, d xs, d carry, d readout)``.
@@ -89,13 +84,15 @@ def lstm_backward(p: RecurrentParams, xs, prev, d_last: LSTMCarry, d_outs, reado
     hidden = p.wh.shape[0]
     col = jnp.arange(4 * hidden)
     is_g = (col >= 2 * hidden) & (col < 3 * hidden)
-    # Transposed copies made once: folded into the loop's dots, a transposed operand made
-    # XLA's batched GEMM on the CPU 1.7x slower.
-    wh_t, xs_t = lax.optimization_barrier((p.wh.T, jnp.swapaxes(xs, 1, 2)))
+    # Transposed copies, made explicitly (optimization_barrier): folded into a dot, a
+    # transposed operand made XLA's batched GEMM on the CPU 1.7-2x slower. Per step for h and
+    # x (small, in cache) rather than stored transposed for the whole sequence.
+    wh_t = lax.optimization_barrier(p.wh.T)
 
     def _step(carry, inputs):
         dh, dc, dwh, dwx, db, dro = carry
-        x, x_t, (h, h_t, c), d_out = inputs
+        x, (h, c), d_out = inputs
+        x_t, h_t = lax.optimization_barrier((x.T, h.T))
         act = _activations(x @ p.wx + h @ p.wh + p.b)  # recomputed, not stored
         i, f, g, o = _split(act)
         tc = jnp.tanh(f * c + i * g)
@@ -113,7 +110,7 @@ def lstm_backward(p: RecurrentParams, xs, prev, d_last: LSTMCarry, d_outs, reado
 
     zeros = jax.tree.map(jnp.zeros_like, (p.wh, p.wx, p.b, readout))
     init = (d_last.h, d_last.c, *zeros)
-    inputs = (xs, xs_t, prev, d_outs)
+    inputs = (xs, prev, d_outs)
     (dh, dc, dwh, dwx, db, dro), dxs = lax.scan(_step, init, inputs, reverse=True)
     return RecurrentParams(b=db, wh=dwh, wx=dwx), dxs, LSTMCarry(dh, dc), dro
 
