@@ -156,3 +156,18 @@ def test_sequence_layout_step_equals_the_per_window_scan(bench, cohort):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5), fast.params, ref.params)
     with pytest.raises(ValueError, match="layout"):
         bench.make_step(optimizer, remat_chunk=4)
+
+
+def test_blocks_of_individuals_give_the_same_step(bench, cohort):
+    """``block=1``: individuals one block after another (``lax.map``) instead of one vmap: the
+    same per-individual computation, so the same losses and updates (1e-6)."""
+    batch, params = cohort
+    optimizer = optax.adam(1e-3)
+    state = bench.init_state(params, optimizer)
+    (whole, loss_whole), (blocks, loss_blocks) = (
+        bench.make_step(optimizer, block=b)(state, batch) for b in (0, 1)
+    )
+    np.testing.assert_allclose(loss_blocks, loss_whole, rtol=1e-6)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), blocks, whole)
+    with pytest.raises(ValueError, match="block"):
+        bench.make_step(optimizer, block=-1)
