@@ -10,6 +10,18 @@ from twinjax.adapters.glucose.closed_loop import (
     perturbed_twin,
     twin_controller,
 )
+from twinjax.adapters.glucose.hybrid import HybridTwin, fit_hybrid, forecast_hybrid
+from twinjax.adapters.glucose.intervals import day_origins, interval_scale, widen
+from twinjax.adapters.glucose.mechanistic import (
+    ESTIMATED,
+    fit_mechanistic,
+    forecast_mechanistic,
+    recovery,
+    recovery_coverage,
+    reference_theta,
+    twin_paths,
+)
+from twinjax.adapters.glucose.records import Records, glucose_path, records, steady_state
 from twinjax.adapters.glucose.twin import MechanisticTwin
 from twinjax.adapters.glucose.verify import (
     outcomes_by_group,
@@ -20,13 +32,30 @@ from twinjax.adapters.glucose.verify import (
 __all__ = [
     "Advice",
     "Advisor",
+    "ESTIMATED",
+    "HybridTwin",
     "MechanisticTwin",
+    "Records",
     "TwinController",
     "advise",
+    "day_origins",
+    "fit_hybrid",
+    "fit_mechanistic",
+    "forecast_hybrid",
+    "forecast_mechanistic",
+    "glucose_path",
+    "interval_scale",
     "outcomes_by_group",
     "patient_controller",
     "perturbed_twin",
     "plot_closed_loop",
+    "records",
+    "recovery",
+    "recovery_coverage",
+    "reference_theta",
     "run_closed_loop",
+    "steady_state",
     "twin_controller",
+    "twin_paths",
+    "widen",
 ]

@@ -23,6 +23,8 @@ class MechanisticTwin(NamedTuple):
     noise_sd: ``[patients, draws]``, the CGM measurement-error scale (mg/dL) of each draw.
     subject_ids: the patients, in order.
     estimated: the names of the estimated parameters.
+    noise_ar: ``[patients, draws]``, the per-reading AR(1) coefficient of the CGM residual
+      (``noise_sd`` is then its stationary SD), or None for independent errors.
     """
 
     theta: Float[Array, "patients draws params"]
@@ -30,6 +32,7 @@ class MechanisticTwin(NamedTuple):
     noise_sd: Float[Array, "patients draws"]
     subject_ids: tuple[str, ...]
     estimated: tuple[str, ...]
+    noise_ar: Float[Array, "patients draws"] | None = None
 
     def patient(self, i: int) -> PatientParams:
         """Patient ``i``'s draws as a :class:`~twinjax.physiology.PatientParams` with a leading
@@ -39,6 +42,8 @@ class MechanisticTwin(NamedTuple):
     def take(self, rows) -> "MechanisticTwin":
         """The twin of the patients ``rows`` (indices)."""
         ids = tuple(self.subject_ids[int(r)] for r in jax.numpy.atleast_1d(jax.numpy.asarray(rows)))
+        ar = None if self.noise_ar is None else self.noise_ar[rows]
         return self._replace(
-            theta=self.theta[rows], x0=self.x0[rows], noise_sd=self.noise_sd[rows], subject_ids=ids
-        )
+            theta=self.theta[rows], x0=self.x0[rows], noise_sd=self.noise_sd[rows],
+            subject_ids=ids, noise_ar=ar,
+        )  # fmt: skip
