@@ -9,10 +9,12 @@ from twinjax.adapters.glucose import (
     fit_hybrid,
     forecast_hybrid,
     forecast_mechanistic,
+    interval_scale,
     records,
     scoring,
     steady_state,
     twin_paths,
+    widen,
 )
 from twinjax.physiology import PARAM_NAMES, load_patients, simulate_cohort
 
@@ -44,3 +46,17 @@ def test_the_hybrid_beats_a_mechanistic_twin_with_a_wrong_insulin_sensitivity():
     # too noisy to assert on 23 origins per patient; the 30-patient run reports it)
     assert (fc.lo < fc.mean).all() and (fc.hi > fc.mean).all()
     assert (hybrid.hi[:, 1] - hybrid.lo[:, 1] > hybrid.hi[:, 0] - hybrid.lo[:, 0]).all()
+
+
+def test_interval_scale_widens_to_cover_the_calibration_readings():
+    rng = np.random.default_rng(0)
+    y = rng.normal(0.0, [[[3.0, 6.0]], [[1.0, 2.0]]], size=(2, 400, 2))  # patients differ
+    mean = np.zeros_like(y)
+    fc = scoring.Forecasts(mean, mean - 1.0, mean + 2.0)  # too narrow, asymmetric
+    for pooled in (False, True):
+        c = interval_scale(fc, y, pooled=pooled)
+        inside = scoring.score(widen(fc, c), y)["coverage90"]
+        if pooled:  # one factor for both patients: 90% of all the readings, not of each
+            assert np.allclose(c[0], c[1]) and np.allclose(inside.mean(0), 0.9, atol=0.003)
+        else:  # each patient's own: 90% each, up to one reading (the quantile's interpolation)
+            assert np.allclose(inside, 0.9, atol=1 / 400 + 1e-9)

@@ -14,6 +14,7 @@ from twinjax.adapters.glucose.hybrid import HybridTwin, fit_hybrid, forecast_hyb
 from twinjax.adapters.glucose.intervals import day_origins, interval_scale, widen
 from twinjax.adapters.glucose.mechanistic import (
     ESTIMATED,
+    calibration_scale,
     fit_mechanistic,
     forecast_mechanistic,
     recovery,
@@ -38,6 +39,7 @@ __all__ = [
     "Records",
     "TwinController",
     "advise",
+    "calibration_scale",
     "day_origins",
     "fit_hybrid",
     "fit_mechanistic",

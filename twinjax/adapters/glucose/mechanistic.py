@@ -45,6 +45,7 @@ import numpyro.distributions as dist
 import pandas as pd
 from jaxtyping import Array, Key
 
+from twinjax.adapters.glucose.intervals import day_origins, interval_scale
 from twinjax.adapters.glucose.records import (
     Records,
     glucose_path,
@@ -52,7 +53,7 @@ from twinjax.adapters.glucose.records import (
     steady_state,
     with_basal_insulin,
 )
-from twinjax.adapters.glucose.scoring import HORIZONS, LEVEL, Forecasts
+from twinjax.adapters.glucose.scoring import HORIZONS, LEVEL, Forecasts, targets
 from twinjax.adapters.glucose.twin import MechanisticTwin
 from twinjax.bayes import SviResult, run_svi
 from twinjax.data import Cohort
@@ -69,6 +70,11 @@ def reference_theta(names, bw) -> np.ndarray:
     Entry ``i`` is the median of the table over the patients of ``names[i]``'s age group other
     than ``names[i]`` itself (all table patients of the group when ``names[i]`` is not in the
     table), with ``BW`` replaced by ``bw[i]``.
+
+    Example:
+        >>> ref = reference_theta(["adult#001", "child#002"], [80.0, 30.0])
+        >>> ref.shape, float(ref[1, PARAM_NAMES.index("BW")])
+        ((2, 32), 30.0)
     """
     table = np.asarray(load_patients().theta, np.float64)
     known = patient_names()
@@ -250,6 +256,24 @@ def forecast_mechanistic(
         q = np.quantile(draws, [(1 - LEVEL) / 2, (1 + LEVEL) / 2], axis=-1)
         lo.append(q[0]), hi.append(q[1])
     return Forecasts(*(np.stack(a, -1) for a in (mean, lo, hi)))
+
+
+def calibration_scale(
+    key: Key[Array, ""] | None,
+    twin: MechanisticTwin,
+    recs: Records,
+    *,
+    start_days: float,
+    end_days: float,
+    paths: np.ndarray | None = None,
+) -> np.ndarray:
+    """``[patients, horizons]``: the widening of the twin's intervals (:func:`~.intervals.widen`)
+    that covers 90% of its forecasts from origins every 30 minutes of days ``[start_days,
+    end_days)`` (training days after those it was fitted on; the fit's own days understate the
+    error on new days)."""
+    at = day_origins(recs.cgm.shape[1], step=recs.step, start_days=start_days, end_days=end_days)
+    fc = forecast_mechanistic(key, twin, recs, at, paths=paths)
+    return interval_scale(fc, targets(recs.cgm, at, step=recs.step))
 
 
 def recovery(twin: MechanisticTwin, *, level: float = LEVEL) -> pd.DataFrame:

@@ -103,6 +103,13 @@ def steady_state(theta: Float[Array, " params"], basal: Float[Array, ""]) -> Flo
     Glucose solves ``EGP(Gp) = Fsnc + E(Gp) + Uid(Gt)`` with ``k1 Gp - k2 Gt = Uid(Gt)``, a
     monotone equation in ``Gt``: bisection finds the root and a Newton step from it carries the
     gradient (the implicit-function derivative) to the parameters.
+
+    Example:
+        >>> from twinjax.physiology import load_patients
+        >>> p = jax.tree.map(lambda a: a[0], load_patients(["adult#001"]))
+        >>> basal = p.get("u2ss") * p.get("BW") / 6000.0  # simglucose's basal rate, U/min
+        >>> bool(jnp.allclose(steady_state(p.theta, basal), p.x0, rtol=1e-4))  # the table's x0
+        True
     """
     g = lambda k: theta[_P[k]]
     ib = plasma_insulin(theta, basal)
