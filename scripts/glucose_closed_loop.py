@@ -10,12 +10,14 @@ Writes ``outcomes.csv``, ``by_group.csv``, ``traces/`` and one figure per patien
 """
 
 import argparse
+import dataclasses
 import logging
 import time
 from pathlib import Path
 
 import jax
 
+from twinjax.adapters.glucose import Advisor
 from twinjax.adapters.glucose.closed_loop import perturbed_twin
 from twinjax.adapters.glucose.verify import outcomes_by_group, plot_closed_loop, run_closed_loop
 
@@ -28,6 +30,14 @@ def main():
     ap.add_argument("--seed", type=int, default=2026, help="held-out meals and sensor noise")
     ap.add_argument("--twin-seed", type=int, default=1)
     ap.add_argument("--processes", type=int, default=2)
+    ap.add_argument(
+        "--advisor",
+        nargs="*",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="advisor options (twinjax.adapters.glucose.Advisor), e.g. quantile=0.75",
+    )
+    ap.add_argument("--tau-flux", type=float, default=60.0, help="0: no integral action")
     ap.add_argument(
         "--spread",
         nargs="*",
@@ -42,8 +52,12 @@ def main():
     twin = perturbed_twin(jax.random.key(args.twin_seed), args.patients, draws=args.draws,
                           spread=spread)  # fmt: skip
     tic = time.perf_counter()
+    fields = {f.name: f.type for f in dataclasses.fields(Advisor)}
+    advisor = Advisor(**{k: (int if fields[k] in (int, "int") else float)(v)
+                         for k, v in (item.split("=") for item in args.advisor)})  # fmt: skip
     table = run_closed_loop(twin, args.patients, args.days, jax.random.key(args.seed), args.out,
-                            processes=args.processes)  # fmt: skip
+                            processes=args.processes, advisor=advisor,
+                            tau_flux=args.tau_flux or None)  # fmt: skip
     wall = time.perf_counter() - tic
     groups = outcomes_by_group(table)
     groups.to_csv(args.out / "by_group.csv")

@@ -56,6 +56,7 @@ from twinjax.physiology import (
 from twinjax.physiology.params import PARAM_NAMES
 
 _GLUCOSE = jnp.array([3, 4, 12])  # Gp, Gt, Gs
+_FSNC, _VG = PARAM_NAMES.index("Fsnc"), PARAM_NAMES.index("Vg")
 
 
 class Tracker(NamedTuple):
@@ -65,6 +66,7 @@ class Tracker(NamedTuple):
     bg: Float[Array, " draws"]  # each draw's glucose now (mg/dL)
     insulin: Float[Array, ""]  # rate delivered over the period now starting (U/min)
     started: Bool[Array, ""]  # False before the first period
+    flux: Float[Array, " draws"]  # the observer's glucose flux into plasma (mg/kg/min)
 
 
 class TwinController(NamedTuple):
@@ -90,7 +92,27 @@ def _correct(state: PatientState, draws: PatientParams, residual, gain):
     return state._replace(x=state.x.at[:, _GLUCOSE].multiply(factor[:, None]))
 
 
-@functools.partial(jax.jit, static_argnames=("sample_time", "pump", "advisor", "gain", "substeps"))
+def with_flux(draws: PatientParams, flux) -> PatientParams:
+    """The draws with a constant glucose flux ``flux`` (mg/kg/min) into plasma: ``Fsnc``, the
+    insulin-independent uptake, is the ODE's only constant term there (``dGp/dt = ... - Fsnc``)."""
+    return draws._replace(theta=draws.theta.at[:, _FSNC].add(-flux))
+
+
+def observe(tr: Tracker, cgm, meal_rate, draws: PatientParams, *, sample_time: int, gain: float,
+            flux_gain: float, substeps: int) -> Tracker:  # fmt: skip
+    """Carries the draws through the period just ended and corrects them with the CGM: the
+    glucose compartments by ``gain`` of the residual, the flux by ``flux_gain`` of it."""
+    moved, reported = _advance(tr, meal_rate, with_flux(draws, tr.flux), sample_time, substeps)
+    state = jax.tree.map(lambda a, b: jnp.where(tr.started, a, b), moved, tr.state)
+    residual = cgm - jnp.where(tr.started, reported, tr.bg)
+    state = _correct(state, draws, residual, gain)
+    flux = tr.flux + flux_gain * residual * draws.theta[:, _VG]
+    return tr._replace(state=state, bg=glucose(state.x, draws), flux=flux)
+
+
+@functools.partial(
+    jax.jit, static_argnames=("sample_time", "pump", "advisor", "gain", "flux_gain", "substeps")
+)
 def controller_step(
     tr: Tracker,
     cgm,
@@ -103,6 +125,7 @@ def controller_step(
     pump: Pump | None,
     advisor: Advisor,
     gain: float,
+    flux_gain: float,
     substeps: int,
 ):
     """One sensor period of the controller (see :func:`twin_controller`): carry, correct, act.
@@ -112,15 +135,14 @@ def controller_step(
     """
     s = sample_time
     cgm, meal_rate = jnp.asarray(cgm, tr.bg.dtype), jnp.asarray(meal_rate, tr.bg.dtype)
-    moved, reported = _advance(tr, meal_rate, draws, s, substeps)
-    state = jax.tree.map(lambda a, b: jnp.where(tr.started, a, b), moved, tr.state)
-    reported = jnp.where(tr.started, reported, tr.bg)
-    state = _correct(state, draws, cgm - reported, gain)
+    tr = observe(tr, cgm, meal_rate, draws, sample_time=s, gain=gain, flux_gain=flux_gain,
+                 substeps=substeps)  # fmt: skip
+    state, twin = tr.state, with_flux(draws, tr.flux)
     clinic_action = basal_bolus(cgm, meal_rate, clinic, settings, sample_time=s)
     clinic_dose = clinic_action.bolus * s
 
     def _ask():
-        return advise(draws, state, basal=clinic_action.basal, clinic_dose=clinic_dose,
+        return advise(twin, state, basal=clinic_action.basal, clinic_dose=clinic_dose,
                       sample_time=s, advisor=advisor)  # fmt: skip
 
     def _none():
@@ -131,8 +153,7 @@ def controller_step(
     action = Action(clinic_action.basal, advice.dose / s)
     deliver = (lambda r, kind: r) if pump is None else (lambda r, kind: getattr(pump, kind)(r))
     delivered = deliver(action.basal, "basal") + deliver(action.bolus, "bolus")
-    tracker = Tracker(state, glucose(state.x, draws), delivered, jnp.asarray(True))
-    return tracker, action, advice
+    return tr._replace(insulin=delivered, started=jnp.asarray(True)), action, advice
 
 
 def twin_controller(
@@ -144,6 +165,7 @@ def twin_controller(
     pump: Pump | None,
     advisor: Advisor | None = None,
     tau: float = 30.0,
+    tau_flux: float | None = 60.0,
     substeps: int = 1,
 ) -> TwinController:
     """The advising controller of one patient.
@@ -158,21 +180,24 @@ def twin_controller(
         pump: the pump whose rounding the delivered insulin goes through (None: exact).
         advisor: the advisor's options.
         tau: the observer's time constant (minutes).
+        tau_flux: the time scale of its integral action (minutes; None: none).
         substeps: RK4 steps per minute when carrying the draws forward.
 
     Returns:
         The pure pair; ``step`` is :func:`controller_step` (jitted) with this patient's arrays.
     """
-    if tau <= 0:
-        raise ValueError(f"tau must be positive, got {tau}")
+    if tau <= 0 or (tau_flux is not None and tau_flux <= 0):
+        raise ValueError(f"tau and tau_flux must be positive, got {tau}, {tau_flux}")
     options = dict(sample_time=sample_time, pump=pump, substeps=substeps,
                    advisor=Advisor() if advisor is None else advisor,
-                   gain=1.0 - float(np.exp(-sample_time / tau)))  # fmt: skip
+                   gain=1.0 - float(np.exp(-sample_time / tau)),
+                   flux_gain=0.0 if tau_flux is None else sample_time / tau_flux**2)  # fmt: skip
 
     def init() -> Tracker:
         state = jax.vmap(initial_state)(draws)
         zero = jnp.zeros((), draws.x0.dtype)
-        return Tracker(state, glucose(draws.x0, draws), zero, jnp.asarray(False))
+        flux = jnp.zeros(draws.x0.shape[:1], draws.x0.dtype)
+        return Tracker(state, glucose(draws.x0, draws), zero, jnp.asarray(False), flux)
 
     def step(tr: Tracker, cgm, meal_rate):
         return controller_step(tr, cgm, meal_rate, draws, clinic, settings, **options)

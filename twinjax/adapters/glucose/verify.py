@@ -38,7 +38,7 @@ CONTROLLERS = ("twin", "bb")  # the advisor, simglucose's BBController
 def _fingerprint(job: dict) -> str:
     """What a patient's result depends on: twin draws, days, sensor seed and options."""
     h = hashlib.sha256()
-    for k in ("name", "seed", "sensor", "pump", "tau", "advisor"):
+    for k in ("name", "seed", "sensor", "pump", "tau", "tau_flux", "advisor"):
         h.update(repr(job[k]).encode())
     for k in ("theta", "x0", "meals"):
         h.update(np.ascontiguousarray(job[k], np.float64).tobytes())
@@ -57,7 +57,7 @@ def _patient(job: dict) -> str:
     theta, x0 = jax.numpy.asarray(job["theta"][None]), jax.numpy.asarray(job["x0"][None])
     twin = MechanisticTwin(theta, x0, jax.numpy.ones(x0.shape[:2]), (job["name"],), ())
     ctl = TwinAdvisorController(twin, job["name"], sensor=job["sensor"], pump=job["pump"],
-                                advisor=job["advisor"], tau=job["tau"])  # fmt: skip
+                                advisor=job["advisor"], tau=job["tau"], tau_flux=job["tau_flux"])  # fmt: skip
     kw = dict(sensor=job["sensor"], pump=job["pump"], noise_free=False, seed=job["seed"])
     runs = {"twin": simglucose_bb(job["name"], job["meals"], controller=ctl, **kw)}
     advice, advice_seconds, compile_seconds = ctl.advice, ctl.advice_seconds, ctl.compile_seconds
@@ -92,7 +92,8 @@ def patient_outcomes(path: Path) -> list[dict]:
 
 
 def plan(twin: MechanisticTwin, names, days: int, key: Key[Array, ""], out_dir, *,
-         advisor: Advisor, tau: float, sensor: str, pump: str) -> list[dict]:  # fmt: skip
+         advisor: Advisor, tau: float, tau_flux: float | None, sensor: str,
+         pump: str) -> list[dict]:  # fmt: skip
     """One job per patient: its twin draws, held-out meals, sensor seed, options and file."""
     names = [names] if isinstance(names, str) else list(names)
     missing = [n for n in names if n not in twin.subject_ids]
@@ -105,7 +106,8 @@ def plan(twin: MechanisticTwin, names, days: int, key: Key[Array, ""], out_dir, 
     for name in names:
         row, i = table.index(name), twin.subject_ids.index(name)
         seed = int(jax.random.randint(jax.random.fold_in(k_sensor, row), (), 0, 2**31 - 1))
-        job = dict(name=name, seed=seed, sensor=sensor, pump=pump, tau=tau, advisor=advisor,
+        job = dict(name=name, seed=seed, sensor=sensor, pump=pump, tau=tau, tau_flux=tau_flux,
+                   advisor=advisor,
                    theta=np.asarray(twin.theta[i]), x0=np.asarray(twin.x0[i]),
                    meals=np.asarray(random_scenario(jax.random.fold_in(k_meals, row), days)),
                    path=str(traces / f"{name}.npz"))  # fmt: skip
@@ -133,6 +135,7 @@ def run_closed_loop(
     processes: int = 2,
     advisor: Advisor | None = None,
     tau: float = 30.0,
+    tau_flux: float | None = 60.0,
     sensor: str = "Dexcom",
     pump: str = "Insulet",
     show_progress: bool = True,
@@ -146,7 +149,8 @@ def run_closed_loop(
         key: the held-out key (meals and sensor noise); not the one the twin's records came from.
         out_dir: where ``traces/<patient>.npz`` and ``outcomes.csv`` go.
         processes: parallel processes (1: in this process).
-        advisor, tau: the advisor's options and the observer's time constant.
+        advisor, tau, tau_flux: the advisor's options and the observer's time constants
+            (:func:`~twinjax.adapters.glucose.closed_loop.twin_controller`).
         sensor, pump: simglucose's device names.
         show_progress: a progress bar (log lines when not on a terminal).
 
@@ -156,8 +160,8 @@ def run_closed_loop(
         ``seconds``; also written to ``out_dir/outcomes.csv``.
     """
     advisor = Advisor() if advisor is None else advisor
-    jobs = plan(twin, names, days, key, out_dir, advisor=advisor, tau=tau, sensor=sensor,
-                pump=pump)  # fmt: skip
+    jobs = plan(twin, names, days, key, out_dir, advisor=advisor, tau=tau, tau_flux=tau_flux,
+                sensor=sensor, pump=pump)  # fmt: skip
     done = [j["name"] for j in jobs if _finished(j)]
     jobs = [j for j in jobs if j["name"] not in done]
     traces = Path(out_dir) / "traces"
