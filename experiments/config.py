@@ -467,14 +467,25 @@ class GlucoseTwins:
     context: int = 16  # grid steps of history a recurrent twin is trained and run on
     # (d) federated: clients are patients (their windows never leave them), FedAdam rounds
     # followed by local fine-tuning on each patient's own windows
-    rounds: int = 30
-    clients_per_round: int = 10
-    local_epochs: int = 1
+    rounds: int = 200
+    clients_per_round: int = 30
+    local_epochs: int = 2
     local_lr: float = 3e-3
     server_lr: float = 1e-2
     batch_size: int = 16
     window_stride: int = 8
     fine_tune_epochs: int = 2
+    # (b) Bayesian mechanistic twin (twinjax.adapters.glucose.mechanistic): SVI on the first
+    # fit_days days (the rest of the training days calibrate its intervals and train (c))
+    fit_days: float = 2.0
+    svi_steps: int = 800
+    svi_lr: float = 0.02
+    mechanistic_draws: int = 64
+    hybrid_calib_days: float = 2.0  # (c): training days held back to choose its shrinkage
+    # closed loop in simglucose (optional extra `glucose`): the twin advisor vs BBController on
+    # held-out days; 0 days skips it
+    closed_loop_days: int = 3
+    processes: int = 2  # simglucose processes (patients in parallel)
     n_plot_patients: int = 1  # forecast bands plotted per age group
     progress: bool = True
 

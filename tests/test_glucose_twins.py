@@ -15,13 +15,18 @@ TINY = (
     "experiment.context=8", "experiment.rounds=2", "experiment.fine_tune_epochs=1",
     "experiment.progress=false", "model.attention=false", "model.hidden=8",
     "train.steps=20", "train.personal_steps=10", "train.progress=false",
+    "experiment.fit_days=1", "experiment.svi_steps=5", "experiment.mechanistic_draws=4",
+    "experiment.hybrid_calib_days=0.5",
 )  # fmt: skip
 
 
 def test_glucose_twins_tiny(run_app, tmp_path):
-    m = run_app(tmp_path, *TINY)
+    m = run_app(tmp_path, *TINY, "experiment.closed_loop_days=0")
     twins = m["forecasts"]
-    assert {"last value", "(a) recurrent personalized", "(d) federated personalized"} <= set(twins)
+    assert set(twins) == {
+        "last value", "(a) recurrent population", "(a) recurrent personalized",
+        "(b) Bayesian mechanistic", "(c) hybrid", "(d) federated personalized",
+    }  # fmt: skip
     for by in twins.values():
         assert set(by) == {"adolescent", "adult", "child", "all"}
         for v in by.values():
@@ -29,9 +34,23 @@ def test_glucose_twins_tiny(run_app, tmp_path):
     # the records went through the data layer as long-format Parquet (data=files reads them)
     obs = pd.read_parquet(tmp_path / "cohort" / "observations.parquet")
     assert set(obs["subject_id"]) == set(m["patients"]) and len(m["patients"]) == 3
-    assert (tmp_path / "forecast_bands.png").exists() and "RMSE 30 min" in (
-        tmp_path / "report.md"
-    ).read_text()
+    report = (tmp_path / "report.md").read_text()
+    assert (tmp_path / "forecast_bands.png").exists() and "RMSE 30 min" in report
+    # recovery: one row per patient and estimated parameter, scored against the table
+    rec = pd.read_csv(tmp_path / "parameter_recovery.csv")
+    assert len(rec) == 3 * len(m["mechanistic"]["estimated"]) and (rec["lo"] <= rec["hi"]).all()
+    assert "closed_loop" not in m and "Closed loop" not in report
+
+
+@pytest.mark.slow
+def test_glucose_twins_closed_loop_in_simglucose(run_app, tmp_path):
+    pytest.importorskip("simglucose")
+    m = run_app(tmp_path, *TINY, "experiment.closed_loop_days=1")
+    loop = m["closed_loop"]
+    assert set(loop["by_group"]) == {"adolescent", "adult", "child", "all"}
+    assert len(loop["per_patient"]) == 6  # 3 patients x (advisor, BBController)
+    for g in ("adolescent", "adult", "child"):
+        assert (tmp_path / f"closed_loop_{g}.png").exists()
 
 
 def test_glucose_twins_refuses_files_and_bad_days(tmp_path):

@@ -5,9 +5,8 @@ CGM cohort's training days; a 30- or 60-minute forecast rolls the twin forward o
 periods after the origin with the recorded carbohydrates and insulin of those periods, feeding
 back a draw from each step's predictive Gaussian (:func:`twinjax.twins.forecast` with a key), so
 ``draws`` sample paths carry the accumulation of uncertainty over the horizon. The forecast is
-the mean of the draws; the 90% interval their empirical 5% and 95% quantiles, widened by a factor
-per horizon fitted on the last training day (:func:`fit_widening`: the smallest factor that
-covers 90% of that day's readings).
+the mean of the draws; the 90% interval their empirical 5% and 95% quantiles (which
+:func:`~twinjax.adapters.glucose.intervals.interval_scale` can widen on held-back days).
 """
 
 from functools import partial
@@ -18,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Float
 
-from twinjax.adapters.glucose.scoring import HORIZONS, LEVEL, Forecasts, targets
+from twinjax.adapters.glucose.scoring import HORIZONS, LEVEL, Forecasts
 from twinjax.data import CohortArrays, NormStats, Series
 from twinjax.twins import TwinSpec, forecast
 
@@ -28,12 +27,10 @@ class Sampled(NamedTuple):
 
     draws: Float[np.ndarray, "patients origins draws horizons"]
 
-    def summary(self, widen: np.ndarray | None = None) -> Forecasts:
-        """The mean and the central 90% interval (``widen``: a factor per horizon)."""
-        mean = self.draws.mean(2)
+    def summary(self) -> Forecasts:
+        """The mean over the draws and their central 90% interval."""
         lo, hi = np.quantile(self.draws, [(1 - LEVEL) / 2, (1 + LEVEL) / 2], axis=2)
-        w = np.ones(len(HORIZONS)) if widen is None else np.asarray(widen)
-        return Forecasts(mean, mean - w * (mean - lo), mean + w * (hi - mean))
+        return Forecasts(self.draws.mean(2), lo, hi)
 
 
 def _window(series: Series, origin, history: int, horizon: int):
@@ -113,15 +110,4 @@ def _sample_paths(params, series, keys, at, *, spec, history, ahead, draws, targ
     return jax.vmap(_patient, in_axes=(0 if personal else None, 0, 0))(params, series, keys)
 
 
-def fit_widening(sampled: Sampled, cgm: np.ndarray, at: np.ndarray, *, step: float) -> np.ndarray:
-    """Per horizon, the smallest factor on the sample intervals' half-widths (around the mean)
-    that puts :data:`LEVEL` of the readings at those forecasts inside their interval."""
-    fc = sampled.summary()
-    y = targets(cgm, at, step=step)
-    above = (y - fc.mean) / np.maximum(fc.hi - fc.mean, 1e-6)
-    below = (fc.mean - y) / np.maximum(fc.mean - fc.lo, 1e-6)
-    need = np.maximum(above, below).reshape(-1, len(HORIZONS))
-    return np.quantile(need, LEVEL, axis=0)
-
-
-__all__ = ["Sampled", "fit_widening", "sample_forecasts"]
+__all__ = ["Sampled", "sample_forecasts"]
