@@ -42,10 +42,12 @@ from twinjax.twins.sequence import lstm_sequence
 FEATURES = 8
 HIDDEN = 32
 LR = 1e-3
-# Individuals per block on a CPU: at N=256 (2-core CPU, loaded) a step took 0.30-0.38 process
-# CPU seconds in blocks of 8-16 against 0.44 in blocks of 32 and 0.50 all at once: a block's
-# per-step arrays ([16, 16, 128] floats) stay in L2, and no page faults for fresh buffers.
-CPU_BLOCK = 16
+# Individuals per block on a CPU: at N=256 (2-core CPU, load 5-7) a step took 0.31-0.33
+# process CPU seconds in blocks of 8, 0.36-0.38 in blocks of 16, 0.44 of 32 and 0.50 all at
+# once: a block's per-step arrays ([8, 16, 128] floats) stay in L2, fresh buffers no longer
+# page-fault, and no op of the time loops is split over threads (from 16 on, the weight
+# gradient's per-step addition was, and waited for the other thread on a busy machine).
+CPU_BLOCK = 8
 
 
 class Batch(NamedTuple):
