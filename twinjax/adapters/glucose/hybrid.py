@@ -10,9 +10,12 @@ last two hours and announced for the forecast's window.
 
 The coefficients are hierarchical ridge: pooled ones fitted on every patient, then each
 patient's shrunk toward them, ``w_i = argmin |X_i w - t_i|^2 + lambda |w - w_pool|^2`` (closed
-form); ``lambda`` is chosen per horizon on held-back training days (the last ``calib_days``), on
-which each patient's 5% and 95% error quantiles also give the 90% interval (split conformal:
-the fit never sees those days). The forecast is (b)'s mean plus the predicted residual.
+form). Each patient's ``lambda`` (or the pooled coefficients alone, or no correction at all,
+where the residual model does not help) is chosen per horizon on held-back training days (the
+last ``calib_days``), on which each patient's 5% and 95% error quantiles also give the 90%
+interval (split conformal: the fit never sees those days; the choice among 7 candidates on the
+same days makes the quantiles slightly optimistic). The forecast is (b)'s mean plus the
+predicted residual.
 """
 
 from typing import NamedTuple
@@ -41,7 +44,7 @@ class HybridTwin(NamedTuple):
     spread: Float[np.ndarray, "horizons features"]  # feature SDs
     lo: Float[np.ndarray, "patients horizons"]  # 5% quantile of the held-back errors
     hi: Float[np.ndarray, "patients horizons"]  # 95%
-    lam: Float[np.ndarray, " horizons"]  # the chosen shrinkage
+    lam: Float[np.ndarray, "patients horizons"]  # chosen shrinkage (inf: pooled, nan: none)
 
 
 def _window_sum(per_cell: np.ndarray, at: np.ndarray, start: int, stop: int) -> np.ndarray:
@@ -144,14 +147,17 @@ def fit_hybrid(
         n = z.shape[0] * z.shape[1]
         pooled = _ridge(z.reshape(1, n, -1), t.reshape(1, n), 1.0, 0.0)[0]
         fits = [_ridge(z, t, lam, pooled) for lam in lambdas]
-        err = [np.mean((np.einsum("pnf,pf->pn", zc, w) - tc) ** 2) for w in fits]
-        best = int(np.argmin(err))
-        resid = tc - np.einsum("pnf,pf->pn", zc, fits[best])
+        fits += [np.broadcast_to(pooled, fits[0].shape), np.zeros_like(fits[0])]
+        err = [np.mean((np.einsum("pnf,pf->pn", zc, w) - tc) ** 2, axis=1) for w in fits]
+        best = np.argmin(np.stack(err), axis=0)  # per patient
+        coef = np.stack(fits)[best, np.arange(len(best))]
+        resid = tc - np.einsum("pnf,pf->pn", zc, coef)
         q = np.quantile(resid, [(1 - LEVEL) / 2, (1 + LEVEL) / 2], axis=1)
-        coefs.append(fits[best]), centres.append(centre), spreads.append(spread)
-        los.append(q[0]), his.append(q[1]), lams.append(lambdas[best])
+        coefs.append(coef), centres.append(centre), spreads.append(spread)
+        los.append(q[0]), his.append(q[1])
+        lams.append(np.asarray([*lambdas, np.inf, np.nan])[best])
     return HybridTwin(np.stack(coefs, 1), np.stack(centres), np.stack(spreads),
-                      np.stack(los, 1), np.stack(his, 1), np.asarray(lams))  # fmt: skip
+                      np.stack(los, 1), np.stack(his, 1), np.stack(lams, 1))  # fmt: skip
 
 
 def forecast_hybrid(
