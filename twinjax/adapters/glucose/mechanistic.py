@@ -135,7 +135,7 @@ def fit_mechanistic(
     fit_days: float = 2.0,
     estimated: tuple[str, ...] = ESTIMATED,
     fixed: np.ndarray | None = None,
-    steps: int = 600,
+    steps: int = 800,
     lr: float = 0.02,
     draws: int = 64,
     substeps: int = 1,
