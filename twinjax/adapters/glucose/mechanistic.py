@@ -276,24 +276,39 @@ def calibration_scale(
     return interval_scale(fc, targets(recs.cgm, at, step=recs.step))
 
 
+def _fasting(theta: np.ndarray, x0: np.ndarray) -> dict[str, np.ndarray]:
+    """Quantities of the fasting state that the records pin down even where the parameters
+    behind them trade off: glucose ``Gb`` (mg/dL) and endogenous production ``EGPb`` (mg/kg/min,
+    ``kp1 - kp2 Gp - kp3 XL``, the balance that fasting glucose reveals)."""
+    p = lambda k: theta[..., PARAM_NAMES.index(k)]
+    return {
+        "Gb": x0[..., 12] / p("Vg"),
+        "EGPb": p("kp1") - p("kp2") * x0[..., 3] - p("kp3") * x0[..., 8],
+    }
+
+
 def recovery(twin: MechanisticTwin, *, level: float = LEVEL) -> pd.DataFrame:
     """Parameter recovery, for the scorer (who knows the table's true values; the twin does not).
 
     Returns:
-        One row per patient and estimated parameter: ``subject_id``, ``group``, ``parameter``,
-        ``true``, posterior ``mean``, central ``level`` interval ``lo``/``hi``, ``inside``.
-        :func:`recovery_coverage` summarizes it per parameter.
+        One row per patient and estimated parameter (and the fasting glucose ``Gb`` and
+        production ``EGPb``, functions of the parameters and the fasting state): ``subject_id``,
+        ``group``, ``parameter``, ``true``, posterior ``mean``, central ``level`` interval
+        ``lo``/``hi``, ``inside``. :func:`recovery_coverage` summarizes it per parameter.
     """
-    truth = np.asarray(load_patients(list(twin.subject_ids)).theta)
-    theta = np.asarray(twin.theta)
+    p = load_patients(list(twin.subject_ids))
+    truth_theta, theta = np.asarray(p.theta), np.asarray(twin.theta)
+    truth = {k: truth_theta[:, PARAM_NAMES.index(k)] for k in twin.estimated}
+    draws = {k: theta[:, :, PARAM_NAMES.index(k)] for k in twin.estimated}
+    truth |= _fasting(truth_theta, np.asarray(p.x0))
+    draws |= _fasting(theta, np.asarray(twin.x0))
     rows = []
-    for name in twin.estimated:
-        j = PARAM_NAMES.index(name)
-        lo, hi = np.quantile(theta[:, :, j], [(1 - level) / 2, (1 + level) / 2], axis=1)
+    for name, d in draws.items():
+        lo, hi = np.quantile(d, [(1 - level) / 2, (1 + level) / 2], axis=1)
         for i, sid in enumerate(twin.subject_ids):
             rows.append({
                 "subject_id": sid, "group": age_group(sid), "parameter": name,
-                "true": truth[i, j], "mean": theta[i, :, j].mean(), "lo": lo[i], "hi": hi[i],
+                "true": truth[name][i], "mean": d[i].mean(), "lo": lo[i], "hi": hi[i],
             })  # fmt: skip
     table = pd.DataFrame(rows)
     table["inside"] = (table["true"] >= table["lo"]) & (table["true"] <= table["hi"])
