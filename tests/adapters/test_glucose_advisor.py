@@ -2,8 +2,6 @@
 closed loop in the JAX simulator against the basal-bolus controller, the CGM observer, the
 runner's resume, and (slow) the controller inside simglucose against the same loop in JAX."""
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -93,7 +91,7 @@ def test_observer_pulls_a_biased_twin_to_the_cgm():
     start = jnp.concatenate([(truth.x0[12] / truth.get("Vg"))[None], bg[2:-1:3]])
     reported = (2 * start + bg[2::3]) / 3  # the sensor's held and new readings over each period
 
-    @functools.partial(jax.jit, static_argnums=(0, 1))
+    @jax.jit
     def track(gain, flux_gain):
         def _step(tr, cgm):
             tr = observe(tr, cgm, 0.0, draws, sample_time=3, gain=gain, flux_gain=flux_gain,
@@ -107,9 +105,10 @@ def test_observer_pulls_a_biased_twin_to_the_cgm():
         ahead, _ = simulate(p1, jnp.zeros(60), jnp.full(60, basal), state=one(tr.state))
         return tr.bg[0], ahead[-1]
 
-    drift = abs(float(track(0.0, 0.0)[0]) - float(bg[-1]))
-    proportional = abs(float(track(float(1 - np.exp(-0.1)), 0.0)[0]) - float(bg[-1]))
-    now, later = track(float(1 - np.exp(-0.1)), 3 / 60**2)
+    drift = abs(float(track(0.0, 0.0)[0]) - float(bg[-1]))  # one compile: the gains are traced
+    gain = float(1 - np.exp(-0.1))  # tau = 30 min
+    proportional = abs(float(track(gain, 0.0)[0]) - float(bg[-1]))
+    now, later = track(gain, 3 / 60**2)
     assert drift > 15.0 and proportional < 0.3 * drift
     assert abs(float(now) - float(bg[-1])) < 0.1 * drift
     assert abs(float(later) - float(bg[-1])) < 0.2 * drift  # 1 h on, uncorrected

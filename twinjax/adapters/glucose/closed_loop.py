@@ -48,7 +48,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float, Key
+from jaxtyping import Array, ArrayLike, Bool, Float, Key
 
 from twinjax.adapters.glucose.advisor import Advice, Advisor, advise
 from twinjax.adapters.glucose.twin import MechanisticTwin
@@ -110,8 +110,9 @@ def with_flux(draws: PatientParams, flux) -> PatientParams:
     return draws._replace(theta=draws.theta.at[:, _FSNC].add(-flux))
 
 
-def observe(tr: Tracker, cgm, meal_rate, draws: PatientParams, *, sample_time: int, gain: float,
-            flux_gain: float, substeps: int) -> Tracker:  # fmt: skip
+def observe(tr: Tracker, cgm, meal_rate, draws: PatientParams, *, sample_time: int,
+            gain: Float[ArrayLike, ""], flux_gain: Float[ArrayLike, ""],
+            substeps: int) -> Tracker:  # fmt: skip
     """Carries the draws through the period just ended and corrects them with the CGM: the
     glucose compartments by ``gain`` of the residual, the flux by ``flux_gain`` of it."""
     moved, reported = _advance(tr, meal_rate, with_flux(draws, tr.flux), sample_time, substeps)
