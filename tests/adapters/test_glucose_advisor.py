@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from twinjax.adapters.glucose.advisor import Advisor, _horizon_glucose, _smooth, advise_jit
+from twinjax.adapters.glucose.advisor import Advisor, _horizon_glucose, _predicted, advise_jit
 from twinjax.adapters.glucose.closed_loop import (
     observe,
     patient_controller,
@@ -55,10 +55,10 @@ def test_perturbed_twin_draws():
 
 @pytest.mark.slow
 def test_gradient_search_finds_the_grid_optimum():
-    """At a 70 g meal the advisor's smoothed objective (twin of 4 perturbed draws) is within 0.01
-    of the best of 41 doses on a log grid over its range; its exact predicted TIR is at least the
-    clinic dose's (the search starts there and keeps the best iterate), minus 0.01 for the
-    smoothed-vs-exact indicators."""
+    """At a 70 g meal (twin of 4 perturbed draws) the advised dose meets the chance constraint
+    and its expected time in range is within 0.02 (10 min of the 8 h) of the best over 41 doses
+    on a log grid over the advisor's range that meet it; it is at least the clinic dose's (the
+    search starts there and keeps the best iterate by the same exact score)."""
     twin = perturbed_twin(jax.random.key(3), ["adult#001"], draws=4)
     draws = twin.patient(0)
     state = jax.vmap(initial_state)(draws)._replace(planned=jnp.full(4, 70.0))
@@ -66,15 +66,15 @@ def test_gradient_search_finds_the_grid_optimum():
     clinic = 70.0 / float(load_settings(["adult#001"]).carb_ratio[0])
     adv = advise_jit(draws, state, basal=basal, clinic_dose=clinic, sample_time=3, advisor=FAST)
 
-    def objective(dose):
-        tir, below = _smooth(_horizon_glucose(dose, draws, state, basal, 3, FAST), FAST)
-        excess = jnp.quantile(below, FAST.quantile) - FAST.max_below
-        return tir.mean() - FAST.penalty * jax.nn.relu(excess)
+    def exact(dose):
+        return _predicted(_horizon_glucose(dose, draws, state, basal, 3, FAST), FAST)
 
     grid = clinic * jnp.exp(jnp.linspace(-np.log(4), np.log(4), 41))
-    values = jax.jit(jax.vmap(objective))(grid)
-    assert float(jax.jit(objective)(adv.dose)) >= float(values.max()) - 0.01
-    assert float(adv.tir) >= float(adv.clinic_tir) - 0.01
+    tir, below = jax.jit(jax.vmap(exact))(grid)
+    feasible = np.asarray(below) <= FAST.max_below
+    assert feasible.any() and float(adv.below) <= FAST.max_below
+    assert float(adv.tir) >= float(np.asarray(tir)[feasible].max()) - 0.02
+    assert float(adv.tir) >= float(adv.clinic_tir)
     assert float(adv.clinic_dose) == pytest.approx(clinic, rel=1e-6)
 
 
