@@ -56,7 +56,7 @@ from twinjax.adapters.glucose.intervals import interval_scale, widen
 from twinjax.adapters.glucose.recurrent import Sampled, sample_forecasts
 from twinjax.config import Config
 from twinjax.federated.loop import run_rounds
-from twinjax.physiology import patient_names, simulate_cohort, write_cohort
+from twinjax.physiology import Sensor, patient_names, simulate_cohort, write_cohort
 from twinjax.physiology.params import age_group
 from twinjax.twins import init_params
 
@@ -211,6 +211,7 @@ def run(cfg: Config, out_dir: Path) -> dict:
 
     groups = [age_group(n) for n in names]
     per = {m: scoring.score(f, y) for m, f in fc.items()}
+    floor = floor_patients(cohort, Sensor.named("Dexcom").lo, first=int(at[0]))
     metrics = {
         "patients": names,
         "days": c.days,
@@ -220,11 +221,28 @@ def run(cfg: Config, out_dir: Path) -> dict:
         "per_patient": {m: {k: v.tolist() for k, v in s.items()} for m, s in per.items()},
         "interval_widening": {m: np.asarray(w).tolist() for m, w in widening.items()},
         "federated_rounds": c.rounds,
+        # patients whose held-out CGM mostly sits at the sensor's floor (simglucose's own
+        # basal-bolus settings drive some into glucose near 0): their readings are trivially
+        # forecast, so "all but these" rows are given too
+        "patients_at_sensor_floor": floor,
+        "forecasts_without_floor_patients": {
+            m: scoring.by_group(
+                {k: v[[n not in floor for n in names]] for k, v in s.items()},
+                [g for g, n in zip(groups, names, strict=True) if n not in floor],
+            )["all"]
+            for m, s in per.items()
+        }
+        if floor and len(floor) < len(names)
+        else {},
         "mechanistic": {
             "estimated": list(twin.estimated),
             "svi_final_loss": float(np.mean(np.asarray(svi.losses)[-20:])),
             "recovery": coverage.reset_index().to_dict(orient="records"),
-            "hybrid_lambda": np.asarray(hybrid.lam).tolist(),
+            # (c)'s per-patient choice on the held-back days, counted per horizon
+            "hybrid_choice": {
+                f"{h}min": hybrid_choices(np.asarray(hybrid.lam)[:, j])
+                for j, h in enumerate(scoring.HORIZONS)
+            },
         },
         # sweeps: the personalized recurrent twins' one-step NLL on the last training day
         "objective": pipeline.validation_objective(fit, coarse, twin_cfg.data),
@@ -235,6 +253,21 @@ def run(cfg: Config, out_dir: Path) -> dict:
         write_report(out_dir, c, metrics, cohort, fc, at, groups, rec, coverage)
     metrics["timings"] = timings.seconds
     return metrics
+
+
+def hybrid_choices(lam: np.ndarray) -> dict[str, int]:
+    """How many patients took each residual correction: a shrinkage ``lambda`` toward the
+    pooled coefficients, the pooled ones (inf) or none (nan)."""
+    label = lambda v: "none" if np.isnan(v) else "pooled" if np.isinf(v) else f"lambda={v:g}"
+    names = [label(v) for v in lam]
+    return {k: names.count(k) for k in sorted(set(names))}
+
+
+def floor_patients(cohort, floor: float, *, first: int, share: float = 0.25) -> dict:
+    """``{patient: fraction}`` of those whose CGM reads the sensor's floor (its lowest value)
+    at ``share`` or more of the readings from cell ``first`` on."""
+    at_floor = (cohort.values[:, first:, 0] <= floor + 1e-3).mean(1)
+    return {n: float(f) for n, f in zip(cohort.subject_ids, at_floor, strict=True) if f >= share}
 
 
 def closed_loop_metrics(loop) -> dict:
@@ -290,6 +323,25 @@ def plot_bands(out_dir: Path, cohort, fc: dict, at: np.ndarray, groups: list[str
     axes[-1, 0].set_xlabel("hours from the start of the records")
     axes[0, 0].legend(fontsize=7, ncol=3)
     return save_figure(fig, out_dir, "forecast_bands.png")
+
+
+def floor_lines(m: dict) -> list[str]:
+    """A warning naming the patients whose CGM sits at the sensor floor, with the 'all' row
+    of each twin without them."""
+    floor = m["patients_at_sensor_floor"]
+    if not floor:
+        return []
+    names = ", ".join(f"{n} ({f:.0%} of held-out readings)" for n, f in floor.items())
+    lines = [
+        f"**Warning:** CGM at the sensor's floor (39 mg/dL) for {names}: under its clinical "
+        "basal-bolus settings the simulator (simglucose too, to 0.002 mg/dL) drives its glucose "
+        "to about 0, so its readings are trivially forecast. Without it:", "",
+    ]  # fmt: skip
+    rest = m["forecasts_without_floor_patients"]
+    header = ["twin"] + [f"{k} {h} min" for h in scoring.HORIZONS for k in ("RMSE", "cov90")]
+    rows = [[t, *[f"{v[f'{k}_{h}min']:.3g}" for h in scoring.HORIZONS
+                  for k in ("rmse", "coverage90")]] for t, v in rest.items()]  # fmt: skip
+    return [*lines, *table(header, rows), ""]
 
 
 def recovery_lines(rec, coverage) -> list[str]:
@@ -348,6 +400,7 @@ def write_report(out_dir: Path, c: GlucoseTwins, m: dict, cohort, fc, at, groups
         "",
         *forecast_table(m["forecasts"]),
         "",
+        *floor_lines(m),
         "Recurrent intervals are the sample paths' 5-95% quantiles widened per horizon on the "
         "last training day: " + ", ".join(
             f"{k} x{'/'.join(f'{w:.2f}' for w in v)}" for k, v in m["interval_widening"].items()

@@ -2,6 +2,7 @@
 
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -38,7 +39,8 @@ def test_glucose_twins_tiny(run_app, tmp_path):
     assert (tmp_path / "forecast_bands.png").exists() and "RMSE 30 min" in report
     # recovery: one row per patient and estimated parameter, scored against the table
     rec = pd.read_csv(tmp_path / "parameter_recovery.csv")
-    assert len(rec) == 3 * len(m["mechanistic"]["estimated"]) and (rec["lo"] <= rec["hi"]).all()
+    assert set(m["mechanistic"]["estimated"]) <= set(rec["parameter"])
+    assert len(rec) == 3 * rec["parameter"].nunique() and (rec["lo"] <= rec["hi"]).all()
     assert "closed_loop" not in m and "Closed loop" not in report
 
 
@@ -61,3 +63,13 @@ def test_glucose_twins_refuses_files_and_bad_days(tmp_path):
         run(cfg("files"), tmp_path)
     with pytest.raises(ConfigError, match="train_days=14"):
         run(cfg("synthetic", train_days=14), tmp_path)
+
+
+def test_floor_patients_are_named():
+    from experiments.glucose_twins import floor_patients
+
+    values = np.full((3, 10, 1), 120.0)
+    values[1, 4:, 0] = 39.0  # 6 of the last 8 readings at the floor
+    values[2, 9, 0] = 39.0  # 1 of 8: a single low reading is not a stuck sensor
+    cohort = SimpleNamespace(values=values, subject_ids=("a", "b", "c"))
+    assert floor_patients(cohort, 39.0, first=2) == {"b": 0.75}
