@@ -333,9 +333,10 @@ def floor_lines(m: dict) -> list[str]:
         return []
     names = ", ".join(f"{n} ({f:.0%} of held-out readings)" for n, f in floor.items())
     lines = [
-        f"**Warning:** CGM at the sensor's floor (39 mg/dL) for {names}: under its clinical "
-        "basal-bolus settings the simulator (simglucose too, to 0.002 mg/dL) drives its glucose "
-        "to about 0, so its readings are trivially forecast. Without it:", "",
+        f"**Warning:** CGM at the sensor's floor (39 mg/dL) for {names}: their glucose falls to "
+        "near 0 under their clinical basal-bolus settings (simglucose does the same: child#008 "
+        "on the cohort's meals, 0.002 mg/dL from twinjax over 3 days), so their readings are "
+        "trivially forecast. Without them:", "",
     ]  # fmt: skip
     rest = m["forecasts_without_floor_patients"]
     header = ["twin"] + [f"{k} {h} min" for h in scoring.HORIZONS for k in ("RMSE", "cov90")]
