@@ -224,7 +224,21 @@ class TwinFit(NamedTuple):
 
 
 def twin_spec(cohort: Cohort, model) -> TwinSpec:
-    """The twin architecture of ``model`` (the app's ``model`` config) sized for ``cohort``."""
+    """The twin architecture of ``model`` (the app's ``model`` config) sized for ``cohort``.
+
+    ``model.layout="auto"`` runs training windows through
+    :func:`~twinjax.twins.sequence.lstm_sequence` for an LSTM (unless ``remat_chunk`` asks for
+    the rematerialized scan) and through the scan otherwise.
+    """
+    remat = getattr(model, "remat_chunk", 0)
+    layout = getattr(model, "layout", "scan")
+    if layout == "auto":
+        layout = "sequence" if model.cell == "lstm" and not remat else "scan"
+    if layout not in ("scan", "sequence") or (layout == "sequence" and model.cell != "lstm"):
+        raise ConfigError(
+            f"model.layout={layout!r} with model.cell={model.cell!r}: use auto, scan, or "
+            "sequence (LSTM only)"
+        )
     return TwinSpec.for_cohort(
         cohort,
         cell=model.cell,
@@ -232,7 +246,8 @@ def twin_spec(cohort: Cohort, model) -> TwinSpec:
         attention=model.attention,
         attention_dim=model.attention_dim,
         min_scale=model.min_scale,
-        remat_chunk=getattr(model, "remat_chunk", 0),
+        remat_chunk=remat,
+        layout=layout,
     )
 
 

@@ -15,8 +15,10 @@ from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 from twinjax.data import Cohort, Series
 from twinjax.twins.attention import AttentionParams, attend, attention_init, causal_attention
 from twinjax.twins.cells import Dense, RecurrentParams, dense, dense_init, get_cell, run_cell
+from twinjax.twins.sequence import lstm_sequence
 
 _LOG_2PI = jnp.log(2.0 * jnp.pi)
+_WINDOWS = Series(0, 0, 0, None)  # vmap axes over a batch of windows sharing static covariates
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,20 @@ class TwinSpec:
     attention_dim: int = 16
     min_scale: float = 1e-3
     remat_chunk: int = 0  # >0: recompute the cell's activations in chunks (less memory)
+    # how training windows run through an LSTM: "scan" (``cells.run_cell`` per window) or
+    # "sequence" (``sequence.lstm_sequence``: one individual's windows together, time-major, a
+    # hand-written backward pass; the same function)
+    layout: Literal["scan", "sequence"] = "scan"
+
+    def __post_init__(self):
+        if self.layout not in ("scan", "sequence"):
+            raise ValueError(f"layout must be 'scan' or 'sequence', not {self.layout!r}")
+        if self.layout == "sequence" and self.cell != "lstm":
+            raise ValueError(f"layout='sequence' is written for the LSTM, not {self.cell!r}")
+        if self.layout == "sequence" and self.remat_chunk:
+            raise ValueError(
+                "remat_chunk applies to layout='scan' (the sequence keeps only carries)"
+            )
 
     @classmethod
     def for_cohort(cls, cohort: Cohort, **architecture) -> "TwinSpec":
@@ -125,6 +141,31 @@ def gaussian_nll(mean, scale, y):
     return 0.5 * _LOG_2PI + jnp.log(scale) + 0.5 * jnp.square((y - mean) / scale)
 
 
+def apply_windows(
+    params: TwinParams, spec: TwinSpec, windows: Series
+) -> tuple[Float[Array, "windows time features"], Float[Array, "windows time features"]]:
+    """:func:`apply` for a batch of one individual's windows (``values, mask, interventions``
+    with a leading windows axis, ``static`` shared): with ``spec.layout == "sequence"`` the
+    windows run through the LSTM together (:func:`~twinjax.twins.sequence.lstm_sequence`),
+    otherwise one ``apply`` per window."""
+    if spec.layout != "sequence":
+        return jax.vmap(apply, in_axes=(None, None, _WINDOWS))(params, spec, windows)
+    xs = jax.vmap(_inputs, in_axes=(_WINDOWS,))(windows)  # [windows, time, d_in]
+    _, hs = lstm_sequence(params.cell, jnp.swapaxes(xs, 0, 1))
+    hs = jnp.swapaxes(hs, 0, 1)  # [windows, time, hidden]
+    if spec.attention:
+        hs = jnp.concatenate([hs, jax.vmap(causal_attention, (None, 0))(params.attention, hs)], -1)
+    return _head(params, spec, hs)
+
+
+def masked_nll(mean, scale, values, mask, target_mask=None) -> Float[Array, ""]:
+    """Mean Gaussian NLL of one-step predictions (row t predicts ``values[t + 1]``) over the
+    observed targets, restricted to ``target_mask`` if given."""
+    weight = mask[1:] if target_mask is None else mask[1:] & target_mask[1:]
+    nll = gaussian_nll(mean[:-1], scale[:-1], jnp.where(weight, values[1:], 0.0))
+    return jnp.sum(jnp.where(weight, nll, 0.0)) / jnp.maximum(jnp.sum(weight), 1)
+
+
 def nll_loss(
     params: TwinParams,
     spec: TwinSpec,
@@ -136,11 +177,8 @@ def nll_loss(
     Missing values (``mask`` False) never enter the loss nor the inputs; ``target_mask`` further
     restricts which targets count (e.g. one split segment).
     """
-    values, mask = series.values, series.mask
     mean, scale = apply(params, spec, series)
-    weight = mask[1:] if target_mask is None else mask[1:] & target_mask[1:]
-    nll = gaussian_nll(mean[:-1], scale[:-1], jnp.where(weight, values[1:], 0.0))
-    return jnp.sum(jnp.where(weight, nll, 0.0)) / jnp.maximum(jnp.sum(weight), 1)
+    return masked_nll(mean, scale, series.values, series.mask, target_mask)
 
 
 def forecast(

@@ -5,9 +5,14 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
 from twinjax.data import Series, take_windows, window_starts
-from twinjax.twins.model import TwinParams, TwinSpec, apply, gaussian_nll, nll_loss
-
-_WINDOWS = Series(0, 0, 0, None)  # vmap axes over a batch of windows sharing static covariates
+from twinjax.twins.model import (
+    TwinParams,
+    TwinSpec,
+    apply,
+    apply_windows,
+    gaussian_nll,
+    masked_nll,
+)
 
 
 def window_loss(
@@ -36,7 +41,8 @@ def window_loss(
     win = lambda x: take_windows(x, starts, length)
     target = win(series.mask) & win(segment)[..., None]
     windows = Series(win(series.values), win(series.mask), win(series.interventions), series.static)
-    losses = jax.vmap(nll_loss, in_axes=(None, None, _WINDOWS, 0))(params, spec, windows, target)
+    mean, scale = apply_windows(params, spec, windows)
+    losses = jax.vmap(masked_nll)(mean, scale, windows.values, windows.mask, target)
     return jnp.mean(losses)
 
 
