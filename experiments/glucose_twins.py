@@ -83,15 +83,6 @@ def twin_config(cfg: Config, c: GlucoseTwins) -> Config:
     return dataclasses.replace(cfg, data=data)
 
 
-def validation_origins(cohort, c: GlucoseTwins) -> np.ndarray:
-    """Origins on the last training day whose targets stay inside it (for interval widening)."""
-    step = cohort.step
-    ahead = int(round(max(scoring.HORIZONS) / step))
-    first = int(round((c.train_days - 1) * 1440 / step))
-    last = int(round(c.train_days * 1440 / step)) - ahead
-    return np.arange(first, last + 1, max(int(round(c.every / step)), 1))
-
-
 def recurrent_forecasts(key, params, fit, coarse, factor, at, val_at, c, *, personal):
     """Protocol forecasts of a recurrent twin on its coarse grid (``at``, ``val_at``: CGM
     cells, multiples of the coarsening factor), intervals widened on the last training day."""
@@ -149,7 +140,10 @@ def run(cfg: Config, out_dir: Path) -> dict:
     if factor < 1 or abs(factor * step - c.grid) > 1e-9:
         raise pipeline.ConfigError(f"experiment.grid={c.grid} must be a multiple of {step} min")
     at = scoring.origins(cohort.n_steps, step=step, train_days=c.train_days, every=c.every)
-    val_at = validation_origins(cohort, c)
+    # origins on the last training day whose targets stay inside it (for interval widening)
+    val_at = scoring.day_origins(
+        cohort.n_steps, step=step, start_days=c.train_days - 1, end_days=c.train_days, every=c.every
+    )
     cgm = cohort.values[..., 0]
     y = scoring.targets(cgm, at, step=step)
     fc = {"last value": scoring.last_value(cgm, at, step=step, train_days=c.train_days)}

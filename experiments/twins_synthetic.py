@@ -36,10 +36,9 @@ def run(root: Config, out_dir: Path) -> dict:
         metrics["dropped_rows"] = cohort.meta["dropped_rows"]["count"]
     metrics["data_summary"] = cohort.meta["data_summary"]
     with timings.phase("evaluation"):
-        metrics["objective"] = pipeline.validation_objective(fit, cohort, root.data)  # sweeps
-        val = pipeline.summary_metrics(
-            pipeline.evaluate_twins(fit, cohort, root.data, segment="val")
-        )
+        val_per = pipeline.evaluate_twins(fit, cohort, root.data, segment="val")  # once
+        metrics["objective"] = pipeline.validation_objective(fit, cohort, root.data, val=val_per)
+        val = pipeline.summary_metrics(val_per)
     metrics["validation_rmse_ratio"] = val["rmse_ratio_personalized_over_population"]
     metrics["warnings"] = personalization_warnings(val, root.train)
     for w in metrics["warnings"]:

@@ -234,21 +234,21 @@ def twin_spec(cohort: Cohort, model) -> TwinSpec:
     layout = getattr(model, "layout", "scan")
     if layout == "auto":
         layout = "sequence" if model.cell == "lstm" and not remat else "scan"
-    if layout not in ("scan", "sequence") or (layout == "sequence" and model.cell != "lstm"):
-        raise ConfigError(
-            f"model.layout={layout!r} with model.cell={model.cell!r}: use auto, scan, or "
-            "sequence (LSTM only)"
+    try:
+        return TwinSpec.for_cohort(
+            cohort,
+            cell=model.cell,
+            hidden=model.hidden,
+            attention=model.attention,
+            attention_dim=model.attention_dim,
+            min_scale=model.min_scale,
+            remat_chunk=remat,
+            layout=layout,
         )
-    return TwinSpec.for_cohort(
-        cohort,
-        cell=model.cell,
-        hidden=model.hidden,
-        attention=model.attention,
-        attention_dim=model.attention_dim,
-        min_scale=model.min_scale,
-        remat_chunk=remat,
-        layout=layout,
-    )
+    except ValueError as e:  # TwinSpec checks the architecture; name the config keys
+        raise ConfigError(
+            f"model config (model.cell={model.cell}, model.layout={layout}): {e}"
+        ) from e
 
 
 def prepare_cohort(cohort: Cohort, data) -> tuple[CohortArrays, Scalers]:
@@ -491,10 +491,12 @@ def summary_metrics(per_individual: dict) -> dict:
     }
 
 
-def validation_objective(fit: TwinFit, cohort: Cohort, cfg) -> float:
+def validation_objective(fit: TwinFit, cohort: Cohort, cfg, *, val: dict | None = None) -> float:
     """What sweeps minimize (``metrics.json: objective``): the personalized twins' one-step NLL
     on the target stream over each individual's validation period, in data units, averaged over
     individuals (with the variance recalibration, which is itself fitted on that period; never
-    the test period). ``cfg``: the app's ``data`` config."""
-    per = evaluate_twins(fit, cohort, cfg, segment="val")["personalized"]
+    the test period). ``cfg``: the app's ``data`` config; ``val``: :func:`evaluate_twins` of the
+    validation segment, if the caller has it already."""
+    val = evaluate_twins(fit, cohort, cfg, segment="val") if val is None else val
+    per = val["personalized"]
     return float(summarize(per)["nll_mean"])

@@ -10,19 +10,7 @@ was not fitted on; :func:`widen` applies it to new forecasts.
 import numpy as np
 from jaxtyping import Float
 
-from twinjax.adapters.glucose.scoring import HORIZONS, LEVEL, Forecasts
-
-
-def day_origins(n_cells: int, *, step: float, start_days: float, end_days: float,
-                every: float = 30.0) -> np.ndarray:  # fmt: skip
-    """Origins every ``every`` minutes from ``start_days`` up to ``end_days``, leaving room for
-    the longest horizon before ``end_days`` (so no target lies past it)."""
-    first = int(round(start_days * 1440 / step))
-    last = min(int(round(end_days * 1440 / step)), n_cells - 1) - int(round(max(HORIZONS) / step))
-    at = np.arange(first, last + 1, max(int(round(every / step)), 1))
-    if at.size == 0:
-        raise ValueError(f"no origins between day {start_days} and day {end_days}")
-    return at
+from twinjax.adapters.glucose.scoring import LEVEL, Forecasts, day_origins
 
 
 def interval_scale(
@@ -47,3 +35,6 @@ def widen(fc: Forecasts, scale: Float[np.ndarray, "patients horizons"]) -> Forec
     c = np.asarray(scale)[:, None, :]
     mean = np.asarray(fc.mean)
     return Forecasts(mean, mean - c * (mean - fc.lo), mean + c * (fc.hi - mean))
+
+
+__all__ = ["day_origins", "interval_scale", "widen"]  # day_origins: from scoring

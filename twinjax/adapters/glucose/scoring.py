@@ -27,18 +27,29 @@ class Forecasts(NamedTuple):
     hi: Float[np.ndarray, "patients origins horizons"]  # 95% quantile
 
 
+def day_origins(n_cells: int, *, step: float, start_days: float, end_days: float,
+                every: float = 30.0) -> np.ndarray:  # fmt: skip
+    """Origins every ``every`` minutes from ``start_days`` up to ``end_days``, leaving room for
+    the longest horizon before ``end_days`` (so no target lies past it)."""
+    first = int(round(start_days * 1440 / step))
+    end = min(end_days * 1440 / step, n_cells - 1)  # end_days may be inf: to the end
+    last = int(round(end)) - int(round(max(HORIZONS) / step))
+    at = np.arange(first, last + 1, max(int(round(every / step)), 1))
+    if at.size == 0:
+        raise ValueError(f"no origins between day {start_days} and day {end_days}")
+    return at
+
+
 def origins(n_cells: int, *, step: float, train_days: float, every: float = 30.0) -> np.ndarray:
     """The CGM cells forecasts are made from: every ``every`` minutes after the training days,
-    leaving room for the longest horizon."""
-    first = int(round(train_days * 1440 / step))
-    last = n_cells - 1 - int(round(max(HORIZONS) / step))
-    stride = max(int(round(every / step)), 1)
-    if first > last:
+    leaving room for the longest horizon (:func:`day_origins` to the end of the records)."""
+    try:
+        return day_origins(n_cells, step=step, start_days=train_days, end_days=np.inf, every=every)
+    except ValueError:
         raise ValueError(
             f"no held-out origins: {n_cells} cells of {step} min leave nothing after "
             f"train_days={train_days} with a {max(HORIZONS)}-minute horizon"
-        )
-    return np.arange(first, last + 1, stride)
+        ) from None
 
 
 def targets(cgm: Float[np.ndarray, "patients cells"], at: np.ndarray, *, step: float) -> np.ndarray:
