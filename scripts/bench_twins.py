@@ -9,7 +9,9 @@ steps. One training step = forward + backward + Adam update for every individual
 
 twinjax builds each individual's loss from ``twinjax.twins.cells`` (unbatched, ``lax.scan`` over
 time, vmapped over its windows) and trains the whole cohort in one jitted step:
-``vmap(value_and_grad(loss_i))`` over the stacked parameter pytree plus a vmapped ``optax.adam``.
+``vmap(value_and_grad(loss_i))`` over the stacked parameter pytree plus a vmapped ``optax.adam``,
+the individuals split over the local devices with ``jax.shard_map`` (on a CPU the bench makes one
+device per core, ``--cpu-devices``, so that each core trains its share; ``--devices 1`` for one).
 The torch peer is what a user would otherwise write: N separate ``torch.nn.LSTM`` +
 ``torch.nn.Linear`` models, each with its own ``torch.optim.Adam``, looped over per step, with
 ``torch.set_num_threads`` set to the machine's cores (``--torch-threads`` overrides it: on an
@@ -36,6 +38,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from twinjax.train.devices import AXIS, individuals_mesh
 from twinjax.twins.cells import Dense, RecurrentParams, dense, dense_init, lstm_init, run_cell
 from twinjax.twins.sequence import lstm_sequence
 
@@ -143,6 +146,7 @@ def make_step(
     layout: str = "sequence",
     kernel: str = "xla",
     block: int = 0,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> Callable[[TrainState, Batch], tuple[TrainState, Float[Array, " individuals"]]]:
     """Jitted cohort step: per-individual loss, gradient and optimizer update, all vmapped.
 
@@ -150,7 +154,11 @@ def make_step(
     activations in chunks of that many steps in the backward pass (``run_cell``), keeping only
     chunk-boundary carries and hidden states. ``block > 0``: individuals in blocks of that many,
     one block after another (``lax.map(..., batch_size=block)``, vmapped within a block), so
-    that a time step's arrays stay in the CPU's caches; 0: all at once (one ``vmap``)."""
+    that a time step's arrays stay in the CPU's caches; 0: all at once (one ``vmap``).
+    ``mesh`` (one axis, ``train.devices.individuals_mesh``): the individuals split over its
+    devices with ``jax.shard_map``, each device running the above on its share (the cohort size
+    must be a multiple of the device count); on a CPU with one device per core
+    (``jax_num_cpu_devices``) each core then runs its own share."""
     if remat_chunk and layout != "scan":
         raise ValueError("remat_chunk applies to layout='scan' only")
     if block < 0:
@@ -161,13 +169,23 @@ def make_step(
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
+    def _cohort(*args):
+        if block:
+            return jax.lax.map(lambda a: _update(*a), args, batch_size=min(block, len(args[-1])))
+        return jax.vmap(_update)(*args)
+
+    if mesh is not None:
+        if mesh.axis_names != (AXIS,):
+            raise ValueError(f"mesh must have the one axis {AXIS!r}, not {mesh.axis_names}")
+        ind = jax.sharding.PartitionSpec(AXIS)
+        _cohort = jax.shard_map(_cohort, mesh=mesh, in_specs=ind, out_specs=ind)
+
     @jax.jit
     def step(state: TrainState, batch: Batch):
-        args = (state.params, state.opt_state, *batch)
-        if block:
-            params, opt_state, loss = jax.lax.map(lambda a: _update(*a), args, batch_size=block)
-        else:
-            params, opt_state, loss = jax.vmap(_update)(*args)
+        n, d = len(batch.y), 1 if mesh is None else mesh.size
+        if n % d:
+            raise ValueError(f"{n} individuals cannot be split evenly over {d} devices")
+        params, opt_state, loss = _cohort(state.params, state.opt_state, *batch)
         return TrainState(params, opt_state), loss
 
     return step
@@ -206,14 +224,17 @@ def time_twinjax(
     layout: str = "sequence",
     kernel: str = "xla",
     block: int = 0,
+    devices: int = 1,
 ) -> dict:
-    """First call (incl. compile) and the median of ``repeats`` steady-state steps."""
+    """First call (incl. compile) and the median of ``repeats`` steady-state steps, the cohort
+    split over the first ``devices`` local devices (1: no ``shard_map``)."""
     k_data, k_params = jax.random.split(jax.random.key(seed))
     batch = make_batch(k_data, n, windows=windows, length=length)
     optimizer = optax.adam(LR)
     state = init_state(init_cohort(k_params, n), optimizer)
+    mesh = individuals_mesh(jax.local_devices()[:devices]) if devices > 1 else None
     step = make_step(
-        optimizer, remat_chunk=remat_chunk, layout=layout, kernel=kernel, block=min(block, n)
+        optimizer, remat_chunk=remat_chunk, layout=layout, kernel=kernel, block=block, mesh=mesh
     )
     jax.block_until_ready((state, batch))
     t0 = time.perf_counter()
@@ -355,11 +376,32 @@ def _load() -> str:
         return "n/a"
 
 
+def _make_cpu_devices(n: int) -> None:
+    """``n`` CPU devices (``jax_num_cpu_devices``), possible only before JAX's first operation; when
+    called later (the bench imported and run from a test) the devices already made stay."""
+    if n < 1:
+        raise SystemExit(f"--cpu-devices must be >= 1, not {n}")
+    try:
+        jax.config.update("jax_num_cpu_devices", n)
+    except RuntimeError:
+        print(f"note: JAX is already running; --cpu-devices {n} ignored", file=sys.stderr)
+
+
+def _most_devices(n: int, available: int) -> int:
+    """The most of ``available`` devices that split ``n`` individuals evenly.
+
+    >>> _most_devices(256, 2), _most_devices(2, 8), _most_devices(100, 8), _most_devices(7, 2)
+    (2, 2, 5, 1)
+    """
+    return max(d for d in range(1, available + 1) if n % d == 0)
+
+
 def _env() -> dict:
     env = {
         "jax": jax.__version__,
         "jax_backend": jax.default_backend(),
         "jax_devices": len(jax.devices()),
+        "jax_device_kind": jax.devices()[0].device_kind,
         "cpu_count": os.cpu_count(),
         "python": sys.version.split()[0],
         "machine": platform.processor() or platform.machine(),
@@ -383,6 +425,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--block", type=int, default=None,
                     help="individuals per block, one block after another (0: all at once; "
                     f"default: {CPU_BLOCK} on a CPU, where a block's arrays stay in cache, else 0)")  # fmt: skip
+    ap.add_argument("--devices", type=int, default=None,
+                    help="local devices to split the individuals over (shard_map; default: the "
+                    "most of them that divide N evenly)")  # fmt: skip
+    ap.add_argument("--cpu-devices", type=int, default=os.cpu_count() or 1,
+                    help="on a CPU, host devices to make (jax_num_cpu_devices): one per core "
+                    "lets each core run its share of the individuals (default: os.cpu_count())")  # fmt: skip
     ap.add_argument("--remat-chunk", type=int, default=0,
                     help="(--layout scan) recompute LSTM activations in chunks of this many steps")  # fmt: skip
     ap.add_argument("--repeats", type=int, default=5, help="timed steps; the median is reported")
@@ -399,6 +447,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, help="write all results to this file")
     args = ap.parse_args(argv)
+    _make_cpu_devices(args.cpu_devices)
     if args.block is None:
         args.block = CPU_BLOCK if jax.default_backend() == "cpu" else 0
 
@@ -431,7 +480,8 @@ def main(argv: list[str] | None = None) -> dict:
     results["runs"] = []
     sizes = {"windows": args.windows, "length": args.length, "repeats": args.repeats}
     for n in args.n:
-        row = {"n": n, "load_before": _load()}
+        devices = args.devices or _most_devices(n, jax.local_device_count())
+        row = {"n": n, "devices": devices, "load_before": _load()}
         row["twinjax"] = time_twinjax(
             n,
             seed=args.seed,
@@ -439,6 +489,7 @@ def main(argv: list[str] | None = None) -> dict:
             layout=args.layout,
             kernel=args.kernel,
             block=args.block,
+            devices=devices,
             **sizes,
         )
         if args.peer == "torch":
@@ -466,7 +517,7 @@ def _print_row(row: dict) -> None:
     print(
         f"{row['n']:>5} {'twinjax':>8} {tj['first_call_with_compile_s']:>15.3f} "
         f"{tj['median_step_s']:>14.4f} {tj['median_step_cpu_s']:>8.3f} "
-        f"{tj['individual_steps_per_s']:>14.1f}"
+        f"{tj['individual_steps_per_s']:>14.1f}   ({row['devices']} devices)"
     )
     if "torch" in row:
         th = row["torch"]

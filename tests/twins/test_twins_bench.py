@@ -171,3 +171,26 @@ def test_blocks_of_individuals_give_the_same_step(bench, cohort):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), blocks, whole)
     with pytest.raises(ValueError, match="block"):
         bench.make_step(optimizer, block=-1)
+
+
+def test_step_sharded_over_devices_equals_one_device(bench):
+    """``mesh``: the individuals split over devices with ``shard_map`` (the bench's default on a
+    CPU with one device per core) compute the same per-individual losses and updates (1e-6)."""
+    devices = jax.local_devices()
+    if len(devices) < 4:
+        pytest.skip("needs 4 devices (XLA_FLAGS=--xla_force_host_platform_device_count=8)")
+    from twinjax.train.devices import individuals_mesh
+
+    n = 8
+    k_data, k_params = jax.random.split(jax.random.key(3))
+    batch = bench.make_batch(k_data, n, windows=WINDOWS, length=LENGTH)
+    optimizer = optax.adam(1e-2)
+    state = bench.init_state(bench.init_cohort(k_params, n), optimizer)
+    mesh = individuals_mesh(devices[:4])
+    one, loss_one = bench.make_step(optimizer, block=1)(state, batch)
+    sharded, loss_sharded = bench.make_step(optimizer, block=1, mesh=mesh)(state, batch)
+    assert len(loss_sharded.sharding.device_set) == 4  # really split over the devices
+    np.testing.assert_allclose(loss_sharded, loss_one, rtol=1e-6)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), sharded, one)
+    with pytest.raises(ValueError, match="split evenly"):
+        bench.make_step(optimizer, mesh=mesh)(*jax.tree.map(lambda a: a[:6], (state, batch)))

@@ -15,6 +15,7 @@ Times are rescaled to ``[-1, 1]`` over the cohort's span (``scale_times``); leng
 units. :func:`fit_gp_twins` fits a whole cohort in one jitted, vmapped call.
 """
 
+import math
 from functools import partial
 from typing import Literal, NamedTuple
 
@@ -25,7 +26,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float
 from numpyro.contrib.hsgp.laplacian import eigenfunctions
 from numpyro.contrib.hsgp.spectral_densities import diag_spectral_density_squared_exponential
 
-_LOG2PI = jnp.log(2.0 * jnp.pi)
+_LOG2PI = math.log(2.0 * math.pi)  # a Python float: importing twinjax starts no JAX backend
 
 
 class GPTwins(NamedTuple):

@@ -5,6 +5,7 @@ interventions given at t and the static covariates, and predicts a Gaussian for 
 A cohort is ``jax.vmap`` of these functions over individuals' parameters and data.
 """
 
+import math
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -17,7 +18,7 @@ from twinjax.twins.attention import AttentionParams, attend, attention_init, cau
 from twinjax.twins.cells import Dense, RecurrentParams, dense, dense_init, get_cell, run_cell
 from twinjax.twins.sequence import lstm_sequence
 
-_LOG_2PI = jnp.log(2.0 * jnp.pi)
+_LOG_2PI = math.log(2.0 * math.pi)  # a Python float: importing twinjax starts no JAX backend
 _WINDOWS = Series(0, 0, 0, None)  # vmap axes over a batch of windows sharing static covariates
 
 

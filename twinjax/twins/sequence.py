@@ -166,7 +166,9 @@ def lstm_sequence(
         )
     batch, hidden = xs.shape[1:-1], p.wh.shape[0]
     if carry is None:
-        zeros = jnp.zeros(batch + (hidden,), xs.dtype)
+        # From xs, not jnp.zeros: inside shard_map the carry must vary over the same mesh axes
+        # as the scan's outputs, which it then does.
+        zeros = jnp.broadcast_to(jnp.zeros_like(xs[0, ..., :1]), batch + (hidden,))
         carry = LSTMCarry(zeros, zeros)
     flat = lambda a: a.reshape((-1, a.shape[-1]))  # the batch axes as one: [B, ...]
     flat_xs, flat_carry = xs.reshape((xs.shape[0], -1, xs.shape[-1])), jax.tree.map(flat, carry)

@@ -67,7 +67,7 @@ from twinjax.physiology import (
 )
 from twinjax.physiology.params import PARAM_NAMES
 
-_GLUCOSE = jnp.array([3, 4, 12])  # Gp, Gt, Gs
+_GLUCOSE = np.array([3, 4, 12])  # Gp, Gt, Gs (NumPy: importing twinjax starts no JAX backend)
 _FSNC, _VG = PARAM_NAMES.index("Fsnc"), PARAM_NAMES.index("Vg")
 
 
