@@ -30,12 +30,13 @@ class TwinMismatch(pipeline.ConfigError):
 def check_model(bundle: tb.TwinBundle, root: Config) -> None:
     """Refuses twins whose architecture differs from this run's ``model`` group (naming it)."""
     wanted = dataclasses.asdict(root.model)
-    # a setting the saved run did not record had its default then; remat_chunk is how the
-    # gradient is computed, not the architecture
+    # a setting the saved run did not record had its default then; remat_chunk, layout and
+    # residuals are how the gradient was computed, not the architecture
     saved = {**dataclasses.asdict(type(root.model)()), **bundle.config.get("model", {})}
+    training_only = {"remat_chunk", "layout", "residuals"}
     diff = differences(
-        {k: v for k, v in saved.items() if k != "remat_chunk"},
-        {k: v for k, v in wanted.items() if k != "remat_chunk"},
+        {k: v for k, v in saved.items() if k not in training_only},
+        {k: v for k, v in wanted.items() if k not in training_only},
     )
     if diff:
         raise TwinMismatch(

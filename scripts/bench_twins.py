@@ -108,6 +108,7 @@ def loss_i(
     remat_chunk: int = 0,
     layout: str = "sequence",
     kernel: str = "xla",
+    residuals: str = "float32",
 ) -> Float[Array, ""]:
     """MSE of one individual over all its windows (same reduction as torch's ``mse_loss``).
 
@@ -115,7 +116,8 @@ def loss_i(
     time-major (one batched GEMM per step across individuals and windows, hand-written
     backward pass), the head applied inside its loop; ``kernel="pallas"``: its forward pass as
     the fused Pallas kernel (``twins.fused``; interpret mode on a CPU), the head outside. ``"scan"``: the reference, ``run_cell`` on each window (vmapped), autodiff;
-    ``remat_chunk`` applies to it only.
+    ``remat_chunk`` applies to it only. ``residuals``: the dtype of the carries the sequence
+    layout keeps for its backward pass (``"bfloat16"``: half the memory, approximate gradient).
     """
     if layout == "sequence":
         xs = jnp.swapaxes(x, 0, 1)  # [length, windows, features]
@@ -124,7 +126,7 @@ def loss_i(
             _, hs = lstm_sequence(params["lstm"], xs, kernel="pallas", interpret=interpret)
             pred = dense(params["head"], hs)
         else:  # the head inside the loop: [length, windows, 1]
-            _, pred = lstm_sequence(params["lstm"], xs, readout=params["head"])
+            _, pred = lstm_sequence(params["lstm"], xs, readout=params["head"], residuals=residuals)
         return jnp.mean((pred[..., 0] - y.T) ** 2)
     if layout != "scan":
         raise ValueError(f"layout must be 'sequence' or 'scan', not {layout!r}")
@@ -147,6 +149,7 @@ def make_step(
     kernel: str = "xla",
     block: int = 0,
     mesh: jax.sharding.Mesh | None = None,
+    residuals: str = "float32",
 ) -> Callable[[TrainState, Batch], tuple[TrainState, Float[Array, " individuals"]]]:
     """Jitted cohort step: per-individual loss, gradient and optimizer update, all vmapped.
 
@@ -161,11 +164,15 @@ def make_step(
     (``jax_num_cpu_devices``) each core then runs its own share."""
     if remat_chunk and layout != "scan":
         raise ValueError("remat_chunk applies to layout='scan' only")
+    if residuals != "float32" and layout != "sequence":
+        raise ValueError("residuals applies to layout='sequence' only")
     if block < 0:
         raise ValueError(f"block must be >= 0, not {block}")
 
     def _update(params, opt_state, x, y):
-        loss, grads = jax.value_and_grad(loss_i)(params, x, y, remat_chunk, layout, kernel)
+        loss, grads = jax.value_and_grad(loss_i)(
+            params, x, y, remat_chunk, layout, kernel, residuals
+        )
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
@@ -225,6 +232,7 @@ def time_twinjax(
     kernel: str = "xla",
     block: int = 0,
     devices: int = 1,
+    residuals: str = "float32",
 ) -> dict:
     """First call (incl. compile) and the median of ``repeats`` steady-state steps, the cohort
     split over the first ``devices`` local devices (1: no ``shard_map``)."""
@@ -234,13 +242,22 @@ def time_twinjax(
     state = init_state(init_cohort(k_params, n), optimizer)
     mesh = individuals_mesh(jax.local_devices()[:devices]) if devices > 1 else None
     step = make_step(
-        optimizer, remat_chunk=remat_chunk, layout=layout, kernel=kernel, block=block, mesh=mesh
+        optimizer,
+        remat_chunk=remat_chunk,
+        layout=layout,
+        kernel=kernel,
+        block=block,
+        mesh=mesh,
+        residuals=residuals,
     )
     jax.block_until_ready((state, batch))
     t0 = time.perf_counter()
+    step = step.lower(state, batch).compile()  # ahead of time: its memory analysis, then run it
+    compile_s = time.perf_counter() - t0
     state, loss = jax.block_until_ready(step(state, batch))
     first = time.perf_counter() - t0
     losses = [float(loss.mean())]
+    memory = step.memory_analysis()  # one device's program: its share of the individuals
 
     def _step():
         nonlocal state
@@ -249,7 +266,10 @@ def time_twinjax(
 
     out = _timed(_step, n, repeats)
     out.update(
+        compile_s=compile_s,
         first_call_with_compile_s=first,
+        temp_bytes_per_device=memory.temp_size_in_bytes,
+        temp_bytes_per_individual=memory.temp_size_in_bytes * devices / n,
         mean_loss_first_step=losses[0],
         mean_loss_last_step=losses[-1],
     )
@@ -425,6 +445,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--block", type=int, default=None,
                     help="individuals per block, one block after another (0: all at once; "
                     f"default: {CPU_BLOCK} on a CPU, where a block's arrays stay in cache, else 0)")  # fmt: skip
+    ap.add_argument("--residuals", choices=["float32", "bfloat16"], default="float32",
+                    help="(--layout sequence) dtype of the carries kept for the backward pass")  # fmt: skip
     ap.add_argument("--devices", type=int, default=None,
                     help="local devices to split the individuals over (shard_map; default: the "
                     "most of them that divide N evenly)")  # fmt: skip
@@ -490,6 +512,7 @@ def main(argv: list[str] | None = None) -> dict:
             kernel=args.kernel,
             block=args.block,
             devices=devices,
+            residuals=args.residuals,
             **sizes,
         )
         if args.peer == "torch":
@@ -508,7 +531,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 HEADER = (
     f"{'N':>5} {'engine':>8} {'first/compile s':>15} {'median step s':>14} "
-    f"{'(cpu s)':>8} {'indiv-steps/s':>14}"
+    f"{'(cpu s)':>8} {'indiv-steps/s':>14} {'temp MB/indiv':>13}"
 )
 
 
@@ -517,7 +540,8 @@ def _print_row(row: dict) -> None:
     print(
         f"{row['n']:>5} {'twinjax':>8} {tj['first_call_with_compile_s']:>15.3f} "
         f"{tj['median_step_s']:>14.4f} {tj['median_step_cpu_s']:>8.3f} "
-        f"{tj['individual_steps_per_s']:>14.1f}   ({row['devices']} devices)"
+        f"{tj['individual_steps_per_s']:>14.1f} {tj['temp_bytes_per_individual'] / 1e6:>13.3f}"
+        f"   ({row['devices']} devices)"
     )
     if "torch" in row:
         th = row["torch"]

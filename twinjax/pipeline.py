@@ -244,10 +244,12 @@ def twin_spec(cohort: Cohort, model) -> TwinSpec:
             min_scale=model.min_scale,
             remat_chunk=remat,
             layout=layout,
+            residuals=getattr(model, "residuals", "float32"),
         )
     except ValueError as e:  # TwinSpec checks the architecture; name the config keys
         raise ConfigError(
-            f"model config (model.cell={model.cell}, model.layout={layout}): {e}"
+            f"model config (model.cell={model.cell}, model.layout={layout}, "
+            f"model.residuals={getattr(model, 'residuals', 'float32')}): {e}"
         ) from e
 
 

@@ -39,12 +39,20 @@ class TwinSpec:
     # "sequence" (``sequence.lstm_sequence``: one individual's windows together, time-major, a
     # hand-written backward pass; the same function)
     layout: Literal["scan", "sequence"] = "scan"
+    # dtype of the LSTM carries that the sequence layout keeps for its backward pass:
+    # "bfloat16" halves them (forward pass, state and gradient arithmetic stay float32; the
+    # gradient is approximate, see ``lstm_sequence``)
+    residuals: Literal["float32", "bfloat16"] = "float32"
 
     def __post_init__(self):
         if self.layout not in ("scan", "sequence"):
             raise ValueError(f"layout must be 'scan' or 'sequence', not {self.layout!r}")
         if self.layout == "sequence" and self.cell != "lstm":
             raise ValueError(f"layout='sequence' is written for the LSTM, not {self.cell!r}")
+        if self.residuals not in ("float32", "bfloat16"):
+            raise ValueError(f"residuals must be 'float32' or 'bfloat16', not {self.residuals!r}")
+        if self.residuals != "float32" and self.layout != "sequence":
+            raise ValueError("bfloat16 residuals need layout='sequence' (the scan keeps float32)")
         if self.layout == "sequence" and self.remat_chunk:
             raise ValueError(
                 "remat_chunk applies to layout='scan' (the sequence keeps only carries)"
@@ -152,7 +160,7 @@ def apply_windows(
     if spec.layout != "sequence":
         return jax.vmap(apply, in_axes=(None, None, _WINDOWS))(params, spec, windows)
     xs = jax.vmap(_inputs, in_axes=(_WINDOWS,))(windows)  # [windows, time, d_in]
-    _, hs = lstm_sequence(params.cell, jnp.swapaxes(xs, 0, 1))
+    _, hs = lstm_sequence(params.cell, jnp.swapaxes(xs, 0, 1), residuals=spec.residuals)
     hs = jnp.swapaxes(hs, 0, 1)  # [windows, time, hidden]
     if spec.attention:
         hs = jnp.concatenate([hs, jax.vmap(causal_attention, (None, 0))(params.attention, hs)], -1)

@@ -21,6 +21,7 @@ Residuals kept for the backward pass are the carries entering each step, ``h`` a
 ([time, *batch, hidden] each), 2/5 of what keeping the gates would take.
 """
 
+from functools import partial
 from typing import Literal
 
 import jax
@@ -48,8 +49,25 @@ def _split(act: Array):
     return jnp.split(act, 4, axis=-1)
 
 
-def _forward(p: RecurrentParams, xs, carry: LSTMCarry, readout: Dense | None):
-    """The scan; also returns the carry entering each step (the backward pass's residuals)."""
+def _pack(a: Array, dtype: str) -> Array:
+    """``a`` rounded to ``dtype``; a 16-bit float is held as its bits (``uint16``): XLA's CPU
+    backend has no native bfloat16 stores, and widened each step's write into the stacked
+    residuals to a float32 copy of the whole stack (more memory than float32, 2.4x slower)."""
+    if dtype == "float32":
+        return a.astype(dtype)
+    return lax.bitcast_convert_type(a.astype(dtype), jnp.uint16)
+
+
+def _unpack(a: Array, dtype) -> Array:
+    """The inverse of :func:`_pack`, widened to ``dtype``."""
+    if a.dtype == jnp.uint16:
+        a = lax.bitcast_convert_type(a, jnp.bfloat16)
+    return a.astype(dtype)
+
+
+def _forward(p: RecurrentParams, xs, carry: LSTMCarry, readout: Dense | None, residuals=None):
+    """The scan; also returns the carry entering each step (the backward pass's residuals), in
+    dtype ``residuals`` (cast as each step emits it: no full-precision stack is made)."""
 
     def _step(carry, x_t):
         h, c = carry
@@ -57,26 +75,28 @@ def _forward(p: RecurrentParams, xs, carry: LSTMCarry, readout: Dense | None):
         c_next = f * c + i * g
         h_next = o * jnp.tanh(c_next)
         out = h_next if readout is None else dense(readout, h_next)
-        return (h_next, c_next), (out, (h, c))
+        prev = (h, c) if residuals is None else (_pack(h, residuals), _pack(c, residuals))
+        return (h_next, c_next), (out, prev)
 
     (h, c), (outs, prev) = lax.scan(_step, (carry.h, carry.c), xs)
     return LSTMCarry(h, c), outs, prev
 
 
-@jax.custom_vjp
-def _lstm(p: RecurrentParams, xs, carry: LSTMCarry, readout: Dense | None):
+@partial(jax.custom_vjp, nondiff_argnums=(4,))
+def _lstm(p: RecurrentParams, xs, carry: LSTMCarry, readout: Dense | None, residuals: str):
     last, outs, _ = _forward(p, xs, carry, readout)
     return last, outs
 
 
-def _lstm_fwd(p, xs, carry, readout):
-    last, outs, prev = _forward(p, xs, carry, readout)
+def _lstm_fwd(p, xs, carry, readout, residuals):
+    last, outs, prev = _forward(p, xs, carry, readout, residuals)
     return (last, outs), (p, xs, prev, readout)
 
 
 def lstm_backward(p: RecurrentParams, xs, prev, d_last: LSTMCarry, d_outs, readout):
     """Gradients of :func:`lstm_sequence` (batch flattened: ``xs [T, B, F]``) from the carries
-    that entered each step, ``prev = (h [T, B, H], c [T, B, H])``.
+    that entered each step, ``prev = (h [T, B, H], c [T, B, H])`` (in any float dtype: they
+    are cast to ``xs``'s, and all arithmetic and accumulation is in that dtype).
 
     Also the backward pass of the fused (Pallas) forward kernel in ``twins.fused``.
     Returns ``(d params, d xs, d carry, d readout)``.
@@ -92,6 +112,7 @@ def lstm_backward(p: RecurrentParams, xs, prev, d_last: LSTMCarry, d_outs, reado
     def _step(carry, inputs):
         dh, dc, dwh, dwx, db, dro = carry
         x, (h, c), d_out = inputs
+        h, c = _unpack(h, x.dtype), _unpack(c, x.dtype)
         x_t, h_t = lax.optimization_barrier((x.T, h.T))
         act = _activations(x @ p.wx + h @ p.wh + p.b)  # recomputed, not stored
         i, f, g, o = _split(act)
@@ -115,7 +136,7 @@ def lstm_backward(p: RecurrentParams, xs, prev, d_last: LSTMCarry, d_outs, reado
     return RecurrentParams(b=db, wh=dwh, wx=dwx), dxs, LSTMCarry(dh, dc), dro
 
 
-def _lstm_bwd(residuals, cotangents):
+def _lstm_bwd(_, residuals, cotangents):
     p, xs, prev, readout = residuals
     d_last, d_outs = cotangents
     return lstm_backward(p, xs, prev, LSTMCarry(*d_last), d_outs, readout)
@@ -131,6 +152,7 @@ def lstm_sequence(
     *,
     readout: Dense | None = None,
     kernel: Literal["xla", "pallas"] = "xla",
+    residuals: Literal["float32", "bfloat16"] = "float32",
     interpret: bool = False,
 ) -> tuple[LSTMCarry, Float[Array, "time *batch d_out"]]:
     """An LSTM over ``xs`` (time first): the final carry and the hidden state of every step.
@@ -147,6 +169,11 @@ def lstm_sequence(
         (``hidden`` without it).
       kernel: ``"xla"`` (the scan above) or ``"pallas"``: the forward pass as one fused Pallas
         kernel per individual (``twins.fused``; for GPUs, same backward pass), without readout.
+      residuals: (``kernel="xla"``) the dtype in which the carries entering each step are kept
+        for the backward pass: ``"bfloat16"`` halves that memory; the forward pass, the carried
+        state and the gradients' arithmetic and accumulation stay in ``xs``'s dtype, but the
+        gates are recomputed from carries rounded to 8 significant bits, so the gradient is
+        approximate (relative error of order 2^-8; ``tests/twins/test_sequence.py`` bounds it).
       interpret: run the Pallas kernel in interpret mode (tests on the CPU).
 
     Returns:
@@ -172,14 +199,18 @@ def lstm_sequence(
         carry = LSTMCarry(zeros, zeros)
     flat = lambda a: a.reshape((-1, a.shape[-1]))  # the batch axes as one: [B, ...]
     flat_xs, flat_carry = xs.reshape((xs.shape[0], -1, xs.shape[-1])), jax.tree.map(flat, carry)
+    if residuals not in ("float32", "bfloat16"):
+        raise ValueError(f"residuals must be 'float32' or 'bfloat16', not {residuals!r}")
     if kernel == "pallas":
+        if residuals != "float32":
+            raise ValueError("kernel='pallas' keeps its residuals in float32")
         if readout is not None:
             raise ValueError("kernel='pallas' has no readout; apply the layer to its outputs")
         from twinjax.twins.fused import lstm_pallas  # Pallas is imported only when asked for
 
         last, outs = lstm_pallas(p, flat_xs, LSTMCarry(*flat_carry), interpret=interpret)
     elif kernel == "xla":
-        last, outs = _lstm(p, flat_xs, flat_carry, readout)
+        last, outs = _lstm(p, flat_xs, flat_carry, readout, residuals)
     else:
         raise ValueError(f"kernel must be 'xla' or 'pallas', not {kernel!r}")
     last = jax.tree.map(lambda a: a.reshape(batch + (hidden,)), last)
