@@ -20,6 +20,7 @@ from twinjax.data import CohortError
 from twinjax.pipeline import ConfigError
 from twinjax.runtime import RunDirectoryError
 from twinjax.runtime.scalars import ScalarWriter
+from twinjax.train.devices import use_cpu_devices
 
 log = logging.getLogger("twinjax")
 logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it writes at INFO
@@ -73,6 +74,12 @@ def main(cfg: DictConfig) -> float:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))  # also in .hydra/config.yaml
     try:
+        cpu_devices = cfg.get("cpu_devices")
+        if cpu_devices is not None and cpu_devices < 1:
+            raise ConfigError(
+                f"cpu_devices={cpu_devices}: use a count >= 1, or null (one per core)"
+            )
+        use_cpu_devices(cpu_devices)  # before JAX's first operation
         metrics = run_experiment(cfg, out_dir)
     except USER_ERRORS as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from twinjax.data import prepare, synthetic_cohort
-from twinjax.train import PersonalizeOptions, fit_personal
+from twinjax.train import PersonalizeOptions, PopulationOptions, fit_personal, fit_population
 from twinjax.twins import TwinSpec, init_params
 
 TOL = dict(rtol=1e-5, atol=1e-5)
@@ -74,3 +74,22 @@ def test_forecasts_in_chunks_equal_all_at_once(setup):
     np.testing.assert_array_equal(parts[2][inside], whole[2][inside])
     for a, b in zip(parts[:2], whole[:2], strict=True):
         np.testing.assert_allclose(a[inside], b[inside], **TOL)
+
+
+@pytest.mark.parametrize("batch", [0, 7], ids=["all", "batch7"])
+def test_population_fit_sharded_equals_one_device(tmp_path, setup, batch):
+    """The population step with its rows split over 8 devices (12 individuals: padded to 16 with
+    weight-0 rows; a random batch of 7 padded to 8) equals the one-device step: the same
+    windows (keys drawn before the split), losses and gradients summed over devices (psum)
+    instead of within one; float rounding only (1e-5, as above)."""
+    spec, arrays, _, _, _ = setup
+    options = PopulationOptions(steps=4, window=10, batch_windows=2, batch=batch, progress=False)
+    fit = lambda devices, path: fit_population(
+        jax.random.key(3), spec, arrays, options, path, devices=devices
+    )
+    one, losses_one = fit(jax.devices()[:1], tmp_path / "one")
+    eight, losses_eight = fit(jax.devices(), tmp_path / "eight")
+    _assert_same(losses_one, losses_eight)
+    _assert_same(one, eight)
+    start = init_params(jax.random.split(jax.random.key(3))[0], spec)
+    assert np.abs(np.asarray(one.cell.wx) - np.asarray(start.cell.wx)).max() > 0  # it trained

@@ -33,6 +33,7 @@ from twinjax.train.devices import (
     individuals_mesh,
     layout,
     step_bytes,
+    training_devices,
 )
 from twinjax.train.population import make_optimizer
 from twinjax.twins import TwinParams, TwinSpec, segment_nll, window_loss
@@ -271,7 +272,7 @@ def fit_personal(
     A chunk holds ``options.chunk_size`` individuals, or (0) as many as fit in
     ``options.memory_fraction`` of a device's free memory by the compiled step's
     ``memory_analysis()`` (all of them when they fit). Its rows are split over ``devices``
-    (default: this process's accelerators) with ``jax.shard_map``, vmapped within a device; a chunk
+    (default: this process's accelerators or CPU cores) with ``jax.shard_map``, vmapped within a device; a chunk
     is padded to a multiple of the devices by repeating its last individual. Each chunk is a
     separately checkpointed run (resumed if interrupted); equal-size chunks reuse one compiled
     step. The result does not depend on the chunking or the devices (up to float rounding):
@@ -285,8 +286,9 @@ def fit_personal(
       checkpoint_dir: one sub-directory per chunk.
       start: where each individual's optimization starts (leading individuals axis; e.g. their
         current personal twin, for an online update); None starts from the population twin.
-      devices: the devices to shard individuals over (default: this process's accelerators, or
-        one CPU device: XLA already spreads a CPU step over the cores).
+      devices: the devices to shard individuals over (default:
+        :func:`~twinjax.train.devices.training_devices`: the accelerators, or the CPU devices up
+        to one per core, see ``use_cpu_devices``).
 
     Returns:
       ``(params, val_nll)``: the stacked personal params (leading individuals axis) and each
@@ -310,10 +312,7 @@ def fit_personal(
         val_size=val_size,
         selection=cfg.selection,
     )
-    if devices is None:  # virtual CPU devices share the host's cores: nothing to gain there
-        devices = jax.local_devices()
-        devices = devices[:1] if devices[0].platform == "cpu" else devices
-    devices = list(devices)
+    devices = list(training_devices() if devices is None else devices)
     chunk, d = layout(n, cfg.chunk_size or n, len(devices))
     if not cfg.chunk_size:
         chunk, d = _memory_chunk(statics, chunk, d, devices, key, pop_params, arrays, cfg)

@@ -1,5 +1,11 @@
-"""Phase (a): one population twin trained on all individuals."""
+"""Phase (a): one population twin trained on all individuals.
 
+A step's individuals are split over the devices of a mesh (``jax.shard_map``; one per core on a
+CPU, see ``train.devices``): each device sums its individuals' losses and gradients, which are
+added over the devices (``psum``); the update is the same on every device.
+"""
+
+from collections.abc import Sequence
 from functools import cache, partial
 from pathlib import Path
 from typing import NamedTuple
@@ -8,11 +14,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import NamedSharding, PartitionSpec
 from jaxtyping import PRNGKeyArray
 
 from twinjax.data import CohortArrays
 from twinjax.runtime import run_loop
 from twinjax.runtime.scalars import loss_hook
+from twinjax.train.devices import AXIS, individuals_mesh, training_devices
 from twinjax.twins import TwinParams, TwinSpec, init_params, window_loss
 
 
@@ -49,7 +57,7 @@ def make_optimizer(lr: float) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr))
 
 
-@partial(jax.jit, static_argnames=("spec", "optimizer", "length", "n_windows", "batch"))
+@partial(jax.jit, static_argnames=("spec", "optimizer", "length", "n_windows", "batch", "mesh"))
 def population_step(
     state: TrainState,
     arrays: CohortArrays,
@@ -59,23 +67,46 @@ def population_step(
     length: int,
     n_windows: int,
     batch: int,
+    mesh: jax.sharding.Mesh | None = None,
 ):
+    """One optimizer step on the mean window loss of ``batch`` individuals (all if ``batch``
+    >= N), their rows split over ``mesh``'s devices (None: this one)."""
     key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
     k_pick, k_win = jax.random.split(key)
     n = arrays.n_individuals
     idx = jnp.arange(n) if batch >= n else jax.random.choice(k_pick, n, (batch,), replace=False)
-    keys = jax.random.split(k_win, idx.shape[0])
+    rows = idx.shape[0]
+    keys = jax.random.split(k_win, rows)
+    d = 1 if mesh is None else mesh.size
+    pad = -rows % d  # rows repeating individual 0 with weight 0, so each device gets as many
+    weight = jnp.concatenate([jnp.ones(rows), jnp.zeros(pad)])
+    idx, keys = (
+        jnp.concatenate([idx, jnp.zeros(pad, idx.dtype)]),
+        jnp.concatenate([keys, keys[:pad]]),
+    )
 
     def loss_i(params, key, series, segment):
         return window_loss(params, spec, key, series, segment, length=length, n_windows=n_windows)
 
-    def loss_fn(params):
-        losses = jax.vmap(loss_i, in_axes=(None, 0, 0, 0))(
-            params, keys, arrays.series.at(idx), arrays.train[idx]
-        )
-        return jnp.mean(losses)
+    def local(params, keys, series, segment, weight):  # this device's rows: weighted sums
+        def total(params):
+            losses = jax.vmap(loss_i, in_axes=(None, 0, 0, 0))(params, keys, series, segment)
+            return jnp.sum(weight * losses)
 
-    loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        value, grads = jax.value_and_grad(total)(params)
+        return (value, grads) if mesh is None else jax.lax.psum((value, grads), AXIS)
+
+    if mesh is not None:
+        ind, rep = PartitionSpec(AXIS), PartitionSpec()
+        local = jax.shard_map(
+            local,
+            mesh=mesh,
+            in_specs=(rep, ind, ind, ind, ind),
+            out_specs=rep,
+            check_vma=False,  # the twins' scans start from constant carries
+        )
+    total, grads = local(state.params, keys, arrays.series.at(idx), arrays.train[idx], weight)
+    loss, grads = total / rows, jax.tree.map(lambda g: g / rows, grads)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     return TrainState(params, opt_state, state.step + 1, state.key), loss
@@ -87,6 +118,8 @@ def fit_population(
     arrays: CohortArrays,
     options: PopulationOptions,
     checkpoint_dir: str | Path,
+    *,
+    devices: Sequence[jax.Device] | None = None,
 ):
     """Trains one twin on all individuals' training windows.
 
@@ -96,6 +129,9 @@ def fit_population(
       arrays: the prepared cohort (training segments are used).
       options: steps, learning rate, windows and checkpointing.
       checkpoint_dir: resumes from the latest checkpoint there, saves into it.
+      devices: each step's individuals are split over these (default:
+        :func:`~twinjax.train.devices.training_devices`); the result does not depend on them
+        (up to float rounding).
 
     Returns:
       ``(params, losses)``: the trained parameters and the loss of each step run in this call.
@@ -108,6 +144,11 @@ def fit_population(
         params, optimizer.init(params), jnp.zeros((), jnp.int32), jax.random.key_data(k_train)
     )
     batch = cfg.batch or arrays.n_individuals
+    devices = training_devices() if devices is None else list(devices)
+    devices = devices[: min(batch, arrays.n_individuals)]
+    mesh = individuals_mesh(devices) if len(devices) > 1 else None
+    if mesh is not None:  # the state on every device (a resumed one is restored like it)
+        state = jax.device_put(state, NamedSharding(mesh, PartitionSpec()))
     step = partial(
         population_step,
         spec=spec,
@@ -115,6 +156,7 @@ def fit_population(
         length=cfg.window,
         n_windows=cfg.batch_windows,
         batch=batch,
+        mesh=mesh,
     )
     state, losses = run_loop(
         state,
@@ -132,7 +174,8 @@ def fit_population(
             extra_every=cfg.checkpoint_every,
         ),
     )
-    return state.params, losses
+    # on the default device, where the rest of the app (personal fit, evaluation) starts from
+    return jax.device_put(state.params, jax.devices()[0]), losses
 
 
 _CURVE_ROWS = 256  # individuals behind the validation curve (a training curve, not a metric)
