@@ -37,7 +37,12 @@ from twinjax.eval import Forecasts, gaussian_metrics, segment_forecasts, summari
 from twinjax.eval.forecasts import chunked_predictions
 from twinjax.runtime import array_digest, claim_run_dir
 from twinjax.train import PersonalizeOptions, PopulationOptions, fit_personal, fit_population
-from twinjax.train.devices import device_memory_budget, step_bytes
+from twinjax.train.devices import (
+    device_memory_budget,
+    individuals_mesh,
+    step_bytes,
+    training_devices,
+)
 from twinjax.twins import TwinParams, TwinSpec, cohort_predictions
 
 log = logging.getLogger(__name__)
@@ -220,6 +225,7 @@ class TwinFit(NamedTuple):
                 else self.calibration["population"]
             ),
             rows=self.rows,
+            mesh=forecast_mesh(),
         )
 
 
@@ -368,8 +374,15 @@ def fit_twins(
             history=history,
             strength=cfg.train.calibration_strength,
             rows=rows,
+            mesh=forecast_mesh(),
         )
     return TwinFit(spec, scalers, arrays, pop, personal, losses, calibration, rows)
+
+
+def forecast_mesh() -> jax.sharding.Mesh | None:
+    """The devices forecasts split individuals over (as training does); None for one."""
+    devices = training_devices()
+    return individuals_mesh(devices) if len(devices) > 1 else None
 
 
 def forecast_rows(
@@ -399,9 +412,9 @@ def forecast_rows(
     return max(rows, 1)
 
 
-def _val_sq_z(params, spec, arrays, *, history, shared, rows):
+def _val_sq_z(params, spec, arrays, *, history, shared, rows, mesh=None):
     mean, scale, t, inside = chunked_predictions(
-        params, spec, arrays, arrays.val, history=history, shared=shared, rows=rows
+        params, spec, arrays, arrays.val, history=history, shared=shared, rows=rows, mesh=mesh
     )
     rows = np.arange(arrays.n_individuals)[:, None]
     y, m = (
@@ -413,7 +426,7 @@ def _val_sq_z(params, spec, arrays, *, history, shared, rows):
 
 
 def calibrate_scales(
-    spec, arrays, pop, personal, *, history: int, strength: float, rows: int = 0
+    spec, arrays, pop, personal, *, history: int, strength: float, rows: int = 0, mesh=None
 ) -> dict:
     """Variance recalibration on the validation segment (never on test data).
 
@@ -421,10 +434,11 @@ def calibrate_scales(
     The population twin gets one factor per feature, pooled over the cohort; each personal twin
     gets its own, shrunk toward the cohort's pooled personal factor with ``strength``
     pseudo-observations (s_i^2 = (sum z^2 + strength s^2) / (n_i + strength)). ``rows``:
-    individuals forecast at a time (0: all).
+    individuals forecast at a time (0: all); ``mesh``: split over its devices (None: one).
     """
-    z2_pop, n = _val_sq_z(pop, spec, arrays, history=history, shared=True, rows=rows)
-    z2_per, _ = _val_sq_z(personal, spec, arrays, history=history, shared=False, rows=rows)
+    forecast = dict(history=history, rows=rows, mesh=mesh)
+    z2_pop, n = _val_sq_z(pop, spec, arrays, shared=True, **forecast)
+    z2_per, _ = _val_sq_z(personal, spec, arrays, shared=False, **forecast)
     pooled = lambda z2: z2.sum(0) / np.maximum(n.sum(0), 1)
     s2_per = (z2_per + strength * pooled(z2_per)) / (n + strength)
     return {"population": np.sqrt(pooled(z2_pop)), "personal": np.sqrt(s2_per)}

@@ -93,3 +93,20 @@ def test_population_fit_sharded_equals_one_device(tmp_path, setup, batch):
     _assert_same(one, eight)
     start = init_params(jax.random.split(jax.random.key(3))[0], spec)
     assert np.abs(np.asarray(one.cell.wx) - np.asarray(start.cell.wx)).max() > 0  # it trained
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["population", "personal"])
+def test_forecasts_split_over_devices_equal_one_device(setup, shared):
+    """``cohort_predictions(mesh=...)``: 12 individuals over 8 devices (padded to 16, cut back)
+    give the one-device forecasts (1e-5, as above), for a shared and per-individual twins."""
+    from twinjax.train.devices import individuals_mesh
+    from twinjax.twins import cohort_predictions
+
+    spec, arrays, pop, _, one = setup
+    params = pop if shared else one[0]
+    forecast = lambda mesh: cohort_predictions(
+        params, spec, arrays, arrays.val, history=9, shared=shared, mesh=mesh
+    )
+    alone, split = forecast(None), forecast(individuals_mesh(jax.devices()))
+    assert split[0].shape == alone[0].shape and split[0].shape[0] == 12
+    _assert_same(alone, split)

@@ -35,6 +35,7 @@ def chunked_predictions(
     history: int,
     shared: bool,
     rows: int = 0,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`~twinjax.twins.cohort_predictions` on ``rows`` individuals at a time (0: all).
 
@@ -42,12 +43,13 @@ def chunked_predictions(
     (a forecast re-runs the twin over its ``history`` steps: the intermediates grow with
     individuals x targets x history) and changes nothing but float rounding. Chunks' targets
     are padded to the longest segment (``inside`` False, scale 1). Returns host arrays.
+    ``mesh``: each call's individuals split over its devices (see ``cohort_predictions``).
     """
     segment = np.asarray(segment)
     n = segment.shape[0]
     if rows <= 0 or rows >= n:
         return tuple(map(np.asarray, cohort_predictions(
-            params, spec, arrays, segment, history=history, shared=shared
+            params, spec, arrays, segment, history=history, shared=shared, mesh=mesh
         )))  # fmt: skip
     size = int(segment.sum(1).max())
     parts = []
@@ -55,7 +57,7 @@ def chunked_predictions(
         part = slice(lo, min(lo + rows, n))
         p = params if shared else jax.tree.map(lambda x, part=part: x[part], params)
         out = cohort_predictions(
-            p, spec, arrays.take(part), segment[part], history=history, shared=shared
+            p, spec, arrays.take(part), segment[part], history=history, shared=shared, mesh=mesh
         )
         mean, scale, t, inside = map(np.asarray, out)
         parts.append((_pad(mean, size, 0.0), _pad(scale, size, 1.0), _pad(t, size, 0),
@@ -75,6 +77,7 @@ def segment_forecasts(
     shared: bool,
     scale_factor: np.ndarray,
     rows: int = 0,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> Forecasts:
     """Forecasts of ``segment`` mapped back to data units, with the cohort's values there.
 
@@ -85,12 +88,13 @@ def segment_forecasts(
       segment: the steps to forecast; history: steps of data each forecast sees.
       scale_factor: predictive-scale recalibration, broadcast against ``[N, K, F]``.
       rows: individuals forecast at a time (0: all; see :func:`chunked_predictions`).
+      mesh: each call's individuals split over its devices (None: one device).
 
     Returns:
       :class:`Forecasts`; ``observed`` is the cohort's mask at each target inside the segment.
     """
     mean, scale, t, inside = chunked_predictions(
-        params, spec, arrays, segment, history=history, shared=shared, rows=rows
+        params, spec, arrays, segment, history=history, shared=shared, rows=rows, mesh=mesh
     )
     index = np.arange(cohort.n_individuals)[:, None]
     return Forecasts(
