@@ -49,13 +49,11 @@ def _split(act: Array):
     return jnp.split(act, 4, axis=-1)
 
 
-def _pack(a: Array, dtype: str) -> Array:
-    """``a`` rounded to ``dtype``; a 16-bit float is held as its bits (``uint16``): XLA's CPU
-    backend has no native bfloat16 stores, and widened each step's write into the stacked
-    residuals to a float32 copy of the whole stack (more memory than float32, 2.4x slower)."""
-    if dtype == "float32":
-        return a.astype(dtype)
-    return lax.bitcast_convert_type(a.astype(dtype), jnp.uint16)
+def _pack(a: Array) -> Array:
+    """``a`` rounded to bfloat16, held as its bits (``uint16``): XLA's CPU backend has no native
+    bfloat16 stores, and widened each step's write into the stacked residuals to a float32 copy
+    of the whole stack (more memory than float32, 2.4x slower)."""
+    return lax.bitcast_convert_type(a.astype(jnp.bfloat16), jnp.uint16)
 
 
 def _unpack(a: Array, dtype) -> Array:
@@ -67,7 +65,8 @@ def _unpack(a: Array, dtype) -> Array:
 
 def _forward(p: RecurrentParams, xs, carry: LSTMCarry, readout: Dense | None, residuals=None):
     """The scan; also returns the carry entering each step (the backward pass's residuals), in
-    dtype ``residuals`` (cast as each step emits it: no full-precision stack is made)."""
+    ``xs``'s dtype or, with ``residuals="bfloat16"``, packed by :func:`_pack` as each step emits
+    it (no full-precision stack is made)."""
 
     def _step(carry, x_t):
         h, c = carry
@@ -75,7 +74,7 @@ def _forward(p: RecurrentParams, xs, carry: LSTMCarry, readout: Dense | None, re
         c_next = f * c + i * g
         h_next = o * jnp.tanh(c_next)
         out = h_next if readout is None else dense(readout, h_next)
-        prev = (h, c) if residuals is None else (_pack(h, residuals), _pack(c, residuals))
+        prev = (_pack(h), _pack(c)) if residuals == "bfloat16" else (h, c)
         return (h_next, c_next), (out, prev)
 
     (h, c), (outs, prev) = lax.scan(_step, (carry.h, carry.c), xs)
