@@ -38,7 +38,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from twinjax.train.devices import AXIS, individuals_mesh
+from twinjax.train.devices import AXIS, individuals_mesh, use_cpu_devices
 from twinjax.twins.cells import Dense, RecurrentParams, dense, dense_init, lstm_init, run_cell
 from twinjax.twins.sequence import lstm_sequence
 
@@ -396,17 +396,6 @@ def _load() -> str:
         return "n/a"
 
 
-def _make_cpu_devices(n: int) -> None:
-    """``n`` CPU devices (``jax_num_cpu_devices``), possible only before JAX's first operation; when
-    called later (the bench imported and run from a test) the devices already made stay."""
-    if n < 1:
-        raise SystemExit(f"--cpu-devices must be >= 1, not {n}")
-    try:
-        jax.config.update("jax_num_cpu_devices", n)
-    except RuntimeError:
-        print(f"note: JAX is already running; --cpu-devices {n} ignored", file=sys.stderr)
-
-
 def _most_devices(n: int, available: int) -> int:
     """The most of ``available`` devices that split ``n`` individuals evenly.
 
@@ -469,7 +458,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, help="write all results to this file")
     args = ap.parse_args(argv)
-    _make_cpu_devices(args.cpu_devices)
+    use_cpu_devices(args.cpu_devices)  # before JAX starts (a note in the log if it has)
     if args.block is None:
         args.block = CPU_BLOCK if jax.default_backend() == "cpu" else 0
 

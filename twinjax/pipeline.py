@@ -238,6 +238,7 @@ def twin_spec(cohort: Cohort, model) -> TwinSpec:
     """
     remat = getattr(model, "remat_chunk", 0)
     layout = getattr(model, "layout", "scan")
+    residuals = getattr(model, "residuals", "float32")
     if layout == "auto":
         layout = "sequence" if model.cell == "lstm" and not remat else "scan"
     try:
@@ -250,12 +251,12 @@ def twin_spec(cohort: Cohort, model) -> TwinSpec:
             min_scale=model.min_scale,
             remat_chunk=remat,
             layout=layout,
-            residuals=getattr(model, "residuals", "float32"),
+            residuals=residuals,
         )
     except ValueError as e:  # TwinSpec checks the architecture; name the config keys
         raise ConfigError(
             f"model config (model.cell={model.cell}, model.layout={layout}, "
-            f"model.residuals={getattr(model, 'residuals', 'float32')}): {e}"
+            f"model.residuals={residuals}): {e}"
         ) from e
 
 
