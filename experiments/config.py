@@ -139,6 +139,21 @@ class Hierarchical:
     grid_points: int = 101
     n_plot_subjects: int = 12
     progress: bool = True
+    # Forecasts (posterior predictive with residual error, from every posterior draw), written to
+    # forecasts.csv (subject, time, mean, q05, q25, q50, q75, q95 in data units) and
+    # forecasts.png. Either forecast_steps > 0: the next N times after each subject's last
+    # observation, forecast_every apart (data time units; None: the subject's median visit gap,
+    # the cohort's for a subject with one visit); or forecast_times: the same absolute times
+    # (data units) for every subject. Not both.
+    forecast_steps: int = 0
+    forecast_every: float | None = None
+    forecast_times: list[float] | None = None
+    # Hold out each subject's last k visits (0: none): fit on the rest, forecast the held-out
+    # times and score them (RMSE, MAE, 90% coverage and width, CRPS) next to the last value
+    # carried forward on the same points (interval from the cohort's h-visit changes). Subjects
+    # with k or fewer visits are left out with a warning naming them. An evaluation run: it
+    # takes no forecast_steps or forecast_times.
+    holdout_last: int = 0
 
 
 @dataclass

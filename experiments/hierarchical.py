@@ -44,14 +44,24 @@ from twinjax.bayes import (
     run_svi,
     svi_draws,
 )
+from twinjax.bayes.forecast import (
+    Forecast,
+    HeldOut,
+    crps,
+    forecast,
+    future_times,
+    hold_out_last,
+    score_draws,
+)
 from twinjax.bayes.models import MeanModel, mean_model
 from twinjax.bayes.pk_routes import pk_derived
-from twinjax.bayes.plots import plot_individual_fits
+from twinjax.bayes.plots import plot_forecasts, plot_individual_fits
 from twinjax.bayes.priors import default_priors, prior_predictive_check
 from twinjax.bayes.summary import inference_data, posterior_table, subject_table
 from twinjax.bayes.tables import covariate_columns, longitudinal_data, read_long
 from twinjax.config import Config, DataConfig
 from twinjax.data.errors import CohortError
+from twinjax.eval.baselines import locf_intervals
 from twinjax.pipeline import ConfigError
 
 
@@ -59,9 +69,13 @@ def run(cfg: Config, out_dir: Path) -> dict:
     c: Hierarchical = cfg.experiment
     # the fit key comes first of four, as in pk_theophylline: the same model on the same data
     # (e.g. Theoph written to files) reproduces its draws
-    k_fit, _, k_pred, k_check = jax.random.split(jax.random.key(cfg.seed), 4)
+    k_fit, k_forecast, k_pred, k_check = jax.random.split(jax.random.key(cfg.seed), 4)
+    _check_forecast_options(c)
     model = _model(c)
     data = load(cfg.data, c, model)
+    held = _hold_out(data, c.holdout_last)
+    if held is not None:  # fit on the visits before each subject's last holdout_last
+        data = held.train
     spec = build_spec(c, model, data)
     check = prior_predictive_check(spec, data, key=k_check) if c.prior_check else None
     start = time.perf_counter()
@@ -84,7 +98,16 @@ def run(cfg: Config, out_dir: Path) -> dict:
                                     "covariates": repr(data.covariate_info)},
     )  # fmt: skip
     metrics["objective"] = abs(metrics["in_sample_coverage_90"] - 0.9)  # sweeps: no held-out data
-    write_report(out_dir, c, metrics, summary, subjects, curves, band, data, idata)
+    times = _forecast_times(c, data, held)
+    more = []
+    if times is not None:  # every posterior draw, with the model's residual error
+        flat = flatten_chains(samples) if by_chain else samples
+        fc = forecast(spec, flat, times, data.regimen, key=k_forecast)
+        metrics["forecast_points"] = int(times.size)
+        if held is not None:
+            metrics |= holdout_scores(fc, held)
+        more = write_forecasts(out_dir, c, metrics, spec, flat, data, fc, held)
+    write_report(out_dir, c, metrics, summary, subjects, curves, band, data, idata, more)
     return metrics
 
 
@@ -299,8 +322,11 @@ def _metrics(c, spec, data, summary, check, divergences, seconds, in_sample) -> 
     return m
 
 
-def write_report(out_dir: Path, c, m, summary, subjects, curves, band, data, idata) -> None:
-    """The tables (CSV), posterior.nc, the fits figure and report.md."""
+def write_report(
+    out_dir: Path, c, m, summary, subjects, curves, band, data, idata, more=()
+) -> None:
+    """The tables (CSV), posterior.nc, the fits figure and report.md (``more``: its last
+    lines)."""
     summary.to_csv(out_dir / "posterior_summary.csv", index=False)
     subjects.to_csv(out_dir / "subjects.csv", index=False)
     curves.to_csv(out_dir / "fitted_curves.csv", index=False)
@@ -340,6 +366,7 @@ def write_report(out_dir: Path, c, m, summary, subjects, curves, band, data, ida
         "posterior.nc (`arviz.from_netcdf`).",
         "",
         *images(["individual_fits.png"]),
+        *more,
     ])  # fmt: skip
 
 
@@ -355,3 +382,164 @@ def _covariate_lines(m: dict) -> list[str]:
         else:
             lines.append(f"- {name}: categorical, reference level {a!r} (levels {list(b)})")
     return [*lines, ""]
+
+
+def _check_forecast_options(c: Hierarchical) -> None:
+    """Refuses contradictory forecast options before anything is fitted."""
+    if c.holdout_last < 0 or c.forecast_steps < 0:
+        raise ConfigError("experiment.holdout_last and experiment.forecast_steps are >= 0")
+    if c.forecast_steps and c.forecast_times:
+        raise ConfigError(
+            "experiment.forecast_steps (times after each subject's last visit) and "
+            "experiment.forecast_times (the same absolute times for all) exclude each other"
+        )
+    if c.forecast_every is not None and not c.forecast_steps:
+        raise ConfigError("experiment.forecast_every spaces experiment.forecast_steps=N: give N")
+    if c.holdout_last and (c.forecast_steps or c.forecast_times):
+        raise ConfigError(
+            "experiment.holdout_last scores forecasts of held-out visits; forecast the future "
+            "in a run without it (experiment.forecast_steps or experiment.forecast_times)"
+        )
+
+
+def _hold_out(data, k: int) -> HeldOut | None:
+    if not k:
+        return None
+    try:
+        return hold_out_last(data, k)
+    except ValueError as e:
+        raise ConfigError(f"experiment.holdout_last={k}: {e}") from e
+
+
+def _forecast_times(c: Hierarchical, data, held: HeldOut | None) -> np.ndarray | None:
+    """Each subject's forecast times on the data's (centred) time axis, or None."""
+    if held is not None:
+        return held.times
+    if c.forecast_times:
+        t = np.asarray(c.forecast_times, np.float64) - data.time_centre
+        return np.tile(t, (len(data.subject_ids), 1))
+    if not c.forecast_steps:
+        return None
+    try:
+        return future_times(data, c.forecast_steps, c.forecast_every)
+    except ValueError as e:
+        raise ConfigError(f"experiment.forecast_every: {e}") from e
+
+
+def holdout_scores(fc: Forecast, held: HeldOut, *, level: float = 0.9) -> dict:
+    """The twin's forecasts of the held-out visits and last value carried forward on the same
+    points: RMSE and MAE (of the predictive mean; of the last value), coverage and width of the
+    central ``level`` interval, CRPS."""
+    twin = score_draws(fc.draws, held.values, level=level)
+    locf = locf_scores(held, level=level)
+    return {
+        "holdout_last": int(held.values.shape[1]),
+        "holdout_dropped_subjects": [str(s) for s in held.dropped],
+        **{f"holdout_{k}": v for k, v in twin.items()},
+        **{f"locf_{k}": v for k, v in locf.items()},
+    }
+
+
+def locf_scores(held: HeldOut, *, level: float = 0.9) -> dict:
+    """Last value carried forward to the held-out visits: the last training value as the point;
+    at the h-th held-out visit, its predictive distribution is that value plus the cohort's
+    changes over h consecutive training visits (an interval by ``locf_intervals``; CRPS of those
+    values as draws)."""
+    mask = np.asarray(held.train.mask, bool)
+    order = np.argsort(np.where(mask, held.train.times, np.inf), axis=1, kind="stable")
+    v = np.take_along_axis(np.asarray(held.train.values, np.float64), order, 1)
+    m = np.take_along_axis(mask, order, 1)  # each row's observations first, in time order
+    last = v[np.arange(len(v)), m.sum(axis=1) - 1]
+    y, k = held.values, held.values.shape[1]
+    changes = [(v[:, h:] - v[:, :-h])[m[:, h:]] for h in range(1, k + 1)]
+    carried = np.repeat(last[:, None], k, axis=1)
+    pct = int(round(100 * level))
+    out = {"rmse": float(np.sqrt(np.mean((carried - y) ** 2))),
+           "mae": float(np.mean(np.abs(carried - y))), "n_points": int(y.size)}  # fmt: skip
+    try:
+        lo, hi = locf_intervals(carried, changes, (level,))[level]
+    except ValueError as e:  # no subject has h + 1 training visits
+        warnings.warn(f"last value carried forward has no interval: {e}", stacklevel=2)
+        return out | {f"coverage_{pct}": np.nan, f"width_{pct}": np.nan, "crps": np.nan}
+    crps_h = [crps(last[None, :] + ch[:, None], y[:, h]) for h, ch in enumerate(changes)]
+    return out | {
+        f"coverage_{pct}": float(np.mean((y >= lo) & (y <= hi))),
+        f"width_{pct}": float(np.mean(hi - lo)), "crps": float(np.mean(crps_h)),
+    }  # fmt: skip
+
+
+def forecast_table(fc: Forecast, data, held: HeldOut | None) -> pd.DataFrame:
+    """One row per subject and forecast time (data units): mean and quantiles (``q05`` ...),
+    and the held-out observation when there is one."""
+    t = fc.times.shape[1]
+    cols = {
+        "subject": np.repeat(np.asarray(data.subject_ids, dtype=object), t),
+        "time": (fc.times + data.time_centre).ravel(),
+        "mean": np.asarray(fc.mean).ravel(),
+    }
+    for level, q in zip(fc.levels, np.asarray(fc.quantiles), strict=True):
+        cols[f"q{round(100 * level):02d}"] = q.ravel()
+    if held is not None:
+        cols["observed"] = held.values.ravel()
+    return pd.DataFrame(cols)
+
+
+def write_forecasts(out_dir: Path, c, m, spec, flat, data, fc: Forecast, held) -> list[str]:
+    """forecasts.csv and forecasts.png; returns the report's lines about them."""
+    forecast_table(fc, data, held).to_csv(out_dir / "forecasts.csv", index=False)
+    k = min(c.n_plot_subjects, len(data.subject_ids))
+    mask = np.asarray(data.mask, bool)[:k]
+    t = np.where(mask, np.asarray(data.times)[:k], np.nan)
+    grid = np.linspace(np.nanmin(t, 1), np.maximum(np.nanmax(t, 1), fc.times[:k].max(1)),
+                       c.grid_points, axis=1)  # fmt: skip
+    thin = np.linspace(0, flat["theta"].shape[0] - 1, c.predictive_draws).astype(int)
+    sub = {s: np.asarray(v)[thin][:, :k] if s == "theta" else np.asarray(v)[thin]
+           for s, v in flat.items()}  # fmt: skip
+    regimen = jax.tree.map(lambda a: np.asarray(a)[:k], data.regimen)
+    curves = posterior_predictive(spec, sub, jnp.asarray(grid), regimen, key=jax.random.key(0))
+    q = np.asarray(fc.quantiles)[[fc.levels.index(a) for a in (0.05, 0.5, 0.95)]][:, :k]
+    centre = data.time_centre
+    plot_forecasts(
+        out_dir / "forecasts.png", grid + centre, np.asarray(curves.curves),
+        np.asarray(data.times)[:k] + centre, data.values[:k], mask, fc.times[:k] + centre, q,
+        held_values=None if held is None else held.values[:k], names=data.subject_ids[:k],
+        title=f"{c.model}: fit and forecast (90% predictive)",
+    )  # fmt: skip
+    return ["", "## Forecasts", "", _forecast_sentence(c, m, fc), "",
+            *(_holdout_lines(m) if held is not None else []), *images(["forecasts.png"])]  # fmt: skip
+
+
+def _forecast_sentence(c, m, fc: Forecast) -> str:
+    n, t = fc.times.shape
+    if c.holdout_last:
+        what = f"each subject's last {c.holdout_last} visits, held out of the fit"
+    elif c.forecast_times:
+        what = f"times {list(c.forecast_times)}"
+    else:
+        every = f"{c.forecast_every:g} apart" if c.forecast_every is not None else (
+            "spaced by the subject's median visit gap")  # fmt: skip
+        what = f"the next {t} times after each subject's last observation, {every}"
+    return (f"{n} subjects at {what}: posterior predictive (with residual error) from "
+            f"{fc.draws.shape[0]} draws; mean and 5/25/50/75/95% quantiles in forecasts.csv.")  # fmt: skip
+
+
+def _holdout_lines(m: dict) -> list[str]:
+    """The held-out scores of the twin next to last value carried forward, and which wins."""
+    cells = lambda p: [f"{m[f'{p}_{k}']:.4g}" for k in ("rmse", "mae", "coverage_90",
+                                                         "width_90", "crps")]  # fmt: skip
+    rows = [
+        ["hierarchical twin", *cells("holdout")],
+        ["last value carried forward", *cells("locf")],
+    ]
+    dropped = m["holdout_dropped_subjects"]
+    better = lambda k: "the twin" if m[f"holdout_{k}"] < m[f"locf_{k}"] else "LOCF"
+    return [
+        f"Held-out scores over {m['holdout_n_points']} points (last {m['holdout_last']} visits of "
+        f"each subject; the point forecast is the predictive mean, or the last value):",
+        "",
+        *table(["forecaster", "RMSE", "MAE", "90% coverage", "90% width", "CRPS"], rows),
+        "",
+        f"Lower CRPS: {better('crps')}; lower RMSE: {better('rmse')}."
+        + (f" Left out (too few visits): {', '.join(dropped)}." if dropped else ""),
+        "",
+    ]

@@ -21,6 +21,14 @@ from twinjax.bayes.diagnostics import (
     rank_rhat,
 )
 from twinjax.bayes.dosing import DoseChoice, choose_dose, choose_dose_time
+from twinjax.bayes.forecast import (
+    Forecast,
+    HeldOut,
+    forecast,
+    future_times,
+    hold_out_last,
+    score_draws,
+)
 from twinjax.bayes.gp import (
     GPTwins,
     exact_log_marginal,
@@ -111,10 +119,12 @@ __all__ = [
     "Diagnostics",
     "DiagnosticsWarning",
     "DoseChoice",
+    "Forecast",
     "Doses",
     "ERROR_MODELS",
     "GPCohortFit",
     "GPTwins",
+    "HeldOut",
     "HierarchicalSpec",
     "MEAN_MODELS",
     "MeanModel",
@@ -144,9 +154,12 @@ __all__ = [
     "fit_cohort_gp",
     "fit_gp_twins",
     "flatten_chains",
+    "forecast",
+    "future_times",
     "gaussian_coverage",
     "gp_calibration",
     "hierarchical_model",
+    "hold_out_last",
     "hsgp_log_marginal",
     "hsgp_predict",
     "hsgp_stats",
@@ -196,6 +209,7 @@ __all__ = [
     "rescale_spread",
     "run_nuts",
     "run_svi",
+    "score_draws",
     "simulate_cohort",
     "split_events",
     "spread_factor",

@@ -50,6 +50,59 @@ def plot_individual_fits(
     plt.close(fig)
 
 
+def plot_forecasts(
+    path: Path,
+    grid,
+    curves,
+    times,
+    values,
+    mask,
+    forecast_times,
+    forecast_band,
+    *,
+    held_values=None,
+    names=(),
+    level: float = 0.9,
+    title: str = "",
+) -> None:
+    """One panel per individual: observations, the fitted curve (median and central ``level``
+    band, noise-free) on ``grid`` through the forecast times, and the forecast band.
+
+    ``grid`` is ``[individuals, G]``, ``curves`` ``[draws, individuals, G]``; ``forecast_band``
+    is ``(lower, median, upper)``, each ``[individuals, T]`` at ``forecast_times``; ``held_values``
+    (``[individuals, T]``, optional) are observations at the forecast times, drawn as crosses.
+    """
+    n = curves.shape[1]
+    cols = min(4, n)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.5 * rows), squeeze=False)
+    a = (1 - level) / 2
+    lo, med, hi = np.quantile(curves, [a, 0.5, 1 - a], axis=0)
+    f_lo, f_med, f_hi = (np.asarray(b) for b in forecast_band)
+    pct = int(100 * level)
+    for i, ax in enumerate(axes.flat):
+        if i >= n:
+            ax.axis("off")
+            continue
+        ax.fill_between(grid[i], lo[i], hi[i], alpha=0.3, label=f"fit, {pct}% band")
+        ax.plot(grid[i], med[i], lw=1.2, label="fit, median")
+        ft = np.asarray(forecast_times[i])
+        ax.fill_between(ft, f_lo[i], f_hi[i], color="C1", alpha=0.3,
+                        label=f"forecast, {pct}% predictive")  # fmt: skip
+        ax.plot(ft, f_med[i], "o-", color="C1", ms=3, lw=1)
+        m = np.asarray(mask[i], bool)
+        ax.plot(np.asarray(times[i])[m], np.asarray(values[i])[m], "k.", ms=4, label="observed")
+        if held_values is not None:
+            ax.plot(ft, np.asarray(held_values[i]), "rx", ms=5, label="held out")
+        ax.set_title(str(names[i]) if len(names) else f"individual {i}", fontsize=9)
+    axes.flat[0].legend(fontsize=6)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot_pit_histogram(path: Path, pit, *, bins: int = 10, title: str = "PIT histogram") -> None:
     """Histogram of PIT values; a calibrated forecaster is flat at 1 (dashed)."""
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
