@@ -57,6 +57,19 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
+    # which twin the default experiment fits: "recurrent" (LSTM/GRU twins), "auto" (the family
+    # that forecasts the cohort best on its own visits, judged against the baselines:
+    # experiments/auto_twin.py) or null: auto for data=files, recurrent for the synthetic cohort
+    family: str | None = None
+    # auto: the candidate forecasters (twinjax.eval.panel.BASELINES), the seasonal period in
+    # visits (0: none), the visits per subject held out for the skill table and the rolling
+    # origins (last visits of each subject) the choice and the calibration are measured on
+    candidates: list[str] = field(
+        default_factory=lambda: ["last", "drift", "seasonal", "mixed", "ets", "arima"]
+    )
+    period: int = 0
+    holdout: int = 2
+    origins: int = 3
     cell: str = "lstm"  # "lstm" or "gru"
     hidden: int = 32
     attention: bool = True
@@ -93,6 +106,13 @@ class TrainConfig:
     checkpoint_every: int = 50
     keep_checkpoints: int = 3
     calibration_strength: float = 20.0  # pseudo-observations shrinking personal variance scaling
+    # interval calibration per forecast horizon h = 1..H on validation rollouts (0: H =
+    # data.horizon; a forecast beyond H uses the factor of H), from so many sampled paths each
+    calibration_horizon: int = 0
+    calibration_samples: int = 32
+    # k > 0: the training loss adds the NLL of each window's last k values forecast by a
+    # rollout feeding back the predicted mean (the twin learns the horizons it forecasts)
+    rollout_steps: int = 0
     progress: bool = True
     # false: delete this run directory's checkpoints and start over (true resumes them, and only
     # if they were written by the same settings and data: see twinjax.runtime.claim_run_dir)

@@ -32,9 +32,10 @@ from twinjax.data import (
     read_cohort,
     synthetic_cohort,
 )
+from twinjax.data.split import check_fractions
 from twinjax.data.times import parse_step
 from twinjax.eval import Forecasts, gaussian_metrics, segment_forecasts, summarize
-from twinjax.eval.forecasts import chunked_predictions
+from twinjax.eval.forecasts import chunked_predictions, horizon_sq_z
 from twinjax.runtime import array_digest, claim_run_dir
 from twinjax.train import PersonalizeOptions, PopulationOptions, fit_personal, fit_population
 from twinjax.train.devices import (
@@ -146,8 +147,15 @@ def check_cohort(cohort: Cohort, cfg) -> Cohort:
         CohortError: no subject left, or series too short for ``data.context + data.horizon``
             (naming the shortest subjects and values that fit).
     """
-    target = target_index(cohort, cfg)
     fractions = {"val_fraction": cfg.val_fraction, "test_fraction": cfg.test_fraction}
+    try:
+        check_fractions(**fractions)
+    except ValueError:
+        raise ConfigError(
+            f"data.val_fraction={cfg.val_fraction}, data.test_fraction={cfg.test_fraction}: "
+            "each must be in [0, 1) and their sum below 1 (0: no validation or no test period)"
+        ) from None
+    target = target_index(cohort, cfg)
     kept = exclude_unsplittable(cohort, **fractions)
     excluded = kept.meta["excluded_subjects"]
     if kept.n_individuals == 0:
@@ -190,7 +198,9 @@ class TwinFit(NamedTuple):
     population: TwinParams
     personal: TwinParams  # leading axis: individuals
     population_losses: np.ndarray
-    calibration: dict  # predictive-scale factors: "population" [F], "personal" [N, F]
+    # predictive-scale factors: "population" [F], "personal" [N, F] (one step), per horizon
+    # "population_h" [H, F], "personal_h" [N, H, F] (see calibrate_scales)
+    calibration: dict
     rows: int = 0  # individuals forecast at a time (0: all; see forecast_rows)
 
     def take(self, index) -> "TwinFit":
@@ -198,7 +208,9 @@ class TwinFit(NamedTuple):
         index = np.asarray(index)
         rows = lambda x: x[index] if np.ndim(x) == 2 else x  # per-individual statistics [N, F]
         scalers = self.scalers._replace(values=jax.tree.map(rows, self.scalers.values))
-        calibration = {**self.calibration, "personal": self.calibration["personal"][index]}
+        calibration = {
+            k: v[index] if k.startswith("personal") else v for k, v in self.calibration.items()
+        }
         personal = jax.tree.map(lambda x: x[index], self.personal)
         return self._replace(
             rows=0,
@@ -277,6 +289,7 @@ def population_options(data, train) -> PopulationOptions:
         window=data.context + data.horizon,
         batch_windows=train.batch_windows,
         batch=train.population_batch,
+        rollout_steps=getattr(train, "rollout_steps", 0),
         checkpoint_every=train.checkpoint_every,
         keep_checkpoints=train.keep_checkpoints,
         progress=train.progress,
@@ -290,6 +303,7 @@ def personalize_options(data, train) -> PersonalizeOptions:
         window=data.context + data.horizon,
         batch_windows=train.batch_windows,
         prior_strength=train.prior_strength,
+        rollout_steps=getattr(train, "rollout_steps", 0),
         chunk_size=train.chunk_size,
         eval_every=train.eval_every,
         selection=train.selection,
@@ -342,6 +356,11 @@ def fit_twins(
     """
     timings = Timings() if timings is None else timings
     ckpt = Path(out_dir) / "checkpoints"
+    if cfg.data.val_fraction == 0 and cfg.train.selection != "none":
+        raise ConfigError(
+            f"train.selection={cfg.train.selection} picks personal twins on the validation "
+            "period and data.val_fraction=0 leaves none: use train.selection=none"
+        )
     with timings.phase("data"):
         fingerprint = run_fingerprint(cfg, cohort, seed=cfg.seed)
         if claim_run_dir(ckpt, fingerprint, resume=cfg.train.resume):
@@ -376,6 +395,9 @@ def fit_twins(
             strength=cfg.train.calibration_strength,
             rows=rows,
             mesh=forecast_mesh(),
+            horizon=calibration_horizon(cfg),
+            n_samples=getattr(cfg.train, "calibration_samples", 32),
+            key=jax.random.fold_in(key, 2),  # k_pop, k_personal unchanged
         )
     return TwinFit(spec, scalers, arrays, pop, personal, losses, calibration, rows)
 
@@ -427,22 +449,77 @@ def _val_sq_z(params, spec, arrays, *, history, shared, rows, mesh=None):
 
 
 def calibrate_scales(
-    spec, arrays, pop, personal, *, history: int, strength: float, rows: int = 0, mesh=None
+    spec,
+    arrays,
+    pop,
+    personal,
+    *,
+    history: int,
+    strength: float,
+    rows: int = 0,
+    mesh=None,
+    horizon: int = 1,
+    n_samples: int = 32,
+    key: jax.Array | None = None,
 ) -> dict:
-    """Variance recalibration on the validation segment (never on test data).
+    """Variance recalibration on the validation segment (never on test data), per horizon.
 
     A Gaussian forecaster whose scale is off by a factor s has E[z^2] = s^2 for z = (y - mean)/scale.
-    The population twin gets one factor per feature, pooled over the cohort; each personal twin
-    gets its own, shrunk toward the cohort's pooled personal factor with ``strength``
-    pseudo-observations (s_i^2 = (sum z^2 + strength s^2) / (n_i + strength)). ``rows``:
-    individuals forecast at a time (0: all); ``mesh``: split over its devices (None: one).
+    Horizon 1 scores the one-step forecasts of every validation step; horizon h = 2..``horizon``
+    scores sampled rollouts (``n_samples`` paths, drawn with ``key``) from every validation
+    origin whose h-th step is a validation value (:func:`~twinjax.eval.forecasts.horizon_sq_z`):
+    the errors of a multi-step forecast grow, and the twin's own spread need not grow with them.
+    The population twin gets one factor per horizon and feature, pooled over the cohort (a
+    horizon with nothing to score takes the previous horizon's, horizon 1 then 1); each personal
+    twin its own, shrunk toward the cohort's pooled personal factor with ``strength``
+    pseudo-observations (s_i^2 = (sum z^2 + strength s^2) / (n_i + strength); the pooled one for
+    an individual with nothing to score). ``rows``: individuals forecast at a time (0: all);
+    ``mesh``: the one-step forecasts split over its devices (None: one).
+
+    Returns:
+      ``population_h [H, F]`` and ``personal_h [N, H, F]``, and their horizon-1 factors as
+      ``population [F]`` and ``personal [N, F]`` (what one-step forecasts use).
     """
     forecast = dict(history=history, rows=rows, mesh=mesh)
     z2_pop, n = _val_sq_z(pop, spec, arrays, shared=True, **forecast)
     z2_per, _ = _val_sq_z(personal, spec, arrays, shared=False, **forecast)
-    pooled = lambda z2: z2.sum(0) / np.maximum(n.sum(0), 1)
-    s2_per = (z2_per + strength * pooled(z2_per)) / (n + strength)
-    return {"population": np.sqrt(pooled(z2_pop)), "personal": np.sqrt(s2_per)}
+    z2_pop, z2_per, n = z2_pop[:, None], z2_per[:, None], n[:, None]  # [N, 1, F]
+    if horizon > 1:
+        if key is None:
+            raise ValueError("calibrate_scales(horizon > 1) samples rollouts: pass key=")
+        roll = dict(history=history, horizon=horizon, n_samples=n_samples, key=key, rows=rows)
+        more = [horizon_sq_z(p, spec, arrays, arrays.val, shared=s, **roll) for p, s in
+                ((pop, True), (personal, False))]  # fmt: skip
+        z2_pop = np.concatenate([z2_pop, more[0][0][:, 1:]], 1)
+        z2_per = np.concatenate([z2_per, more[1][0][:, 1:]], 1)
+        n = np.concatenate([n, more[0][1][:, 1:]], 1)
+    pop_h, per_h = _pooled_factors(z2_pop, n), _pooled_factors(z2_per, n)
+    s2_per = (z2_per + strength * per_h**2) / np.maximum(n + strength, 1e-12)
+    s_per = np.where(n + strength > 0, np.sqrt(s2_per), per_h)
+    pop_h, s_per = pop_h.astype(np.float32), s_per.astype(np.float32)  # as a bundle saves them
+    return {
+        "population": pop_h[0],
+        "personal": s_per[:, 0],
+        "population_h": pop_h,
+        "personal_h": s_per,
+    }
+
+
+def _pooled_factors(z2: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """sqrt(sum z^2 / count) over individuals ``[H, F]``; where nothing was scored, the factor
+    of the horizon before (1 at horizon 1): never 0 from an empty set."""
+    count, total = n.sum(0), z2.sum(0)
+    out = np.ones(count.shape)
+    for h in range(count.shape[0]):
+        before = out[h - 1] if h else 1.0
+        out[h] = np.where(count[h] > 0, np.sqrt(total[h] / np.maximum(count[h], 1)), before)
+    return out
+
+
+def calibration_horizon(cfg) -> int:
+    """Horizons the intervals are calibrated for: ``train.calibration_horizon``, or (0) the
+    training windows' ``data.horizon``; forecasts beyond it use its last factor."""
+    return getattr(cfg.train, "calibration_horizon", 0) or cfg.data.horizon
 
 
 def bundle_from_fit(fit: TwinFit, cohort: Cohort, cfg, *, fingerprint: dict) -> TwinBundle:
@@ -495,25 +572,31 @@ def evaluate_twins(fit: TwinFit, cohort: Cohort, cfg, *, segment: str = "test") 
 
 
 def summary_metrics(per_individual: dict) -> dict:
-    """Flat, self-explanatory metrics for metrics.json."""
+    """Flat, self-explanatory metrics for metrics.json, over the individuals with a target in
+    the segment (each value None where none has one: e.g. no test period)."""
+    scored = per_individual["population"]["count"] > 0
+    keys = ("population", "personalized", "rmse_ratio_personalized_over_population",
+            "fraction_individuals_improved")  # fmt: skip
+    if not scored.any():
+        return dict.fromkeys(keys)
     summary = {name: summarize(m) for name, m in per_individual.items()}
     pop, per = summary["population"], summary["personalized"]
-    return {
-        "population": pop,
-        "personalized": per,
-        "rmse_ratio_personalized_over_population": per["rmse_mean"] / pop["rmse_mean"],
-        "fraction_individuals_improved": float(
-            np.mean(per_individual["personalized"]["rmse"] < per_individual["population"]["rmse"])
-        ),
-    }
+    better = per_individual["personalized"]["rmse"] < per_individual["population"]["rmse"]
+    ratio = per["rmse_mean"] / pop["rmse_mean"]
+    return dict(zip(keys, (pop, per, ratio, float(np.mean(better[scored]))), strict=True))
 
 
-def validation_objective(fit: TwinFit, cohort: Cohort, cfg, *, val: dict | None = None) -> float:
+def validation_objective(
+    fit: TwinFit, cohort: Cohort, cfg, *, val: dict | None = None
+) -> float | None:
     """What sweeps minimize (``metrics.json: objective``): the personalized twins' one-step NLL
     on the target stream over each individual's validation period, in data units, averaged over
-    individuals (with the variance recalibration, which is itself fitted on that period; never
-    the test period). ``cfg``: the app's ``data`` config; ``val``: :func:`evaluate_twins` of the
-    validation segment, if the caller has it already."""
+    the individuals with a validation target (with the variance recalibration, which is itself
+    fitted on that period; never the test period); None where no individual has one (e.g.
+    ``data.val_fraction=0``). ``cfg``: the app's ``data`` config; ``val``:
+    :func:`evaluate_twins` of the validation segment, if the caller has it already."""
     val = evaluate_twins(fit, cohort, cfg, segment="val") if val is None else val
     per = val["personalized"]
+    if not np.any(per["count"] > 0):
+        return None
     return float(summarize(per)["nll_mean"])

@@ -27,7 +27,7 @@ META_FILE = "meta.json"
 class TwinBundle(NamedTuple):
     """Everything a trained cohort of twins needs to forecast, personalize and update.
 
-    ``personal``, ``calibration["personal"]`` and per-individual scalers have one row per entry of
+    ``personal``, ``calibration["personal*"]`` and per-individual scalers have one row per entry of
     ``subject_ids``; ``t0[i]`` is subject i's time origin (grid time ``t0 + k * step``).
     """
 
@@ -35,7 +35,10 @@ class TwinBundle(NamedTuple):
     population: TwinParams
     personal: TwinParams
     scalers: Scalers
-    calibration: dict  # "population" [F], "personal" [N, F]
+    # interval scale factors: one step ahead "population" [F], "personal" [N, F]; per horizon
+    # "population_h" [H, F], "personal_h" [N, H, F] (absent from bundles saved before them:
+    # ``use.horizon_factors`` then uses the one-step factor at every horizon)
+    calibration: dict
     subject_ids: tuple
     t0: np.ndarray
     step: float

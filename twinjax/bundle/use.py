@@ -2,6 +2,7 @@
 update an individual's twin with newly arrived data. None of them refits the cohort."""
 
 import dataclasses
+import logging
 import tempfile
 from collections.abc import Sequence
 
@@ -16,8 +17,9 @@ from twinjax.bundle.store import TwinBundle
 from twinjax.data import Cohort, CohortArrays, NormStats, Series
 from twinjax.eval import Forecasts, segment_forecasts
 from twinjax.train import fit_personal
-from twinjax.twins import TwinParams
-from twinjax.twins import forecast as rollout
+from twinjax.twins import TwinParams, sample_paths
+
+log = logging.getLogger(__name__)
 
 
 def _rows_params(bundle: TwinBundle, rows: list[int | None]) -> TwinParams:
@@ -32,13 +34,25 @@ def _rows_params(bundle: TwinBundle, rows: list[int | None]) -> TwinParams:
     return jax.tree.map(pick, bundle.personal, bundle.population)
 
 
-def _scale_factors(bundle: TwinBundle, rows: list[int | None]) -> np.ndarray:
-    """Calibration factor ``[N, F]``: a known subject's own; else the population twin's."""
-    per, pop = (
-        np.asarray(bundle.calibration["personal"]),
-        np.asarray(bundle.calibration["population"]),
-    )
-    return np.stack([per[r] if r is not None else pop for r in rows])
+def horizon_factors(bundle: TwinBundle, rows: list[int | None], horizon: int) -> np.ndarray:
+    """Interval calibration ``[N, horizon, F]``: step h of a forecast scaled by its subject's
+    factor for horizon h (a known subject's own, else the population twin's), the last
+    calibrated horizon's beyond it. A bundle saved before per-horizon calibration has one
+    factor (fitted one step ahead): it is used at every horizon, with a warning."""
+    cal = bundle.calibration
+    if "personal_h" in cal and "population_h" in cal:
+        per, pop = np.asarray(cal["personal_h"]), np.asarray(cal["population_h"])
+    else:
+        if horizon > 1:
+            log.warning(
+                "these twins were saved without per-horizon calibration: their one-step factor "
+                "scales the intervals at every horizon (multi-step intervals may be too narrow); "
+                "save them again with this twinjax for calibrated %d-step intervals",
+                horizon,
+            )
+        per, pop = np.asarray(cal["personal"])[:, None], np.asarray(cal["population"])[None]
+    factors = np.stack([per[r] if r is not None else pop for r in rows])
+    return factors[:, np.minimum(np.arange(horizon), factors.shape[1] - 1)]
 
 
 def _last_window(series: Series, lengths: np.ndarray, history: int) -> Series:
@@ -63,7 +77,11 @@ def forecast(
 
     A subject the twins know uses its personal twin, another the population twin (personalize
     it first for a twin of its own). Trajectories are sampled from the twin's predictive
-    Gaussians step by step (the spread accumulates over the horizon).
+    Gaussians step by step (the spread accumulates over the horizon), then calibrated: at step h
+    each draw moves away from the paths' mixture mean ``m_h`` by its subject's factor ``c_h``
+    (``m_h + c_h (draw - m_h)``, :func:`horizon_factors`), fitted on the run's validation
+    rollouts. Step 1's draws are the one-step Gaussian, so its intervals are those of
+    :func:`one_step`.
 
     Args:
       bundle: saved twins (:func:`twinjax.load`).
@@ -85,7 +103,11 @@ def forecast(
         raise ValueError(f"plan has shape {plan.shape}; expected {(n, horizon, kinds)}")
     plan = jnp.asarray(plan / np.asarray(bundle.scalers.interventions), jnp.float32)
     window = _last_window(series, cohort.lengths, bundle.history)
-    draws = _sample(_rows_params(bundle, rows), bundle.spec, window, plan, key, n_samples)
+    center, draws = _sample(_rows_params(bundle, rows), bundle.spec, window, plan, key, n_samples)
+    factors = horizon_factors(bundle, rows, horizon)[:, None]  # [N, 1, H, F]
+    draws = np.asarray(center)[:, None] + factors * (
+        np.asarray(draws) - np.asarray(center)[:, None]
+    )
     draws = (
         np.asarray(draws) * np.asarray(stats.std)[:, None, None]
         + np.asarray(stats.mean)[:, None, None]
@@ -94,13 +116,14 @@ def forecast(
 
 
 def _sample(params, spec, window, plan, key, n_samples):
-    def one(p, w, u, k):
-        def path(k):
-            k_path, k_last = jax.random.split(k)
-            mean, scale = rollout(p, spec, w, u, key=k_path)
-            return mean + scale * jax.random.normal(k_last, mean.shape)
+    """Each individual's paths' mixture mean ``[N, H, F]`` and ``n_samples`` draws from it
+    ``[N, S, H, F]`` (normalized units)."""
 
-        return jax.vmap(path)(jax.random.split(k, n_samples))
+    def one(p, w, u, k):
+        k_paths, k_draw = jax.random.split(k)
+        means, scales = sample_paths(p, spec, w, u, key=k_paths, n_samples=n_samples)
+        draws = means + scales * jax.random.normal(k_draw, means.shape)
+        return jnp.mean(means, 0), draws
 
     keys = jax.random.split(key, window.values.shape[0])
     return jax.jit(jax.vmap(one))(params, window, plan, keys)
@@ -128,8 +151,9 @@ def _table(bundle, cohort, draws, levels) -> pd.DataFrame:
 
 def one_step(bundle: TwinBundle, cohort: Cohort, segment) -> Forecasts:
     """Recalibrated one-step forecasts of ``segment`` (``[N, T]`` steps) in data units, each from
-    the ``bundle.history`` steps before it (as the run evaluated its twins); variables in the
-    bundle's order (the cohort must have them all)."""
+    the ``bundle.history`` steps before it (as the run evaluated its twins), scaled by the
+    horizon-1 factors (as :func:`forecast`'s first step); variables in the bundle's order (the
+    cohort must have them all)."""
     series, stats, rows = align(bundle, cohort)
     cols = [list(cohort.variables).index(v) for v in bundle.variables]
     ordered = dataclasses.replace(
@@ -138,7 +162,7 @@ def one_step(bundle: TwinBundle, cohort: Cohort, segment) -> Forecasts:
     arrays = CohortArrays(series, *(jnp.zeros(series.mask.shape[:2], bool),) * 2, segment)
     return segment_forecasts(
         _rows_params(bundle, rows), bundle.spec, arrays, stats, ordered, segment,
-        history=bundle.history, shared=False, scale_factor=_scale_factors(bundle, rows)[:, None],
+        history=bundle.history, shared=False, scale_factor=horizon_factors(bundle, rows, 1),
     )  # fmt: skip
 
 
@@ -195,7 +219,8 @@ def personalize(
       val_fraction: the end of each history kept out of training (used for selection).
 
     Returns:
-      The bundle with the new subjects appended (their calibration factor: the cohort median).
+      The bundle with the new subjects appended (their calibration factors: the cohort's
+      medians).
     """
     known = [s for s in cohort.subject_ids if bundle.index(s) is not None]
     if known:
@@ -203,10 +228,12 @@ def personalize(
     params, stats, _ = _fine_tune(
         bundle, cohort, key=key, steps=steps, val_fraction=val_fraction, start=None
     )
-    per = np.asarray(bundle.calibration["personal"])
+    grow = lambda per: np.concatenate(
+        [per, np.repeat(np.median(per, 0)[None], cohort.n_individuals, 0)]
+    )
     calibration = {
-        **bundle.calibration,
-        "personal": np.concatenate([per, np.repeat(np.median(per, 0)[None], len(stats.mean), 0)]),
+        k: grow(np.asarray(v)) if k.startswith("personal") else v
+        for k, v in bundle.calibration.items()
     }
     scalers = bundle.scalers
     if bundle.normalization == "individual":

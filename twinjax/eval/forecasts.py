@@ -1,4 +1,5 @@
-"""One-step forecasts of a segment in data units, with their observed targets."""
+"""One-step forecasts of a segment in data units, with their observed targets; standardized
+errors of multi-step rollouts from a segment's origins (the per-horizon calibration)."""
 
 from typing import NamedTuple
 
@@ -7,7 +8,7 @@ import numpy as np
 from jaxtyping import ArrayLike, Bool
 
 from twinjax.data import Cohort, CohortArrays, NormStats, denormalize, denormalize_scale
-from twinjax.twins import TwinSpec, cohort_predictions
+from twinjax.twins import TwinSpec, cohort_predictions, segment_rollouts
 
 
 class Forecasts(NamedTuple):
@@ -105,3 +106,51 @@ def segment_forecasts(
         t=t,
         inside=inside,
     )
+
+
+def horizon_sq_z(
+    params,
+    spec: TwinSpec,
+    arrays: CohortArrays,
+    segment: Bool[ArrayLike, "individuals time"],
+    *,
+    history: int,
+    horizon: int,
+    n_samples: int,
+    key: jax.Array,
+    shared: bool,
+    rows: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Squared standardized errors of sampled rollouts from every origin of ``segment``,
+    scored at each horizon on the segment's observed values only.
+
+    An origin o forecasts steps o .. o + horizon - 1 from the ``history`` steps before it
+    (:func:`~twinjax.twins.segment_rollouts`, ``n_samples`` paths); step o + h - 1 counts for
+    horizon h if it is inside the segment and observed, with ``z = (y - m_h) / sqrt(v_h)``
+    (the paths' mixture mean and variance). ``rows``: individuals at a time (0: all).
+
+    Returns:
+      ``sum z^2`` and the number of scored values, ``[N, horizon, F]`` each (host arrays).
+    """
+    segment = np.asarray(segment)
+    n = segment.shape[0]
+    start, count = segment.argmax(1), segment.sum(1)
+    size = max(int(count.max()), 1)
+    rows = n if rows <= 0 else rows
+    values, mask = np.asarray(arrays.series.values), np.asarray(arrays.series.mask)
+    z2, seen = [], []
+    for lo in range(0, n, rows):
+        part = np.arange(lo, min(lo + rows, n))
+        p = params if shared else jax.tree.map(lambda x, part=part: x[part], params)
+        m, v = map(np.asarray, segment_rollouts(
+            p, spec, arrays.series.at(part), start[part], part, key, history=history,
+            horizon=horizon, size=size, n_samples=n_samples, shared=shared,
+        ))  # fmt: skip
+        k, h = np.arange(size)[:, None], np.arange(horizon)[None]  # origin, horizon - 1
+        t = np.minimum(start[part, None, None] + k + h, values.shape[1] - 1)  # [n, K, H]
+        inside = (k + h < count[part, None, None])[..., None]
+        i = part[:, None, None]
+        ok = mask[i, t] & inside
+        z2.append(np.where(ok, (values[i, t] - m) ** 2 / v, 0.0).sum(1))
+        seen.append(ok.sum(1))
+    return np.concatenate(z2), np.concatenate(seen)

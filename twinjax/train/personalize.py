@@ -49,6 +49,8 @@ class PersonalizeOptions(NamedTuple):
       window: steps per training window (context + horizon); batch_windows: windows per step.
       prior_strength: precision of the Gaussian prior centred on the population parameters,
         in pseudo-observations per parameter unit.
+      rollout_steps: k > 0 adds the NLL of each window's last k values forecast by a rollout
+        that feeds back the predicted mean (0: one step ahead only; see ``window_loss``).
       chunk_size: individuals fine-tuned together (0: as many as fit in ``memory_fraction`` of
         a device's free memory, all if they fit); eval_every: validation NLL period.
       selection: keep each individual's best-on-validation parameters (``individual``), one
@@ -61,6 +63,7 @@ class PersonalizeOptions(NamedTuple):
     window: int = 18
     batch_windows: int = 8
     prior_strength: float = 30.0
+    rollout_steps: int = 0
     chunk_size: int = 0
     memory_fraction: float = 0.5
     eval_every: int = 25
@@ -110,6 +113,7 @@ def _personal_step(
     eval_every: int,
     val_size: int,
     selection: str,
+    rollout_steps: int = 0,
 ):
     """One step for the individuals on one device (``jax.shard_map`` body over :data:`AXIS`)."""
     key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
@@ -117,7 +121,10 @@ def _personal_step(
     n_obs = jnp.maximum(jnp.sum(arrays.series.mask & arrays.train[..., None], axis=(1, 2)), 1)
 
     def loss_i(params, key, series, train, n):
-        fit = window_loss(params, spec, key, series, train, length=length, n_windows=n_windows)
+        fit = window_loss(
+            params, spec, key, series, train, length=length, n_windows=n_windows,
+            rollout_steps=rollout_steps,
+        )  # fmt: skip
         return fit + 0.5 * prior_strength * _sq_dist(params, pop_params) / n
 
     data = (arrays.series, arrays.train, n_obs)
@@ -160,6 +167,7 @@ _STATE_SPEC = PersonalState(_IND, _IND, _IND, _IND, _REP, _REP)
         "val_size",
         "selection",
         "mesh",
+        "rollout_steps",
     ),
 )
 def personal_step(
@@ -178,6 +186,7 @@ def personal_step(
     val_size: int,
     selection: str,
     mesh: jax.sharding.Mesh,
+    rollout_steps: int = 0,
 ):
     """One optimizer step of every individual of a chunk, sharded over ``mesh``'s devices.
 
@@ -194,6 +203,7 @@ def personal_step(
         eval_every=eval_every,
         val_size=val_size,
         selection=selection,
+        rollout_steps=rollout_steps,
     )
     sharded = jax.shard_map(
         body,
@@ -311,6 +321,7 @@ def fit_personal(
         eval_every=cfg.eval_every,
         val_size=val_size,
         selection=cfg.selection,
+        rollout_steps=cfg.rollout_steps,
     )
     devices = list(training_devices() if devices is None else devices)
     chunk, d = layout(n, cfg.chunk_size or n, len(devices))

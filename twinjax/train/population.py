@@ -38,6 +38,8 @@ class PopulationOptions(NamedTuple):
       steps: optimizer steps; lr: Adam learning rate (gradients clipped to global norm 1).
       window: steps per training window (context + horizon); batch_windows: windows per
         individual per step; batch: individuals per step (0: all).
+      rollout_steps: k > 0 adds the NLL of each window's last k values forecast by a rollout
+        that feeds back the predicted mean (0: one step ahead only; see ``window_loss``).
       checkpoint_every, keep_checkpoints: orbax checkpoints (resumable); progress: a bar.
     """
 
@@ -46,6 +48,7 @@ class PopulationOptions(NamedTuple):
     window: int = 18
     batch_windows: int = 8
     batch: int = 0
+    rollout_steps: int = 0
     checkpoint_every: int = 50
     keep_checkpoints: int = 3
     progress: bool = True
@@ -57,7 +60,10 @@ def make_optimizer(lr: float) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr))
 
 
-@partial(jax.jit, static_argnames=("spec", "optimizer", "length", "n_windows", "batch", "mesh"))
+@partial(
+    jax.jit,
+    static_argnames=("spec", "optimizer", "length", "n_windows", "batch", "mesh", "rollout_steps"),
+)
 def population_step(
     state: TrainState,
     arrays: CohortArrays,
@@ -68,6 +74,7 @@ def population_step(
     n_windows: int,
     batch: int,
     mesh: jax.sharding.Mesh | None = None,
+    rollout_steps: int = 0,
 ):
     """One optimizer step on the mean window loss of ``batch`` individuals (all if ``batch``
     >= N), their rows split over ``mesh``'s devices (None: this one)."""
@@ -86,7 +93,10 @@ def population_step(
     )
 
     def loss_i(params, key, series, segment):
-        return window_loss(params, spec, key, series, segment, length=length, n_windows=n_windows)
+        return window_loss(
+            params, spec, key, series, segment, length=length, n_windows=n_windows,
+            rollout_steps=rollout_steps,
+        )  # fmt: skip
 
     def local(params, keys, series, segment, weight):  # this device's rows: weighted sums
         def total(params):
@@ -157,6 +167,7 @@ def fit_population(
         n_windows=cfg.batch_windows,
         batch=batch,
         mesh=mesh,
+        rollout_steps=cfg.rollout_steps,
     )
     state, losses = run_loop(
         state,

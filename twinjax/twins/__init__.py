@@ -14,6 +14,7 @@ from twinjax.twins.model import (
 )
 from twinjax.twins.objectives import predict_at, segment_nll, segment_targets, window_loss
 from twinjax.twins.predict import cohort_predictions
+from twinjax.twins.rollout import path_moments, rollout_nll, sample_paths, segment_rollouts
 from twinjax.twins.stream import StreamState, stream_init, stream_step
 
 __all__ = [
@@ -31,8 +32,12 @@ __all__ = [
     "get_cell",
     "init_params",
     "nll_loss",
+    "path_moments",
     "predict_at",
+    "rollout_nll",
+    "sample_paths",
     "segment_nll",
+    "segment_rollouts",
     "segment_targets",
     "stream_init",
     "stream_step",

@@ -203,21 +203,52 @@ def forecast(
     ``future_interventions[k]`` is the planned intervention at history end + k (the counterfactual
     plan); output row k is the prediction for that same time. Each step feeds back the predicted
     mean, or with ``key`` a sample from the predictive Gaussian (vmap over keys for an ensemble
-    whose spread includes the accumulation of uncertainty over the horizon).
+    whose spread includes the accumulation of uncertainty over the horizon; or
+    :func:`~twinjax.twins.rollout.sample_paths`, which reads the history once for all paths).
     """
-    cell = get_cell(spec.cell)
-    t, horizon, static = series.values.shape[0], future_interventions.shape[0], series.static
+    start = rollout_start(params, spec, series, future_interventions.shape[0])
+    return rollout_from(params, spec, start, series.static, future_interventions, key=key)
+
+
+class RolloutStart(NamedTuple):
+    """The twin after reading a history of ``t`` steps: the cell's carry, the attention memory
+    ``[t + horizon, hidden]`` (zero beyond t) and the predictive Gaussian of step t."""
+
+    carry: object
+    memory: Float[Array, "steps hidden"]
+    first: tuple[Float[Array, " features"], Float[Array, " features"]]
+    t: int  # history length (static)
+
+
+def _predict(params: TwinParams, spec: TwinSpec, h, memory, last):
+    if not spec.attention:
+        return _head(params, spec, h)
+    visible = jnp.arange(memory.shape[0]) <= last
+    context = attend(params.attention, h, memory, visible)
+    return _head(params, spec, jnp.concatenate([h, context]))
+
+
+def rollout_start(params: TwinParams, spec: TwinSpec, series: Series, horizon: int) -> RolloutStart:
+    """Reads one individual's history (teacher forced) before a ``horizon``-step rollout."""
+    t = series.values.shape[0]
     carry, hs = _encode(params, spec, _inputs(series))
     memory = jnp.concatenate([hs, jnp.zeros((horizon, spec.hidden), hs.dtype)])
-    positions = jnp.arange(t + horizon)
+    return RolloutStart(carry, memory, _predict(params, spec, hs[-1], memory, t - 1), t)
 
-    def _predict(h, memory, last):
-        if not spec.attention:
-            return _head(params, spec, h)
-        context = attend(params.attention, h, memory, positions <= last)
-        return _head(params, spec, jnp.concatenate([h, context]))
 
-    first = _predict(hs[-1], memory, t - 1)
+def rollout_from(
+    params: TwinParams,
+    spec: TwinSpec,
+    start: RolloutStart,
+    static: Float[ArrayLike, " covariates"],
+    future_interventions: Float[ArrayLike, "horizon kinds"],
+    *,
+    key: PRNGKeyArray | None = None,
+) -> tuple[Float[Array, "horizon features"], Float[Array, "horizon features"]]:
+    """The rollout of :func:`forecast` from a :func:`rollout_start` (several paths can share
+    one start: the history is read once)."""
+    cell = get_cell(spec.cell)
+    t, horizon = start.t, future_interventions.shape[0]
     keys = jax.random.split(key, horizon) if key is not None else jnp.zeros((horizon, 0))
 
     def _step(state, inp):
@@ -228,9 +259,10 @@ def forecast(
         carry = cell.step(params.cell, carry, x)
         h = cell.output(carry)
         memory = memory.at[t + k].set(h)
-        pred = _predict(h, memory, t + k)
+        pred = _predict(params, spec, h, memory, t + k)
         return (carry, memory, pred), pred
 
+    first = start.first
     steps = (jnp.arange(horizon - 1), (future_interventions[:-1], keys[: horizon - 1]))
-    _, (means, scales) = jax.lax.scan(_step, (carry, memory, first), steps)
+    _, (means, scales) = jax.lax.scan(_step, (start.carry, start.memory, first), steps)
     return (jnp.concatenate([first[0][None], means]), jnp.concatenate([first[1][None], scales]))

@@ -1,11 +1,14 @@
 """Per-individual objectives: random-window training loss and sliding-window predictions."""
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
 from twinjax.data import Series, take_windows, window_starts
 from twinjax.twins.model import (
+    _WINDOWS,
     TwinParams,
     TwinSpec,
     apply,
@@ -13,6 +16,7 @@ from twinjax.twins.model import (
     gaussian_nll,
     masked_nll,
 )
+from twinjax.twins.rollout import rollout_nll
 
 
 def window_loss(
@@ -24,6 +28,7 @@ def window_loss(
     *,
     length: int,
     n_windows: int,
+    rollout_steps: int = 0,
 ) -> Float[Array, ""]:
     """Mean NLL over ``n_windows`` random windows inside a segment that starts at step 0.
 
@@ -33,16 +38,25 @@ def window_loss(
       series: the individual's series.
       segment: the steps whose targets may count (e.g. the training segment).
       length: steps per window; n_windows: windows per call.
+      rollout_steps: k > 0 adds, per window, the NLL of its last k values forecast by a
+        rollout from the steps before them (:func:`~twinjax.twins.rollout.rollout_nll`): the
+        twin is trained for the horizons it forecasts, not only one step ahead.
 
     Returns:
-      The mean over windows of each window's masked one-step Gaussian NLL.
+      The mean over windows of each window's masked one-step Gaussian NLL (plus the mean
+      rollout NLL).
     """
+    if not 0 <= rollout_steps < length:
+        raise ValueError(f"rollout_steps={rollout_steps} must be in [0, window length {length})")
     starts = window_starts(key, jnp.sum(segment), length=length, n_windows=n_windows)
     win = lambda x: take_windows(x, starts, length)
     target = win(series.mask) & win(segment)[..., None]
     windows = Series(win(series.values), win(series.mask), win(series.interventions), series.static)
     mean, scale = apply_windows(params, spec, windows)
     losses = jax.vmap(masked_nll)(mean, scale, windows.values, windows.mask, target)
+    if rollout_steps:
+        roll = partial(rollout_nll, params, spec, steps=rollout_steps)
+        losses = losses + jax.vmap(roll, in_axes=(_WINDOWS, 0))(windows, target)
     return jnp.mean(losses)
 
 
