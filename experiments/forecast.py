@@ -14,6 +14,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from experiments import auto_twin
 from experiments.config import Forecast
 from experiments.report import images, save_figure, table, write_markdown
 from twinjax import bundle as tb
@@ -106,6 +107,8 @@ def plot_subjects(frame, cohort, bundle, variable: str, n: int):
 
 
 def run(root: Config, out_dir: Path) -> dict:
+    if root.twin and auto_twin.is_auto(Path(root.twin)):  # saved by model.family=auto
+        return auto_twin.forecast_run(root, out_dir)
     metrics, frame, cohort, bundle = compute(root)
     metrics["objective"] = float("nan")  # sweeps: nothing is fitted or validated here
     frame.to_csv(out_dir / "forecasts.csv", index=False)

@@ -19,7 +19,20 @@ from twinjax.eval import plots
 log = logging.getLogger(__name__)
 
 
+def family(root: Config) -> str:
+    """The twin family this run fits: ``model.family``, or (null) auto for a user's files and
+    recurrent for the synthetic cohort."""
+    chosen = root.model.family or ("auto" if root.data.source == "files" else "recurrent")
+    if chosen not in ("auto", "recurrent"):
+        raise pipeline.ConfigError(f"model.family={chosen!r}: use auto, recurrent or null")
+    return chosen
+
+
 def run(root: Config, out_dir: Path) -> dict:
+    if family(root) == "auto":
+        from experiments import auto_twin
+
+        return auto_twin.run(root, out_dir)
     k_data, k_fit, k_plot = jax.random.split(jax.random.key(root.seed), 3)
     timings = pipeline.Timings()  # seconds per phase: metrics["timings"], one log line each
     with timings.phase("data"):

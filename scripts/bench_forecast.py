@@ -216,7 +216,13 @@ def markdown(results: list[dict]) -> str:
         lines.append("")
     methods = sorted({m for r in results for m in r["methods"]})
     mean_rank = {
-        m: np.mean([r["methods"][m]["crps_rank"] for r in results if "crps_rank" in r["methods"].get(m, {})])
+        m: np.mean(
+            [
+                r["methods"][m]["crps_rank"]
+                for r in results
+                if "crps_rank" in r["methods"].get(m, {})
+            ]
+        )
         for m in methods
     }
     lines += ["### Mean CRPS rank over the panels", "", "| method | mean rank |", "|---|---|"]

@@ -21,6 +21,7 @@ from twinjax.config import Config, register_configs
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 TINY = [
+    "model.family=recurrent",  # also with data=files (whose default is the auto twin)
     "data.n_individuals=4",
     "data.n_steps=80",
     "data.context=8",

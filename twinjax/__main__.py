@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import hydra
+import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
@@ -50,18 +51,23 @@ def run_experiment(cfg: DictConfig, out_dir: Path) -> dict:
     with ScalarWriter(out_dir / "tensorboard") as writer, writer.as_default():
         metrics = module.run(config, out_dir)
         objective = check_objective(metrics, name)
-        writer.hparams(OmegaConf.to_container(cfg, resolve=True), {OBJECTIVE: objective})
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        result = {} if objective is None else {OBJECTIVE: objective}
+        writer.hparams(OmegaConf.to_container(cfg, resolve=True), result)
+    (out_dir / "metrics.json").write_text(metrics_json(metrics))
     return metrics
 
 
-def check_objective(metrics: dict, name: str) -> float:
-    """The run's ``objective`` (a number); an experiment without one is a programming error."""
+def check_objective(metrics: dict, name: str) -> float | None:
+    """The run's ``objective``: a number, or None where there is nothing to optimise (e.g.
+    forecasting with saved twins, or no validation period); an experiment without the key, or
+    with another value, is a programming error."""
+    if OBJECTIVE in metrics and metrics[OBJECTIVE] is None:
+        return None
     value = metrics.get(OBJECTIVE)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(
             f"experiments/{name}.py: run() must return metrics[{OBJECTIVE!r}], a validation "
-            f"metric to minimize (a number), got {value!r}"
+            f"metric to minimize (a number, or None for nothing to optimise), got {value!r}"
         )
     if not math.isfinite(value):
         log.warning("the objective of this run is %s", value)
@@ -70,7 +76,8 @@ def check_objective(metrics: dict, name: str) -> float:
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")
 def main(cfg: DictConfig) -> float:
-    """One run; returns its validation objective (what ``hydra/sweeper=optuna`` minimizes)."""
+    """One run; returns its validation objective (what ``hydra/sweeper=optuna`` minimizes; NaN
+    where the run has none, which Optuna records as a failed trial)."""
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))  # also in .hydra/config.yaml
     try:
@@ -89,7 +96,31 @@ def main(cfg: DictConfig) -> float:
     log.info("metrics written to %s", out_dir / "metrics.json")
     summary = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
     log.info("summary: %s", json.dumps(summary, indent=1)[:2000])
-    return float(metrics[OBJECTIVE])
+    objective = metrics[OBJECTIVE]  # None (nothing to optimise): NaN, a failed sweep trial
+    return float("nan") if objective is None else float(objective)
+
+
+def finite(x):
+    """``x`` with every non-finite float (NaN, inf; numpy scalars too) as None, numpy scalars and
+    arrays as Python numbers and lists, recursively through dicts, lists and tuples.
+
+    >>> finite({"a": float("nan"), "b": [1.5, float("inf")]})
+    {'a': None, 'b': [1.5, None]}
+    """
+    if isinstance(x, dict):
+        return {k: finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [finite(v) for v in x]
+    if isinstance(x, np.ndarray | np.generic):
+        return finite(x.tolist())
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    return x
+
+
+def metrics_json(metrics: dict) -> str:
+    """metrics.json's text: NaN and inf written as null (strict JSON, never a bare NaN)."""
+    return json.dumps(finite(metrics), indent=2, sort_keys=True, allow_nan=False)
 
 
 def cli() -> None:

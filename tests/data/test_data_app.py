@@ -14,7 +14,9 @@ import twinjax
 from twinjax.data import synthetic_cohort, to_long
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ["data.context=8", "data.horizon=4", "model.hidden=8", "model.attention_dim=4",
+# the recurrent twins (data=files would otherwise fit the auto twin: tests/test_auto_twin_app.py)
+TINY = ["model.family=recurrent", "data.context=8", "data.horizon=4", "model.hidden=8",
+        "model.attention_dim=4",
         "train.batch_windows=2", "train.steps=5", "train.personal_steps=5", "train.eval_every=5",
         "train.progress=false", "experiment.n_plot_individuals=2"]  # fmt: skip
 

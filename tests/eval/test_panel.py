@@ -122,8 +122,10 @@ def test_auto_picks_the_right_family_without_seeing_the_held_out_visits():
     and every forecast stay the same when the held-out values are replaced by garbage."""
     rng = np.random.default_rng(5)
     t = np.arange(12.0)
-    values = rng.normal(size=(60, 1)) + rng.normal(2, 1, size=(60, 1)) * t + rng.normal(
-        scale=0.3, size=(60, 12)
+    values = (
+        rng.normal(size=(60, 1))
+        + rng.normal(2, 1, size=(60, 1)) * t
+        + rng.normal(scale=0.3, size=(60, 12))
     )
     p = panel_from_long(_long(values), subject="s", time="t", value="y")
     ho = holdout(p, h=2)

@@ -17,13 +17,31 @@ class TimeSplit(NamedTuple):
     lengths: Int[np.ndarray, " individuals"]
 
 
+def check_fractions(val_fraction: float, test_fraction: float) -> None:
+    """Raises ValueError (naming both) unless each fraction is in [0, 1) and their sum is < 1.
+
+    A zero fraction is no validation (or no test) period: everything before the end trains.
+
+    >>> check_fractions(0.5, 0.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: bad split fractions val_fraction=0.5, test_fraction=0.5: each must be in [0, 1) and their sum below 1 (0 for no validation or test period)
+    """
+    ok = all(0 <= f < 1 for f in (val_fraction, test_fraction))  # False for NaN
+    if not (ok and val_fraction + test_fraction < 1):
+        raise ValueError(
+            f"bad split fractions val_fraction={val_fraction}, test_fraction={test_fraction}: "
+            "each must be in [0, 1) and their sum below 1 (0 for no validation or test period)"
+        )
+
+
 def time_split(lengths, val_fraction: float = 0.15, test_fraction: float = 0.15) -> TimeSplit:
     """Splits each individual's own timeline in order: past for training, future for testing.
 
     Args:
         lengths: each individual's number of grid steps.
-        val_fraction: share of each timeline for validation (after training).
-        test_fraction: share of each timeline for testing (the end).
+        val_fraction: share of each timeline for validation (after training; 0: none).
+        test_fraction: share of each timeline for testing (the end; 0: none).
 
     Returns:
         A :class:`TimeSplit` of per-individual boundaries (int32).
@@ -38,8 +56,7 @@ def time_split(lengths, val_fraction: float = 0.15, test_fraction: float = 0.15)
         >>> segment_mask(split, 10, "test")[1].nonzero()[0].tolist()
         [8, 9]
     """
-    if not (0 <= val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise ValueError(f"bad split fractions val={val_fraction}, test={test_fraction}")
+    check_fractions(val_fraction, test_fraction)
     lengths = np.asarray(lengths)
     val_end = np.floor(lengths * (1 - test_fraction)).astype(np.int32)
     train_end = np.floor(lengths * (1 - test_fraction - val_fraction)).astype(np.int32)

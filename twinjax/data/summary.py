@@ -67,6 +67,36 @@ def median_gap(cohort: Cohort) -> float:
     return float(np.median(gaps) * cohort.step) if len(gaps) else float("nan")
 
 
+def _period_warnings(no_val: list, no_test: list, n: int, val_fraction, test_fraction) -> list:
+    """Warnings for validation and test periods without an observed target (none: a zero
+    fraction, said once; some subjects: named, first ten)."""
+    out = []
+    if val_fraction == 0:
+        out.append(
+            "no validation period (data.val_fraction=0): the predictive scales are not "
+            "recalibrated (factor 1.0) and the run has no validation objective (null)"
+        )
+    elif len(no_val) == n:
+        out.append(
+            f"no subject has an observed target in its validation period (the {val_fraction:.0%} "
+            "of its timeline before the test period): the target's predictive scale is not "
+            "recalibrated (factor 1.0) and the run has no validation objective (null); a "
+            "larger data.val_fraction or data.step puts observations there"
+        )
+    elif no_val:
+        out.append(
+            f"{len(no_val)} subject(s) have no observed target in their validation period: they "
+            f"are left out of the validation objective and get the cohort's pooled calibration "
+            f"factor: {no_val[:10]}"
+        )
+    if test_fraction > 0 and no_test:
+        out.append(
+            f"{len(no_test)} subject(s) have no observed target in their test period and add "
+            f"nothing to the test metrics: {no_test[:10]}"
+        )
+    return out
+
+
 def data_summary(cohort: Cohort, *, target: int, val_fraction: float, test_fraction: float) -> dict:
     """What was read and how it was handled, with warnings (a JSON-friendly dict).
 
@@ -75,18 +105,24 @@ def data_summary(cohort: Cohort, *, target: int, val_fraction: float, test_fract
     subjects' spans, all variables), ``rows_read``, ``rows_merged`` (rows averaged into a cell
     shared with another row), ``rows_dropped``, ``duplicate_rows_removed``,
     ``interventions_after_last_observation``, ``subjects_excluded``,
-    ``subjects_without_test_targets`` (no observation of ``target`` in their test period),
+    ``subjects_without_test_targets`` and ``subjects_without_validation_targets`` (no
+    observation of ``target`` in that period),
     ``notes`` and ``warnings``.
     """
     meta = cohort.meta
     inside = cohort.valid()[..., None] & np.ones(cohort.n_features, bool)
     fraction = float(cohort.mask.sum() / max(inside.sum(), 1))
     lengths = np.asarray(cohort.lengths)
-    test_start = np.floor(lengths * (1 - test_fraction))  # as in time_split
+    val_start = np.floor(lengths * (1 - test_fraction - val_fraction))  # as in time_split
+    test_start = np.floor(lengths * (1 - test_fraction))
     t = np.arange(cohort.n_steps)[None, :]
     test = (t >= test_start[:, None]) & (t < lengths[:, None])
-    no_test = [s for s, n in zip(_ids(cohort), (cohort.mask[..., target] & test).sum(1), strict=True)
-               if n == 0]  # fmt: skip
+    val = (t >= val_start[:, None]) & (t < test_start[:, None])
+    no_target = lambda period: [
+        s for s, n in zip(_ids(cohort), (cohort.mask[..., target] & period).sum(1), strict=True)
+        if n == 0
+    ]  # fmt: skip
+    no_test, no_val = no_target(test), no_target(val)
     excluded = meta.get("excluded_subjects", [])
     clock = meta.get("time", {})
     warnings = []
@@ -103,11 +139,7 @@ def data_summary(cohort: Cohort, *, target: int, val_fraction: float, test_fract
             "another row of the same subject and variable and were averaged (mean within the "
             "cell); a smaller data.step keeps more of them apart"
         )
-    if no_test:
-        warnings.append(
-            f"{len(no_test)} subject(s) have no observed target in their test period and add "
-            f"nothing to the test metrics: {no_test[:10]}"
-        )
+    warnings += _period_warnings(no_val, no_test, cohort.n_individuals, val_fraction, test_fraction)
     if excluded:
         warnings.append(
             f"{len(excluded)} subject(s) excluded: "
@@ -133,6 +165,7 @@ def data_summary(cohort: Cohort, *, target: int, val_fraction: float, test_fract
         ),
         "subjects_excluded": excluded,
         "subjects_without_test_targets": no_test,
+        "subjects_without_validation_targets": no_val,
         "notes": list(meta.get("notes", [])),
         "warnings": warnings,
     }

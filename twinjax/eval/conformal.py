@@ -80,9 +80,7 @@ def horizon_quantiles(
     ``min_pool`` errors (or beyond those measured) borrows all horizons' errors, each rescaled
     by sqrt(h / h_measured) (a random walk's growth)."""
     levels = np.asarray(levels)
-    pooled = np.concatenate(
-        [e / np.sqrt(k + 1) for k, e in enumerate(errors)] or [np.zeros(0)]
-    )
+    pooled = np.concatenate([e / np.sqrt(k + 1) for k, e in enumerate(errors)] or [np.zeros(0)])
     out = np.zeros((len(levels), horizon))
     for k in range(horizon):
         own = errors[k] if k < len(errors) else np.zeros(0)
@@ -151,12 +149,12 @@ def auto_forecast(
     for size in (2, 3):
         if len(ranked) >= size:
             names = ranked[:size]
-            combo = rolls[names[0]]._replace(
-                point=np.mean([rolls[m].point for m in names], axis=0)
-            )
+            combo = rolls[names[0]]._replace(point=np.mean([rolls[m].point for m in names], axis=0))
             rolls["+".join(names)] = combo
             points["+".join(names)] = np.mean([points[m] for m in names], axis=0)
-            scores["+".join(names)] = _validation_crps(combo, horizon_quantiles(combo.errors(), horizon))
+            scores["+".join(names)] = _validation_crps(
+                combo, horizon_quantiles(combo.errors(), horizon)
+            )
     best = min(scores, key=scores.get)
     scale = subject_scale(train)
     common = dict(y=y, mask=mask, subject=train.subject, time=times)

@@ -260,12 +260,18 @@ def has_statsforecast() -> bool:
     return True
 
 
-def forecasters(panel: Panel) -> dict[str, Forecaster]:
-    """The point forecasters that apply to ``panel`` (ETS/ARIMA where statsforecast is
-    installed, seasonal naive where the panel has a period)."""
+BASELINES = ("last", "drift", "seasonal", "mixed", "ets", "arima")
+
+
+def forecasters(panel: Panel, families=BASELINES) -> dict[str, Forecaster]:
+    """The point forecasters of ``families`` that apply to ``panel`` (ETS/ARIMA where
+    statsforecast is installed, seasonal naive where the panel has a period)."""
+    unknown = sorted(set(families) - set(BASELINES))
+    if unknown:
+        raise ValueError(f"unknown forecasters {unknown}: choose from {list(BASELINES)}")
     out: dict[str, Forecaster] = {"last": last_value, "drift": drift, "mixed": mixed_model}
     if panel.period > 0:
         out["seasonal"] = seasonal
     if has_statsforecast():
         out["ets"], out["arima"] = ets, arima
-    return out
+    return {name: out[name] for name in families if name in out}

@@ -1,0 +1,198 @@
+"""The default twin of a user's files (``data=files``; ``model.family=auto``): the family that
+forecasts this cohort best, chosen on its own visits, judged against the baselines.
+
+1. The target's observed visits form a panel; each subject's last ``model.holdout`` visits (1 for
+   series shorter than 5) are held out and every candidate (LOCF, drift, seasonal naive, a
+   mixed model, ETS, ARIMA; :mod:`twinjax.eval.panel`) and ``auto`` forecast them from the
+   visits before, calibrated per horizon by rolling origins: the skill table, in words where a
+   baseline wins.
+2. The final twin is chosen again and calibrated on all the visits (``model/auto.json``) and
+   forecasts the next ``data.horizon`` visits of every subject (``forecasts.csv``, a figure).
+   ``experiment=forecast twin=RUN`` and ``twinjax.eval.auto.load_auto`` use it afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from experiments.report import images, save_figure, table, write_markdown
+from twinjax import pipeline
+from twinjax.config import Config
+from twinjax.eval.auto import fit_auto, load_auto, panel_from_cohort, save_auto, skill_table
+from twinjax.eval.panel import BASELINES, future_times
+
+log = logging.getLogger(__name__)
+
+
+def _panel(root: Config):
+    cohort = pipeline.load_cohort(jax.random.key(root.seed), root.data)
+    target = cohort.variables[pipeline.target_index(cohort, root.data)]
+    panel = panel_from_cohort(cohort, target)._replace(period=root.model.period)
+    few = panel.n < 2
+    if few.all():
+        raise pipeline.ConfigError(
+            f"no subject has two observed values of {target!r}: nothing to learn and forecast"
+        )
+    if few.any():
+        names = [str(s) for s in panel.subject[few][:10]]
+        log.warning("%d subject(s) with fewer than 2 visits of %r set aside: %s",
+                    int(few.sum()), target, ", ".join(names))  # fmt: skip
+        panel = panel.take(np.nonzero(~few)[0])
+    return cohort, target, panel, [str(s) for s in np.asarray(cohort.subject_ids)[few]]
+
+
+def compute(root: Config) -> dict:
+    """The skill table on held-out visits, the final twin and its forecasts (no files)."""
+    families = tuple(root.model.candidates)
+    unknown = sorted(set(families) - set(BASELINES))
+    if unknown:
+        raise pipeline.ConfigError(
+            f"model.candidates: unknown {unknown}; choose from {list(BASELINES)}"
+        )
+    timings = pipeline.Timings()
+    with timings.phase("data"):
+        cohort, target, panel, excluded = _panel(root)
+    with timings.phase("skill table"):
+        skill, held, choice = skill_table(panel, h=root.model.holdout, families=families)
+    with timings.phase("final fit"):
+        twin, final = fit_auto(panel, horizon=root.data.horizon, variable=target,
+                               families=families, origins=root.model.origins)  # fmt: skip
+        forecast = twin.forecast(panel)
+    return dict(cohort=cohort, target=target, panel=panel, excluded=excluded, skill=skill,
+                held=held, choice=choice, twin=twin, final=final, forecast=forecast,
+                timings=timings)  # fmt: skip
+
+
+def verdict(skill) -> list[str]:
+    """The skill table in words: how auto compares with the best baseline, plainly."""
+    best = skill.attrs["best_baseline"]
+    auto = skill.loc["auto"]
+    ratio = float(auto.crps_vs_best_baseline)
+    if ratio <= 1.0:
+        return [f"On the held-out visits the auto twin's CRPS is {ratio:.3f}x that of the best "
+                f"baseline ({best}); its RMSE {float(auto.rmse_vs_best_baseline):.3f}x the "
+                "best baseline's."]  # fmt: skip
+    return [f"**A baseline wins:** on the held-out visits {best} has a lower CRPS than the auto "
+            f"twin ({ratio:.3f}x {best}'s): the rolling origins on earlier visits chose "
+            f"differently than these last visits reward."]  # fmt: skip
+
+
+def plot(out, panel, held, n: int):
+    import matplotlib.pyplot as plt
+
+    idx = np.arange(min(n, len(panel.n)))
+    fig, axes = plt.subplots(len(idx), 1, figsize=(8, 2.3 * len(idx)), squeeze=False)
+    for ax, i in zip(axes[:, 0], idx, strict=True):
+        seen = slice(0, panel.n[i])
+        ax.plot(panel.time[i, seen], panel.y[i, seen], "k.", ms=4, label="visits")
+        for fc, color, label in ((held, "tab:orange", "held-out forecast"),
+                                 (out, "tab:blue", "forecast")):  # fmt: skip
+            lo, hi = fc.interval(0.9)
+            t = fc.time[i]
+            ax.fill_between(t, lo[i], hi[i], color=color, alpha=0.25, lw=0)
+            ax.plot(t, fc.mean[i], color=color, label=f"{label} (90% band)")
+        ax.set_ylabel(str(panel.subject[i]))
+    axes[0, 0].legend(fontsize=7)
+    axes[-1, 0].set_xlabel("time")
+    return fig
+
+
+def run(root: Config, out_dir: Path) -> dict:
+    r = compute(root)
+    skill, choice, twin = r["skill"], r["choice"], r["twin"]
+    with r["timings"].phase("save"):
+        save_auto(twin, out_dir / "model")
+        frame = r["forecast"].frame()
+        frame.insert(3, "variable", r["target"])
+        frame.drop(columns=["y", "observed"]).to_csv(out_dir / "forecasts.csv", index=False)
+        skill.to_csv(out_dir / "skill.csv")
+    metrics = {
+        "family": "auto",
+        "target": r["target"],
+        "n_subjects": int(len(r["panel"].n)),
+        "subjects_excluded": r["excluded"],
+        "held_out_points": int(r["held"]["auto"].mask.sum()),
+        "held_out_choice": choice.name,
+        "skill": {m: row for m, row in skill.to_dict(orient="index").items()},
+        "best_baseline": skill.attrs["best_baseline"],
+        "auto_crps_vs_best_baseline": float(skill.loc["auto", "crps_vs_best_baseline"]),
+        "final_choice": twin.choice["name"],
+        "final_validation_crps": twin.choice["validation_crps"],
+        # sweeps: the final twin's rolling-origin CRPS on the training visits (never the
+        # held-out visits of the skill table)
+        "objective": float(twin.choice["validation_crps"][twin.choice["name"]]),
+    }
+    with r["timings"].phase("report"):
+        fig = plot(r["forecast"], r["panel"], r["held"]["auto"], root.experiment.n_plot_individuals)
+        name = save_figure(fig, out_dir, "forecasts.png")
+        cols = ["rmse", "mae", "crps", "coverage_90", "width_90", "crps_vs_best_baseline",
+                "rmse_vs_best_baseline"]  # fmt: skip
+        rows = [[m, *(f"{float(skill.loc[m, c]):.4g}" for c in cols)] for m in skill.index]
+        crps = twin.choice["validation_crps"]
+        write_markdown(out_dir, [
+            f"# Auto twin of `{r['target']}`", "",
+            f"{metrics['n_subjects']} subjects; each subject's last {root.model.holdout} visits "
+            f"(1 for series shorter than 5) held out: {metrics['held_out_points']} points.", "",
+            "## Skill on the held-out visits", "",
+            *table(["method", *cols], rows), "", *verdict(skill), "",
+            "## The twin", "",
+            f"Chosen on all the visits by rolling-origin CRPS (the last 1-{root.model.origins} "
+            f"visits of each subject forecast from those before): **{twin.choice['name']}** "
+            "(one choice for the cohort; every subject's forecast is that combination, its "
+            "interval scaled by the subject's own visit-to-visit variability).", "",
+            *table(["candidate", "rolling-origin CRPS"],
+                   [[k, f"{v:.4g}"] for k, v in sorted(crps.items(), key=lambda kv: kv[1])]),
+            "", f"Forecasts of the next {root.data.horizon} visits: `forecasts.csv`.", "",
+            *images([name]),
+        ])  # fmt: skip
+    metrics["timings"] = r["timings"].seconds
+    return metrics
+
+
+def is_auto(run_dir: Path) -> bool:
+    """Whether ``run_dir`` (a run directory or its ``model/``) holds an auto twin."""
+    return (run_dir / "auto.json").exists() or (run_dir / "model" / "auto.json").exists()
+
+
+def forecast_run(root: Config, out_dir: Path) -> dict:
+    """``experiment=forecast twin=RUN`` with an auto twin: the saved choice and calibration
+    forecast the next ``experiment.horizon`` visits of every subject of the data group."""
+    try:
+        twin = load_auto(Path(root.twin))
+    except ValueError as e:
+        raise pipeline.ConfigError(str(e)) from e
+    if root.data.target is not None and root.data.target != twin.variable:
+        raise pipeline.ConfigError(
+            f"the auto twin in {root.twin} forecasts {twin.variable!r}, not data.target="
+            f"{root.data.target!r}"
+        )
+    root.data.target = twin.variable
+    _, target, panel, excluded = _panel(root)
+    panel = panel._replace(period=twin.period)
+    exp = root.experiment
+    times = future_times(panel, exp.horizon)
+    fc = twin.forecast(panel, times)
+    frame = fc.frame().drop(columns=["y", "observed"])
+    frame.insert(3, "variable", target)
+    frame.to_csv(out_dir / "forecasts.csv", index=False)
+    fig = plot(fc, panel, fc, exp.n_plot_subjects)
+    name = save_figure(fig, out_dir, "forecasts.png")
+    write_markdown(out_dir, [
+        f"# Forecasts of `{target}` from the auto twin in `{root.twin}`", "",
+        f"{len(panel.n)} subjects, the next {exp.horizon} visits each (spaced by the subject's "
+        f"median gap), by **{'+'.join(twin.members)}** with the saved per-horizon "
+        "calibration; all in `forecasts.csv`.", "", *images([name]),
+    ])  # fmt: skip
+    return {
+        "family": "auto",
+        "twin": str(root.twin),
+        "members": list(twin.members),
+        "n_subjects": int(len(panel.n)),
+        "subjects_excluded": excluded,
+        "horizon": exp.horizon,
+        "objective": None,  # nothing is fitted or validated here
+    }

@@ -1,0 +1,182 @@
+"""The twin that picks its family: ``model=auto``.
+
+:func:`fit_auto` runs every candidate forecaster (the baselines of :mod:`twinjax.eval.panel`,
+and any the caller adds, e.g. recurrent twins) at rolling origins of each subject's visits,
+chooses the family, or the average of the best two or three, of lowest calibrated CRPS there
+(:func:`twinjax.eval.conformal.auto_forecast`), and keeps the chosen combination with its
+per-horizon error quantiles measured on all the data. An :class:`AutoTwin` forecasts any panel
+from the end of each subject's visits (its methods refit on those visits: a baseline's fit is
+its data), is saved as ``model/auto.json`` and read back by :func:`load_auto`.
+"""
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from twinjax.data import Cohort
+from twinjax.eval.conformal import (
+    QLEVELS,
+    Choice,
+    auto_forecast,
+    calibrated,
+    horizon_quantiles,
+    rolling,
+    subject_scale,
+)
+from twinjax.eval.panel import BASELINES, Forecaster, Panel, forecasters, future_times, holdout
+from twinjax.eval.score import Forecast, score
+
+FORMAT = 1
+
+
+class AutoTwin(NamedTuple):
+    """A chosen combination of forecasters: ``members`` (their names, averaged), ``quantiles``
+    ``[Q, H]`` of the scaled errors per horizon at :data:`QLEVELS`, the ``horizon`` H, the
+    panel's ``period``, the ``variable`` and ``choice`` (why: each candidate's CRPS)."""
+
+    members: tuple[str, ...]
+    quantiles: np.ndarray
+    horizon: int
+    period: int
+    variable: str
+    choice: dict
+    families: tuple[str, ...] = BASELINES
+
+    def forecast(
+        self, panel: Panel, times: np.ndarray | None = None, *, extra=None, y=None, mask=None
+    ) -> Forecast:
+        """Forecasts at ``times`` ``[N, H']`` (default: the next ``horizon`` visits, spaced by
+        each subject's median gap); beyond the calibrated horizon the last horizon's errors grow
+        as sqrt(h / H). ``extra``: forecasters by name beyond the baselines (e.g. recurrent)."""
+        times = future_times(panel, self.horizon) if times is None else np.asarray(times)
+        methods = {
+            **forecasters(panel._replace(period=self.period), self.families),
+            **(extra or {}),
+        }
+        missing = [m for m in self.members if m not in methods]
+        if missing:
+            raise ValueError(f"the saved choice uses {missing}, not available here: pass them "
+                             "as extra forecasters")  # fmt: skip
+        point = np.mean([methods[m](panel, times) for m in self.members], axis=0)
+        h = times.shape[1]
+        q = self.quantiles
+        if h > q.shape[1]:
+            grow = np.sqrt(np.arange(q.shape[1] + 1, h + 1) / q.shape[1])
+            q = np.concatenate([q, q[:, -1:] * grow[None]], axis=1)
+        y = np.zeros_like(point) if y is None else y
+        mask = np.zeros(point.shape, bool) if mask is None else mask
+        return calibrated(point, subject_scale(panel), q[:, :h], y=y, mask=mask,
+                          method="auto", subject=panel.subject, time=times)  # fmt: skip
+
+
+def fit_auto(
+    panel: Panel,
+    *,
+    horizon: int,
+    variable: str = "y",
+    families=BASELINES,
+    extra: Mapping[str, Forecaster] | None = None,
+    origins: int = 3,
+) -> tuple[AutoTwin, Choice]:
+    """Chooses among the baselines (and ``extra``) on ``panel``'s own visits by rolling-origin
+    CRPS and measures the chosen combination's per-horizon errors on all of them."""
+    methods = {**forecasters(panel, families), **(extra or {})}
+    times = future_times(panel, horizon)
+    dummy = np.zeros(times.shape)
+    _, choice = auto_forecast(methods, panel, times, y=dummy, mask=dummy > 0, origins=origins)
+    members = tuple(choice.name.split("+"))
+    rolls = [rolling(methods[m], panel, horizon=horizon, origins=origins) for m in members]
+    combo = rolls[0]._replace(point=np.mean([r.point for r in rolls], axis=0))
+    twin = AutoTwin(
+        members=members,
+        quantiles=horizon_quantiles(combo.errors(), horizon),
+        horizon=horizon,
+        period=panel.period,
+        variable=variable,
+        choice={"name": choice.name, "validation_crps": choice.validation_crps},
+        families=tuple(families),
+    )
+    return twin, choice
+
+
+def skill_table(
+    panel: Panel, *, h: int = 2, families=BASELINES, extra: Mapping[str, Forecaster] | None = None
+) -> tuple[pd.DataFrame, dict[str, Forecast], Choice]:
+    """Every candidate and ``auto`` on each subject's last ``h`` visits (1 for series shorter
+    than 5), trained on the visits before: one row per method with RMSE, MAE, CRPS, 90%
+    coverage and width, and CRPS and RMSE relative to the best baseline (LOCF, drift,
+    seasonal, mixed model, ETS, ARIMA)."""
+    ho = holdout(panel, h=h)
+    methods = {**forecasters(panel, families), **(extra or {})}
+    fcs, choice = auto_forecast(methods, ho.train, ho.time, y=ho.y, mask=ho.mask)
+    rows = [{"method": name, **score(fc)["pooled"]} for name, fc in fcs.items()]
+    table = pd.DataFrame(rows).set_index("method")
+    baselines = [m for m in forecasters(panel, families) if m in table.index]
+    best = table.loc[baselines, "crps"].astype(float).idxmin()
+    best_rmse = table.loc[baselines, "rmse"].astype(float).min()
+    table["crps_vs_best_baseline"] = table.crps.astype(float) / float(table.loc[best, "crps"])
+    table["rmse_vs_best_baseline"] = table.rmse.astype(float) / best_rmse
+    table.attrs["best_baseline"] = best
+    return table, fcs, choice
+
+
+def panel_from_cohort(cohort: Cohort, variable: str) -> Panel:
+    """The observed visits of one variable of a gridded cohort, in grid time (t0 + step k)."""
+    f = list(cohort.variables).index(variable)
+    mask = np.asarray(cohort.mask[..., f], bool)
+    n = mask.sum(1)
+    t0 = np.zeros(cohort.n_individuals) if cohort.t0 is None else np.asarray(cohort.t0, float)
+    grid = t0[:, None] + np.arange(mask.shape[1])[None] * float(cohort.step)
+    order = np.argsort(~mask, axis=1, kind="stable")  # observed steps first, in time order
+    rows = np.arange(len(n))[:, None]
+    time = np.where(np.arange(mask.shape[1])[None] < n[:, None], grid[rows, order], 0.0)
+    values = np.asarray(cohort.values[..., f], float)[rows, order]
+    ids = np.asarray(cohort.subject_ids or range(cohort.n_individuals), object)
+    return Panel(ids, time, values, n.astype(int))
+
+
+def save_auto(twin: AutoTwin, directory: Path) -> None:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    record = {
+        "format": FORMAT, "family": "auto", "members": list(twin.members),
+        "levels": list(QLEVELS), "quantiles": np.asarray(twin.quantiles).tolist(),
+        "horizon": twin.horizon, "period": twin.period, "variable": twin.variable,
+        "choice": twin.choice, "families": list(twin.families),
+    }  # fmt: skip
+    tmp = directory / "auto.json.tmp"
+    tmp.write_text(json.dumps(record, indent=1))
+    tmp.replace(directory / "auto.json")  # never a half-written file
+
+
+def load_auto(directory: Path) -> AutoTwin:
+    """The :class:`AutoTwin` in ``directory`` (a run directory or its ``model/``).
+
+    Raises:
+        ValueError: not an auto twin, or a damaged file (naming it).
+    """
+    directory = Path(directory)
+    path = directory / "auto.json"
+    if not path.exists():
+        path = directory / "model" / "auto.json"
+    try:
+        record = json.loads(path.read_text())
+        if record.get("format") != FORMAT or record.get("family") != "auto":
+            raise ValueError(f"format {record.get('format')}, family {record.get('family')}")
+        if list(record["levels"]) != list(QLEVELS):
+            raise ValueError("quantile levels differ from this version's")
+        return AutoTwin(
+            members=tuple(record["members"]),
+            quantiles=np.asarray(record["quantiles"], float),
+            horizon=int(record["horizon"]),
+            period=int(record["period"]),
+            variable=str(record["variable"]),
+            choice=record["choice"],
+            families=tuple(record["families"]),
+        )
+    except (OSError, KeyError, TypeError, json.JSONDecodeError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable auto twin ({type(e).__name__}: {e})") from e
