@@ -54,7 +54,7 @@ def compute(root: Config) -> tuple[dict, object, object, object]:
             "experiment=forecast needs twin=RUN_DIR (a run directory or its model/)"
         )
     try:
-        bundle = tb.load(root.twin)
+        bundle = tb.load(Path(root.twin))
     except (FileNotFoundError, ValueError) as e:
         raise pipeline.ConfigError(str(e)) from e
     check_model(bundle, root)
@@ -110,7 +110,7 @@ def run(root: Config, out_dir: Path) -> dict:
     if root.twin and auto_twin.is_auto(Path(root.twin)):  # saved by model.family=auto
         return auto_twin.forecast_run(root, out_dir)
     metrics, frame, cohort, bundle = compute(root)
-    metrics["objective"] = float("nan")  # sweeps: nothing is fitted or validated here
+    metrics["objective"] = None  # nothing is fitted or validated here: nothing to optimise
     frame.to_csv(out_dir / "forecasts.csv", index=False)
     exp: Forecast = root.experiment
     variable = root.data.target or bundle.variables[0]

@@ -66,8 +66,8 @@ def personalization_warnings(val: dict, train) -> list[str]:
     """A warning when the personalized twins forecast the validation period worse (RMSE) than
     the population twin: personal fine-tuning overfit (few observations per individual, many
     personal steps, a weak prior). Judged on validation, so the test period stays unseen."""
-    ratio = val["rmse_ratio_personalized_over_population"]
-    if ratio <= 1.0 or train.selection != "none":
+    ratio = val["rmse_ratio_personalized_over_population"]  # None: no validation target
+    if ratio is None or not ratio > 1.0 or train.selection != "none":
         return []
     return [
         f"the personalized twins forecast the validation period worse than the population twin "
@@ -92,6 +92,30 @@ def data_line(s: dict) -> str:
     return line + "".join(f" **Warning:** {w}." for w in s["warnings"])
 
 
+def results_lines(metrics: dict, data) -> list[str]:
+    """The test metrics as a table and a sentence, or why there are none."""
+    pop, per = metrics["population"], metrics["personalized"]
+    if pop is None:
+        why = ("there is no test period (data.test_fraction=0: every step trained or validated)"
+               if data.test_fraction == 0 else "no subject has an observed target in its test "
+               "period")  # fmt: skip
+        return [f"No test metrics: {why}."]
+    keys = ("rmse_mean", "rmse_median", "mae_mean", "nll_mean", "coverage50_pooled",
+            "coverage90_pooled")  # fmt: skip
+    return [
+        "One-step-ahead forecasts on each individual's held-out test period (the last "
+        f"{data.test_fraction:.0%} of their timeline), from the previous "
+        f"{data.context + data.horizon - 1} steps.",
+        "",
+        *table(["metric", "population", "personalized"],
+               [[k, f"{pop[k]:.4f}", f"{per[k]:.4f}"] for k in keys]),
+        "",
+        "Personalized / population RMSE: "
+        f"**{metrics['rmse_ratio_personalized_over_population']:.3f}**; "
+        f"individuals improved: {metrics['fraction_individuals_improved']:.0%}.",
+    ]  # fmt: skip
+
+
 def write_report(out_dir: Path, cfg: Config, metrics: dict, fit, cohort, per_individual, *, key):
     """per_individual.csv, the forecast and error figures (``key``: their draws), report.md."""
     exp: TwinsSynthetic = cfg.experiment
@@ -100,37 +124,31 @@ def write_report(out_dir: Path, cfg: Config, metrics: dict, fit, cohort, per_ind
     )
     frame.insert(0, "subject_id", list(cohort.subject_ids))
     frame.to_csv(out_dir / "per_individual.csv", index=False)
-    figures = plots.twin_report_figures(
-        fit,
-        cohort,
-        per_individual,
-        out_dir,
-        target=pipeline.target_index(cohort, cfg.data),
-        history=cfg.data.context + cfg.data.horizon - 1,
-        key=key,
-        n_individuals=exp.n_plot_individuals,
-    )
-    pop, per = metrics["population"], metrics["personalized"]
-    keys = ("rmse_mean", "rmse_median", "mae_mean", "nll_mean", "coverage50_pooled",
-            "coverage90_pooled")  # fmt: skip
+    if metrics["population"] is None:  # nothing tested: no forecast figures, the loss only
+        figures = ["population_loss.png"] if len(fit.population_losses) else []
+        for name in figures:
+            plots.plot_losses(out_dir / name, fit.population_losses, "population twin")
+    else:
+        figures = plots.twin_report_figures(
+            fit,
+            cohort,
+            per_individual,
+            out_dir,
+            target=pipeline.target_index(cohort, cfg.data),
+            history=cfg.data.context + cfg.data.horizon - 1,
+            key=key,
+            n_individuals=exp.n_plot_individuals,
+        )
     write_markdown(out_dir, [
         "# Population vs personalized twins",
         "",
         f"{metrics['n_individuals']} individuals; target stream `{metrics['target']}`; "
         f"{cfg.model.cell.upper()} with {cfg.model.hidden} hidden units"
-        f"{' and temporal attention' if cfg.model.attention else ''}. One-step-ahead forecasts "
-        "on each individual's held-out test period (the last "
-        f"{cfg.data.test_fraction:.0%} of their timeline), from the previous "
-        f"{cfg.data.context + cfg.data.horizon - 1} steps.",
+        f"{' and temporal attention' if cfg.model.attention else ''}.",
         "",
         data_line(metrics["data_summary"]),
         "",
-        *table(["metric", "population", "personalized"],
-               [[k, f"{pop[k]:.4f}", f"{per[k]:.4f}"] for k in keys]),
-        "",
-        "Personalized / population RMSE: "
-        f"**{metrics['rmse_ratio_personalized_over_population']:.3f}**; "
-        f"individuals improved: {metrics['fraction_individuals_improved']:.0%}.",
+        *results_lines(metrics, cfg.data),
         "",
         *(f"**Warning:** {w}." for w in metrics["warnings"]),
         "",
