@@ -15,6 +15,12 @@ experiment.covariates=[Age,LBM,Sex] experiment.covariate_effects={lCl:[Age,LBM],
 both recorded in metrics.json and report.md). ``experiment.parameterization=centred`` samples the
 individual parameters directly (dense data), the default ``noncentred`` their standardized
 effects (sparse data).
+
+Forecasts (:mod:`twinjax.bayes.forecast`): ``experiment.forecast_steps=N
+[experiment.forecast_every=DT]`` (the next N times after each subject's last visit) or
+``experiment.forecast_times=[...]`` write forecasts.csv and forecasts.png;
+``experiment.holdout_last=k`` fits on all but each subject's last k visits and scores their
+forecasts next to last value carried forward (metrics.json ``holdout_*`` and ``locf_*``).
 """
 
 from __future__ import annotations
