@@ -34,7 +34,9 @@ def check_model(bundle: tb.TwinBundle, root: Config) -> None:
     # a setting the saved run did not record had its default then; remat_chunk, layout and
     # residuals are how the gradient was computed, not the architecture
     saved = {**dataclasses.asdict(type(root.model)()), **bundle.config.get("model", {})}
-    training_only = {"remat_chunk", "layout", "residuals"}
+    # (and family, candidates, period, holdout, origins choose among twins, not a twin's shape)
+    training_only = {"remat_chunk", "layout", "residuals", "family", "candidates", "period",
+                     "holdout", "origins"}  # fmt: skip
     diff = differences(
         {k: v for k, v in saved.items() if k not in training_only},
         {k: v for k, v in wanted.items() if k not in training_only},
