@@ -45,23 +45,37 @@ def _panel(root: Config):
     return cohort, target, panel, [str(s) for s in np.asarray(cohort.subject_ids)[few]]
 
 
-def compute(root: Config) -> dict:
-    """The skill table on held-out visits, the final twin and its forecasts (no files)."""
+def candidates(root: Config, out_dir: Path) -> tuple[tuple[str, ...], dict]:
+    """The baselines among ``model.candidates`` and the other families as forecasters
+    (``recurrent``: twins fitted with the model and train groups, checkpoints under
+    ``out_dir/recurrent``)."""
     families = tuple(root.model.candidates)
-    unknown = sorted(set(families) - set(BASELINES))
+    unknown = sorted(set(families) - {*BASELINES, "recurrent"})
     if unknown:
         raise pipeline.ConfigError(
-            f"model.candidates: unknown {unknown}; choose from {list(BASELINES)}"
+            f"model.candidates: unknown {unknown}; choose from {[*BASELINES, 'recurrent']}"
         )
+    extra = {}
+    if "recurrent" in families:
+        extra["recurrent"] = pipeline.RecurrentForecaster(root, out_dir / "recurrent")
+    return tuple(f for f in families if f in BASELINES), extra
+
+
+def compute(root: Config, out_dir: Path) -> dict:
+    """The skill table on held-out visits, the final twin and its forecasts."""
+    families, extra = candidates(root, out_dir)
     timings = pipeline.Timings()
     with timings.phase("data"):
         cohort, target, panel, excluded = _panel(root)
     with timings.phase("skill table"):
-        skill, held, choice = skill_table(panel, h=root.model.holdout, families=families)
+        skill, held, choice = skill_table(
+            panel, h=root.model.holdout, families=families, extra=extra
+        )
     with timings.phase("final fit"):
         twin, final = fit_auto(panel, horizon=root.data.horizon, variable=target,
-                               families=families, origins=root.model.origins)  # fmt: skip
-        forecast = twin.forecast(panel)
+                               families=families, extra=extra,
+                               origins=root.model.origins)  # fmt: skip
+        forecast = twin.forecast(panel, extra=extra)
     return dict(cohort=cohort, target=target, panel=panel, excluded=excluded, skill=skill,
                 held=held, choice=choice, twin=twin, final=final, forecast=forecast,
                 timings=timings)  # fmt: skip
@@ -102,7 +116,7 @@ def plot(out, panel, held, n: int):
 
 
 def run(root: Config, out_dir: Path) -> dict:
-    r = compute(root)
+    r = compute(root, out_dir)
     skill, choice, twin = r["skill"], r["choice"], r["twin"]
     with r["timings"].phase("save"):
         save_auto(twin, out_dir / "model")
@@ -175,7 +189,10 @@ def forecast_run(root: Config, out_dir: Path) -> dict:
     panel = panel._replace(period=twin.period)
     exp = root.experiment
     times = future_times(panel, exp.horizon)
-    fc = twin.forecast(panel, times)
+    extra = {}
+    if "recurrent" in twin.members:  # refitted on these visits (a baseline's fit is its data)
+        extra["recurrent"] = pipeline.RecurrentForecaster(root, out_dir / "recurrent")
+    fc = twin.forecast(panel, times, extra=extra)
     frame = fc.frame().drop(columns=["y", "observed"])
     frame.insert(3, "variable", target)
     frame.to_csv(out_dir / "forecasts.csv", index=False)

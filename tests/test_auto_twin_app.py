@@ -97,3 +97,38 @@ def test_four_visit_panel_runs_with_the_defaults(tmp_path):
              "data.step=2", FAST)  # fmt: skip
     assert m["held_out_points"] == 12 and m["skill"]["auto"]["n"] == 12
     assert np.isfinite(m["objective"])
+
+
+def test_panel_cohort_puts_visits_on_a_grid_with_their_gaps():
+    from twinjax.pipeline import panel_cohort
+
+    rows = _panel_rows(n=6, visits=7)
+    rows.loc[rows.subject_id == "p00", "time"] *= 1.5  # irregular gaps for one subject
+    panel = panel_from_long(rows, subject="subject_id", time="time", value="value")
+    cohort = panel_cohort(panel, panel.last()[0][:, None] + 5.0)
+    assert cohort.interventions[0, :, 0].tolist() == [3.0] * 6 + [5.0]
+    assert cohort.interventions[1, :, 0].tolist() == [2.0] * 6 + [5.0]
+    np.testing.assert_allclose(cohort.values[..., 0], panel.y, rtol=1e-6)
+
+
+@pytest.mark.slow  # two tiny twin fits: ~100 s with compilation on a loaded 2-core CPU
+def test_recurrent_candidate_fits_once_for_its_rolling_origins(tmp_path):
+    """The recurrent twins as a candidate: their rolling origins come from one fit (before the
+    first origin), their forecasts at every origin; auto scores them with the baselines."""
+    from twinjax.config import Config, DataConfig, ModelConfig, TrainConfig
+    from twinjax.eval.conformal import auto_forecast
+    from twinjax.eval.panel import holdout, last_value
+    from twinjax.pipeline import RecurrentForecaster
+
+    panel = panel_from_long(_panel_rows(n=6, visits=7), subject="subject_id", time="time",
+                            value="value")  # fmt: skip
+    cfg = Config(data=DataConfig(context=3), model=ModelConfig(hidden=4, attention=False),
+                 train=TrainConfig(steps=3, personal_steps=3, batch_windows=2,
+                                   calibration_samples=4, progress=False))  # fmt: skip
+    rec = RecurrentForecaster(cfg, tmp_path)
+    ho = holdout(panel, h=2)
+    fcs, choice = auto_forecast({"last": last_value, "recurrent": rec}, ho.train, ho.time,
+                                y=ho.y, mask=ho.mask, origins=2)  # fmt: skip
+    assert rec.fits == 2  # one for the rolling origins, one on all the training visits
+    assert np.isfinite(choice.validation_crps["recurrent"])
+    assert fcs["recurrent"].shape == (6, 2) and np.isfinite(fcs["recurrent"].quantiles).all()

@@ -600,3 +600,88 @@ def validation_objective(
     if not np.any(per["count"] > 0):
         return None
     return float(summarize(per)["nll_mean"])
+
+
+def panel_cohort(panel, next_times: np.ndarray) -> Cohort:
+    """A :class:`~twinjax.eval.panel.Panel` as a cohort on its visit grid: one grid step per
+    visit, the target as the one variable, and the time to the next visit as the intervention
+    ``gap`` of each step (the last visit's: to ``next_times[:, 0]``), so a recurrent twin knows
+    how far ahead each step is on irregular visits."""
+    n, t = panel.y.shape
+    mask = panel.mask
+    gap = np.diff(panel.time, axis=1, append=0.0)
+    last = np.maximum(panel.n - 1, 0)
+    rows = np.arange(n)
+    gap[rows, last] = np.asarray(next_times)[:, 0] - panel.time[rows, last]
+    return Cohort(
+        values=np.where(mask, panel.y, 0.0)[..., None].astype(np.float32),
+        mask=mask[..., None],
+        interventions=np.where(mask, gap, 0.0)[..., None].astype(np.float32),
+        static=np.zeros((n, 0), np.float32),
+        lengths=panel.n.astype(np.int32),
+        subject_ids=tuple(str(s) for s in panel.subject),
+        variables=("y",),
+        intervention_kinds=("gap",),
+        t0=np.zeros(n),
+        step=1.0,
+    )
+
+
+class RecurrentForecaster:
+    """Recurrent twins as a panel forecaster (a candidate of ``model=auto``).
+
+    A call fits population and personal twins (:func:`fit_twins`, every visit trained on) to a
+    panel's visits and returns the means of :func:`twinjax.bundle.forecast`'s calibrated
+    trajectories at the next visits, their gaps given as the plan. ``rolling`` fits once on each
+    subject's visits before the first origin and forecasts every origin from the visits before
+    it without refitting, as a deployed twin takes in new visits.
+
+    Args:
+      cfg: the app's config sections (``seed``, ``data``, ``model``, ``train``); ``data.context``
+        is capped by the panel's length, the fractions set to 0.
+      workdir: where checkpoints go (one subdirectory per fit).
+    """
+
+    def __init__(self, cfg, workdir: Path):
+        self.cfg, self.workdir, self.fits = cfg, Path(workdir), 0
+
+    def _fit(self, train):
+        from types import SimpleNamespace
+
+        cfg = self.cfg
+        longest = int(train.n.max())
+        horizon = 1
+        context = max(1, min(cfg.data.context, longest - horizon - 1))
+        data = dataclasses.replace(cfg.data, val_fraction=0.0, test_fraction=0.0,
+                                   context=context, horizon=horizon)  # fmt: skip
+        train_cfg = dataclasses.replace(cfg.train, selection="none", progress=False, resume=False)
+        run = SimpleNamespace(seed=cfg.seed, data=data, model=cfg.model, train=train_cfg)
+        train = train.take(np.nonzero(train.n >= 3)[0])  # the others: the population twin
+        next_times = train.last()[0][:, None] + 1.0
+        cohort = panel_cohort(train, next_times)
+        self.fits += 1
+        fit = fit_twins(jax.random.key(cfg.seed), cohort, run, self.workdir / f"fit{self.fits}")
+        return bundle_from_fit(fit, cohort, run, fingerprint={})
+
+    def _predict(self, bundle, panel, times) -> np.ndarray:
+        from twinjax.bundle import forecast
+
+        h = times.shape[1]
+        cohort = panel_cohort(panel, times)
+        gaps = np.diff(times, axis=1, append=times[:, -1:])[..., None]  # plan[k]: to k + 1
+        frame = forecast(bundle, cohort, horizon=h, key=jax.random.key(self.cfg.seed + 1),
+                         plan=gaps.astype(np.float32), n_samples=64)  # fmt: skip
+        return frame["mean"].to_numpy().reshape(len(panel.n), h)
+
+    def __call__(self, train, times) -> np.ndarray:
+        return self._predict(self._fit(train), train, times)
+
+    def rolling(self, train, *, horizon: int, origins: int):
+        from twinjax.eval.conformal import Rolling, origins_of, subject_scale
+
+        bundle = self._fit(train.truncate(np.maximum(train.n - origins, 1)))
+        out = []
+        for o in origins_of(train, horizon=horizon, origins=origins):
+            point = self._predict(bundle, o.cut, o.times)
+            out.append((point, o.y, o.mask, subject_scale(o.cut)))
+        return Rolling(*(np.stack(x) for x in zip(*out, strict=True)))

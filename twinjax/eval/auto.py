@@ -53,10 +53,8 @@ class AutoTwin(NamedTuple):
         each subject's median gap); beyond the calibrated horizon the last horizon's errors grow
         as sqrt(h / H). ``extra``: forecasters by name beyond the baselines (e.g. recurrent)."""
         times = future_times(panel, self.horizon) if times is None else np.asarray(times)
-        methods = {
-            **forecasters(panel._replace(period=self.period), self.families),
-            **(extra or {}),
-        }
+        baselines = [f for f in self.families if f in BASELINES]
+        methods = {**forecasters(panel._replace(period=self.period), baselines), **(extra or {})}
         missing = [m for m in self.members if m not in methods]
         if missing:
             raise ValueError(f"the saved choice uses {missing}, not available here: pass them "
@@ -98,7 +96,7 @@ def fit_auto(
         period=panel.period,
         variable=variable,
         choice={"name": choice.name, "validation_crps": choice.validation_crps},
-        families=tuple(families),
+        families=tuple(families) + tuple(extra or ()),
     )
     return twin, choice
 

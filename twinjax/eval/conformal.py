@@ -56,9 +56,19 @@ class Rolling(NamedTuple):
         return [e[..., k][self.mask[..., k]] for k in range(self.y.shape[-1])]
 
 
-def rolling(method: Forecaster, train: Panel, *, horizon: int, origins: int = 3) -> Rolling:
-    """``method``'s forecasts from each subject's first ``n_i - j`` visits, ``j = 1..origins``
-    (subjects with fewer than ``j + 1`` visits skip origin ``j``)."""
+class Origin(NamedTuple):
+    """Rolling origin ``j``: each subject's first ``n_i - j`` visits (``cut``), the times,
+    values and mask of the next visits up to the horizon."""
+
+    cut: Panel
+    times: np.ndarray
+    y: np.ndarray
+    mask: np.ndarray
+
+
+def origins_of(train: Panel, *, horizon: int, origins: int) -> list[Origin]:
+    """The rolling origins ``j = 1..origins`` of ``train`` (a subject with fewer than ``j + 1``
+    visits has no target at origin ``j``)."""
     n, k = train.n, np.arange(horizon)
     rows = np.arange(len(n))[:, None]
     out = []
@@ -68,8 +78,20 @@ def rolling(method: Forecaster, train: Panel, *, horizon: int, origins: int = 3)
         idx = np.minimum(cut.n[:, None] + k[None], train.y.shape[1] - 1)
         mask = ok[:, None] & (cut.n[:, None] + k[None] < n[:, None])
         times = np.where(mask, train.time[rows, idx], cut.last()[0][:, None] + k[None] + 1)
-        point = np.asarray(method(cut, times), float)
-        out.append((point, np.where(mask, train.y[rows, idx], 0.0), mask, subject_scale(cut)))
+        out.append(Origin(cut, times, np.where(mask, train.y[rows, idx], 0.0), mask))
+    return out
+
+
+def rolling(method: Forecaster, train: Panel, *, horizon: int, origins: int = 3) -> Rolling:
+    """``method``'s forecasts from each subject's first ``n_i - j`` visits, ``j = 1..origins``
+    (subjects with fewer than ``j + 1`` visits skip origin ``j``). A method with a ``rolling``
+    attribute computes them itself (e.g. fitted once, before the first origin)."""
+    if hasattr(method, "rolling"):
+        return method.rolling(train, horizon=horizon, origins=origins)
+    out = []
+    for o in origins_of(train, horizon=horizon, origins=origins):
+        point = np.asarray(method(o.cut, o.times), float)
+        out.append((point, o.y, o.mask, subject_scale(o.cut)))
     return Rolling(*(np.stack(x) for x in zip(*out, strict=True)))
 
 
