@@ -11,7 +11,8 @@ and width), and rank the methods by CRPS per panel.
 twinjax (``twinjax auto`` and each family alone, ``twinjax <family>``): point forecasters
 calibrated per horizon by rolling origins (:mod:`twinjax.eval.conformal`); ``auto`` picks the
 family, or the average of the best two or three, by the rolling-origin CRPS on the training
-visits, never on the held-out ones.
+visits, never on the held-out ones. ``--recurrent STEPS PERSONAL`` adds the recurrent twins
+(one fit before the first rolling origin, one on all training visits).
 
 Peers, run as their users run them, with their own intervals: last value carried forward and
 random walk with drift (statsforecast ``Naive``, ``RandomWalkWithDrift``), statsforecast
@@ -158,11 +159,24 @@ PEERS = {
 }
 
 
-def run_panel(name: str, panel: Panel) -> dict:
+def recurrent(steps: int, personal_steps: int, workdir: Path):
+    """The recurrent twins as a candidate (:class:`twinjax.pipeline.RecurrentForecaster`):
+    hidden 16, no attention, context up to 8 visits, ``steps`` + ``personal_steps``."""
+    from twinjax.config import Config, DataConfig, ModelConfig, TrainConfig
+    from twinjax.pipeline import RecurrentForecaster
+
+    cfg = Config(data=DataConfig(context=8), model=ModelConfig(hidden=16, attention=False),
+                 train=TrainConfig(steps=steps, personal_steps=personal_steps, progress=False,
+                                   calibration_samples=16))  # fmt: skip
+    return RecurrentForecaster(cfg, workdir)
+
+
+def run_panel(name: str, panel: Panel, extra=None) -> dict:
     ho = holdout(panel, h=2)
     rows = {}
     start = time.perf_counter()
-    fcs, choice = auto_forecast(forecasters(panel), ho.train, ho.time, y=ho.y, mask=ho.mask)
+    methods = {**forecasters(panel), **(extra or {})}
+    fcs, choice = auto_forecast(methods, ho.train, ho.time, y=ho.y, mask=ho.mask)
     auto_seconds = time.perf_counter() - start
     for method, fc in fcs.items():
         label = f"twinjax {method}"
@@ -242,14 +256,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--panels", default=",".join(PANELS), help="comma-separated names")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_forecast"))
+    parser.add_argument("--recurrent", type=int, nargs=2, metavar=("STEPS", "PERSONAL"),
+                        help="add the recurrent twins as a candidate (population and personal "
+                        "steps), e.g. --recurrent 300 100")  # fmt: skip
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
     for name in args.panels.split(","):
         load, subject, t, value, period = PANELS[name]
         panel = panel_from_long(load(), subject=subject, time=t, value=value, period=period)
+        single = panel.n < 2  # nothing to learn from and forecast: set aside, counted
+        if single.any():
+            print(f"{name}: {int(single.sum())} subjects with one visit set aside")
+            panel = panel.take(np.nonzero(~single)[0])
         start = time.perf_counter()
-        results.append(run_panel(name, panel))
+        extra = None
+        if args.recurrent:
+            extra = {"recurrent": recurrent(*args.recurrent, args.out / "twins" / name)}
+        results.append(run_panel(name, panel, extra))
         print(f"{name}: {time.perf_counter() - start:.1f} s, auto chose "
               f"{results[-1]['auto_choice']}, CRPS {results[-1]['auto_crps_over_best_peer']:.3f}"
               f"x best peer ({results[-1]['best_peer']})", flush=True)  # fmt: skip
