@@ -27,3 +27,18 @@ def ar1_cohort(seed: int, n: int, t: int) -> tuple[Cohort, np.ndarray]:
         intervention_kinds=("u",),
     )
     return cohort, mu
+
+
+def truncated(cohort: Cohort, origin: int) -> Cohort:
+    """The cohort as known at ``origin`` (its steps from there on unobserved)."""
+    seen = np.arange(cohort.n_steps)[None, :, None] < origin
+    return cohort.__class__(**{
+        **cohort.__dict__, "lengths": np.full(cohort.n_individuals, origin),
+        "mask": cohort.mask & seen, "values": np.where(seen, cohort.values, 0), "truth": None,
+    })  # fmt: skip
+
+
+def true_forecast(cohort: Cohort, mu: np.ndarray, origin: int, horizon: int) -> np.ndarray:
+    """The true model's h-step mean from ``origin`` ``[N, horizon]``: mu + PHI^h (y - mu)."""
+    last = cohort.values[:, origin - 1, 0]
+    return mu[:, None] + PHI ** np.arange(1, horizon + 1)[None] * (last - mu)[:, None]

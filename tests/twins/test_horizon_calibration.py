@@ -7,7 +7,7 @@ import logging
 import jax
 import numpy as np
 import pytest
-from ar1 import ar1_cohort
+from ar1 import ar1_cohort, truncated
 
 from twinjax import bundle as tb
 from twinjax import pipeline
@@ -28,19 +28,9 @@ def run(tmp_path_factory, tiny_cfg):
     return cohort, fit, pipeline.save_model(fit, cohort, cfg, out / "model")
 
 
-def _truncated(cohort, origin):
-    """The cohort as known at ``origin`` (its steps from there on unobserved)."""
-    lengths = np.full(cohort.n_individuals, origin)
-    seen = np.arange(cohort.n_steps)[None, :, None] < origin
-    return cohort.__class__(**{
-        **cohort.__dict__, "lengths": lengths, "mask": cohort.mask & seen,
-        "values": np.where(seen, cohort.values, 0), "truth": None,
-    })  # fmt: skip
-
-
 def _forecast(bundle, cohort, origin, *, horizon=H, n_samples=200, key=0):
     table = tb.forecast(
-        bundle, _truncated(cohort, origin), horizon=horizon, key=jax.random.key(key),
+        bundle, truncated(cohort, origin), horizon=horizon, key=jax.random.key(key),
         n_samples=n_samples,
     )  # fmt: skip
     shape = (cohort.n_individuals, horizon)  # rows: subject, then step (one variable)
@@ -52,8 +42,7 @@ def test_90_percent_intervals_cover_90_percent_at_every_horizon(run):
     x 8 origins. Origins 2 steps apart share innovations, so count about one independent point
     per individual and 3 origins: sd of a coverage ~ sqrt(0.09 / 900) = 0.01; the calibration
     factor, fitted on ~3,000-6,000 validation values, is off by ~2%, moving coverage by ~0.007.
-    0.03 is ~2.5 such sds; a forecast with the one-step calibration only covered 0.80-0.85 at
-    h >= 3 on this cohort."""
+    0.03 is ~2.5 such sds."""
     cohort, _, bundle = run
     y = cohort.values[..., 0]
     inside = []
