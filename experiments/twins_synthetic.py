@@ -56,10 +56,46 @@ def run(root: Config, out_dir: Path) -> dict:
     metrics["warnings"] = personalization_warnings(val, root.train)
     for w in metrics["warnings"]:
         log.warning("%s", w)
+    if metrics["population"] is not None:  # a test period: the twins against LOCF on it
+        with timings.phase("evaluation"):
+            metrics["skill"] = skill(pipeline.one_step_skill(fit, cohort, root.data))
     with timings.phase("report"):
         write_report(out_dir, root, metrics, fit, cohort, per_individual, key=k_plot)
     metrics["timings"] = timings.seconds
     return metrics
+
+
+def skill(forecasts: dict) -> dict:
+    """Each forecaster's pooled scores (twinjax.eval.score) and its CRPS and RMSE relative to
+    the last value carried forward, on the same points."""
+    from twinjax.eval.score import score
+
+    pooled = {name: score(fc)["pooled"] for name, fc in forecasts.items()}
+    base = pooled["last value"]
+    for row in pooled.values():
+        ok = row["n"] and base["crps"]
+        row["crps_vs_last_value"] = row["crps"] / base["crps"] if ok else None
+        row["rmse_vs_last_value"] = row["rmse"] / base["rmse"] if ok and base["rmse"] else None
+    return pooled
+
+
+def skill_lines(skill: dict) -> list[str]:
+    """The skill table and, in words, whether the last value beats the twins."""
+    cols = ("n", "rmse", "mae", "crps", "coverage_90", "width_90", "crps_vs_last_value")
+    fmt = lambda v: "-" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
+    lines = ["One-step forecasts of the test period next to the last value carried forward "
+             "(its interval: the cohort's observed changes on the training steps), on the same "
+             "points:", "", *table(["forecaster", *cols],
+                                   [[m, *(fmt(r[c]) for c in cols)] for m, r in skill.items()]),
+             ""]  # fmt: skip
+    best = min(("population", "personalized"), key=lambda m: skill[m]["crps"] or float("inf"))
+    ratio = skill[best]["crps_vs_last_value"]
+    if ratio is not None and ratio > 1.0:
+        lines.append(f"**The last value carried forward beats the twins** (CRPS: the better twin, "
+                     f"{best}, is {ratio:.3f}x the last value's).")  # fmt: skip
+    elif ratio is not None:
+        lines.append(f"The {best} twins' CRPS is {ratio:.3f}x the last value's.")
+    return lines
 
 
 def personalization_warnings(val: dict, train) -> list[str]:
@@ -149,6 +185,8 @@ def write_report(out_dir: Path, cfg: Config, metrics: dict, fit, cohort, per_ind
         data_line(metrics["data_summary"]),
         "",
         *results_lines(metrics, cfg.data),
+        "",
+        *(skill_lines(metrics["skill"]) if "skill" in metrics else []),
         "",
         *(f"**Warning:** {w}." for w in metrics["warnings"]),
         "",

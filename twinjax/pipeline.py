@@ -685,3 +685,43 @@ class RecurrentForecaster:
             point = self._predict(bundle, o.cut, o.times)
             out.append((point, o.y, o.mask, subject_scale(o.cut)))
         return Rolling(*(np.stack(x) for x in zip(*out, strict=True)))
+
+
+def one_step_skill(fit: TwinFit, cohort: Cohort, cfg, *, segment: str = "test") -> dict:
+    """The twins and last value carried forward on the same points: each individual's one-step
+    forecasts of the target over its ``segment``, as :class:`twinjax.eval.score.Forecast` s.
+
+    LOCF's predictive distribution is the last observed value plus the empirical quantiles of
+    the cohort's changes between consecutive observations on the training steps (99 levels).
+    ``cfg``: the app's ``data`` config. Returns ``{name: Forecast}`` for ``population``,
+    ``personalized`` and ``last value``.
+    """
+    from twinjax.eval import carry_forward, observed_changes
+    from twinjax.eval.conformal import QLEVELS
+    from twinjax.eval.score import Forecast
+
+    f = target_index(cohort, cfg)
+    history = cfg.context + cfg.horizon - 1
+    out = {}
+    for name, personal in (("population", False), ("personalized", True)):
+        fc = fit.forecasts(cohort, getattr(fit.arrays, segment), personal=personal,
+                           history=history)  # fmt: skip
+        mask = np.asarray(fc.observed[..., f], bool)
+        out[name] = Forecast(mean=fc.mean[..., f].astype(float), scale=fc.scale[..., f].astype(float),
+                             y=np.where(mask, fc.y[..., f], 0.0).astype(float), mask=mask,
+                             subject=np.asarray(cohort.subject_ids or range(len(mask)), object),
+                             method=name)  # fmt: skip
+    rows, t = np.arange(cohort.n_individuals)[:, None], np.asarray(fc.t)
+    carried = carry_forward(cohort.values[..., f : f + 1], cohort.mask[..., f : f + 1])
+    changes = observed_changes(cohort.values[..., f : f + 1], cohort.mask[..., f : f + 1],
+                               np.asarray(fit.arrays.train))[0]  # fmt: skip
+    value, seen = carried.value[rows, t, 0], carried.seen[rows, t, 0]
+    q = np.quantile(changes, QLEVELS) if len(changes) else np.zeros(len(QLEVELS))
+    base = out["personalized"]
+    out["last value"] = Forecast(mean=value, quantiles=value[None] + q[:, None, None],
+                                 levels=QLEVELS, y=base.y, mask=base.mask & seen,
+                                 subject=base.subject, method="last value")  # fmt: skip
+    # every forecaster on the same points: those LOCF can forecast too
+    for name in ("population", "personalized"):
+        out[name] = dataclasses.replace(out[name], mask=out["last value"].mask)
+    return out
