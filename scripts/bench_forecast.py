@@ -175,7 +175,7 @@ def run_panel(name: str, panel: Panel, extra=None) -> dict:
     ho = holdout(panel, h=2)
     rows = {}
     start = time.perf_counter()
-    methods = {**forecasters(panel), **(extra or {})}
+    methods = {**forecasters(ho.train), **(extra or {})}
     fcs, choice = auto_forecast(methods, ho.train, ho.time, y=ho.y, mask=ho.mask)
     auto_seconds = time.perf_counter() - start
     for method, fc in fcs.items():

@@ -54,7 +54,10 @@ class AutoTwin(NamedTuple):
         as sqrt(h / H). ``extra``: forecasters by name beyond the baselines (e.g. recurrent)."""
         times = future_times(panel, self.horizon) if times is None else np.asarray(times)
         baselines = [f for f in self.families if f in BASELINES]
-        methods = {**forecasters(panel._replace(period=self.period), baselines), **(extra or {})}
+        methods = {
+            **forecasters(panel._replace(period=self.period), baselines, gate=False),
+            **(extra or {}),
+        }
         missing = [m for m in self.members if m not in methods]
         if missing:
             raise ValueError(f"the saved choice uses {missing}, not available here: pass them "
@@ -109,11 +112,11 @@ def skill_table(
     coverage and width, and CRPS and RMSE relative to the best baseline (LOCF, drift,
     seasonal, mixed model, ETS, ARIMA)."""
     ho = holdout(panel, h=h)
-    methods = {**forecasters(panel, families), **(extra or {})}
+    methods = {**forecasters(ho.train, families), **(extra or {})}
     fcs, choice = auto_forecast(methods, ho.train, ho.time, y=ho.y, mask=ho.mask)
     rows = [{"method": name, **score(fc)["pooled"]} for name, fc in fcs.items()]
     table = pd.DataFrame(rows).set_index("method")
-    baselines = [m for m in forecasters(panel, families) if m in table.index]
+    baselines = [m for m in forecasters(ho.train, families) if m in table.index]
     best = table.loc[baselines, "crps"].astype(float).idxmin()
     best_rmse = table.loc[baselines, "rmse"].astype(float).min()
     table["crps_vs_best_baseline"] = table.crps.astype(float) / float(table.loc[best, "crps"])

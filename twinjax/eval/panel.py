@@ -268,16 +268,17 @@ def has_statsforecast() -> bool:
 BASELINES = ("last", "drift", "seasonal", "mixed", "ets", "arima")
 
 
-def forecasters(panel: Panel, families=BASELINES) -> dict[str, Forecaster]:
+def forecasters(panel: Panel, families=BASELINES, *, gate: bool = True) -> dict[str, Forecaster]:
     """The point forecasters of ``families`` that apply to ``panel``: ETS/ARIMA where
     statsforecast is installed and the median series has :data:`LONG` visits (a shorter series
-    gets LOCF from them), seasonal naive where the panel has a period."""
+    gets LOCF from them; ``gate=False``: whatever the lengths, as for a saved choice), seasonal
+    naive where the panel has a period."""
     unknown = sorted(set(families) - set(BASELINES))
     if unknown:
         raise ValueError(f"unknown forecasters {unknown}: choose from {list(BASELINES)}")
     out: dict[str, Forecaster] = {"last": last_value, "drift": drift, "mixed": mixed_model}
     if panel.period > 0:
         out["seasonal"] = seasonal
-    if has_statsforecast() and np.median(panel.n) >= LONG:
+    if has_statsforecast() and (np.median(panel.n) >= LONG or not gate):
         out["ets"], out["arima"] = ets, arima
     return {name: out[name] for name in families if name in out}
