@@ -20,9 +20,11 @@ log = logging.getLogger(__name__)
 
 
 def family(root: Config) -> str:
-    """The twin family this run fits: ``model.family``, or (null) auto for a user's files and
-    recurrent for the synthetic cohort."""
-    chosen = root.model.family or ("auto" if root.data.source == "files" else "recurrent")
+    """The twin family this run fits: ``model.family``, or (null) auto for a user's files
+    without interventions (it forecasts a target from its own history) and recurrent for files
+    with interventions (twins that take the doses in) and the synthetic cohort."""
+    files_only = root.data.source == "files" and not root.data.interventions
+    chosen = root.model.family or ("auto" if files_only else "recurrent")
     if chosen not in ("auto", "recurrent"):
         raise pipeline.ConfigError(f"model.family={chosen!r}: use auto, recurrent or null")
     return chosen

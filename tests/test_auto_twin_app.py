@@ -83,6 +83,8 @@ def test_family_defaults_and_bad_candidates(tmp_path):
     assert family(OmegaConf.to_object(_compose())) == "recurrent"  # the synthetic cohort
     files = OmegaConf.to_object(_compose("data=files", "data.observations=x.csv"))
     assert family(files) == "auto"
+    doses = _compose("data=files", "data.observations=x.csv", "data.interventions=d.csv")
+    assert family(OmegaConf.to_object(doses)) == "recurrent"  # twins that take doses in
     assert family(OmegaConf.to_object(_compose("model=auto"))) == "auto"
     _panel_rows(n=6, visits=4).to_csv(tmp_path / "obs.csv", index=False)
     with pytest.raises(ConfigError, match="unknown"):

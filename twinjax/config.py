@@ -59,7 +59,8 @@ class DataConfig:
 class ModelConfig:
     # which twin the default experiment fits: "recurrent" (LSTM/GRU twins), "auto" (the family
     # that forecasts the cohort best on its own visits, judged against the baselines:
-    # experiments/auto_twin.py) or null: auto for data=files, recurrent for the synthetic cohort
+    # experiments/auto_twin.py) or null: auto for data=files without data.interventions,
+    # recurrent for files with interventions and for the synthetic cohort
     family: str | None = None
     # auto: the candidate forecasters (twinjax.eval.panel.BASELINES), the seasonal period in
     # visits (0: none), the visits per subject held out for the skill table and the rolling
