@@ -683,7 +683,8 @@ class RecurrentForecaster:
         out = []
         for o in origins_of(train, horizon=horizon, origins=origins):
             point = self._predict(bundle, o.cut, o.times)
-            out.append((point, o.y, o.mask, subject_scale(o.cut)))
+            scale = np.broadcast_to(subject_scale(o.cut)[:, None], point.shape)
+            out.append((point, o.y, o.mask, scale))
         return Rolling(*(np.stack(x) for x in zip(*out, strict=True)))
 
 

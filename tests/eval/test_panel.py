@@ -70,7 +70,9 @@ def test_baselines_on_exact_lines():
     ho = holdout(p, h=2)
     truth = a[:, None] + b[:, None] * ho.time
     np.testing.assert_allclose(drift(ho.train, ho.time), truth, atol=1e-9)
-    np.testing.assert_allclose(mixed_model(ho.train, ho.time), truth, atol=1e-3)
+    point, sd = mixed_model(ho.train, ho.time)
+    np.testing.assert_allclose(point, truth, atol=1e-3)
+    assert sd.shape == truth.shape and (sd > 0).all() and (sd < 1e-2).all()  # no noise
     assert (last_value(ho.train, ho.time) == ho.train.y[:, 4:5]).all()
     np.testing.assert_allclose(seasonal(ho.train, ho.time), ho.train.y[:, [2, 3]])
     nxt = future_times(p, 2)

@@ -23,9 +23,10 @@ from twinjax.eval.conformal import (
     Choice,
     auto_forecast,
     calibrated,
+    combine,
     horizon_quantiles,
+    point_and_scale,
     rolling,
-    subject_scale,
 )
 from twinjax.eval.panel import BASELINES, Forecaster, Panel, forecasters, future_times, holdout
 from twinjax.eval.score import Forecast, score
@@ -62,7 +63,9 @@ class AutoTwin(NamedTuple):
         if missing:
             raise ValueError(f"the saved choice uses {missing}, not available here: pass them "
                              "as extra forecasters")  # fmt: skip
-        point = np.mean([methods[m](panel, times) for m in self.members], axis=0)
+        parts = [point_and_scale(methods[m], panel, times) for m in self.members]
+        point = np.mean([p for p, _ in parts], axis=0)
+        scale = np.mean([s for _, s in parts], axis=0)
         h = times.shape[1]
         q = self.quantiles
         if h > q.shape[1]:
@@ -70,7 +73,7 @@ class AutoTwin(NamedTuple):
             q = np.concatenate([q, q[:, -1:] * grow[None]], axis=1)
         y = np.zeros_like(point) if y is None else y
         mask = np.zeros(point.shape, bool) if mask is None else mask
-        return calibrated(point, subject_scale(panel), q[:, :h], y=y, mask=mask,
+        return calibrated(point, scale, q[:, :h], y=y, mask=mask,
                           method="auto", subject=panel.subject, time=times)  # fmt: skip
 
 
@@ -90,8 +93,8 @@ def fit_auto(
     dummy = np.zeros(times.shape)
     _, choice = auto_forecast(methods, panel, times, y=dummy, mask=dummy > 0, origins=origins)
     members = tuple(choice.name.split("+"))
-    rolls = [rolling(methods[m], panel, horizon=horizon, origins=origins) for m in members]
-    combo = rolls[0]._replace(point=np.mean([r.point for r in rolls], axis=0))
+    combo = combine([rolling(methods[m], panel, horizon=horizon, origins=origins)
+                     for m in members])  # fmt: skip
     twin = AutoTwin(
         members=members,
         quantiles=horizon_quantiles(combo.errors(), horizon),

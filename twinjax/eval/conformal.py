@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from twinjax.eval.panel import Forecaster, Panel
+from twinjax.eval.panel import Forecaster, Panel, change_scale
 from twinjax.eval.score import Forecast, pinball
 
 # 99 quantile levels: the calibrated forecasts' resolution (CRPS from 99 pinball losses is
@@ -28,22 +28,25 @@ QLEVELS = tuple(np.round(np.arange(0.01, 0.995, 0.01), 2).tolist())
 
 
 def subject_scale(panel: Panel, *, strength: float = 3.0) -> np.ndarray:
-    """Each subject's scale ``[N]``: the RMS of its changes between consecutive visits, shrunk
-    towards the cohort's median (``strength`` pseudo-changes); the cohort's for a subject with one
-    visit. Never zero."""
-    m = panel.mask
-    pair = m[:, 1:] & m[:, :-1]
-    d2 = np.where(pair, np.diff(panel.y, axis=1) ** 2, 0.0)
-    count = pair.sum(1)
-    own = d2.sum(1) / np.maximum(count, 1)
-    pooled = np.median(own[count > 0]) if (count > 0).any() else np.var(panel.y[m]) + 1.0
-    floor = 1e-6 * (np.std(panel.y[m]) + 1e-12)
-    return np.sqrt(np.maximum((count * own + strength * pooled) / (count + strength), floor**2))
+    """Each subject's scale ``[N]`` (:func:`twinjax.eval.panel.change_scale`)."""
+    return change_scale(panel, strength=strength)
+
+
+def point_and_scale(method: Forecaster, panel: Panel, times: np.ndarray):
+    """``method``'s point forecasts ``[N, H]`` and the scale its errors are divided by: its own
+    predictive sd where it gives one, else the subject's change scale (broadcast over H)."""
+    out = method(panel, times)
+    if isinstance(out, tuple):
+        point, scale = (np.asarray(x, float) for x in out)
+    else:
+        point = np.asarray(out, float)
+        scale = np.broadcast_to(subject_scale(panel)[:, None], point.shape)
+    return point, np.maximum(scale, 1e-12)
 
 
 class Rolling(NamedTuple):
-    """Point forecasts at rolling origins: ``point``, ``y`` ``[K, N, H]``, ``mask``, and each
-    origin's subject scales ``scale`` ``[K, N]``."""
+    """Point forecasts at rolling origins: ``point``, ``y``, ``mask`` and the scale each error is
+    divided by, ``scale``, all ``[K, N, H]``."""
 
     point: np.ndarray
     y: np.ndarray
@@ -52,7 +55,7 @@ class Rolling(NamedTuple):
 
     def errors(self) -> list[np.ndarray]:
         """Scaled errors per horizon (horizon 1 first), pooled over origins and subjects."""
-        e = (self.y - self.point) / self.scale[..., None]
+        e = (self.y - self.point) / self.scale
         return [e[..., k][self.mask[..., k]] for k in range(self.y.shape[-1])]
 
 
@@ -90,8 +93,8 @@ def rolling(method: Forecaster, train: Panel, *, horizon: int, origins: int = 3)
         return method.rolling(train, horizon=horizon, origins=origins)
     out = []
     for o in origins_of(train, horizon=horizon, origins=origins):
-        point = np.asarray(method(o.cut, o.times), float)
-        out.append((point, o.y, o.mask, subject_scale(o.cut)))
+        point, scale = point_and_scale(method, o.cut, o.times)
+        out.append((point, o.y, o.mask, scale))
     return Rolling(*(np.stack(x) for x in zip(*out, strict=True)))
 
 
@@ -114,9 +117,10 @@ def horizon_quantiles(
 
 
 def calibrated(point, scale, quantiles, *, y, mask, method="", subject=None, time=None):
-    """The :class:`Forecast` ``point + scale * quantiles`` (``point [N, H]``, ``scale [N]``,
+    """The :class:`Forecast` ``point + scale * quantiles`` (``point`` and ``scale`` ``[N, H]``,
     ``quantiles [Q, H]`` of scaled errors)."""
-    q = point[None] + scale[None, :, None] * quantiles[:, None, :]
+    scale = np.broadcast_to(np.asarray(scale, float).reshape(len(point), -1), point.shape)
+    q = point[None] + scale[None] * quantiles[:, None, :]
     return Forecast(
         mean=point, quantiles=q, levels=QLEVELS, y=y, mask=mask, method=method,
         subject=subject, time=time,
@@ -124,7 +128,7 @@ def calibrated(point, scale, quantiles, *, y, mask, method="", subject=None, tim
 
 
 def _validation_crps(roll: Rolling, quantiles: np.ndarray) -> float:
-    q = roll.point[None] + roll.scale[None, ..., None] * quantiles[:, None, None, :]
+    q = roll.point[None] + roll.scale[None] * quantiles[:, None, None, :]
     crps = 2 * np.mean(pinball(q, QLEVELS, roll.y), axis=0)
     return float(crps[roll.mask].mean()) if roll.mask.any() else float("inf")
 
@@ -161,7 +165,7 @@ def auto_forecast(
     for name, method in methods.items():
         start = time.perf_counter()
         rolls[name] = rolling(method, train, horizon=horizon, origins=origins)
-        points[name] = np.asarray(method(train, times), float)
+        points[name] = point_and_scale(method, train, times)
         seconds[name] = time.perf_counter() - start
     scores = {
         name: _validation_crps(r, horizon_quantiles(r.errors(), horizon))
@@ -171,18 +175,28 @@ def auto_forecast(
     for size in (2, 3):
         if len(ranked) >= size:
             names = ranked[:size]
-            combo = rolls[names[0]]._replace(point=np.mean([rolls[m].point for m in names], axis=0))
+            combo = combine([rolls[m] for m in names])
             rolls["+".join(names)] = combo
-            points["+".join(names)] = np.mean([points[m] for m in names], axis=0)
+            points["+".join(names)] = tuple(
+                np.mean([points[m][k] for m in names], axis=0) for k in (0, 1)
+            )
             scores["+".join(names)] = _validation_crps(
                 combo, horizon_quantiles(combo.errors(), horizon)
             )
     best = min(scores, key=scores.get)
-    scale = subject_scale(train)
     common = dict(y=y, mask=mask, subject=train.subject, time=times)
     out = {}
     for name in [*methods, "auto"]:
         key = best if name == "auto" else name
         quantiles = horizon_quantiles(rolls[key].errors(), horizon)
-        out[name] = calibrated(points[key], scale, quantiles, method=name, **common)
+        out[name] = calibrated(*points[key], quantiles, method=name, **common)
     return out, Choice(best, scores, seconds)
+
+
+def combine(rolls: list[Rolling]) -> Rolling:
+    """The average of several forecasters at the same rolling origins: the mean of their
+    points and of their scales."""
+    return rolls[0]._replace(
+        point=np.mean([r.point for r in rolls], axis=0),
+        scale=np.mean([r.scale for r in rolls], axis=0),
+    )

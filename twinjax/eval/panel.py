@@ -13,7 +13,9 @@ visits; a point forecaster is a function ``(train: Panel, times [N, H]) -> mean 
   for panels whose median series is long enough and subjects with at least ``min_length`` visits (LOCF for the others, and where a
   fit fails: statsforecast's ``fallback_model``).
 
-Probabilistic forecasts come from :mod:`twinjax.eval.conformal`.
+A forecaster may also return its own predictive sd ``[N, H]`` (``(mean, sd)``: the mixed model's
+conditional sd, ETS/ARIMA's model sd); :mod:`twinjax.eval.conformal` then calibrates the errors
+divided by it, else by the subject's change scale.
 """
 
 import logging
@@ -185,7 +187,7 @@ def seasonal(train: Panel, times: np.ndarray) -> np.ndarray:
     return np.where(ok, seen, train.last()[1][:, None])
 
 
-def mixed_model(train: Panel, times: np.ndarray) -> np.ndarray:
+def mixed_model(train: Panel, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """statsmodels ``MixedLM`` (REML) of ``y ~ 1 + t`` with a random intercept and slope per
     subject (a random intercept only if that fit fails); times centred and scaled."""
     import statsmodels.api as sm
@@ -211,26 +213,41 @@ def mixed_model(train: Panel, times: np.ndarray) -> np.ndarray:
             result = None
     if result is None:
         log.warning("the mixed model did not fit: last value carried forward instead")
-        return last_value(train, times)
-    beta = np.asarray(result.fe_params)
+        sd = change_scale(train)[:, None] * np.sqrt(np.arange(1, times.shape[1] + 1))[None]
+        return last_value(train, times), sd
+    beta, sigma2 = np.asarray(result.fe_params), float(result.scale)
+    D = np.asarray(result.cov_re)
+    q = D.shape[0]
     effects = result.random_effects
-    q = np.asarray(result.cov_re).shape[0]
     b = np.stack([np.asarray(effects.get(s, np.zeros(q)))[:q] for s in train.subject])
-    b = np.pad(b, ((0, 0), (0, 2 - q)))
     tf = (times - centre) / spread
-    return beta[0] + b[:, :1] + (beta[1] + b[:, 1:]) * tf
+    point = beta[0] + b[:, :1] + beta[1] * tf + (b[:, 1:] * tf if q == 2 else 0.0)
+    # conditional sd: residual variance plus the random effects' posterior variance given the
+    # subject's rows (fixed effects taken as known)
+    d_inv = np.linalg.pinv(D)
+    var = np.zeros(times.shape)
+    for i in range(len(train.n)):
+        zi = tt[groups == train.subject[i]]
+        Z = np.column_stack([np.ones(len(zi)), zi])[:, :q]
+        post = np.linalg.pinv(d_inv + Z.T @ Z / sigma2)
+        Zf = np.column_stack([np.ones(times.shape[1]), np.nan_to_num(tf[i])])[:, :q]
+        var[i] = sigma2 + np.einsum("hi,ij,hj->h", Zf, post, Zf)
+    return point, np.sqrt(np.maximum(var, 1e-12))
 
 
-def _statsforecast(model: str, train: Panel, times: np.ndarray, min_length: int) -> np.ndarray:
-    """Per-subject AutoETS/AutoARIMA on the visit sequence (LOCF below ``min_length`` visits)."""
+def _statsforecast(model: str, train: Panel, times: np.ndarray, min_length: int):
+    """Per-subject AutoETS/AutoARIMA on the visit sequence: the point forecast and the model's
+    own predictive sd (its 68.27% interval's half-width); LOCF with the subject's change scale
+    times sqrt(h) below ``min_length`` visits."""
     from statsforecast import StatsForecast
     from statsforecast.models import AutoARIMA, AutoETS, Naive
 
     h = times.shape[1]
     out = last_value(train, times)
+    sd = change_scale(train)[:, None] * np.sqrt(np.arange(1, h + 1))[None]
     long_enough = np.nonzero(train.n >= min_length)[0]
     if len(long_enough) == 0:
-        return out
+        return out, sd
     sub = train.take(long_enough)
     visits = sub.long()
     df = pd.DataFrame({"unique_id": np.repeat(np.arange(len(long_enough)), sub.n),
@@ -243,17 +260,35 @@ def _statsforecast(model: str, train: Panel, times: np.ndarray, min_length: int)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sf = StatsForecast(models=[fitted], freq=1, n_jobs=1, fallback_model=Naive())
-        fc = sf.forecast(df=df, h=h)
-    values = fc.iloc[:, -1].to_numpy().reshape(len(long_enough), h)
+        fc = sf.forecast(df=df, h=h, level=[68.27])
+    alias = str(fitted)
+    values = fc[alias].to_numpy().reshape(len(long_enough), h)
+    half = (fc[f"{alias}-hi-68.27"] - fc[f"{alias}-lo-68.27"]).to_numpy().reshape(-1, h) / 2
     out[long_enough] = np.where(np.isfinite(values), values, out[long_enough])
-    return out
+    ok = np.isfinite(half) & (half > 0)
+    sd[long_enough] = np.where(ok, half, sd[long_enough])
+    return out, sd
 
 
-def ets(train: Panel, times: np.ndarray, *, min_length: int = 5) -> np.ndarray:
+def change_scale(panel: Panel, *, strength: float = 3.0) -> np.ndarray:
+    """Each subject's scale ``[N]``: the RMS of its changes between consecutive visits, shrunk
+    towards the cohort's median (``strength`` pseudo-changes); the cohort's for a subject with one
+    visit. Never zero."""
+    m = panel.mask
+    pair = m[:, 1:] & m[:, :-1]
+    d2 = np.where(pair, np.diff(panel.y, axis=1) ** 2, 0.0)
+    count = pair.sum(1)
+    own = d2.sum(1) / np.maximum(count, 1)
+    pooled = np.median(own[count > 0]) if (count > 0).any() else np.var(panel.y[m]) + 1.0
+    floor = 1e-6 * (np.std(panel.y[m]) + 1e-12)
+    return np.sqrt(np.maximum((count * own + strength * pooled) / (count + strength), floor**2))
+
+
+def ets(train: Panel, times: np.ndarray, *, min_length: int = 5):
     return _statsforecast("ets", train, times, min_length)
 
 
-def arima(train: Panel, times: np.ndarray, *, min_length: int = 5) -> np.ndarray:
+def arima(train: Panel, times: np.ndarray, *, min_length: int = 5):
     return _statsforecast("arima", train, times, min_length)
 
 
