@@ -159,6 +159,8 @@ Forecaster = Callable[[Panel, np.ndarray], np.ndarray]
 # AutoARIMA won the rolling origins (CRPS 0.101) and lost the held-out visits by 2x (0.200 vs
 # LOCF's 0.111). Within such a panel a subject needs 5 (the rolling origins cut 1-3 visits).
 LONG = 10
+# statsforecast's worker processes for ETS/ARIMA (-1: one per core)
+N_JOBS = -1
 
 
 def last_value(train: Panel, times: np.ndarray) -> np.ndarray:
@@ -259,7 +261,7 @@ def _statsforecast(model: str, train: Panel, times: np.ndarray, min_length: int)
         fitted = AutoARIMA(season_length=season)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sf = StatsForecast(models=[fitted], freq=1, n_jobs=1, fallback_model=Naive())
+        sf = StatsForecast(models=[fitted], freq=1, n_jobs=N_JOBS, fallback_model=Naive())
         fc = sf.forecast(df=df, h=h, level=[68.27])
     alias = str(fitted)
     values = fc[alias].to_numpy().reshape(len(long_enough), h)
