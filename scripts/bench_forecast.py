@@ -39,7 +39,14 @@ import pandas as pd
 from scipy.special import ndtri
 
 from twinjax.eval.conformal import auto_forecast
-from twinjax.eval.panel import Holdout, Panel, forecasters, holdout, panel_from_long
+from twinjax.eval.panel import (
+    Holdout,
+    Panel,
+    forecasters,
+    holdout,
+    mixed_model,
+    panel_from_long,
+)
 from twinjax.eval.score import Forecast, score
 
 
@@ -120,33 +127,10 @@ def peer_statsforecast(ho: Holdout, model: str) -> Forecast:
 
 
 def peer_mixedlm(ho: Holdout) -> Forecast:
-    """statsmodels MixedLM (REML; random intercept and slope in time, times standardized): the
-    subject's BLUP forecast, its sd from the residual variance plus the random effects'
-    posterior variance given the subject's rows (fixed effects taken as known)."""
-    import statsmodels.api as sm
-
-    train = ho.train
-    df = train.long()
-    centre, spread = df.time.mean(), df.time.std() or 1.0
-    tt = (df.time.to_numpy() - centre) / spread
-    exog = np.column_stack([np.ones(len(tt)), tt])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = sm.MixedLM(df.y.to_numpy(), exog, groups=df.subject.to_numpy(), exog_re=exog).fit(
-            reml=True, method=["lbfgs", "powell"]
-        )
-    beta, sigma2, D = np.asarray(res.fe_params), float(res.scale), np.asarray(res.cov_re)
-    tf = (ho.time - centre) / spread
-    mean, sd = np.zeros_like(tf), np.zeros_like(tf)
-    Dinv = np.linalg.pinv(D)
-    for i, s in enumerate(train.subject):
-        b = np.asarray(res.random_effects.get(s, np.zeros(2)))
-        z = tt[df.subject.to_numpy() == s]
-        Z = np.column_stack([np.ones(len(z)), z])
-        post = np.linalg.pinv(Dinv + Z.T @ Z / sigma2)
-        Zf = np.column_stack([np.ones(tf.shape[1]), np.nan_to_num(tf[i])])
-        mean[i] = Zf @ (beta + b)
-        sd[i] = np.sqrt(sigma2 + np.einsum("hi,ij,hj->h", Zf, post, Zf))
+    """statsmodels MixedLM as its users read it: the subject's BLUP forecast with the
+    conditional sd (residual variance plus the random effects' posterior variance given the
+    subject's rows) as a Gaussian (twinjax.eval.panel.mixed_model fits it)."""
+    mean, sd = mixed_model(ho.train, ho.time)
     return _gaussian("MixedLM", mean, sd, ho)
 
 
