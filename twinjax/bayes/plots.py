@@ -9,6 +9,25 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def _panels(n: int):
+    """A grid of up to 4 columns with one panel per individual (the rest switched off)."""
+    cols = min(4, n)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.5 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, axes.flat[:n]
+
+
+def _finish(fig, axes, path: Path, title: str, legend_size: int) -> None:
+    axes[0].legend(fontsize=legend_size)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot_individual_fits(
     path: Path,
     grid,
@@ -26,28 +45,17 @@ def plot_individual_fits(
 
     ``grid`` is ``[individuals, G]``, ``draws`` ``[draws, individuals, G]``.
     """
-    n = draws.shape[1]
-    cols = min(4, n)
-    rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.5 * rows), squeeze=False)
+    fig, axes = _panels(draws.shape[1])
     a = (1 - level) / 2
     lo, med, hi = np.quantile(draws, [a, 0.5, 1 - a], axis=0)
-    for i, ax in enumerate(axes.flat):
-        if i >= n:
-            ax.axis("off")
-            continue
+    for i, ax in enumerate(axes):
         ax.fill_between(grid[i], lo[i], hi[i], alpha=0.3, label=f"{int(100 * level)}% band")
         ax.plot(grid[i], med[i], lw=1.2, label="median")
         m = np.asarray(mask[i], bool)
         ax.plot(np.asarray(times[i])[m], np.asarray(values[i])[m], "k.", ms=4, label="observed")
         ax.set_title(str(names[i]) if len(names) else f"individual {i}", fontsize=9)
         ax.set_ylabel(ylabel, fontsize=8)
-    axes.flat[0].legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, axes, path, title, 7)
 
 
 def plot_forecasts(
@@ -72,18 +80,12 @@ def plot_forecasts(
     is ``(lower, median, upper)``, each ``[individuals, T]`` at ``forecast_times``; ``held_values``
     (``[individuals, T]``, optional) are observations at the forecast times, drawn as crosses.
     """
-    n = curves.shape[1]
-    cols = min(4, n)
-    rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.5 * rows), squeeze=False)
+    fig, axes = _panels(curves.shape[1])
     a = (1 - level) / 2
     lo, med, hi = np.quantile(curves, [a, 0.5, 1 - a], axis=0)
     f_lo, f_med, f_hi = (np.asarray(b) for b in forecast_band)
     pct = int(100 * level)
-    for i, ax in enumerate(axes.flat):
-        if i >= n:
-            ax.axis("off")
-            continue
+    for i, ax in enumerate(axes):
         ax.fill_between(grid[i], lo[i], hi[i], alpha=0.3, label=f"fit, {pct}% band")
         ax.plot(grid[i], med[i], lw=1.2, label="fit, median")
         ft = np.asarray(forecast_times[i])
@@ -95,12 +97,7 @@ def plot_forecasts(
         if held_values is not None:
             ax.plot(ft, np.asarray(held_values[i]), "rx", ms=5, label="held out")
         ax.set_title(str(names[i]) if len(names) else f"individual {i}", fontsize=9)
-    axes.flat[0].legend(fontsize=6)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, axes, path, title, 6)
 
 
 def plot_pit_histogram(path: Path, pit, *, bins: int = 10, title: str = "PIT histogram") -> None:
