@@ -23,10 +23,7 @@ from twinjax.eval.conformal import (
     Choice,
     auto_forecast,
     calibrated,
-    combine,
-    horizon_quantiles,
     point_and_scale,
-    rolling,
 )
 from twinjax.eval.panel import BASELINES, Forecaster, Panel, forecasters, future_times, holdout
 from twinjax.eval.score import Forecast, score
@@ -92,12 +89,9 @@ def fit_auto(
     times = future_times(panel, horizon)
     dummy = np.zeros(times.shape)
     _, choice = auto_forecast(methods, panel, times, y=dummy, mask=dummy > 0, origins=origins)
-    members = tuple(choice.name.split("+"))
-    combo = combine([rolling(methods[m], panel, horizon=horizon, origins=origins)
-                     for m in members])  # fmt: skip
     twin = AutoTwin(
-        members=members,
-        quantiles=horizon_quantiles(combo.errors(), horizon),
+        members=tuple(choice.name.split("+")),
+        quantiles=choice.quantiles,  # the chosen combination's, measured once
         horizon=horizon,
         period=panel.period,
         variable=variable,

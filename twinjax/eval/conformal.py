@@ -135,11 +135,13 @@ def _validation_crps(roll: Rolling, quantiles: np.ndarray) -> float:
 
 class Choice(NamedTuple):
     """What :func:`auto_forecast` chose and why: the chosen ``name`` (a method, or ``a+b``
-    for the average of methods), each candidate's validation CRPS, and seconds per method."""
+    for the average of methods), each candidate's validation CRPS, seconds per method, and the
+    chosen candidate's per-horizon error quantiles ``[Q, H]`` at the rolling origins."""
 
     name: str
     validation_crps: dict[str, float]
     seconds: dict[str, float]
+    quantiles: np.ndarray | None = None
 
 
 def auto_forecast(
@@ -190,7 +192,8 @@ def auto_forecast(
         key = best if name == "auto" else name
         quantiles = horizon_quantiles(rolls[key].errors(), horizon)
         out[name] = calibrated(*points[key], quantiles, method=name, **common)
-    return out, Choice(best, scores, seconds)
+    chosen = horizon_quantiles(rolls[best].errors(), horizon)
+    return out, Choice(best, scores, seconds, chosen)
 
 
 def combine(rolls: list[Rolling]) -> Rolling:
