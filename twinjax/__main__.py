@@ -74,7 +74,12 @@ def check_objective(metrics: dict, name: str) -> float | None:
     return float(value)
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="config")
+# the shipped configs beside the package (an absolute path: the `twinjax` command then finds
+# them from any directory; a relative one made Hydra look for an importable module 'configs')
+CONFIGS = str(Path(__file__).resolve().parents[1] / "configs")
+
+
+@hydra.main(version_base="1.3", config_path=CONFIGS, config_name="config")
 def main(cfg: DictConfig) -> float:
     """One run; returns its validation objective (what ``hydra/sweeper=optuna`` minimizes; NaN
     where the run has none, which Optuna records as a failed trial)."""
