@@ -19,7 +19,8 @@ from omegaconf.errors import MissingMandatoryValue
 from twinjax.config import EXPERIMENTS, register_configs
 from twinjax.data import CohortError
 from twinjax.pipeline import ConfigError
-from twinjax.runtime import RunDirectoryError
+from twinjax.runtime import RunDirectoryError, interrupt
+from twinjax.runtime.lock import run_lock
 from twinjax.runtime.scalars import ScalarWriter
 from twinjax.train.devices import use_cpu_devices
 
@@ -43,17 +44,19 @@ def run_experiment(cfg: DictConfig, out_dir: Path) -> dict:
 
     Training curves go to ``out_dir/tensorboard`` (event files and scalars.csv: every loop writes
     to the writer opened here), with the run's settings and objective for the HParams dashboard.
+    The run holds ``out_dir/run.lock`` throughout (:func:`twinjax.runtime.lock.run_lock`): a
+    second run in the same directory is refused before it writes anything of its own.
     """
     config = OmegaConf.to_object(cfg)
     name = config.experiment.name
     module = importlib.import_module(f"{EXPERIMENTS}.{name}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with ScalarWriter(out_dir / "tensorboard") as writer, writer.as_default():
-        metrics = module.run(config, out_dir)
-        objective = check_objective(metrics, name)
-        result = {} if objective is None else {OBJECTIVE: objective}
-        writer.hparams(OmegaConf.to_container(cfg, resolve=True), result)
-    (out_dir / "metrics.json").write_text(metrics_json(metrics))
+    with run_lock(out_dir):
+        with ScalarWriter(out_dir / "tensorboard") as writer, writer.as_default():
+            metrics = module.run(config, out_dir)
+            objective = check_objective(metrics, name)
+            result = {} if objective is None else {OBJECTIVE: objective}
+            writer.hparams(OmegaConf.to_container(cfg, resolve=True), result)
+        (out_dir / "metrics.json").write_text(metrics_json(metrics))
     return metrics
 
 
@@ -86,18 +89,22 @@ def main(cfg: DictConfig) -> float:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))  # also in .hydra/config.yaml
     try:
-        cpu_devices = cfg.get("cpu_devices")
-        if cpu_devices is not None and cpu_devices < 1:
-            raise ConfigError(
-                f"cpu_devices={cpu_devices}: use a count >= 1, or null (one per core)"
-            )
-        use_cpu_devices(cpu_devices)  # before JAX's first operation
-        metrics = run_experiment(cfg, out_dir)
+        with interrupt.handled():  # Ctrl-C/SIGTERM: a checkpoint at the next step, one line
+            cpu_devices = cfg.get("cpu_devices")
+            if cpu_devices is not None and cpu_devices < 1:
+                raise ConfigError(
+                    f"cpu_devices={cpu_devices}: use a count >= 1, or null (one per core)"
+                )
+            use_cpu_devices(cpu_devices)  # before JAX's first operation
+            metrics = run_experiment(cfg, out_dir)
     except USER_ERRORS as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         log.error("%s: %s", type(e).__name__, e)
         sys.exit(1)
+    except interrupt.Interrupted as e:
+        log.error("%s", e)
+        sys.exit(e.exit_status)
     log.info("metrics written to %s", out_dir / "metrics.json")
     summary = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
     log.info("summary: %s", json.dumps(summary, indent=1)[:2000])

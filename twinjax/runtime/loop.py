@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
+from twinjax.runtime import interrupt
 from twinjax.runtime.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
@@ -86,8 +88,10 @@ def run_loop(
     state, step and PRNG key data) every ``every`` steps and at the end, keeping the last ``keep``.
     Losses are pulled to the host every ``check_every`` steps (not every step); a NaN/inf loss or
     parameter raises :class:`TrainingDiverged` naming the phase, step and individual, before any
-    checkpoint of the bad state is written. Returns the final state and the losses of the steps
-    run in this call ([steps] or [steps, individuals]).
+    checkpoint of the bad state is written. Returns the final state and the losses of every step
+    ([steps] or [steps, individuals]): a resumed run's include those before the checkpoint (saved
+    beside it, see :func:`_save_history`). SIGINT/SIGTERM stop the loop at the end of a step with a
+    checkpoint and raise :class:`twinjax.runtime.interrupt.Interrupted`.
 
     Options for other loops (federated rounds): ``checkpoint_dir=None`` saves nothing;
     ``step_of(state)`` is the step counter (default ``state.step``); ``stop_after`` ends after
@@ -106,37 +110,50 @@ def run_loop(
     elif manager is not None:
         state = restore_latest(manager, state)
     start = int(step_of(state))
+    history = []
     if start:
         log.info("%s: resumed from step %d in %s", name, start, checkpoint_dir)
+        if check_every is not None:
+            history = _load_history(checkpoint_dir, start, name)
     if start == 0 and on_step is not None:
         _record(records, on_step(0, state, None))
-    history, pending = [], []
+    pending = []
     bar = progress_bar(n_steps, initial=start, desc=name, enabled=progress)
     try:
-        for step in range(start, n_steps):
-            state, loss = step_fn(state)
-            done = step + 1
-            stop = stop_after is not None and done - start >= stop_after
-            save = done % every == 0 or done == n_steps or stop
-            if check_every is None:
-                bar.update(1)
-            else:
-                pending.append(loss)
-            if check_every is not None and (save or done % check_every == 0):
-                losses = np.asarray(jnp.stack(pending))
-                _check(losses, done - len(pending), name)
-                history.extend(losses)
-                bar.update(len(pending))
-                bar.set_postfix(loss=f"{np.mean(losses[-1]):.4f}")
-                pending = []
-            if on_step is not None:
-                _record(records, on_step(done, state, loss))
-            if save and manager is not None:
-                if not _all_finite(state):
-                    raise TrainingDiverged(f"{name}: parameters became NaN/inf by step {done}")
-                manager.save(done, args=_save_args(state, records))
-            if stop:
-                break
+        with interrupt.deferred():
+            for step in range(start, n_steps):
+                state, loss = step_fn(state)
+                done = step + 1
+                signum = interrupt.pending()
+                stop = (stop_after is not None and done - start >= stop_after) or bool(signum)
+                save = done % every == 0 or done == n_steps or stop
+                if check_every is None:
+                    bar.update(1)
+                else:
+                    pending.append(loss)
+                if check_every is not None and (save or done % check_every == 0):
+                    losses = np.asarray(jnp.stack(pending))
+                    _check(losses, done - len(pending), name)
+                    history.extend(losses)
+                    bar.update(len(pending))
+                    bar.set_postfix(loss=f"{np.mean(losses[-1]):.4f}")
+                    pending = []
+                if on_step is not None:
+                    _record(records, on_step(done, state, loss))
+                if save and manager is not None:
+                    if not _all_finite(state):
+                        raise TrainingDiverged(f"{name}: parameters became NaN/inf by step {done}")
+                    if check_every is not None:
+                        _save_history(checkpoint_dir, done, history, manager)
+                    manager.save(done, args=_save_args(state, records))
+                if signum:
+                    if manager is not None:
+                        manager.wait_until_finished()
+                    where = f"in {name} after step {done} of {n_steps}"
+                    saved = str(Path(checkpoint_dir) / str(done)) if manager is not None else None
+                    raise interrupt.Interrupted(signum, where, saved)
+                if stop:
+                    break
         if manager is not None:
             manager.wait_until_finished()
     finally:
@@ -144,6 +161,42 @@ def run_loop(
         if manager is not None:
             manager.close()
     return state, np.asarray(history)
+
+
+HISTORY_DIR = "losses"  # beside a loop's checkpoints: <step>.npy, every loss up to that step
+
+
+def _history_path(checkpoint_dir: Path, step: int) -> Path:
+    return Path(checkpoint_dir) / HISTORY_DIR / f"{step}.npy"
+
+
+def _save_history(checkpoint_dir: Path, step: int, history: list, manager) -> None:
+    """The losses of steps 1..``step``, saved with checkpoint ``step`` (a resumed run then
+    returns, plots and reports the whole curve); files of checkpoints no longer kept go."""
+    path = _history_path(checkpoint_dir, step)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, np.asarray(history, np.float32))
+    os.replace(tmp, path)
+    kept = set(manager.all_steps()) | {step}
+    for old in path.parent.glob("*.npy"):
+        if old.stem.isdigit() and int(old.stem) < min(kept):
+            old.unlink(missing_ok=True)
+
+
+def _load_history(checkpoint_dir: Path, step: int, name: str) -> list:
+    path = _history_path(checkpoint_dir, step)
+    try:
+        history = np.load(path)
+    except (OSError, ValueError):
+        log.warning("%s: no loss history saved with step %d (%s): the returned losses start at "
+                    "step %d", name, step, path, step + 1)  # fmt: skip
+        return []
+    if len(history) != step:
+        log.warning("%s: the loss history saved with step %d has %d entries: not used", name,
+                    step, len(history))  # fmt: skip
+        return []
+    return list(history)
 
 
 def _record(records: list | None, record: dict | None) -> None:
