@@ -3,6 +3,7 @@
 import importlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -93,38 +94,80 @@ def _params(run_dir: Path):
     return {"population": bundle.population, "personal": bundle.personal}
 
 
-def test_sigkill_mid_training_then_resume_matches_uninterrupted(tmp_path):
-    args = [*TINY, "train.steps=60", "train.checkpoint_every=5"]
-    ref = _run([*args, f"hydra.run.dir={tmp_path / 'ref'}"])
+INTERRUPTED = [*TINY, "train.steps=60", "train.checkpoint_every=5"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("ref")
+    ref = _run([*INTERRUPTED, f"hydra.run.dir={run_dir}"])
     out, _ = ref.communicate(timeout=600)
     assert ref.returncode == 0, out
+    return run_dir
 
-    run_dir = tmp_path / "killed"
-    proc = _run([*args, f"hydra.run.dir={run_dir}"])
+
+def _wait_for_a_checkpoint(proc, run_dir: Path) -> None:
     ckpts = run_dir / "checkpoints" / "population"
     deadline = time.time() + 600
     while not (ckpts.exists() and any(p.name.isdigit() for p in ckpts.iterdir())):
         assert proc.poll() is None, proc.stdout.read()
         assert time.time() < deadline
         time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
-    if proc.returncode != -signal.SIGKILL or (run_dir / "metrics.json").exists():
-        pytest.skip("the run finished before it could be killed")  # not seen on 2 cores
-    assert not (run_dir / "model").exists()
 
-    resumed = _run([*args, f"hydra.run.dir={run_dir}"])
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
+def test_stop_mid_training_then_resume_matches_uninterrupted(tmp_path, uninterrupted, signum):
+    """kill -9, Ctrl-C and SIGTERM (SLURM's warning) during the population phase, then the same
+    command: the same parameters, metrics, figures and report as a run never stopped."""
+    run_dir = tmp_path / "stopped"
+    proc = _run([*INTERRUPTED, f"hydra.run.dir={run_dir}"])
+    _wait_for_a_checkpoint(proc, run_dir)
+    if signum == signal.SIGINT:  # meanwhile, a second run in the same directory is refused
+        second = _run([*INTERRUPTED, f"hydra.run.dir={run_dir}"])
+        out, _ = second.communicate(timeout=300)
+        assert second.returncode == 1, out
+        assert "in use by another run (pid " in out, out
+    proc.send_signal(signum)
+    out, _ = proc.communicate(timeout=120)
+    if (run_dir / "metrics.json").exists():
+        pytest.skip("the run finished before it could be stopped")  # not seen on 2 cores
+    assert not (run_dir / "model").exists()
+    if signum == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL
+    else:
+        assert proc.returncode == 128 + signum, out
+        name = signal.Signals(signum).name
+        line = next(x for x in out.splitlines() if f"stopped by {name}" in x)
+        assert re.search(r"in (population|personal\[0\]) after step \d+ of", line), out
+        assert "rerun the same command to resume" in line, out
+        assert "Traceback" not in out, out
+
+    resumed = _run([*INTERRUPTED, f"hydra.run.dir={run_dir}"])
     out, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, out
     assert "population: resumed from step" in out
-    a, b = _params(tmp_path / "ref"), _params(run_dir)
+    a, b = _params(uninterrupted), _params(run_dir)
     for key in ("population", "personal"):
         for x, y in zip(_leaves(a[key]), _leaves(b[key]), strict=True):
             np.testing.assert_array_equal(x, y)
-    m_ref = json.loads((tmp_path / "ref" / "metrics.json").read_text())
+    m_ref = json.loads((uninterrupted / "metrics.json").read_text())
     m_res = json.loads((run_dir / "metrics.json").read_text())
     assert m_ref.pop("timings").keys() == m_res.pop("timings").keys()  # seconds differ run to run
-    assert m_ref == m_res
+    assert m_ref.keys() == m_res.keys()
+    for key in m_ref:
+        assert m_ref[key] == m_res[key], key
+    figures = sorted(p.name for p in uninterrupted.glob("*.png"))
+    assert "population_loss.png" in figures
+    assert figures == sorted(p.name for p in run_dir.glob("*.png"))
+    for name in figures:  # the loss curve too: its history is saved with the checkpoints
+        assert (uninterrupted / name).read_bytes() == (run_dir / name).read_bytes(), name
+    assert _report(uninterrupted) == _report(run_dir)
+
+
+def _report(run_dir: Path) -> str:
+    """report.md without what differs between any two runs (its directory, seconds)."""
+    text = (run_dir / "report.md").read_text().replace(str(run_dir), "RUN")
+    return re.sub(r"\d+(\.\d+)? ?s\b", "Ns", text)
 
 
 def _leaves(tree):
