@@ -23,6 +23,7 @@ import pandas as pd
 from twinjax.data import validate as V
 from twinjax.data.cohort import Cohort
 from twinjax.data.errors import CohortError
+from twinjax.data.grid import check_grid
 from twinjax.data.read import read_table
 from twinjax.data.times import Step, parse_step, to_datetimes
 
@@ -92,7 +93,10 @@ def read_cohort(
     ``lengths[i]`` is the last cell holding an observation + 1 (shorter subjects are padded);
     interventions after a subject's last observation are left out of the grid and counted in
     ``meta["interventions_after_last_observation"]`` (they have no outcome to learn from, and
-    would only stretch the subject's span and empty its test period). Axis orders: a categorical
+    would only stretch the subject's span and empty its test period). ``meta["rows"]`` counts each
+    table's data rows as read, ``meta["rows_in_grid"]`` those in the cohort (observation and
+    intervention rows on the grid, static rows of its subjects): with the rows dropped, the exact
+    repeats removed and the late interventions they account for every row. Axis orders: a categorical
     column's category order (all categories for variables and kinds, present ones for subjects);
     otherwise sorted; ``intervention_kinds``, when given, fixes the kinds axis.
 
@@ -181,6 +185,11 @@ def _assemble(obs, itv, sta, checked: V.Checked, c: V.Columns, kinds, step: Step
         itv_ix = (code(itv, c.subject, subjects), code(itv, c.kind, kinds))
     else:
         itv_ix = (np.zeros(0, np.int64),) * 2
+    check_grid(
+        obs_ix[0], checked.obs[0], itv_ix[0], checked.interventions[0],
+        (len(subjects), len(variables), len(kinds)), step.size, kind=checked.time_kind,
+        step_text=step.describe(), origin=origin, source=obs.source, column=c.time,
+    )  # fmt: skip
     grid = _align(
         obs_ix,
         checked.obs,
@@ -196,12 +205,15 @@ def _assemble(obs, itv, sta, checked: V.Checked, c: V.Columns, kinds, step: Step
         static_x = checked.static[at].astype(np.float32)
     tables = [t for t in (obs, itv, sta) if t is not None]
     late = grid.pop("late")
+    in_grid = {"observations": grid.pop("obs_rows"), "interventions": grid.pop("itv_rows")}
+    in_grid["static"] = len(subjects)
     meta = {
         "dropped_rows": _drop_report(tables),
         "merged_observations": grid.pop("merged"),
         "duplicate_rows_removed": checked.repeats,
         "interventions_after_last_observation": late,
         "rows": {t.name: int(len(t.df)) for t in tables},
+        "rows_in_grid": {t.name: in_grid[t.name] for t in tables},
         "sources": {t.name: t.source for t in tables},
         "static_levels": checked.static_levels,
         "time": {
@@ -357,6 +369,8 @@ def _align(obs_ix, obs_tv, itv_ix, itv_tv, sizes, step: float, origin: str) -> d
         "t0": t0,
         "merged": int(len(flat) - mask.sum()),
         "late": int((~inside).sum()),
+        "obs_rows": int(len(flat)),
+        "itv_rows": int(inside.sum()),
     }
 
 
