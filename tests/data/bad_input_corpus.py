@@ -486,7 +486,7 @@ CASES = [
     Case("epoch_seconds_with_step_1", _epoch_seconds,
          Reads("read; the summary warns that the grid is sparse and names the gap", _sparse_check)),
     Case("grid_too_large", obs_only(setv(5, "time", 1e12)),
-         Raises("aligned grid would have", None, None, None)),
+         Raises("the grid would be", "obs.csv", None, "time")),
     Case("absolute_origin", _absolute,
          Reads("one grid for all subjects from the cohort's first time", _absolute_check)),
     # --- subjects -------------------------------------------------------------------------------

@@ -110,10 +110,13 @@ def check_grid(
     """
     n, f, u = sizes
     first, last = _spans(obs_subject, obs_time, itv_subject, itv_time, n)
-    if origin == "absolute" and n:
-        first[:] = np.floor(first.min() / step) * step
-    lengths = np.floor((last - first) / step + 1e-9).astype(np.float64) + 1
-    T = int(lengths.max()) if n else 0
+    with np.errstate(over="ignore"):  # a step so fine that a span overflows: inf, refused below
+        if origin == "absolute" and n:
+            start = np.floor(first.min() / step) * step
+            first[:] = start if np.isfinite(start) else first.min()
+        lengths = np.floor((last - first) / step + 1e-9).astype(np.float64) + 1
+    longest = float(lengths.max()) if n else 0.0
+    T = int(longest) if longest < 1e15 else longest  # a float beyond (1e+300 steps, inf)
     cells_inside = float(lengths.sum()) * f
     observed = min(1.0, len(obs_time) / max(cells_inside, 1.0))
     array_bytes = n * T * (f * _BYTES_PER_CELL + u * 4)
@@ -121,7 +124,8 @@ def check_grid(
     out = dict(steps=T, cells=n * T * max(f, 1), observed_at_most=observed,
                array_bytes=array_bytes, run_bytes=run_bytes)  # fmt: skip
     gap = _median_gap(obs_subject, obs_time)
-    shape = f"{n} subjects x {T:,} steps x {f} variable(s)"
+    steps = f"{T:,}" if isinstance(T, int) else f"{T:.3g}"
+    shape = f"{n} subjects x {steps} steps x {f} variable(s)"
     cause = lambda: likely_cause(obs_time, gap, kind, step)
     if n * T * max(f, 1) > LARGE_GRID and observed < MIN_OBSERVED:
         raise CohortError(

@@ -198,6 +198,7 @@ def _assemble(obs, itv, sta, checked: V.Checked, c: V.Columns, kinds, step: Step
         (len(subjects), len(variables), len(kinds)),
         step.size,
         origin,
+        (obs.source, c.time, obs.labels[obs.keep].tolist()),
     )
     static_x = np.zeros((len(subjects), len(checked.static_names)), np.float32)
     if sta is not None:
@@ -333,8 +334,12 @@ def _codes(col: pd.Series, order: list) -> np.ndarray:
     return pd.Index(order).get_indexer(pd.Index(uniques))[codes].astype(np.int64)
 
 
-def _align(obs_ix, obs_tv, itv_ix, itv_tv, sizes, step: float, origin: str) -> dict:
-    """Scatters observations (averaged per cell) and interventions (summed) onto the grid."""
+def _align(obs_ix, obs_tv, itv_ix, itv_tv, sizes, step: float, origin: str, where) -> dict:
+    """Scatters observations (averaged per cell) and interventions (summed) onto the grid.
+
+    ``where`` is ``(source, time column, row labels)`` of the observations, for the error on a
+    grid too large (cell numbers are checked as floats, before they become integers).
+    """
     (n, f, u), (os_, of), (ot, ov) = sizes, obs_ix, obs_tv
     (is_, iu), (it, ia) = itv_ix, itv_tv
     t0 = np.full(n, np.inf)
@@ -342,19 +347,15 @@ def _align(obs_ix, obs_tv, itv_ix, itv_tv, sizes, step: float, origin: str) -> d
     np.minimum.at(t0, is_, it)
     if origin == "absolute":
         t0[:] = np.floor(t0.min() / step) * step
-    cell = lambda s, t: np.floor((t - t0[s]) / step + _CELL_TOL).astype(np.int64)
+    cell = lambda s, t: np.floor((t - t0[s]) / step + _CELL_TOL)
     oc, ic = cell(os_, ot), cell(is_, it)
+    _check_grid_size(oc, n, max(f, u, 1), step, os_, ot, where)
+    oc = oc.astype(np.int64)
     lengths = np.zeros(n, np.int64)
     np.maximum.at(lengths, os_, oc + 1)
     inside = ic < lengths[is_]
-    is_, iu, ic, ia = is_[inside], iu[inside], ic[inside], ia[inside]
+    is_, iu, ic, ia = is_[inside], iu[inside], ic[inside].astype(np.int64), ia[inside]
     T = int(lengths.max())
-    if n * T * max(f, u, 1) > _MAX_CELLS:
-        raise CohortError(
-            f"the aligned grid would have {n} x {T} x {max(f, u)} cells; use a larger step "
-            f"(now {step:g}; the median gap between a subject's observations is "
-            f"{_median_gap(os_, ot):g}) or check the time unit"
-        )
     flat = (os_ * T + oc) * f + of
     counts = np.bincount(flat, minlength=n * T * f)
     sums = np.bincount(flat, weights=ov, minlength=n * T * f)
@@ -372,6 +373,22 @@ def _align(obs_ix, obs_tv, itv_ix, itv_tv, sizes, step: float, origin: str) -> d
         "obs_rows": int(len(flat)),
         "itv_rows": int(inside.sum()),
     }
+
+
+def _check_grid_size(cells: np.ndarray, n: int, width: int, step: float, subject, time, where):
+    """Raises if the grid (individuals x steps x streams) would exceed ``_MAX_CELLS`` cells."""
+    steps = float(cells.max()) + 1  # float: a span of 1e300 steps is no integer
+    if n * steps * width <= _MAX_CELLS:
+        return
+    source, column, labels = where
+    raise CohortError(
+        f"the aligned grid would have {n} x {steps:.3g} x {width} cells (the subject's span "
+        f"ends at this row); use a larger step (now {step:g}; the median gap between a "
+        f"subject's observations is {_median_gap(subject, time):g}) or check the time unit",
+        source=source,
+        rows=[labels[int(np.argmax(cells))]],
+        column=column,
+    )
 
 
 def _median_gap(subject: np.ndarray, time: np.ndarray) -> float:

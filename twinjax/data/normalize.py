@@ -62,12 +62,16 @@ def fit_normalizer(
 
 
 def _moments(values, mask, axes) -> NormStats:
+    """Mean and std over ``axes``; the std as ``s * sqrt(mean((x - mean)^2 / s^2))`` with ``s``
+    the largest deviation, so that values the reader accepts (up to float32's square root)
+    cannot overflow the sum of squares, as the variance itself would."""
     count = mask.sum(axis=axes)
     n = jnp.maximum(count, 1)
     mean = jnp.where(mask, values, 0).sum(axis=axes) / n
-    centred = values - jnp.expand_dims(mean, axes)
-    var = jnp.where(mask, centred**2, 0).sum(axis=axes) / n
-    std = jnp.sqrt(var)
+    centred = jnp.where(mask, values - jnp.expand_dims(mean, axes), 0)
+    scale = jnp.abs(centred).max(axis=axes)
+    scale = jnp.where(scale > 0, scale, 1)
+    std = scale * jnp.sqrt((jnp.square(centred / jnp.expand_dims(scale, axes))).sum(axis=axes) / n)
     return NormStats(mean, jnp.where((std < 1e-12) | (count == 0), 1.0, std).astype(mean.dtype))
 
 

@@ -79,7 +79,8 @@ def prepare(
     stats = norm.fit(cohort.values, cohort.mask & seg["train"][..., None])
     values = norm.normalize(stats, cohort.values, mask=cohort.mask)
     u_scale = _intervention_scale(cohort)
-    s_mean, s_std = cohort.static.mean(0), cohort.static.std(0)
+    static = cohort.static.astype(np.float64)  # float32 squares of covariates near 1e19 overflow
+    s_mean, s_std = static.mean(0), static.std(0)
     s_std = np.where(s_std > 1e-12, s_std, 1.0)
     series = Series(
         values=jnp.asarray(values, jnp.float32),

@@ -9,9 +9,11 @@ most often in the header line.
 """
 
 import bz2
+import csv
 import gzip
 import io
 import lzma
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -53,7 +55,7 @@ def read_table(
             df = pd.read_parquet(path)
         except Exception as e:  # pyarrow raises several types for a corrupt file
             raise CohortError(f"cannot read the {name} table as Parquet: {e}", source=source) from e
-        df.columns = [str(c).strip() for c in df.columns]
+        df.columns = _names(df.columns, source, header_row=None)
         return Table(name, source, df, np.arange(1, len(df) + 1), drop_bad_rows)
     text_suffix = suffixes[-1] if suffixes and suffixes[-1] in TEXT else None
     packed = (*_COMPRESSION, ".zip", ".zst")
@@ -68,9 +70,24 @@ def read_table(
     text = _decode(_bytes(path, suffixes[-1], source), source, encoding, notes)
     sep = sep or _sniff(text, source, notes)
     try:
-        df = pd.read_csv(
-            io.StringIO(text), sep=sep, dtype={c: str for c in id_cols}, skip_blank_lines=False
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            # index_col=False: a delimiter ending every data line is not an index column (by
+            # default pandas would take the first column as the index and shift the others)
+            df = pd.read_csv(
+                io.StringIO(text),
+                sep=sep,
+                dtype={c: str for c in id_cols},
+                skip_blank_lines=False,
+                index_col=False,
+            )
+    except pd.errors.ParserWarning as e:  # fields beyond the header's, which pandas would cut
+        raise CohortError(
+            "these lines have more fields than the header: quote values that hold the "
+            f"delimiter {sep!r}, or name every column in the header",
+            source=source,
+            rows=_long_lines(text, sep),
+        ) from e
     except pd.errors.EmptyDataError as e:
         raise CohortError(
             f"the {name} file is empty (not even a header line): expected columns such as "
@@ -79,11 +96,38 @@ def read_table(
         ) from e
     except (pd.errors.ParserError, ValueError) as e:
         raise CohortError(f"cannot read the {name} table: {e}", source=source) from e
-    df.columns = [str(c).strip() for c in df.columns]
+    df.columns = _names(df.columns, source, header_row=1)
     labels = np.arange(2, len(df) + 2)
     blank = df.isna().all(axis=1).to_numpy()
+    if blank.any():
+        notes.append(
+            f"{source}: skipped {int(blank.sum())} line(s) with every field empty (blank, or only "
+            f"delimiters or NA): line(s) {labels[blank][:10].tolist()}"
+        )
     df, labels = df[~blank].reset_index(drop=True), labels[~blank]
     return Table(name, source, df, labels, drop_bad_rows, header_row=1, notes=notes)
+
+
+def _names(columns, source: str, header_row: int | None) -> list[str]:
+    """Column names without surrounding spaces; two that become one name raise."""
+    names = [str(c).strip() for c in columns]
+    for k, n in enumerate(names):
+        if n in names[:k]:
+            raise CohortError(
+                "two columns have this name (once the spaces around names are removed): "
+                "rename or remove one",
+                source=source,
+                rows=None if header_row is None else [header_row],
+                column=n,
+            )
+    return names
+
+
+def _long_lines(text: str, sep: str) -> list[int] | None:
+    """Line numbers of the records with more fields than the header (None if none is found)."""
+    reader = csv.reader(io.StringIO(text), delimiter=sep)
+    width = len(next(reader, []))
+    return [reader.line_num for row in reader if len(row) > width] or None
 
 
 def _check_path(path: Path, source: str, name: str) -> None:

@@ -102,8 +102,10 @@ def data_summary(cohort: Cohort, *, target: int, val_fraction: float, test_fract
 
     Keys: ``subjects``, ``variables``, ``intervention_kinds``, ``static_covariates``,
     ``grid_steps``, ``step``, ``fraction_observed`` (observed cells over the cells inside the
-    subjects' spans, all variables), ``rows_read``, ``rows_merged`` (rows averaged into a cell
-    shared with another row), ``rows_dropped``, ``duplicate_rows_removed``,
+    subjects' spans, all variables), ``rows_read`` and ``rows_in_grid`` (per table: the data rows
+    read, and those in the cohort before subjects were excluded; see
+    :func:`twinjax.data.read_cohort`), ``rows_merged`` (rows averaged into a cell shared with
+    another row), ``rows_dropped``, ``duplicate_rows_removed``,
     ``interventions_after_last_observation``, ``subjects_excluded``,
     ``subjects_without_test_targets`` and ``subjects_without_validation_targets`` (no
     observation of ``target`` in that period),
@@ -157,6 +159,7 @@ def data_summary(cohort: Cohort, *, target: int, val_fraction: float, test_fract
         "origin": clock.get("origin", "subject"),
         "fraction_observed": fraction,
         "rows_read": meta.get("rows", {}),
+        "rows_in_grid": meta.get("rows_in_grid", {}),
         "rows_merged": int(meta.get("merged_observations", 0)),
         "rows_dropped": int(meta.get("dropped_rows", {}).get("count", 0)),
         "duplicate_rows_removed": int(meta.get("duplicate_rows_removed", 0)),

@@ -116,11 +116,15 @@ def _is_zoned(col: pd.Series) -> bool:
 
 
 def _seconds(col: pd.Series) -> np.ndarray:
-    """Seconds since 1970-01-01 (UTC for zoned times), NaN for NaT."""
+    """Seconds since 1970-01-01 (UTC for zoned times), NaN for NaT.
+
+    Through microseconds, whose int64 range spans years 1-9999 (nanoseconds overflow outside
+    1677-2262, and pandas 3 reads ISO text in coarser units that hold such dates).
+    """
     if _is_zoned(col):
         col = col.dt.tz_convert("UTC").dt.tz_localize(None)
-    stamps = col.to_numpy(dtype="datetime64[ns]")
-    out = stamps.view(np.int64).astype(np.float64) / 1e9
+    stamps = col.to_numpy(dtype="datetime64[us]")
+    out = stamps.view(np.int64).astype(np.float64) / 1e6
     out[np.isnat(stamps)] = np.nan
     return out
 

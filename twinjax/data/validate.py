@@ -82,9 +82,11 @@ def check_columns(table: Table, required: list[str], *, exclusive: bool, options
     if exclusive:
         for col in found:
             if col not in required:
+                unnamed = " (a column without a name: a delimiter at the end of the header?)"
                 raise CohortError(
-                    f"unknown column; this table must have exactly the columns {required}: "
-                    "remove it (or, if it is one of them under another name, pass its name via "
+                    f"unknown column{unnamed if col.startswith('Unnamed: ') else ''}; this table "
+                    f"must have exactly the columns {required}: remove it (or, if it is one of "
+                    "them under another name, pass its name via "
                     f"{sorted(v for v in options.values() if v)})",
                     source=table.source,
                     rows=_header(table),
