@@ -19,11 +19,12 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from experiments.report import images, save_figure, table, write_markdown
+from experiments.report import images, save_figure, table, write_csv, write_markdown
 from twinjax import pipeline
 from twinjax.config import Config
 from twinjax.eval.auto import fit_auto, load_auto, panel_from_cohort, save_auto, skill_table
 from twinjax.eval.panel import BASELINES, future_times
+from twinjax.runtime.manifest import DamagedModelError
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +123,8 @@ def run(root: Config, out_dir: Path) -> dict:
         save_auto(twin, out_dir / "model")
         frame = r["forecast"].frame()
         frame.insert(3, "variable", r["target"])
-        frame.drop(columns=["y", "observed"]).to_csv(out_dir / "forecasts.csv", index=False)
-        skill.to_csv(out_dir / "skill.csv")
+        write_csv(frame.drop(columns=["y", "observed"]), out_dir / "forecasts.csv", index=False)
+        write_csv(skill, out_dir / "skill.csv")
     metrics = {
         "family": "auto",
         "target": r["target"],
@@ -177,6 +178,8 @@ def forecast_run(root: Config, out_dir: Path) -> dict:
     forecast the next ``experiment.horizon`` visits of every subject of the data group."""
     try:
         twin = load_auto(Path(root.twin))
+    except DamagedModelError:
+        raise  # (a ValueError, but its own user error: it names the file and what to do)
     except ValueError as e:
         raise pipeline.ConfigError(str(e)) from e
     if root.data.target is not None and root.data.target != twin.variable:
@@ -195,7 +198,7 @@ def forecast_run(root: Config, out_dir: Path) -> dict:
     fc = twin.forecast(panel, times, extra=extra)
     frame = fc.frame().drop(columns=["y", "observed"])
     frame.insert(3, "variable", target)
-    frame.to_csv(out_dir / "forecasts.csv", index=False)
+    write_csv(frame, out_dir / "forecasts.csv", index=False)
     fig = plot(fc, panel, fc, exp.n_plot_subjects)
     name = save_figure(fig, out_dir, "forecasts.png")
     write_markdown(out_dir, [

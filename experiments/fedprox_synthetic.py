@@ -24,6 +24,7 @@ from experiments.report import save_figure, table, write_markdown
 from twinjax import federated as fl
 from twinjax.config import Config
 from twinjax.federated.loop import run_rounds
+from twinjax.runtime.files import atomic_write_text
 
 
 def _evaluator(train: fl.ClientData, test: fl.ClientData):
@@ -272,7 +273,7 @@ def write_report(
     if runs:
         save_figure(plot_figure1(c, runs), out_dir, "figure1.png", dpi=120)
         histories = {f"{f}/{n}": r for (f, n), r in runs.items()}
-        (out_dir / "histories.json").write_text(json.dumps(histories))
+        atomic_write_text(out_dir / "histories.json", json.dumps(histories))
         lines += _straggler_lines(c, rows, metrics)
     if byz:
         save_figure(plot_byzantine(c, byz), out_dir, "byzantine.png", dpi=120)

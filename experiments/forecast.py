@@ -16,12 +16,13 @@ import numpy as np
 
 from experiments import auto_twin
 from experiments.config import Forecast
-from experiments.report import images, save_figure, table, write_markdown
+from experiments.report import images, save_figure, table, write_csv, write_markdown
 from twinjax import bundle as tb
 from twinjax import pipeline
 from twinjax.config import Config
 from twinjax.data.times import to_datetimes
 from twinjax.runtime.fingerprint import differences
+from twinjax.runtime.manifest import DamagedModelError
 
 
 class TwinMismatch(pipeline.ConfigError):
@@ -57,6 +58,8 @@ def compute(root: Config) -> tuple[dict, object, object, object]:
         )
     try:
         bundle = tb.load(Path(root.twin))
+    except DamagedModelError:
+        raise  # (a ValueError, but its own user error: it names the file and what to do)
     except (FileNotFoundError, ValueError) as e:
         raise pipeline.ConfigError(str(e)) from e
     check_model(bundle, root)
@@ -113,7 +116,7 @@ def run(root: Config, out_dir: Path) -> dict:
         return auto_twin.forecast_run(root, out_dir)
     metrics, frame, cohort, bundle = compute(root)
     metrics["objective"] = None  # nothing is fitted or validated here: nothing to optimise
-    frame.to_csv(out_dir / "forecasts.csv", index=False)
+    write_csv(frame, out_dir / "forecasts.csv", index=False)
     exp: Forecast = root.experiment
     variable = root.data.target or bundle.variables[0]
     fig = plot_subjects(frame, cohort, bundle, variable, exp.n_plot_subjects)

@@ -33,7 +33,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from experiments.config import GlucoseTwins
-from experiments.report import images, save_figure, table, write_markdown
+from experiments.report import images, save_figure, table, write_csv, write_markdown
 from twinjax import federated as fl
 from twinjax import pipeline
 from twinjax.adapters import federated_twins as ft
@@ -193,7 +193,7 @@ def run(cfg: Config, out_dir: Path) -> dict:
                             calib_days=c.hybrid_calib_days)  # fmt: skip
         fc["(c) hybrid"] = forecast_hybrid(hybrid, twin, recs, paths, at)
     rec = recovery(twin)
-    rec.to_csv(out_dir / "parameter_recovery.csv", index=False)
+    write_csv(rec, out_dir / "parameter_recovery.csv", index=False)
     coverage = recovery_coverage(rec)
     loop = None
     if c.closed_loop_days > 0:

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from experiments.config import Hierarchical
-from experiments.report import images, table, write_markdown
+from experiments.report import images, table, write_csv, write_markdown
 from twinjax.bayes import (
     DiagnosticsWarning,
     HierarchicalSpec,
@@ -69,6 +69,7 @@ from twinjax.config import Config, DataConfig
 from twinjax.data.errors import CohortError
 from twinjax.eval.baselines import locf_intervals
 from twinjax.pipeline import ConfigError
+from twinjax.runtime.files import replacing
 
 
 def run(cfg: Config, out_dir: Path) -> dict:
@@ -333,10 +334,11 @@ def write_report(
 ) -> None:
     """The tables (CSV), posterior.nc, the fits figure and report.md (``more``: its last
     lines)."""
-    summary.to_csv(out_dir / "posterior_summary.csv", index=False)
-    subjects.to_csv(out_dir / "subjects.csv", index=False)
-    curves.to_csv(out_dir / "fitted_curves.csv", index=False)
-    idata.to_netcdf(str(out_dir / "posterior.nc"))
+    write_csv(summary, out_dir / "posterior_summary.csv", index=False)
+    write_csv(subjects, out_dir / "subjects.csv", index=False)
+    write_csv(curves, out_dir / "fitted_curves.csv", index=False)
+    with replacing(out_dir / "posterior.nc") as tmp:
+        idata.to_netcdf(str(tmp))
     grid, draws = band
     k = min(c.n_plot_subjects, draws.shape[1])
     plot_individual_fits(
@@ -492,7 +494,7 @@ def forecast_table(fc: Forecast, data, held: HeldOut | None) -> pd.DataFrame:
 
 def write_forecasts(out_dir: Path, c, m, spec, flat, data, fc: Forecast, held) -> list[str]:
     """forecasts.csv and forecasts.png; returns the report's lines about them."""
-    forecast_table(fc, data, held).to_csv(out_dir / "forecasts.csv", index=False)
+    write_csv(forecast_table(fc, data, held), out_dir / "forecasts.csv", index=False)
     k = min(c.n_plot_subjects, len(data.subject_ids))
     mask = np.asarray(data.mask, bool)[:k]
     t = np.where(mask, np.asarray(data.times)[:k], np.nan)

@@ -30,6 +30,7 @@ from experiments.config import PbcTwins
 from experiments.pbc_data import ARM, Visits, locf_predictions, static_column, twin_arrays, visits
 from experiments.pbc_models import gp_predictions, growth_predictions, twin_predictions
 from experiments.pbc_report import write_report
+from experiments.report import write_csv
 from twinjax.config import Config
 from twinjax.eval import carry_forward, coverage_curve, interval_summary
 from twinjax.pipeline import ConfigError
@@ -80,7 +81,7 @@ def run(cfg: Config, out_dir: Path) -> dict:
         "log_labs": list(c.log_labs),
         "targets_per_lab": dict(zip(v.cohort.variables, v.target.sum(0).tolist(), strict=True)),
     }
-    forecast_table(v, preds).to_csv(out_dir / "forecasts.csv", index=False)
+    write_csv(forecast_table(v, preds), out_dir / "forecasts.csv", index=False)
     write_report(out_dir, c, metrics, v, preds)
     return metrics
 

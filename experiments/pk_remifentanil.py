@@ -39,7 +39,7 @@ import pandas as pd
 
 from experiments.config import Hierarchical, PkRemifentanil
 from experiments.hierarchical import build_spec, fit, frames_data
-from experiments.report import images, table, write_markdown
+from experiments.report import images, table, write_csv, write_markdown
 from twinjax.bayes import (
     coverage,
     diagnose,
@@ -252,18 +252,18 @@ def run(cfg: Config, out_dir: Path) -> dict:
         rows.append(row)
         metrics |= {f"{f['model']}_{k}": v for k, v in row.items() if k != "model"}
         metrics[f"{f['model']}_diagnostic_problems"] = diag
-        s.to_csv(out_dir / f"posterior_{f['model']}.csv", index=False)
+        write_csv(s, out_dir / f"posterior_{f['model']}.csv", index=False)
     best = max(rows, key=lambda r: r["elpd_loo"])["model"]
     metrics["loo_best"] = best
     metrics["objective"] = -max(r["elpd_loo"] for r in rows)  # minus the best model's elpd_loo
     if compare is not None:
-        compare.to_csv(out_dir / "loo_compare.csv")
+        write_csv(compare, out_dir / "loo_compare.csv")
     minto = {f["model"]: minto_rows(f, c) for f in fits}
     for m, mrows in minto.items():
-        pd.DataFrame(mrows).to_csv(out_dir / f"minto_{m}.csv", index=False)
+        write_csv(pd.DataFrame(mrows), out_dir / f"minto_{m}.csv", index=False)
         for r in mrows:
             metrics[f"{m}_{r['parameter']}_typical"] = r["ours_typical"]
-    pd.DataFrame(rows).to_csv(out_dir / "models.csv", index=False)
+    write_csv(pd.DataFrame(rows), out_dir / "models.csv", index=False)
     best_fit = next(f for f in fits if f["model"] == best)
     _plot(out_dir, best_fit, c)
     metrics["wall_seconds"] = time.perf_counter() - wall

@@ -1,8 +1,10 @@
 """Report writing shared by the experiment drivers: figures saved and linked, markdown tables,
-``mean [90% band]`` metrics and cells, ``report.md``.
+``mean [90% band]`` metrics and cells, ``report.md``, CSV tables.
 
 A driver computes first (plain numbers and arrays, no files) and then writes its run directory
-with these helpers. Figures are drawn off-screen (Agg backend), straight into files.
+with these helpers. Figures are drawn off-screen (Agg backend), straight into files. Every file
+is written whole or not at all (:mod:`twinjax.runtime.files`): a refused write ends the run with
+one ``RunWriteError`` line and leaves the earlier files as they were.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import matplotlib
 import numpy as np
 
 from twinjax.abm.population import band
+from twinjax.runtime.files import atomic_write_text, replacing
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -24,8 +27,11 @@ BAND = ("mean", "q05", "q95")  # suffixes of a metric's mean and 90% band across
 def save_figure(fig, out_dir: Path, name: str, *, dpi: int = 110) -> str:
     """Lays ``fig`` out, writes it to ``out_dir / name`` and closes it; returns ``name``."""
     fig.tight_layout()
-    fig.savefig(out_dir / name, dpi=dpi)
-    plt.close(fig)
+    try:
+        with replacing(out_dir / name) as tmp:
+            fig.savefig(tmp, dpi=dpi)
+    finally:
+        plt.close(fig)
     return name
 
 
@@ -72,7 +78,14 @@ def write_scenario_report(
 
 def write_markdown(out_dir: Path, lines: Iterable[str]) -> None:
     """Writes ``out_dir / "report.md"``: the lines, newline-terminated."""
-    (out_dir / "report.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(out_dir / "report.md", "\n".join(lines) + "\n")
+
+
+def write_csv(frame, path: Path, **kwargs) -> Path:
+    """``frame.to_csv(path, **kwargs)`` (a DataFrame or Series), written whole or not at all."""
+    with replacing(path) as tmp:
+        frame.to_csv(tmp, **kwargs)
+    return path
 
 
 def banded(key: str, x) -> dict[str, float]:

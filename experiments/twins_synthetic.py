@@ -11,7 +11,7 @@ import jax
 import pandas as pd
 
 from experiments.config import TwinsSynthetic
-from experiments.report import images, table, write_markdown
+from experiments.report import images, table, write_csv, write_markdown
 from twinjax import pipeline
 from twinjax.config import Config
 from twinjax.eval import plots
@@ -161,7 +161,7 @@ def write_report(out_dir: Path, cfg: Config, metrics: dict, fit, cohort, per_ind
         {f"{name}_{k}": v for name, m in per_individual.items() for k, v in m.items()}
     )
     frame.insert(0, "subject_id", list(cohort.subject_ids))
-    frame.to_csv(out_dir / "per_individual.csv", index=False)
+    write_csv(frame, out_dir / "per_individual.csv", index=False)
     if metrics["population"] is None:  # nothing tested: no forecast figures, the loss only
         figures = ["population_loss.png"] if len(fit.population_losses) else []
         for name in figures:

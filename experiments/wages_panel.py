@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from experiments.config import WagesPanel
-from experiments.report import images, save_figure, table, write_markdown
+from experiments.report import images, save_figure, table, write_csv, write_markdown
 from twinjax import pipeline
 from twinjax.bayes import (
     DiagnosticsWarning,
@@ -491,7 +491,9 @@ def forecast_table(p: Panel, fc: dict, target) -> pd.DataFrame:
 
 def write_report(out_dir: Path, c, metrics, p, fc, draws, levels) -> None:
     per = metrics["methods"]
-    forecast_table(p, fc, p.lwage[:, len(YEARS) - 1]).to_csv(out_dir / "forecasts.csv", index=False)
+    write_csv(
+        forecast_table(p, fc, p.lwage[:, len(YEARS) - 1]), out_dir / "forecasts.csv", index=False
+    )
     figs = [_trajectories_figure(out_dir, c, p, fc, draws, levels),
             _calibration_figure(out_dir, metrics)]  # fmt: skip
     main = [[LABELS[m], f"{per[m]['rmse']:.4f}", f"{per[m]['mae']:.4f}",

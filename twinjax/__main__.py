@@ -20,17 +20,25 @@ from twinjax.config import EXPERIMENTS, register_configs
 from twinjax.data import CohortError
 from twinjax.pipeline import ConfigError
 from twinjax.runtime import RunDirectoryError, interrupt
+from twinjax.runtime.checkpoints import QuietWriteFailures, last_checkpoint
+from twinjax.runtime.files import RunWriteError, atomic_write_text
 from twinjax.runtime.lock import run_lock
+from twinjax.runtime.manifest import DamagedModelError
 from twinjax.runtime.scalars import ScalarWriter
 from twinjax.train.devices import use_cpu_devices
 
 log = logging.getLogger("twinjax")
 logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it writes at INFO
+# (and a refused write as tracebacks from its threads: the run ends with one RunWriteError line)
+logging.getLogger("absl").addFilter(QuietWriteFailures())
 register_configs()
 
 # Errors about the user's data or settings: their message says what to change, so the app prints
 # it alone (exit status 1) instead of a traceback; HYDRA_FULL_ERROR=1 still shows everything.
-USER_ERRORS = (CohortError, ConfigError, RunDirectoryError, MissingMandatoryValue)
+USER_ERRORS = (
+    CohortError, ConfigError, RunDirectoryError, RunWriteError, DamagedModelError,
+    MissingMandatoryValue,
+)  # fmt: skip
 
 
 # The metrics.json key every experiment returns for sweeps: a VALIDATION metric to minimize (never
@@ -46,17 +54,27 @@ def run_experiment(cfg: DictConfig, out_dir: Path) -> dict:
     to the writer opened here), with the run's settings and objective for the HParams dashboard.
     The run holds ``out_dir/run.lock`` throughout (:func:`twinjax.runtime.lock.run_lock`): a
     second run in the same directory is refused before it writes anything of its own.
+
+    Raises:
+      RunWriteError: a file could not be written (naming it, the reason and the run's last
+        complete checkpoint); every file is written whole or not at all, so the earlier ones
+        are intact.
     """
     config = OmegaConf.to_object(cfg)
     name = config.experiment.name
     module = importlib.import_module(f"{EXPERIMENTS}.{name}")
-    with run_lock(out_dir):
-        with ScalarWriter(out_dir / "tensorboard") as writer, writer.as_default():
-            metrics = module.run(config, out_dir)
-            objective = check_objective(metrics, name)
-            result = {} if objective is None else {OBJECTIVE: objective}
-            writer.hparams(OmegaConf.to_container(cfg, resolve=True), result)
-        (out_dir / "metrics.json").write_text(metrics_json(metrics))
+    try:
+        with run_lock(out_dir):
+            with ScalarWriter(out_dir / "tensorboard") as writer, writer.as_default():
+                metrics = module.run(config, out_dir)
+                objective = check_objective(metrics, name)
+                result = {} if objective is None else {OBJECTIVE: objective}
+                writer.hparams(OmegaConf.to_container(cfg, resolve=True), result)
+            atomic_write_text(out_dir / "metrics.json", metrics_json(metrics))
+    except RunWriteError as e:
+        if e.checkpoint is not None:
+            raise
+        raise e.with_checkpoint(last_checkpoint(out_dir)) from e
     return metrics
 
 

@@ -8,6 +8,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from twinjax.runtime.files import replacing  # noqa: E402
+
 
 def _panels(n: int):
     """A grid of up to 4 columns with one panel per individual (the rest switched off)."""
@@ -24,7 +26,8 @@ def _finish(fig, axes, path: Path, title: str, legend_size: int) -> None:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with replacing(path) as tmp:  # whole or not at all
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 
@@ -109,7 +112,8 @@ def plot_pit_histogram(path: Path, pit, *, bins: int = 10, title: str = "PIT his
     ax.set_ylabel("density")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with replacing(path) as tmp:  # whole or not at all
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 
@@ -129,5 +133,6 @@ def plot_coverage(path: Path, levels, observed, *, title: str = "interval covera
     ax.set_ylabel("empirical coverage")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with replacing(path) as tmp:  # whole or not at all
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)

@@ -4,6 +4,10 @@
 static covariates and their category levels), subject ids, each subject's time origin and the
 grid step, the scalers, the calibration factors, the personalization options, the run's
 fingerprint and config, and the twinjax version that wrote it.
+
+It is written whole or not at all (into a new directory beside it, which then takes its place)
+and ends with ``manifest.json`` (size and SHA-256 of every file): :func:`load` refuses a damaged
+or partly written model naming the file (:class:`~twinjax.runtime.manifest.DamagedModelError`).
 """
 
 import json
@@ -17,6 +21,15 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from twinjax.data import NormStats, Scalers
+from twinjax.runtime.checkpoints import write_failure
+from twinjax.runtime.files import RunWriteError, atomic_write_text, replacing_dir
+from twinjax.runtime.manifest import (
+    check_replaceable,
+    damaged,
+    read_json,
+    verify_manifest,
+    write_manifest,
+)
 from twinjax.train import PersonalizeOptions
 from twinjax.twins import TwinParams, TwinSpec, init_params
 
@@ -86,17 +99,41 @@ def _flat(tree) -> dict:
 
 
 def save_bundle(bundle: TwinBundle, directory: Path) -> None:
-    """Writes ``directory/params`` (orbax) and ``directory/meta.json``.
+    """Writes ``directory/params`` (orbax), ``directory/meta.json`` and, last,
+    ``directory/manifest.json``, into a new directory that then replaces ``directory``.
 
     Empty arrays (a cohort without static covariates has ``[0]``-shaped scalers) are recorded
     by shape in the metadata, not in the checkpoint (orbax cannot save zero-size arrays).
+
+    Raises:
+      RunWriteError: the storage refused a write; ``directory`` is left as it was.
+      FileExistsError: ``directory`` holds other files than a saved model.
     """
     directory = Path(directory).absolute()
+    check_replaceable(directory, {"params", META_FILE})
     flat = _flat(_arrays(bundle))
     stored = {k: v for k, v in flat.items() if v.size}
-    with ocp.StandardCheckpointer() as ckptr:
-        ckptr.save(directory / "params", stored, force=True)
-    meta = {
+    with replacing_dir(directory) as new:
+        _save_params(new / "params", stored)
+        atomic_write_text(new / META_FILE, json.dumps(_meta(bundle, flat), indent=1, default=str))
+        write_manifest(new)
+
+
+def _save_params(path: Path, stored: dict) -> None:
+    # (a refused directory is reported at once, not after orbax's threads time out waiting)
+    sync = ocp.AsyncOptions(create_directories_asynchronously=False)
+    try:
+        with ocp.StandardCheckpointer(async_options=sync) as ckptr:
+            ckptr.save(path, stored)
+    except (OSError, ValueError) as e:
+        failure = write_failure(e)
+        if failure is None:
+            raise
+        raise RunWriteError(failure[1] or path, failure[0]) from e
+
+
+def _meta(bundle: TwinBundle, flat: dict) -> dict:
+    return {
         "format": FORMAT,
         "version": bundle.version,
         "spec": asdict(bundle.spec),
@@ -116,7 +153,6 @@ def save_bundle(bundle: TwinBundle, directory: Path) -> None:
         "static_levels": bundle.static_levels or {},
         "time": bundle.time or {},
     }
-    (directory / META_FILE).write_text(json.dumps(meta, indent=1, default=str))
 
 
 def _jsonable(x: Any):
@@ -140,9 +176,12 @@ def load(path: Path) -> TwinBundle:
 
     Raises:
       FileNotFoundError: nothing saved there. ValueError: written in another format.
+      DamagedModelError: a file is missing, truncated or changed since it was saved (naming it;
+        a model saved without a manifest, by an older twinjax, loads with a warning).
     """
     directory = model_dir(path).absolute()
-    meta = json.loads((directory / META_FILE).read_text())
+    verify_manifest(directory)
+    meta = read_json(directory / META_FILE)
     if meta.get("format") != FORMAT:
         raise ValueError(
             f"{directory} was written in model format {meta.get('format')} by twinjax "
@@ -152,8 +191,12 @@ def load(path: Path) -> TwinBundle:
     spec = TwinSpec(**meta["spec"])
     shapes = {k: (tuple(s), np.dtype(d)) for k, (s, d) in meta["arrays"].items()}
     target = {k: jax.ShapeDtypeStruct(s, d) for k, (s, d) in shapes.items() if np.prod(s) > 0}
-    with ocp.StandardCheckpointer() as ckptr:
-        stored = ckptr.restore(directory / "params", target)
+    try:
+        with ocp.StandardCheckpointer() as ckptr:
+            stored = ckptr.restore(directory / "params", target)
+    except (OSError, ValueError) as e:  # (past the manifest: a model saved without one)
+        raise damaged(directory / "params", f"does not read back ({type(e).__name__}: "
+                      f"{str(e).splitlines()[0][:300]})") from e  # fmt: skip
     flat = {k: stored[k] if k in stored else np.zeros(s, d) for k, (s, d) in shapes.items()}
     like = init_params(jax.random.key(0), spec)
     tree = lambda prefix: jax.tree.unflatten(

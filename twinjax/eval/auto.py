@@ -27,6 +27,13 @@ from twinjax.eval.conformal import (
 )
 from twinjax.eval.panel import BASELINES, Forecaster, Panel, forecasters, future_times, holdout
 from twinjax.eval.score import Forecast, score
+from twinjax.runtime.files import atomic_write_text, replacing_dir
+from twinjax.runtime.manifest import (
+    check_replaceable,
+    read_json,
+    verify_manifest,
+    write_manifest,
+)
 
 FORMAT = 1
 
@@ -138,31 +145,41 @@ def panel_from_cohort(cohort: Cohort, variable: str) -> Panel:
 
 
 def save_auto(twin: AutoTwin, directory: Path) -> None:
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    """Writes ``directory/auto.json`` and, last, ``directory/manifest.json`` into a new
+    directory that then replaces ``directory`` (whole or not at all).
+
+    Raises:
+        RunWriteError: the storage refused a write; ``directory`` is left as it was.
+        FileExistsError: ``directory`` holds other files than a saved model.
+    """
+    check_replaceable(Path(directory), {"auto.json"})
     record = {
         "format": FORMAT, "family": "auto", "members": list(twin.members),
         "levels": list(QLEVELS), "quantiles": np.asarray(twin.quantiles).tolist(),
         "horizon": twin.horizon, "period": twin.period, "variable": twin.variable,
         "choice": twin.choice, "families": list(twin.families),
     }  # fmt: skip
-    tmp = directory / "auto.json.tmp"
-    tmp.write_text(json.dumps(record, indent=1))
-    tmp.replace(directory / "auto.json")  # never a half-written file
+    with replacing_dir(Path(directory)) as new:
+        atomic_write_text(new / "auto.json", json.dumps(record, indent=1))
+        write_manifest(new)
 
 
 def load_auto(directory: Path) -> AutoTwin:
     """The :class:`AutoTwin` in ``directory`` (a run directory or its ``model/``).
 
     Raises:
-        ValueError: not an auto twin, or a damaged file (naming it).
+        ValueError: not an auto twin (naming the file).
+        DamagedModelError: a damaged or partly written file, or unreadable JSON (naming it; a
+            twin saved without a manifest, by an older twinjax, loads with a warning).
     """
     directory = Path(directory)
     path = directory / "auto.json"
     if not path.exists():
         path = directory / "model" / "auto.json"
+    if path.parent.is_dir():
+        verify_manifest(path.parent)
+    record = read_json(path)
     try:
-        record = json.loads(path.read_text())
         if record.get("format") != FORMAT or record.get("family") != "auto":
             raise ValueError(f"format {record.get('format')}, family {record.get('family')}")
         if list(record["levels"]) != list(QLEVELS):
@@ -176,5 +193,5 @@ def load_auto(directory: Path) -> AutoTwin:
             choice=record["choice"],
             families=tuple(record["families"]),
         )
-    except (OSError, KeyError, TypeError, json.JSONDecodeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{path}: not a readable auto twin ({type(e).__name__}: {e})") from e

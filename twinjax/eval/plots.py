@@ -11,6 +11,7 @@ import numpy as np  # noqa: E402
 
 from twinjax.data import Cohort, Series, denormalize  # noqa: E402
 from twinjax.eval.metrics import _Z  # noqa: E402
+from twinjax.runtime.files import replacing  # noqa: E402
 from twinjax.twins import forecast  # noqa: E402
 
 
@@ -48,7 +49,8 @@ def plot_forecasts(path: Path, individuals, series: dict, title: str) -> None:
     axes[-1, 0].set_xlabel("grid step (test period right of the dotted line)")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with replacing(path) as tmp:  # whole or not at all
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 
@@ -69,7 +71,8 @@ def plot_error_distribution(path: Path, pop: np.ndarray, personal: np.ndarray, m
     b.set_xlabel(f"population {metric}")
     b.set_ylabel(f"personalized {metric}")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with replacing(path) as tmp:  # whole or not at all
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 
@@ -80,7 +83,8 @@ def plot_losses(path: Path, losses: np.ndarray, title: str) -> None:
     ax.set_ylabel("training NLL")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with replacing(path) as tmp:  # whole or not at all
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 
@@ -137,7 +141,8 @@ def plot_counterfactual(
     ax.set_title("counterfactual rollouts of one personal twin (sampled trajectories)")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with replacing(path) as tmp:  # whole or not at all
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 

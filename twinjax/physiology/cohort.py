@@ -39,6 +39,7 @@ from twinjax.physiology.pump import Pump
 from twinjax.physiology.scenario import random_scenario
 from twinjax.physiology.sensor import Sensor
 from twinjax.physiology.uva_padova import SUBSTEPS
+from twinjax.runtime.files import replacing
 
 GROUPS = ("adolescent", "adult", "child")
 KINDS = ("carbs", "bolus", "basal")
@@ -121,5 +122,6 @@ def write_cohort(cohort: Cohort, out_dir: str | Path) -> dict[str, Path]:
     paths = {name: out / f"{name}.parquet" for name in
              ("observations", "interventions", "static", "glucose_truth", "parameters")}  # fmt: skip
     for name, table in zip(paths, (obs, itv, static, truth, params), strict=True):
-        table.to_parquet(paths[name], index=False)
+        with replacing(paths[name]) as tmp:  # whole or not at all
+            table.to_parquet(tmp, index=False)
     return paths

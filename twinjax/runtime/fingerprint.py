@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from twinjax.runtime.files import atomic_write_text
+
 FINGERPRINT_FILE = "fingerprint.json"
 
 
@@ -85,5 +87,5 @@ def claim_run_dir(directory: Path, fingerprint: Mapping, *, resume: bool = True)
     if held:
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(fingerprint, indent=1, sort_keys=True))
+    atomic_write_text(path, json.dumps(fingerprint, indent=1, sort_keys=True))
     return False

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from twinjax.runtime.files import write_errors
 from twinjax.runtime.fingerprint import RunDirectoryError
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,8 @@ def _acquire(path: Path) -> int:
     """An open descriptor of ``path`` holding its exclusive flock (the file as it is on disk
     now: one removed by its previous holder between our open and our lock is opened again)."""
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        with write_errors(path):  # a read-only or full run directory: one RunWriteError line
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
@@ -86,8 +88,9 @@ def run_lock(directory: str | Path) -> Iterator[Path]:
             log.warning("took over the lock of a run that ended without releasing it: %s",
                         _describe(stale))  # fmt: skip
         me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(me).encode(), 0)
+        with write_errors(path):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(me).encode(), 0)
         yield path
     finally:
         with contextlib.suppress(OSError):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from twinjax.runtime import interrupt
+from twinjax.runtime.checkpoints import CheckedManager, restore_newest
+from twinjax.runtime.files import replacing
 from twinjax.runtime.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
@@ -36,30 +37,35 @@ def _all_finite(tree) -> bool:
 
 
 def checkpoint_manager(directory: Path, *, keep: int) -> ocp.CheckpointManager:
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
-    return ocp.CheckpointManager(Path(directory).absolute(), options=options)
+    """A manager whose refused writes raise ``RunWriteError`` (see :class:`CheckedManager`).
+
+    Step directories are created in the calling thread: created in orbax's background thread,
+    a refused one left its other threads waiting minutes for it before the error surfaced."""
+    synchronous_mkdir = ocp.AsyncOptions(create_directories_asynchronously=False)
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep, create=True, async_options=synchronous_mkdir
+    )
+    return CheckedManager(Path(directory).absolute(), options=options)
 
 
 def restore_latest(manager: ocp.CheckpointManager, state):
-    """The latest saved state (restored into the structure of ``state``), or ``state`` if none."""
-    step = manager.latest_step()
-    if step is None:
-        return state
+    """The newest saved state that reads back (restored into the structure of ``state``), or
+    ``state`` if none; a damaged newer checkpoint is set aside with a warning
+    (:func:`~twinjax.runtime.checkpoints.restore_newest`)."""
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-    return manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    args = ocp.args.StandardRestore(abstract)
+    out = restore_newest(manager, lambda step: manager.restore(step, args=args))
+    return state if out is None else out
 
 
 def _restore_with_records(manager: ocp.CheckpointManager, state) -> tuple[Any, list | None]:
     """Like :func:`restore_latest` for checkpoints saved with a JSON record list."""
-    step = manager.latest_step()
-    if step is None:
-        return state, None
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
     args = ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract), records=ocp.args.JsonRestore()
     )
-    out = manager.restore(step, args=args)
-    return out["state"], list(out["records"])
+    out = restore_newest(manager, lambda step: manager.restore(step, args=args))
+    return (state, None) if out is None else (out["state"], list(out["records"]))
 
 
 def _step_attribute(state) -> Any:
@@ -175,9 +181,8 @@ def _save_history(checkpoint_dir: Path, step: int, history: list, manager) -> No
     returns, plots and reports the whole curve); files of checkpoints no longer kept go."""
     path = _history_path(checkpoint_dir, step)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, np.asarray(history, np.float32))
-    os.replace(tmp, path)
+    with replacing(path) as tmp:  # whole or not at all; a refused write: RunWriteError
+        np.save(tmp, np.asarray(history, np.float32))
     kept = set(manager.all_steps()) | {step}
     for old in path.parent.glob("*.npy"):
         if old.stem.isdigit() and int(old.stem) < min(kept):

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from twinjax.runtime.files import RunWriteError, replacing, write_errors
+
 _CURRENT: contextvars.ContextVar["ScalarWriter | None"] = contextvars.ContextVar(
     "twinjax_scalar_writer", default=None
 )
@@ -58,7 +60,8 @@ class ScalarWriter:
         """One value (a number or a size-1 array) of the curve ``tag`` at ``step``."""
         value, now = float(np.asarray(value)), time.time()
         self._tb.add_scalar(tag, value, int(step), walltime=now)
-        self._csv.writerow([tag, int(step), repr(value), f"{now:.3f}"])
+        with write_errors(self._file.name):
+            self._csv.writerow([tag, int(step), repr(value), f"{now:.3f}"])
 
     def scalars(self, values: Mapping[str, Any], step: int, *, prefix: str = "") -> None:
         """Several curves at one step (``prefix/name`` for each ``name``)."""
@@ -87,7 +90,7 @@ class ScalarWriter:
         for summary in hparams(flat, metrics):
             self._tb.file_writer.add_summary(summary)
         self.scalars(metrics, 0)
-        with (self.logdir / "hparams.csv").open("w", newline="") as f:
+        with replacing(self.logdir / "hparams.csv") as tmp, tmp.open("w", newline="") as f:
             rows = [("hparam", k, v) for k, v in flat.items()]
             csv.writer(f).writerows([("kind", "name", "value"), *rows,
                                      *[("metric", k, v) for k, v in metrics.items()]])  # fmt: skip
@@ -113,8 +116,12 @@ class ScalarWriter:
     def __enter__(self) -> "ScalarWriter":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, kind, *exc) -> None:
+        try:
+            self.close()
+        except (OSError, RunWriteError):
+            if kind is None:  # else the error that ends the run is the one to report
+                raise
 
 
 def current() -> ScalarWriter | None:

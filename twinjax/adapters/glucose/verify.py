@@ -15,7 +15,6 @@ core, so each patient-day costs twice that plus the advisor's calls.
 import hashlib
 import logging
 import multiprocessing
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -29,6 +28,7 @@ from twinjax.adapters.glucose.advisor import Advisor
 from twinjax.adapters.glucose.twin import MechanisticTwin
 from twinjax.physiology import outcomes, patient_names, random_scenario
 from twinjax.physiology.params import age_group
+from twinjax.runtime.files import replacing
 from twinjax.runtime.progress import progress
 
 log = logging.getLogger(__name__)
@@ -71,10 +71,8 @@ def _patient(job: dict) -> str:
         "compile_seconds": compile_seconds,
     }
     arrays |= {f"advice_{f}": np.array([getattr(a, f) for _, a in advice]) for f in fields}
-    path = Path(job["path"])
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, meals=job["meals"], fingerprint=job["fingerprint"], **arrays)
-    os.replace(tmp, path)
+    with replacing(Path(job["path"])) as tmp:  # whole or not at all
+        np.savez(tmp, meals=job["meals"], fingerprint=job["fingerprint"], **arrays)
     return job["name"]
 
 
@@ -191,7 +189,8 @@ def run_closed_loop(
     names = [names] if isinstance(names, str) else list(names)
     rows = [r for name in names for r in patient_outcomes(traces / f"{name}.npz")]
     table_out = pd.DataFrame(rows)
-    table_out.to_csv(Path(out_dir) / "outcomes.csv", index=False)
+    with replacing(Path(out_dir) / "outcomes.csv") as tmp:
+        table_out.to_csv(tmp, index=False)
     return table_out
 
 
