@@ -41,10 +41,11 @@ from twinjax.train import PersonalizeOptions, PopulationOptions, fit_personal, f
 from twinjax.train.devices import (
     device_memory_budget,
     individuals_mesh,
+    rows_that_fit,
     step_bytes,
     training_devices,
 )
-from twinjax.twins import TwinParams, TwinSpec, cohort_predictions
+from twinjax.twins import TwinParams, TwinSpec, cohort_predictions, segment_rollouts
 
 log = logging.getLogger(__name__)
 
@@ -487,6 +488,9 @@ def calibrate_scales(
     if horizon > 1:
         if key is None:
             raise ValueError("calibrate_scales(horizon > 1) samples rollouts: pass key=")
+        fit = rollout_rows(spec, arrays, personal, history=history, horizon=horizon,
+                           n_samples=n_samples, key=key)  # fmt: skip
+        rows = fit if not rows else min(rows, fit) if fit else rows
         roll = dict(history=history, horizon=horizon, n_samples=n_samples, key=key, rows=rows)
         more = [horizon_sq_z(p, spec, arrays, arrays.val, shared=s, **roll) for p, s in
                 ((pop, True), (personal, False))]  # fmt: skip
@@ -503,6 +507,36 @@ def calibrate_scales(
         "population_h": pop_h,
         "personal_h": s_per,
     }
+
+
+def rollout_rows(
+    spec, arrays, personal, *, history: int, horizon: int, n_samples: int, key, fraction=0.25
+) -> int:
+    """Individuals per call of the validation rollouts (0: all) that fit ``fraction`` of the
+    first device's free memory, from the memory analysis of the rollouts compiled for 64 of them
+    (``n_samples`` paths from every validation origin: ~32x a one-step forecast's memory, so
+    not the rows of :func:`forecast_rows`; at 4,096 individuals those ran the app to 20 GB)."""
+    segment = np.asarray(arrays.val)
+    size = max(int(segment.sum(1).max()), 1)
+
+    def compile_for(rows):
+        like = lambda x: jax.ShapeDtypeStruct((rows, *np.shape(x)[1:]), x.dtype)
+        ids = jax.ShapeDtypeStruct((rows,), np.int32)
+        return segment_rollouts.lower(
+            jax.tree.map(like, personal),
+            spec,
+            jax.tree.map(like, arrays.series),
+            ids,
+            ids,
+            key,
+            history=history,
+            horizon=horizon,
+            size=size,
+            n_samples=n_samples,
+            shared=False,
+        ).compile()
+
+    return rows_that_fit(compile_for, arrays.n_individuals, fraction=fraction)
 
 
 def _pooled_factors(z2: np.ndarray, n: np.ndarray) -> np.ndarray:

@@ -1,8 +1,10 @@
 """A run directory knows what it holds: a rerun resumes only the run that wrote it."""
 
+import logging
 from types import SimpleNamespace
 
 import jax
+import numpy as np
 import pytest
 
 from twinjax import pipeline
@@ -49,12 +51,15 @@ def test_changed_data_is_refused_and_resume_false_starts_over(done):
     assert len(fresh.population_losses) == cfg.train.steps  # trained from step 0, not resumed
 
 
-def test_unchanged_rerun_resumes_without_training(tmp_path, tiny_cfg):
+def test_unchanged_rerun_resumes_without_training(tmp_path, tiny_cfg, caplog):
     cohort = synthetic_cohort(jax.random.key(0), n_individuals=3, n_steps=40)
     cfg = tiny_cfg()
     first = pipeline.fit_twins(jax.random.key(1), cohort, cfg, tmp_path)
-    again = pipeline.fit_twins(jax.random.key(1), cohort, cfg, tmp_path)
-    assert len(again.population_losses) == 0  # every step was restored
+    with caplog.at_level(logging.INFO, logger="twinjax.runtime.loop"):
+        again = pipeline.fit_twins(jax.random.key(1), cohort, cfg, tmp_path)
+    # every step was restored, none run again; the loss curve comes from the saved history
+    assert f"population: resumed from step {cfg.train.steps}" in caplog.text
+    np.testing.assert_array_equal(again.population_losses, first.population_losses)
     jax.tree.map(
         lambda a, b: (a == b).all() or pytest.fail("differs"), first.personal, again.personal
     )

@@ -87,6 +87,8 @@ def device_memory_budget(device: jax.Device, *, fraction: float) -> int:
 def step_bytes(compiled) -> int | None:
     """Peak bytes of one device's part of a compiled step (arguments, outputs and temporaries;
     aliased outputs counted once), or None where the backend gives no memory analysis."""
+    if compiled is None:
+        return None
     try:
         m = compiled.memory_analysis()
     except (NotImplementedError, RuntimeError):
@@ -118,3 +120,31 @@ def fit_chunk(n_per_device: int, used: int, budget: int, d: int) -> int:
     """
     per_individual = used / max(n_per_device, 1)
     return max(1, int(budget // max(per_individual, 1))) * d
+
+
+def rows_that_fit(
+    compile_for, n: int, *, fraction: float, device: jax.Device | None = None, probe: int = 64
+) -> int:
+    """Individuals per call (0: all ``n`` at once) so that one call of a program that is linear in
+    its individuals fits ``fraction`` of ``device``'s free memory (default: the first device).
+
+    ``compile_for(rows)`` returns the program compiled for ``rows`` individuals; its memory
+    analysis at ``probe`` of them, scaled, sizes the calls. An evaluation over a whole cohort is
+    not part of a training step's memory analysis, so it is sized here on its own: the personal
+    twins' validation NLL at 4,096 individuals x 217 validation steps needs 4.4 MB each, 18 GB at
+    once, which the app ran unchunked (21 GB peak on a 23 GB machine).
+
+    >>> rows_that_fit(lambda rows: None, 10, fraction=0.5)  # no memory analysis: all at once
+    0
+    """
+    if n <= probe:
+        return 0
+    used = step_bytes(compile_for(probe)) if probe else None
+    if used is None:
+        return 0
+    device = jax.devices()[0] if device is None else device
+    rows = int(device_memory_budget(device, fraction=fraction) // max(used / probe, 1))
+    if rows >= n:
+        return 0
+    log.info("%d individuals at a time (%.1f MB each)", max(rows, 1), used / probe / 1e6)
+    return max(rows, 1)

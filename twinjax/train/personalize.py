@@ -32,6 +32,7 @@ from twinjax.train.devices import (
     fit_chunk,
     individuals_mesh,
     layout,
+    rows_that_fit,
     step_bytes,
     training_devices,
 )
@@ -96,6 +97,35 @@ def _val_nll(params, arrays: CohortArrays, spec, history, size):
     return jax.vmap(lambda p, d, s, e: fn(p, series=d, start=s, end=e))(
         params, arrays.series, start, end
     )
+
+
+def _val_nll_blocks(params, arrays: CohortArrays, spec, history, size, rows: int):
+    """:func:`_val_nll` over blocks of ``rows`` individuals (0: all at once); the last block is
+    the last ``rows`` individuals, so every call has one compiled shape."""
+    n = arrays.n_individuals
+    if not rows or rows >= n:
+        return _val_nll(params, arrays, spec, history, size)
+    out, done = [], 0
+    while done < n:
+        lo = min(done, n - rows)
+        part = slice(lo, lo + rows)
+        val = _val_nll(jax.tree.map(lambda x, p=part: x[p], params), arrays.take(part), spec,
+                       history, size)  # fmt: skip
+        out.append(val[done - lo :])
+        done = lo + rows
+    return jnp.concatenate(out)
+
+
+def _val_rows(pop_params, arrays: CohortArrays, spec, history, size, chunk, fraction) -> int:
+    """Individuals per validation-NLL call that fit ``fraction`` of a device's free memory
+    (0: a whole chunk at once); see :func:`~twinjax.train.devices.rows_that_fit`."""
+
+    def compile_for(rows):
+        like = lambda x: jax.ShapeDtypeStruct((rows, *x.shape[1:]), x.dtype)
+        params = jax.tree.map(lambda x: jax.ShapeDtypeStruct((rows, *x.shape), x.dtype), pop_params)
+        return _val_nll.lower(params, jax.tree.map(like, arrays), spec, history, size).compile()
+
+    return rows_that_fit(compile_for, chunk, fraction=fraction)
 
 
 def _personal_step(
@@ -328,6 +358,8 @@ def fit_personal(
     if not cfg.chunk_size:
         chunk, d = _memory_chunk(statics, chunk, d, devices, key, pop_params, arrays, cfg)
     mesh = individuals_mesh(devices[:d])
+    # the validation NLL (start, curve, end) is an evaluation outside the step: sized on its own
+    val_rows = _val_rows(pop_params, arrays, spec, length - 1, val_size, chunk, cfg.memory_fraction)
     step = partial(personal_step, **statics, mesh=mesh)
     rows = NamedSharding(mesh, _IND)
     pop = jax.device_put(pop_params, NamedSharding(mesh, _REP))
@@ -347,7 +379,7 @@ def fit_personal(
                 init,
                 jax.vmap(optimizer.init)(init),
                 init,
-                _val_nll(init, here, spec, length - 1, val_size),
+                _val_nll_blocks(init, here, spec, length - 1, val_size, val_rows),
                 jnp.zeros((), jnp.int32),
                 jax.random.key_data(key),
             ),
@@ -368,13 +400,13 @@ def fit_personal(
             on_step=loss_hook(
                 f"personal/chunk{c}",
                 cfg.steps,
-                extra=_val_curve(sub, spec, length, val_size),
+                extra=_val_curve(sub, spec, length, val_size, val_rows),
                 extra_every=cfg.eval_every,
             ),
         )
         final = state.params if cfg.selection == "none" else state.best_params
         final = jax.device_put(final, here.train.sharding)  # gathered: no cross-device op
-        val = _val_nll(final, here, spec, length - 1, val_size)
+        val = _val_nll_blocks(final, here, spec, length - 1, val_size, val_rows)
         real = int(keep.sum())  # padding rows come last: a slice, not a gather
         outputs.append(jax.tree.map(lambda x, r=real: x if r == len(x) else x[:r], (final, val)))
     if len(outputs) == 1:
@@ -382,8 +414,8 @@ def fit_personal(
     return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outputs)
 
 
-def _val_curve(arrays: CohortArrays, spec: TwinSpec, length: int, val_size: int):
+def _val_curve(arrays: CohortArrays, spec: TwinSpec, length: int, val_size: int, rows: int):
     """``val_nll``: the personal twins' mean validation NLL (current parameters; a curve)."""
     return lambda done, state: {
-        "val_nll": jnp.mean(_val_nll(state.params, arrays, spec, length - 1, val_size))
+        "val_nll": jnp.mean(_val_nll_blocks(state.params, arrays, spec, length - 1, val_size, rows))
     }
