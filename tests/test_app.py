@@ -138,8 +138,10 @@ def test_stop_mid_training_then_resume_matches_uninterrupted(tmp_path, uninterru
         assert proc.returncode == 128 + signum, out
         name = signal.Signals(signum).name
         line = next(x for x in out.splitlines() if f"stopped by {name}" in x)
-        assert re.search(r"in (population|personal\[0\]) after step \d+ of", line), out
-        assert "rerun the same command to resume" in line, out
+        # in a loop: "in population after step 7 of 60; checkpoint saved in ..."; between the
+        # loops (the signal can land there on a loaded machine): the last checkpoint
+        assert re.search(r"checkpoint saved in \S+/checkpoints/\S+/\d+: rerun the same command "
+                         "to resume", line), out  # fmt: skip
         assert "Traceback" not in out, out
 
     resumed = _run([*INTERRUPTED, f"hydra.run.dir={run_dir}"])

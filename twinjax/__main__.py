@@ -121,6 +121,9 @@ def main(cfg: DictConfig) -> float:
         log.error("%s: %s", type(e).__name__, e)
         sys.exit(1)
     except interrupt.Interrupted as e:
+        if e.checkpoint is None:  # between loops: the run resumes from its last checkpoint
+            last = last_checkpoint(out_dir / "checkpoints")
+            e = interrupt.Interrupted(e.signum, e.where, str(last) if last else None)
         log.error("%s", e)
         sys.exit(e.exit_status)
     log.info("metrics written to %s", out_dir / "metrics.json")

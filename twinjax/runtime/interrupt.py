@@ -30,6 +30,8 @@ class Interrupted(KeyboardInterrupt):
         text = f"stopped by {name}{f' {where}' if where else ''}"
         if checkpoint:
             text += f"; checkpoint saved in {checkpoint}: rerun the same command to resume"
+        else:
+            text += "; no checkpoint yet: rerun the same command to start again"
         super().__init__(text)
 
     @property

@@ -160,8 +160,14 @@ def run_loop(
                     raise interrupt.Interrupted(signum, where, saved)
                 if stop:
                     break
-        if manager is not None:
-            manager.wait_until_finished()
+            if manager is not None:
+                manager.wait_until_finished()
+            signum = interrupt.pending()  # arrived during the last step or the last save
+            if signum:
+                last = int(step_of(state))
+                where = f"in {name} after step {last} of {n_steps}"
+                saved = str(Path(checkpoint_dir) / str(last)) if manager is not None else None
+                raise interrupt.Interrupted(signum, where, saved)
     finally:
         bar.close()
         if manager is not None:
