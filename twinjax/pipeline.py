@@ -398,6 +398,7 @@ def fit_twins(
             mesh=forecast_mesh(),
             horizon=calibration_horizon(cfg),
             n_samples=getattr(cfg.train, "calibration_samples", 32),
+            max_origins=getattr(cfg.train, "calibration_origins", 0),
             key=jax.random.fold_in(key, 2),  # k_pop, k_personal unchanged
         )
     return TwinFit(spec, scalers, arrays, pop, personal, losses, calibration, rows)
@@ -462,6 +463,7 @@ def calibrate_scales(
     horizon: int = 1,
     n_samples: int = 32,
     key: jax.Array | None = None,
+    max_origins: int = 0,
 ) -> dict:
     """Variance recalibration on the validation segment (never on test data), per horizon.
 
@@ -474,7 +476,9 @@ def calibrate_scales(
     horizon with nothing to score takes the previous horizon's, horizon 1 then 1); each personal
     twin its own, shrunk toward the cohort's pooled personal factor with ``strength``
     pseudo-observations (s_i^2 = (sum z^2 + strength s^2) / (n_i + strength); the pooled one for
-    an individual with nothing to score). ``rows``: individuals forecast at a time (0: all);
+    an individual with nothing to score). ``max_origins``: the rollouts start from at most so
+    many validation origins per individual, evenly spaced (0: all). ``rows``: individuals
+    forecast at a time (0: all);
     ``mesh``: the one-step forecasts split over its devices (None: one).
 
     Returns:
@@ -491,7 +495,8 @@ def calibrate_scales(
         fit = rollout_rows(spec, arrays, personal, history=history, horizon=horizon,
                            n_samples=n_samples, key=key)  # fmt: skip
         rows = fit if not rows else min(rows, fit) if fit else rows
-        roll = dict(history=history, horizon=horizon, n_samples=n_samples, key=key, rows=rows)
+        roll = dict(history=history, horizon=horizon, n_samples=n_samples, key=key, rows=rows,
+                    max_origins=max_origins)  # fmt: skip
         more = [horizon_sq_z(p, spec, arrays, arrays.val, shared=s, **roll) for p, s in
                 ((pop, True), (personal, False))]  # fmt: skip
         z2_pop = np.concatenate([z2_pop, more[0][0][:, 1:]], 1)

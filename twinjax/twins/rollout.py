@@ -83,7 +83,10 @@ def rollout_nll(
     return jnp.sum(jnp.where(weight, nll, 0.0)) / jnp.maximum(jnp.sum(weight), 1)
 
 
-@partial(jax.jit, static_argnames=("spec", "history", "horizon", "size", "n_samples", "shared"))
+@partial(
+    jax.jit,
+    static_argnames=("spec", "history", "horizon", "size", "n_samples", "shared", "stride"),
+)
 def segment_rollouts(
     params: TwinParams,
     spec: TwinSpec,
@@ -97,11 +100,12 @@ def segment_rollouts(
     size: int,
     n_samples: int,
     shared: bool,
+    stride: int = 1,
 ) -> tuple[
     Float[Array, "individuals origins horizon features"],
     Float[Array, "individuals origins horizon features"],
 ]:
-    """Sampled ``horizon``-step forecasts from origins ``start + k`` (k < ``size``) of every
+    """Sampled ``horizon``-step forecasts from origins ``start + k * stride`` (k < ``size``) of every
     individual, each from the ``history`` steps before it and under the interventions that
     followed (zero beyond the series): the paths' mixture mean and variance ``[N, K, H, F]``.
 
@@ -129,7 +133,7 @@ def segment_rollouts(
             )
             return path_moments(*paths)
 
-        return jax.lax.map(at, begin + jnp.arange(size))
+        return jax.lax.map(at, begin + stride * jnp.arange(size))
 
     keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, jnp.asarray(ids))
     cohort = jax.vmap(one, in_axes=(None if shared else 0, 0, 0, 0))
