@@ -111,7 +111,9 @@ def _val_nll_blocks(params, arrays: CohortArrays, spec, history, size, rows: int
         part = slice(lo, lo + rows)
         val = _val_nll(jax.tree.map(lambda x, p=part: x[p], params), arrays.take(part), spec,
                        history, size)  # fmt: skip
-        out.append(val[done - lo :])
+        # one block at a time: dispatched together, the CPU ran blocks side by side (12.9 GB
+        # peak at 4,096 individuals with 1,220-individual blocks sized for 5.3 GB)
+        out.append(jax.block_until_ready(val)[done - lo :])
         done = lo + rows
     return jnp.concatenate(out)
 
@@ -406,7 +408,10 @@ def fit_personal(
         )
         final = state.params if cfg.selection == "none" else state.best_params
         final = jax.device_put(final, here.train.sharding)  # gathered: no cross-device op
-        val = _val_nll_blocks(final, here, spec, length - 1, val_size, val_rows)
+        # waited for: left running, it overlapped the next phase's forecasts (two peaks at once)
+        val = jax.block_until_ready(
+            _val_nll_blocks(final, here, spec, length - 1, val_size, val_rows)
+        )
         real = int(keep.sum())  # padding rows come last: a slice, not a gather
         outputs.append(jax.tree.map(lambda x, r=real: x if r == len(x) else x[:r], (final, val)))
     if len(outputs) == 1:
