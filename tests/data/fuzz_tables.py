@@ -53,6 +53,7 @@ class Table:
     trailing_sep: str = ""  # "data": every data line ends with a delimiter; "all": the header too
     extra_field: int | None = None  # this data row gets one more field than the header
     blank_after: int | None = None  # a blank line after this data row
+    categorical: bool = False  # Parquet: text columns as categoricals (dictionary-encoded)
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ def layouts(draw, name: str) -> dict:
     """How a table is written: format, delimiter, encoding, line ends and their defects."""
     fmt = draw(st.sampled_from(["csv", "csv", "csv", "csv.gz", "tsv", "parquet"]))
     if fmt == "parquet":
-        return {"fmt": fmt}
+        return {"fmt": fmt, "categorical": draw(st.booleans())}
     sep = "\t" if fmt == "tsv" else draw(st.sampled_from([",", ",", ";", "|", "\t"]))
     return {
         "fmt": fmt,
@@ -200,6 +201,13 @@ def _layout(rows: list, header: list) -> tuple[tuple, tuple]:
     return names, tuple(tuple("mmHg" if k is None else r[k] for _, k in header) for r in rows)
 
 
+def _emptied(draw, header: tuple, rows: tuple) -> tuple[tuple, tuple]:
+    """Rarely a table with a header only, or an empty file (no header either)."""
+    if not _chance(draw, 3):
+        return header, rows
+    return (() if draw(st.booleans()) else header), ()
+
+
 def _shuffle_and_repeat(draw, rows: list, value_col: int | None) -> list:
     """Exact repeats and (with ``value_col``) conflicting repeats of rows, in any order."""
     for _ in range(_often(draw, st.just(0), st.integers(1, 2), 15) if rows else 0):
@@ -237,6 +245,7 @@ def observations(draw, subjects, style: str, step_seconds: float, bad: int, good
         rows.append((None, None, None, None))  # a line of empty fields
     rows = _shuffle_and_repeat(draw, rows, value_col=3)
     header, rows = _layout(rows, _header(draw, columns))
+    header, rows = _emptied(draw, header, rows)
     return Table(OBS, header, rows, **layout, **_row_defects(draw, layout, len(rows)))
 
 
@@ -253,6 +262,7 @@ def interventions(draw, subjects, style: str, step_seconds: float, bad: int, goo
         amount = _number(draw, bad, good)
         rows.append((s, _time(draw, other, cell, step_seconds, bad), kind, amount))
     header, rows = _layout(_shuffle_and_repeat(draw, rows, None), _header(draw, columns))
+    header, rows = _emptied(draw, header, rows)
     return Table(ITV, header, rows, **layout, **_row_defects(draw, layout, len(rows)))
 
 
@@ -275,6 +285,7 @@ def static(draw, subjects: list, bad: int, good) -> Table:
         rows.append((s, *(cells[c] for c in covariates)))
     columns = ("subject_id", *covariates)
     header, rows = _layout(draw(st.permutations(rows)), _header(draw, columns))
+    header, rows = _emptied(draw, header, rows)
     return Table(STA, header, rows, **layout, **_row_defects(draw, layout, len(rows)))
 
 
@@ -360,7 +371,10 @@ def _frame(table: Table) -> pd.DataFrame:
             cells = [None if v is None else _text(v) for v in cells]
         elif kinds == {"number"}:
             cells = [None if v is None else float(v) for v in cells]
-        columns.append(pd.Series(cells, dtype=None if kinds else object))
+        column = pd.Series(cells, dtype=None if kinds else object)
+        if table.categorical and kinds == {"str"}:
+            column = column.astype("category")
+        columns.append(column)
     return pd.concat(columns, axis=1, keys=range(len(columns))).set_axis(list(table.header), axis=1)
 
 

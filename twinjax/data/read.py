@@ -5,7 +5,9 @@ optionally compressed (``.gz``, ``.bz2``, ``.xz``, ``.zip``, ``.zst``; Zstandard
 by pyarrow, so no extra package is needed). Text is decoded as UTF-8 (a byte-order mark is
 skipped) and, if it is not valid UTF-8, as Latin-1 (noted in the table's ``notes``); an explicit
 ``encoding`` is used as given. The delimiter, unless given, is the one of ``, ; TAB |`` found
-most often in the header line.
+most often in the header line. A delimiter ending every data line is read as nothing; fields
+beyond the header's otherwise raise, naming the lines, as do two column names that are one once
+their surrounding spaces are removed.
 """
 
 import bz2

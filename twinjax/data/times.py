@@ -89,6 +89,8 @@ def parse_times(col: pd.Series) -> ParsedTimes:
     >>> parse_times(pd.Series([3, 1.5])).kind
     'number'
     """
+    if isinstance(col.dtype, pd.CategoricalDtype):  # e.g. a dictionary-encoded Parquet column
+        col = col.astype(col.cat.categories.dtype)
     missing = col.isna().to_numpy()
     if pd.api.types.is_datetime64_any_dtype(col):
         return ParsedTimes(_seconds(col), "datetime", missing, _is_zoned(col))
