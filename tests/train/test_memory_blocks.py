@@ -43,3 +43,21 @@ def test_rows_that_fit_scale_the_probe_to_the_budget(monkeypatch):
     assert _val_rows(pop, big, spec, 11, size, 1000, 0.5) == 100
     assert _val_rows(pop, big, spec, 11, size, 64, 0.5) == 0  # small chunks: no probe at all
     assert rows_that_fit(lambda rows: None, 1000, fraction=0.5) == 0  # no analysis: all at once
+
+
+def test_blocks_of_arrays_sharded_over_devices_are_taken_on_one_device():
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    from twinjax.train.devices import AXIS, individuals_mesh
+
+    cohort = synthetic_cohort(jax.random.key(0), n_individuals=8, n_steps=60)
+    arrays, _ = prepare(cohort)
+    spec = TwinSpec.for_cohort(cohort, hidden=6, attention_dim=4)
+    params = jax.vmap(lambda k: init_params(k, spec))(jax.random.split(jax.random.key(1), 8))
+    size = _max_segment(arrays.val)
+    whole = _val_nll(params, arrays, spec, 11, size)
+    rows = NamedSharding(individuals_mesh(jax.devices()[:2]), PartitionSpec(AXIS))
+    sharded = jax.device_put((params, arrays), rows)  # as the personal fit's chunks are
+    blocks = _val_nll_blocks(*sharded, spec, 11, size, 3)
+    np.testing.assert_allclose(blocks, whole, rtol=1e-6)
+    assert blocks.sharding.device_set == {jax.devices()[0]}

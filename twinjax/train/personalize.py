@@ -105,6 +105,9 @@ def _val_nll_blocks(params, arrays: CohortArrays, spec, history, size, rows: int
     n = arrays.n_individuals
     if not rows or rows >= n:
         return _val_nll(params, arrays, spec, history, size)
+    # on one device first: slicing rows of arrays sharded over several CPU devices is an eager
+    # all-gather, which stalled in XLA's rendezvous on the loaded 2-core host (process aborted)
+    params, arrays = jax.device_put((params, arrays), jax.devices()[0])
     out, done = [], 0
     while done < n:
         lo = min(done, n - rows)
