@@ -12,10 +12,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from tqdm import tqdm
 
-from experiments import report
-from experiments.config import AbmCommuting
 from twinjax.abm import commuting as cm
 from twinjax.config import Config
+from twinjax_experiments import report
+from twinjax_experiments.config import AbmCommuting
 
 
 def scenarios(c: AbmCommuting) -> dict[str, cm.CityParams]:

@@ -15,12 +15,12 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from experiments import report
-from experiments.config import AbmEpidemic
 from twinjax import abm
 from twinjax.abm.calibration import fit_gradient, interval, observed_counts, posterior
 from twinjax.abm.population import AGE_GROUPS, synthetic_population
 from twinjax.config import Config
+from twinjax_experiments import report
+from twinjax_experiments.config import AbmEpidemic
 
 
 def policies(c: AbmEpidemic) -> dict[str, abm.Policy]:

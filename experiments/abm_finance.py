@@ -11,10 +11,10 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from experiments import report
-from experiments.config import AbmFinance
 from twinjax.abm import finance as fin
 from twinjax.config import Config
+from twinjax_experiments import report
+from twinjax_experiments.config import AbmFinance
 
 
 def scenarios(c: AbmFinance) -> dict[str, fin.FinanceParams]:

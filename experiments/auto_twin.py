@@ -19,12 +19,12 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from experiments.report import images, save_figure, table, write_csv, write_markdown
 from twinjax import pipeline
 from twinjax.config import Config
 from twinjax.eval.auto import fit_auto, load_auto, panel_from_cohort, save_auto, skill_table
 from twinjax.eval.panel import BASELINES, future_times
 from twinjax.runtime.manifest import DamagedModelError
+from twinjax_experiments.report import images, save_figure, table, write_csv, write_markdown
 
 log = logging.getLogger(__name__)
 

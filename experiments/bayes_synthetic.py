@@ -7,12 +7,12 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from experiments.config import BayesSynthetic
-from experiments.report import images, table, write_markdown
 from twinjax.bayes.gp_cohort import fit_cohort_gp, gp_calibration
 from twinjax.bayes.plots import plot_individual_fits, plot_pit_histogram
 from twinjax.config import Config
 from twinjax.data import synthetic_cohort
+from twinjax_experiments.config import BayesSynthetic
+from twinjax_experiments.report import images, table, write_markdown
 
 SEGMENTS = ("interpolation", "test_period")  # held-out training-period points, test period
 

@@ -14,8 +14,6 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from experiments.config import BayesTwins
-from experiments.report import images, table, write_markdown
 from twinjax import pipeline
 from twinjax.bayes import mixture as mx
 from twinjax.bayes.calibration import crps_gaussian, pit_gaussian, pit_ks
@@ -23,6 +21,8 @@ from twinjax.bayes.plots import plot_coverage, plot_individual_fits, plot_pit_hi
 from twinjax.bayes.recurrent import fit_bayesian_twins, predictive_mixture
 from twinjax.config import Config
 from twinjax.data.normalize import denormalize, denormalize_scale
+from twinjax_experiments.config import BayesTwins
+from twinjax_experiments.report import images, table, write_markdown
 
 LEVELS = np.array([0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95])
 FIGURES = ("forecast_bands.png", "coverage_levels.png", "pit_bayesian.png")

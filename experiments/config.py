@@ -4,7 +4,8 @@ One dataclass per experiment. The app (:func:`twinjax.config.register_configs`) 
 Hydra's ConfigStore as the option ``name`` of the ``experiment`` group, so
 ``python -m twinjax experiment=NAME experiment.FIELD=VALUE`` selects and overrides it, an unknown
 field or a wrong type fails when the config is composed, and the driver ``experiments/NAME.py``
-receives the instance as ``cfg.experiment``. Nothing here imports JAX: registering every
+receives the instance as ``cfg.experiment``; :data:`REGISTRY` names each experiment's driver.
+Nothing here imports JAX: registering every
 experiment costs nothing at app start. A YAML file under ``configs/experiment/`` is only for a
 variant that overrides defaults (``defaults: [NAME, _self_]`` and the changed fields).
 """
@@ -12,7 +13,7 @@ variant that overrides defaults (``defaults: [NAME, _self_]`` and the changed fi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 
 @dataclass
@@ -505,9 +506,36 @@ class GlucoseTwins:
     progress: bool = True
 
 
-EXPERIMENTS: tuple[type, ...] = (
-    TwinsSynthetic, BayesTwins, BayesSynthetic, PkTheophylline, FedproxSynthetic, FederatedTwins,
-    DpPopulation,
-    AbmEpidemic, AbmCommuting, AbmFinance, TwinLifecycle, Forecast, Hierarchical,
-    PbcTwins, WagesPanel, PkRemifentanil, GlucoseTwins,
-)  # fmt: skip
+class Experiment(NamedTuple):
+    """One entry of :data:`REGISTRY`: an experiment's options and the module of its driver."""
+
+    options: type  # the dataclass above; Hydra's ``experiment=NAME`` option
+    driver: str  # the module whose ``run(config, out_dir)`` runs it, imported when chosen
+
+
+# The app's table of experiments (NAME -> options, driver), shared by the config registration,
+# the app and its --help (twinjax.config.experiments). Drivers are named, not imported: they
+# import JAX, this module does not. Installed, this package is ``twinjax_experiments``.
+REGISTRY: dict[str, Experiment] = {
+    e.options.name: e
+    for e in (
+        Experiment(TwinsSynthetic, "twinjax_experiments.twins_synthetic"),
+        Experiment(BayesTwins, "twinjax_experiments.bayes_twins"),
+        Experiment(BayesSynthetic, "twinjax_experiments.bayes_synthetic"),
+        Experiment(PkTheophylline, "twinjax_experiments.pk_theophylline"),
+        Experiment(FedproxSynthetic, "twinjax_experiments.fedprox_synthetic"),
+        Experiment(FederatedTwins, "twinjax_experiments.federated_twins"),
+        Experiment(DpPopulation, "twinjax_experiments.dp_population"),
+        Experiment(AbmEpidemic, "twinjax_experiments.abm_epidemic"),
+        Experiment(AbmCommuting, "twinjax_experiments.abm_commuting"),
+        Experiment(AbmFinance, "twinjax_experiments.abm_finance"),
+        Experiment(TwinLifecycle, "twinjax_experiments.twin_lifecycle"),
+        Experiment(Forecast, "twinjax_experiments.forecast"),
+        Experiment(Hierarchical, "twinjax_experiments.hierarchical"),
+        Experiment(PbcTwins, "twinjax_experiments.pbc_twins"),
+        Experiment(WagesPanel, "twinjax_experiments.wages_panel"),
+        Experiment(PkRemifentanil, "twinjax_experiments.pk_remifentanil"),
+        Experiment(GlucoseTwins, "twinjax_experiments.glucose_twins"),
+    )
+}
+EXPERIMENTS: tuple[type, ...] = tuple(e.options for e in REGISTRY.values())  # the dataclasses

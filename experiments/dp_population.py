@@ -24,11 +24,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy.stats import binom
 
-from experiments.config import DpPopulation
-from experiments.report import save_figure, table, write_markdown
 from twinjax import federated as fl
 from twinjax.config import Config
 from twinjax.federated.sampling import poisson_slots
+from twinjax_experiments.config import DpPopulation
+from twinjax_experiments.report import save_figure, table, write_markdown
 
 
 def dp_config(c: DpPopulation, sampling_rate: float) -> fl.DPConfig:

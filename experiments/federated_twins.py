@@ -15,8 +15,6 @@ import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 
-from experiments.config import FederatedTwins
-from experiments.report import save_figure, table, write_markdown
 from twinjax import federated as fl
 from twinjax.adapters import federated_twins as ft
 from twinjax.config import Config
@@ -24,6 +22,8 @@ from twinjax.data import synthetic_cohort
 from twinjax.federated.loop import run_rounds
 from twinjax.pipeline import prepare_cohort, twin_spec
 from twinjax.twins import init_params
+from twinjax_experiments.config import FederatedTwins
+from twinjax_experiments.report import save_figure, table, write_markdown
 
 
 def _pooled(data: fl.ClientData) -> fl.ClientData:

@@ -19,12 +19,12 @@ import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
-from experiments.config import FedproxSynthetic
-from experiments.report import save_figure, table, write_markdown
 from twinjax import federated as fl
 from twinjax.config import Config
 from twinjax.federated.loop import run_rounds
 from twinjax.runtime.files import atomic_write_text
+from twinjax_experiments.config import FedproxSynthetic
+from twinjax_experiments.report import save_figure, table, write_markdown
 
 
 def _evaluator(train: fl.ClientData, test: fl.ClientData):

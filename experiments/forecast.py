@@ -14,15 +14,15 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from experiments import auto_twin
-from experiments.config import Forecast
-from experiments.report import images, save_figure, table, write_csv, write_markdown
 from twinjax import bundle as tb
 from twinjax import pipeline
 from twinjax.config import Config
 from twinjax.data.times import to_datetimes
 from twinjax.runtime.fingerprint import differences
 from twinjax.runtime.manifest import DamagedModelError
+from twinjax_experiments import auto_twin
+from twinjax_experiments.config import Forecast
+from twinjax_experiments.report import images, save_figure, table, write_csv, write_markdown
 
 
 class TwinMismatch(pipeline.ConfigError):

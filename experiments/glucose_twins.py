@@ -32,8 +32,6 @@ import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
-from experiments.config import GlucoseTwins
-from experiments.report import images, save_figure, table, write_csv, write_markdown
 from twinjax import federated as fl
 from twinjax import pipeline
 from twinjax.adapters import federated_twins as ft
@@ -59,6 +57,8 @@ from twinjax.federated.loop import run_rounds
 from twinjax.physiology import Sensor, patient_names, simulate_cohort, write_cohort
 from twinjax.physiology.params import age_group
 from twinjax.twins import init_params
+from twinjax_experiments.config import GlucoseTwins
+from twinjax_experiments.report import images, save_figure, table, write_csv, write_markdown
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,6 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from experiments.config import Hierarchical
-from experiments.report import images, table, write_csv, write_markdown
 from twinjax.bayes import (
     DiagnosticsWarning,
     HierarchicalSpec,
@@ -70,6 +68,8 @@ from twinjax.data.errors import CohortError
 from twinjax.eval.baselines import locf_intervals
 from twinjax.pipeline import ConfigError
 from twinjax.runtime.files import replacing
+from twinjax_experiments.config import Hierarchical
+from twinjax_experiments.report import images, table, write_csv, write_markdown
 
 
 def run(cfg: Config, out_dir: Path) -> dict:

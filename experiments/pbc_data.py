@@ -9,10 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from experiments.config import PbcTwins
 from twinjax.data import Cohort, CohortArrays, Scalers, Series, make_normalizer, read_cohort
 from twinjax.eval import carry_forward, locf_intervals, observed_changes
 from twinjax.pipeline import ConfigError
+from twinjax_experiments.config import PbcTwins
 
 ARM, ARM_NAME = "dpen", {1: "D-penicillamine", 0: "placebo"}
 

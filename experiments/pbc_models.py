@@ -11,8 +11,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.config import PbcTwins
-from experiments.pbc_data import ARM, Pred, Visits, static_column
 from twinjax.bayes import (
     DiagnosticsWarning,
     HierarchicalSpec,
@@ -46,6 +44,8 @@ from twinjax.pipeline import (
 from twinjax.runtime import claim_run_dir
 from twinjax.train import fit_personal, fit_population
 from twinjax.twins import cohort_predictions
+from twinjax_experiments.config import PbcTwins
+from twinjax_experiments.pbc_data import ARM, Pred, Visits, static_column
 
 YEAR = 365.25
 

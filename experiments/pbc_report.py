@@ -7,9 +7,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from experiments.config import PbcTwins
-from experiments.pbc_data import Visits
-from experiments.report import images, save_figure, table, write_markdown
+from twinjax_experiments.config import PbcTwins
+from twinjax_experiments.pbc_data import Visits
+from twinjax_experiments.report import images, save_figure, table, write_markdown
 
 LABELS = {
     "twin_population": "recurrent twin (population)",

@@ -26,14 +26,21 @@ import jax
 import numpy as np
 import pandas as pd
 
-from experiments.config import PbcTwins
-from experiments.pbc_data import ARM, Visits, locf_predictions, static_column, twin_arrays, visits
-from experiments.pbc_models import gp_predictions, growth_predictions, twin_predictions
-from experiments.pbc_report import write_report
-from experiments.report import write_csv
 from twinjax.config import Config
 from twinjax.eval import carry_forward, coverage_curve, interval_summary
 from twinjax.pipeline import ConfigError
+from twinjax_experiments.config import PbcTwins
+from twinjax_experiments.pbc_data import (
+    ARM,
+    Visits,
+    locf_predictions,
+    static_column,
+    twin_arrays,
+    visits,
+)
+from twinjax_experiments.pbc_models import gp_predictions, growth_predictions, twin_predictions
+from twinjax_experiments.pbc_report import write_report
+from twinjax_experiments.report import write_csv
 
 MODELS = ("twin_population", "twin_personalized", "gp", "growth", "locf")
 

@@ -37,9 +37,6 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from experiments.config import Hierarchical, PkRemifentanil
-from experiments.hierarchical import build_spec, fit, frames_data
-from experiments.report import images, table, write_csv, write_markdown
 from twinjax.bayes import (
     coverage,
     diagnose,
@@ -55,6 +52,9 @@ from twinjax.bayes.plots import plot_individual_fits
 from twinjax.bayes.predictive import pointwise_log_likelihood
 from twinjax.config import Config, DataConfig
 from twinjax.pipeline import ConfigError
+from twinjax_experiments.config import Hierarchical, PkRemifentanil
+from twinjax_experiments.hierarchical import build_spec, fit, frames_data
+from twinjax_experiments.report import images, table, write_csv, write_markdown
 
 log = logging.getLogger(__name__)
 # Minto et al. (1997): typical values at Age 40, LBM 55 kg and linear slopes per year / per kg

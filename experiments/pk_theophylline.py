@@ -11,8 +11,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 from tqdm import tqdm
 
-from experiments.config import PkTheophylline
-from experiments.report import images, save_figure, table, write_markdown
 from twinjax.bayes import (
     calibration_summary,
     coverage,
@@ -32,6 +30,8 @@ from twinjax.bayes.plots import plot_coverage, plot_individual_fits, plot_pit_hi
 from twinjax.bayes.theoph import FM3, theoph_data, theoph_frames, theoph_spec
 from twinjax.config import Config
 from twinjax.pipeline import ConfigError
+from twinjax_experiments.config import PkTheophylline
+from twinjax_experiments.report import images, save_figure, table, write_markdown
 
 LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 

@@ -18,12 +18,12 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from experiments.config import TwinLifecycle
-from experiments.report import images, save_figure, table, write_markdown
 from twinjax import bundle as tb
 from twinjax import pipeline
 from twinjax.config import Config
 from twinjax.data import Cohort, synthetic_cohort
+from twinjax_experiments.config import TwinLifecycle
+from twinjax_experiments.report import images, save_figure, table, write_markdown
 
 
 def first_steps(cohort: Cohort, steps: int) -> Cohort:

@@ -10,11 +10,11 @@ from pathlib import Path
 import jax
 import pandas as pd
 
-from experiments.config import TwinsSynthetic
-from experiments.report import images, table, write_csv, write_markdown
 from twinjax import pipeline
 from twinjax.config import Config
 from twinjax.eval import plots
+from twinjax_experiments.config import TwinsSynthetic
+from twinjax_experiments.report import images, table, write_csv, write_markdown
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def family(root: Config) -> str:
 
 def run(root: Config, out_dir: Path) -> dict:
     if family(root) == "auto":
-        from experiments import auto_twin
+        from twinjax_experiments import auto_twin
 
         return auto_twin.run(root, out_dir)
     k_data, k_fit, k_plot = jax.random.split(jax.random.key(root.seed), 3)

@@ -40,8 +40,6 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from experiments.config import WagesPanel
-from experiments.report import images, save_figure, table, write_csv, write_markdown
 from twinjax import pipeline
 from twinjax.bayes import (
     DiagnosticsWarning,
@@ -65,6 +63,8 @@ from twinjax.eval import (
     sample_intervals,
 )
 from twinjax.eval.mixed import fit_lme, predict_lme
+from twinjax_experiments.config import WagesPanel
+from twinjax_experiments.report import images, save_figure, table, write_csv, write_markdown
 
 YEARS = tuple(range(1976, 1983))
 TIME_VARYING = ("wks", "union", "bluecol", "ind", "south", "smsa", "married")

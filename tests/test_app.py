@@ -16,8 +16,8 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from experiments.config import EXPERIMENTS
 from twinjax.config import Config, register_configs
+from twinjax_experiments.config import EXPERIMENTS
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -64,7 +64,7 @@ def test_every_experiment_composes_into_its_dataclass_with_a_driver(name):
     config = OmegaConf.to_object(_compose(f"experiment={name}"))
     assert isinstance(config, Config)
     assert type(config.experiment) in EXPERIMENTS
-    assert callable(importlib.import_module(f"experiments.{config.experiment.name}").run)
+    assert callable(importlib.import_module(f"twinjax_experiments.{config.experiment.name}").run)
 
 
 def test_default_experiment_and_defaults_come_from_the_dataclass():
@@ -221,7 +221,7 @@ def test_multirun_sweeps_two_jobs_on_a_users_files(tmp_path):
 
 
 def test_help_lists_every_experiment_and_an_experiments_options():
-    from experiments.config import EXPERIMENTS as CLASSES
+    from twinjax_experiments.config import EXPERIMENTS as CLASSES
 
     out = subprocess.run([sys.executable, "-m", "twinjax", "--help"], cwd=ROOT, text=True,
                          capture_output=True, timeout=300, check=True).stdout  # fmt: skip

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.config import GlucoseTwins
-from experiments.glucose_twins import run
 from twinjax.pipeline import ConfigError
+from twinjax_experiments.config import GlucoseTwins
+from twinjax_experiments.glucose_twins import run
 
 TINY = (
     "experiment=glucose_twins", "experiment.per_group=1", "experiment.days=3",
@@ -66,7 +66,7 @@ def test_glucose_twins_refuses_files_and_bad_days(tmp_path):
 
 
 def test_floor_patients_are_named():
-    from experiments.glucose_twins import floor_patients
+    from twinjax_experiments.glucose_twins import floor_patients
 
     values = np.full((3, 10, 1), 120.0)
     values[1, 4:, 0] = 39.0  # 6 of the last 8 readings at the floor

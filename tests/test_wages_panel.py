@@ -4,7 +4,7 @@ tiny app run whose mixed-model forecasts match the library's computed in this pr
 import numpy as np
 import pytest
 
-from experiments import wages_panel as wp
+from twinjax_experiments import wages_panel as wp
 
 TINY = ["experiment=wages_panel", "experiment.n_workers=24", "train.steps=2",
         "train.personal_steps=2", "train.checkpoint_every=2", "train.eval_every=2",

@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from twinjax.config import EXPERIMENTS, register_configs
+from twinjax.config import CONFIG_DIR, experiments, register_configs
 from twinjax.data import CohortError
 from twinjax.pipeline import ConfigError
 from twinjax.runtime import RunDirectoryError, interrupt
@@ -47,7 +47,7 @@ OBJECTIVE = "objective"
 
 
 def run_experiment(cfg: DictConfig, out_dir: Path) -> dict:
-    """Imports ``experiments.<name>`` and calls its ``run(config, out_dir)`` with the composed
+    """Imports the experiment's driver (:func:`twinjax.config.experiments`) and calls its ``run(config, out_dir)`` with the composed
     config as dataclasses (``config.experiment``: the experiment's own); writes metrics.json.
 
     Training curves go to ``out_dir/tensorboard`` (event files and scalars.csv: every loop writes
@@ -62,7 +62,7 @@ def run_experiment(cfg: DictConfig, out_dir: Path) -> dict:
     """
     config = OmegaConf.to_object(cfg)
     name = config.experiment.name
-    module = importlib.import_module(f"{EXPERIMENTS}.{name}")
+    module = importlib.import_module(experiments()[name].driver)
     try:
         with run_lock(out_dir):
             with ScalarWriter(out_dir / "tensorboard") as writer, writer.as_default():
@@ -95,12 +95,7 @@ def check_objective(metrics: dict, name: str) -> float | None:
     return float(value)
 
 
-# the shipped configs beside the package (an absolute path: the `twinjax` command then finds
-# them from any directory; a relative one made Hydra look for an importable module 'configs')
-CONFIGS = str(Path(__file__).resolve().parents[1] / "configs")
-
-
-@hydra.main(version_base="1.3", config_path=CONFIGS, config_name="config")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> float:
     """One run; returns its validation objective (what ``hydra/sweeper=optuna`` minimizes; NaN
     where the run has none, which Optuna records as a failed trial)."""

@@ -4,11 +4,10 @@ docs. Everything comes from the dataclasses (``experiments/config.py``, ``twinja
 so the help cannot drift from the options. Hydra's own help stays at ``--hydra-help``."""
 
 import dataclasses
-import importlib
 import inspect
 import re
 
-from twinjax.config import EXPERIMENTS, DataConfig, ModelConfig, TrainConfig
+from twinjax.config import DataConfig, ModelConfig, TrainConfig, experiments
 
 USAGE = "usage: python -m twinjax [experiment=NAME] [group=option] [key=value ...] [--multirun]"
 
@@ -45,14 +44,9 @@ def _fields(cls) -> list[str]:
     return lines
 
 
-def experiments() -> dict[str, type]:
-    module = importlib.import_module(f"{EXPERIMENTS}.config")
-    return {cls().name: cls for cls in module.EXPERIMENTS}
-
-
 def help_text(argv: list[str]) -> str:
     chosen = [a.split("=", 1)[1] for a in argv if a.startswith("experiment=")]
-    table = experiments()
+    table = {name: entry.options for name, entry in experiments().items()}
     if chosen and chosen[-1] in table:
         cls = table[chosen[-1]]
         return "\n".join([

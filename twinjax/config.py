@@ -2,20 +2,30 @@
 
 The data, model and train groups (``configs/``) are validated against the dataclasses here. The
 ``experiment`` group's options are the dataclasses of ``experiments/config.py``, one per
-experiment, registered by :func:`register_configs` from the package named :data:`EXPERIMENTS`
-(imported by name, as the app imports the drivers: experiments sit above the library).
+experiment, registered by :func:`register_configs` from the table of experiments that module
+holds (:func:`experiments`; imported by name: the drivers sit above the app). Installed, the
+drivers are the package ``twinjax_experiments`` and the YAML is ``twinjax/configs``
+(setup.py); in the repository, ``experiments/`` and ``configs/``.
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-EXPERIMENTS = "experiments"  # package of the drivers NAME.py and of config.py (their options)
+# the module of the experiments' options and of REGISTRY (NAME -> options, driver module)
+EXPERIMENTS = "twinjax_experiments.config"
+
+# The shipped Hydra configs, an absolute path (the `twinjax` command finds them from any
+# directory; a relative one made Hydra look for an importable module 'configs'): inside the
+# installed package, else (a checkout, or its editable install) the repository's configs/.
+_PACKAGED = Path(__file__).resolve().parent / "configs"
+CONFIG_DIR = str(_PACKAGED if _PACKAGED.is_dir() else _PACKAGED.parents[1] / "configs")
 
 
 @dataclass
@@ -149,5 +159,10 @@ def register_configs() -> None:
     cs.store(group="data", name="base_data", node=DataConfig)
     cs.store(group="model", name="base_model", node=ModelConfig)
     cs.store(group="train", name="base_train", node=TrainConfig)
-    for schema in importlib.import_module(f"{EXPERIMENTS}.config").EXPERIMENTS:
-        cs.store(group="experiment", name=schema.name, node=schema)
+    for name, entry in experiments().items():
+        cs.store(group="experiment", name=name, node=entry.options)
+
+
+def experiments() -> dict:
+    """The table of experiments, NAME -> ``Experiment(options, driver)`` (its ``REGISTRY``)."""
+    return importlib.import_module(EXPERIMENTS).REGISTRY

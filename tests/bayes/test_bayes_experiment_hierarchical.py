@@ -122,9 +122,9 @@ def test_multi_dose_iv_event_table_recovers_cl_and_v(tmp_path, run_app):
 def test_growth_with_svi_and_centred_time_in_process(tmp_path):
     """Linear growth over calendar years (centred at their mean, recorded), fitted by SVI with
     data-scale default priors; the driver called directly with its dataclasses."""
-    from experiments import hierarchical
-    from experiments.config import Hierarchical
     from twinjax.config import Config, DataConfig
+    from twinjax_experiments import hierarchical
+    from twinjax_experiments.config import Hierarchical
 
     rng = np.random.default_rng(1)
     n, years = 20, np.arange(1976.0, 1983.0)

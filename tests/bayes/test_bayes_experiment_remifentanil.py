@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.pk_remifentanil import remifentanil_tables, split_last
+from twinjax_experiments.pk_remifentanil import remifentanil_tables, split_last
 
 TINY = ["experiment=pk_remifentanil", "experiment.n_subjects=3", "experiment.models=[pk_iv,pk2_iv]",
         "experiment.num_warmup=40", "experiment.num_samples=20", "experiment.num_chains=2",

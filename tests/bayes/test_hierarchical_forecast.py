@@ -18,8 +18,6 @@ import pandas as pd
 import pytest
 from numpyro.infer import Predictive
 
-from experiments import hierarchical
-from experiments.config import Hierarchical
 from twinjax.bayes import (
     HierarchicalSpec,
     TwinData,
@@ -32,6 +30,8 @@ from twinjax.bayes import (
 )
 from twinjax.config import Config, DataConfig
 from twinjax.pipeline import ConfigError
+from twinjax_experiments import hierarchical
+from twinjax_experiments.config import Hierarchical
 
 PRIORS = dict(prior_loc=[20.0, 1.0], prior_scale=[10.0, 2.0], omega_scale=[3.0, 1.0],
               sigma_scale=2.0)  # fmt: skip

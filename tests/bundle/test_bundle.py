@@ -76,8 +76,8 @@ def test_personalize_appends_and_update_changes_only_that_twin(run):
 
 
 def test_forecast_refuses_twins_of_another_model_naming_the_difference(run):
-    from experiments.forecast import TwinMismatch, check_model
     from twinjax.config import ModelConfig
+    from twinjax_experiments.forecast import TwinMismatch, check_model
 
     out, _, _, _, bundle = run
     same = SimpleNamespace(twin=str(out), model=ModelConfig(**bundle.config["model"]))

@@ -140,12 +140,12 @@ def test_ray_simulation_matches_serial_backend():
 def _twins():
     """experiment=federated_twins at the sizes of its tiny CI run: the same cohort, windows,
     twin, loss, initial parameters and FedAdam as ``experiments/federated_twins.py``."""
-    from experiments.config import FederatedTwins
     from twinjax.adapters import federated_twins as ft
     from twinjax.config import DataConfig, ModelConfig
     from twinjax.data import synthetic_cohort
     from twinjax.pipeline import prepare_cohort, twin_spec
     from twinjax.twins import init_params
+    from twinjax_experiments.config import FederatedTwins
 
     c = FederatedTwins(window=16, stride=16, rounds=2, clients_per_round=3, local_epochs=1,
                        progress=False, fast_compile=True)  # fmt: skip
