@@ -27,7 +27,8 @@ COLUMNS = {
     OBS: ("subject_id", "time", "variable", "value"),
     ITV: ("subject_id", "time", "kind", "amount"),
 }
-IDS = ("a", "b", "c", "007", "7", "José", "李雷", "x y", "x,y", 'q"t', " pad ", "NA")
+# ids: numbers are numeric columns in Parquet (matched with the text ids of CSV tables as text)
+IDS = ("a", "b", "c", "007", 7, 2.5, "José", "李雷", "x y", "x,y", 'q"t', " pad ", "NA")
 VARIABLES = ("hr", "bp", "Glucose")
 KINDS = ("dose", "meal")
 # pandas reads these cells of a text file as missing; a line of them only is a blank line
