@@ -10,16 +10,19 @@ drivers are the package ``twinjax_experiments`` and the YAML is ``twinjax/config
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
+import sys
 from dataclasses import dataclass, field
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+DRIVERS = "twinjax_experiments"  # the package of the drivers (experiments/ in the repository)
 # the module of the experiments' options and of REGISTRY (NAME -> options, driver module)
-EXPERIMENTS = "twinjax_experiments.config"
+EXPERIMENTS = f"{DRIVERS}.config"
 
 # The shipped Hydra configs, an absolute path (the `twinjax` command finds them from any
 # directory; a relative one made Hydra look for an importable module 'configs'): inside the
@@ -165,4 +168,20 @@ def register_configs() -> None:
 
 def experiments() -> dict:
     """The table of experiments, NAME -> ``Experiment(options, driver)`` (its ``REGISTRY``)."""
-    return importlib.import_module(EXPERIMENTS).REGISTRY
+    if DRIVERS not in sys.modules and importlib.util.find_spec(DRIVERS) is None:
+        _drivers_of_the_checkout()
+    return import_module(EXPERIMENTS).REGISTRY
+
+
+def _drivers_of_the_checkout() -> None:
+    """A checkout run without installing it (``PYTHONPATH=.``: scripts/gpu_check.sh on a bare
+    image) imports its ``experiments/`` folder as :data:`DRIVERS`, as the install would."""
+    init = Path(__file__).resolve().parents[1] / "experiments" / "__init__.py"
+    if not init.is_file():
+        return  # then the import names the missing package
+    spec = importlib.util.spec_from_file_location(
+        DRIVERS, init, submodule_search_locations=[str(init.parent)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[DRIVERS] = module
+    spec.loader.exec_module(module)
