@@ -164,7 +164,8 @@ def check_cohort(cohort: Cohort, cfg) -> Cohort:
             "no subject is long or dense enough to split into training, validation and test "
             "periods: "
             + "; ".join(f"{e['subject']} ({e['reason']})" for e in excluded[:10])
-            + ". Use a smaller data.step, or smaller data.val_fraction/data.test_fraction"
+            + ". Use a smaller data.step, or smaller data.val_fraction/data.test_fraction",
+            source=_source(cohort),
         )
     summary = data_summary(kept, target=target, **fractions)
     log.info("data summary:\n%s", json.dumps(summary, indent=1, default=str)[:4000])
@@ -188,8 +189,14 @@ def _check_window(cohort: Cohort, cfg) -> None:
         f"the series are too short for data.context={cfg.context} + data.horizon={cfg.horizon}"
         f" = {window} grid steps: the longest subject spans {cohort.n_steps} steps; the shortest"
         f" subjects: {shortest}. A window must fit the training period ({train} steps of the "
-        f"longest): e.g. data.context={context} data.horizon={horizon}, or a smaller data.step"
+        f"longest): e.g. data.context={context} data.horizon={horizon}, or a smaller data.step",
+        source=_source(cohort),
     )
+
+
+def _source(cohort: Cohort) -> str | None:
+    """The observations file a cohort was read from (None for generated data)."""
+    return cohort.meta.get("sources", {}).get("observations")
 
 
 class TwinFit(NamedTuple):

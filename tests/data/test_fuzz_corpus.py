@@ -46,8 +46,8 @@ settings.register_profile(
 settings.register_profile("twinjax-search", settings.get_profile("twinjax-ci"), derandomize=False)
 CI = settings.get_profile(f"twinjax-{os.environ.get('TWINJAX_FUZZ_PROFILE', 'ci')}")
 
-# check_cohort's two errors about the whole cohort (every subject too short, no window fits);
-# they come after the files were read and name no file (see the report of issue 22, item 7)
+# check_cohort's two errors about the whole cohort (every subject too short, no window fits):
+# they come after the files were read and name the observations file, no row or column
 COHORT_WIDE = ("no subject is long or dense enough", "the series are too short for")
 
 
@@ -86,7 +86,8 @@ def run(case: Case) -> tuple[str, object]:
         try:
             ready = pipeline.check_cohort(cohort, cfg)
         except CohortError as err:
-            assert err.source is None and any(m in str(err) for m in COHORT_WIDE), err
+            assert any(m in str(err) for m in COHORT_WIDE), err
+            assert err.source == str(written[OBS].path) and err.rows is None, err
             return "cohort-wide CohortError", err
         check_summary(ready, cohort)
         check_arrays(ready, cfg)
