@@ -17,7 +17,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check twinjax experiments tests scripts
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=25
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'

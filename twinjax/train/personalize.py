@@ -32,12 +32,12 @@ from twinjax.train.devices import (
     fit_chunk,
     individuals_mesh,
     layout,
-    rows_that_fit,
     step_bytes,
     training_devices,
 )
 from twinjax.train.population import make_optimizer
-from twinjax.twins import TwinParams, TwinSpec, segment_nll, window_loss
+from twinjax.train.validation import max_segment, val_nll, val_nll_blocks, validation_rows
+from twinjax.twins import TwinParams, TwinSpec, window_loss
 
 log = logging.getLogger(__name__)
 
@@ -90,49 +90,6 @@ def _sq_dist(a, b):
     )
 
 
-@partial(jax.jit, static_argnums=(2, 3, 4))
-def _val_nll(params, arrays: CohortArrays, spec, history, size):
-    start, end = jnp.argmax(arrays.val, 1), jnp.sum(arrays.train | arrays.val, 1)
-    fn = partial(segment_nll, spec=spec, size=size, history=history)
-    return jax.vmap(lambda p, d, s, e: fn(p, series=d, start=s, end=e))(
-        params, arrays.series, start, end
-    )
-
-
-def _val_nll_blocks(params, arrays: CohortArrays, spec, history, size, rows: int):
-    """:func:`_val_nll` over blocks of ``rows`` individuals (0: all at once); the last block is
-    the last ``rows`` individuals, so every call has one compiled shape."""
-    n = arrays.n_individuals
-    if not rows or rows >= n:
-        return _val_nll(params, arrays, spec, history, size)
-    # on one device first: slicing rows of arrays sharded over several CPU devices is an eager
-    # all-gather, which stalled in XLA's rendezvous on the loaded 2-core host (process aborted)
-    params, arrays = jax.device_put((params, arrays), jax.devices()[0])
-    out, done = [], 0
-    while done < n:
-        lo = min(done, n - rows)
-        part = slice(lo, lo + rows)
-        val = _val_nll(jax.tree.map(lambda x, p=part: x[p], params), arrays.take(part), spec,
-                       history, size)  # fmt: skip
-        # one block at a time: dispatched together, the CPU ran blocks side by side (12.9 GB
-        # peak at 4,096 individuals with 1,220-individual blocks sized for 5.3 GB)
-        out.append(jax.block_until_ready(val)[done - lo :])
-        done = lo + rows
-    return jnp.concatenate(out)
-
-
-def _val_rows(pop_params, arrays: CohortArrays, spec, history, size, chunk, fraction) -> int:
-    """Individuals per validation-NLL call that fit ``fraction`` of a device's free memory
-    (0: a whole chunk at once); see :func:`~twinjax.train.devices.rows_that_fit`."""
-
-    def compile_for(rows):
-        like = lambda x: jax.ShapeDtypeStruct((rows, *x.shape[1:]), x.dtype)
-        params = jax.tree.map(lambda x: jax.ShapeDtypeStruct((rows, *x.shape), x.dtype), pop_params)
-        return _val_nll.lower(params, jax.tree.map(like, arrays), spec, history, size).compile()
-
-    return rows_that_fit(compile_for, chunk, fraction=fraction)
-
-
 def _personal_step(
     state: PersonalState,
     arrays: CohortArrays,
@@ -169,7 +126,7 @@ def _personal_step(
     step = state.step + 1
 
     def _select(_):
-        val = _val_nll(params, arrays, spec, length - 1, val_size)
+        val = val_nll(params, arrays, spec, length - 1, val_size)
         if selection == "individual":
             better = val < state.best_val
         else:  # "cohort": one stopping step for the chunk's real individuals (not its padding)
@@ -297,10 +254,6 @@ def _memory_chunk(statics, chunk, d, devices, key, pop_params, arrays, cfg) -> t
     return fitted, d
 
 
-def _max_segment(mask) -> int:
-    return int(np.asarray(mask).sum(1).max())
-
-
 def fit_personal(
     key: PRNGKeyArray,
     spec: TwinSpec,
@@ -347,7 +300,7 @@ def fit_personal(
     n = arrays.n_individuals
     optimizer = make_optimizer(cfg.lr)
     length = cfg.window
-    val_size = _max_segment(arrays.val)
+    val_size = max_segment(arrays.val)
     statics = dict(
         spec=spec,
         optimizer=optimizer,
@@ -364,7 +317,9 @@ def fit_personal(
         chunk, d = _memory_chunk(statics, chunk, d, devices, key, pop_params, arrays, cfg)
     mesh = individuals_mesh(devices[:d])
     # the validation NLL (start, curve, end) is an evaluation outside the step: sized on its own
-    val_rows = _val_rows(pop_params, arrays, spec, length - 1, val_size, chunk, cfg.memory_fraction)
+    val_rows = validation_rows(
+        pop_params, arrays, spec, length - 1, val_size, chunk, cfg.memory_fraction
+    )
     step = partial(personal_step, **statics, mesh=mesh)
     rows = NamedSharding(mesh, _IND)
     pop = jax.device_put(pop_params, NamedSharding(mesh, _REP))
@@ -384,7 +339,7 @@ def fit_personal(
                 init,
                 jax.vmap(optimizer.init)(init),
                 init,
-                _val_nll_blocks(init, here, spec, length - 1, val_size, val_rows),
+                val_nll_blocks(init, here, spec, length - 1, val_size, val_rows),
                 jnp.zeros((), jnp.int32),
                 jax.random.key_data(key),
             ),
@@ -413,7 +368,7 @@ def fit_personal(
         final = jax.device_put(final, here.train.sharding)  # gathered: no cross-device op
         # waited for: left running, it overlapped the next phase's forecasts (two peaks at once)
         val = jax.block_until_ready(
-            _val_nll_blocks(final, here, spec, length - 1, val_size, val_rows)
+            val_nll_blocks(final, here, spec, length - 1, val_size, val_rows)
         )
         real = int(keep.sum())  # padding rows come last: a slice, not a gather
         outputs.append(jax.tree.map(lambda x, r=real: x if r == len(x) else x[:r], (final, val)))
@@ -425,5 +380,5 @@ def fit_personal(
 def _val_curve(arrays: CohortArrays, spec: TwinSpec, length: int, val_size: int, rows: int):
     """``val_nll``: the personal twins' mean validation NLL (current parameters; a curve)."""
     return lambda done, state: {
-        "val_nll": jnp.mean(_val_nll_blocks(state.params, arrays, spec, length - 1, val_size, rows))
+        "val_nll": jnp.mean(val_nll_blocks(state.params, arrays, spec, length - 1, val_size, rows))
     }

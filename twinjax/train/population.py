@@ -21,6 +21,7 @@ from twinjax.data import CohortArrays
 from twinjax.runtime import run_loop
 from twinjax.runtime.scalars import loss_hook
 from twinjax.train.devices import AXIS, individuals_mesh, training_devices
+from twinjax.train.validation import max_segment, val_nll
 from twinjax.twins import TwinParams, TwinSpec, init_params, window_loss
 
 
@@ -196,14 +197,12 @@ def _val_curve(arrays: CohortArrays, spec: TwinSpec, window: int):
     """``val_nll``: the population twin's mean validation NLL (a training curve) on at most
     ``_CURVE_ROWS`` individuals spread evenly over the cohort, so its memory does not grow with N
     (on all 4,096 individuals at once it ran the app out of memory)."""
-    from twinjax.train.personalize import _max_segment, _val_nll  # (imports this module)
-
     rows = np.unique(np.linspace(0, arrays.n_individuals - 1, _CURVE_ROWS).astype(int))
     arrays = arrays.take(rows)
-    n, size = arrays.n_individuals, _max_segment(arrays.val)
+    n, size = arrays.n_individuals, max_segment(arrays.val)
 
     def curve(done: int, state: TrainState) -> dict:
         params = jax.tree.map(lambda x: jnp.broadcast_to(x, (n, *x.shape)), state.params)
-        return {"val_nll": jnp.mean(_val_nll(params, arrays, spec, window - 1, size))}
+        return {"val_nll": jnp.mean(val_nll(params, arrays, spec, window - 1, size))}
 
     return curve
