@@ -256,9 +256,9 @@ def twin_spec(cohort: Cohort, model) -> TwinSpec:
     :func:`~twinjax.twins.sequence.lstm_sequence` for an LSTM (unless ``remat_chunk`` asks for
     the rematerialized scan) and through the scan otherwise.
     """
-    remat = getattr(model, "remat_chunk", 0)
-    layout = getattr(model, "layout", "scan")
-    residuals = getattr(model, "residuals", "float32")
+    remat = model.remat_chunk
+    layout = model.layout
+    residuals = model.residuals
     if layout == "auto":
         layout = "sequence" if model.cell == "lstm" and not remat else "scan"
     try:
@@ -297,7 +297,7 @@ def population_options(data, train) -> PopulationOptions:
         window=data.context + data.horizon,
         batch_windows=train.batch_windows,
         batch=train.population_batch,
-        rollout_steps=getattr(train, "rollout_steps", 0),
+        rollout_steps=train.rollout_steps,
         checkpoint_every=train.checkpoint_every,
         keep_checkpoints=train.keep_checkpoints,
         progress=train.progress,
@@ -311,7 +311,7 @@ def personalize_options(data, train) -> PersonalizeOptions:
         window=data.context + data.horizon,
         batch_windows=train.batch_windows,
         prior_strength=train.prior_strength,
-        rollout_steps=getattr(train, "rollout_steps", 0),
+        rollout_steps=train.rollout_steps,
         chunk_size=train.chunk_size,
         eval_every=train.eval_every,
         selection=train.selection,
@@ -404,8 +404,8 @@ def fit_twins(
             rows=rows,
             mesh=forecast_mesh(),
             horizon=calibration_horizon(cfg),
-            n_samples=getattr(cfg.train, "calibration_samples", 32),
-            max_origins=getattr(cfg.train, "calibration_origins", 0),
+            n_samples=cfg.train.calibration_samples,
+            max_origins=cfg.train.calibration_origins,
             key=jax.random.fold_in(key, 2),  # k_pop, k_personal unchanged
         )
     return TwinFit(spec, scalers, arrays, pop, personal, losses, calibration, rows)
@@ -565,7 +565,7 @@ def _pooled_factors(z2: np.ndarray, n: np.ndarray) -> np.ndarray:
 def calibration_horizon(cfg) -> int:
     """Horizons the intervals are calibrated for: ``train.calibration_horizon``, or (0) the
     training windows' ``data.horizon``; forecasts beyond it use its last factor."""
-    return getattr(cfg.train, "calibration_horizon", 0) or cfg.data.horizon
+    return cfg.train.calibration_horizon or cfg.data.horizon
 
 
 def bundle_from_fit(fit: TwinFit, cohort: Cohort, cfg, *, fingerprint: dict) -> TwinBundle:
