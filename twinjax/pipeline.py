@@ -39,10 +39,8 @@ from twinjax.eval.forecasts import chunked_predictions, horizon_sq_z
 from twinjax.runtime import array_digest, claim_run_dir
 from twinjax.train import PersonalizeOptions, PopulationOptions, fit_personal, fit_population
 from twinjax.train.devices import (
-    device_memory_budget,
     individuals_mesh,
     rows_that_fit,
-    step_bytes,
     training_devices,
 )
 from twinjax.twins import TwinParams, TwinSpec, cohort_predictions, segment_rollouts
@@ -423,8 +421,7 @@ def forecast_rows(
     """Individuals to forecast at a time so that one call fits in ``fraction`` of the first
     device's free memory (0: all of them), from the memory analysis of the forecast compiled
     for 64 of them, scaled to the longest validation or test segment."""
-    n = arrays.n_individuals
-    probe = 64
+    n, probe = arrays.n_individuals, 64
     if n <= probe:
         return 0
     segment = max((np.asarray(arrays.val), np.asarray(arrays.test)), key=lambda s: s.sum(1).max())
@@ -433,15 +430,11 @@ def forecast_rows(
         lambda p, a: cohort_predictions(p, spec, a, head, history=history, shared=False)
     )
     params = jax.tree.map(lambda x: jax.ShapeDtypeStruct((probe, *x.shape), x.dtype), pop)
-    used = step_bytes(forecast.lower(params, arrays.take(slice(0, probe))).compile())
-    if used is None:
-        return 0
-    per_row = used / probe * segment.sum(1).max() / max(head.sum(1).max(), 1)
-    rows = int(device_memory_budget(jax.devices()[0], fraction=fraction) // per_row)
-    if rows >= n:
-        return 0
-    log.info("forecasts: %d individuals at a time (%.1f MB each)", max(rows, 1), per_row / 1e6)
-    return max(rows, 1)
+    return rows_that_fit(
+        lambda rows: forecast.lower(params, arrays.take(slice(0, rows))).compile(), n,
+        fraction=fraction, probe=probe, what="forecasts",
+        scale=segment.sum(1).max() / max(head.sum(1).max(), 1),
+    )  # fmt: skip
 
 
 def _val_sq_z(params, spec, arrays, *, history, shared, rows, mesh=None):

@@ -2,30 +2,13 @@
 says so, sets it aside and resumes from the one before, ending as an uninterrupted run."""
 
 import logging
-from typing import NamedTuple
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
+from loop_state import start as _start
+from loop_state import step as _step
 
 from twinjax.runtime import RunDirectoryError, run_loop
-
-
-class _State(NamedTuple):
-    params: jax.Array
-    key: jax.Array
-    step: jax.Array
-
-
-def _start():
-    return _State(jnp.zeros(3), jax.random.key_data(jax.random.key(0)), jnp.zeros((), jnp.int32))
-
-
-def _step(s):
-    key, sub = jax.random.split(jax.random.wrap_key_data(s.key))
-    params = 0.9 * s.params + jax.random.normal(sub, (3,))
-    return _State(params, jax.random.key_data(key), s.step + 1), jnp.sum(params**2)
 
 
 def _hook(done, state, loss):

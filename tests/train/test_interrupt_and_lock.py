@@ -5,36 +5,22 @@ import json
 import logging
 import os
 import signal
-from typing import NamedTuple
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
+from loop_state import start as _start
+from loop_state import step
 
 from twinjax.runtime import run_loop
 from twinjax.runtime.interrupt import Interrupted, handled
 from twinjax.runtime.lock import LOCK_FILE, RunLocked, run_lock
 
 
-class _State(NamedTuple):
-    params: jax.Array
-    key: jax.Array
-    step: jax.Array
-
-
-def _start():
-    return _State(jnp.zeros(3), jax.random.key_data(jax.random.key(0)), jnp.zeros((), jnp.int32))
-
-
 def _step(signal_at=None, signum=signal.SIGTERM):
     def step_fn(s):
-        key, sub = jax.random.split(jax.random.wrap_key_data(s.key))
-        noise = jax.random.normal(sub, (3,))
-        params = 0.9 * s.params + noise
         if signal_at is not None and int(s.step) + 1 == signal_at:
             os.kill(os.getpid(), signum)  # arrives during the step, as a user's Ctrl-C would
-        return _State(params, jax.random.key_data(key), s.step + 1), jnp.sum(params**2)
+        return step(s)
 
     return step_fn
 

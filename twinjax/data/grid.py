@@ -45,7 +45,8 @@ def _spans(subject, time, isubject, itime, n: int) -> tuple[np.ndarray, np.ndarr
     return first, last
 
 
-def _median_gap(subject: np.ndarray, time: np.ndarray) -> float:
+def median_gap(subject: np.ndarray, time: np.ndarray) -> float:
+    """Median positive gap between consecutive observation times of one subject."""
     order = np.lexsort((time, subject))
     s, t = subject[order], time[order]
     gaps = np.diff(t)[(np.diff(s) == 0) & (np.diff(t) > 0)]
@@ -123,7 +124,7 @@ def check_grid(
     run_bytes = RUN_COPIES * array_bytes
     out = dict(steps=T, cells=n * T * max(f, 1), observed_at_most=observed,
                array_bytes=array_bytes, run_bytes=run_bytes)  # fmt: skip
-    gap = _median_gap(obs_subject, obs_time)
+    gap = median_gap(obs_subject, obs_time)
     steps = f"{T:,}" if isinstance(T, int) else f"{T:.3g}"
     shape = f"{n} subjects x {steps} steps x {f} variable(s)"
     cause = lambda: likely_cause(obs_time, gap, kind, step)

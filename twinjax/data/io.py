@@ -23,7 +23,7 @@ import pandas as pd
 from twinjax.data import validate as V
 from twinjax.data.cohort import Cohort
 from twinjax.data.errors import CohortError
-from twinjax.data.grid import check_grid
+from twinjax.data.grid import check_grid, median_gap
 from twinjax.data.read import read_table
 from twinjax.data.times import Step, parse_step, to_datetimes
 
@@ -385,19 +385,11 @@ def _check_grid_size(cells: np.ndarray, n: int, width: int, step: float, subject
     raise CohortError(
         f"the aligned grid would have {n} x {steps:.3g} x {width} cells (the subject's span "
         f"ends at this row); use a larger step (now {step:g}; the median gap between a "
-        f"subject's observations is {_median_gap(subject, time):g}) or check the time unit",
+        f"subject's observations is {median_gap(subject, time):g}) or check the time unit",
         source=source,
         rows=[labels[int(np.argmax(cells))]],
         column=column,
     )
-
-
-def _median_gap(subject: np.ndarray, time: np.ndarray) -> float:
-    """Median positive gap between consecutive observation times of one subject."""
-    order = np.lexsort((time, subject))
-    s, t = subject[order], time[order]
-    gaps = np.diff(t)[(np.diff(s) == 0) & (np.diff(t) > 0)]
-    return float(np.median(gaps)) if len(gaps) else float("nan")
 
 
 def _drop_report(tables: list[V.Table]) -> dict:

@@ -123,13 +123,21 @@ def fit_chunk(n_per_device: int, used: int, budget: int, d: int) -> int:
 
 
 def rows_that_fit(
-    compile_for, n: int, *, fraction: float, device: jax.Device | None = None, probe: int = 64
+    compile_for,
+    n: int,
+    *,
+    fraction: float,
+    device: jax.Device | None = None,
+    probe: int = 64,
+    scale: float = 1.0,
+    what: str = "",
 ) -> int:
     """Individuals per call (0: all ``n`` at once) so that one call of a program that is linear in
     its individuals fits ``fraction`` of ``device``'s free memory (default: the first device).
 
     ``compile_for(rows)`` returns the program compiled for ``rows`` individuals; its memory
-    analysis at ``probe`` of them, scaled, sizes the calls. An evaluation over a whole cohort is
+    analysis at ``probe`` of them, scaled (times ``scale``: e.g. the longest segment over the
+    probe's), sizes the calls; ``what`` names them in the log. An evaluation over a whole cohort is
     not part of a training step's memory analysis, so it is sized here on its own: the personal
     twins' validation NLL at 4,096 individuals x 217 validation steps needs 4.4 MB each, 18 GB at
     once, which the app ran unchunked (21 GB peak on a 23 GB machine).
@@ -143,8 +151,10 @@ def rows_that_fit(
     if used is None:
         return 0
     device = jax.devices()[0] if device is None else device
-    rows = int(device_memory_budget(device, fraction=fraction) // max(used / probe, 1))
+    per_row = used / probe * scale
+    rows = int(device_memory_budget(device, fraction=fraction) // max(per_row, 1))
     if rows >= n:
         return 0
-    log.info("%d individuals at a time (%.1f MB each)", max(rows, 1), used / probe / 1e6)
+    log.info("%s%d individuals at a time (%.1f MB each)", f"{what}: " if what else "",
+             max(rows, 1), per_row / 1e6)  # fmt: skip
     return max(rows, 1)
