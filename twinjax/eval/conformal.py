@@ -118,11 +118,16 @@ def horizon_quantiles(
 
 def calibrated(point, scale, quantiles, *, y, mask, method="", subject=None, time=None):
     """The :class:`Forecast` ``point + scale * quantiles`` (``point`` and ``scale`` ``[N, H]``,
-    ``quantiles [Q, H]`` of scaled errors)."""
+    ``quantiles [Q, H]`` of scaled errors).
+
+    Its ``mean`` is the calibrated distribution's, the average of its quantiles (equally spaced
+    levels), not the raw ``point``: a bias the errors showed at the rolling origins (a growth
+    that LOCF misses) moves the point forecast as it moves the intervals, so RMSE and CRPS
+    judge the same forecast."""
     scale = np.broadcast_to(np.asarray(scale, float).reshape(len(point), -1), point.shape)
     q = point[None] + scale[None] * quantiles[:, None, :]
     return Forecast(
-        mean=point, quantiles=q, levels=QLEVELS, y=y, mask=mask, method=method,
+        mean=q.mean(axis=0), quantiles=q, levels=QLEVELS, y=y, mask=mask, method=method,
         subject=subject, time=time,
     )  # fmt: skip
 
