@@ -16,11 +16,12 @@ import numpy as np
 
 from twinjax import pipeline
 from twinjax.bayes import mixture as mx
-from twinjax.bayes.calibration import crps_gaussian, pit_gaussian, pit_ks
 from twinjax.bayes.plots import plot_coverage, plot_individual_fits, plot_pit_histogram
 from twinjax.bayes.recurrent import fit_bayesian_twins, predictive_mixture
 from twinjax.config import Config
 from twinjax.data.normalize import denormalize, denormalize_scale
+from twinjax.eval import score as scoring
+from twinjax.eval.score import Forecast, score
 from twinjax_experiments.config import BayesTwins
 from twinjax_experiments.report import images, table, write_markdown
 
@@ -38,6 +39,13 @@ def _data_units(fit, mix):
 def _targets(cohort, mix):
     rows = np.arange(cohort.n_individuals)[:, None]
     return cohort.values[rows, mix.t], cohort.mask[rows, mix.t] & mix.inside[..., None]
+
+
+def _point_forecast(point, y, observed, j: int) -> Forecast:
+    """The point (MAP) twins' Gaussian one-step forecasts of stream ``j``."""
+    as64 = lambda x: np.asarray(x[..., j], np.float64)
+    return Forecast(mean=as64(point.mean), scale=as64(point.scale), y=as64(y),
+                    mask=np.asarray(observed[..., j], bool))  # fmt: skip
 
 
 def _coverage_curve(pit, observed):
@@ -76,17 +84,16 @@ def run(root: Config, out_dir: Path) -> dict:
         o = obs[..., j]
         raw = mx.mixture_calibration(k_eval, mean[..., j], scale[..., j], y[..., j], o)
         cal = mx.mixture_calibration(k_eval, c_mean[..., j], c_scale[..., j], y[..., j], o)
-        p_pit = np.asarray(pit_gaussian(point.mean[..., j], point.scale[..., j], y[..., j]))[o]
-        p_crps = crps_gaussian(point.mean[..., j], point.scale[..., j], y[..., j])
+        p = score(_point_forecast(point, y, obs, j))
         streams[name] = {
             "bayesian_raw": raw,
             "bayesian_calibrated": cal,
             "validation_spread_factor": float(factor[j]),
             "point_map_calibrated": {
-                "coverage_90": float(np.mean(np.abs(p_pit - 0.5) <= 0.45)),
-                "coverage_50": float(np.mean(np.abs(p_pit - 0.5) <= 0.25)),
-                "crps": float(np.asarray(p_crps)[o].mean()),
-                "pit_ks": pit_ks(p_pit),
+                "coverage_90": p["pooled"]["coverage_90"],
+                "coverage_50": p["pooled"]["coverage_50"],
+                "crps": p["pooled"]["crps"],
+                "pit_ks": p["pit"]["ks"],
             },
         }
     metrics["streams"] = streams
@@ -116,7 +123,7 @@ def _figures(out_dir, cohort, f, test, raw, calibrated, point, y, obs, exp: Baye
     pit = mx.mixture_pit(c_mean, c_scale, y[..., f])
     plot_pit_histogram(out_dir / "pit_bayesian.png", pit[obs[..., f]],
                        title="Bayesian twins: test PIT (target stream)")  # fmt: skip
-    p_pit = np.asarray(pit_gaussian(point.mean[..., f], point.scale[..., f], y[..., f]))
+    p_pit = scoring.pit(_point_forecast(point, y, obs, f))
     plot_coverage(out_dir / "coverage_levels.png", LEVELS,
                   {"Bayesian twin": _coverage_curve(pit, obs[..., f]),
                    "Bayesian twin, raw": _coverage_curve(

@@ -25,6 +25,7 @@ forecasts next to last value carried forward (metrics.json ``holdout_*`` and ``l
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from pathlib import Path
@@ -37,7 +38,6 @@ import pandas as pd
 from twinjax.bayes import (
     DiagnosticsWarning,
     HierarchicalSpec,
-    coverage,
     diagnose,
     flatten_chains,
     hierarchical_model,
@@ -48,15 +48,7 @@ from twinjax.bayes import (
     run_svi,
     svi_draws,
 )
-from twinjax.bayes.forecast import (
-    Forecast,
-    HeldOut,
-    crps,
-    forecast,
-    future_times,
-    hold_out_last,
-    score_draws,
-)
+from twinjax.bayes.forecast import HeldOut, forecast, future_times, hold_out_last
 from twinjax.bayes.models import MeanModel, mean_model
 from twinjax.bayes.pk_routes import pk_derived
 from twinjax.bayes.plots import plot_forecasts, plot_individual_fits
@@ -65,11 +57,13 @@ from twinjax.bayes.summary import inference_data, posterior_table, subject_table
 from twinjax.bayes.tables import covariate_columns, longitudinal_data, read_long
 from twinjax.config import Config, DataConfig
 from twinjax.data.errors import CohortError
-from twinjax.eval.baselines import locf_intervals
+from twinjax.eval.score import Forecast, pooled, score
 from twinjax.pipeline import ConfigError
 from twinjax.runtime.files import replacing
 from twinjax_experiments.config import Hierarchical
 from twinjax_experiments.report import images, table, write_csv, write_markdown
+
+LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)  # the quantiles in forecasts.csv
 
 
 def run(cfg: Config, out_dir: Path) -> dict:
@@ -289,7 +283,9 @@ def _curves(spec, samples, data, key, c: Hierarchical, by_chain: bool):
     grid = np.tile(np.linspace(lo, hi, c.grid_points), (t.shape[0], 1))
     k_obs, k_grid = jax.random.split(key)
     pp = posterior_predictive(spec, flat, jnp.asarray(data.times), data.regimen, key=k_obs)
-    cov90 = float(coverage(pp.observations, jnp.asarray(data.values), jnp.asarray(mask), level=0.9))
+    draws = np.asarray(pp.observations, np.float64)
+    fitted = Forecast(mean=draws.mean(0), draws=draws, y=np.asarray(data.values), mask=mask)
+    cov90 = score(fitted)["pooled"]["coverage_90"]
     band = posterior_predictive(spec, flat, jnp.asarray(grid), data.regimen, key=k_grid)
     curve_q = np.quantile(np.asarray(band.curves), [0.05, 0.5, 0.95], axis=0)
     obs_q = np.quantile(np.asarray(band.observations), [0.05, 0.95], axis=0)
@@ -434,58 +430,57 @@ def _forecast_times(c: Hierarchical, data, held: HeldOut | None) -> np.ndarray |
         raise ConfigError(f"experiment.forecast_every: {e}") from e
 
 
-def holdout_scores(fc: Forecast, held: HeldOut, *, level: float = 0.9) -> dict:
+def holdout_scores(fc: Forecast, held: HeldOut) -> dict:
     """The twin's forecasts of the held-out visits and last value carried forward on the same
-    points: RMSE and MAE (of the predictive mean; of the last value), coverage and width of the
-    central ``level`` interval, CRPS."""
-    twin = score_draws(fc.draws, held.values, level=level)
-    locf = locf_scores(held, level=level)
+    points, scored by :mod:`twinjax.eval.score`: RMSE and MAE (of the predictive mean; of the
+    last value), CRPS, pinball loss, coverage and width of the central 50% and 90% intervals,
+    and the number of points."""
+    twin = dataclasses.replace(fc, y=held.values, mask=np.ones(held.values.shape, bool))
     return {
         "holdout_last": int(held.values.shape[1]),
         "holdout_dropped_subjects": [str(s) for s in held.dropped],
-        **{f"holdout_{k}": v for k, v in twin.items()},
-        **{f"locf_{k}": v for k, v in locf.items()},
+        **{f"holdout_{k}": v for k, v in _named(score(twin)["pooled"]).items()},
+        **{f"locf_{k}": v for k, v in _named(pooled(locf_forecasts(held))).items()},
     }
 
 
-def locf_scores(held: HeldOut, *, level: float = 0.9) -> dict:
-    """Last value carried forward to the held-out visits: the last training value as the point;
-    at the h-th held-out visit, its predictive distribution is that value plus the cohort's
-    changes over h consecutive training visits (an interval by ``locf_intervals``; CRPS of those
-    values as draws)."""
+def _named(scores: dict) -> dict:
+    return {("n_points" if k == "n" else k): v for k, v in scores.items()}
+
+
+def locf_forecasts(held: HeldOut) -> list[Forecast]:
+    """Last value carried forward to the held-out visits, one forecast per held-out visit h:
+    the last training value as the point, and as its predictive draws that value plus the
+    cohort's changes over h consecutive training visits. Where no subject has h + 1 training
+    visits, the draws are the point alone (a warning)."""
     mask = np.asarray(held.train.mask, bool)
     order = np.argsort(np.where(mask, held.train.times, np.inf), axis=1, kind="stable")
     v = np.take_along_axis(np.asarray(held.train.values, np.float64), order, 1)
     m = np.take_along_axis(mask, order, 1)  # each row's observations first, in time order
-    last = v[np.arange(len(v)), m.sum(axis=1) - 1]
-    y, k = held.values, held.values.shape[1]
-    changes = [(v[:, h:] - v[:, :-h])[m[:, h:]] for h in range(1, k + 1)]
-    carried = np.repeat(last[:, None], k, axis=1)
-    pct = int(round(100 * level))
-    out = {"rmse": float(np.sqrt(np.mean((carried - y) ** 2))),
-           "mae": float(np.mean(np.abs(carried - y))), "n_points": int(y.size)}  # fmt: skip
-    try:
-        lo, hi = locf_intervals(carried, changes, (level,))[level]
-    except ValueError as e:  # no subject has h + 1 training visits
-        warnings.warn(f"last value carried forward has no interval: {e}", stacklevel=2)
-        return out | {f"coverage_{pct}": np.nan, f"width_{pct}": np.nan, "crps": np.nan}
-    crps_h = [crps(last[None, :] + ch[:, None], y[:, h]) for h, ch in enumerate(changes)]
-    return out | {
-        f"coverage_{pct}": float(np.mean((y >= lo) & (y <= hi))),
-        f"width_{pct}": float(np.mean(hi - lo)), "crps": float(np.mean(crps_h)),
-    }  # fmt: skip
+    last = v[np.arange(len(v)), m.sum(axis=1) - 1][:, None]
+    out = []
+    for h in range(1, held.values.shape[1] + 1):
+        changes = (v[:, h:] - v[:, :-h])[m[:, h:]]
+        if not changes.size:
+            warnings.warn(f"last value carried forward: no subject has {h + 1} training visits, "
+                          f"so its {h}-visit-ahead forecast has no spread", stacklevel=2)  # fmt: skip
+            changes = np.zeros(1)
+        y = held.values[:, h - 1 : h]
+        out.append(Forecast(mean=last, draws=last[None] + changes[:, None, None], y=y,
+                            mask=np.ones(y.shape, bool), method="locf"))  # fmt: skip
+    return out
 
 
 def forecast_table(fc: Forecast, data, held: HeldOut | None) -> pd.DataFrame:
     """One row per subject and forecast time (data units): mean and quantiles (``q05`` ...),
     and the held-out observation when there is one."""
-    t = fc.times.shape[1]
+    t = fc.time.shape[1]
     cols = {
         "subject": np.repeat(np.asarray(data.subject_ids, dtype=object), t),
-        "time": (fc.times + data.time_centre).ravel(),
+        "time": (fc.time + data.time_centre).ravel(),
         "mean": np.asarray(fc.mean).ravel(),
     }
-    for level, q in zip(fc.levels, np.asarray(fc.quantiles), strict=True):
+    for level, q in zip(LEVELS, fc.quantile(LEVELS), strict=True):
         cols[f"q{round(100 * level):02d}"] = q.ravel()
     if held is not None:
         cols["observed"] = held.values.ravel()
@@ -498,18 +493,18 @@ def write_forecasts(out_dir: Path, c, m, spec, flat, data, fc: Forecast, held) -
     k = min(c.n_plot_subjects, len(data.subject_ids))
     mask = np.asarray(data.mask, bool)[:k]
     t = np.where(mask, np.asarray(data.times)[:k], np.nan)
-    grid = np.linspace(np.nanmin(t, 1), np.maximum(np.nanmax(t, 1), fc.times[:k].max(1)),
+    grid = np.linspace(np.nanmin(t, 1), np.maximum(np.nanmax(t, 1), fc.time[:k].max(1)),
                        c.grid_points, axis=1)  # fmt: skip
     thin = np.linspace(0, flat["theta"].shape[0] - 1, c.predictive_draws).astype(int)
     sub = {s: np.asarray(v)[thin][:, :k] if s == "theta" else np.asarray(v)[thin]
            for s, v in flat.items()}  # fmt: skip
     regimen = jax.tree.map(lambda a: np.asarray(a)[:k], data.regimen)
     curves = posterior_predictive(spec, sub, jnp.asarray(grid), regimen, key=jax.random.key(0))
-    q = np.asarray(fc.quantiles)[[fc.levels.index(a) for a in (0.05, 0.5, 0.95)]][:, :k]
+    q = fc.quantile((0.05, 0.5, 0.95))[:, :k]
     centre = data.time_centre
     plot_forecasts(
         out_dir / "forecasts.png", grid + centre, np.asarray(curves.curves),
-        np.asarray(data.times)[:k] + centre, data.values[:k], mask, fc.times[:k] + centre, q,
+        np.asarray(data.times)[:k] + centre, data.values[:k], mask, fc.time[:k] + centre, q,
         held_values=None if held is None else held.values[:k], names=data.subject_ids[:k],
         title=f"{c.model}: fit and forecast (90% predictive)",
     )  # fmt: skip
@@ -518,7 +513,7 @@ def write_forecasts(out_dir: Path, c, m, spec, flat, data, fc: Forecast, held) -
 
 
 def _forecast_sentence(c, m, fc: Forecast) -> str:
-    n, t = fc.times.shape
+    n, t = fc.time.shape
     if c.holdout_last:
         what = f"each subject's last {c.holdout_last} visits, held out of the fit"
     elif c.forecast_times:

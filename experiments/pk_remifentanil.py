@@ -38,7 +38,6 @@ import numpy as np
 import pandas as pd
 
 from twinjax.bayes import (
-    coverage,
     diagnose,
     flatten_chains,
     population_draws,
@@ -51,6 +50,7 @@ from twinjax.bayes.pk_routes import pk_derived
 from twinjax.bayes.plots import plot_individual_fits
 from twinjax.bayes.predictive import pointwise_log_likelihood
 from twinjax.config import Config, DataConfig
+from twinjax.eval.score import Forecast, score
 from twinjax.pipeline import ConfigError
 from twinjax_experiments.config import Hierarchical, PkRemifentanil
 from twinjax_experiments.hierarchical import build_spec, fit, frames_data
@@ -160,13 +160,14 @@ def held_out_scores(f: dict) -> dict:
     """Coverage of the held-out concentrations by the 50% and 90% predictive intervals, and the
     median absolute percentage error of the predictive median."""
     test = f["test"]
-    y, mask = jnp.asarray(test.values), jnp.asarray(test.mask)
-    obs = f["predictive"].observations
-    med = np.median(np.asarray(obs), axis=0)[np.asarray(test.mask, bool)]
-    truth = np.asarray(test.values)[np.asarray(test.mask, bool)]
+    obs, mask = np.asarray(f["predictive"].observations, np.float64), np.asarray(test.mask, bool)
+    fc = Forecast(mean=obs.mean(0), draws=obs, y=np.asarray(test.values), mask=mask)
+    pooled = score(fc)["pooled"]
+    med = np.median(obs, axis=0)[mask]
+    truth = np.asarray(test.values)[mask]
     return {
-        "coverage_50": float(coverage(obs, y, mask, level=0.5)),
-        "coverage_90": float(coverage(obs, y, mask, level=0.9)),
+        "coverage_50": pooled["coverage_50"],
+        "coverage_90": pooled["coverage_90"],
         "mdape_percent": float(100 * np.median(np.abs(med - truth) / truth)),
         "n_held_out": int(np.asarray(test.mask).sum()),
     }

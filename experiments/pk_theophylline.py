@@ -12,12 +12,9 @@ import numpy as np
 from tqdm import tqdm
 
 from twinjax.bayes import (
-    calibration_summary,
-    coverage,
     diagnose,
     flatten_chains,
     hierarchical_model,
-    pit_samples,
     population_draws,
     posterior_predictive,
     problems_of,
@@ -29,6 +26,7 @@ from twinjax.bayes.dosing import choose_dose, choose_dose_time, steady_state_pro
 from twinjax.bayes.plots import plot_coverage, plot_individual_fits, plot_pit_histogram
 from twinjax.bayes.theoph import FM3, theoph_data, theoph_frames, theoph_spec
 from twinjax.config import Config
+from twinjax.eval.score import Forecast, coverage_curve, pit, score
 from twinjax.pipeline import ConfigError
 from twinjax_experiments.config import PkTheophylline
 from twinjax_experiments.report import images, save_figure, table, write_markdown
@@ -111,15 +109,17 @@ def _population_metrics(pop, diag, seconds) -> dict:
 def _calibration(spec, flat, data, key) -> tuple[dict, dict]:
     """In-sample posterior predictive check of the observations; what the fit figures show."""
     pp = posterior_predictive(spec, flat, data.times, data.regimen, key=key)
-    y, mask = jnp.asarray(data.values), jnp.asarray(data.mask)
-    summary = calibration_summary(pp.observations, y, mask, level=0.9)
-    cov_levels = [float(coverage(pp.observations, y, mask, level=lv)) for lv in LEVELS]
-    pit = np.asarray(pit_samples(pp.observations, y))[np.asarray(data.mask)]
+    draws, mask = np.asarray(pp.observations, np.float64), np.asarray(data.mask, bool)
+    fc = Forecast(mean=draws.mean(0), draws=draws, y=np.asarray(data.values), mask=mask)
+    s = score(fc)
     grid = np.tile(np.linspace(0.0, 25.0, 101), (data.times.shape[0], 1))
     band = posterior_predictive(spec, flat, jnp.asarray(grid), data.regimen, key=key)
-    out = {f"in_sample_{k}": v for k, v in summary.items()}
-    out["in_sample_coverage_by_level"] = dict(zip(map(str, LEVELS), cov_levels, strict=True))
-    fits = {"pit": pit, "grid": grid, "band": np.asarray(band.observations)}
+    out = {
+        "in_sample_coverage_90": s["pooled"]["coverage_90"], "in_sample_crps": s["pooled"]["crps"],
+        "in_sample_pit_ks": s["pit"]["ks"], "in_sample_n_points": s["pooled"]["n"],
+        "in_sample_coverage_by_level": {str(k): v for k, v in coverage_curve(fc, LEVELS).items()},
+    }  # fmt: skip
+    fits = {"pit": pit(fc)[mask], "grid": grid, "band": np.asarray(band.observations)}
     return out, fits
 
 

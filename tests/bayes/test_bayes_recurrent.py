@@ -11,8 +11,8 @@ from numpyro.infer.util import log_density
 
 from twinjax.bayes import mixture as mx
 from twinjax.bayes import recurrent as br
-from twinjax.bayes.calibration import pit_samples
 from twinjax.data import prepare, synthetic_cohort
+from twinjax.eval.score import Forecast, pit
 from twinjax.twins import TwinSpec, cohort_predictions, init_params, window_loss
 
 LENGTH, N_WINDOWS = 8, 3
@@ -129,9 +129,9 @@ def _toy_mixture(n=40_000, spread=1.0, truth_sd=2.0):
 def test_mixture_pit_matches_sampled_pit():
     mean, scale, y = _toy_mixture(n=2000)
     exact = mx.mixture_pit(mean, scale, y)
-    sampled = np.asarray(
-        pit_samples(jnp.asarray(mx.mixture_samples(jax.random.key(7), mean, scale, 256)), y)
-    )
+    draws = mx.mixture_samples(jax.random.key(7), mean, scale, 256)
+    fc = Forecast(mean=draws.mean(0), draws=draws, y=y, mask=np.ones(y.shape, bool))
+    sampled = pit(fc)
     # 4096 draws per point: Monte Carlo SD of a PIT value <= 0.5 / 64 ~ 0.008
     assert np.max(np.abs(exact - sampled)) < 0.04
 

@@ -4,7 +4,17 @@ import numpy as np
 import pytest
 import scoringrules as sr
 
-from twinjax.eval.score import LEVELS, Forecast, crps_draws, crps_gaussian, pinball, pit, score
+from twinjax.eval.score import (
+    LEVELS,
+    Forecast,
+    coverage_curve,
+    crps_draws,
+    crps_gaussian,
+    pinball,
+    pit,
+    pit_ks,
+    score,
+)
 
 RNG = np.random.default_rng(0)
 
@@ -70,9 +80,12 @@ def test_score_masks_groups_horizons_and_calibration():
     # a calibrated forecaster: 90% coverage near 0.9 (900 points: sd 0.01), flat PIT
     assert s["pooled"]["coverage_90"] == pytest.approx(0.9, abs=0.04)
     assert s["pit"]["var"] == pytest.approx(1 / 12, abs=0.01)
+    # KS distance of 900 uniform PITs: 0.065 is its 99.9th percentile (1.95 / sqrt(900))
+    assert s["pit"]["ks"] < 0.065
     # too narrow: coverage falls, PIT spreads to the edges
     narrow = score(Forecast(mean=fc.mean, scale=fc.scale / 3, y=y_bad, mask=mask))
     assert narrow["pooled"]["coverage_90"] < 0.6 and narrow["pit"]["var"] > 1 / 12 + 0.03
+    assert narrow["pit"]["ks"] > 0.2
     empty = score(Forecast(mean=fc.mean, scale=fc.scale, y=y, mask=np.zeros_like(mask)))
     assert empty["pooled"]["n"] == 0 and empty["pooled"]["crps"] is None
 
@@ -86,6 +99,26 @@ def test_pit_of_quantiles_and_draws():
     draws = Forecast(mean=np.zeros((2, 1)), draws=np.arange(4.0)[:, None, None] * np.ones((4, 2, 1)),
                      y=np.array([[1.5], [-1.0]]), mask=np.ones((2, 1), bool))  # fmt: skip
     assert pit(draws)[:, 0].tolist() == [0.5, 0.0]
+    tied = Forecast(mean=np.zeros((1, 1)), draws=np.array([0.0, 1.0, 1.0, 2.0])[:, None, None],
+                    y=np.ones((1, 1)), mask=np.ones((1, 1), bool))  # fmt: skip
+    assert pit(tied)[0, 0] == 0.5  # mid-rank: one draw below, two tied, one above
+
+
+def test_pit_ks_is_the_largest_gap_to_the_uniform_cdf():
+    assert pit_ks([0.5]) == 0.5
+    assert pit_ks(np.arange(0.5, 10) / 10) == pytest.approx(0.05)
+    assert pit_ks(np.full(10, 0.0)) == 1.0 and pit_ks([]) is None
+
+
+def test_coverage_curve_at_each_level_of_draws():
+    """Draws 0, 1, ..., 9 and y = 4 at two points, one masked out: every central interval from
+    30% up contains 4 (np.quantile's linear interpolation: the 30% interval is [3.15, 5.85]);
+    the 10% one, [4.05, 4.95], does not."""
+    draws = np.zeros((10, 1, 2)) + np.arange(10.0)[:, None, None]
+    fc = Forecast(mean=np.full((1, 2), 4.5), draws=draws, y=np.array([[4.0, 100.0]]),
+                  mask=np.array([[True, False]]))  # fmt: skip
+    assert coverage_curve(fc, (0.1, 0.3, 0.9)) == {0.1: 0.0, 0.3: 1.0, 0.9: 1.0}
+    assert score(fc)["pooled"]["coverage_90"] == 1.0 and score(fc)["pooled"]["n"] == 1
 
 
 def test_forecast_refuses_ambiguous_or_misshapen_input():

@@ -1,16 +1,6 @@
-"""Bayesian twins: hierarchical models, PK closed forms, inference, diagnostics, calibration."""
+"""Bayesian twins: hierarchical models, PK closed forms, inference, diagnostics
+(forecasts are scored by :func:`twinjax.eval.score.score`)."""
 
-from twinjax.bayes.calibration import (
-    calibration_summary,
-    central_interval,
-    coverage,
-    crps_gaussian,
-    crps_samples,
-    gaussian_coverage,
-    pit_gaussian,
-    pit_ks,
-    pit_samples,
-)
 from twinjax.bayes.data import TwinData, pk_data_from_frames
 from twinjax.bayes.diagnostics import (
     Diagnostics,
@@ -21,14 +11,7 @@ from twinjax.bayes.diagnostics import (
     rank_rhat,
 )
 from twinjax.bayes.dosing import DoseChoice, choose_dose, choose_dose_time
-from twinjax.bayes.forecast import (
-    Forecast,
-    HeldOut,
-    forecast,
-    future_times,
-    hold_out_last,
-    score_draws,
-)
+from twinjax.bayes.forecast import HeldOut, forecast, future_times, hold_out_last
 from twinjax.bayes.gp import (
     GPTwins,
     exact_log_marginal,
@@ -119,7 +102,6 @@ __all__ = [
     "Diagnostics",
     "DiagnosticsWarning",
     "DoseChoice",
-    "Forecast",
     "Doses",
     "ERROR_MODELS",
     "GPCohortFit",
@@ -135,16 +117,11 @@ __all__ = [
     "Priors",
     "SviResult",
     "TwinData",
-    "calibration_summary",
-    "central_interval",
     "choose_dose",
     "choose_dose_time",
     "compartment_derived",
     "covariate_columns",
     "covariate_design",
-    "coverage",
-    "crps_gaussian",
-    "crps_samples",
     "default_priors",
     "diagnose",
     "ess_bulk",
@@ -156,7 +133,6 @@ __all__ = [
     "flatten_chains",
     "forecast",
     "future_times",
-    "gaussian_coverage",
     "gp_calibration",
     "hierarchical_model",
     "hold_out_last",
@@ -183,9 +159,6 @@ __all__ = [
     "oral_predict",
     "oral_steady_state",
     "personal_twin_model",
-    "pit_gaussian",
-    "pit_ks",
-    "pit_samples",
     "pk2_iv_predict",
     "pk2_oral_predict",
     "pk3_iv_predict",
@@ -209,7 +182,6 @@ __all__ = [
     "rescale_spread",
     "run_nuts",
     "run_svi",
-    "score_draws",
     "simulate_cohort",
     "split_events",
     "spread_factor",

@@ -5,7 +5,7 @@ curve (:func:`~twinjax.bayes.hierarchical.predict_curves`) plus the model's own 
 (:func:`~twinjax.bayes.residual.observation_dist`), vmapped over draws and individuals by
 :func:`~twinjax.bayes.predictive.posterior_predictive`. :func:`hold_out_last` sets each
 individual's last visits aside so that a fit on the rest can be scored on them
-(:func:`score_draws`).
+(:func:`twinjax.eval.score.score`).
 """
 
 import warnings
@@ -14,24 +14,12 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import ArrayLike, Float
 
-from twinjax.bayes.calibration import crps_samples
 from twinjax.bayes.data import TwinData
 from twinjax.bayes.hierarchical import HierarchicalSpec
 from twinjax.bayes.predictive import posterior_predictive
-
-LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
-
-
-class Forecast(NamedTuple):
-    """Posterior-predictive forecasts; ``times`` on the data's (centred) time axis."""
-
-    times: Float[np.ndarray, "individuals time"]
-    draws: Float[Array, "draws individuals time"]  # observations: curve plus residual error
-    mean: Float[Array, "individuals time"]
-    quantiles: Float[Array, "levels individuals time"]  # at ``levels``
-    levels: tuple[float, ...]
+from twinjax.eval.score import Forecast
 
 
 class HeldOut(NamedTuple):
@@ -50,9 +38,11 @@ def forecast(
     regimen,
     *,
     key: jax.Array,
-    levels: tuple[float, ...] = LEVELS,
+    subject=None,
 ) -> Forecast:
-    """Posterior-predictive draws, mean and quantiles at ``times`` (any times, e.g. future ones).
+    """Posterior-predictive draws and mean at ``times`` (any times, e.g. future ones), as a
+    :class:`twinjax.eval.score.Forecast` with nothing observed yet (``mask`` False; score it
+    by replacing ``y`` and ``mask``).
 
     Args:
         spec: the fitted model's population structure.
@@ -61,7 +51,7 @@ def forecast(
         times: each individual's forecast times, on the data's time axis (centred if it is).
         regimen: each individual's regimen (as in the data the model was fitted to).
         key: the PRNG key of the residual draws.
-        levels: quantile levels.
+        subject: the individuals' ids, carried into the forecast.
 
     Returns:
         The :class:`Forecast`.
@@ -76,9 +66,10 @@ def forecast(
         ((500, 3, 2), 21.0)
     """
     pp = posterior_predictive(spec, samples, jnp.asarray(times), regimen, key=key)
-    draws = pp.observations
-    quantiles = jnp.quantile(draws, jnp.asarray(levels), axis=0)
-    return Forecast(np.asarray(times), draws, draws.mean(axis=0), quantiles, tuple(levels))
+    draws = np.asarray(pp.observations, np.float64)
+    times = np.asarray(times, np.float64)
+    return Forecast(mean=draws.mean(axis=0), draws=draws, y=np.zeros(times.shape),
+                    mask=np.zeros(times.shape, bool), subject=subject, time=times)  # fmt: skip
 
 
 def future_times(
@@ -172,32 +163,3 @@ def hold_out_last(data: TwinData, k: int) -> HeldOut:
     train = data._replace(mask=mask & ~held, values=np.where(held, 1.0, values))
     return HeldOut(train, np.take_along_axis(times, pos, 1),
                    np.take_along_axis(values, pos, 1), dropped)  # fmt: skip
-
-
-def crps(draws: Float[ArrayLike, "draws ..."], y: Float[ArrayLike, "..."]) -> np.ndarray:
-    """CRPS per point of predictive draws, the sample estimate ``E|X - y| - E|X - X'| / 2``
-    (:func:`~twinjax.bayes.calibration.crps_samples`: exact over all pairs of draws)."""
-    return np.asarray(crps_samples(jnp.asarray(draws), jnp.asarray(y)))
-
-
-def score_draws(
-    draws: Float[ArrayLike, "draws ..."], y: Float[ArrayLike, "..."], *, level: float = 0.9
-) -> dict[str, float]:
-    """RMSE and MAE of the predictive mean, coverage and mean width of the central ``level``
-    interval, and mean CRPS, over all points ``y``.
-
-    Example:
-        >>> s = score_draws(np.random.default_rng(0).normal(size=(4000, 50)), np.zeros(50))
-        >>> round(s["rmse"], 2), round(s["coverage_90"], 2), round(s["width_90"], 1)
-        (0.02, 1.0, 3.3)
-    """
-    draws, y = np.asarray(draws, np.float64), np.asarray(y, np.float64)
-    err = draws.mean(axis=0) - y
-    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
-    pct = int(round(100 * level))
-    return {
-        "rmse": float(np.sqrt(np.mean(err**2))), "mae": float(np.mean(np.abs(err))),
-        f"coverage_{pct}": float(np.mean((y >= lo) & (y <= hi))),
-        f"width_{pct}": float(np.mean(hi - lo)), "crps": float(np.mean(crps(draws, y))),
-        "n_points": int(y.size),
-    }  # fmt: skip

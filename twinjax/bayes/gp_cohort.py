@@ -13,9 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from twinjax.bayes.calibration import crps_gaussian, gaussian_coverage, pit_gaussian
 from twinjax.bayes.gp import GPTwins, fit_gp_twins, predict_gp_twins, scale_times
 from twinjax.data import Cohort, segment_mask, time_split
+from twinjax.eval.score import Forecast, pit, score
 
 
 class GPCohortFit(NamedTuple):
@@ -69,25 +69,26 @@ def fit_cohort_gp(
     return GPCohortFit(twins, mean, sd, fit_mask, hold, test, secs)
 
 
-def gp_calibration(fit: GPCohortFit, cohort: Cohort, *, level: float = 0.9) -> dict:
-    """Coverage of central ``level`` intervals, mean CRPS and PIT values on held-out points."""
-    y = jnp.asarray(cohort.values)
+def gp_calibration(fit: GPCohortFit, cohort: Cohort) -> dict:
+    """Coverage of central 90% intervals, mean CRPS and PIT values on held-out points, scored by
+    :func:`twinjax.eval.score.score` (pooled over streams, and the coverage per stream)."""
+    n = len(fit.mean)
+
+    def forecast(mask, k=slice(None)):  # [N, T, F] -> [N, T * F] (a stream: [N, T])
+        flat = lambda x: np.asarray(x, np.float64)[..., k].reshape(n, -1)
+        return Forecast(mean=flat(fit.mean), scale=flat(fit.sd), y=flat(cohort.values),
+                        mask=flat(mask).astype(bool))  # fmt: skip
+
     out = {}
     for name, mask in (("interpolation", fit.interp_mask), ("test_period", fit.test_mask)):
-        both = jnp.asarray(mask)
-        cov = gaussian_coverage(fit.mean, fit.sd, y, both, level=level)
-        crps = crps_gaussian(fit.mean, fit.sd, y)
-        out[f"{name}_coverage_90"] = float(cov)
-        out[f"{name}_crps"] = float(jnp.sum(jnp.where(both, crps, 0.0)) / jnp.sum(both))
+        pooled = score(forecast(mask))["pooled"]
+        out[f"{name}_coverage_90"] = pooled["coverage_90"]
+        out[f"{name}_crps"] = pooled["crps"]
         out[f"{name}_n_points"] = int(np.sum(mask))
         for k, v in enumerate(cohort.variables or range(cohort.n_features)):
-            if not mask[..., k].any():
-                continue
-            mk = jnp.asarray(mask[..., k])
-            out[f"{name}_coverage_90_{v}"] = float(
-                gaussian_coverage(fit.mean[..., k], fit.sd[..., k], y[..., k], mk, level=level)
-            )
-    pooled = jnp.asarray(fit.interp_mask | fit.test_mask)
-    out["held_out_coverage_90"] = float(gaussian_coverage(fit.mean, fit.sd, y, pooled, level=level))
-    out["held_out_pit"] = np.asarray(pit_gaussian(fit.mean, fit.sd, y))[np.asarray(pooled)]
+            if mask[..., k].any():
+                out[f"{name}_coverage_90_{v}"] = score(forecast(mask, k))["pooled"]["coverage_90"]
+    held_out = forecast(fit.interp_mask | fit.test_mask)
+    out["held_out_coverage_90"] = score(held_out)["pooled"]["coverage_90"]
+    out["held_out_pit"] = pit(held_out)[held_out.mask]
     return out

@@ -10,7 +10,7 @@ import numpy as np
 from jax.scipy.stats import norm
 from jaxtyping import ArrayLike, Bool, Float, PRNGKeyArray
 
-from twinjax.bayes.calibration import crps_samples, pit_ks
+from twinjax.eval.score import crps_draws, pit_ks
 
 
 def mixture_pit(
@@ -64,7 +64,7 @@ def mixture_calibration(
     """90%/50% coverage (from the exact PIT), CRPS (from samples) and PIT KS over observed points."""
     observed = np.asarray(observed, bool)
     pit = mixture_pit(mean, scale, y)[observed]
-    crps = crps_samples(jnp.asarray(mixture_samples(key, mean, scale, per_component)), y)
+    crps = crps_draws(mixture_samples(key, mean, scale, per_component), y)
     return {
         "coverage_90": float(np.mean(np.abs(pit - 0.5) <= 0.45)),
         "coverage_50": float(np.mean(np.abs(pit - 0.5) <= 0.25)),

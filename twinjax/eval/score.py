@@ -153,8 +153,9 @@ def pit(fc: Forecast) -> np.ndarray:
     y = np.asarray(fc.y, np.float64)
     if fc.scale is not None:
         return ndtr((y - np.asarray(fc.mean)) / np.asarray(fc.scale))
-    if fc.draws is not None:
-        return np.mean(np.asarray(fc.draws) <= y[None], axis=0)
+    if fc.draws is not None:  # mid-rank for draws equal to y
+        draws = np.asarray(fc.draws)
+        return np.mean(draws < y[None], axis=0) + 0.5 * np.mean(draws == y[None], axis=0)
     levels = np.concatenate([[0.0], np.asarray(fc.levels, float), [1.0]])
     q = np.asarray(fc.quantiles, np.float64)
     flat_q, flat_y = q.reshape(len(q), -1), y.ravel()
@@ -163,6 +164,28 @@ def pit(fc: Forecast) -> np.ndarray:
         edges = np.concatenate([[flat_q[0, j] - 1e-12], flat_q[:, j], [flat_q[-1, j] + 1e-12]])
         out[j] = np.interp(flat_y[j], edges, levels) if np.isfinite(flat_y[j]) else np.nan
     return out.reshape(y.shape)
+
+
+def pit_ks(u: np.ndarray | Sequence[float]) -> float | None:
+    """Kolmogorov-Smirnov distance of PIT values from the uniform distribution (0 for a
+    perfectly calibrated forecaster's, in the limit; None for no values)."""
+    u = np.sort(np.ravel(np.asarray(u, np.float64)))
+    if u.size == 0:
+        return None
+    i = np.arange(1, u.size + 1)
+    return float(max(np.max(i / u.size - u), np.max(u - (i - 1) / u.size)))
+
+
+def coverage_curve(fc: Forecast, levels: Sequence[float]) -> dict[float, float | None]:
+    """Nominal level -> the fraction of masked points inside ``fc``'s central interval at it."""
+    mask = np.asarray(fc.mask, bool)
+    y = np.asarray(fc.y, np.float64)[mask]
+    out = {}
+    for level in levels:
+        lo, hi = fc.interval(level)
+        inside = (y >= lo[mask]) & (y <= hi[mask])
+        out[level] = float(inside.mean()) if inside.size else None
+    return out
 
 
 def pointwise(fc: Forecast) -> dict[str, np.ndarray]:
@@ -211,6 +234,14 @@ def _summary(points: Mapping[str, np.ndarray], mask: np.ndarray) -> dict[str, fl
 _NAMES = ("rmse", "mae", "crps", "pinball", "coverage_50", "width_50", "coverage_90", "width_90")
 
 
+def pooled(forecasts: Sequence[Forecast]) -> dict[str, float | int | None]:
+    """The pooled scores of :func:`score` over the masked points of several forecasts together
+    (e.g. one per horizon, each with its own number of draws)."""
+    points = [pointwise(fc) for fc in forecasts]
+    flat = {k: np.concatenate([np.ravel(p[k]) for p in points]) for k in points[0]}
+    return _summary(flat, np.concatenate([np.ravel(fc.mask) for fc in forecasts]).astype(bool))
+
+
 def score(
     fc: Forecast, *, groups: Mapping[str, ArrayLike] | None = None, pit_bins: int = 10
 ) -> dict:
@@ -226,7 +257,8 @@ def score(
       coverage_90, width_90``), ``per_horizon`` (a list, horizon 1 first), ``per_individual``
       (a DataFrame, one row per individual with ``subject``), ``groups`` (name -> label -> dict)
       and ``pit`` (``histogram``: the fraction of points per bin, flat 1/bins if calibrated;
-      ``mean`` 0.5 and ``var`` 1/12 if calibrated). Scores are None where no point counts.
+      ``mean`` 0.5 and ``var`` 1/12 if calibrated, ``ks`` the Kolmogorov-Smirnov distance from
+      the uniform). Scores are None where no point counts.
 
     Example:
         >>> fc = Forecast(mean=np.zeros((2, 1)), scale=np.ones((2, 1)), y=np.ones((2, 1)),
@@ -259,5 +291,6 @@ def score(
         "histogram": hist.tolist(),
         "mean": float(np.mean(u)) if len(u) else None,
         "var": float(np.var(u)) if len(u) else None,
+        "ks": pit_ks(u),
     }
     return out
