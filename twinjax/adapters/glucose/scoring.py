@@ -7,13 +7,17 @@ twins' to learn from; forecasts are scored on the days after. A forecast is made
 including cell ``o`` plus the carbohydrates and insulin of the following periods (announced meals
 and the insulin given: the twin is asked "what will the CGM read if this is what happens"), for
 each horizon in ``HORIZONS`` minutes. It is scored against the CGM reading at ``o + h / step``:
-RMSE, and whether the reading fell inside the central 90% interval.
+RMSE, and whether the reading fell inside the central 90% interval (:func:`score`, through
+:func:`twinjax.eval.score.score`).
 """
 
 from typing import NamedTuple
 
 import numpy as np
 from jaxtyping import Float
+
+from twinjax.eval.score import Forecast
+from twinjax.eval.score import score as score_forecast
 
 HORIZONS = (30, 60)  # minutes ahead
 LEVEL = 0.9  # the central interval scored
@@ -74,11 +78,23 @@ def last_value(cgm: Float[np.ndarray, "patients cells"], at: np.ndarray, *, step
     return Forecasts(*(np.stack(a, -1) for a in (mean, lo, hi)))
 
 
+def as_forecast(fc: Forecasts, y: np.ndarray, k: int) -> Forecast:
+    """Horizon ``HORIZONS[k]``'s forecasts as a :class:`twinjax.eval.score.Forecast`: patients
+    as individuals, origins as its columns, the 5% and 95% quantiles."""
+    level = lambda a: np.asarray(a, np.float64)[..., k]
+    lo, hi = (1 - LEVEL) / 2, (1 + LEVEL) / 2
+    return Forecast(mean=level(fc.mean), quantiles=np.stack([level(fc.lo), level(fc.hi)]),
+                    levels=(lo, hi), y=level(y), mask=np.ones(level(y).shape, bool))  # fmt: skip
+
+
 def score(fc: Forecasts, y: np.ndarray) -> dict[str, np.ndarray]:
-    """Per patient and horizon: ``rmse`` and ``coverage90`` (``[patients, horizons]`` each)."""
-    err = np.asarray(fc.mean) - y
-    inside = (y >= np.asarray(fc.lo)) & (y <= np.asarray(fc.hi))
-    return {"rmse": np.sqrt(np.mean(err**2, axis=1)), "coverage90": inside.mean(axis=1)}
+    """Per patient and horizon: ``rmse`` and ``coverage90`` (``[patients, horizons]`` each),
+    from :func:`twinjax.eval.score.score` of each horizon's forecasts."""
+    per = [score_forecast(as_forecast(fc, y, k))["per_individual"] for k in range(len(HORIZONS))]
+    return {
+        "rmse": np.stack([p["rmse"].to_numpy(float) for p in per], -1),
+        "coverage90": np.stack([p["coverage_90"].to_numpy(float) for p in per], -1),
+    }
 
 
 def by_group(per_patient: dict[str, np.ndarray], groups: list[str]) -> dict[str, dict]:
