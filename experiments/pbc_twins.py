@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from twinjax.config import Config
-from twinjax.eval import carry_forward, coverage_curve, interval_summary
+from twinjax.eval import carry_forward
+from twinjax.eval.score import Forecast, coverage_curve, score
 from twinjax.pipeline import ConfigError
 from twinjax_experiments.config import PbcTwins
 from twinjax_experiments.pbc_data import (
@@ -119,29 +120,33 @@ def forecast_table(v: Visits, preds: dict) -> pd.DataFrame:
 
 def evaluate(v: Visits, preds: dict, levels) -> dict:
     """Per lab and model: RMSE, MAE, 90% coverage and width at the last visit; pooled coverage at
-    every level; the same by sex and by arm."""
+    every level; the same by sex and by arm (:func:`twinjax.eval.score.score`, labs as its
+    columns)."""
     y = at_target(v, v.cohort.values)
     groups = {"all": np.ones(v.cohort.n_individuals, bool), **subgroups(v)}
     out = {"labs": {}, "calibration": {}, "groups": {}}
+    labs = v.cohort.variables
     for name, p in preds.items():
-        mean = at_target(v, p.mean)
         iv = {lv: (at_target(v, lo), at_target(v, hi)) for lv, (lo, hi) in p.intervals.items()}
-        for k, lab in enumerate(v.cohort.variables):
-            lo, hi = iv[0.9]
-            s = interval_summary(y[:, k], mean[:, k], lo[:, k], hi[:, k], v.target[:, k])
-            out["labs"].setdefault(lab, {})[name] = s
-        out["calibration"][name] = {str(lv): c for lv, c in coverage_curve(y, iv, v.target).items()}
+        fc = Forecast.from_intervals(at_target(v, p.mean), iv, y=y, mask=v.target)
+        per_lab = score(fc)["per_horizon"]
+        for k, lab in enumerate(labs):
+            out["labs"].setdefault(lab, {})[name] = _interval_scores(per_lab[k])
+        out["calibration"][name] = {str(lv): c for lv, c in coverage_curve(fc, sorted(iv)).items()}
         for g, rows in groups.items():
-            m = v.target & rows[:, None]
-            lo, hi = iv[0.9]
-            per = {
-                lab: interval_summary(y[:, k], mean[:, k], lo[:, k], hi[:, k], m[:, k])
-                for k, lab in enumerate(v.cohort.variables)
+            s = score(fc.take(np.nonzero(rows)[0]))
+            out["groups"].setdefault(g, {})[name] = {
+                "coverage90_all_labs": s["pooled"]["coverage_90"],
+                "labs": {lab: _interval_scores(s["per_horizon"][k]) for k, lab in enumerate(labs)},
             }
-            pooled = interval_summary(y, mean, lo, hi, m)["coverage"]
-            out["groups"].setdefault(g, {})[name] = {"coverage90_all_labs": pooled, "labs": per}
     out["headline"] = headline(out, v)
     return out
+
+
+def _interval_scores(s: dict) -> dict:
+    """The report's names for one summary of :func:`twinjax.eval.score.score`."""
+    return {"rmse": s["rmse"], "mae": s["mae"], "coverage": s["coverage_90"],
+            "width": s["width_90"], "n": s["n"]}  # fmt: skip
 
 
 def subgroups(v: Visits) -> dict[str, np.ndarray]:

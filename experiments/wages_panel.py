@@ -55,14 +55,10 @@ from twinjax.bayes import (
 )
 from twinjax.config import Config
 from twinjax.data import Cohort
-from twinjax.eval import (
-    coverage_curve,
-    gaussian_intervals,
-    interval_summary,
-    locf_intervals,
-    sample_intervals,
-)
+from twinjax.eval import gaussian_intervals, locf_intervals, sample_intervals
 from twinjax.eval.mixed import fit_lme, predict_lme
+from twinjax.eval.score import Forecast as EvalForecast
+from twinjax.eval.score import coverage_curve, score
 from twinjax_experiments.config import WagesPanel
 from twinjax_experiments.report import images, save_figure, table, write_csv, write_markdown
 
@@ -334,23 +330,29 @@ def recurrent_forecasts(p: Panel, train_years: int, levels, cfg: Config, key, ou
 
 
 def scores(fc: Forecast, y, groups: dict[str, np.ndarray]) -> dict:
-    """RMSE, MAE, 90% coverage and width, coverage at every level; the same by group."""
+    """RMSE, MAE, 90% coverage and width, coverage at every level; the same by group
+    (:func:`twinjax.eval.score.score`)."""
     lo, hi = fc.intervals[0.9]
-    everyone = np.ones(y.shape, bool)
-    s90 = interval_summary(y, fc.point, lo, hi, everyone)
+    column = lambda a: np.asarray(a, np.float64)[:, None]
+    e = EvalForecast.from_intervals(
+        column(fc.point), {lv: tuple(map(column, pair)) for lv, pair in fc.intervals.items()},
+        y=column(y), mask=np.ones((len(y), 1), bool),
+    )
+    s = score(e, groups=groups)
+    pooled = s["pooled"]
     out = {
-        "rmse": s90["rmse"], "mae": s90["mae"], "coverage90": s90["coverage"],
-        "width90": s90["width"], "width90_median": float(np.median(hi - lo)),
-        "calibration": {f"{lv:g}": v for lv, v in coverage_curve(y, fc.intervals, everyone).items()},
+        "rmse": pooled["rmse"], "mae": pooled["mae"], "coverage90": pooled["coverage_90"],
+        "width90": pooled["width_90"], "width90_median": float(np.median(hi - lo)),
+        "calibration": {f"{lv:g}": v for lv, v in coverage_curve(e, sorted(fc.intervals)).items()},
     }  # fmt: skip
     # mean |empirical - nominal coverage| over the levels: calibration of the whole distribution
     out["calibration_error"] = float(np.mean([abs(v - float(k))
                                               for k, v in out["calibration"].items()]))  # fmt: skip
-    for g, labels in groups.items():
-        for v in np.unique(labels):
-            s = interval_summary(y, fc.point, lo, hi, labels == v)
-            out[f"{g}={v}"] = {"n": s["n"], "rmse": s["rmse"], "mae": s["mae"],
-                               "coverage90": s["coverage"], "width90": s["width"]}  # fmt: skip
+    for g, by in s["groups"].items():
+        for v in sorted(by):
+            t = by[v]
+            out[f"{g}={v}"] = {"n": t["n"], "rmse": t["rmse"], "mae": t["mae"],
+                               "coverage90": t["coverage_90"], "width90": t["width_90"]}  # fmt: skip
     return out
 
 

@@ -68,6 +68,25 @@ class Forecast:
             if levels.min() <= 0 or levels.max() >= 1:
                 raise ValueError("Forecast.levels must lie in (0, 1)")
 
+    @classmethod
+    def from_intervals(cls, mean, intervals: Mapping[float, tuple], **fields) -> "Forecast":
+        """A forecast given as central intervals ``{level: (lo, hi)}`` (each ``[N, H]``): their
+        ends are its quantiles at ``0.5 -+ level / 2``; ``fields`` are ``y``, ``mask`` and the
+        rest of the constructor's.
+
+        Example:
+            >>> fc = Forecast.from_intervals(np.zeros((1, 1)), {0.9: (-np.ones((1, 1)),
+            ...     np.ones((1, 1)))}, y=np.zeros((1, 1)), mask=np.ones((1, 1), bool))
+            >>> fc.levels, fc.interval(0.9)[1].item()
+            ((0.05, 0.95), 1.0)
+        """
+        ends = {}
+        for level, (lo, hi) in intervals.items():
+            ends[round(0.5 - level / 2, 12)], ends[round(0.5 + level / 2, 12)] = lo, hi
+        levels = tuple(sorted(ends))
+        q = np.stack([np.asarray(ends[a], np.float64) for a in levels])
+        return cls(mean=np.asarray(mean, np.float64), quantiles=q, levels=levels, **fields)
+
     @property
     def shape(self) -> tuple[int, int]:
         return tuple(np.shape(self.mean))
