@@ -76,6 +76,12 @@ def test_score_masks_groups_horizons_and_calibration():
     assert s["pooled"]["rmse"] == pytest.approx(np.sqrt(np.mean(y[mask] ** 2)))
     assert [p["n"] for p in s["per_horizon"]] == mask.sum(0).tolist()
     assert s["per_individual"]["n"].sum() == mask.sum()
+    # each individual's row is the pooled score of that individual alone
+    for i in (0, 7, n - 1):
+        alone = score(fc.take([i]))["pooled"]
+        row = s["per_individual"].iloc[i]
+        for k in ("n", "rmse", "mae", "crps", "pinball", "coverage_90", "width_50"):
+            assert row[k] == pytest.approx(alone[k], rel=1e-12), (i, k)
     assert sum(g["n"] for g in s["groups"]["half"].values()) == mask.sum()
     # a calibrated forecaster: 90% coverage near 0.9 (900 points: sd 0.01), flat PIT
     assert s["pooled"]["coverage_90"] == pytest.approx(0.9, abs=0.04)

@@ -1,10 +1,10 @@
-"""Per-individual forecast metrics for Gaussian predictions."""
+"""Per-individual forecast metrics for Gaussian predictions (:func:`twinjax.eval.score.score`'s
+per-individual rows, and the Gaussian NLL)."""
 
 import numpy as np
 from jaxtyping import ArrayLike, Bool, Float
-from scipy.special import ndtri
 
-_Z = {level: float(ndtri(0.5 + level / 2)) for level in (0.5, 0.9)}
+from twinjax.eval.score import Forecast, score
 
 
 def gaussian_metrics(
@@ -34,19 +34,20 @@ def gaussian_metrics(
         >>> m["rmse"].tolist(), m["coverage90"].tolist(), m["count"].tolist()
         ([1.0, 3.0], [1.0, 0.0], [2, 1])
     """
-    mean, scale, y, mask = map(np.asarray, (mean, scale, y, mask))
-    count = mask.sum(-1)
-    avg = lambda x: np.where(count > 0, np.where(mask, x, 0).sum(-1) / np.maximum(count, 1), np.nan)
-    err = y - mean
-    out = {
-        "rmse": np.sqrt(avg(err**2)),
-        "mae": avg(np.abs(err)),
-        "nll": avg(0.5 * np.log(2 * np.pi) + np.log(scale) + 0.5 * (err / scale) ** 2),
+    mean, scale, y, mask = (np.asarray(a, np.float64) for a in (mean, scale, y, mask))
+    mask = mask.astype(bool)
+    rows = score(Forecast(mean=mean, scale=scale, y=y, mask=mask))["per_individual"]
+    count = rows["n"].to_numpy()
+    err = np.where(mask, y - mean, 0.0)
+    nll = 0.5 * np.log(2 * np.pi) + np.log(scale) + 0.5 * (err / scale) ** 2
+    return {
+        "rmse": rows["rmse"].to_numpy(float),
+        "mae": rows["mae"].to_numpy(float),
+        "nll": np.where(count > 0, np.where(mask, nll, 0).sum(-1) / np.maximum(count, 1), np.nan),
         "count": count,
+        "coverage50": rows["coverage_50"].to_numpy(float),
+        "coverage90": rows["coverage_90"].to_numpy(float),
     }
-    for level, z in _Z.items():
-        out[f"coverage{int(level * 100)}"] = avg(np.abs(err) <= z * scale)
-    return out
 
 
 def summarize(per_individual: dict[str, np.ndarray]) -> dict[str, float]:

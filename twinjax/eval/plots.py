@@ -8,9 +8,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from scipy.special import ndtri  # noqa: E402
 
 from twinjax.data import Cohort, Series, denormalize  # noqa: E402
-from twinjax.eval.metrics import _Z  # noqa: E402
 from twinjax.runtime.files import replacing  # noqa: E402
 from twinjax.twins import forecast  # noqa: E402
 
@@ -18,7 +18,7 @@ from twinjax.twins import forecast  # noqa: E402
 def forecast_bands(ax, t, mean, scale, *, color, label):
     """Predictive mean with central 50% and 90% Gaussian bands."""
     for level, alpha in ((0.9, 0.15), (0.5, 0.3)):
-        z = _Z[level]
+        z = float(ndtri(0.5 + level / 2))
         ax.fill_between(
             t,
             mean - z * scale,

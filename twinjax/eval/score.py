@@ -250,6 +250,22 @@ def _summary(points: Mapping[str, np.ndarray], mask: np.ndarray) -> dict[str, fl
     }
 
 
+def _rows(points: Mapping[str, np.ndarray], mask: np.ndarray) -> pd.DataFrame:
+    """:func:`_summary` of each row (individual) at once: ``n`` and the scores, NaN (a
+    DataFrame's missing value) where a row has no point."""
+    n = mask.sum(axis=1)
+    mean = {
+        k: np.where(n > 0, np.where(mask, v, 0.0).sum(axis=1) / np.maximum(n, 1), np.nan)
+        for k, v in points.items()
+    }
+    return pd.DataFrame({
+        "n": n, "rmse": np.sqrt(mean["sq_error"]), "mae": mean["abs_error"], "crps": mean["crps"],
+        "pinball": mean["pinball"], "coverage_50": mean["coverage_50"],
+        "width_50": mean["width_50"], "coverage_90": mean["coverage_90"],
+        "width_90": mean["width_90"],
+    })  # fmt: skip
+
+
 _NAMES = ("rmse", "mae", "crps", "pinball", "coverage_50", "width_50", "coverage_90", "width_90")
 
 
@@ -289,8 +305,7 @@ def score(
     mask = np.asarray(fc.mask, bool)
     points = pointwise(fc)
     n, h = fc.shape
-    per_individual = pd.DataFrame([_summary(points, mask & (np.arange(n) == i)[:, None])
-                                   for i in range(n)])  # fmt: skip
+    per_individual = _rows(points, mask)
     per_individual.insert(0, "subject", np.arange(n) if fc.subject is None else fc.subject)
     out = {
         "pooled": _summary(points, mask),
