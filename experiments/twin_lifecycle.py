@@ -22,6 +22,7 @@ from twinjax import bundle as tb
 from twinjax import pipeline
 from twinjax.config import Config
 from twinjax.data import Cohort, synthetic_cohort
+from twinjax.eval.score import score
 from twinjax_experiments.config import TwinLifecycle
 from twinjax_experiments.report import images, save_figure, table, write_markdown
 
@@ -43,9 +44,8 @@ def rmse_after(bundle, cohort: Cohort, start: int, target: int) -> np.ndarray:
     """Each individual's one-step RMSE of ``target`` on steps ``start:`` (data units)."""
     segment = np.arange(cohort.n_steps)[None] >= start
     segment = np.broadcast_to(segment, (cohort.n_individuals, cohort.n_steps))
-    fc = tb.one_step(bundle, cohort, segment)
-    err, m = fc.mean[..., target] - fc.y[..., target], fc.observed[..., target]
-    return np.sqrt((np.where(m, err, 0) ** 2).sum(1) / np.maximum(m.sum(1), 1))
+    fc = tb.one_step(bundle, cohort, segment).stream(target)
+    return score(fc)["per_individual"]["rmse"].fillna(0.0).to_numpy()
 
 
 def compute(root: Config, out_dir: Path) -> dict:

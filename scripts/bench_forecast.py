@@ -155,12 +155,13 @@ def recurrent(steps: int, personal_steps: int, workdir: Path):
     return RecurrentForecaster(cfg, workdir)
 
 
-def run_panel(name: str, panel: Panel, extra=None) -> dict:
+def run_panel(name: str, panel: Panel, extra=None, *, origins: int = 3) -> dict:
     ho = holdout(panel, h=2)
     rows = {}
     start = time.perf_counter()
     methods = {**forecasters(ho.train), **(extra or {})}
-    fcs, choice = auto_forecast(methods, ho.train, ho.time, y=ho.y, mask=ho.mask)
+    fcs, choice = auto_forecast(methods, ho.train, ho.time, y=ho.y, mask=ho.mask,
+                                origins=origins)  # fmt: skip
     auto_seconds = time.perf_counter() - start
     for method, fc in fcs.items():
         label = f"twinjax {method}"
@@ -243,6 +244,8 @@ def main() -> None:
     parser.add_argument("--recurrent", type=int, nargs=2, metavar=("STEPS", "PERSONAL"),
                         help="add the recurrent twins as a candidate (population and personal "
                         "steps), e.g. --recurrent 300 100")  # fmt: skip
+    parser.add_argument("--origins", type=int, default=3,
+                        help="rolling origins of the choice and calibration (model.origins)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
@@ -257,7 +260,7 @@ def main() -> None:
         extra = None
         if args.recurrent:
             extra = {"recurrent": recurrent(*args.recurrent, args.out / "twins" / name)}
-        results.append(run_panel(name, panel, extra))
+        results.append(run_panel(name, panel, extra, origins=args.origins))
         print(f"{name}: {time.perf_counter() - start:.1f} s, auto chose "
               f"{results[-1]['auto_choice']}, CRPS {results[-1]['auto_crps_over_best_peer']:.3f}"
               f"x best peer ({results[-1]['best_peer']})", flush=True)  # fmt: skip

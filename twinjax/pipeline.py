@@ -34,8 +34,17 @@ from twinjax.data import (
 )
 from twinjax.data.split import check_fractions
 from twinjax.data.times import parse_step
-from twinjax.eval import Forecasts, gaussian_metrics, segment_forecasts, summarize
+from twinjax.eval import (
+    Forecasts,
+    carry_forward,
+    gaussian_metrics,
+    observed_changes,
+    segment_forecasts,
+    summarize,
+)
+from twinjax.eval.conformal import QLEVELS, Rolling, origins_of, subject_scale
 from twinjax.eval.forecasts import chunked_predictions, horizon_sq_z
+from twinjax.eval.score import Forecast
 from twinjax.runtime import array_digest, claim_run_dir
 from twinjax.train import PersonalizeOptions, PopulationOptions, fit_personal, fit_population
 from twinjax.train.devices import (
@@ -313,6 +322,7 @@ def personalize_options(data, train) -> PersonalizeOptions:
         chunk_size=train.chunk_size,
         eval_every=train.eval_every,
         selection=train.selection,
+        adapt=train.personal_adapt,
         checkpoint_every=train.checkpoint_every,
         keep_checkpoints=train.keep_checkpoints,
         progress=train.progress,
@@ -716,7 +726,6 @@ class RecurrentForecaster:
         return self._predict(self._fit(train), train, times)
 
     def rolling(self, train, *, horizon: int, origins: int):
-        from twinjax.eval.conformal import Rolling, origins_of, subject_scale
 
         bundle = self._fit(train.truncate(np.maximum(train.n - origins, 1)))
         out = []
@@ -736,21 +745,14 @@ def one_step_skill(fit: TwinFit, cohort: Cohort, cfg, *, segment: str = "test") 
     ``cfg``: the app's ``data`` config. Returns ``{name: Forecast}`` for ``population``,
     ``personalized`` and ``last value``.
     """
-    from twinjax.eval import carry_forward, observed_changes
-    from twinjax.eval.conformal import QLEVELS
-    from twinjax.eval.score import Forecast
-
     f = target_index(cohort, cfg)
     history = cfg.context + cfg.horizon - 1
     out = {}
     for name, personal in (("population", False), ("personalized", True)):
         fc = fit.forecasts(cohort, getattr(fit.arrays, segment), personal=personal,
                            history=history)  # fmt: skip
-        mask = np.asarray(fc.observed[..., f], bool)
-        out[name] = Forecast(mean=fc.mean[..., f].astype(float), scale=fc.scale[..., f].astype(float),
-                             y=np.where(mask, fc.y[..., f], 0.0).astype(float), mask=mask,
-                             subject=np.asarray(cohort.subject_ids or range(len(mask)), object),
-                             method=name)  # fmt: skip
+        subject = np.asarray(cohort.subject_ids or range(cohort.n_individuals), object)
+        out[name] = fc.stream(f, subject=subject, method=name)
     rows, t = np.arange(cohort.n_individuals)[:, None], np.asarray(fc.t)
     carried = carry_forward(cohort.values[..., f : f + 1], cohort.mask[..., f : f + 1])
     changes = observed_changes(cohort.values[..., f : f + 1], cohort.mask[..., f : f + 1],

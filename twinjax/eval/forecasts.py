@@ -8,6 +8,7 @@ import numpy as np
 from jaxtyping import ArrayLike, Bool
 
 from twinjax.data import Cohort, CohortArrays, NormStats, denormalize, denormalize_scale
+from twinjax.eval.score import Forecast
 from twinjax.twins import TwinSpec, cohort_predictions, segment_rollouts
 
 
@@ -20,6 +21,15 @@ class Forecasts(NamedTuple):
     observed: np.ndarray
     t: np.ndarray
     inside: np.ndarray
+
+    def stream(self, f: int, *, subject=None, method: str = "") -> Forecast:
+        """Stream ``f``'s Gaussian forecasts as a :class:`twinjax.eval.score.Forecast`
+        (individuals by forecast steps; only observed values count)."""
+        mask = np.asarray(self.observed[..., f], bool)
+        as64 = lambda x: np.asarray(x[..., f], np.float64)
+        return Forecast(mean=as64(self.mean), scale=as64(self.scale),
+                        y=np.where(mask, as64(self.y), 0.0), mask=mask, subject=subject,
+                        method=method)  # fmt: skip
 
 
 def _pad(x: np.ndarray, size: int, fill) -> np.ndarray:
