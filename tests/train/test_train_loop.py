@@ -80,3 +80,23 @@ def test_chunked_personalization_equals_all_at_once(tmp_path, tiny):
     )
     moved = jax.tree.leaves(jax.tree.map(lambda p, q: jnp.abs(p - q).max(), whole, pop))
     assert max(float(m) for m in moved) > 0  # personalization did change some individual
+
+
+@pytest.mark.parametrize("adapt", ["mean", "heads"])
+def test_partial_personalization_keeps_the_rest_the_populations(tmp_path, tiny, adapt):
+    """adapt='mean': only the mean head moves from the population twin (the scale head, the cell
+    and the attention stay exactly the population's); 'heads': both heads move, the rest stays."""
+    spec, arrays, train, personal = tiny
+    pop, _ = fit_population(jax.random.key(2), spec, arrays, train, tmp_path / "pop")
+    opts = personal._replace(adapt=adapt)
+    params, _ = fit_personal(jax.random.key(3), spec, pop, arrays, opts, tmp_path / adapt)
+    moved = {"mean": {"mean"}, "heads": {"mean", "scale"}}[adapt]
+    for name in params._fields:
+        if getattr(params, name) is None:
+            continue
+        same = jax.tree.map(lambda p, q: bool(np.all(np.asarray(p) == np.asarray(q)[None])),
+                            getattr(params, name), getattr(pop, name))  # fmt: skip
+        assert all(jax.tree.leaves(same)) == (name not in moved), (adapt, name)
+    with pytest.raises(ValueError, match="adapt="):
+        fit_personal(jax.random.key(3), spec, pop, arrays, opts._replace(adapt="cell"),
+                     tmp_path / "bad")  # fmt: skip

@@ -56,6 +56,10 @@ class PersonalizeOptions(NamedTuple):
         a device's free memory, all if they fit); eval_every: validation NLL period.
       selection: keep each individual's best-on-validation parameters (``individual``), one
         stopping step for the chunk (``cohort``), or the last parameters (``none``).
+      adapt: the parts of the twin that become personal: ``all``, the two output ``heads``
+        (mean and scale; the recurrent cell and attention stay the population's), or ``mean``
+        (the mean head only: the predictive scale stays pooled, so it cannot shrink on a few
+        points).
       checkpoint_every, keep_checkpoints: orbax checkpoints (resumable); progress: a bar.
     """
 
@@ -69,9 +73,35 @@ class PersonalizeOptions(NamedTuple):
     memory_fraction: float = 0.5
     eval_every: int = 25
     selection: Literal["individual", "cohort", "none"] = "none"
+    adapt: Literal["all", "heads", "mean"] = "all"
     checkpoint_every: int = 50
     keep_checkpoints: int = 3
     progress: bool = True
+
+
+_ADAPTED = {"heads": ("mean", "scale"), "mean": ("mean",)}
+
+
+def personal_optimizer(options: PersonalizeOptions) -> optax.GradientTransformation:
+    """Adam with global-norm clipping (as the population's) over the ``options.adapt`` parts of
+    one twin; the gradients of the other parts are zeroed first, so they stay the population's
+    (the personal twin starts there)."""
+    inner = make_optimizer(options.lr)
+    if options.adapt == "all":
+        return inner
+    if options.adapt not in _ADAPTED:
+        raise ValueError(f"adapt={options.adapt!r}: one of all, heads, mean")
+    keep = _ADAPTED[options.adapt]
+
+    def labels(params: TwinParams):
+        return type(params)(*(
+            jax.tree.map(lambda _, name=name: "adapt" if name in keep else "freeze", part)
+            for name, part in zip(params._fields, params, strict=True)
+        ))  # fmt: skip
+
+    frozen = optax.multi_transform({"adapt": optax.identity(), "freeze": optax.set_to_zero()},
+                                   labels)  # fmt: skip
+    return optax.chain(frozen, inner)
 
 
 class PersonalState(NamedTuple):
@@ -217,7 +247,7 @@ def _memory_chunk(statics, chunk, d, devices, key, pop_params, arrays, cfg) -> t
     )
     per_row = jax.tree.map(lambda x: x[None], pop_params)  # individuals axis of the state
     params = jax.tree.map(like, per_row)
-    opt_state = jax.tree.map(like, jax.eval_shape(jax.vmap(make_optimizer(cfg.lr).init), per_row))
+    opt_state = jax.tree.map(like, jax.eval_shape(jax.vmap(personal_optimizer(cfg).init), per_row))
     whole = NamedSharding(mesh, _REP)
     scalar = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=whole)
     state = PersonalState(
@@ -298,7 +328,7 @@ def fit_personal(
     if cfg.chunk_size < 0:
         raise ValueError(f"train.chunk_size={cfg.chunk_size}: use 0 (fit memory) or a size > 0")
     n = arrays.n_individuals
-    optimizer = make_optimizer(cfg.lr)
+    optimizer = personal_optimizer(cfg)
     length = cfg.window
     val_size = max_segment(arrays.val)
     statics = dict(
