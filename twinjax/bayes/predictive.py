@@ -31,7 +31,7 @@ def posterior_predictive(
 ) -> PosteriorPredictive:
     """Predictive curves and observations for draws ``samples`` (flat: ``theta`` is
     ``[draws, individuals, params]``) at ``times`` under each individual's ``regimen``."""
-    theta = jnp.asarray(samples["theta"])
+    theta, times = jnp.asarray(samples["theta"]), jnp.asarray(times)
     curves = jax.vmap(lambda th: predict_curves(spec, th, times, regimen))(theta)
     sigma = {s: jnp.asarray(samples[s])[:, None, None] for s in error_sites(spec.error_model)}
     noisy = observation_dist(spec.error_model, curves, sigma).sample(key)
