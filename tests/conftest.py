@@ -4,8 +4,6 @@ program compiled once (e.g. the twin's training step) is not compiled again by e
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -23,19 +21,41 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
+def compose(*overrides: str):
+    """The app's config for ``python -m twinjax OVERRIDES``, composed by Hydra's compose API
+    from the shipped configs and the registered schemas (without the ``hydra`` node)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from twinjax.config import CONFIG_DIR, register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides))
+
+
+def run_in_process(run_dir: Path, *overrides: str) -> dict:
+    """What ``python -m twinjax hydra.run.dir=RUN_DIR OVERRIDES`` runs, in this process: the
+    app's ``run_experiment`` on the composed config; returns metrics.json as written. An error
+    is raised as the app would report it (the command line's one-line report and exit status are
+    tested in tests/test_app.py and tests/data/test_data_app.py).
+
+    Unlike the command, the run sees this test process's 8 CPU devices (XLA_FLAGS above; the
+    command makes one per core); the personal fits use one per core either way
+    (``twinjax.train.devices.training_devices``)."""
+    from twinjax.__main__ import run_experiment
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run_experiment(compose(*overrides), run_dir)
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="session")
 def run_app():
-    """``run_app(run_dir, *overrides) -> metrics``: ``python -m twinjax`` in a subprocess (one
-    CPU device, Agg plots) writing into ``run_dir``; fails the test with the app's stderr."""
-
-    def _run(run_dir: Path, *overrides: str) -> dict:
-        env = {**os.environ, "XLA_FLAGS": "", "MPLBACKEND": "Agg"}
-        cmd = [sys.executable, "-m", "twinjax", f"hydra.run.dir={run_dir}", *overrides]
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        return json.loads((Path(run_dir) / "metrics.json").read_text())
-
-    return _run
+    """``run_app(run_dir, *overrides) -> metrics``: :func:`run_in_process`, one JAX start and one
+    compilation of each program for every run in a test process."""
+    return run_in_process
 
 
 # A tiny app config for pipeline-level tests: the app's own dataclasses (every field and default

@@ -1,7 +1,10 @@
-"""The Hydra app: every experiment and shipped config composes; kill -9 and resume; --multirun."""
+"""The Hydra app: every experiment and shipped config composes; --help; kill -9, Ctrl-C and
+SIGTERM stop a run of the command, which then resumes (each experiment's tiny run:
+tests/experiments/test_experiments.py; a --multirun sweep: tests/test_sweeps.py)."""
 
 import importlib
 import json
+import logging
 import os
 import re
 import signal
@@ -12,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
+from conftest import compose, run_in_process
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from twinjax.config import Config, register_configs
+from twinjax.config import Config
+from twinjax.runtime.lock import RunLocked
 from twinjax_experiments.config import EXPERIMENTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,6 +42,7 @@ TINY = [
 
 
 def _run(args, cwd=ROOT, **kw):
+    """``python -m twinjax ARGS`` started in a subprocess (its own CPU devices, one per core)."""
     env = {**os.environ, "XLA_FLAGS": "", "HYDRA_FULL_ERROR": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "twinjax", *args],
@@ -53,38 +58,32 @@ def _run(args, cwd=ROOT, **kw):
 VARIANTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))  # YAML overrides
 
 
-def _compose(*overrides):
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
-
-
 @pytest.mark.parametrize("name", [schema.name for schema in EXPERIMENTS] + VARIANTS)
 def test_every_experiment_composes_into_its_dataclass_with_a_driver(name):
-    config = OmegaConf.to_object(_compose(f"experiment={name}"))
+    config = OmegaConf.to_object(compose(f"experiment={name}"))
     assert isinstance(config, Config)
     assert type(config.experiment) in EXPERIMENTS
     assert callable(importlib.import_module(f"twinjax_experiments.{config.experiment.name}").run)
 
 
 def test_default_experiment_and_defaults_come_from_the_dataclass():
-    cfg = _compose()
+    cfg = compose()
     assert OmegaConf.to_object(cfg.experiment) == EXPERIMENTS[0]()  # twins_synthetic
-    cfg = _compose("experiment=abm_finance", "experiment.n_seeds=3")
+    cfg = compose("experiment=abm_finance", "experiment.n_seeds=3")
     assert (cfg.experiment.n_seeds, cfg.experiment.n_months) == (3, 60)
 
 
 @pytest.mark.parametrize("override", ["experiment.n_seed=3", "experiment.n_seeds=many"])
 def test_unknown_field_or_wrong_type_fails_at_composition(override):
     with pytest.raises(ConfigCompositionException, match="experiment.n_seed"):
-        _compose("experiment=abm_finance", override)
+        compose("experiment=abm_finance", override)
 
 
 @pytest.mark.parametrize("group", ["data", "model", "train"])
 def test_every_shipped_group_option_composes(group):
     for option in sorted(p.stem for p in (CONFIGS / group).glob("*.yaml")):
         extra = ["data.observations=x.csv"] if option == "files" else []
-        assert _compose(f"{group}={option}", *extra)[group] is not None
+        assert compose(f"{group}={option}", *extra)[group] is not None
 
 
 def _params(run_dir: Path):
@@ -100,9 +99,7 @@ INTERRUPTED = [*TINY, "train.steps=60", "train.checkpoint_every=5"]
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("ref")
-    ref = _run([*INTERRUPTED, f"hydra.run.dir={run_dir}"])
-    out, _ = ref.communicate(timeout=600)
-    assert ref.returncode == 0, out
+    run_in_process(run_dir, *INTERRUPTED)
     return run_dir
 
 
@@ -116,17 +113,18 @@ def _wait_for_a_checkpoint(proc, run_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
-def test_stop_mid_training_then_resume_matches_uninterrupted(tmp_path, uninterrupted, signum):
-    """kill -9, Ctrl-C and SIGTERM (SLURM's warning) during the population phase, then the same
-    command: the same parameters, metrics, figures and report as a run never stopped."""
+def test_stop_mid_training_then_resume_matches_uninterrupted(tmp_path, uninterrupted, signum,
+                                                               caplog):  # fmt: skip
+    """kill -9, Ctrl-C and SIGTERM (SLURM's warning) during the population phase of the command,
+    then the same run again: the same parameters, metrics, figures and report as a run never
+    stopped. (The command's runs are subprocesses; the rerun and the run never stopped are the
+    same config in this process.)"""
     run_dir = tmp_path / "stopped"
     proc = _run([*INTERRUPTED, f"hydra.run.dir={run_dir}"])
     _wait_for_a_checkpoint(proc, run_dir)
     if signum == signal.SIGINT:  # meanwhile, a second run in the same directory is refused
-        second = _run([*INTERRUPTED, f"hydra.run.dir={run_dir}"])
-        out, _ = second.communicate(timeout=300)
-        assert second.returncode == 1, out
-        assert "in use by another run (pid " in out, out
+        with pytest.raises(RunLocked, match=rf"in use by another run \(pid {proc.pid} on "):
+            run_in_process(run_dir, *INTERRUPTED)
     proc.send_signal(signum)
     out, _ = proc.communicate(timeout=120)
     if (run_dir / "metrics.json").exists():
@@ -144,16 +142,14 @@ def test_stop_mid_training_then_resume_matches_uninterrupted(tmp_path, uninterru
                          "to resume", line), out  # fmt: skip
         assert "Traceback" not in out, out
 
-    resumed = _run([*INTERRUPTED, f"hydra.run.dir={run_dir}"])
-    out, _ = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, out
-    assert "population: resumed from step" in out
+    caplog.set_level(logging.INFO, logger="twinjax")
+    m_res = run_in_process(run_dir, *INTERRUPTED)
+    assert "population: resumed from step" in caplog.text
     a, b = _params(uninterrupted), _params(run_dir)
     for key in ("population", "personal"):
         for x, y in zip(_leaves(a[key]), _leaves(b[key]), strict=True):
             np.testing.assert_array_equal(x, y)
     m_ref = json.loads((uninterrupted / "metrics.json").read_text())
-    m_res = json.loads((run_dir / "metrics.json").read_text())
     assert m_ref.pop("timings").keys() == m_res.pop("timings").keys()  # seconds differ run to run
     assert m_ref.keys() == m_res.keys()
     for key in m_ref:
@@ -178,56 +174,19 @@ def _leaves(tree):
     return [np.asarray(x) for x in jax.tree.leaves(tree)]
 
 
-def test_multirun_sweeps_two_jobs_on_a_users_files(tmp_path):
-    """--multirun over train.steps, with data=files reading a cohort from CSV and Parquet files."""
-    import jax
+def _help(monkeypatch, capsys, *args: str) -> str:
+    """What ``twinjax ARGS`` prints (the command's entry point, called here)."""
+    from twinjax.__main__ import cli
 
-    from twinjax.data import synthetic_cohort, to_long
-
-    obs, doses, static = to_long(synthetic_cohort(jax.random.key(5), n_individuals=4, n_steps=80))
-    obs.rename(columns={"subject_id": "pid", "time": "hours"}).to_csv(
-        tmp_path / "obs.csv", index=False
-    )
-    doses.rename(columns={"subject_id": "pid", "time": "hours"}).to_parquet(
-        tmp_path / "doses.parquet"
-    )
-    static.rename(columns={"subject_id": "pid"}).to_csv(tmp_path / "static.csv", index=False)
-    files = [
-        "data=files",
-        f"data.observations={tmp_path / 'obs.csv'}",
-        f"data.interventions={tmp_path / 'doses.parquet'}",
-        f"data.static={tmp_path / 'static.csv'}",
-        "data.subject_col=pid",
-        "data.time_col=hours",
-        "data.step=1.0",
-        "data.target=glucose",
-    ]
-    sweep = tmp_path / "sweep"
-    proc = _run(["--multirun", "train.steps=5,10", *TINY, *files, f"hydra.sweep.dir={sweep}"])
-    out, _ = proc.communicate(timeout=900)
-    assert proc.returncode == 0, out
-    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
-    assert [p.name for p in jobs] == ["0", "1"]
-    for job, steps in zip(jobs, (5, 10), strict=True):
-        assert f"train.steps={steps}" in (job / ".hydra" / "overrides.yaml").read_text()
-        metrics = json.loads((job / "metrics.json").read_text())
-        for twin in ("population", "personalized"):
-            assert 0.0 <= metrics[twin]["coverage90_pooled"] <= 1.0
-            assert metrics[twin]["rmse_mean"] > 0
-            assert metrics[twin]["n_targets"] > 0
-        assert "Personalized / population RMSE" in (job / "report.md").read_text()
-        for png in ("forecasts.png", "rmse_distribution.png"):
-            assert (job / png).stat().st_size > 10_000
+    monkeypatch.setattr(sys, "argv", ["twinjax", *args])
+    cli()
+    return capsys.readouterr().out
 
 
-def test_help_lists_every_experiment_and_an_experiments_options():
-    from twinjax_experiments.config import EXPERIMENTS as CLASSES
-
-    out = subprocess.run([sys.executable, "-m", "twinjax", "--help"], cwd=ROOT, text=True,
-                         capture_output=True, timeout=300, check=True).stdout  # fmt: skip
-    for cls in CLASSES:
+def test_help_lists_every_experiment_and_an_experiments_options(monkeypatch, capsys):
+    out = _help(monkeypatch, capsys, "--help")
+    for cls in EXPERIMENTS:
         assert f"  {cls().name} " in out
     assert "data.KEY options:" in out and "  context=12" in out
-    one = subprocess.run([sys.executable, "-m", "twinjax", "experiment=forecast", "--help"],
-                         cwd=ROOT, text=True, capture_output=True, timeout=300, check=True).stdout  # fmt: skip
+    one = _help(monkeypatch, capsys, "experiment=forecast", "--help")
     assert "experiment=forecast:" in one and "personalize_new=False" in one

@@ -1,5 +1,6 @@
-"""Sweeps: Optuna searches config entries minimizing each run's validation objective; submitit
-runs a multirun's jobs; the shipped sweeper and launcher configs compose."""
+"""Sweeps: the command's --multirun, with Optuna searching a config entry on a user's files to
+minimize each run's validation objective; submitit runs a multirun's jobs; the shipped sweeper
+and launcher configs compose."""
 
 import json
 import os
@@ -39,17 +40,51 @@ def _metrics(job: Path) -> dict:
     return json.loads((job / "metrics.json").read_text())
 
 
-def test_optuna_sweep_minimizes_the_runs_validation_objective(tmp_path):
-    _multirun(tmp_path, "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2",
-              "hydra.sweeper.sampler.seed=0", "train.prior_strength=tag(log, interval(1, 1000))")  # fmt: skip
-    jobs = [tmp_path / str(i) for i in range(2)]
+def _user_files(tmp_path: Path) -> list[str]:
+    """A synthetic cohort as a user's files: observations in CSV, doses in Parquet, static
+    covariates in CSV, with their own column names."""
+    import jax
+
+    from twinjax.data import synthetic_cohort, to_long
+
+    obs, doses, static = to_long(synthetic_cohort(jax.random.key(5), n_individuals=4, n_steps=80))
+    names = {"subject_id": "pid", "time": "hours"}
+    obs.rename(columns=names).to_csv(tmp_path / "obs.csv", index=False)
+    doses.rename(columns=names).to_parquet(tmp_path / "doses.parquet")
+    static.rename(columns=names).to_csv(tmp_path / "static.csv", index=False)
+    return ["data=files", f"data.observations={tmp_path / 'obs.csv'}",
+            f"data.interventions={tmp_path / 'doses.parquet'}",
+            f"data.static={tmp_path / 'static.csv'}", "data.subject_col=pid",
+            "data.time_col=hours", "data.step=1.0", "data.target=glucose",
+            "model.family=recurrent"]  # fmt: skip
+
+
+def test_optuna_sweep_on_a_users_files_minimizes_the_runs_validation_objective(tmp_path):
+    """``twinjax --multirun``: two jobs in one process, each a run directory of its own."""
+    sweep = tmp_path / "sweep"
+    _multirun(sweep, "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2",
+              "hydra.sweeper.sampler.seed=0", "train.prior_strength=tag(log, interval(1, 1000))",
+              *_user_files(tmp_path))  # fmt: skip
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
+    assert [p.name for p in jobs] == ["0", "1"]
     runs = [_metrics(job) for job in jobs]
     strengths = [OmegaConf.load(j / ".hydra" / "config.yaml").train.prior_strength for j in jobs]
     assert all(1 <= s <= 1000 for s in strengths) and strengths[0] != strengths[1]
-    best = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    for job, strength in zip(jobs, strengths, strict=True):  # the job's own override
+        swept = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())
+        assert f"train.prior_strength={strength}" in swept
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert best["best_value"] == pytest.approx(min(r["objective"] for r in runs), rel=1e-9)
-    for run in runs:  # a validation NLL, not the test period's
+    for job, run in zip(jobs, runs, strict=True):
+        # a validation NLL, not the test period's
         assert run["objective"] != pytest.approx(run["personalized"]["nll_mean"], rel=1e-6)
+        for twin in ("population", "personalized"):
+            assert 0.0 <= run[twin]["coverage90_pooled"] <= 1.0
+            assert run[twin]["rmse_mean"] > 0
+            assert run[twin]["n_targets"] > 0
+        assert "Personalized / population RMSE" in (job / "report.md").read_text()
+        for png in ("forecasts.png", "rmse_distribution.png"):
+            assert (job / png).stat().st_size > 10_000
     # each trial's curves and settings, as TensorBoard reads them
     acc = EventAccumulator(str(jobs[0] / "tensorboard"))
     acc.Reload()

@@ -2,7 +2,7 @@
 
 The reference is numpyro's ``Predictive`` on the same posterior draws: the test refits the model
 through the Python API with the app's NUTS key and settings (same model, data and key: the same
-draws, as in test_bayes_experiment_hierarchical), so the two forecasts differ only by their
+draws, as in the tiny runs of tests/experiments), so the two forecasts differ only by their
 residual noise draws. With D = 2,000 draws of residual SD ~1 and a predictive SD ~1.2 at the
 forecast times, the Monte Carlo SE of a difference of means is ~sigma sqrt(2 / D) = 0.03 and of
 a 5%/95% quantile ~sqrt(2 q (1 - q) / D) / density = 0.02 / 0.085 = 0.25, i.e. ~1% of values

@@ -1,10 +1,10 @@
 """Population-scale federated rounds: lockstep local SGD vs the serial loop, its padding count,
-the DP accounting of adaptive clipping, and the dp_population experiment at tiny sizes."""
+the DP accounting of adaptive clipping (the dp_population experiment's tiny run:
+tests/experiments/test_experiments.py)."""
 
 import itertools
 import math
 
-import dp_accounting
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -106,46 +106,3 @@ def test_clip_count_has_sensitivity_one_half():
     c = privacy.adapt_clip_norm(jnp.float32(1.0), unclipped, live, 4.0, jax.random.key(0), cfg)
     # 3 of the 4 live clients unclipped: fraction (3 - 4/2) / 4 + 1/2 = 0.75
     np.testing.assert_allclose(c, math.exp(-0.2 * (0.75 - 0.5)), rtol=1e-6)
-
-
-def test_dp_population_tiny(tmp_path, run_app):
-    overrides = [
-        "experiment=dp_population", "experiment.num_clients=40",
-        "experiment.clients_per_round=8", "experiment.rounds=4", "experiment.eval_every=2",
-        "experiment.max_samples=30", "experiment.buckets=2", "experiment.quantile_noise=4",
-        "experiment.progress=false", "experiment.fast_compile=true",
-    ]  # fmt: skip
-    m = run_app(tmp_path, *overrides)
-    q, rounds, delta = m["sampling_rate"], m["rounds"], m["delta"]
-    assert q == pytest.approx(8 / 40) and rounds == 4
-    z, z_update, sigma_b = m["noise_multiplier"], m["update_noise_multiplier"], 4.0
-    # the noise on the updates and on the clip count together make the accounted multiplier
-    assert z_update**-2 + (2 * sigma_b) ** -2 == pytest.approx(z**-2, rel=1e-9)
-    # an independent dp-accounting call for the mechanism as applied (both Gaussian queries of
-    # every Poisson-sampled round, composed over the rounds) gives the reported epsilon
-    round_event = dp_accounting.PoissonSampledDpEvent(
-        q, dp_accounting.ComposedDpEvent([dp_accounting.GaussianDpEvent(z_update),
-                                          dp_accounting.GaussianDpEvent(2 * sigma_b)]),
-    )  # fmt: skip
-    run_event = dp_accounting.SelfComposedDpEvent(round_event, rounds)
-    want = dp_accounting.rdp.RdpAccountant().compose(run_event).get_epsilon(delta)
-    assert m["epsilon_rdp"] == pytest.approx(want, rel=1e-6)
-    assert m["epsilon_rdp"] <= 3.0 + 1e-6  # calibrated to the target (RDP), and no more noise
-    assert fl.epsilon(0.97 * z, q, rounds, delta=delta) > 3.0
-    pld = dp_accounting.pld.PLDAccountant().compose(
-        dp_accounting.SelfComposedDpEvent(
-            dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(z)), rounds
-        )
-    )
-    assert m["epsilon_pld"] == pytest.approx(pld.get_epsilon(delta), rel=1e-9)
-    assert m["epsilon_pld"] < m["epsilon_rdp"]  # PLD is the tighter accountant
-    gap = 100 * (m["test_accuracy_nonprivate"] - m["test_accuracy_private"])
-    assert m["accuracy_gap_points"] == pytest.approx(gap)
-    assert m["objective"] == m["train_loss_private"]
-    assert m["train_loss_nonprivate"] < math.log(10)  # below the zero-initialized model's loss
-    assert m["padding_overhead"] >= 1.0
-    # 8 expected of 40 in 26 slots: P(Binomial(40, 0.2) > 26), computed by hand with math.comb
-    tail = sum(math.comb(40, k) * 0.2**k * 0.8 ** (40 - k) for k in range(27, 41))
-    assert m["slot_overflow_probability"] == pytest.approx(tail, rel=1e-6)
-    report = (tmp_path / "report.md").read_text()
-    assert "| DP-FedAvg |" in report and "| FedAvg |" in report and "accuracy.png" in report

