@@ -15,7 +15,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault(
     "JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "twinjax-test-jax-cache")
 )
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+# every program, however quick to compile: most of a tiny run's compile time is hundreds of small
+# programs (eager operations, 25 ms each), compiled again by every process that did not keep them
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 
 ROOT = Path(__file__).resolve().parents[1]
