@@ -117,9 +117,9 @@ class TrainConfig:
     chunk_size: int = 0  # individuals per chunk in personalization; 0: as many as fit in memory
     eval_every: int = 25  # personalization: validation NLL checked every so many steps
     selection: str = "none"  # keep personal params best on validation: individual|cohort|none
-    # the parts of a twin that become personal: all, heads (mean and scale) or mean (the
-    # predictive scale stays the population's)
-    personal_adapt: str = "all"
+    # the parts of a twin that become personal: mean (the mean head; the predictive scale, the
+    # recurrent cell and attention stay the population's), heads (mean and scale) or all
+    personal_adapt: str = "mean"
     checkpoint_every: int = 50
     keep_checkpoints: int = 3
     calibration_strength: float = 20.0  # pseudo-observations shrinking personal variance scaling

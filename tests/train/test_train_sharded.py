@@ -25,7 +25,8 @@ def setup(tmp_path_factory):
     spec = TwinSpec.for_cohort(cohort, hidden=4, attention_dim=4)
     arrays, _ = prepare(cohort)
     pop = init_params(jax.random.key(1), spec)
-    options = PersonalizeOptions(steps=4, window=10, batch_windows=2, eval_every=2, progress=False)
+    options = PersonalizeOptions(steps=4, window=10, batch_windows=2, eval_every=2, progress=False,
+                                 adapt="all")  # every part moves: all are compared
     one = _fit(spec, arrays, pop, options, tmp_path_factory.mktemp("one"), jax.devices()[:1])
     moved = np.abs(np.asarray(one[0].cell.wx) - np.asarray(pop.cell.wx)).max()
     assert moved > 0  # the fit did change the twins

@@ -224,7 +224,7 @@ def load(path: Path) -> TwinBundle:
         static_names=tuple(meta["static_names"]),
         normalization=meta["normalization"],
         history=meta["history"],
-        options=PersonalizeOptions(**meta["options"]),
+        options=PersonalizeOptions(**{"adapt": "all", **meta["options"]}),  # older: all
         fingerprint=meta["fingerprint"],
         config=meta["config"],
         version=meta["version"],

@@ -73,7 +73,7 @@ class PersonalizeOptions(NamedTuple):
     memory_fraction: float = 0.5
     eval_every: int = 25
     selection: Literal["individual", "cohort", "none"] = "none"
-    adapt: Literal["all", "heads", "mean"] = "all"
+    adapt: Literal["all", "heads", "mean"] = "mean"
     checkpoint_every: int = 50
     keep_checkpoints: int = 3
     progress: bool = True
