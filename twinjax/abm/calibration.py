@@ -27,7 +27,7 @@ from twinjax.abm.agents import I, R, S
 from twinjax.abm.contacts import WellMixed
 from twinjax.abm.epidemic import StepOutput
 from twinjax.abm.networks import RandomNet
-from twinjax.abm.relaxed import _escape, simulate_relaxed
+from twinjax.abm.relaxed import escape_probability, simulate_relaxed
 
 _WELL_MIXED = WellMixed()
 
@@ -130,7 +130,7 @@ def _sir_model(obs: EpidemicCounts, network, dt):
     # step 0 has no recoveries (seeds are infected during step 0)
     numpyro.sample("rec", dist.Binomial(i_prev[1:], probs=q), obs=obs.recovered[1:])
     i_after = i_prev - obs.recovered
-    p_inf = 1.0 - _escape(network, beta, dt, i_after, obs.n_agents)
+    p_inf = 1.0 - escape_probability(network, beta, dt, i_after, obs.n_agents)
     p_inf = jnp.clip(p_inf, 1e-9, 1.0 - 1e-9)
     numpyro.sample("new", dist.Binomial(s_prev, probs=p_inf), obs=obs.new)
 

@@ -56,7 +56,7 @@ def relaxed_bernoulli(
     return hard + grad_path - jax.lax.stop_gradient(grad_path)
 
 
-def _escape(network, beta, dt, n_inf, n):
+def escape_probability(network, beta, dt, n_inf, n):
     if isinstance(network, WellMixed):
         return jnp.exp(-beta * dt * n_inf / n)
     if isinstance(network, RandomNet):
@@ -98,7 +98,7 @@ def simulate_relaxed(
         u = jax.random.uniform(k, (2, n_agents), minval=1e-6, maxval=1 - 1e-6)
         rec = state.i * draw(q, u[0]) * (t > 0)
         i = state.i - rec
-        p_inf = 1.0 - _escape(network, beta, dt, jnp.sum(i), n_agents)
+        p_inf = 1.0 - escape_probability(network, beta, dt, jnp.sum(i), n_agents)
         new = state.s * draw(p_inf, u[1])
         out = jnp.stack([jnp.sum(new), jnp.sum(rec)]) / n_agents
         return SoftSIR(state.s - new, i + new, state.r + rec), out

@@ -62,11 +62,11 @@ from jax.flatten_util import ravel_pytree
 from twinjax import federated as fl
 from twinjax.federated.algorithm import (
     Parts,
-    _cohort,
-    _per_client,
-    _simulated,
+    client_update,
     finish_round,
     plan_round,
+    round_cohort,
+    with_simulation,
 )
 
 # (algorithm, initial global params); called once on each side, so it must be deterministic
@@ -95,7 +95,7 @@ def client_round(
     steps and new state. ``shared``: params, client (broadcast state), and for an encoding
     aggregator the round's cohort and key; ``row``: this client's slot."""
     parts = _parts(algorithm)
-    fn = _per_client(_simulated(parts.client, parts.simulation, num_clients), parts.aggregator)
+    fn = client_update(with_simulation(parts.client, parts.simulation, num_clients), parts.aggregator)
     return fn({**shared, "samples": samples}, {**row, "offset": jnp.int32(0)})
 
 
@@ -499,7 +499,7 @@ class ClientHandler:
         shared = {"params": _untree_record(c["params"], params_like),
                   "client": _untree_record(c["client"], shared_like)}  # fmt: skip
         if "cohort" in c:
-            shared["cohort"] = _cohort(_unrecord(c["cohort"]))
+            shared["cohort"] = round_cohort(_unrecord(c["cohort"]))
             shared["key"] = jax.random.wrap_key_data(_unrecord(c["round-key"])["key"])
         out = cache["round"](int(c["config"]["num-clients"]), samples, shared, row)
         content = RecordDict({

@@ -44,7 +44,7 @@ class TwinData(NamedTuple):
     covariate_info: tuple = ()
 
 
-def _pad(groups: list[np.ndarray], fill: float) -> np.ndarray:
+def pad_groups(groups: list[np.ndarray], fill: float) -> np.ndarray:
     width = max(1, max(len(g) for g in groups))
     out = np.full((len(groups), width), fill, dtype=np.float64)
     for i, g in enumerate(groups):
@@ -52,7 +52,7 @@ def _pad(groups: list[np.ndarray], fill: float) -> np.ndarray:
     return out
 
 
-def _check_times(frame: pd.DataFrame, col: str, what: str, source: str) -> None:
+def check_times(frame: pd.DataFrame, col: str, what: str, source: str) -> None:
     bad = frame.index[frame[col].to_numpy() < 0]
     if len(bad):
         raise CohortError(
@@ -63,7 +63,7 @@ def _check_times(frame: pd.DataFrame, col: str, what: str, source: str) -> None:
         )
 
 
-def _check_positive(obs, value_col, error_model, drop_nonpositive) -> pd.DataFrame:
+def check_positive(obs, value_col, error_model, drop_nonpositive) -> pd.DataFrame:
     if error_model not in LOG_SCALE:
         return obs
     bad = obs.index[obs[value_col].to_numpy() <= 0]
@@ -128,9 +128,9 @@ def pk_data_from_frames(
     if doses is None:
         doses = pd.DataFrame({subject_col: [], time_col: [], amount_col: []})
     obs = obs.dropna(subset=[value_col])
-    _check_times(obs, time_col, "observations", "observations")
-    _check_times(doses, time_col, "doses", "doses")
-    obs = _check_positive(obs, value_col, error_model, drop_nonpositive)
+    check_times(obs, time_col, "observations", "observations")
+    check_times(doses, time_col, "doses", "doses")
+    obs = check_positive(obs, value_col, error_model, drop_nonpositive)
     ids = tuple(sorted(set(obs[subject_col]) | set(doses[subject_col])))
     by_obs, by_dose = obs.groupby(subject_col), doses.groupby(subject_col)
     empty = [s for s in ids if s not in by_obs.groups]
@@ -150,10 +150,10 @@ def pk_data_from_frames(
     lengths = np.array([len(v) for v in y])
     mask = np.arange(max(lengths))[None, :] < lengths[:, None]
     return TwinData(
-        times=_pad(t, 0.0),
-        values=_pad(y, 1.0),  # padding 1.0 keeps log-scale likelihoods finite; it is masked
+        times=pad_groups(t, 0.0),
+        values=pad_groups(y, 1.0),  # padding 1.0 keeps log-scale likelihoods finite; it is masked
         mask=mask,
-        regimen=(_pad(dose_t, 0.0), _pad(dose_a, 0.0)),
+        regimen=(pad_groups(dose_t, 0.0), pad_groups(dose_a, 0.0)),
         covariates=cov,
         subject_ids=ids,
         covariate_names=tuple(covariate_cols),

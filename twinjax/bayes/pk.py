@@ -18,7 +18,7 @@ def _one_minus_exp_over(x):
     return jnp.where(small, 1.0 - 0.5 * x, -jnp.expm1(-safe) / safe)
 
 
-def _bateman(tau, ke, ka):
+def bateman(tau, ke, ka):
     """(exp(-ke tau) - exp(-ka tau)) / (ka - ke) for tau >= 0, finite when ka == ke.
 
     The expression is symmetric in (ke, ka); factoring out the slower exponential keeps every
@@ -44,7 +44,7 @@ def oral_one_compartment(
     tau = t[:, None] - dose_times[None, :]
     given = tau >= 0
     tau = jnp.where(given, tau, 0.0)
-    per_dose = dose_amounts[None, :] * ke * ka / cl * _bateman(tau, ke, ka)
+    per_dose = dose_amounts[None, :] * ke * ka / cl * bateman(tau, ke, ka)
     return jnp.sum(jnp.where(given, per_dose, 0.0), axis=-1)
 
 

@@ -7,7 +7,7 @@ exponentials ``h(tau) = sum_m c_m exp(-lambda_m tau)`` (its impulse response); e
 
 - bolus ``D``: ``D h(tau)``;
 - oral ``D`` with first-order absorption ``Ka``: ``D Ka sum_m c_m (exp(-lambda_m tau) -
-  exp(-Ka tau)) / (Ka - lambda_m)`` (finite at ``Ka = lambda_m``, see :func:`pk._bateman`);
+  exp(-Ka tau)) / (Ka - lambda_m)`` (finite at ``Ka = lambda_m``, see :func:`pk.bateman`);
 - infusion of ``D`` over ``T`` (rate ``R = D / T``): ``R sum_m c_m / lambda_m (1 - exp(-lambda_m
   min(tau, T))) exp(-lambda_m max(tau - T, 0))``.
 
@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from twinjax.bayes.pk import _bateman
+from twinjax.bayes.pk import bateman
 from twinjax.bayes.pk_routes import INFUSION, ORAL, Doses
 
 
@@ -100,7 +100,7 @@ def polyexponential(
     per = a * c * decay * (1.0 + _tail(lam, ii))  # bolus (and its steady-state tail)
     if lKa is not None:
         ka = jnp.exp(lKa)
-        oral = a * c * ka * _bateman(tau, lam, ka)
+        oral = a * c * ka * bateman(tau, lam, ka)
         if ss_on:
             gap = ka - lam
             gap = jnp.where(jnp.abs(gap) < 1e-9, 1e-9, gap)

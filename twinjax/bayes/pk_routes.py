@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from twinjax.bayes.pk import _bateman, oral_one_compartment
+from twinjax.bayes.pk import bateman, oral_one_compartment
 
 ROUTES = ("bolus", "oral", "infusion")  # route codes 0, 1, 2
 BOLUS, ORAL, INFUSION = range(3)
@@ -77,7 +77,7 @@ def one_compartment(
     per_dose = a * ke / cl * jnp.exp(-ke * tau)
     if lKa is not None:
         ka = jnp.exp(lKa)
-        oral = a * ke * ka / cl * _bateman(tau, ke, ka)
+        oral = a * ke * ka / cl * bateman(tau, ke, ka)
         per_dose = jnp.where(route[None, :] == ORAL, oral, per_dose)
     is_inf = route[None, :] == INFUSION
     span = jnp.where(is_inf & (duration[None, :] > 0), duration[None, :], 1.0)

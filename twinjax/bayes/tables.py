@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from twinjax.bayes.data import TwinData, _check_positive, _check_times, _pad
+from twinjax.bayes.data import TwinData, check_positive, check_times, pad_groups
 from twinjax.bayes.pk_routes import BOLUS, INFUSION, ORAL, Doses
 from twinjax.bayes.residual import ErrorModel, check_error_model
 from twinjax.data.errors import CohortError
@@ -168,16 +168,16 @@ def longitudinal_data(
     obs = obs[obs[value_col].notna()] if value_col in obs.columns else obs
     obs = obs.assign(**{time_col: _numeric(obs, time_col, "observations"),
                         value_col: _numeric(obs, value_col, "observations")})  # fmt: skip
-    _check_times(obs, time_col, "observations", "observations")
+    check_times(obs, time_col, "observations", "observations")
     obs = obs.sort_values([subject_col, time_col], kind="stable")
-    obs = _check_positive(obs, value_col, error_model, drop_nonpositive)
+    obs = check_positive(obs, value_col, error_model, drop_nonpositive)
     if doses is None or not len(doses):
         doses = pd.DataFrame(
             {subject_col: pd.Series([], dtype=object), time_col: [], amount_col: []}
         )
     doses = doses.assign(**{time_col: _numeric(doses, time_col, "doses"),
                             amount_col: _numeric(doses, amount_col, "doses")})  # fmt: skip
-    _check_times(doses, time_col, "doses", "doses")
+    check_times(doses, time_col, "doses", "doses")
     route = _routes(doses, route_col, default_route)
     duration = _durations(doses, route, doses[amount_col].to_numpy(), duration_col, rate_col)
     ss, ii = _steady_state(doses, route, duration, ss_col, ii_col)
@@ -192,20 +192,20 @@ def longitudinal_data(
     y = [by_obs.get_group(s)[value_col].to_numpy() for s in ids]
     all_oral = len(doses) > 0 and bool(np.all(route == ORAL))
     regimen = Doses(
-        times=_pad([g[time_col].to_numpy() - time_centre for g in dose_groups], 0.0),
-        amounts=_pad([g[amount_col].to_numpy() for g in dose_groups], 0.0),
-        route=None if all_oral else _pad([g["_route"].to_numpy() for g in dose_groups], 0.0),
-        duration=None if all_oral else _pad([g["_duration"].to_numpy() for g in dose_groups], 0.0),
-        ss=None if not ss.any() else _pad([g["_ss"].to_numpy() for g in dose_groups], 0.0),
-        ii=None if not ss.any() else _pad([g["_ii"].to_numpy() for g in dose_groups], 0.0),
+        times=pad_groups([g[time_col].to_numpy() - time_centre for g in dose_groups], 0.0),
+        amounts=pad_groups([g[amount_col].to_numpy() for g in dose_groups], 0.0),
+        route=None if all_oral else pad_groups([g["_route"].to_numpy() for g in dose_groups], 0.0),
+        duration=None if all_oral else pad_groups([g["_duration"].to_numpy() for g in dose_groups], 0.0),
+        ss=None if not ss.any() else pad_groups([g["_ss"].to_numpy() for g in dose_groups], 0.0),
+        ii=None if not ss.any() else pad_groups([g["_ii"].to_numpy() for g in dose_groups], 0.0),
     )
     cov, names, info = covariate_design(
         _static(static, subject_col), covariate_cols, ids, scale=scale_covariates
     )
     lengths = np.array([len(v) for v in y])
     return TwinData(
-        times=_pad(t, 0.0),
-        values=_pad(y, 1.0),  # padding 1.0 keeps log-scale likelihoods finite; it is masked
+        times=pad_groups(t, 0.0),
+        values=pad_groups(y, 1.0),  # padding 1.0 keeps log-scale likelihoods finite; it is masked
         mask=np.arange(max(lengths))[None, :] < lengths[:, None],
         regimen=regimen,
         covariates=cov,

@@ -152,8 +152,8 @@ def federated_averaging(
         rows, n = pad_to_multiple(rows, mesh_size(execution.mesh), _zero_rows)
         shared = dict(params=state.params, client=state.clients.shared, samples=data.samples)
         if aggregator.encode is not None:
-            shared.update(cohort=_cohort(rows), key=key)
-        fn = _per_client(_simulated(client, simulation, data.num_clients), aggregator)
+            shared.update(cohort=round_cohort(rows), key=key)
+        fn = client_update(with_simulation(client, simulation, data.num_clients), aggregator)
         sent = map_clients(fn, shared, rows, backend=execution.backend, mesh=execution.mesh,
                            buckets=execution.buckets)  # fmt: skip
         lockstep = _lockstep(sent["steps"], execution)
@@ -199,7 +199,7 @@ def finish_round(
     if lockstep is not None:
         metrics["lockstep_steps"] = lockstep
     out, agg_state, more = parts.aggregator.aggregate(
-        state.aggregator, sent["update"], _cohort(rows), key
+        state.aggregator, sent["update"], round_cohort(rows), key
     )
     metrics.update(more)
     grads = jax.tree.map(jnp.negative, ravel_pytree(state.params)[1](out))
@@ -216,7 +216,7 @@ def _lockstep(steps: Array, execution: Execution) -> Array:
     return lockstep_steps(steps, execution.buckets, mesh_size(execution.mesh))
 
 
-def _simulated(client: ClientUpdate, simulation: Simulation, num_clients: int) -> ClientUpdate:
+def with_simulation(client: ClientUpdate, simulation: Simulation, num_clients: int) -> ClientUpdate:
     byz = simulation.byzantine
     if byz.fraction <= 0:
         return client
@@ -224,7 +224,7 @@ def _simulated(client: ClientUpdate, simulation: Simulation, num_clients: int) -
     return byzantine_clients(client, attackers=attackers, attack=byz.attack, scale=byz.scale)
 
 
-def _per_client(client: ClientUpdate, aggregator: Aggregator) -> Callable[[dict, dict], dict]:
+def client_update(client: ClientUpdate, aggregator: Aggregator) -> Callable[[dict, dict], dict]:
     """Everything one client does in a round; returns only what it sends to the server."""
 
     def fn(shared: dict, row: dict) -> dict:
@@ -232,13 +232,13 @@ def _per_client(client: ClientUpdate, aggregator: Aggregator) -> Callable[[dict,
         out = client.update(shared["params"], shared["client"], row["state"], task, row["key"])
         update = ravel_pytree(out.delta)[0]
         if aggregator.encode is not None:
-            update = aggregator.encode(update, _cohort(row), shared["cohort"], shared["key"])
+            update = aggregator.encode(update, round_cohort(row), shared["cohort"], shared["key"])
         return {"steps": out.steps, "state": out.state, "update": update}
 
     return fn
 
 
-def _cohort(rows: dict) -> Cohort:
+def round_cohort(rows: dict) -> Cohort:
     return Cohort(weight=rows["weight"], accepted=rows["weight"] > 0, id=rows["id"],
                   count=rows["count"], epochs=rows["epochs"], group=rows["group"],
                   live=rows["live"])  # fmt: skip

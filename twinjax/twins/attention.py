@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
-from twinjax.twins.cells import _glorot
+from twinjax.twins.cells import glorot
 
 
 class AttentionParams(NamedTuple):
@@ -20,7 +20,7 @@ class AttentionParams(NamedTuple):
 def attention_init(key: PRNGKeyArray, hidden: int, dim: int) -> AttentionParams:
     kq, kk, kv = jax.random.split(key, 3)
     return AttentionParams(
-        wk=_glorot(kk, (hidden, dim)), wq=_glorot(kq, (hidden, dim)), wv=_glorot(kv, (hidden, dim))
+        wk=glorot(kk, (hidden, dim)), wq=glorot(kq, (hidden, dim)), wv=glorot(kv, (hidden, dim))
     )
 
 

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 
-def _glorot(key: PRNGKeyArray, shape: tuple[int, int]) -> Array:
+def glorot(key: PRNGKeyArray, shape: tuple[int, int]) -> Array:
     limit = jnp.sqrt(6.0 / (shape[0] + shape[1]))
     return jax.random.uniform(key, shape, minval=-limit, maxval=limit)
 
@@ -31,7 +31,7 @@ class RecurrentParams(NamedTuple):
 
 
 def dense_init(key: PRNGKeyArray, d_in: int, d_out: int) -> Dense:
-    return Dense(b=jnp.zeros(d_out), w=_glorot(key, (d_in, d_out)))
+    return Dense(b=jnp.zeros(d_out), w=glorot(key, (d_in, d_out)))
 
 
 def dense(p: Dense, x: Float[Array, "... d_in"]) -> Float[Array, "... d_out"]:
@@ -47,7 +47,7 @@ def lstm_init(key: PRNGKeyArray, d_in: int, hidden: int) -> RecurrentParams:
     kx, kh = jax.random.split(key)
     bias = jnp.zeros(4 * hidden).at[hidden : 2 * hidden].set(1.0)  # forget gate starts open
     return RecurrentParams(
-        b=bias, wh=_glorot(kh, (hidden, 4 * hidden)), wx=_glorot(kx, (d_in, 4 * hidden))
+        b=bias, wh=glorot(kh, (hidden, 4 * hidden)), wx=glorot(kx, (d_in, 4 * hidden))
     )
 
 
@@ -77,8 +77,8 @@ def gru_init(key: PRNGKeyArray, d_in: int, hidden: int) -> RecurrentParams:
     kx, kh = jax.random.split(key)
     return RecurrentParams(
         b=jnp.zeros(3 * hidden),
-        wh=_glorot(kh, (hidden, 3 * hidden)),
-        wx=_glorot(kx, (d_in, 3 * hidden)),
+        wh=glorot(kh, (hidden, 3 * hidden)),
+        wx=glorot(kx, (d_in, 3 * hidden)),
     )
 
 

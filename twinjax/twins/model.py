@@ -102,7 +102,7 @@ def init_params(key: PRNGKeyArray, spec: TwinSpec) -> TwinParams:
     )
 
 
-def _inputs(series: Series):
+def step_inputs(series: Series):
     values, mask, interventions, static = series
     t = values.shape[0]
     static = jnp.broadcast_to(static, (t, static.shape[-1]))
@@ -111,11 +111,11 @@ def _inputs(series: Series):
     )
 
 
-def _encode(params: TwinParams, spec: TwinSpec, x: Float[Array, "time d_in"], carry=None):
+def encode(params: TwinParams, spec: TwinSpec, x: Float[Array, "time d_in"], carry=None):
     return run_cell(spec.cell, params.cell, x, carry, remat_chunk=spec.remat_chunk)
 
 
-def _head(params: TwinParams, spec: TwinSpec, z):
+def predict_head(params: TwinParams, spec: TwinSpec, z):
     mean = dense(params.mean, z)
     scale = jax.nn.softplus(dense(params.scale, z)) + spec.min_scale
     return mean, scale
@@ -141,9 +141,9 @@ def apply(
     >>> mean.shape, bool((scale > 0).all())
     ((5, 2), True)
     """
-    _, hs = _encode(params, spec, _inputs(series))
+    _, hs = encode(params, spec, step_inputs(series))
     z = jnp.concatenate([hs, causal_attention(params.attention, hs)], -1) if spec.attention else hs
-    return _head(params, spec, z)
+    return predict_head(params, spec, z)
 
 
 def gaussian_nll(mean, scale, y):
@@ -159,12 +159,12 @@ def apply_windows(
     otherwise one ``apply`` per window."""
     if spec.layout != "sequence":
         return jax.vmap(apply, in_axes=(None, None, _WINDOWS))(params, spec, windows)
-    xs = jax.vmap(_inputs, in_axes=(_WINDOWS,))(windows)  # [windows, time, d_in]
+    xs = jax.vmap(step_inputs, in_axes=(_WINDOWS,))(windows)  # [windows, time, d_in]
     _, hs = lstm_sequence(params.cell, jnp.swapaxes(xs, 0, 1), residuals=spec.residuals)
     hs = jnp.swapaxes(hs, 0, 1)  # [windows, time, hidden]
     if spec.attention:
         hs = jnp.concatenate([hs, jax.vmap(causal_attention, (None, 0))(params.attention, hs)], -1)
-    return _head(params, spec, hs)
+    return predict_head(params, spec, hs)
 
 
 def masked_nll(mean, scale, values, mask, target_mask=None) -> Float[Array, ""]:
@@ -222,16 +222,16 @@ class RolloutStart(NamedTuple):
 
 def _predict(params: TwinParams, spec: TwinSpec, h, memory, last):
     if not spec.attention:
-        return _head(params, spec, h)
+        return predict_head(params, spec, h)
     visible = jnp.arange(memory.shape[0]) <= last
     context = attend(params.attention, h, memory, visible)
-    return _head(params, spec, jnp.concatenate([h, context]))
+    return predict_head(params, spec, jnp.concatenate([h, context]))
 
 
 def rollout_start(params: TwinParams, spec: TwinSpec, series: Series, horizon: int) -> RolloutStart:
     """Reads one individual's history (teacher forced) before a ``horizon``-step rollout."""
     t = series.values.shape[0]
-    carry, hs = _encode(params, spec, _inputs(series))
+    carry, hs = encode(params, spec, step_inputs(series))
     memory = jnp.concatenate([hs, jnp.zeros((horizon, spec.hidden), hs.dtype)])
     return RolloutStart(carry, memory, _predict(params, spec, hs[-1], memory, t - 1), t)
 

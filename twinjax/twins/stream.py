@@ -15,7 +15,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 from twinjax.data import Series
 from twinjax.twins.cells import get_cell
-from twinjax.twins.model import TwinParams, TwinSpec, _encode, _head, _inputs
+from twinjax.twins.model import TwinParams, TwinSpec, encode, predict_head, step_inputs
 
 
 class StreamState(NamedTuple):
@@ -43,12 +43,12 @@ def _project(params: TwinParams, spec: TwinSpec, hs):
 def _predict(params: TwinParams, spec: TwinSpec, h, keys, values, filled):
     """The head on ``h`` and its attention over the cached keys/values (as ``attend``)."""
     if not spec.attention:
-        return _head(params, spec, h)
+        return predict_head(params, spec, h)
     q = h @ params.attention.wq
     logits = (keys @ q) / jnp.sqrt(q.shape[-1])
     visible = jnp.arange(keys.shape[0]) >= keys.shape[0] - filled
     context = jax.nn.softmax(jnp.where(visible, logits, -jnp.inf)) @ values
-    return _head(params, spec, jnp.concatenate([h, context]))
+    return predict_head(params, spec, jnp.concatenate([h, context]))
 
 
 def stream_init(params: TwinParams, spec: TwinSpec, series: Series, *, cache: int) -> StreamState:
@@ -59,7 +59,7 @@ def stream_init(params: TwinParams, spec: TwinSpec, series: Series, *, cache: in
       series: its history (at least one step).
       cache: hidden states kept for attention (ignored without attention, but at least 1).
     """
-    carry, hs = _encode(params, spec, _inputs(series))
+    carry, hs = encode(params, spec, step_inputs(series))
     k = min(hs.shape[0], cache)
     keys, values = _project(params, spec, hs[hs.shape[0] - k :])
     pad = lambda x: jnp.zeros((cache,) + x.shape[1:], x.dtype).at[cache - k :].set(x)
