@@ -23,7 +23,7 @@ from twinjax.runtime import run_loop
 from twinjax.runtime.checkpoints import write_failure
 from twinjax.runtime.files import RunWriteError, atomic_write_text, replacing, replacing_dir
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ["model.family=recurrent", "data.n_individuals=3", "data.n_steps=30", "data.context=4",
         "data.horizon=1", "model.hidden=4", "model.attention_dim=4", "train.steps=4",
         "train.personal_steps=4", "train.batch_windows=2", "train.eval_every=3",
