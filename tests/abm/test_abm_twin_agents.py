@@ -86,11 +86,13 @@ def test_streamed_twin_equals_apply_over_the_whole_history(cell, attention):
                     attention=attention, attention_dim=4)  # fmt: skip
     params = init_params(jax.random.key(5), spec)
     state = stream_init(params, spec, full.window(0, 10), cache=30)
+    # compiled whole (one program per history length, not one per operation)
+    whole, step = jax.jit(apply, static_argnums=1), jax.jit(stream_step, static_argnums=1)
     for t in range(10, 30):
-        mean, scale = apply(params, spec, full.window(0, t))
+        mean, scale = whole(params, spec, full.window(0, t))
         np.testing.assert_allclose(state.mean, mean[-1], atol=1e-5, rtol=1e-5)
         np.testing.assert_allclose(state.scale, scale[-1], atol=1e-5, rtol=1e-5)
-        state = stream_step(params, spec, state, *(x[t] for x in full[:3]))
+        state = step(params, spec, state, *(x[t] for x in full[:3]))
 
 
 def test_carried_simulation_equals_rerunning_each_twin_over_its_history(twins):
