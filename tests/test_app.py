@@ -41,9 +41,9 @@ TINY = [
 ]
 
 
-def _run(args, cwd=ROOT, **kw):
+def _run(args, cwd=ROOT, env=None, **kw):
     """``python -m twinjax ARGS`` started in a subprocess (its own CPU devices, one per core)."""
-    env = {**os.environ, "XLA_FLAGS": "", "HYDRA_FULL_ERROR": "1"}
+    env = {**os.environ, "XLA_FLAGS": "", "HYDRA_FULL_ERROR": "1", **(env or {})}
     return subprocess.Popen(
         [sys.executable, "-m", "twinjax", *args],
         cwd=cwd,
@@ -120,7 +120,12 @@ def test_stop_mid_training_then_resume_matches_uninterrupted(tmp_path, uninterru
     stopped. (The command's runs are subprocesses; the rerun and the run never stopped are the
     same config in this process.)"""
     run_dir = tmp_path / "stopped"
-    proc = _run([*INTERRUPTED, f"hydra.run.dir={run_dir}"])
+    # kill -9 can land in the middle of writing a compiled program into the persistent cache; a
+    # truncated entry there crashed a later test process that read it (a segfault in JAX's
+    # cache read): the killed run gets a cache of its own
+    private = {"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax-cache")}
+    proc = _run([*INTERRUPTED, f"hydra.run.dir={run_dir}"],
+                env=private if signum == signal.SIGKILL else None)  # fmt: skip
     _wait_for_a_checkpoint(proc, run_dir)
     if signum == signal.SIGINT:  # meanwhile, a second run in the same directory is refused
         with pytest.raises(RunLocked, match=rf"in use by another run \(pid {proc.pid} on "):
