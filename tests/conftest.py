@@ -18,6 +18,10 @@ os.environ.setdefault(
 # every program, however quick to compile: most of a tiny run's compile time is hundreds of small
 # programs (eager operations, 25 ms each), compiled again by every process that did not keep them
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+# a size limit turns on JAX's file lock around every read and write of the cache: without it an
+# entry is written in place, unlocked, and a test process reading it while another one writes it
+# got a truncated program (a segfault in compilation_cache.get_executable_and_time)
+os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(8 * 2**30))
 
 
 ROOT = Path(__file__).resolve().parents[1]
