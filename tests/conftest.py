@@ -15,13 +15,12 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault(
     "JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "twinjax-test-jax-cache")
 )
-# every program, however quick to compile: most of a tiny run's compile time is hundreds of small
-# programs (eager operations, 25 ms each), compiled again by every process that did not keep them
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-# a size limit turns on JAX's file lock around every read and write of the cache: without it an
-# entry is written in place, unlocked, and a test process reading it while another one writes it
-# got a truncated program (a segfault in compilation_cache.get_executable_and_time)
-os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(8 * 2**30))
+# programs that took at least 0.2 s to compile. Caching every program (threshold 0) made tiny
+# runs faster warm, but JAX writes an entry in place, unlocked, and with thousands of small
+# entries a test process read one being written (a segfault in
+# compilation_cache.get_executable_and_time); its lock (a cache size limit) rescans the whole
+# directory on every write and made the suite slower than the cache saved
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
 
 ROOT = Path(__file__).resolve().parents[1]
