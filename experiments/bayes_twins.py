@@ -20,8 +20,7 @@ from twinjax.bayes.plots import plot_coverage, plot_individual_fits, plot_pit_hi
 from twinjax.bayes.recurrent import fit_bayesian_twins, predictive_mixture
 from twinjax.config import Config
 from twinjax.data.normalize import denormalize, denormalize_scale
-from twinjax.eval import score as scoring
-from twinjax.eval.score import Forecast, score
+from twinjax.eval.score import Forecast, pit, pit_coverage, score
 from twinjax_experiments.config import BayesTwins
 from twinjax_experiments.report import images, table, write_markdown
 
@@ -46,11 +45,6 @@ def _point_forecast(point, y, observed, j: int) -> Forecast:
     as64 = lambda x: np.asarray(x[..., j], np.float64)
     return Forecast(mean=as64(point.mean), scale=as64(point.scale), y=as64(y),
                     mask=np.asarray(observed[..., j], bool))  # fmt: skip
-
-
-def _coverage_curve(pit, observed):
-    p = pit[observed]
-    return [float(np.mean(np.abs(p - 0.5) <= level / 2)) for level in LEVELS]
 
 
 def run(root: Config, out_dir: Path) -> dict:
@@ -120,15 +114,15 @@ def run(root: Config, out_dir: Path) -> dict:
 
 def _figures(out_dir, cohort, f, test, raw, calibrated, point, y, obs, exp: BayesTwins) -> None:
     c_mean, c_scale = (x[..., f] for x in calibrated)
-    pit = mx.mixture_pit(c_mean, c_scale, y[..., f])
-    plot_pit_histogram(out_dir / "pit_bayesian.png", pit[obs[..., f]],
+    mix_pit = mx.mixture_pit(c_mean, c_scale, y[..., f])
+    plot_pit_histogram(out_dir / "pit_bayesian.png", mix_pit[obs[..., f]],
                        title="Bayesian twins: test PIT (target stream)")  # fmt: skip
-    p_pit = scoring.pit(_point_forecast(point, y, obs, f))
+    p_pit = pit(_point_forecast(point, y, obs, f))
     plot_coverage(out_dir / "coverage_levels.png", LEVELS,
-                  {"Bayesian twin": _coverage_curve(pit, obs[..., f]),
-                   "Bayesian twin, raw": _coverage_curve(
-                       mx.mixture_pit(raw[0][..., f], raw[1][..., f], y[..., f]), obs[..., f]),
-                   "point (MAP) twin": _coverage_curve(p_pit, obs[..., f])},
+                  {"Bayesian twin": pit_coverage(mix_pit[obs[..., f]], LEVELS),
+                   "Bayesian twin, raw": pit_coverage(mx.mixture_pit(
+                       raw[0][..., f], raw[1][..., f], y[..., f])[obs[..., f]], LEVELS),
+                   "point (MAP) twin": pit_coverage(p_pit[obs[..., f]], LEVELS)},
                   title="test coverage of central intervals")  # fmt: skip
     k = min(exp.n_plot_individuals, cohort.n_individuals)
     samples = mx.mixture_samples(jax.random.key(1), c_mean[:, :k], c_scale[:, :k], 8)

@@ -57,11 +57,15 @@ from twinjax.bayes.summary import inference_data, posterior_table, subject_table
 from twinjax.bayes.tables import covariate_columns, longitudinal_data, read_long
 from twinjax.config import Config, DataConfig
 from twinjax.data.errors import CohortError
-from twinjax.eval.score import Forecast, pooled, score
+from twinjax.eval.score import NAMES as SCORE_NAMES
+from twinjax.eval.score import Forecast, pooled, score, select
 from twinjax.pipeline import ConfigError
 from twinjax.runtime.files import replacing
 from twinjax_experiments.config import Hierarchical
 from twinjax_experiments.report import images, table, write_csv, write_markdown
+
+# the held-out and LOCF scores in metrics.json: score()'s pooled summary, n as n_points
+NAMED = {"n_points": "n", **{k: k for k in SCORE_NAMES}}
 
 LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)  # the quantiles in forecasts.csv
 
@@ -439,13 +443,9 @@ def holdout_scores(fc: Forecast, held: HeldOut) -> dict:
     return {
         "holdout_last": int(held.values.shape[1]),
         "holdout_dropped_subjects": [str(s) for s in held.dropped],
-        **{f"holdout_{k}": v for k, v in _named(score(twin)["pooled"]).items()},
-        **{f"locf_{k}": v for k, v in _named(pooled(locf_forecasts(held))).items()},
+        **{f"holdout_{k}": v for k, v in select(score(twin)["pooled"], NAMED).items()},
+        **{f"locf_{k}": v for k, v in select(pooled(locf_forecasts(held)), NAMED).items()},
     }
-
-
-def _named(scores: dict) -> dict:
-    return {("n_points" if k == "n" else k): v for k, v in scores.items()}
 
 
 def locf_forecasts(held: HeldOut) -> list[Forecast]:

@@ -28,7 +28,7 @@ import pandas as pd
 
 from twinjax.config import Config
 from twinjax.eval import carry_forward
-from twinjax.eval.score import Forecast, coverage_curve, score
+from twinjax.eval.score import Forecast, coverage_curve, score, select
 from twinjax.pipeline import ConfigError
 from twinjax_experiments.config import PbcTwins
 from twinjax_experiments.pbc_data import (
@@ -44,6 +44,8 @@ from twinjax_experiments.pbc_report import write_report
 from twinjax_experiments.report import write_csv
 
 MODELS = ("twin_population", "twin_personalized", "gp", "growth", "locf")
+# each model's scores in metrics.json, from score()'s summaries (90% intervals)
+REPORTED = {"rmse": "rmse", "mae": "mae", "coverage": "coverage_90", "width": "width_90", "n": "n"}
 
 
 def run(cfg: Config, out_dir: Path) -> dict:
@@ -131,22 +133,16 @@ def evaluate(v: Visits, preds: dict, levels) -> dict:
         fc = Forecast.from_intervals(at_target(v, p.mean), iv, y=y, mask=v.target)
         per_lab = score(fc)["per_horizon"]
         for k, lab in enumerate(labs):
-            out["labs"].setdefault(lab, {})[name] = _interval_scores(per_lab[k])
+            out["labs"].setdefault(lab, {})[name] = select(per_lab[k], REPORTED)
         out["calibration"][name] = {str(lv): c for lv, c in coverage_curve(fc, sorted(iv)).items()}
         for g, rows in groups.items():
             s = score(fc.take(np.nonzero(rows)[0]))
             out["groups"].setdefault(g, {})[name] = {
                 "coverage90_all_labs": s["pooled"]["coverage_90"],
-                "labs": {lab: _interval_scores(s["per_horizon"][k]) for k, lab in enumerate(labs)},
+                "labs": {lab: select(s["per_horizon"][k], REPORTED) for k, lab in enumerate(labs)},
             }
     out["headline"] = headline(out, v)
     return out
-
-
-def _interval_scores(s: dict) -> dict:
-    """The report's names for one summary of :func:`twinjax.eval.score.score`."""
-    return {"rmse": s["rmse"], "mae": s["mae"], "coverage": s["coverage_90"],
-            "width": s["width_90"], "n": s["n"]}  # fmt: skip
 
 
 def subgroups(v: Visits) -> dict[str, np.ndarray]:

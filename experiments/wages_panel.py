@@ -58,7 +58,7 @@ from twinjax.data import Cohort
 from twinjax.eval import gaussian_intervals, locf_intervals, sample_intervals
 from twinjax.eval.mixed import fit_lme, predict_lme
 from twinjax.eval.score import Forecast as EvalForecast
-from twinjax.eval.score import coverage_curve, score
+from twinjax.eval.score import coverage_curve, score, select
 from twinjax_experiments.config import WagesPanel
 from twinjax_experiments.report import images, save_figure, table, write_csv, write_markdown
 
@@ -348,11 +348,11 @@ def scores(fc: Forecast, y, groups: dict[str, np.ndarray]) -> dict:
     # mean |empirical - nominal coverage| over the levels: calibration of the whole distribution
     out["calibration_error"] = float(np.mean([abs(v - float(k))
                                               for k, v in out["calibration"].items()]))  # fmt: skip
+    names = {"n": "n", "rmse": "rmse", "mae": "mae", "coverage90": "coverage_90",
+             "width90": "width_90"}  # fmt: skip
     for g, by in s["groups"].items():
         for v in sorted(by):
-            t = by[v]
-            out[f"{g}={v}"] = {"n": t["n"], "rmse": t["rmse"], "mae": t["mae"],
-                               "coverage90": t["coverage_90"], "width90": t["width_90"]}  # fmt: skip
+            out[f"{g}={v}"] = select(by[v], names)
     return out
 
 

@@ -12,8 +12,15 @@ import pytest
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("MPLBACKEND", "Agg")
-os.environ.setdefault(
-    "JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "twinjax-test-jax-cache")
+# one cache folder per xdist worker under TWINJAX_TEST_JAX_CACHE: JAX writes an entry in place,
+# unlocked, so a worker could read a program the other worker is writing (CI: a segfault in a
+# worker, then a hang). Set, not defaulted: workers inherit the controller's environment. The app
+# runs a test starts wait for it, so they share its folder
+os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(
+    os.environ.get(
+        "TWINJAX_TEST_JAX_CACHE", os.path.join(tempfile.gettempdir(), "twinjax-test-jax-cache")
+    ),
+    os.environ.get("PYTEST_XDIST_WORKER", "main"),
 )
 # programs that took at least 0.2 s to compile. Caching every program (threshold 0) made tiny
 # runs faster warm, but JAX writes an entry in place, unlocked, and with thousands of small

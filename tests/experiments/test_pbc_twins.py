@@ -10,13 +10,12 @@ from pbc_reference import pbcseq_by_pandas
 
 from twinjax.eval import (
     carry_forward,
-    coverage_curve,
     gaussian_intervals,
-    interval_summary,
     locf_intervals,
     observed_changes,
     sample_intervals,
 )
+from twinjax.eval.score import Forecast, coverage_curve, score
 from twinjax_experiments.config import PbcTwins
 from twinjax_experiments.pbc_data import locf_predictions, twin_arrays, visits
 from twinjax_experiments.pbc_models import gp_predictions
@@ -122,13 +121,17 @@ def test_intervals_reach_their_nominal_coverage_on_gaussians():
     n, levels = 10_000, (0.5, 0.8, 0.9)
     mean, sd = rng.normal(size=n), rng.uniform(0.5, 2.0, n)
     y = mean + sd * rng.normal(size=n)
-    cov = coverage_curve(y, gaussian_intervals(mean, sd, levels), np.ones(n, bool))
+    column = lambda a: np.asarray(a)[:, None]
+    as_forecast = lambda intervals: Forecast.from_intervals(
+        column(mean), {lv: tuple(map(column, ends)) for lv, ends in intervals.items()},
+        y=column(y), mask=np.ones((n, 1), bool),
+    )  # fmt: skip
+    cov = coverage_curve(as_forecast(gaussian_intervals(mean, sd, levels)), levels)
     # binomial SD of a coverage at n = 10,000 is at most 0.005: 4 SDs
     assert all(abs(cov[lv] - lv) < 0.02 for lv in levels), cov
     draws = mean + sd * rng.normal(size=(200, n))
-    lo, hi = sample_intervals(draws, (0.9,))[0.9]
-    s = interval_summary(y, mean, lo, hi, np.ones(n, bool))
+    s = score(as_forecast(sample_intervals(draws, (0.9,))))["pooled"]
     # 200 draws add quantile error to the binomial one: 0.025
-    assert abs(s["coverage"] - 0.9) < 0.025 and s["rmse"] == pytest.approx(
+    assert abs(s["coverage_90"] - 0.9) < 0.025 and s["rmse"] == pytest.approx(
         np.mean(sd**2) ** 0.5, rel=0.03
     )

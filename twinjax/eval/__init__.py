@@ -3,12 +3,7 @@ interval scores, the last-value-carried-forward baseline and linear mixed models
 
 from twinjax.eval.baselines import Carried, carry_forward, locf_intervals, observed_changes
 from twinjax.eval.forecasts import Forecasts, segment_forecasts
-from twinjax.eval.intervals import (
-    coverage_curve,
-    gaussian_intervals,
-    interval_summary,
-    sample_intervals,
-)
+from twinjax.eval.intervals import gaussian_intervals, sample_intervals
 from twinjax.eval.metrics import gaussian_metrics, summarize
 from twinjax.eval.mixed import MixedFit, blup, fit_lme, gls, predict_lme
 
@@ -18,12 +13,10 @@ __all__ = [
     "MixedFit",
     "blup",
     "carry_forward",
-    "coverage_curve",
     "fit_lme",
     "gaussian_intervals",
     "gaussian_metrics",
     "gls",
-    "interval_summary",
     "locf_intervals",
     "observed_changes",
     "predict_lme",

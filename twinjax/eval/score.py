@@ -195,6 +195,32 @@ def pit_ks(u: np.ndarray | Sequence[float]) -> float | None:
     return float(max(np.max(i / u.size - u), np.max(u - (i - 1) / u.size)))
 
 
+def pit_coverage(
+    u: np.ndarray | Sequence[float], levels: np.ndarray | Sequence[float]
+) -> list[float]:
+    """Coverage of the central interval at each level, read off PIT values ``u``: a point lies
+    inside the central ``level`` interval when ``|u - 1/2| <= level / 2`` (for forecasts whose
+    quantiles are not at hand, e.g. mixtures, whose PIT is).
+
+    Example:
+        >>> pit_coverage([0.5, 0.7, 0.99], (0.5, 0.9))
+        [0.6666666666666666, 0.6666666666666666]
+    """
+    u = np.ravel(np.asarray(u, np.float64))
+    return [float(np.mean(np.abs(u - 0.5) <= level / 2)) for level in levels]
+
+
+def select(summary: Mapping, names: Mapping[str, str]) -> dict:
+    """A report's view of one summary of :func:`score`: ``names`` maps each report name to
+    the score's (``{"coverage": "coverage_90", ...}``).
+
+    Example:
+        >>> select({"n": 3, "rmse": 1.0, "crps": 0.5}, {"n_points": "n", "rmse": "rmse"})
+        {'n_points': 3, 'rmse': 1.0}
+    """
+    return {new: summary[old] for new, old in names.items()}
+
+
 def coverage_curve(fc: Forecast, levels: Sequence[float]) -> dict[float, float | None]:
     """Nominal level -> the fraction of masked points inside ``fc``'s central interval at it."""
     mask = np.asarray(fc.mask, bool)
@@ -233,26 +259,18 @@ def pointwise(fc: Forecast) -> dict[str, np.ndarray]:
 
 
 def _summary(points: Mapping[str, np.ndarray], mask: np.ndarray) -> dict[str, float | int | None]:
-    n = int(mask.sum())
-    if n == 0:  # no scored point: nulls, never a NaN in metrics.json
-        return {"n": 0, **{k: None for k in _NAMES}}
-    mean = {k: float(np.mean(v[mask])) for k, v in points.items()}
-    return {
-        "n": n,
-        "rmse": float(np.sqrt(mean["sq_error"])),
-        "mae": mean["abs_error"],
-        "crps": mean["crps"],
-        "pinball": mean["pinball"],
-        "coverage_50": mean["coverage_50"],
-        "width_50": mean["width_50"],
-        "coverage_90": mean["coverage_90"],
-        "width_90": mean["width_90"],
-    }
+    """:func:`_rows` of all the points as one row, as a dict: None (never a NaN in
+    metrics.json) for every score where no point counts."""
+    flat = lambda a: np.reshape(a, (1, -1))
+    row = _rows({k: flat(v) for k, v in points.items()}, flat(mask)).iloc[0]
+    n = int(row["n"])
+    return {"n": n, **{k: float(row[k]) if n else None for k in NAMES}}
 
 
 def _rows(points: Mapping[str, np.ndarray], mask: np.ndarray) -> pd.DataFrame:
-    """:func:`_summary` of each row (individual) at once: ``n`` and the scores, NaN (a
-    DataFrame's missing value) where a row has no point."""
+    """The scores of each row (individual) at once: ``n`` and the mean of each point score
+    (RMSE the root of the mean squared error), NaN (a DataFrame's missing value) where a row
+    has no point."""
     n = mask.sum(axis=1)
     mean = {
         k: np.where(n > 0, np.where(mask, v, 0.0).sum(axis=1) / np.maximum(n, 1), np.nan)
@@ -266,7 +284,8 @@ def _rows(points: Mapping[str, np.ndarray], mask: np.ndarray) -> pd.DataFrame:
     })  # fmt: skip
 
 
-_NAMES = ("rmse", "mae", "crps", "pinball", "coverage_50", "width_50", "coverage_90", "width_90")
+# the scores of every summary, after its n
+NAMES = ("rmse", "mae", "crps", "pinball", "coverage_50", "width_50", "coverage_90", "width_90")
 
 
 def pooled(forecasts: Sequence[Forecast]) -> dict[str, float | int | None]:
