@@ -2,8 +2,10 @@
 persistent compilation cache shared by the test processes and the app runs they start, so a
 program compiled once (e.g. the twin's training step) is not compiled again by every subprocess."""
 
+import gc
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -31,6 +33,26 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Every program a test process compiles stays loaded until the process ends, and on Linux each
+# CPU program holds memory mappings (a tiny twins run adds about 4,000): a worker that ran a
+# few hundred tests reached 61,000 of the kernel's 65,530 (vm.max_map_count), and the next
+# compile aborted or segfaulted the worker (CI: a segfault at 95% of the suite, then a hang).
+# Past this many mappings, the programs are dropped after a test (jax.clear_caches); the
+# persistent cache above gives the slow ones back without compiling.
+MAX_MAPPINGS = 30_000
+MAPS = Path("/proc/self/maps")
+
+
+@pytest.fixture(autouse=True)
+def _release_compiled_programs():
+    yield
+    if "jax" in sys.modules and MAPS.exists():
+        with MAPS.open() as f:
+            mappings = sum(1 for _ in f)
+        if mappings > MAX_MAPPINGS:
+            sys.modules["jax"].clear_caches()
+            gc.collect()
 
 
 def compose(*overrides: str):

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import hydra
+import jax
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
@@ -78,6 +79,15 @@ def run_experiment(cfg: DictConfig, out_dir: Path) -> dict:
     return metrics
 
 
+def release_compiled_programs() -> None:
+    """Drops every program this process compiled (``jax.clear_caches``). A ``--multirun`` sweep
+    runs its jobs in one process, and each run compiles its own programs, which JAX keeps for
+    the process's life: on Linux every CPU program holds memory mappings (about 4,000 for a tiny
+    twins run), and at the kernel's limit (``vm.max_map_count``, 65,530 by default) the next
+    compile aborts the process. Programs worth keeping are in the persistent compilation cache."""
+    jax.clear_caches()
+
+
 def check_objective(metrics: dict, name: str) -> float | None:
     """The run's ``objective``: a number, or None where there is nothing to optimise (e.g.
     forecasting with saved twins, or no validation period); an experiment without the key, or
@@ -109,7 +119,10 @@ def main(cfg: DictConfig) -> float:
                     f"cpu_devices={cpu_devices}: use a count >= 1, or null (one per core)"
                 )
             use_cpu_devices(cpu_devices)  # before JAX's first operation
-            metrics = run_experiment(cfg, out_dir)
+            try:
+                metrics = run_experiment(cfg, out_dir)
+            finally:
+                release_compiled_programs()
     except USER_ERRORS as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
