@@ -77,13 +77,7 @@ def run(cfg: Config, out_dir: pathlib.Path) -> dict:
         jnp.mean(ft.test_nll(own, spec, arrays, personal=True))
     )
 
-    pooled = _pooled(data)
-    central = fl.local_sgd(
-        loss, params0, pooled.samples, pooled.offset[0], pooled.count[0],
-        jnp.int32(c.central_epochs), k_central, learning_rate=c.local_lr,
-        batch_size=c.batch_size, max_epochs=c.central_epochs,
-    ).params  # fmt: skip
-    results["centralized"] = float(test(central)["test_nll"])
+    results["centralized"] = float(test(_centralized(loss, params0, data, k_central, c))["test_nll"])
     results["initial"] = float(test(params0)["test_nll"])
 
     metrics = {f"test_nll_{k}": float(v) for k, v in results.items()}
@@ -95,6 +89,17 @@ def run(cfg: Config, out_dir: pathlib.Path) -> dict:
     curves["federated + personal heads (global part)"] = hist_p
     write_report(out_dir, c, metrics, curves)
     return metrics
+
+
+def _centralized(loss, params0, data, key, c: FederatedTwins):
+    """The baseline federated learning stands in for: one model trained on every client's
+    windows pooled in one place."""
+    pooled = _pooled(data)
+    return fl.local_sgd(
+        loss, params0, pooled.samples, pooled.offset[0], pooled.count[0],
+        jnp.int32(c.central_epochs), key, learning_rate=c.local_lr,
+        batch_size=c.batch_size, max_epochs=c.central_epochs,
+    ).params  # fmt: skip
 
 
 def write_report(out_dir: pathlib.Path, c: FederatedTwins, m: dict, curves: dict) -> None:

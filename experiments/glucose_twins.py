@@ -119,6 +119,56 @@ def federated_personal(key, spec, arrays, c: GlucoseTwins):
 
 def run(cfg: Config, out_dir: Path) -> dict:
     c: GlucoseTwins = cfg.experiment
+    _check_options(cfg, c)
+    timings = pipeline.Timings()
+    keys = jax.random.split(jax.random.key(cfg.seed), 7)
+    k_cohort, k_rec, k_fed, k_fc, k_mech, k_mech_fc, k_loop = keys
+    names = chosen_patients(c.per_group)
+    with timings.phase("cohort"):
+        cohort = simulate_cohort(k_cohort, names, c.days)
+        write_cohort(cohort, out_dir / "cohort")
+    factor, at, val_at = _origins(cohort, c)
+    y = scoring.targets(cohort.values[..., 0], at, step=cohort.step)
+    fc = {"last value": scoring.last_value(cohort.values[..., 0], at, step=cohort.step,
+                                           train_days=c.train_days)}  # fmt: skip
+    coarse = cohort.coarsen(factor)  # the recurrent twins' grid
+    twin_cfg = twin_config(cfg, c)
+    fit = pipeline.fit_twins(k_rec, coarse, twin_cfg, out_dir, timings=timings)
+    recurrent, widening = _recurrent_forecasts(
+        (k_fc, k_fed), fit, coarse, factor, at, val_at, c, timings
+    )
+    fc |= recurrent
+    recs = records(cohort)
+    twin, svi, hybrid, mechanistic, widening[MECHANISTIC] = _mechanistic_forecasts(
+        (k_mech, k_mech_fc), recs, at, c, timings
+    )
+    fc |= mechanistic
+    rec = recovery(twin)
+    write_csv(rec, out_dir / "parameter_recovery.csv", index=False)
+    coverage = recovery_coverage(rec)
+    loop = None
+    if c.closed_loop_days > 0:
+        with timings.phase("closed loop"):
+            loop = run_closed_loop(
+                twin, names, c.closed_loop_days, k_loop, out_dir / "closed_loop",
+                processes=c.processes, show_progress=c.progress,
+            )  # fmt: skip
+    groups = [age_group(n) for n in names]
+    metrics = _metrics(c, names, groups, cohort, at, y, fc, widening, twin, svi, hybrid, coverage)
+    # sweeps: the personalized recurrent twins' one-step NLL on the last training day
+    metrics["objective"] = pipeline.validation_objective(fit, coarse, twin_cfg.data)
+    if loop is not None:
+        metrics["closed_loop"] = closed_loop_metrics(loop)
+    with timings.phase("report"):
+        write_report(out_dir, c, metrics, cohort, fc, at, groups, rec, coverage)
+    metrics["timings"] = timings.seconds
+    return metrics
+
+
+MECHANISTIC = "(b) Bayesian mechanistic"
+
+
+def _check_options(cfg: Config, c: GlucoseTwins) -> None:
     if cfg.data.source != "synthetic":
         raise pipeline.ConfigError(
             "experiment=glucose_twins simulates its own cohort (and writes it under cohort/, "
@@ -128,36 +178,33 @@ def run(cfg: Config, out_dir: Path) -> dict:
         raise pipeline.ConfigError(
             f"experiment.train_days={c.train_days} must be at least 1 and below days={c.days}"
         )
-    timings = pipeline.Timings()
-    keys = jax.random.split(jax.random.key(cfg.seed), 7)
-    k_cohort, k_rec, k_fed, k_fc, k_mech, k_mech_fc, k_loop = keys
-    names = chosen_patients(c.per_group)
-    with timings.phase("cohort"):
-        cohort = simulate_cohort(k_cohort, names, c.days)
-        write_cohort(cohort, out_dir / "cohort")
+
+
+def _origins(cohort, c: GlucoseTwins) -> tuple[int, np.ndarray, np.ndarray]:
+    """The recurrent twins' grid (a multiple of the cohort's step), the forecast origins, and
+    the origins on the last training day whose targets stay inside it (interval widening)."""
     step = cohort.step
     factor = int(round(c.grid / step))
     if factor < 1 or abs(factor * step - c.grid) > 1e-9:
         raise pipeline.ConfigError(f"experiment.grid={c.grid} must be a multiple of {step} min")
     at = scoring.origins(cohort.n_steps, step=step, train_days=c.train_days, every=c.every)
-    # origins on the last training day whose targets stay inside it (for interval widening)
     val_at = scoring.day_origins(
         cohort.n_steps, step=step, start_days=c.train_days - 1, end_days=c.train_days, every=c.every
     )
-    cgm = cohort.values[..., 0]
-    y = scoring.targets(cgm, at, step=step)
-    fc = {"last value": scoring.last_value(cgm, at, step=step, train_days=c.train_days)}
-    widening = {}
-
     if (at % factor).any() or (val_at % factor).any():
         raise pipeline.ConfigError(
             f"forecast origins (every {c.every:g} min from day {c.train_days:g}) must fall on "
             f"the recurrent twins' {c.grid:g}-minute grid"
         )
-    coarse = cohort.coarsen(factor)  # the recurrent twins' grid
-    twin_cfg = twin_config(cfg, c)
-    fit = pipeline.fit_twins(k_rec, coarse, twin_cfg, out_dir, timings=timings)
+    return factor, at, val_at
+
+
+def _recurrent_forecasts(keys, fit, coarse, factor, at, val_at, c: GlucoseTwins, timings):
+    """(a) the recurrent twins, population and personalized, and (d) the federated personal
+    ones: their forecasts and interval widening, by method."""
+    k_fc, k_fed = keys
     k_pop, k_per, k_fd = jax.random.split(k_fc, 3)
+    fc, widening = {}, {}
     with timings.phase("recurrent forecasts"):
         for name, params, personal, k in (
             ("(a) recurrent population", fit.population, False, k_pop),
@@ -173,8 +220,13 @@ def run(cfg: Config, out_dir: Path) -> dict:
         fc[name], widening[name] = recurrent_forecasts(
             k_fd, tuned, fit, coarse, factor, at, val_at, c, personal=True
         )
+    return fc, widening
 
-    recs = records(cohort)
+
+def _mechanistic_forecasts(keys, recs, at, c: GlucoseTwins, timings):
+    """(b) the Bayesian mechanistic twin and (c) the hybrid: the twin, its SVI fit, the hybrid,
+    their forecasts by method and (b)'s median interval widening."""
+    k_mech, k_mech_fc = keys
     with timings.phase("mechanistic fit"):
         twin, svi = fit_mechanistic(
             k_mech, recs, fit_days=c.fit_days, steps=c.svi_steps, lr=c.svi_lr,
@@ -186,27 +238,17 @@ def run(cfg: Config, out_dir: Path) -> dict:
         scale = calibration_scale(
             k_cal, twin, recs, start_days=c.fit_days, end_days=c.train_days, paths=paths
         )
-        name = "(b) Bayesian mechanistic"
-        fc[name] = widen(forecast_mechanistic(k_test, twin, recs, at, paths=paths), scale)
-        widening[name] = np.median(scale, 0)
+        fc = {MECHANISTIC: widen(forecast_mechanistic(k_test, twin, recs, at, paths=paths), scale)}
         hybrid = fit_hybrid(twin, recs, paths, train_days=c.train_days, start_days=c.fit_days,
                             calib_days=c.hybrid_calib_days)  # fmt: skip
         fc["(c) hybrid"] = forecast_hybrid(hybrid, twin, recs, paths, at)
-    rec = recovery(twin)
-    write_csv(rec, out_dir / "parameter_recovery.csv", index=False)
-    coverage = recovery_coverage(rec)
-    loop = None
-    if c.closed_loop_days > 0:
-        with timings.phase("closed loop"):
-            loop = run_closed_loop(
-                twin, names, c.closed_loop_days, k_loop, out_dir / "closed_loop",
-                processes=c.processes, show_progress=c.progress,
-            )  # fmt: skip
+    return twin, svi, hybrid, fc, np.median(scale, 0)
 
-    groups = [age_group(n) for n in names]
+
+def _metrics(c, names, groups, cohort, at, y, fc, widening, twin, svi, hybrid, coverage) -> dict:
     per = {m: scoring.score(f, y) for m, f in fc.items()}
     floor = floor_patients(cohort, Sensor.named("Dexcom").lo, first=int(at[0]))
-    metrics = {
+    return {
         "patients": names,
         "days": c.days,
         "train_days": c.train_days,
@@ -238,15 +280,7 @@ def run(cfg: Config, out_dir: Path) -> dict:
                 for j, h in enumerate(scoring.HORIZONS)
             },
         },
-        # sweeps: the personalized recurrent twins' one-step NLL on the last training day
-        "objective": pipeline.validation_objective(fit, coarse, twin_cfg.data),
     }
-    if loop is not None:
-        metrics["closed_loop"] = closed_loop_metrics(loop)
-    with timings.phase("report"):
-        write_report(out_dir, c, metrics, cohort, fc, at, groups, rec, coverage)
-    metrics["timings"] = timings.seconds
-    return metrics
 
 
 def hybrid_choices(lam: np.ndarray) -> dict[str, int]:

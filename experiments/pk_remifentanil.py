@@ -7,7 +7,7 @@ ug/min from time 0 to the end of the infusion; ``Amt`` is the amount given until
 arterial concentrations ``conc`` (ng/mL = ug/L) at ``Time`` (min), and Age, Sex, Wt, Ht, BSA and
 LBM (kg). The table is converted in memory to the long-format tables of ``experiment=hierarchical``
 (observations, infusion doses with a rate, a static table) and read through the same loader
-(:func:`experiments.hierarchical.frames_data`) and model code.
+(:func:`experiments.hierarchical_model.frames_data`) and model code.
 
 Held out: the last ``holdout_fraction`` of each subject's samples (in time): the models are fitted
 to the earlier samples and predict the late elimination phase.
@@ -53,7 +53,7 @@ from twinjax.config import Config, DataConfig
 from twinjax.eval.score import Forecast, score
 from twinjax.pipeline import ConfigError
 from twinjax_experiments.config import Hierarchical, PkRemifentanil
-from twinjax_experiments.hierarchical import build_spec, fit, frames_data
+from twinjax_experiments.hierarchical_model import build_spec, fit, frames_data
 from twinjax_experiments.report import images, table, write_csv, write_markdown
 
 log = logging.getLogger(__name__)

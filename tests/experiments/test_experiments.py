@@ -8,8 +8,10 @@ is a number, or null where nothing is fitted; report.md; every figure it shows; 
 record of the run) and then for its own results.
 """
 
+import ast
 import json
 import re
+import tomllib
 from pathlib import Path
 
 import dp_accounting
@@ -24,6 +26,28 @@ from twinjax_experiments.config import REGISTRY
 
 def test_the_table_holds_every_registered_experiment():
     assert sorted(TINY) == sorted(REGISTRY)
+
+
+def test_the_import_contract_names_every_driver():
+    """pyproject.toml's independence contract (no driver imports another) lists each
+    registered driver, so a new experiment is under it."""
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    config = tomllib.loads(pyproject.read_text())["tool"]["importlinter"]
+    (drivers,) = [c["modules"] for c in config["contracts"] if c["type"] == "independence"]
+    assert sorted(drivers) == sorted(entry.driver for entry in REGISTRY.values())
+
+
+def test_drivers_stay_thin():
+    """No function of experiments/ runs over 60 lines: a longer one is split into named
+    phases, or what it does belongs in the library."""
+    folder = Path(__file__).resolve().parents[2] / "experiments"
+    long = [
+        f"{path.name}:{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for path in sorted(folder.glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef) and node.end_lineno - node.lineno >= 60
+    ]
+    assert not long, long
 
 
 @pytest.fixture(scope="module")

@@ -56,7 +56,7 @@ def test_a_covariate_on_no_parameter_is_refused_not_ignored():
     from twinjax.bayes.models import mean_model
     from twinjax.pipeline import ConfigError
     from twinjax_experiments.config import Hierarchical
-    from twinjax_experiments.hierarchical import covariate_effects
+    from twinjax_experiments.hierarchical_model import covariate_effects
 
     c = Hierarchical(covariates=["Sex"])  # read from the static file, but on no parameter
     with pytest.raises(ConfigError, match=r"\['Sex'\] act on no parameter"):

@@ -7,6 +7,7 @@ import pytest
 
 from twinjax.data import Series, synthetic_cohort
 from twinjax.twins import TwinSpec, apply, forecast, init_params, nll_loss
+from twinjax.twins.cells import CELLS
 
 jax.config.update("jax_enable_x64", False)
 
@@ -28,7 +29,7 @@ def _spec(cell, attention=True):
     )
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", sorted(CELLS))
 def test_vmapped_cohort_equals_per_individual_calls(cohort, cell):
     spec = _spec(cell)
     keys = jax.random.split(jax.random.key(1), cohort.n_individuals)
@@ -47,7 +48,7 @@ def test_vmapped_cohort_equals_per_individual_calls(cohort, cell):
         np.testing.assert_allclose(losses[i], nll_loss(p_i, spec, d_i), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", sorted(CELLS))
 def test_masked_value_never_changes_loss_or_predictions(cohort, cell):
     spec = _spec(cell)
     params = init_params(jax.random.key(2), spec)

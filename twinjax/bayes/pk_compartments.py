@@ -29,8 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from twinjax.bayes.doses import INFUSION, ORAL, Doses
 from twinjax.bayes.pk import bateman
-from twinjax.bayes.pk_routes import INFUSION, ORAL, Doses
 
 
 def two_compartment_exponents(

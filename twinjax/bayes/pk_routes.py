@@ -15,35 +15,13 @@ Pinheiro and Bates's ``(lKe, lKa, lCl)`` (``SSfol``). :func:`pk_derived` gives t
 clearance and the elimination half-life ``ln 2 / Ke`` from any of them.
 """
 
-from typing import NamedTuple
-
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from twinjax.bayes.doses import BOLUS, INFUSION, ORAL, ROUTES, Doses  # noqa: F401 (re-exported)
 from twinjax.bayes.pk import bateman, oral_one_compartment
-
-ROUTES = ("bolus", "oral", "infusion")  # route codes 0, 1, 2
-BOLUS, ORAL, INFUSION = range(3)
-
-
-class Doses(NamedTuple):
-    """One individual's doses (or a cohort's, with a leading individuals axis); padding doses
-    have amount 0.
-
-    ``route`` None: every dose is oral. The model then runs the oral closed form alone, the same
-    computation as :func:`~twinjax.bayes.pk.oral_one_compartment` (an oral-only cohort read from
-    files reproduces the built-in fits draw for draw).
-    """
-
-    times: Float[ArrayLike, "*batch doses"]
-    amounts: Float[ArrayLike, "*batch doses"]
-    route: Float[ArrayLike, "*batch doses"] | None = None  # 0 bolus, 1 oral, 2 infusion
-    duration: Float[ArrayLike, "*batch doses"] | None = None  # infusion duration, else 0
-    # steady state (NONMEM SS=1 / II): 1 where the dose repeats every ``ii`` since long before;
-    # None: no steady-state dose (see twinjax.bayes.pk_compartments)
-    ss: Float[ArrayLike, "*batch doses"] | None = None
-    ii: Float[ArrayLike, "*batch doses"] | None = None
+from twinjax.bayes.pk_compartments import compartment_derived, polyexponential
 
 
 def one_compartment(
@@ -59,8 +37,6 @@ def one_compartment(
     doses for an IV parameterization before this point).
     """
     if doses.ss is not None:  # steady-state doses: the general sum-of-exponentials form
-        from twinjax.bayes.pk_compartments import polyexponential
-
         ke, cl = jnp.exp(lKe), jnp.exp(lCl)
         return polyexponential(t, doses, jnp.reshape(ke / cl, (1,)), jnp.reshape(ke, (1,)), lKa)
     if doses.route is None:
@@ -108,8 +84,6 @@ def pk_derived(theta: dict) -> dict[str, np.ndarray]:
     dose ``1 / Cl``. Two and three compartments (``lV1``): see
     :func:`~twinjax.bayes.pk_compartments.compartment_derived`."""
     if "lV1" in theta:
-        from twinjax.bayes.pk_compartments import compartment_derived
-
         return compartment_derived(theta)
     lcl = np.asarray(theta["lCl"])
     lke = np.asarray(theta["lKe"]) if "lKe" in theta else lcl - np.asarray(theta["lV"])

@@ -27,9 +27,9 @@ import numpy as np
 from numpyro.infer import Predictive
 
 from twinjax.bayes.data import TwinData
+from twinjax.bayes.doses import ORAL
 from twinjax.bayes.hierarchical import HierarchicalSpec, hierarchical_model
 from twinjax.bayes.models import MeanModel
-from twinjax.bayes.pk_routes import ORAL
 from twinjax.bayes.residual import LOG_SCALE, ErrorModel, to_model_scale
 
 

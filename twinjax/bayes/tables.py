@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from twinjax.bayes.data import TwinData, check_positive, check_times, pad_groups
-from twinjax.bayes.pk_routes import BOLUS, INFUSION, ORAL, Doses
+from twinjax.bayes.doses import BOLUS, INFUSION, ORAL, Doses
 from twinjax.bayes.residual import ErrorModel, check_error_model
 from twinjax.data.errors import CohortError
 

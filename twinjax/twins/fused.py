@@ -8,7 +8,7 @@ over individuals, ``pallas_call`` gets one grid index per individual.
 The input projection of all steps is one GEMM before the kernel (``xs @ wx + b``); inside it,
 only ``h @ wh`` and the gates remain. The kernel writes ``h`` and ``c`` of every step, which the
 backward pass needs: there is no Pallas backward kernel; gradients come from
-``sequence.lstm_backward`` (pure JAX), through ``jax.custom_vjp``.
+``lstm_gradient.lstm_backward`` (pure JAX), through ``jax.custom_vjp``.
 
 Status: the kernel is tested on the CPU in Pallas interpret mode against the pure-JAX
 ``lstm_sequence`` (values and gradients); it has not been compiled for a GPU here (no GPU in
@@ -24,7 +24,7 @@ from jax.experimental import pallas as pl
 from jaxtyping import Array, Float
 
 from twinjax.twins.cells import LSTMCarry, RecurrentParams
-from twinjax.twins.sequence import lstm_backward
+from twinjax.twins.lstm_gradient import lstm_backward
 
 
 def _sigmoid(z):

@@ -1,0 +1,30 @@
+"""Each default that the app's schema (twinjax.config) shares with the library is defined once
+in effect: the schema's defaults, mapped by the pipeline into the library's options, are the
+library's own defaults. A default changed on one side only fails here."""
+
+import dataclasses
+
+import jax
+
+from twinjax import pipeline
+from twinjax.config import DataConfig, ModelConfig, TrainConfig
+from twinjax.data import synthetic_cohort
+from twinjax.train import PersonalizeOptions, PopulationOptions
+from twinjax.twins import TwinSpec
+
+
+def test_train_defaults_are_the_librarys():
+    data, train = DataConfig(), TrainConfig()
+    assert pipeline.population_options(data, train) == PopulationOptions()
+    assert pipeline.personalize_options(data, train) == PersonalizeOptions()
+
+
+def test_model_defaults_are_the_librarys():
+    cohort = synthetic_cohort(jax.random.key(0), n_individuals=2, n_steps=24)
+    app = pipeline.twin_spec(cohort, ModelConfig())
+    library = TwinSpec.for_cohort(cohort)
+    # the one field that differs by design: the schema's layout "auto" resolves to the
+    # hand-written sequence layout for an LSTM; the library's plain default is the reference
+    # scan it is tested against (tests/twins/test_layout.py)
+    assert (app.layout, library.layout) == ("sequence", "scan")
+    assert dataclasses.replace(app, layout=library.layout) == library
