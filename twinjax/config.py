@@ -94,14 +94,12 @@ class ModelConfig:
     remat_chunk: int = 0
     # training windows through the cell: "scan" (one lax.scan per window, autodiff),
     # "sequence" (an individual's windows together, time-major, hand-written backward pass;
-    # LSTM only; the same function) or "auto": sequence for an LSTM without remat_chunk, else
-    # scan. Population step, N=256, default model, 2-core CPU: 63 vs 100-106 ms, temp 0.23 vs
-    # 0.47 MB per individual.
+    # LSTM only; the same function, faster and smaller: README "Scaling out") or "auto":
+    # sequence for an LSTM without remat_chunk, else scan
     layout: str = "auto"
     # dtype of the LSTM carries the sequence layout keeps for the backward pass: "bfloat16"
-    # halves their memory (the step's temp per individual, bench workload: 0.27 vs 0.47 MB);
-    # the forward pass, the state and the gradients' arithmetic stay float32, the gradient is
-    # approximate (within 2% of its largest element, cosine > 0.9998 to float32's, measured)
+    # halves their memory; the forward pass, the state and the gradients' arithmetic stay
+    # float32, the gradient is approximate (its measured error: README "Scaling out")
     residuals: str = "float32"
 
 
@@ -128,15 +126,12 @@ class TrainConfig:
     calibration_horizon: int = 0
     calibration_samples: int = 32
     # ... from at most so many origins per individual, evenly spaced through its validation
-    # period (0: every step). Rollouts cost n_samples paths per origin: at 4,096 individuals x
-    # 217 validation steps every origin took 7.5 s per 64 individuals (two cohorts' twins: 16 min
-    # on the 2-core CPU), 31 origins 0.9 s
+    # period (0: every step; each origin costs calibration_samples rollouts, so every step of a
+    # long validation period is slow: README "Scaling out")
     calibration_origins: int = 32
     # k > 0: the training loss adds the NLL of each window's last k values forecast by a
-    # rollout feeding back the predicted mean (the twin learns the horizons it forecasts). 0 by
-    # measurement on a 40-subject AR(1) panel: k = 6 lowered the app twins' 3..6-step RMSE by
-    # 2-5% (two runs), k = 3 raised it by 12%, population twins moved by +-1%; a population step
-    # costs 3.4x (42 -> 144 ms, N=64, the rollout runs on the scan path)
+    # rollout feeding back the predicted mean (the twin learns the horizons it forecasts); 0
+    # by measurement (README "Forecast skill": what k = 3 and 6 gave, and their cost)
     rollout_steps: int = 0
     progress: bool = True
     # false: delete this run directory's checkpoints and start over (true resumes them, and only
@@ -153,8 +148,8 @@ class Config:
     experiment: Any = MISSING  # an experiment's dataclass, chosen by experiment=NAME
     twin: str | None = None  # saved twins to use (a run directory): experiment=forecast
     # CPU-only hosts: how many CPU devices JAX makes (null: one per core; 1: JAX's single
-    # device). Personal twins are split over them, each core training its share: 2.1x faster
-    # personal fit on 2 cores. An --xla_force_host_platform_device_count in XLA_FLAGS wins.
+    # device). Personal twins are split over them, each core training its share (README
+    # "Scaling out"). An --xla_force_host_platform_device_count in XLA_FLAGS wins.
     cpu_devices: int | None = None
 
 
