@@ -146,6 +146,7 @@ def test_stop_mid_training_then_resume_matches_uninterrupted(tmp_path, uninterru
         assert re.search(r"checkpoint saved in \S+/checkpoints/\S+/\d+: rerun the same command "
                          "to resume", line), out  # fmt: skip
         assert "Traceback" not in out, out
+        assert "Unable to initialize backend" not in out, out  # JAX's TPU probe, at INFO
 
     caplog.set_level(logging.INFO, logger="twinjax")
     m_res = run_in_process(run_dir, *INTERRUPTED)
