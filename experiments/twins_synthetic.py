@@ -50,7 +50,7 @@ def run(root: Config, out_dir: Path) -> dict:
     if "dropped_rows" in cohort.meta:
         metrics["dropped_rows"] = cohort.meta["dropped_rows"]["count"]
     metrics["data_summary"] = cohort.meta["data_summary"]
-    with timings.phase("evaluation"):
+    with timings.phase("validation"):
         val_per = pipeline.evaluate_twins(fit, cohort, root.data, segment="val")  # once
         metrics["objective"] = pipeline.validation_objective(fit, cohort, root.data, val=val_per)
         val = pipeline.summary_metrics(val_per)
@@ -59,7 +59,7 @@ def run(root: Config, out_dir: Path) -> dict:
     for w in metrics["warnings"]:
         log.warning("%s", w)
     if metrics["population"] is not None:  # a test period: the twins against LOCF on it
-        with timings.phase("evaluation"):
+        with timings.phase("skill table"):
             metrics["skill"] = skill(pipeline.one_step_skill(fit, cohort, root.data))
     with timings.phase("report"):
         write_report(out_dir, root, metrics, fit, cohort, per_individual, key=k_plot)
@@ -142,8 +142,9 @@ def results_lines(metrics: dict, data) -> list[str]:
             "coverage90_pooled")  # fmt: skip
     return [
         "One-step-ahead forecasts on each individual's held-out test period (the last "
-        f"{data.test_fraction:.0%} of their timeline), from the previous "
-        f"{data.context + data.horizon - 1} steps.",
+        f"{data.test_fraction:.0%} of their timeline), each from the previous "
+        f"{data.context + data.horizon - 1} steps (a training window of data.context + "
+        "data.horizon steps, less the step forecast).",
         "",
         *table(["metric", "population", "personalized"],
                [[k, f"{pop[k]:.4f}", f"{per[k]:.4f}"] for k in keys]),

@@ -10,8 +10,8 @@
 #             individual-steps/s and the device's peak memory (the host's peak RSS on a CPU)
 #   main      python -m twinjax data.n_individuals = 16384, 65536 (train.steps and
 #             train.personal_steps = $MAIN_STEPS, default 100): wall seconds and its phase
-#             timings (metrics.json "timings": data, population fit, personal fit, calibration,
-#             evaluation, report, save)
+#             timings (metrics.json "timings": data, prepare, population fit, personal fit,
+#             calibration, save, evaluation, validation, skill table, report)
 #   abm       scripts/bench_abm.py --engines twinjax at 10^6 and 10^7 agents (plain epidemic)
 #   agents    scripts/bench_twin_agents.py at 10^6 and 10^7 agents (twin-driven, carried state)
 #   federated scripts/bench_federated.py at 1,000 and 10,000 clients (its population mode when

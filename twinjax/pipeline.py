@@ -63,7 +63,7 @@ class ConfigError(ValueError):
 
 class Timings:
     """Wall seconds per phase of a run (``seconds``: phase -> seconds, summed over repeats),
-    with one log line per phase.
+    with one log line each time a phase ends (so a run names each of its phases once).
 
     >>> t = Timings()
     >>> with t.phase("data"):
@@ -377,7 +377,7 @@ def fit_twins(
             f"train.selection={cfg.train.selection} picks personal twins on the validation "
             "period and data.val_fraction=0 leaves none: use train.selection=none"
         )
-    with timings.phase("data"):
+    with timings.phase("prepare"):
         fingerprint = run_fingerprint(cfg, cohort, seed=cfg.seed)
         if claim_run_dir(ckpt, fingerprint, resume=cfg.train.resume):
             log.info("resuming the checkpoints in %s (same settings and data)", ckpt)
