@@ -99,6 +99,11 @@ PANELS = {
 
 
 def _gaussian(name, mean, sd, ho: Holdout) -> Forecast:
+    """A peer's point and sd as a Gaussian forecast. Where the peer gives no number (e.g. drift
+    on a subject with one training visit: statsforecast returns NaN without failing, so its
+    fallback model never runs) the point is the last training value, as a user would take, and
+    the sd the peer's median sd."""
+    mean = np.where(np.isfinite(mean), mean, ho.train.last()[1][:, None])
     sd = np.where(np.isfinite(sd) & (sd > 0), sd, np.nanmedian(sd[sd > 0]) if (sd > 0).any() else 1)
     return Forecast(mean=mean, scale=sd, y=ho.y, mask=ho.mask, method=name,
                     subject=ho.train.subject, time=ho.time)  # fmt: skip
@@ -217,10 +222,11 @@ def run_panel(name: str, panel: Panel, extra=None, *, origins: int = 3) -> dict:
             rows[label] = {"error": f"{type(e).__name__}: {e}"[:200]}
             continue
         rows[label] = {**score(fc)["pooled"], "seconds": time.perf_counter() - start}
-    ranked = sorted((r["crps"], m) for m, r in rows.items() if r.get("crps") is not None)
+    scored = lambda r: r.get("crps") is not None and np.isfinite(r["crps"])
+    ranked = sorted((r["crps"], m) for m, r in rows.items() if scored(r))
     for rank, (_, m) in enumerate(ranked, 1):
         rows[m]["crps_rank"] = rank
-    best_peer = min((rows[m]["crps"], m) for m in PEERS if rows[m].get("crps") is not None)
+    best_peer = min((rows[m]["crps"], m) for m in PEERS if scored(rows[m]))
     auto = rows["twinjax auto"]
     return {
         "panel": name,
@@ -251,7 +257,7 @@ def markdown(results: list[dict]) -> str:
                 lines.append(f"| {m} | failed: {s['error']} | | | | | | |")
                 continue
             lines.append(
-                f"| {m} | {s['rmse']:.4g} | {s['mae']:.4g} | {s['crps']:.4g} | {s['crps_rank']} "
+                f"| {m} | {s['rmse']:.4g} | {s['mae']:.4g} | {s['crps']:.4g} | {s.get('crps_rank', '-')} "
                 f"| {s['coverage_90']:.2f} | {s['width_90']:.4g} | {s['seconds']:.1f} |"
             )
         lines.append("")
