@@ -2,6 +2,7 @@
 SIGTERM stop a run of the command, which then resumes (each experiment's tiny run:
 tests/experiments/test_experiments.py; a --multirun sweep: tests/test_sweeps.py)."""
 
+import dataclasses
 import importlib
 import json
 import logging
@@ -19,7 +20,8 @@ from conftest import compose, run_in_process
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from twinjax.config import Config
+from twinjax.cli_help import field_notes, help_text
+from twinjax.config import Config, DataConfig, ModelConfig, TrainConfig
 from twinjax.runtime.lock import RunLocked
 from twinjax_experiments.config import EXPERIMENTS
 
@@ -194,5 +196,14 @@ def test_help_lists_every_experiment_and_an_experiments_options(monkeypatch, cap
     for cls in EXPERIMENTS:
         assert f"  {cls().name} " in out
     assert "data.KEY options:" in out and "  context=12" in out
+    for group in (DataConfig, ModelConfig, TrainConfig):  # every option says what it does
+        notes = field_notes(group)
+        assert [f.name for f in dataclasses.fields(group) if f.name not in notes] == []
+    context = out.splitlines().index("  context=12")
+    assert "history" in out.splitlines()[context + 1]  # its note, on the next line
     one = _help(monkeypatch, capsys, "experiment=forecast", "--help")
     assert "experiment=forecast:" in one and "personalize_new=False" in one
+    for cls in EXPERIMENTS:  # each experiment's help, in plain text
+        text = help_text([f"experiment={cls().name}", "--help"])
+        assert f"experiment={cls().name}:" in text
+        assert "``" not in text and ":func:" not in text, cls().name

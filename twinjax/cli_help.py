@@ -6,6 +6,7 @@ so the help cannot drift from the options. Hydra's own help stays at ``--hydra-h
 import dataclasses
 import inspect
 import re
+import textwrap
 
 from twinjax.config import DataConfig, ModelConfig, TrainConfig, experiments
 
@@ -22,25 +23,40 @@ def _first_line(cls, width: int = 0) -> str:
     return clause if len(clause) <= width else clause[: width - 3].rstrip() + "..."
 
 
-def _field_comments(cls) -> dict[str, str]:
-    """Trailing ``# comments`` of each field in the dataclass's source."""
+def field_notes(cls) -> dict[str, str]:
+    """Each field's notes in the dataclass's source: the comment lines right above it and its
+    trailing ``# comment``, joined."""
     try:
         source = inspect.getsource(cls)
     except (OSError, TypeError):
         return {}
-    found = re.findall(r"^\s+(\w+):[^#\n]*#\s*(.+)$", source, flags=re.M)
-    return dict(found)
+    notes, above = {}, []
+    for line in source.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            above.append(stripped.lstrip("# "))
+            continue
+        field = re.match(r"^\s+(\w+):[^#\n]*?(?:#\s*(.+))?$", line)
+        if field and not stripped.startswith(("def ", "@", "return")):
+            text = " ".join([*above, *([field.group(2)] if field.group(2) else [])])
+            if text:
+                notes[field.group(1)] = text
+        above = []
+    return notes
 
 
-def _fields(cls) -> list[str]:
-    notes = _field_comments(cls)
+def _fields(cls, width: int = 100) -> list[str]:
+    """``name=default`` per field, each followed by its notes wrapped to ``width``."""
+    notes = field_notes(cls)
     lines = []
     for f in dataclasses.fields(cls):
         if f.name == "name":
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        note = f"  # {notes[f.name]}" if f.name in notes else ""
-        lines.append(f"  {f.name}={default!r}{note}")
+        lines.append(f"  {f.name}={default!r}")
+        if f.name in notes:
+            lines += textwrap.wrap(notes[f.name], width, initial_indent="      ",
+                                   subsequent_indent="      ")  # fmt: skip
     return lines
 
 
@@ -49,13 +65,13 @@ def help_text(argv: list[str]) -> str:
     table = {name: entry.options for name, entry in experiments().items()}
     if chosen and chosen[-1] in table:
         cls = table[chosen[-1]]
-        return "\n".join([
-            USAGE, "", f"experiment={chosen[-1]}: {_first_line(cls)}", "",
+        return _plain("\n".join([
+            USAGE, "", *textwrap.wrap(f"experiment={chosen[-1]}: {_first_line(cls)}", 100), "",
             "options (experiment.KEY=VALUE):", *_fields(cls),
-        ])  # fmt: skip
+        ]))  # fmt: skip
     width = max(map(len, table))
     groups = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
-    return "\n".join([
+    return _plain("\n".join([
         USAGE, "", "experiments (experiment=NAME; NAME --help lists its options):",
         *(f"  {name:<{width}}  {_first_line(cls, 96)}" for name, cls in table.items()), "",
         "config groups (group=option, or group.KEY=VALUE):",
@@ -66,4 +82,10 @@ def help_text(argv: list[str]) -> str:
         "  seed   an integer          (every key of the run is split from it)", "",
         *(line for g, cls in groups.items() for line in (f"{g}.KEY options:", *_fields(cls))),
         "", "Hydra's own flags: --hydra-help, --cfg job, --multirun, hydra.run.dir=DIR",
-    ])  # fmt: skip
+    ]))  # fmt: skip
+
+
+def _plain(text: str) -> str:
+    """Docstring markup (``code``, :func:`name`) as plain text for a terminal."""
+    text = re.sub(r":(?:func|class|mod|meth|data|attr):`~?([^`]+)`", r"\1", text)
+    return text.replace("``", "")

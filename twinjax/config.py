@@ -35,21 +35,21 @@ CONFIG_DIR = str(_PACKAGED if _PACKAGED.is_dir() else _PACKAGED.parents[1] / "co
 class DataConfig:
     source: str = "synthetic"  # "synthetic" or "files"
     # synthetic cohort
-    n_individuals: int = 64
+    n_individuals: int = 64  # how many individuals
     n_steps: int = 1440  # hourly grid: 60 days per individual
     obs_prob: float = 0.7  # probability that a stream is measured at a grid step
     dropout_prob: float = 0.02  # per-step probability of a missing block starting
-    noise: float = 0.1
+    noise: float = 0.1  # observation noise SD of the synthetic cohort
     # files (long format)
-    observations: str | None = None
-    interventions: str | None = None
-    static: str | None = None
-    subject_col: str = "subject_id"
-    time_col: str = "time"
-    variable_col: str = "variable"
-    value_col: str = "value"
-    kind_col: str = "kind"
-    amount_col: str = "amount"
+    observations: str | None = None  # the observations: subject, time, variable, value
+    interventions: str | None = None  # long-format table of interventions (doses, meals...)
+    static: str | None = None  # one row per subject: covariates that do not change
+    subject_col: str = "subject_id"  # column names of the long-format files
+    time_col: str = "time"  # ... the time of each row
+    variable_col: str = "variable"  # ... the stream (variable) name
+    value_col: str = "value"  # ... the measured value
+    kind_col: str = "kind"  # ... an intervention's kind (e.g. a dose route)
+    amount_col: str = "amount"  # ... an intervention's amount
     # grid step: a number in the unit of numeric times, or a duration (15min, 1h, 1D) for
     # ISO-8601 / timestamp times (Any: OmegaConf 2.3 has no float | str)
     step: Any = 1.0
@@ -62,10 +62,10 @@ class DataConfig:
     target: str | None = None  # variable to forecast; default: the first
     # preprocessing
     normalization: str = "population"  # "population", "individual" or "none"
-    context: int = 12
-    horizon: int = 6
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
+    context: int = 12  # steps of history a training window starts with
+    horizon: int = 6  # steps a training window forecasts after its context
+    val_fraction: float = 0.15  # each subject's last fraction before the test period: validation
+    test_fraction: float = 0.15  # each subject's last fraction of its timeline: held-out test
 
 
 @dataclass
@@ -81,14 +81,14 @@ class ModelConfig:
     candidates: list[str] = field(
         default_factory=lambda: ["last", "drift", "seasonal", "mixed", "ets", "arima"]
     )
-    period: int = 0
-    holdout: int = 2
-    origins: int = 3
+    period: int = 0  # seasonal period in visits (0: none)
+    holdout: int = 2  # visits per subject held out for the skill table
+    origins: int = 3  # rolling origins the choice and the calibration are measured at
     cell: str = "lstm"  # "lstm" or "gru"
-    hidden: int = 32
-    attention: bool = True
-    attention_dim: int = 16
-    min_scale: float = 1e-3
+    hidden: int = 32  # width of the recurrent cell
+    attention: bool = True  # causal temporal attention over the cell's past states
+    attention_dim: int = 16  # width of the attention's queries and keys
+    min_scale: float = 1e-3  # floor of the predictive SD (normalized units)
     # >0: recompute the recurrent cell's activations in chunks of this many steps in the backward
     # pass (jax.checkpoint): memory for compute; the same values. 0: keep them all.
     remat_chunk: int = 0
@@ -105,11 +105,11 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 1000
-    personal_steps: int = 1000
-    batch_windows: int = 8
-    lr: float = 3e-3
-    personal_lr: float = 3e-3
+    steps: int = 1000  # optimizer steps of the population twin
+    personal_steps: int = 1000  # optimizer steps of the personal twins
+    batch_windows: int = 8  # training windows per individual per step
+    lr: float = 3e-3  # Adam learning rate of the population twin
+    personal_lr: float = 3e-3  # Adam learning rate of the personal twins
     prior_strength: float = 30.0  # Gaussian prior precision pulling personal params to population
     population_batch: int = 0  # individuals per population step; 0: all
     chunk_size: int = 0  # individuals per chunk in personalization; 0: as many as fit in memory
@@ -118,13 +118,13 @@ class TrainConfig:
     # the parts of a twin that become personal: mean (the mean head; the predictive scale, the
     # recurrent cell and attention stay the population's), heads (mean and scale) or all
     personal_adapt: str = "mean"
-    checkpoint_every: int = 50
-    keep_checkpoints: int = 3
+    checkpoint_every: int = 50  # steps between orbax checkpoints (a run resumes from them)
+    keep_checkpoints: int = 3  # checkpoints kept per loop
     calibration_strength: float = 20.0  # pseudo-observations shrinking personal variance scaling
     # interval calibration per forecast horizon h = 1..H on validation rollouts (0: H =
     # data.horizon; a forecast beyond H uses the factor of H), from so many sampled paths each
     calibration_horizon: int = 0
-    calibration_samples: int = 32
+    calibration_samples: int = 32  # sampled rollout paths per origin
     # ... from at most so many origins per individual, evenly spaced through its validation
     # period (0: every step; each origin costs calibration_samples rollouts, so every step of a
     # long validation period is slow: README "Scaling out")
@@ -133,7 +133,7 @@ class TrainConfig:
     # rollout feeding back the predicted mean (the twin learns the horizons it forecasts); 0
     # by measurement (README "Forecast skill": what k = 3 and 6 gave, and their cost)
     rollout_steps: int = 0
-    progress: bool = True
+    progress: bool = True  # a progress bar on a terminal, log lines otherwise
     # false: delete this run directory's checkpoints and start over (true resumes them, and only
     # if they were written by the same settings and data: see twinjax.runtime.claim_run_dir)
     resume: bool = True
@@ -141,7 +141,7 @@ class TrainConfig:
 
 @dataclass
 class Config:
-    seed: int = 0
+    seed: int = 0  # every random key of the run is split from it
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
