@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
+from twinjax.bayes.doses import BOLUS, INFUSION, ORAL, Doses
 from twinjax.bayes.pk_compartments import (
     mammillary_exponents,
     pk2_iv_predict,
@@ -19,7 +20,7 @@ from twinjax.bayes.pk_compartments import (
     polyexponential,
     two_compartment_exponents,
 )
-from twinjax.bayes.pk_routes import BOLUS, INFUSION, ORAL, Doses, pk_derived
+from twinjax.bayes.pk_routes import pk_derived
 
 CL, V1, Q, V2, KA = 2.0, 10.0, 3.0, 25.0, 1.2
 Q3, V3 = 0.4, 60.0

@@ -4,12 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.integrate import solve_ivp
 
+from twinjax.bayes.doses import BOLUS, INFUSION, ORAL, Doses
 from twinjax.bayes.pk import iv_bolus_one_compartment, oral_one_compartment
 from twinjax.bayes.pk_routes import (
-    BOLUS,
-    INFUSION,
-    ORAL,
-    Doses,
     iv_cl_v_predict,
     one_compartment,
     oral_cl_v_ka_predict,

@@ -6,7 +6,7 @@ import pytest
 from numpyro import handlers
 
 from twinjax.bayes import HierarchicalSpec, hierarchical_model, linear_predict, pk_data_from_frames
-from twinjax.bayes.pk_routes import INFUSION, ORAL
+from twinjax.bayes.doses import INFUSION, ORAL
 from twinjax.bayes.tables import longitudinal_data, read_long
 from twinjax.data.errors import CohortError
 

@@ -10,6 +10,7 @@ from twinjax.bayes.diagnostics import (
     problems_of,
     rank_rhat,
 )
+from twinjax.bayes.doses import Doses
 from twinjax.bayes.dosing import DoseChoice, choose_dose, choose_dose_time
 from twinjax.bayes.forecast import HeldOut, forecast, future_times, hold_out_last
 from twinjax.bayes.gp import (
@@ -59,7 +60,6 @@ from twinjax.bayes.pk_compartments import (
     two_compartment_exponents,
 )
 from twinjax.bayes.pk_routes import (
-    Doses,
     iv_cl_v_predict,
     one_compartment,
     oral_cl_v_ka_predict,

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from twinjax.bayes.doses import BOLUS, INFUSION, ORAL, ROUTES, Doses  # noqa: F401 (re-exported)
+from twinjax.bayes.doses import INFUSION, ORAL, Doses
 from twinjax.bayes.pk import bateman, oral_one_compartment
 from twinjax.bayes.pk_compartments import compartment_derived, polyexponential
 
