@@ -21,8 +21,8 @@ import numpy as np
 
 from twinjax import pipeline
 from twinjax.config import Config
-from twinjax.eval.auto import fit_auto, load_auto, panel_from_cohort, save_auto, skill_table
-from twinjax.eval.panel import BASELINES, future_times
+from twinjax.eval.auto import fit_auto, load_auto, save_auto, skill_table
+from twinjax.eval.panel import future_times
 from twinjax.runtime.manifest import DamagedModelError
 from twinjax_experiments.report import images, save_figure, table, write_csv, write_markdown
 
@@ -31,40 +31,13 @@ log = logging.getLogger(__name__)
 
 def _panel(root: Config):
     cohort = pipeline.load_cohort(jax.random.key(root.seed), root.data)
-    target = cohort.variables[pipeline.target_index(cohort, root.data)]
-    panel = panel_from_cohort(cohort, target)._replace(period=root.model.period)
-    few = panel.n < 2
-    if few.all():
-        raise pipeline.ConfigError(
-            f"no subject has two observed values of {target!r}: nothing to learn and forecast"
-        )
-    if few.any():
-        names = [str(s) for s in panel.subject[few][:10]]
-        log.warning("%d subject(s) with fewer than 2 visits of %r set aside: %s",
-                    int(few.sum()), target, ", ".join(names))  # fmt: skip
-        panel = panel.take(np.nonzero(~few)[0])
-    return cohort, target, panel, [str(s) for s in np.asarray(cohort.subject_ids)[few]]
-
-
-def candidates(root: Config, out_dir: Path) -> tuple[tuple[str, ...], dict]:
-    """The baselines among ``model.candidates`` and the other families as forecasters
-    (``recurrent``: twins fitted with the model and train groups, checkpoints under
-    ``out_dir/recurrent``)."""
-    families = tuple(root.model.candidates)
-    unknown = sorted(set(families) - {*BASELINES, "recurrent"})
-    if unknown:
-        raise pipeline.ConfigError(
-            f"model.candidates: unknown {unknown}; choose from {[*BASELINES, 'recurrent']}"
-        )
-    extra = {}
-    if "recurrent" in families:
-        extra["recurrent"] = pipeline.RecurrentForecaster(root, out_dir / "recurrent")
-    return tuple(f for f in families if f in BASELINES), extra
+    panel, target, excluded = pipeline.auto_panel(cohort, root.data, period=root.model.period)
+    return cohort, target, panel, excluded
 
 
 def compute(root: Config, out_dir: Path) -> dict:
     """The skill table on held-out visits, the final twin and its forecasts."""
-    families, extra = candidates(root, out_dir)
+    families, extra = pipeline.auto_candidates(root, out_dir)
     timings = pipeline.Timings()
     with timings.phase("data"):
         cohort, target, panel, excluded = _panel(root)
@@ -122,6 +95,7 @@ def run(root: Config, out_dir: Path) -> dict:
     with r["timings"].phase("save"):
         save_auto(twin, out_dir / "model")
         frame = r["forecast"].frame()
+        frame["time"] = pipeline.data_times(frame["time"], r["cohort"])
         frame.insert(3, "variable", r["target"])
         write_csv(frame.drop(columns=["y", "observed"]), out_dir / "forecasts.csv", index=False)
         write_csv(skill, out_dir / "skill.csv")
@@ -188,7 +162,7 @@ def forecast_run(root: Config, out_dir: Path) -> dict:
             f"{root.data.target!r}"
         )
     root.data.target = twin.variable
-    _, target, panel, excluded = _panel(root)
+    cohort, target, panel, excluded = _panel(root)
     panel = panel._replace(period=twin.period)
     exp = root.experiment
     times = future_times(panel, exp.horizon)
@@ -197,6 +171,7 @@ def forecast_run(root: Config, out_dir: Path) -> dict:
         extra["recurrent"] = pipeline.RecurrentForecaster(root, out_dir / "recurrent")
     fc = twin.forecast(panel, times, extra=extra)
     frame = fc.frame().drop(columns=["y", "observed"])
+    frame["time"] = pipeline.data_times(frame["time"], cohort)
     frame.insert(3, "variable", target)
     write_csv(frame, out_dir / "forecasts.csv", index=False)
     fig = plot(fc, panel, fc, exp.n_plot_subjects)

@@ -19,19 +19,8 @@ from twinjax_experiments.report import images, table, write_csv, write_markdown
 log = logging.getLogger(__name__)
 
 
-def family(root: Config) -> str:
-    """The twin family this run fits: ``model.family``, or (null) auto for a user's files
-    without interventions (it forecasts a target from its own history) and recurrent for files
-    with interventions (twins that take the doses in) and the synthetic cohort."""
-    files_only = root.data.source == "files" and not root.data.interventions
-    chosen = root.model.family or ("auto" if files_only else "recurrent")
-    if chosen not in ("auto", "recurrent"):
-        raise pipeline.ConfigError(f"model.family={chosen!r}: use auto, recurrent or null")
-    return chosen
-
-
 def run(root: Config, out_dir: Path) -> dict:
-    if family(root) == "auto":
+    if pipeline.family_of(root) == "auto":
         from twinjax_experiments import auto_twin
 
         return auto_twin.run(root, out_dir)

@@ -78,7 +78,7 @@ def test_train_on_a_file_forecast_the_next_visits_and_score_them(tmp_path):
 
 def test_family_defaults_and_bad_candidates(tmp_path):
     from twinjax.pipeline import ConfigError
-    from twinjax_experiments.twins_synthetic import family
+    from twinjax.pipeline import family_of as family
 
     assert family(OmegaConf.to_object(_compose())) == "recurrent"  # the synthetic cohort
     files = OmegaConf.to_object(_compose("data=files", "data.observations=x.csv"))

@@ -33,7 +33,7 @@ from twinjax.data import (
     synthetic_cohort,
 )
 from twinjax.data.split import check_fractions
-from twinjax.data.times import parse_step
+from twinjax.data.times import parse_step, to_datetimes
 from twinjax.eval import (
     Forecasts,
     carry_forward,
@@ -42,8 +42,10 @@ from twinjax.eval import (
     segment_forecasts,
     summarize,
 )
+from twinjax.eval.auto import panel_from_cohort
 from twinjax.eval.conformal import QLEVELS, Rolling, origins_of, subject_scale
 from twinjax.eval.forecasts import chunked_predictions, horizon_sq_z
+from twinjax.eval.panel import BASELINES
 from twinjax.eval.score import Forecast
 from twinjax.runtime import array_digest, claim_run_dir
 from twinjax.train import PersonalizeOptions, PopulationOptions, fit_personal, fit_population
@@ -100,7 +102,7 @@ def load_cohort(key: jax.Array, cfg, *, static_levels: dict | None = None) -> Co
             noise=cfg.noise,
         )
     if cfg.source == "files":
-        if not cfg.observations:
+        if not given(cfg.observations):
             raise ConfigError("data=files needs data.observations=PATH (CSV or Parquet)")
         try:
             grid_step = parse_step(cfg.step)
@@ -126,6 +128,73 @@ def load_cohort(key: jax.Array, cfg, *, static_levels: dict | None = None) -> Co
             encoding=cfg.encoding,
         )
     raise ConfigError(f"unknown data.source {cfg.source!r}: use synthetic or files")
+
+
+def given(table) -> bool:
+    """Whether a data option names a table: a path (not empty) or a DataFrame (the
+    :class:`twinjax.Twins` estimator passes frames where the app passes paths)."""
+    return table is not None and not (isinstance(table, str) and not table)
+
+
+def data_times(times, cohort: Cohort):
+    """Grid times back in the data's clock: timestamps for a cohort read with datetimes
+    (the grid counts seconds since 1970), else ``times`` as they are."""
+    clock = cohort.meta.get("time", {})
+    if clock.get("kind") != "datetime":
+        return times
+    return to_datetimes(np.asarray(times, float), zoned=clock.get("zoned", False)).to_numpy()
+
+
+def family_of(cfg) -> str:
+    """The twin family a run fits: ``model.family``, or (null) auto for a user's files
+    without interventions (it forecasts a target from its own history) and recurrent for files
+    with interventions (twins that take the doses in) and the synthetic cohort."""
+    files_only = cfg.data.source == "files" and not given(cfg.data.interventions)
+    chosen = cfg.model.family or ("auto" if files_only else "recurrent")
+    if chosen not in ("auto", "recurrent"):
+        raise ConfigError(f"model.family={chosen!r}: use auto, recurrent or null")
+    return chosen
+
+
+def auto_panel(cohort: Cohort, cfg, *, period: int = 0):
+    """The target's observed visits (``cfg.target``, the app's ``data.target``) as a
+    :class:`twinjax.eval.panel.Panel` with the seasonal ``period``, the target's name and the
+    ids of the subjects set aside with fewer than 2 visits (logged).
+
+    Raises:
+      ConfigError: no subject has two visits of the target."""
+    target = cohort.variables[target_index(cohort, cfg)]
+    panel = panel_from_cohort(cohort, target)._replace(period=period)
+    few = panel.n < 2
+    if few.all():
+        raise ConfigError(
+            f"no subject has two observed values of {target!r}: nothing to learn and forecast"
+        )
+    if few.any():
+        names = [str(s) for s in panel.subject[few][:10]]
+        log.warning("%d subject(s) with fewer than 2 visits of %r set aside: %s",
+                    int(few.sum()), target, ", ".join(names))  # fmt: skip
+        panel = panel.take(np.nonzero(~few)[0])
+    return panel, target, [str(s) for s in np.asarray(cohort.subject_ids)[few]]
+
+
+def auto_candidates(cfg, workdir: Path) -> tuple[tuple[str, ...], dict]:
+    """The baselines among ``cfg.model.candidates`` and the other families as forecasters
+    (``recurrent``: a :class:`RecurrentForecaster` of ``cfg``'s model and train sections, its
+    checkpoints under ``workdir/recurrent``).
+
+    Raises:
+      ConfigError: an unknown candidate."""
+    families = tuple(cfg.model.candidates)
+    unknown = sorted(set(families) - {*BASELINES, "recurrent"})
+    if unknown:
+        raise ConfigError(
+            f"model.candidates: unknown {unknown}; choose from {[*BASELINES, 'recurrent']}"
+        )
+    extra = {}
+    if "recurrent" in families:
+        extra["recurrent"] = RecurrentForecaster(cfg, Path(workdir) / "recurrent")
+    return tuple(f for f in families if f in BASELINES), extra
 
 
 def target_index(cohort: Cohort, cfg) -> int:
