@@ -134,7 +134,10 @@ def run(root: Config, out_dir: Path) -> dict:
             "(one choice for the cohort; every subject's forecast is that combination, its "
             "interval scaled by the subject's own visit-to-visit variability).", "",
             *table(["candidate", "rolling-origin CRPS"],
-                   [[k, f"{v:.4g}"] for k, v in sorted(crps.items(), key=lambda kv: kv[1])]),
+                   [[k, f"{v:.4g}"] for k, v in sorted(crps.items(), key=lambda kv: kv[1])[:8]]),
+            *(["", f"The best 8 of {len(crps)} candidates (each family, and the average of every "
+               "pair and triple); all in `metrics.json` (`final_validation_crps`)."]
+              if len(crps) > 8 else []),
             "", f"Forecasts of the next {root.data.horizon} visits: `forecasts.csv`.", "",
             *images([name]),
         ])  # fmt: skip

@@ -10,7 +10,7 @@ and width), and rank the methods by CRPS per panel.
 
 twinjax (``twinjax auto`` and each family alone, ``twinjax <family>``): point forecasters
 calibrated per horizon by rolling origins (:mod:`twinjax.eval.conformal`); ``auto`` picks the
-family, or the average of the best two or three, by the rolling-origin CRPS on the training
+family, or the average of two or three families, by the rolling-origin CRPS on the training
 visits, never on the held-out ones. ``--recurrent STEPS PERSONAL`` adds the recurrent twins
 (one fit before the first rolling origin, one on all training visits).
 

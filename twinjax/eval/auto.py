@@ -2,7 +2,7 @@
 
 :func:`fit_auto` runs every candidate forecaster (the baselines of :mod:`twinjax.eval.panel`,
 and any the caller adds, e.g. recurrent twins) at rolling origins of each subject's visits,
-chooses the family, or the average of the best two or three, of lowest calibrated CRPS there
+chooses the family, or the average of two or three, of lowest calibrated CRPS there
 (:func:`twinjax.eval.conformal.auto_forecast`), and keeps the chosen combination with its
 per-horizon error quantiles measured on all the data. An :class:`AutoTwin` forecasts any panel
 from the end of each subject's visits (its methods refit on those visits: a baseline's fit is
