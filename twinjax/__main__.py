@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from twinjax.runtime.checkpoints import QuietWriteFailures, last_checkpoint
 from twinjax.runtime.files import RunWriteError, atomic_write_text
 from twinjax.runtime.lock import run_lock
 from twinjax.runtime.manifest import DamagedModelError
-from twinjax.runtime.scalars import ScalarWriter
+from twinjax.runtime.scalars import ScalarWriter, flatten
 from twinjax.train.devices import use_cpu_devices
 
 log = logging.getLogger("twinjax")
@@ -71,14 +72,52 @@ def run_experiment(cfg: DictConfig, out_dir: Path) -> dict:
             with ScalarWriter(out_dir / "tensorboard") as writer, writer.as_default():
                 metrics = module.run(config, out_dir)
                 objective = check_objective(metrics, name)
-                result = {} if objective is None else {OBJECTIVE: objective}
-                writer.hparams(OmegaConf.to_container(cfg, resolve=True), result)
+                writer.hparams(changed_settings(cfg), result_metrics(metrics, objective))
             atomic_write_text(out_dir / "metrics.json", metrics_json(metrics))
     except RunWriteError as e:
         if e.checkpoint is not None:
             raise
         raise e.with_checkpoint(last_checkpoint(out_dir)) from e
     return metrics
+
+
+def mark_failed(out_dir: Path, message: str) -> None:
+    """A run stopped by a user error: ``failed.txt`` holds the message (``twinjax compare``
+    lists the run as failed), and a TensorBoard folder without a finished run is removed so that
+    TensorBoard does not list it as a run. Checkpoints stay: a fixed setting resumes them."""
+    from twinjax.runtime.compare import FAILED_FILE
+
+    try:
+        if not (out_dir / "metrics.json").exists():
+            shutil.rmtree(out_dir / "tensorboard", ignore_errors=True)
+        atomic_write_text(out_dir / FAILED_FILE, message + "\n")
+    except (OSError, RunWriteError):  # the error itself is what the user must see
+        pass
+
+
+def changed_settings(cfg: DictConfig) -> dict:
+    """What TensorBoard's HParams view lists for a run: the experiment and the settings given
+    on the command line (a sweep trial's sampled values included) with their resolved values;
+    every setting when the run was not started by Hydra's command line."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    if not HydraConfig.initialized():
+        return container
+    flat = flatten(container)
+    out = {"experiment.name": cfg.experiment.name}
+    for override in HydraConfig.get().overrides.task:
+        key, _, value = override.partition("=")
+        key = key.lstrip("+~")
+        out[key] = flat.get(key, value)
+    return out
+
+
+def result_metrics(metrics: dict, objective: float | None) -> dict[str, float]:
+    """The numbers of ``metrics.json`` HParams shows: the objective, then every finite number
+    at the top level and one level down (``personalized.rmse_mean``)."""
+    from twinjax.runtime.compare import numbers_of
+
+    out = {} if objective is None else {OBJECTIVE: objective}
+    return {**out, **{k: v for k, v in numbers_of(metrics).items() if k != OBJECTIVE}}
 
 
 def release_compiled_programs() -> None:
@@ -126,6 +165,7 @@ def main(cfg: DictConfig) -> float:
             finally:
                 release_compiled_programs()
     except USER_ERRORS as e:
+        mark_failed(out_dir, f"{type(e).__name__}: {e}")
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         log.error("%s: %s", type(e).__name__, e)
@@ -167,7 +207,12 @@ def metrics_json(metrics: dict) -> str:
 
 
 def cli() -> None:
-    """The ``twinjax`` command (and ``python -m twinjax``); ``--help`` lists the experiments."""
+    """The ``twinjax`` command (and ``python -m twinjax``); ``--help`` lists the experiments;
+    ``twinjax compare DIR...`` tabulates runs (:mod:`twinjax.runtime.compare`)."""
+    if sys.argv[1:2] == ["compare"]:
+        from twinjax.runtime.compare import main as compare
+
+        sys.exit(compare(sys.argv[2:]))
     if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
         from twinjax.cli_help import help_text
 

@@ -10,7 +10,9 @@ drivers are the package ``twinjax_experiments`` and the YAML is ``twinjax/config
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import re
 import sys
 from dataclasses import dataclass, field
 from importlib import import_module
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 DRIVERS = "twinjax_experiments"  # the package of the drivers (experiments/ in the repository)
 # the module of the experiments' options and of REGISTRY (NAME -> options, driver module)
@@ -153,8 +155,38 @@ class Config:
     cpu_devices: int | None = None
 
 
+def run_name(experiment: str, overrides: str, limit: int = 96) -> str:
+    """A run directory's name after its time: the experiment and the settings that differ from
+    the defaults (Hydra's ``override_dirname``, ``key=value`` joined by commas; paths excluded
+    in ``configs/config.yaml``), with characters a folder name cannot hold replaced, cut at
+    ``limit`` characters with a digest of the rest so that names stay distinct.
+
+    >>> run_name("twins_synthetic", "model.hidden=16,train.lr=0.01")
+    'twins_synthetic,model.hidden=16,train.lr=0.01'
+    >>> len(run_name("forecast", "x=" + "9" * 300))
+    96
+    """
+    text = ",".join(x for x in (str(experiment), str(overrides)) if x)
+    text = re.sub(r"[^\w.,=+\-\[\]]", "_", text)
+    if len(text) > limit:
+        digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+        text = f"{text[: limit - 9]}~{digest}"
+    return text
+
+
+def sqlite_file(path: str) -> str:
+    """An SQLite storage URL for ``path`` (made absolute, its folder created): what Optuna
+    needs before the sweep's own directory exists."""
+    file = Path(path).expanduser().resolve()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{file}"
+
+
 def register_configs() -> None:
-    """Stores the root schema, the group schemas and every experiment's dataclass."""
+    """Stores the root schema, the group schemas and every experiment's dataclass, and the
+    resolvers the configs use (``run_name``, ``sqlite_file``)."""
+    OmegaConf.register_new_resolver("run_name", run_name, replace=True)
+    OmegaConf.register_new_resolver("sqlite_file", sqlite_file, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     cs.store(group="data", name="base_data", node=DataConfig)
