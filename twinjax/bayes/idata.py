@@ -8,7 +8,8 @@ step size, divergences, ...; ``arviz.plot_energy``, ``arviz.bfmi``), ``log_likel
 
 Observations are one flat ``observation`` axis of the observed points only (subjects have
 different numbers of visits; padding would put NaN into LOO and the PPC), each labelled by its
-``subject`` (a coordinate along ``observation``). An SVI fit has draws from its guide as one
+``subject`` (a coordinate along ``observation``; a cohort without ``subject_ids`` numbers its
+subjects from 0). An SVI fit has draws from its guide as one
 chain and no ``sample_stats``.
 """
 
@@ -57,6 +58,7 @@ def inference_data(
 
     theta = np.asarray(theta)
     mask = np.asarray(data.mask, bool)
+    names = [str(s) for s in data.subject_ids] or [str(i) for i in range(mask.shape[0])]
     at = lambda a: np.asarray(a)[..., mask]  # [..., individuals, time] -> [..., observation]
     posterior = dict(population) | {f"theta_{p}": theta[..., j] for j, p in enumerate(spec.params)}
     if sample_stats is None and diverging is not None:
@@ -69,14 +71,14 @@ def inference_data(
         observed_data={"y": at(data.values)},
         constant_data={"time": at(data.times)},
         coords={
-            "subject": [str(s) for s in data.subject_ids],
+            "subject": names,
             "observation": np.arange(mask.sum()),
         },
         dims={f"theta_{p}": ["subject"] for p in spec.params}
         | {"y": ["observation"], "time": ["observation"]},
         attrs=attrs or {},
     )
-    subject = np.repeat(np.asarray([str(s) for s in data.subject_ids]), mask.sum(axis=1))
+    subject = np.repeat(np.asarray(names), mask.sum(axis=1))
     groups = [g for g in OBSERVED_GROUPS if g in idata.groups()]
     idata.map(lambda ds: ds.assign_coords(subject=("observation", subject)), groups, inplace=True)
     return idata
