@@ -96,7 +96,9 @@ def test_tables_report_arviz_diagnostics_of_the_file(run):
     for p in ref.index:
         assert table.loc[p, "ess_bulk"] == pytest.approx(ref.loc[p, "ess_bulk"], rel=1e-9)
         assert table.loc[p, "ess_tail"] == pytest.approx(ref.loc[p, "ess_tail"], rel=1e-9)
-        assert table.loc[p, "r_hat"] == pytest.approx(ref.loc[p, "r_hat"], rel=1e-9)
+        # R-hat's folded draws are computed in float32 by az.summary of the file's float32
+        # draws, in float64 by the table: equal to 1e-3
+        assert table.loc[p, "r_hat"] == pytest.approx(ref.loc[p, "r_hat"], abs=1e-3)
         assert table.loc[p, "mcse_mean"] == pytest.approx(ref.loc[p, "mcse_mean"], rel=1e-6)
 
 

@@ -118,10 +118,10 @@ def hierarchical_inference_data(
         ...                 np.zeros((2, 0)), subject_ids=("a", "b"))
         >>> rng = np.random.default_rng(0)
         >>> draws = {"mu": rng.normal(size=(5, 2)), "omega": np.ones((5, 2)),
-        ...          "sigma": np.ones(5), "theta": rng.normal(size=(5, 2, 2))}
+        ...          "sigma_add": np.ones(5), "theta": rng.normal(size=(5, 2, 2))}
         >>> idata = hierarchical_inference_data(spec, draws, data, population_draws(spec, draws),
         ...                                     key=jax.random.key(0), by_chain=False)
-        >>> idata.log_likelihood["y"].shape, list(idata.observed_data["subject"].values)
+        >>> idata.log_likelihood["y"].shape, idata.observed_data["subject"].values.tolist()
         ((1, 5, 5), ['a', 'a', 'a', 'b', 'b'])
     """
     chained = (lambda x: np.asarray(x)) if by_chain else (lambda x: np.asarray(x)[None])
