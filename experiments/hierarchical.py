@@ -38,6 +38,7 @@ import pandas as pd
 from twinjax.bayes import (
     diagnose,
     flatten_chains,
+    hierarchical_inference_data,
     population_draws,
     posterior_predictive,
     problems_of,
@@ -46,7 +47,7 @@ from twinjax.bayes.forecast import HeldOut, forecast, future_times, hold_out_las
 from twinjax.bayes.pk_routes import pk_derived
 from twinjax.bayes.plots import plot_forecasts, plot_individual_fits
 from twinjax.bayes.priors import prior_predictive_check
-from twinjax.bayes.summary import inference_data, posterior_table, subject_table
+from twinjax.bayes.summary import posterior_table, subject_table
 from twinjax.config import Config
 from twinjax.eval.score import NAMES as SCORE_NAMES
 from twinjax.eval.score import Forecast, pooled, score, select
@@ -67,6 +68,7 @@ def run(cfg: Config, out_dir: Path) -> dict:
     # the fit key comes first of four, as in pk_theophylline: the same model on the same data
     # (e.g. Theoph written to files) reproduces its draws
     k_fit, k_forecast, k_pred, k_check = jax.random.split(jax.random.key(cfg.seed), 4)
+    k_idata = jax.random.fold_in(k_pred, 1)  # a fifth key that leaves the four above as they were
     _check_forecast_options(c)
     model = mean_model_of(c)
     data = load(cfg.data, c, model)
@@ -76,7 +78,7 @@ def run(cfg: Config, out_dir: Path) -> dict:
     spec = build_spec(c, model, data)
     check = prior_predictive_check(spec, data, key=k_check) if c.prior_check else None
     start = time.perf_counter()
-    samples, by_chain, divergences, diverging = fit(spec, data, k_fit, c)
+    samples, by_chain, divergences, stats = fit(spec, data, k_fit, c)
     seconds = time.perf_counter() - start
     pop = population_draws(spec, samples)
     if model.kind == "pk":
@@ -87,12 +89,12 @@ def run(cfg: Config, out_dir: Path) -> dict:
     curves, band, in_sample = _curves(spec, samples, data, k_pred, c, by_chain)
     metrics = _metrics(c, spec, data, summary, check, divergences, seconds, in_sample)
     if by_chain:  # diagnostics named by parameter (warns when bad)
-        metrics["diagnostic_problems"] = problems_of(diagnose(pop, divergences))
-    chained = (lambda x: x) if by_chain else (lambda x: np.asarray(x)[None])
-    idata = inference_data(
-        {k: chained(v) for k, v in pop.items()}, chained(samples["theta"]), spec, data,
-        diverging=diverging, attrs={"model": c.model, "time_centre": data.time_centre,
-                                    "covariates": repr(data.covariate_info)},
+        energy = None if stats is None else stats["energy"]
+        metrics["diagnostic_problems"] = problems_of(diagnose(pop, divergences, energy=energy))
+    idata = hierarchical_inference_data(
+        spec, samples, data, pop, key=k_idata, by_chain=by_chain, sample_stats=stats,
+        attrs={"model": c.model, "time_centre": data.time_centre, "error_model": c.error_model,
+               "covariates": repr(data.covariate_info), "inference": c.inference},
     )  # fmt: skip
     metrics["objective"] = abs(metrics["in_sample_coverage_90"] - 0.9)  # sweeps: no held-out data
     times = _forecast_times(c, data, held)
@@ -182,7 +184,8 @@ def write_report(
     )  # fmt: skip
     fmt = lambda x: f"{x:.4g}"
     rows = [[r.parameter, *(fmt(getattr(r, k)) for k in ("mean", "sd", "q5", "q95", "r_hat")),
-             f"{r.ess_bulk:.0f}"] for r in summary.itertuples()]  # fmt: skip
+             f"{r.ess_bulk:.0f}", f"{r.ess_tail:.0f}", fmt(r.mcse_mean)]
+            for r in summary.itertuples()]  # fmt: skip
     check = m.get("prior_check_problems")
     write_markdown(out_dir, [
         f"# Hierarchical twins: {c.model}, {m['n_subjects']} subjects, "
@@ -193,23 +196,44 @@ def write_report(
         f"centre {m['time_centre']:g}. {c.inference.upper()} in {m['fit_seconds']:.1f} s; "
         f"divergences: {m['num_divergences']}.",
         "",
+        *diagnostic_lines(m, c.inference),
+        "",
         "Prior-predictive check: " + ("not run" if check is None else "; ".join(check) or "ok")
         + ".",
         "",
         *_covariate_lines(m),
         "",
-        *table(["parameter", "mean", "sd", "5%", "95%", "R-hat", "bulk ESS"], rows),
+        *table(["parameter", "mean", "sd", "5%", "95%", "R-hat", "bulk ESS", "tail ESS",
+                "MCSE"], rows),
         "",
         *(["V, Cl and the half-lives are those of the typical subject (population means)."]
           if c.model.startswith("pk") else []),
         "",
         f"In-sample 90% predictive coverage: {m['in_sample_coverage_90']:.3f}. Per-subject "
         "posteriors: subjects.csv; fitted curves: fitted_curves.csv; ArviZ InferenceData: "
-        "posterior.nc (`arviz.from_netcdf`).",
+        "posterior.nc (`arviz.from_netcdf`: posterior, log-likelihood and posterior predictive "
+        "of each observation" + (", NUTS' sample stats" if c.inference == "nuts" else "")
+        + "; ready for `arviz.loo`, `arviz.plot_ppc`"
+        + (", `arviz.plot_energy`" if c.inference == "nuts" else "") + ").",
         "",
         *images(["individual_fits.png"]),
         *more,
     ])  # fmt: skip
+
+
+def diagnostic_lines(m: dict, inference: str) -> list[str]:
+    """The report's verdict on the MCMC diagnostics (ArviZ's): each failed check on a line
+    (R-hat > 1.01, bulk or tail ESS under 100 per chain, divergences, BFMI < 0.3), or that all
+    passed; SVI has none to check."""
+    if inference != "nuts":
+        return ["MCMC diagnostics: none (SVI draws from its fitted guide, not MCMC chains)."]
+    problems = m.get("diagnostic_problems", [])
+    if not problems:
+        return [f"MCMC diagnostics: all passed (R-hat at most {m['max_r_hat']:.3f}, bulk ESS at "
+                f"least {m['min_ess_bulk']:.0f}, no divergences, BFMI fine)."]  # fmt: skip
+    return ["**MCMC diagnostics: problems** (do not trust these draws until they are fixed: "
+            "more warmup and draws, a higher target_accept, or a reparameterization):", "",
+            *(f"- {p}" for p in problems)]  # fmt: skip
 
 
 def _covariate_lines(m: dict) -> list[str]:

@@ -169,7 +169,7 @@ def _centred(option: str) -> bool:
 
 
 def fit(spec, data, key, c: Hierarchical):
-    """(samples, grouped by chain?, divergences, per-draw divergence flags)."""
+    """(samples, grouped by chain?, divergences, NUTS' ``sample_stats`` or None for SVI)."""
     if c.inference == "nuts":
         with warnings.catch_warnings():  # raw site names; run() warns by parameter name instead
             warnings.simplefilter("ignore", DiagnosticsWarning)
@@ -178,7 +178,7 @@ def fit(spec, data, key, c: Hierarchical):
                 num_samples=c.num_samples, num_chains=c.num_chains,
                 target_accept=c.target_accept, dense_mass=c.dense_mass, progress=c.progress,
             )  # fmt: skip
-        return fit.samples, True, fit.num_divergences, fit.diverging
+        return fit.samples, True, fit.num_divergences, fit.sample_stats
     if c.inference == "svi":
         k_fit, k_draw = jax.random.split(key)
         res = run_svi(hierarchical_model, k_fit, spec, data, steps=c.svi_steps, lr=c.svi_lr,

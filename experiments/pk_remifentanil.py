@@ -40,6 +40,7 @@ import pandas as pd
 from twinjax.bayes import (
     diagnose,
     flatten_chains,
+    hierarchical_inference_data,
     population_draws,
     posterior_predictive,
     posterior_table,
@@ -48,10 +49,10 @@ from twinjax.bayes import (
 from twinjax.bayes.models import mean_model
 from twinjax.bayes.pk_routes import pk_derived
 from twinjax.bayes.plots import plot_individual_fits
-from twinjax.bayes.predictive import pointwise_log_likelihood
 from twinjax.config import Config, DataConfig
 from twinjax.eval.score import Forecast, score
 from twinjax.pipeline import ConfigError
+from twinjax.runtime.files import replacing
 from twinjax_experiments.config import Hierarchical, PkRemifentanil
 from twinjax_experiments.hierarchical_model import build_spec, fit, frames_data
 from twinjax_experiments.report import images, table, write_csv, write_markdown
@@ -128,7 +129,8 @@ def _hierarchical(c: PkRemifentanil, model: str) -> Hierarchical:
 
 
 def fit_model(c: PkRemifentanil, model: str, tables, key) -> dict:
-    """One model fitted to the training samples: its spec, draws, LOO input, held-out scores."""
+    """One model fitted to the training samples: its spec, draws, InferenceData (the LOO input),
+    held-out scores."""
     obs_train, obs_test, doses, static = tables
     h = _hierarchical(c, model)
     mm = mean_model(model)
@@ -139,19 +141,21 @@ def fit_model(c: PkRemifentanil, model: str, tables, key) -> dict:
     spec = build_spec(h, mm, train)
     k_fit, k_pred, k_plot = jax.random.split(key, 3)
     start = time.perf_counter()
-    samples, _, divergences, _ = fit(spec, train, k_fit, h)
+    samples, _, divergences, stats = fit(spec, train, k_fit, h)
     seconds = time.perf_counter() - start
     pop = population_draws(spec, samples) | pk_derived(population_draws(spec, samples))
     flat = flatten_chains(samples)
-    ll = np.asarray(pointwise_log_likelihood(spec, flat, train))
-    chains = samples["theta"].shape[0]
-    ll = ll.reshape(chains, -1, *ll.shape[1:])[..., np.asarray(train.mask, bool)]
+    idata = hierarchical_inference_data(
+        spec, samples, train, pop, key=jax.random.fold_in(k_pred, 1), sample_stats=stats,
+        attrs={"model": model, "error_model": c.error_model, "inference": "nuts",
+               "covariates": repr(train.covariate_info)},
+    )  # fmt: skip
     keep = np.asarray(jax.random.permutation(k_pred, len(flat["theta"])))[: c.predictive_draws]
     sub = {k: np.asarray(v)[keep] for k, v in flat.items()}
     pp = posterior_predictive(spec, sub, jnp.asarray(test.times), test.regimen, key=k_pred)
     return {
         "model": model, "spec": spec, "train": train, "test": test, "samples": samples,
-        "pop": pop, "log_lik": ll, "seconds": seconds, "divergences": divergences,
+        "pop": pop, "idata": idata, "seconds": seconds, "divergences": divergences,
         "predictive": pp, "draws": sub, "key": k_plot,
     }  # fmt: skip
 
@@ -177,8 +181,7 @@ def loo_table(fits: list[dict]):
     """PSIS-LOO of each model over the training observations and ``arviz.compare``."""
     import arviz as az
 
-    idatas = {f["model"]: az.from_dict(posterior={"mu": f["samples"]["mu"]},
-                                       log_likelihood={"y": f["log_lik"]}) for f in fits}  # fmt: skip
+    idatas = {f["model"]: f["idata"] for f in fits}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # arviz's own notes on k-hat; the k-hats are reported
         loos = {m: az.loo(i, pointwise=True) for m, i in idatas.items()}
@@ -242,7 +245,8 @@ def run(cfg: Config, out_dir: Path) -> dict:
     rows = []
     for f in fits:
         s = posterior_table(f["pop"])
-        diag = problems_of(diagnose(f["pop"], f["divergences"]))
+        energy = f["idata"].sample_stats["energy"].values
+        diag = problems_of(diagnose(f["pop"], f["divergences"], energy=energy))
         loo = loos[f["model"]]
         scores = held_out_scores(f)
         k_bad = int(np.sum(np.asarray(loo.pareto_k) > 0.7))
@@ -254,6 +258,8 @@ def run(cfg: Config, out_dir: Path) -> dict:
         metrics |= {f"{f['model']}_{k}": v for k, v in row.items() if k != "model"}
         metrics[f"{f['model']}_diagnostic_problems"] = diag
         write_csv(s, out_dir / f"posterior_{f['model']}.csv", index=False)
+        with replacing(out_dir / f"posterior_{f['model']}.nc") as tmp:
+            f["idata"].to_netcdf(str(tmp))
     best = max(rows, key=lambda r: r["elpd_loo"])["model"]
     metrics["loo_best"] = best
     metrics["objective"] = -max(r["elpd_loo"] for r in rows)  # minus the best model's elpd_loo
@@ -334,6 +340,8 @@ def write_report(out_dir: Path, c, m, rows, compare, minto) -> None:
         "",
         f"PSIS-LOO prefers **{m['loo_best']}**. {_coverage_verdict(m)}",
         "",
+        *_diagnostic_lines(m),
+        "",
         "## Covariates against Minto et al. (1997)",
         "",
         "Typical values at Age 40, LBM 55 kg; effects as the relative change per year or per kg "
@@ -343,6 +351,18 @@ def write_report(out_dir: Path, c, m, rows, compare, minto) -> None:
         *minto_lines,
         *images(["individual_fits.png"]),
     ])  # fmt: skip
+
+
+def _diagnostic_lines(m: dict) -> list[str]:
+    """Each model's failed MCMC checks (ArviZ's R-hat, bulk and tail ESS, divergences, BFMI),
+    and where its InferenceData is (``posterior_<model>.nc``: for ``arviz.loo``,
+    ``arviz.compare``, ``arviz.plot_ppc``, ``arviz.plot_energy``)."""
+    lines = ["MCMC diagnostics:", ""]
+    for model in m["models"]:
+        problems = m[f"{model}_diagnostic_problems"]
+        lines += [f"- {model}: " + ("all checks passed" if not problems else
+                  "**problems**: " + "; ".join(problems))]  # fmt: skip
+    return [*lines, "", "ArviZ InferenceData of each model: `posterior_<model>.nc`."]
 
 
 def _coverage_verdict(m: dict) -> str:

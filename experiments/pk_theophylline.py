@@ -1,4 +1,5 @@
-"""Bayesian PK twins of R's Theoph data: NUTS fit vs nlme fm3, calibration, personalized dosing."""
+"""Bayesian PK twins of R's Theoph data: NUTS fit vs nlme fm3, calibration, personalized dosing;
+the fit's ArviZ InferenceData in posterior.nc (:mod:`twinjax.bayes.idata`)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
-from tqdm import tqdm
 
 from twinjax.bayes import (
     diagnose,
     flatten_chains,
+    hierarchical_inference_data,
     hierarchical_model,
     population_draws,
     posterior_predictive,
@@ -28,6 +29,8 @@ from twinjax.bayes.theoph import FM3, theoph_data, theoph_frames, theoph_spec
 from twinjax.config import Config
 from twinjax.eval.score import Forecast, coverage_curve, pit, score
 from twinjax.pipeline import ConfigError
+from twinjax.runtime.files import replacing
+from twinjax.runtime.progress import progress
 from twinjax_experiments.config import PkTheophylline
 from twinjax_experiments.report import images, save_figure, table, write_markdown
 
@@ -64,7 +67,13 @@ def run(cfg: Config, out_dir: Path) -> dict:
     )
     nuts_seconds = time.perf_counter() - start
     pop = population_draws(spec, fit.samples)
-    diag = diagnose(pop, fit.num_divergences)
+    diag = diagnose(pop, fit.num_divergences, energy=fit.sample_stats["energy"])
+    idata = hierarchical_inference_data(
+        spec, fit.samples, data, pop, key=jax.random.fold_in(k_pred, 1),
+        sample_stats=fit.sample_stats, attrs={"model": "theoph_one_compartment_oral"},
+    )  # fmt: skip
+    with replacing(out_dir / "posterior.nc") as tmp:
+        idata.to_netcdf(str(tmp))
     metrics = _population_metrics(pop, diag, nuts_seconds)
 
     flat = flatten_chains(fit.samples)
@@ -129,7 +138,8 @@ def _dosing(theta, c: PkTheophylline, data) -> tuple[dict, np.ndarray]:
     _, _, cov = theoph_frames()
     weight = dict(zip(cov["subject"], cov["Wt"], strict=True))
     rows, bands = [], []
-    for i, s in enumerate(tqdm(data.subject_ids, desc="dosing", disable=not c.progress)):
+    bar = progress(len(data.subject_ids), desc="dosing", enabled=c.progress)
+    for i, s in enumerate(data.subject_ids):
         choice = choose_dose(
             theta[:, i], interval=c.dose_interval, low=c.target_low, high=c.target_high
         )
@@ -150,6 +160,8 @@ def _dosing(theta, c: PkTheophylline, data) -> tuple[dict, np.ndarray]:
                 "expected_fraction_of_time_in_window": timed.expected_fraction,
             }
         )
+        bar.update()
+    bar.close()
     probs = [r["probability_in_window"] for r in rows]
     summary = {
         "dosing": rows,

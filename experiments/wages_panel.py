@@ -47,6 +47,7 @@ from twinjax.bayes import (
     TwinData,
     diagnose,
     flatten_chains,
+    hierarchical_inference_data,
     hierarchical_model,
     population_draws,
     posterior_predictive,
@@ -59,6 +60,7 @@ from twinjax.eval import gaussian_intervals, locf_intervals, sample_intervals
 from twinjax.eval.mixed import fit_lme, predict_lme
 from twinjax.eval.score import Forecast as EvalForecast
 from twinjax.eval.score import coverage_curve, score, select
+from twinjax.runtime.files import replacing
 from twinjax_experiments.config import WagesPanel
 from twinjax_experiments.report import images, save_figure, table, write_csv, write_markdown
 
@@ -269,20 +271,27 @@ def bayes_forecast(d: Design, y, train_years: int, levels, c: WagesPanel, key):
     """NUTS fit on the training years; predictive draws of every year (the last: forecast)."""
     k_fit, k_pred = jax.random.split(key)
     spec = growth_spec(y[:, :train_years], c)
+    data = growth_data(d, y, train_years)
     with warnings.catch_warnings():  # raw site names; diagnosed by parameter name below
         warnings.simplefilter("ignore", DiagnosticsWarning)
         fit = run_nuts(
-            hierarchical_model, k_fit, spec, growth_data(d, y, train_years),
+            hierarchical_model, k_fit, spec, data,
             num_warmup=c.num_warmup, num_samples=c.num_samples, num_chains=c.num_chains,
             target_accept=c.target_accept, progress=c.progress,
         )  # fmt: skip
         pop = population_draws(spec, fit.samples)
-        problems = problems_of(diagnose(pop, fit.num_divergences))
+        energy = fit.sample_stats["energy"]
+        problems = problems_of(diagnose(pop, fit.num_divergences, energy=energy))
+    idata = hierarchical_inference_data(
+        spec, fit.samples, data, pop, key=jax.random.fold_in(k_pred, 1),
+        sample_stats=fit.sample_stats, attrs={"model": "growth", "train_years": train_years},
+    )  # fmt: skip
     flat = flatten_chains(fit.samples)
     pp = posterior_predictive(spec, flat, jnp.asarray(d.t), jnp.asarray(d.varying), key=k_pred)
     draws = np.asarray(pp.observations)  # [S, N, T]
     summary = {k: (float(v.mean()), float(v.std())) for k, v in pop.items()}
-    info = {"divergences": fit.num_divergences, "problems": problems, "summary": summary}
+    info = {"divergences": fit.num_divergences, "problems": problems, "summary": summary,
+            "idata": idata}  # fmt: skip
     return sample_forecast(draws[:, :, train_years], levels), draws, info
 
 
@@ -387,6 +396,8 @@ def run(cfg: Config, out_dir: Path) -> dict:
     clock = time.perf_counter()
     fc["bayes_growth"], draws, bayes_info = bayes_forecast(d, y, train_years, levels, c, k_bayes)
     seconds["bayes_growth"] = time.perf_counter() - clock
+    with replacing(out_dir / "posterior.nc") as tmp:  # the growth model's ArviZ InferenceData
+        bayes_info["idata"].to_netcdf(str(tmp))
     clock = time.perf_counter()
     lme, fc["lme"] = lme_forecast(d, y, train_years, levels, c.lme_method)
     seconds["lme"] = time.perf_counter() - clock

@@ -290,7 +290,7 @@ def _hierarchical(m: dict, run: Path) -> None:
     assert idata.posterior["lKa"].shape == (2, 60)
     assert idata.posterior["theta_lCl"].shape == (2, 60, 12)
     assert float(idata.posterior["lKa"].mean()) == pytest.approx(float(pop["lKa"].mean()), abs=0.02)
-    assert idata.observed_data["y"].shape == (12, 11)
+    assert idata.observed_data["y"].shape == (132,)  # the observed points of 12 x 11
     subjects = pd.read_csv(run / "subjects.csv")
     assert subjects.subject.nunique() == 12 and {"t_half", "V"} <= set(subjects.parameter)
     curves = pd.read_csv(run / "fitted_curves.csv")

@@ -5,8 +5,11 @@ from twinjax.bayes.data import TwinData, pk_data_from_frames
 from twinjax.bayes.diagnostics import (
     Diagnostics,
     DiagnosticsWarning,
+    bfmi,
     diagnose,
     ess_bulk,
+    ess_tail,
+    mcse_mean,
     problems_of,
     rank_rhat,
 )
@@ -32,7 +35,15 @@ from twinjax.bayes.hierarchical import (
     population_draws,
     predict_curves,
 )
-from twinjax.bayes.inference import NutsResult, SviResult, run_nuts, run_svi, svi_draws
+from twinjax.bayes.idata import hierarchical_inference_data, inference_data
+from twinjax.bayes.inference import (
+    NutsResult,
+    SviResult,
+    run_nuts,
+    run_svi,
+    sample_stats,
+    svi_draws,
+)
 from twinjax.bayes.mixture import (
     mixture_calibration,
     mixture_moments,
@@ -88,7 +99,7 @@ from twinjax.bayes.recurrent import (
 )
 from twinjax.bayes.residual import ERROR_MODELS
 from twinjax.bayes.simulate import simulate_cohort
-from twinjax.bayes.summary import inference_data, posterior_table, subject_table
+from twinjax.bayes.summary import posterior_table, subject_table
 from twinjax.bayes.tables import (
     covariate_columns,
     covariate_design,
@@ -117,6 +128,7 @@ __all__ = [
     "Priors",
     "SviResult",
     "TwinData",
+    "bfmi",
     "choose_dose",
     "choose_dose_time",
     "compartment_derived",
@@ -125,6 +137,7 @@ __all__ = [
     "default_priors",
     "diagnose",
     "ess_bulk",
+    "ess_tail",
     "exact_log_marginal",
     "exact_predict",
     "fit_bayesian_twins",
@@ -134,6 +147,7 @@ __all__ = [
     "forecast",
     "future_times",
     "gp_calibration",
+    "hierarchical_inference_data",
     "hierarchical_model",
     "hold_out_last",
     "hsgp_log_marginal",
@@ -147,6 +161,7 @@ __all__ = [
     "linear_predict",
     "longitudinal_data",
     "mammillary_exponents",
+    "mcse_mean",
     "mean_model",
     "mixture_calibration",
     "mixture_moments",
@@ -182,6 +197,7 @@ __all__ = [
     "rescale_spread",
     "run_nuts",
     "run_svi",
+    "sample_stats",
     "simulate_cohort",
     "split_events",
     "spread_factor",

@@ -1,5 +1,11 @@
-"""Inference for Bayesian twins: NUTS with vectorized chains, and SVI with plate subsampling."""
+"""Inference for Bayesian twins: NUTS with vectorized chains, and SVI with plate subsampling.
 
+Progress follows :mod:`twinjax.runtime.progress`: NumPyro's bar on a terminal; elsewhere (a log
+file, CI) one log line when a fit starts and one when it ends, never carriage-return bars.
+"""
+
+import logging
+import time
 from typing import Any, Literal, NamedTuple
 
 import jax
@@ -12,7 +18,14 @@ from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO, init_to_median
 from numpyro.infer.autoguide import AutoLowRankMultivariateNormal, AutoNormal
 
 from twinjax.bayes.diagnostics import Diagnostics, diagnose
+from twinjax.runtime.progress import on_terminal
 from twinjax.runtime.scalars import current
+
+log = logging.getLogger(__name__)
+
+# NUTS' statistics per transition, kept as ArviZ's sample_stats (``arviz.from_numpyro`` names)
+EXTRA_FIELDS = ("diverging", "energy", "num_steps", "accept_prob", "adapt_state.step_size",
+                "potential_energy")  # fmt: skip
 
 
 class NutsResult(NamedTuple):
@@ -20,6 +33,23 @@ class NutsResult(NamedTuple):
     diagnostics: Diagnostics  # over the population-level sites listed in ``diagnose_sites``
     num_divergences: int
     diverging: np.ndarray | None = None  # [chains, draws]: whether each transition diverged
+    # [chains, draws] each, ArviZ's names: diverging, energy, tree_depth, n_steps, step_size,
+    # acceptance_rate, lp (the log density)
+    sample_stats: dict[str, np.ndarray] | None = None
+
+
+def sample_stats(extra: dict) -> dict[str, np.ndarray]:
+    """NumPyro's extra fields ``[chains, draws]`` under ArviZ's ``sample_stats`` names (as
+    ``arviz.from_numpyro``: ``lp`` is minus the potential energy, the tree depth
+    ``log2(n_steps) + 1``)."""
+    out = {"diverging": np.asarray(extra["diverging"], bool)}
+    out["energy"] = np.asarray(extra["energy"])
+    n_steps = np.asarray(extra["num_steps"])
+    out["n_steps"], out["tree_depth"] = n_steps, np.log2(np.maximum(n_steps, 1)).astype(int) + 1
+    out["step_size"] = np.asarray(extra["adapt_state.step_size"])
+    out["acceptance_rate"] = np.asarray(extra["accept_prob"])
+    out["lp"] = -np.asarray(extra["potential_energy"])
+    return out
 
 
 def run_nuts(
@@ -52,12 +82,13 @@ def run_nuts(
         max_tree_depth: NUTS maximum tree depth.
         dense_mass: adapt a dense mass matrix (correlated posteriors) instead of a diagonal one.
         diagnose_sites: sites that enter the diagnostics.
-        progress: show NumPyro's progress bar.
+        progress: report progress: NumPyro's bar on a terminal, two log lines elsewhere.
         **model_kwargs: keyword arguments of the model.
 
     Returns:
-        A :class:`NutsResult`: draws ``[chains, draws, ...]`` per site, diagnostics and the
-        number of divergent transitions.
+        A :class:`NutsResult`: draws ``[chains, draws, ...]`` per site, diagnostics (BFMI from
+        the energy too), the number of divergent transitions and NUTS' statistics per
+        transition (``sample_stats``).
 
     Example:
         >>> import jax, jax.numpy as jnp, numpyro, numpyro.distributions as dist
@@ -86,20 +117,28 @@ def run_nuts(
         num_samples=num_samples,
         num_chains=num_chains,
         chain_method="vectorized",
-        progress_bar=progress,
+        progress_bar=progress and on_terminal(),
     )
-    mcmc.run(key, *model_args, extra_fields=("diverging",), **model_kwargs)
+    logged = progress and not on_terminal()
+    if logged:
+        log.info("NUTS: %d chains, %d warmup + %d draws each", num_chains, num_warmup, num_samples)
+    start = time.perf_counter()
+    mcmc.run(key, *model_args, extra_fields=EXTRA_FIELDS, **model_kwargs)
     samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
-    diverging = np.asarray(mcmc.get_extra_fields(group_by_chain=True)["diverging"])
-    divergences = int(diverging.sum())
+    stats = sample_stats(mcmc.get_extra_fields(group_by_chain=True))
+    divergences = int(stats["diverging"].sum())
+    if logged:
+        log.info("NUTS: done in %.1fs; %d divergent; step size %.3g; mean tree depth %.1f",
+                 time.perf_counter() - start, divergences, float(stats["step_size"].mean()),
+                 float(stats["tree_depth"].mean()))  # fmt: skip
     if diagnose_sites is None:
         diagnose_sites = tuple(k for k in samples if k not in ("z", "theta", "theta_random"))
-    diag = diagnose({k: samples[k] for k in diagnose_sites}, divergences)
+    diag = diagnose({k: samples[k] for k in diagnose_sites}, divergences, energy=stats["energy"])
     if (writer := current()) is not None:  # the app's curves: diagnostics once, at the end
         worst = {"r_hat_max": max(diag.r_hat.values(), default=np.nan),
                  "ess_bulk_min": min(diag.ess_bulk.values(), default=np.nan)}  # fmt: skip
         writer.scalars({"divergences": divergences, **worst}, num_samples, prefix="nuts")
-    return NutsResult(samples, diag, divergences, diverging)
+    return NutsResult(samples, diag, divergences, stats["diverging"], stats)
 
 
 class SviResult(NamedTuple):
@@ -134,7 +173,7 @@ def run_svi(
         guide: the autoguide family.
         steps: optimization steps.
         lr: Adam learning rate.
-        progress: show NumPyro's progress bar.
+        progress: report progress: NumPyro's bar on a terminal, two log lines elsewhere.
         **model_kwargs: keyword arguments of the model (e.g. ``subsample_size``).
 
     Returns:
@@ -157,7 +196,16 @@ def run_svi(
         raise ValueError("the low-rank guide cannot subsample individuals; use guide='normal'")
     auto = GUIDES[guide](model, init_loc_fn=init_to_median(num_samples=15))
     svi = SVI(model, auto, optax.adam(lr), Trace_ELBO())
-    result = svi.run(key, steps, *model_args, progress_bar=progress, **model_kwargs)
+    logged = progress and not on_terminal()
+    if logged:
+        log.info("SVI (%s guide): %d steps", guide, steps)
+    start = time.perf_counter()
+    result = svi.run(
+        key, steps, *model_args, progress_bar=progress and on_terminal(), **model_kwargs
+    )
+    if logged:
+        log.info("SVI: done in %.1fs; final loss %.4g", time.perf_counter() - start,
+                 float(result.losses[-1]) if steps else float("nan"))  # fmt: skip
     if (writer := current()) is not None:
         writer.series("svi/neg_elbo", result.losses)
     return SviResult(auto, result.params, np.asarray(result.losses))

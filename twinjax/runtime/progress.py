@@ -41,9 +41,14 @@ class LogProgress:
         pass
 
 
+def on_terminal() -> bool:
+    """Whether stderr is a terminal: where a carriage-return bar (tqdm's, NumPyro's) belongs."""
+    return sys.stderr.isatty()
+
+
 def progress(total: int, *, initial: int = 0, desc: str, enabled: bool = True):
     """A tqdm bar when ``enabled`` and stderr is a terminal; log lines when it is not; nothing
     when not ``enabled``."""
-    if enabled and not sys.stderr.isatty():
+    if enabled and not on_terminal():
         return LogProgress(total, initial, desc)
     return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, leave=False)
