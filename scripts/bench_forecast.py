@@ -202,7 +202,11 @@ def recurrent(steps: int, personal_steps: int, workdir: Path):
     return RecurrentForecaster(cfg, workdir)
 
 
-def run_panel(name: str, panel: Panel, extra=None, *, origins: int = 3) -> dict:
+def run_panel(name: str, panel: Panel, extra=None, *, origins: int = 3, reuse: dict | None = None
+              ) -> dict:  # fmt: skip
+    """Every twinjax family, auto and every peer on ``panel``'s held-out visits. ``reuse``:
+    the rows of peers taken from an earlier run's results for this panel instead of running
+    them (their labels get " [reused]"; the peers depend on no twinjax code)."""
     ho = holdout(panel, h=2)
     rows = {}
     start = time.perf_counter()
@@ -215,6 +219,9 @@ def run_panel(name: str, panel: Panel, extra=None, *, origins: int = 3) -> dict:
         seconds = auto_seconds if method == "auto" else choice.seconds[method]
         rows[label] = {**score(fc)["pooled"], "seconds": seconds}
     for label, peer in PEERS.items():
+        if reuse and label in reuse:
+            rows[label] = {**reuse[label], "reused": True}
+            continue
         start = time.perf_counter()
         try:
             fc = peer(ho)
@@ -256,6 +263,7 @@ def markdown(results: list[dict]) -> str:
             if "error" in s:
                 lines.append(f"| {m} | failed: {s['error']} | | | | | | |")
                 continue
+            m = f"{m} [reused]" if s.get("reused") else m
             lines.append(
                 f"| {m} | {s['rmse']:.4g} | {s['mae']:.4g} | {s['crps']:.4g} | {s.get('crps_rank', '-')} "
                 f"| {s['coverage_90']:.2f} | {s['width_90']:.4g} | {s['seconds']:.1f} |"
@@ -272,6 +280,9 @@ def markdown(results: list[dict]) -> str:
         )
         for m in methods
     }
+    if any(s.get("reused") for r in results for s in r["methods"].values()):
+        lines += ["Rows marked [reused]: a peer's scores read from an earlier run's results.json "
+                  "(`--reuse`), not run here; their seconds are that run's.", ""]  # fmt: skip
     lines += ["### Mean CRPS rank over the panels", "", "| method | mean rank |", "|---|---|"]
     lines += [f"| {m} | {v:.2f} |" for m, v in sorted(mean_rank.items(), key=lambda kv: kv[1])]
     ratios = [r["auto_crps_over_best_peer"] for r in results]
@@ -292,6 +303,11 @@ def main() -> None:
     parser.add_argument("--recurrent", type=int, nargs=2, metavar=("STEPS", "PERSONAL"),
                         help="add the recurrent twins as a candidate (population and personal "
                         "steps), e.g. --recurrent 300 100")  # fmt: skip
+    parser.add_argument("--reuse", type=Path, default=None,
+                        help="an earlier results.json: peers named by --reuse-peers are read "
+                        "from it instead of run (e.g. the deep peers, 20-250 s a panel)")  # fmt: skip
+    parser.add_argument("--reuse-peers", default="NHITS (neuralforecast),DeepAR (neuralforecast)",
+                        help="comma-separated peer labels to reuse (default: the deep peers)")
     parser.add_argument("--origins", type=int, default=3,
                         help="rolling origins of the choice and calibration (model.origins)")
     args = parser.parse_args()
@@ -308,7 +324,12 @@ def main() -> None:
         extra = None
         if args.recurrent:
             extra = {"recurrent": recurrent(*args.recurrent, args.out / "twins" / name)}
-        results.append(run_panel(name, panel, extra, origins=args.origins))
+        reuse = None
+        if args.reuse:
+            earlier = {r["panel"]: r for r in json.loads(args.reuse.read_text())["panels"]}
+            wanted = set(args.reuse_peers.split(","))
+            reuse = {k: v for k, v in earlier[name]["methods"].items() if k in wanted}
+        results.append(run_panel(name, panel, extra, origins=args.origins, reuse=reuse))
         print(f"{name}: {time.perf_counter() - start:.1f} s, auto chose "
               f"{results[-1]['auto_choice']}, CRPS {results[-1]['auto_crps_over_best_peer']:.3f}"
               f"x best peer ({results[-1]['best_peer']})", flush=True)  # fmt: skip
