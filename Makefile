@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint bench clean
+.PHONY: run test docs lint bench clean
 
 $(STAMP): pyproject.toml setup.py
 	$(PY) -m venv $(VENV)
@@ -22,13 +22,19 @@ run: $(STAMP)
 	$(BIN)/python -m twinjax
 
 test: $(TEST_STAMP)
-	$(BIN)/ruff check twinjax experiments tests scripts
+	$(BIN)/ruff check twinjax experiments tests scripts examples
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=25
+
+# the documentation site into site/ (mkdocs-material, API pages by mkdocstrings); --strict: any
+# warning (a broken docstring, a dead link) fails
+docs: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[docs]'
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python scripts/bench_twins.py --n 64 --peer torch
 
 clean:
-	rm -rf $(VENV) outputs multirun
+	rm -rf $(VENV) outputs multirun site

@@ -62,7 +62,7 @@ class HierarchicalSpec:
             ``z ~ Normal(0, 1)``; ``z`` stays as a deterministic site. Centred suits individuals
             with informative data (dense sampling), non-centred sparse data (the funnel).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from numpyro import handlers
         >>> from twinjax.bayes import TwinData, linear_predict

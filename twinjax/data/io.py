@@ -108,7 +108,12 @@ def read_cohort(
         step: the grid step: a number in the unit of numeric times, or a duration (``"15min"``,
             ``"1h"``, ``"1D"``) for dates/times.
         origin: where each subject's grid starts (``"subject"`` or ``"absolute"``, see above).
-        subject_col, time_col, variable_col, value_col, kind_col, amount_col: column names.
+        subject_col: the subject column's name (in every table).
+        time_col: the time column's name (observations and interventions).
+        variable_col: the stream column's name (observations).
+        value_col: the value column's name (observations).
+        kind_col: the intervention kind column's name.
+        amount_col: the intervention amount column's name.
         intervention_kinds: the kinds axis, in order (default: the kinds found).
         static_levels: categorical covariate name -> its levels (e.g. those saved with twins).
         drop_bad_rows: drop malformed rows (and report them) instead of raising.
@@ -266,7 +271,12 @@ def to_long(
 
     Args:
         cohort: the aligned cohort.
-        subject_col, time_col, variable_col, value_col, kind_col, amount_col: column names.
+        subject_col: the subject column's name (in every table).
+        time_col: the time column's name.
+        variable_col: the stream column's name.
+        value_col: the value column's name.
+        kind_col: the intervention kind column's name.
+        amount_col: the intervention amount column's name.
 
     Returns:
         ``(observations, interventions, static)`` long-format DataFrames.
