@@ -117,7 +117,9 @@ def result_metrics(metrics: dict, objective: float | None) -> dict[str, float]:
     from twinjax.runtime.compare import numbers_of
 
     out = {} if objective is None else {OBJECTIVE: objective}
-    return {**out, **{k: v for k, v in numbers_of(metrics).items() if k != OBJECTIVE}}
+    # not the seconds per phase: they differ between any two runs and compare nothing
+    keep = lambda k: k != OBJECTIVE and not k.startswith("timings.")
+    return {**out, **{k.replace(" ", "_"): v for k, v in numbers_of(metrics).items() if keep(k)}}
 
 
 def release_compiled_programs() -> None:

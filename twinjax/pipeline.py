@@ -8,7 +8,6 @@ library owns (:class:`~twinjax.train.PopulationOptions`, :class:`~twinjax.train.
 
 import dataclasses
 import difflib
-import json
 import logging
 import time
 from collections.abc import Iterator, Mapping
@@ -130,6 +129,23 @@ def load_cohort(key: jax.Array, cfg, *, static_levels: dict | None = None) -> Co
     raise ConfigError(f"unknown data.source {cfg.source!r}: use synthetic or files")
 
 
+def summary_line(summary: dict, limit: int = 600) -> str:
+    """The data summary in one line for the log: what is there, without the empty entries and
+    zero counts (the whole summary is in ``metrics.json``), cut at ``limit`` characters.
+
+    >>> summary_line({"subjects": 3, "variables": ["y"], "notes": [], "rows_dropped": 0})
+    'subjects=3 variables=y'
+    """
+    def text(v):
+        if isinstance(v, list | tuple):
+            return ",".join(map(str, v[:12])) + ("..." if len(v) > 12 else "")
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    kept = {k: v for k, v in summary.items() if v not in (None, 0, [], {}, "")}
+    line = " ".join(f"{k}={text(v)}" for k, v in kept.items())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
 def given(table) -> bool:
     """Whether a data option names a table: a path (not empty) or a DataFrame (the
     :class:`twinjax.Twins` estimator passes frames where the app passes paths)."""
@@ -244,7 +260,7 @@ def check_cohort(cohort: Cohort, cfg) -> Cohort:
             source=_source(cohort),
         )
     summary = data_summary(kept, target=target, **fractions)
-    log.info("data summary:\n%s", json.dumps(summary, indent=1, default=str)[:4000])
+    log.info("data summary: %s", summary_line(summary))
     for warning in summary["warnings"]:
         log.warning("%s", warning)
     _check_window(kept, cfg)
