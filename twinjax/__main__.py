@@ -33,6 +33,8 @@ log = logging.getLogger("twinjax")
 logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it writes at INFO
 # JAX logs at INFO that it found no TPU runtime (libtpu.so), on every CPU or GPU run
 logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+# arviz logs at INFO, on import, which of its optional preview packages are missing
+logging.getLogger("arviz.preview").setLevel(logging.WARNING)
 # (and a refused write as tracebacks from its threads: the run ends with one RunWriteError line)
 logging.getLogger("absl").addFilter(QuietWriteFailures())
 register_configs()
