@@ -22,8 +22,8 @@ class Distributed:
 
     enabled: bool = False
     coordinator_address: str | None = None  # "host:port" of process 0; None: auto-detect
-    num_processes: int | None = None
-    process_id: int | None = None
+    num_processes: int | None = None  # processes (hosts) in all; None: auto-detect
+    process_id: int | None = None  # this process's rank, 0 .. num_processes - 1; None: auto-detect
 
 
 @dataclass
@@ -32,7 +32,7 @@ class TwinsSynthetic:
     the data, model and train groups configure them."""
 
     name: str = "twins_synthetic"
-    n_plot_individuals: int = 4
+    n_plot_individuals: int = 4  # individuals in the forecast figures (spread over the cohort)
 
 
 @dataclass
@@ -49,8 +49,8 @@ class BayesTwins:
     num_draws: int = 32  # posterior draws per individual for the predictive mixture
     # random parameter groups (of cell, attention, mean, scale); the others stay at the MAP
     layers: list[str] = field(default_factory=lambda: ["mean", "scale"])
-    checkpoint_every: int = 250
-    n_plot_individuals: int = 4
+    checkpoint_every: int = 250  # SVI steps between orbax checkpoints (a rerun resumes)
+    n_plot_individuals: int = 4  # individuals in forecast_bands.png (the first ones)
 
 
 @dataclass
@@ -59,14 +59,15 @@ class BayesSynthetic:
     calibration of 90% predictive intervals on held-out points."""
 
     name: str = "bayes_synthetic"
-    n_individuals: int = 64
+    n_individuals: int = 64  # individuals of the synthetic cohort
+    # hourly grid steps per individual (each length drawn from 0.8 n_steps to n_steps)
     n_steps: int = 240
     holdout: float = 0.2  # fraction of observed training-period points held out (interpolation)
     method: str = "hsgp"  # hsgp or exact
     m: int = 48  # HSGP basis functions
     steps: int = 150  # Adam steps of the hyperparameter fit
-    lr: float = 0.05
-    n_plot_individuals: int = 4
+    lr: float = 0.05  # Adam learning rate of the hyperparameter fit
+    n_plot_individuals: int = 4  # individuals in gp_individual_fits.png (the first ones)
     streams: list[str] = field(default_factory=list)  # streams to fit (e.g. [glucose]); []: all
 
 
@@ -76,21 +77,23 @@ class PkTheophylline:
     dosing."""
 
     name: str = "pk_theophylline"
-    num_warmup: int = 1000
-    num_samples: int = 1000
-    num_chains: int = 4
-    target_accept: float = 0.9
+    num_warmup: int = 1000  # NUTS warm-up (adaptation) steps per chain
+    num_samples: int = 1000  # NUTS draws kept per chain
+    num_chains: int = 4  # NUTS chains, run vectorized in one program
+    target_accept: float = 0.9  # NUTS target acceptance probability (higher: smaller steps)
     # lKe, lKa, lCl: weakly informative, 2 log-units wide
     prior_loc: list[float] = field(default_factory=lambda: [-2.0, 0.0, -3.0])
-    prior_scale: float = 2.0
+    prior_scale: float = 2.0  # SD of the Normal priors of lKe, lKa and lCl (log units)
     weight_covariate: bool = False  # fm3 has none (doses are per kg); true adds lCl ~ log(weight)
     correlated: bool = False  # fm3 uses a diagonal random-effects covariance (pdDiag)
     svi_steps: int = 0  # >0 adds an AutoNormal SVI fit of the same model for comparison
     dose_interval: float = 12.0  # hours between oral doses
     target_low: float = 10.0  # mg/L
     target_high: float = 20.0  # mg/L
+    # posterior draws (a random subset of all chains') behind the predictive check, the fitted
+    # bands and the dosing
     predictive_draws: int = 1000
-    progress: bool = True
+    progress: bool = True  # show progress (NUTS, dosing): a bar on a terminal, log lines elsewhere
 
 
 @dataclass
@@ -108,6 +111,7 @@ class Hierarchical:
     variable: str | None = None  # the outcome, when the observations hold several variables
     random: list[str] | None = None  # parameters with random effects; None: all
     correlated: bool = False  # LKJ-correlated random effects (diagonal otherwise)
+    # LKJ prior concentration of those correlations (1: uniform; larger: nearer 0)
     lkj_concentration: float = 2.0
     error_model: str = "additive"  # additive | proportional | combined | log_additive
     # time centring: none | mean (of the observation times) | a number (e.g. "1990")
@@ -116,30 +120,32 @@ class Hierarchical:
     prior_loc: list[float] | None = None  # one per parameter
     prior_scale: list[float] | None = None  # one per parameter
     omega_scale: list[float] | None = None  # one per random parameter
-    sigma_scale: float | None = None
+    sigma_scale: float | None = None  # HalfNormal scale of the residual error parameters
     # covariates from the static table (data.static): numeric ones centred (and scaled by their SD
     # with scale_covariates), others treatment-coded against their first level (sorted); the
     # centres and reference levels are written to metrics.json and report.md
     covariates: list[str] = field(default_factory=list)
-    scale_covariates: bool = False
+    scale_covariates: bool = False  # also divide numeric covariates by their SD (effects per SD)
     # linear effects on parameters, e.g. {lCl: [Age, LBM], lV1: [Age]} (None: none)
     covariate_effects: Any = None  # dict[str, list[str]]: a typed dict refuses new keys
     beta_scale: float = 1.0  # Normal prior scale of the covariate effects
     parameterization: str = "noncentred"  # noncentred | centred random effects
     prior_check: bool = True  # prior-predictive check; warns when the data sit in its tails
     inference: str = "nuts"  # nuts | svi
-    num_warmup: int = 1000
-    num_samples: int = 1000
-    num_chains: int = 4
-    target_accept: float = 0.9
-    dense_mass: bool = False
-    svi_steps: int = 3000
-    svi_lr: float = 0.01
-    svi_draws: int = 1000
+    num_warmup: int = 1000  # NUTS warm-up (adaptation) steps per chain
+    num_samples: int = 1000  # NUTS draws kept per chain
+    num_chains: int = 4  # NUTS chains, run vectorized in one program
+    target_accept: float = 0.9  # NUTS target acceptance probability (higher: smaller steps)
+    dense_mass: bool = False  # NUTS adapts a dense mass matrix (diagonal otherwise)
+    svi_steps: int = 3000  # SVI steps (mean-field normal guide, Adam)
+    svi_lr: float = 0.01  # SVI's Adam learning rate
+    svi_draws: int = 1000  # posterior draws taken from the fitted SVI guide
     predictive_draws: int = 400  # draws behind the fitted-curve bands
+    # time points of each subject's fitted curve (fitted_curves.csv, the figures) over the
+    # observed time span
     grid_points: int = 101
-    n_plot_subjects: int = 12
-    progress: bool = True
+    n_plot_subjects: int = 12  # subjects in individual_fits.png and forecasts.png (the first ones)
+    progress: bool = True  # NUTS or SVI progress: a bar on a terminal, log lines elsewhere
     # Forecasts (posterior predictive with residual error, from every posterior draw), written to
     # forecasts.csv (subject, time, mean, q05, q25, q50, q75, q95 in data units) and
     # forecasts.png. Either forecast_steps > 0: the next N times after each subject's last
@@ -147,8 +153,8 @@ class Hierarchical:
     # the cohort's for a subject with one visit); or forecast_times: the same absolute times
     # (data units) for every subject. Not both.
     forecast_steps: int = 0
-    forecast_every: float | None = None
-    forecast_times: list[float] | None = None
+    forecast_every: float | None = None  # data time units between forecast_steps' times
+    forecast_times: list[float] | None = None  # the same absolute times for every subject
     # Hold out each subject's last k visits (0: none): fit on the rest, forecast the held-out
     # times and score them (RMSE, MAE, 90% coverage and width, CRPS) next to the last value
     # carried forward on the same points (interval from the cohort's h-visit changes). Subjects
@@ -163,31 +169,43 @@ class FedproxSynthetic:
     stragglers, robust aggregation under Byzantine clients, DP-FedAvg with its (epsilon, delta)."""
 
     name: str = "fedprox_synthetic"
+    # model heterogeneity: device k's W_k, b_k ~ N(u_k, 1) with u_k ~ N(0, alpha) (alpha the SD)
     alpha: float = 1.0
+    # input heterogeneity: device k's inputs centre on v_k ~ N(B_k, 1), B_k ~ N(0, beta) (the SD)
     beta: float = 1.0
-    num_clients: int = 30
-    clients_per_round: int = 10
-    rounds: int = 200
-    local_epochs: int = 20
-    batch_size: int = 10
-    learning_rate: float = 0.01
-    mu: float = 1.0
+    num_clients: int = 30  # devices of the straggler and DP runs (the paper's 30)
+    clients_per_round: int = 10  # devices sampled per round in the straggler runs
+    rounds: int = 200  # rounds of each straggler run
+    local_epochs: int = 20  # local epochs E per round (FedProx's stragglers run 1 .. E-1)
+    batch_size: int = 10  # samples per local SGD step (every run)
+    learning_rate: float = 0.01  # local SGD learning rate (every run)
+    mu: float = 1.0  # FedProx's proximal term mu/2 ||w - w_t||^2 (mu=0 is run as well)
+    # fractions of each round's sampled devices that are stragglers, one set of runs each;
     straggler_fractions: list[float] = field(default_factory=lambda: [0.0, 0.5, 0.9])  # []: skip
-    seeds: int = 3
+    seeds: int = 3  # training seeds per straggler run (one dataset; results are their mean)
+    # client sampling of the straggler runs: uniform | size (probability proportional to the
+    # device's samples) | poisson
     sampling: str = "size"
-    weighting: str = "uniform"
-    max_samples: int | None = None
+    weighting: str = "uniform"  # weights of the updates in the mean: uniform | samples (count)
+    max_samples: int | None = None  # cap on a device's sample count; None: uncapped (lognormal)
+    # where client updates run: vmap | serial (no jit) | shard_map (clients split over the
+    # devices, also of several hosts with distributed)
     backend: str = "vmap"
     buckets: int = 3  # vmapped groups of similar-size clients (speed only)
     final_window: int = 10  # "final" accuracies also reported as the mean of the last rounds
     byzantine_rounds: int = 200  # 0: skip the robustness runs
+    # share of the devices that attack (the lowest ids), in every round they are sampled
     byzantine_fraction: float = 0.2
+    # the attacks' factor s: an attacker sends s times its update (scale) or -s times (sign_flip)
     byzantine_scale: float = 10.0
+    # sign_flip | scale | nan; a NaN attack on the mean is always run too (its updates rejected)
     byzantine_attacks: list[str] = field(default_factory=lambda: ["scale", "sign_flip"])
+    # mean (FedAvg) | median | trimmed_mean | krum | multi_krum (both Krums built with f=0);
+    # each also run without attackers
     byzantine_aggregators: list[str] = field(
         default_factory=lambda: ["mean", "median", "trimmed_mean"]
     )
-    trim_fraction: float = 0.3
+    trim_fraction: float = 0.3  # share of each coordinate's values the trimmed mean drops per end
     byzantine_iid: bool = True  # robustness on the paper's Synthetic-IID data
     # The robustness runs use their own Synthetic-IID population. With the paper's 30 devices
     # the 6 attackers are the same clients every round and each sends the flip of its own
@@ -195,7 +213,8 @@ class FedproxSynthetic:
     # costs the median 7 points there (seed 0, 20 of 30 per round), 2.5 with 100 devices and
     # 1.9 with 200 (50 per round): the bias averages over more attackers' directions.
     byzantine_num_clients: int = 200
-    byzantine_clients_per_round: int = 50
+    byzantine_clients_per_round: int = 50  # devices sampled per round in the robustness runs
+    # client sampling of the robustness runs: uniform | size | poisson
     byzantine_sampling: str = "uniform"
     # robust aggregators see updates per local step (aggregation.aggregate_per_step, FedNova
     # style); the mean stays plain FedAvg
@@ -204,12 +223,16 @@ class FedproxSynthetic:
     # al. 2022); the clean reference of each robust aggregator is bucketed the same way
     byzantine_bucket_size: int = 1
     dp_rounds: int = 100  # 0: skip the DP run
+    # z: SD of the Gaussian noise on the sum of clipped updates, in units of dp_clip_norm
     dp_noise_multiplier: float = 1.0
-    dp_clip_norm: float = 1.0
+    dp_clip_norm: float = 1.0  # L2 norm each client update is clipped to (fixed clipping)
+    # expected devices per round: Poisson sampling at dp_clients_per_round / num_clients
     dp_clients_per_round: int = 10
-    dp_delta: float = 1e-5
-    progress: bool = True
+    dp_delta: float = 1e-5  # the delta of the reported (epsilon, delta), RDP and PLD accounting
+    progress: bool = True  # a progress bar per run (log lines when not on a terminal)
     fast_compile: bool = False  # XLA -O0: quicker compiles for tiny CI runs
+    # multi-host launch (jax.distributed.initialize): .enabled, .coordinator_address,
+    # .num_processes, .process_id; off by default
     distributed: Distributed = field(default_factory=Distributed)
 
 
@@ -219,18 +242,20 @@ class FederatedTwins:
     the cohort and the twin come from the data and model groups."""
 
     name: str = "federated_twins"
-    window: int = 48
-    stride: int = 12
-    rounds: int = 60
-    clients_per_round: int = 16
-    local_epochs: int = 2
-    batch_size: int = 4
-    local_lr: float = 0.05
-    server_lr: float = 0.01
-    central_epochs: int = 10
-    fine_tune_epochs: int = 2
-    progress: bool = True
-    fast_compile: bool = False
+    window: int = 48  # grid steps per training window (a client's samples are its windows)
+    stride: int = 12  # grid steps between the starts of an individual's windows
+    rounds: int = 60  # FedAdam rounds (of the global twin, and again of the personal heads)
+    clients_per_round: int = 16  # individuals sampled per round (at most the cohort)
+    local_epochs: int = 2  # local epochs over a client's windows per round
+    batch_size: int = 4  # windows per SGD step (local, centralized and fine-tuning)
+    local_lr: float = 0.05  # SGD learning rate (local, centralized and fine-tuning)
+    server_lr: float = 0.01  # the server's Adam learning rate (FedAdam)
+    central_epochs: int = 10  # epochs of the centralized baseline over all windows pooled
+    fine_tune_epochs: int = 2  # epochs of each client's fine-tuning of the FedAdam twin
+    progress: bool = True  # a progress bar per run (log lines when not on a terminal)
+    fast_compile: bool = False  # XLA -O0: quicker compiles for tiny CI runs
+    # multi-host launch (jax.distributed.initialize): .enabled, .coordinator_address,
+    # .num_processes, .process_id; off by default
     distributed: Distributed = field(default_factory=Distributed)
 
 
@@ -243,26 +268,31 @@ class DpPopulation:
     name: str = "dp_population"
     # Synthetic(alpha, beta) with one shared model (spread: each device's deviation from it)
     num_clients: int = 10_000
+    # the paper's model shift u_k ~ N(0, alpha); with spread it cancels (W_k = W + spread (W'_k
+    # - u_k)), so alpha does not change the data here
     alpha: float = 1.0
+    # input heterogeneity: device k's inputs centre on v_k ~ N(B_k, 1), B_k ~ N(0, beta) (the SD)
     beta: float = 1.0
-    spread: float = 0.5
+    spread: float = 0.5  # SD of each device's model deviation from the shared model
     max_samples: int = 500  # caps the lognormal client sizes (the largest set a round's length)
     clients_per_round: int = 1_000  # expected: Poisson sampling at clients_per_round/num_clients
-    rounds: int = 200
-    local_epochs: int = 1
-    batch_size: int = 10
-    learning_rate: float = 0.1
-    target_epsilon: float = 3.0
-    delta: float = 1e-5
+    rounds: int = 200  # rounds of each run (the DP run's epsilon covers all of them)
+    local_epochs: int = 1  # local SGD epochs of a sampled client per round
+    batch_size: int = 10  # samples per local SGD step
+    learning_rate: float = 0.1  # local SGD learning rate
+    target_epsilon: float = 3.0  # user-level epsilon of the whole run; the noise is fitted to it
+    delta: float = 1e-5  # the delta of (epsilon, delta)
     accountant: str = "rdp"  # rdp | pld: calibrates the noise (both are reported)
     clip_norm: float = 0.5  # initial clip norm; it adapts to the target quantile of update norms
-    target_quantile: float = 0.5
+    target_quantile: float = 0.5  # gamma: the share of update norms the clip norm aims to exceed
+    # eta: step of the clip norm's update C <- C exp(-eta (b - gamma)), b the (noisy) share of
+    # unclipped updates
     clip_learning_rate: float = 0.2
     quantile_noise: float | None = None  # sigma_b of the clip count; None: clients_per_round/20
     buckets: int = 8  # vmapped groups of similar-size clients (speed only)
     size_classes: bool = True  # group edges fitted to the client sizes (else geometric widths)
-    eval_every: int = 10
-    progress: bool = True
+    eval_every: int = 10  # rounds between test-accuracy evaluations (rounds/s timed between them)
+    progress: bool = True  # a progress bar per run (log lines when not on a terminal)
     fast_compile: bool = False  # XLA -O0: quicker compiles for tiny CI runs
 
 
@@ -273,36 +303,47 @@ class AbmEpidemic:
     simulator) and agents driven by their own twins."""
 
     name: str = "abm_epidemic"
-    n_agents: int = 20_000
-    n_steps: int = 180
+    n_agents: int = 20_000  # agents of the scenario runs
+    n_steps: int = 180  # days simulated (one step a day)
+    # runs per scenario (the same seeds in every scenario: common random numbers); also the
+    # runs of the twin-driven section
     n_seeds: int = 20
-    init_prev: float = 0.002
+    init_prev: float = 0.002  # probability that an agent starts infectious
+    # transmission rate per contact and day (probability 1 - exp(-beta)) in households of 1-5
     beta_household: float = 0.08
-    beta_school_work: float = 0.015
-    beta_community: float = 0.025
+    beta_school_work: float = 0.015  # the same in classes (ages 0-17) and workplaces (18-64)
+    beta_community: float = 0.025  # the same on random community contacts (4 on average)
     sigma: float = 0.3333333  # E -> I rate, 1/3 (mean latent 3 days) to the 7 digits always run
     gamma: float = 0.2  # I -> R rate (mean infectious 5 days)
-    vax_start: int = 10
-    vax_rate: float = 0.02
-    vax_efficacy: float = 0.8
-    distancing_start: int = 15
+    vax_start: int = 10  # day the vaccination scenario's campaign starts
+    vax_rate: float = 0.02  # share of the still-susceptible agents vaccinated per day
+    vax_efficacy: float = 0.8  # a vaccinated agent's susceptibility is multiplied by 1 - this
+    distancing_start: int = 15  # day the distancing scenario starts
     distancing_scale: float = 0.4  # on school/work and community
-    test_rate: float = 0.25
-    isolation_efficacy: float = 0.9
+    test_rate: float = 0.25  # test_isolate scenario: daily probability an infectious agent is found
+    isolation_efficacy: float = 0.9  # a found agent's transmission is multiplied by 1 - this
+    # calibration section: a synthetic SIR epidemic on a random network (10 contacts a day, new
+    # each day); NUTS and Adam through the relaxed simulator recover its beta and gamma
     calibrate: bool = True
-    calib_n_agents: int = 10_000
-    calib_n_steps: int = 100
-    calib_beta: float = 0.05
-    calib_gamma: float = 0.2
-    calib_iterations: int = 250
-    calib_warmup: int = 400
-    calib_samples: int = 600
+    calib_n_agents: int = 10_000  # agents of the synthetic epidemic
+    calib_n_steps: int = 100  # days of the synthetic epidemic
+    calib_beta: float = 0.05  # the synthetic epidemic's true transmission rate per contact, day
+    calib_gamma: float = 0.2  # the synthetic epidemic's true recovery rate per day
+    calib_iterations: int = 250  # Adam steps of the gradient fit
+    calib_warmup: int = 400  # NUTS warm-up steps (one chain)
+    calib_samples: int = 600  # NUTS draws kept
+    # twin-driven section: each agent's own GRU twin, fitted on its synthetic-cohort record,
+    # sets its susceptibility every step (well-mixed SIR)
     twin_agents: bool = True
-    twin_n_agents: int = 256
+    twin_n_agents: int = 256  # agents, each with its own twin
+    # grid steps of each agent's synthetic record: its twin is fitted on them and then predicts
+    # from a sliding window this long
     twin_window: int = 48
-    twin_fit_steps: int = 100
+    twin_fit_steps: int = 100  # Adam steps of the twins' fit
+    # susceptibility 1 + strength z (clipped to 0.2-3), z the twin's standardized prediction of
+    # its first stream; 0: uncoupled
     twin_strength: float = 0.5
-    twin_n_steps: int = 60
+    twin_n_steps: int = 60  # steps of the twin-driven epidemic
 
 
 @dataclass
@@ -311,13 +352,15 @@ class AbmCommuting:
     feedback; levers: transit frequency and a peak congestion price; effects by income group."""
 
     name: str = "abm_commuting"
-    n_agents: int = 20_000
-    n_days: int = 40
+    n_agents: int = 20_000  # commuters
+    n_days: int = 40  # days simulated (commuters learn congestion and crowding day to day)
+    # runs per scenario, each with its own synthetic commuters and choice noise (the same seeds
+    # in every scenario)
     n_seeds: int = 10
-    average_last_days: int = 10
-    transit_frequency: float = 4.0
-    transit_frequency_high: float = 8.0
-    congestion_price: float = 4.0
+    average_last_days: int = 10  # results are averaged over this many last days
+    transit_frequency: float = 4.0  # transit vehicles per 30-minute slot, baseline
+    transit_frequency_high: float = 8.0  # the same with the transit lever
+    congestion_price: float = 4.0  # charge per car trip in the peak slots (money units; fare 2.5)
 
 
 @dataclass
@@ -326,8 +369,10 @@ class AbmFinance:
     nudges (automatic saving, commitment) vs baseline by income group."""
 
     name: str = "abm_finance"
-    n_agents: int = 20_000
-    n_months: int = 60
+    n_agents: int = 20_000  # households
+    n_months: int = 60  # months simulated (one step a month)
+    # runs per scenario, each with its own synthetic households and shocks (the same seeds in
+    # every scenario)
     n_seeds: int = 20
     auto_save: float = 0.05  # share of income saved automatically
     commitment: float = 0.15  # rise of the present-bias beta with a commitment device
@@ -347,7 +392,7 @@ class TwinLifecycle:
     chunks: int = 10  # pieces the history arrives in
     update_steps: int = 200  # MAP steps per streamed update
     horizon: int = 24  # sampled forecast of the round-trip check
-    n_samples: int = 100
+    n_samples: int = 100  # trajectories sampled per individual in that forecast
 
 
 @dataclass
@@ -359,7 +404,7 @@ class Forecast:
     horizon: int = 24  # grid steps after each subject's data
     n_samples: int = 200  # sampled trajectories per subject
     personalize_new: bool = False  # true: subjects the twins lack get their own twin first
-    n_plot_subjects: int = 4
+    n_plot_subjects: int = 4  # subjects in forecasts.png (the first ones)
 
 
 @dataclass
@@ -371,6 +416,7 @@ class PbcTwins:
     twins use the model and train groups (their grid is the visit index, the gap an input)."""
 
     name: str = "pbc_twins"
+    # pbcseq lab columns forecast, one stream each (bili is required: the arm effect uses it)
     labs: list[str] = field(
         default_factory=lambda: [
             "bili",
@@ -387,22 +433,24 @@ class PbcTwins:
     )
     n_patients: int = 0  # 0: every patient with min_visits; >0: the first n of them (CI)
     min_visits: int = 2  # the last visit is the target, so at least one visit before it
+    # central interval levels whose coverage is scored (0.9 is always added)
     levels: list[float] = field(default_factory=lambda: [0.5, 0.7, 0.8, 0.9, 0.95])
     gp_steps: int = 300  # Adam steps of the GP hyperparameters (exact GP per lab)
-    gp_lr: float = 0.05
+    gp_lr: float = 0.05  # Adam learning rate of the GP hyperparameters
     growth_inference: str = "nuts"  # nuts | svi (hierarchical growth model, one fit per lab)
-    num_warmup: int = 300
-    num_samples: int = 300
-    num_chains: int = 2
-    svi_steps: int = 3000
+    num_warmup: int = 300  # growth model, NUTS: warm-up steps per chain
+    num_samples: int = 300  # growth model, NUTS: draws kept per chain
+    num_chains: int = 2  # growth model, NUTS: chains, run vectorized in one program
+    svi_steps: int = 3000  # growth model, SVI: steps (mean-field normal guide, Adam 0.01)
     predictive_draws: int = 400  # growth-model posterior draws behind its intervals
     # recurrent twins (architecture and steps: the model and train groups): the population twin
     # is evaluated on the validation visits every so many steps and the best kept (0: the last);
     # personal twins keep their best-on-validation parameters (individual | cohort | none)
     population_eval_every: int = 25
+    # individual (each twin its own best step) | cohort (one step for all) | none (the last)
     personal_selection: str = "individual"
-    n_plot_patients: int = 4
-    progress: bool = False
+    n_plot_patients: int = 4  # patients whose bilirubin forecasts are plotted (the most visits)
+    progress: bool = False  # progress of the growth-model fits (NUTS or SVI)
 
 
 @dataclass
@@ -416,15 +464,16 @@ class WagesPanel:
     n_workers: int = 0  # 0: all 595; >0: a random subset of that many (CI)
     # time-varying covariates known at the forecast: target_year (scenario) | previous_year
     covariates: str = "target_year"
+    # central interval levels whose coverage is scored (0.9 is always added)
     levels: list[float] = field(default_factory=lambda: [0.5, 0.7, 0.8, 0.9, 0.95])
     lme_method: str = "reml"  # reml | ml
     correlated: bool = True  # LKJ-correlated random intercept and slope in the growth twin
-    num_warmup: int = 1000
-    num_samples: int = 1000
-    num_chains: int = 4
-    target_accept: float = 0.9
-    n_plot_workers: int = 6
-    progress: bool = True
+    num_warmup: int = 1000  # growth twin, NUTS: warm-up steps per chain
+    num_samples: int = 1000  # growth twin, NUTS: draws kept per chain
+    num_chains: int = 4  # growth twin, NUTS: chains, run vectorized in one program
+    target_accept: float = 0.9  # growth twin, NUTS: target acceptance probability
+    n_plot_workers: int = 6  # workers plotted with every method's 1982 forecast (the first ones)
+    progress: bool = True  # the growth twin's NUTS progress
 
 
 @dataclass
@@ -435,7 +484,10 @@ class PkRemifentanil:
 
     name: str = "pk_remifentanil"
     n_subjects: int = 0  # 0: all 65; >0: the first n (CI)
+    # mean models fitted and compared (PSIS-LOO): pk_iv | pk2_iv | pk3_iv (1, 2, 3 compartments)
     models: list[str] = field(default_factory=lambda: ["pk_iv", "pk2_iv", "pk3_iv"])
+    # subject covariates of Remifentanil (Age, Sex, Wt, Ht, LBM); each must act on a parameter
+    # in covariate_effects
     covariates: list[str] = field(default_factory=lambda: ["Age", "LBM"])
     # Minto's structure (age and LBM on the clearances and volumes); parameters a model lacks
     # are skipped (lV: one compartment; lQ: two; lQ2, lQ3, lV3: three)
@@ -448,19 +500,21 @@ class PkRemifentanil:
     # covariates divided by their SD (effects per SD, prior Normal(0, beta_scale) on the log
     # scale); the report converts them back to per year / per kg
     scale_covariates: bool = True
-    beta_scale: float = 1.0
+    beta_scale: float = 1.0  # SD of the Normal prior of each covariate effect
     holdout_fraction: float = 0.2  # the last 20% of each subject's samples (in time)
+    # residual error: additive | proportional | combined | log_additive (additive on the log
+    # scale)
     error_model: str = "log_additive"
     parameterization: str = "noncentred"  # noncentred | centred
-    num_warmup: int = 500
-    num_samples: int = 500
-    num_chains: int = 4
-    target_accept: float = 0.9
-    dense_mass: bool = False
-    predictive_draws: int = 400
-    grid_points: int = 101
-    n_plot_subjects: int = 8
-    progress: bool = False
+    num_warmup: int = 500  # NUTS warm-up (adaptation) steps per chain
+    num_samples: int = 500  # NUTS draws kept per chain
+    num_chains: int = 4  # NUTS chains, run vectorized in one program
+    target_accept: float = 0.9  # NUTS target acceptance probability (higher: smaller steps)
+    dense_mass: bool = False  # NUTS adapts a dense mass matrix (diagonal otherwise)
+    predictive_draws: int = 400  # posterior draws behind the held-out scores and the bands
+    grid_points: int = 101  # time points of the plotted curves (0 to the last sample)
+    n_plot_subjects: int = 8  # subjects in individual_fits.png (the best model by LOO; the first)
+    progress: bool = False  # NUTS progress: a bar on a terminal, log lines elsewhere
 
 
 @dataclass
@@ -484,26 +538,26 @@ class GlucoseTwins:
     # (d) federated: clients are patients (their windows never leave them), FedAdam rounds
     # followed by local fine-tuning on each patient's own windows
     rounds: int = 200
-    clients_per_round: int = 30
-    local_epochs: int = 2
-    local_lr: float = 3e-3
-    server_lr: float = 1e-2
-    batch_size: int = 16
-    window_stride: int = 8
-    fine_tune_epochs: int = 2
+    clients_per_round: int = 30  # patients sampled per round (at most all of them)
+    local_epochs: int = 2  # local epochs over a patient's windows per round
+    local_lr: float = 3e-3  # SGD learning rate (local and fine-tuning)
+    server_lr: float = 1e-2  # the server's Adam learning rate (FedAdam)
+    batch_size: int = 16  # windows per SGD step (local and fine-tuning)
+    window_stride: int = 8  # grid steps between a patient's windows (context + 1 steps each)
+    fine_tune_epochs: int = 2  # epochs of each patient's fine-tuning on its own windows
     # (b) Bayesian mechanistic twin (twinjax.adapters.glucose.mechanistic): SVI on the first
     # fit_days days (the rest of the training days calibrate its intervals and train (c))
     fit_days: float = 2.0
-    svi_steps: int = 800
-    svi_lr: float = 0.02
-    mechanistic_draws: int = 64
+    svi_steps: int = 800  # SVI steps (low-rank normal guide, Adam)
+    svi_lr: float = 0.02  # SVI's Adam learning rate
+    mechanistic_draws: int = 64  # posterior draws per patient kept in the twin
     hybrid_calib_days: float = 2.0  # (c): training days held back to choose its shrinkage
     # closed loop in simglucose (optional extra `glucose`): the twin advisor vs BBController on
     # held-out days; 0 days skips it
     closed_loop_days: int = 3
     processes: int = 2  # simglucose processes (patients in parallel)
     n_plot_patients: int = 1  # forecast bands plotted per age group
-    progress: bool = True
+    progress: bool = True  # progress bars: federated rounds, SVI, the closed loop
 
 
 class Experiment(NamedTuple):

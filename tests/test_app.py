@@ -21,7 +21,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from twinjax.cli_help import field_notes, help_text
-from twinjax.config import Config, DataConfig, ModelConfig, TrainConfig
+from twinjax.config import Config, DataConfig, ModelConfig, TrainConfig, experiments
 from twinjax.runtime.lock import RunLocked
 from twinjax_experiments.config import EXPERIMENTS
 
@@ -199,6 +199,10 @@ def test_help_lists_every_experiment_and_an_experiments_options(monkeypatch, cap
     for group in (DataConfig, ModelConfig, TrainConfig):  # every option says what it does
         notes = field_notes(group)
         assert [f.name for f in dataclasses.fields(group) if f.name not in notes] == []
+    for name, entry in experiments().items():  # and every experiment option but its name
+        notes = field_notes(entry.options)
+        fields = dataclasses.fields(entry.options)
+        assert [f.name for f in fields if f.name not in notes and f.name != "name"] == [], name
     context = out.splitlines().index("  context=12")
     assert "history" in out.splitlines()[context + 1]  # its note, on the next line
     one = _help(monkeypatch, capsys, "experiment=forecast", "--help")
