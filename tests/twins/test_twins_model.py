@@ -116,3 +116,29 @@ def test_rematerialized_chunks_give_the_same_states_and_gradients(cell, chunk):
     jax.tree.map(
         lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), g_plain, g_remat
     )
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_one_training_step_program_for_every_step(cell):
+    """No parameter starts weakly typed: an optimizer step returns strong types, so a weak leaf
+    (a Python-float fill) would make every jitted training step compile twice, for the first
+    call and again for all the others (a tiny app run paid it in each fit)."""
+    import optax
+
+    spec = TwinSpec(n_features=2, n_interventions=1, n_static=1, cell=cell, hidden=4,
+                    attention_dim=4)  # fmt: skip
+    params = init_params(jax.random.key(0), spec)
+    weak = [jax.tree_util.keystr(p) for p, leaf in jax.tree_util.tree_leaves_with_path(params)
+            if leaf.weak_type]  # fmt: skip
+    assert not weak, weak
+    opt = optax.adam(1e-3)
+
+    @jax.jit
+    def step(params, state):
+        updates, state = opt.update(jax.tree.map(jnp.ones_like, params), state, params)
+        return optax.apply_updates(params, updates), state
+
+    state = opt.init(params)
+    for _ in range(3):
+        params, state = step(params, state)
+    assert step._cache_size() == 1

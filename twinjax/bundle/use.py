@@ -5,6 +5,7 @@ import dataclasses
 import logging
 import tempfile
 from collections.abc import Sequence
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -115,9 +116,11 @@ def forecast(
     return _table(bundle, cohort, draws, levels)
 
 
+@partial(jax.jit, static_argnames=("spec", "n_samples"))
 def _sample(params, spec, window, plan, key, n_samples):
     """Each individual's paths' mixture mean ``[N, H, F]`` and ``n_samples`` draws from it
-    ``[N, S, H, F]`` (normalized units)."""
+    ``[N, S, H, F]`` (normalized units). Jitted once at module level: a ``jax.jit`` of a closure
+    made inside each call compiled the sampler again at every forecast of the same shapes."""
 
     def one(p, w, u, k):
         k_paths, k_draw = jax.random.split(k)
@@ -126,7 +129,7 @@ def _sample(params, spec, window, plan, key, n_samples):
         return jnp.mean(means, 0), draws
 
     keys = jax.random.split(key, window.values.shape[0])
-    return jax.jit(jax.vmap(one))(params, window, plan, keys)
+    return jax.vmap(one)(params, window, plan, keys)
 
 
 def _table(bundle, cohort, draws, levels) -> pd.DataFrame:

@@ -18,6 +18,7 @@ the true patient parameters go to ``parameters.parquet`` and the noise-free gluc
 ``glucose_truth.parquet`` for scorers.
 """
 
+from functools import partial
 from pathlib import Path
 
 import jax
@@ -65,7 +66,16 @@ def simulate_cohort(
     pump = pump or Pump.named("Insulet")
     p, st = load_patients(names), load_settings(names)
     ids = jnp.asarray([patient_names().index(n) for n in names])
+    trace, truth, insulin = _simulate(
+        key, ids, p, st, days=days, sensor=sensor, pump=pump, substeps=substeps
+    )
+    return _as_cohort(names, trace, truth, insulin, p, st, float(sensor.sample_time))
 
+
+# jitted once at module level: a jax.jit of a closure made in each call compiled the day-long
+# simulation again at every call with the same shapes
+@partial(jax.jit, static_argnames=("days", "sensor", "pump", "substeps"))
+def _simulate(key, ids, p, st, *, days, sensor, pump, substeps):
     def one(i, pi, si):
         k_meal, k_noise = jax.random.split(jax.random.fold_in(key, i))
         meals = random_scenario(k_meal, days)
@@ -74,8 +84,7 @@ def simulate_cohort(
         truth = trace.bg[s - 1 :: s]
         return trace, truth, trace.insulin.reshape(-1, s).sum(-1)
 
-    trace, truth, insulin = jax.jit(jax.vmap(one))(ids, p, st)
-    return _as_cohort(names, trace, truth, insulin, p, st, float(sensor.sample_time))
+    return jax.vmap(one)(ids, p, st)
 
 
 def _as_cohort(names, trace, truth, insulin, p, st, step: float) -> Cohort:

@@ -98,7 +98,9 @@ def init_params(key: PRNGKeyArray, spec: TwinSpec) -> TwinParams:
         attention=attention_init(ka, spec.hidden, spec.attention_dim) if spec.attention else None,
         cell=get_cell(spec.cell).init(kc, spec.d_in, spec.hidden),
         mean=dense_init(km, spec.d_head, spec.n_features),
-        scale=scale._replace(b=jnp.full(spec.n_features, -1.0)),
+        # typed, not weak: a weakly typed leaf turns strong after the first optimizer step, so
+        # every jitted training step would be compiled twice (the first call, then the rest)
+        scale=scale._replace(b=jnp.full(spec.n_features, -1.0, scale.b.dtype)),
     )
 
 

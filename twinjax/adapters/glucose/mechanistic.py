@@ -199,15 +199,24 @@ def twin_paths(
     ``x0`` under the recorded inputs (``chunk`` draws at a time, to bound memory)."""
     if tuple(twin.subject_ids) != tuple(recs.subject_ids):
         raise ValueError("the twin and the records must hold the same patients in the same order")
-    one = lambda th, x0, c, u: glucose_path(th, x0, c, u, step=int(recs.step), substeps=substeps)
-    per_patient = jax.vmap(one, in_axes=(0, 0, None, None))  # over draws
-    run = jax.jit(jax.vmap(per_patient))  # over patients
     carbs, insulin = jnp.asarray(recs.carbs), jnp.asarray(recs.insulin)
+    opts = {"step": int(recs.step), "substeps": substeps}
+    theta, x0 = twin.theta, twin.x0
     parts = [
-        np.asarray(run(twin.theta[:, s : s + chunk], twin.x0[:, s : s + chunk], carbs, insulin))
-        for s in range(0, twin.theta.shape[1], chunk)
+        np.asarray(
+            _draw_paths(theta[:, s : s + chunk], x0[:, s : s + chunk], carbs, insulin, **opts)
+        )
+        for s in range(0, theta.shape[1], chunk)
     ]
     return np.concatenate(parts, axis=1)
+
+
+# jitted once at module level (a jit made in each call compiled the paths again every call)
+@partial(jax.jit, static_argnames=("step", "substeps"))
+def _draw_paths(theta, x0, carbs, insulin, *, step, substeps):
+    one = lambda th, x0, c, u: glucose_path(th, x0, c, u, step=step, substeps=substeps)
+    per_patient = jax.vmap(one, in_axes=(0, 0, None, None))  # over draws
+    return jax.vmap(per_patient)(theta, x0, carbs, insulin)  # over patients
 
 
 def _draw_forecasts(twin: MechanisticTwin, cgm, g, at, k: int):
