@@ -19,6 +19,7 @@ from twinjax.bayes import (
     diagnose,
     fit_gp_twins,
     flatten_chains,
+    hierarchical_inference_data,
     hierarchical_model,
     mean_model,
     population_draws,
@@ -208,18 +209,19 @@ def _covariates(v: Visits) -> tuple[np.ndarray, tuple[str, ...]]:
 EFFECTS = (("intercept", ARM), ("slope", ARM), ("intercept", "male"), ("intercept", "age10"))
 
 
-def growth_predictions(key, v: Visits, c: PbcTwins, levels) -> tuple[Pred, dict, dict]:
+def growth_predictions(key, v: Visits, c: PbcTwins, levels) -> tuple[Pred, dict, dict, dict]:
     """A hierarchical linear growth model per lab fitted on every visit before the last (outcome
     standardized on them, years centred at their mean time; data-scale default priors, sampled in
-    standardized units); the predictive at every visit, the arm effect at the last visit and
-    diagnostics."""
+    standardized units); the predictive at every visit, the arm effect at the last visit,
+    diagnostics and each lab's InferenceData (observations in the standardized units, the
+    mean and sd in its attrs)."""
     cohort = v.cohort
     years = np.nan_to_num(v.days, nan=0.0) / YEAR
     train = np.asarray(v.train | v.val)  # every visit before the last
     centre = float(years[train].mean())
     cov, cov_names = _covariates(v)
     model = mean_model("linear")
-    means, ivs, diag, effect = [], [], {}, {}
+    means, ivs, diag, effect, idatas = [], [], {}, {}, {}
     keys = jax.random.split(key, cohort.n_features)
     for k, lab in enumerate(cohort.variables):
         mask = cohort.mask[..., k] & train
@@ -233,7 +235,10 @@ def growth_predictions(key, v: Visits, c: PbcTwins, levels) -> tuple[Pred, dict,
             omega_scale=pri.omega_scale, sigma_scale=pri.sigma_scale, covariate_effects=EFFECTS,
             standardized=True,
         )  # fmt: skip
-        flat, diag[lab] = _fit_growth(keys[k], spec, data, c)
+        attrs = {"model": "linear growth", "lab": lab, "outcome": "standardized: (value - mean)"
+                 " / sd on the training visits", "mean": m, "sd": s, "time": "years - centre",
+                 "centre": centre}  # fmt: skip
+        flat, diag[lab], idatas[lab] = _fit_growth(keys[k], spec, data, c, attrs)
         draws = posterior_predictive(
             spec, flat, data.times, None, key=jax.random.fold_in(keys[k], 1)
         )
@@ -247,30 +252,37 @@ def growth_predictions(key, v: Visits, c: PbcTwins, levels) -> tuple[Pred, dict,
     intervals = {
         lv: tuple(np.stack([iv[lv][j] for iv in ivs], -1) for j in (0, 1)) for lv in levels
     }
-    return Pred(mean, intervals), effect, diag
+    return Pred(mean, intervals), effect, diag, idatas
 
 
-def _fit_growth(key, spec, data, c: PbcTwins) -> tuple[dict, dict]:
+def _fit_growth(key, spec, data, c: PbcTwins, attrs: dict) -> tuple[dict, dict, object]:
+    """One lab's growth fit: thinned draws by site, diagnostics and the fit's InferenceData
+    (NUTS: by chain, with sample_stats; SVI: the guide's draws as one chain)."""
     k_fit, k_thin = jax.random.split(key)
+    k_idata = jax.random.fold_in(key, 2)
     if c.growth_inference == "nuts":
         res = run_nuts(hierarchical_model, k_fit, spec, data, num_warmup=c.num_warmup,
                        num_samples=c.num_samples, num_chains=c.num_chains, progress=c.progress)  # fmt: skip
         pop = population_draws(spec, res.samples)
         with warnings.catch_warnings():  # run_nuts has warned already, by site
             warnings.simplefilter("ignore", DiagnosticsWarning)
-            d = diagnose(pop, res.num_divergences)
+            d = diagnose(pop, res.num_divergences, energy=res.sample_stats["energy"])
         info = {"divergences": int(res.num_divergences),
                 "max_r_hat": round(float(max(d.r_hat.values())), 3),
                 "min_ess_bulk": round(float(min(d.ess_bulk.values()))),
                 "problems": "; ".join(problems_of(d)) or "none"}  # fmt: skip
+        idata = hierarchical_inference_data(spec, res.samples, data, pop, key=k_idata,
+                                            sample_stats=res.sample_stats, attrs=attrs)  # fmt: skip
         flat = flatten_chains(res.samples)
     else:
         res = run_svi(hierarchical_model, k_fit, spec, data, steps=c.svi_steps, progress=c.progress)
         flat = svi_draws(res, k_thin, spec, data, num_samples=c.predictive_draws)
         info = {"final_elbo_loss": float(res.losses[-1])}
+        idata = hierarchical_inference_data(spec, flat, data, population_draws(spec, flat),
+                                            key=k_idata, by_chain=False, attrs=attrs)  # fmt: skip
     n = flat["theta"].shape[0]
     keep = np.asarray(jax.random.permutation(k_thin, n))[: c.predictive_draws]
-    return {name: np.asarray(x)[keep] for name, x in flat.items()}, info
+    return {name: np.asarray(x)[keep] for name, x in flat.items()}, info, idata
 
 
 def _growth_arm_effect(flat: dict, data: TwinData, v: Visits, s: float, k: int) -> dict:

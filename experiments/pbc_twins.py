@@ -30,6 +30,7 @@ from twinjax.config import Config
 from twinjax.eval import carry_forward
 from twinjax.eval.score import Forecast, coverage_curve, score, select
 from twinjax.pipeline import ConfigError
+from twinjax.runtime.files import replacing
 from twinjax_experiments.config import PbcTwins
 from twinjax_experiments.pbc_data import (
     ARM,
@@ -75,7 +76,9 @@ def run(cfg: Config, out_dir: Path) -> dict:
     preds["gp"] = gp_predictions(v, c, levels)
     seconds["gp"] = time.perf_counter() - tic
     tic = time.perf_counter()
-    preds["growth"], effects["growth"], growth_diag = growth_predictions(k_growth, v, c, levels)
+    preds["growth"], effects["growth"], growth_diag, idatas = growth_predictions(
+        k_growth, v, c, levels
+    )
     seconds["growth"] = time.perf_counter() - tic
     metrics = evaluate(v, preds, levels)
     metrics["trial"] = trial_comparison(v)
@@ -91,6 +94,9 @@ def run(cfg: Config, out_dir: Path) -> dict:
         "log_labs": list(c.log_labs),
         "targets_per_lab": dict(zip(v.cohort.variables, v.target.sum(0).tolist(), strict=True)),
     }
+    for lab, idata in idatas.items():  # each lab's growth fit, for ArviZ (az.loo, plot_ppc...)
+        with replacing(out_dir / f"posterior_{lab}.nc") as tmp:
+            idata.to_netcdf(str(tmp))
     write_csv(forecast_table(v, preds), out_dir / "forecasts.csv", index=False)
     write_report(out_dir, c, metrics, v, preds)
     return metrics

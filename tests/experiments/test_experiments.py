@@ -320,6 +320,17 @@ def _pbc_twins(m: dict, run: Path) -> None:
     np.testing.assert_allclose(locf["mean"], before.loc[locf.index], rtol=1e-5, atol=1e-5)
     text = (run / "report.md").read_text()
     assert "trial's 95% CI" in text and (run / "calibration.png").exists()
+    # the growth fit's InferenceData (SVI here: one chain of the guide's draws) for ArviZ
+    import arviz as az
+
+    idata = az.from_netcdf(run / "posterior_bili.nc")
+    assert {"posterior", "log_likelihood", "posterior_predictive", "observed_data"} <= set(
+        idata.groups()
+    )
+    assert idata.attrs["lab"] == "bili" and idata.attrs["sd"] > 0
+    n_obs = idata.observed_data["y"].size
+    assert idata.log_likelihood["y"].shape[-1] == n_obs  # one value per observed visit
+    assert np.isfinite(az.loo(idata).elpd_loo)
 
 
 def _wages_panel(m: dict, run: Path) -> None:
