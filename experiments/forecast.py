@@ -63,16 +63,12 @@ def compute(root: Config) -> tuple[dict, object, object, object]:
     except (FileNotFoundError, ValueError) as e:
         raise pipeline.ConfigError(str(e)) from e
     check_model(bundle, root)
-    k_data, k_pers, k_fc = jax.random.split(jax.random.key(root.seed), 3)
+    k_data = jax.random.split(jax.random.key(root.seed), 3)[0]
     cohort = pipeline.load_cohort(k_data, root.data, static_levels=bundle.static_levels or None)
-    new = [s for s in cohort.subject_ids if bundle.index(s) is None]
-    if exp.personalize_new and new:
-        idx = np.array([i for i, s in enumerate(cohort.subject_ids) if bundle.index(s) is None])
-        bundle = tb.personalize(bundle, cohort.take(idx), key=k_pers)
-    frame = tb.forecast(bundle, cohort, horizon=exp.horizon, key=k_fc, n_samples=exp.n_samples)
-    clock = cohort.meta.get("time", {})
-    if clock.get("kind") == "datetime":  # seconds since 1970 back to dates
-        frame["time"] = to_datetimes(frame["time"].to_numpy(), zoned=clock.get("zoned", False))
+    frame, bundle, new = pipeline.forecast_cohort(
+        bundle, cohort, seed=root.seed, horizon=exp.horizon, n_samples=exp.n_samples,
+        personalize_new=exp.personalize_new,
+    )  # fmt: skip
     metrics = {
         "n_subjects": cohort.n_individuals,
         "n_known": cohort.n_individuals - len(new),

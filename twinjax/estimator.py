@@ -37,7 +37,6 @@ import pandas as pd
 
 from twinjax import pipeline
 from twinjax.bundle import TwinBundle, load, save_bundle
-from twinjax.bundle import forecast as bundle_forecast
 from twinjax.bundle import personalize as bundle_personalize
 from twinjax.bundle import update as bundle_update
 from twinjax.config import Config
@@ -235,16 +234,10 @@ class Twins:
         return out if shape == "long" else self._nixtla(out)
 
     def _recurrent_forecast(self, cohort, horizon, plan, n_samples) -> pd.DataFrame:
-        """``experiment=forecast``'s table: the same keys, new subjects personalized first."""
-        _, k_pers, k_fc = jax.random.split(jax.random.key(self.seed), 3)
-        bundle = self.twin_
-        new = np.array([i for i, s in enumerate(cohort.subject_ids) if bundle.index(s) is None])
-        if len(new):
-            bundle = bundle_personalize(bundle, cohort.take(new), key=k_pers)
-        frame = bundle_forecast(bundle, cohort, horizon=horizon, key=k_fc, plan=plan,
-                                n_samples=n_samples)  # fmt: skip
-        frame["time"] = pipeline.data_times(frame["time"], cohort)
-        return frame
+        """``experiment=forecast``'s table (:func:`twinjax.pipeline.forecast_cohort`)."""
+        table, _, _ = pipeline.forecast_cohort(self.twin_, cohort, seed=self.seed,
+                                               horizon=horizon, n_samples=n_samples, plan=plan)  # fmt: skip
+        return table
 
     def _nixtla(self, out: pd.DataFrame) -> pd.DataFrame:
         target = self.twin_.variable if self.family_ == "auto" else self.tables_["target"]

@@ -129,6 +129,28 @@ def load_cohort(key: jax.Array, cfg, *, static_levels: dict | None = None) -> Co
     raise ConfigError(f"unknown data.source {cfg.source!r}: use synthetic or files")
 
 
+def forecast_cohort(bundle: TwinBundle, cohort: Cohort, *, seed: int, horizon: int,
+                    n_samples: int = 200, personalize_new: bool = True, plan=None):
+    """``experiment=forecast``'s forecasts of saved twins (and :class:`twinjax.Twins`'): the
+    subjects the twins lack get twins of their own first (``personalize_new``), then every
+    subject is forecast ``horizon`` steps (:func:`twinjax.bundle.forecast`), times in the data's
+    clock. Keys: ``split(key(seed), 3)``'s second (personalize) and third (forecast).
+
+    Returns:
+      ``(table, bundle, new)``: the forecasts, the bundle with the new subjects' twins and
+      their ids."""
+    from twinjax.bundle import forecast, personalize
+
+    _, k_pers, k_fc = jax.random.split(jax.random.key(seed), 3)
+    new = [s for s in cohort.subject_ids if bundle.index(s) is None]
+    if personalize_new and new:
+        idx = np.array([i for i, s in enumerate(cohort.subject_ids) if bundle.index(s) is None])
+        bundle = personalize(bundle, cohort.take(idx), key=k_pers)
+    table = forecast(bundle, cohort, horizon=horizon, key=k_fc, plan=plan, n_samples=n_samples)
+    table["time"] = data_times(table["time"], cohort)
+    return table, bundle, new
+
+
 def summary_line(summary: dict, limit: int = 600) -> str:
     """The data summary in one line for the log: what is there, without the empty entries and
     zero counts (the whole summary is in ``metrics.json``), cut at ``limit`` characters.
