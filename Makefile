@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test docs lint bench clean
+.PHONY: run test test-integration test-slow docs lint bench clean
 
 $(STAMP): pyproject.toml setup.py
 	$(PY) -m venv $(VENV)
@@ -24,7 +24,15 @@ run: $(STAMP)
 test: $(TEST_STAMP)
 	$(BIN)/ruff check twinjax experiments tests scripts examples
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=25
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15 -m "not slow and not integration"
+
+# whole-app runs and compile-heavy checks (marked integration): CI runs them after `make test`
+test-integration: $(TEST_STAMP)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=25 -m "integration and not slow"
+
+# long checks (marked slow: a wheel build, sweeps, Flower, the glucose loop); run by hand
+test-slow: $(TEST_STAMP)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=25 -m slow
 
 # the documentation site into site/ (mkdocs-material, API pages by mkdocstrings); --strict: any
 # warning (a broken docstring, a dead link) fails

@@ -114,3 +114,14 @@ def _tiny_cfg(**train):
 def tiny_cfg():
     """``tiny_cfg(**train_overrides)``: the config factory."""
     return _tiny_cfg
+
+
+# doctests that run whole fits (a population fit, a NUTS run): marked like the tests that do
+INTEGRATION_DOCTESTS = {"twinjax.train", "twinjax.bayes.inference.run_nuts"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if isinstance(item, pytest.DoctestItem) and item.name in INTEGRATION_DOCTESTS:
+            item.add_marker(pytest.mark.integration)

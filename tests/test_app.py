@@ -114,6 +114,7 @@ def _wait_for_a_checkpoint(proc, run_dir: Path) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
 def test_stop_mid_training_then_resume_matches_uninterrupted(tmp_path, uninterrupted, signum,
                                                                caplog):  # fmt: skip

@@ -40,6 +40,7 @@ def _panel_rows(n=40, visits=12, seed=0):
                          "time": np.tile(t, n), "variable": "score", "value": y.ravel()})  # fmt: skip
 
 
+@pytest.mark.integration
 def test_train_on_a_file_forecast_the_next_visits_and_score_them(tmp_path):
     rows = _panel_rows()
     late = rows.time >= 20  # each subject's last 2 visits: held back from everything

@@ -80,6 +80,7 @@ def production_run(tmp_path_factory):
     return out, app(out, *SYNTHETIC, *TINY, "data.val_fraction=0", "data.test_fraction=0")
 
 
+@pytest.mark.integration
 def test_zero_fractions_train_on_everything_without_objective_or_recalibration(
     production_run, caplog
 ):
@@ -98,6 +99,7 @@ def test_zero_fractions_train_on_everything_without_objective_or_recalibration(
     assert (out / "population_loss.png").exists()
 
 
+@pytest.mark.integration
 def test_forecast_has_nothing_to_optimise_and_logs_no_nan_warning(production_run, tmp_path, caplog):
     twin, _ = production_run
     with caplog.at_level(logging.WARNING):
@@ -114,6 +116,7 @@ def test_forecast_has_nothing_to_optimise_and_logs_no_nan_warning(production_run
         check_objective({"objective": "low"}, "forecast")
 
 
+@pytest.mark.integration
 def test_subjects_without_validation_targets_are_named_and_get_the_pooled_factor(tmp_path):
     # a 4-visit panel on a monthly grid of 25 steps: train [0, 17), validation [17, 21), test
     # [21, 25); a visit at month 18 is the only validation target

@@ -17,6 +17,8 @@ from twinjax.__main__ import run_experiment
 from twinjax.config import register_configs
 from twinjax.estimator import NotFittedError
 
+pytestmark = pytest.mark.integration
+
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 CANDIDATES = ["last", "drift", "mixed"]  # ETS/ARIMA: exercised by bench_forecast
 FAST = "model.candidates=[last,drift,mixed]"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pytest
 from hydra import compose, initialize_config_dir
 
 from twinjax import pipeline
@@ -18,6 +19,7 @@ TINY = ["data.n_individuals=4", "data.n_steps=60", "data.context=4", "data.horiz
         "experiment.n_plot_individuals=1"]  # fmt: skip
 
 
+@pytest.mark.integration
 def test_report_scores_the_twins_next_to_the_last_value(tmp_path):
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         cfg = compose("config", overrides=TINY)

@@ -59,6 +59,7 @@ def _user_files(tmp_path: Path) -> list[str]:
             "model.family=recurrent"]  # fmt: skip
 
 
+@pytest.mark.integration
 def test_optuna_sweep_on_a_users_files_minimizes_the_runs_validation_objective(tmp_path):
     """``twinjax --multirun``: two jobs in one process, each a run directory of its own."""
     sweep = tmp_path / "sweep"

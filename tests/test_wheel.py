@@ -8,7 +8,7 @@ site-packages (the dependencies, already installed) to its path. A path a ``.pth
 site directory, so the ``.pth`` files there (the editable install's finder, which maps
 ``twinjax`` onto the repository) are not run: ``twinjax`` and ``twinjax_experiments`` come from
 the wheel alone (checked). Building the wheel fetches setuptools and wheel into pip's isolated
-build environment from the configured index. About a minute on a loaded 2-core CPU: marked slow.
+build environment from the configured index. About a minute on a loaded 2-core CPU: marked integration (CI runs it after the fast tier).
 A checkout run without installing (``PYTHONPATH=.``, as scripts/gpu_check.sh runs on a bare image)
 finds its drivers too (not slow).
 """
@@ -71,7 +71,7 @@ def _run(cwd, *args, timeout=600):
     return proc.stdout
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_the_wheel_ships_configs_and_drivers_under_names_of_its_own(installed):
     wheel, _ = installed
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -83,7 +83,7 @@ def test_the_wheel_ships_configs_and_drivers_under_names_of_its_own(installed):
     assert drivers | {"twinjax_experiments/config.py", "twinjax_experiments/report.py"} <= names
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_the_installed_command_runs_from_elsewhere(installed, tmp_path):
     _, venv = installed
     python, twinjax = venv / "bin" / "python", venv / "bin" / "twinjax"
@@ -108,7 +108,7 @@ def test_the_installed_command_runs_from_elsewhere(installed, tmp_path):
     assert f"path: {site_dir}" in hydra and "twinjax/configs" in hydra  # the packaged configs
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_the_installed_command_runs_experiment_hierarchical(installed, tmp_path):
     _, venv = installed
     rng = np.random.default_rng(0)

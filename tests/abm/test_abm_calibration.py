@@ -10,6 +10,7 @@ from twinjax.abm.calibration import fit_gradient, interval, observed_counts, pos
 from twinjax.abm.relaxed import relaxed_bernoulli, simulate_relaxed
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("network", [abm.WellMixed(), abm.RandomNet(10)])
 def test_relaxed_gradient_matches_finite_differences(network):
     beta0 = 0.4 if isinstance(network, abm.WellMixed) else 0.05
@@ -58,6 +59,7 @@ def _synthetic(n, n_steps, beta, gamma, network):
     return observed_counts(out, n)
 
 
+@pytest.mark.integration
 def test_posterior_recovers_rates_with_covering_90_interval():
     beta, gamma = 0.05, 0.2
     net = abm.RandomNet(10)
@@ -69,6 +71,7 @@ def test_posterior_recovers_rates_with_covering_90_interval():
         assert abs(float(jnp.median(post[name])) / truth - 1) < 0.1
 
 
+@pytest.mark.integration
 def test_gradient_fit_moves_towards_truth():
     beta, gamma = 0.4, 0.2
     obs = _synthetic(2_000, 50, beta, gamma, abm.WellMixed())

@@ -74,6 +74,7 @@ def test_random_net_matches_edge_level_infection_probability():
     assert abs(got - want) < 2.5e-3, (got, want)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("r0", [1.5, 2.0, 3.0])
 def test_well_mixed_sir_final_size_matches_lambert_w(r0):
     n, gamma, dt, n_seeds = 100_000, 1.0, 0.2, 4

@@ -23,6 +23,7 @@ def _agents(key):
     return abm.init_agents(key, N, 0.02, group=group)
 
 
+@pytest.mark.integration
 def test_sharded_equals_serial_on_well_mixed_and_random_net(mesh):
     key = jax.random.key(0)
     layers = (abm.Layer(abm.WellMixed(), 0.3), abm.Layer(abm.RandomNet(6), 0.05))
@@ -41,6 +42,7 @@ def test_sharded_equals_serial_on_well_mixed_and_random_net(mesh):
     assert float(serial_out.counts[-1, :, abm.R].sum()) > 0.2 * N  # an epidemic happened
 
 
+@pytest.mark.integration
 def test_sharded_edge_list_matches_serial(mesh):
     key = jax.random.key(2)
     edges = abm.erdos_renyi(jax.random.key(3), N, 8.0)

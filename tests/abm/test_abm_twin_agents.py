@@ -58,6 +58,7 @@ def _run(twins, strength):
     return run(jax.random.key(3)), (agents, seir, layers)
 
 
+@pytest.mark.integration
 def test_zero_coupling_is_the_plain_epidemic(twins):
     (state, (_, rel_sus)), (agents, seir, layers) = _run(twins, 0.0)
     plain, _ = abm.simulate(jax.random.key(3), agents, seir, layers, 20)
@@ -74,6 +75,7 @@ def test_coupled_susceptibility_follows_the_twins(twins):
     assert float(jnp.std(rel_sus[0])) > 0.01  # personal, not uniform
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("cell, attention", [("gru", False), ("lstm", True)])
 def test_streamed_twin_equals_apply_over_the_whole_history(cell, attention):
     from twinjax.twins import init_params, stream_init, stream_step
@@ -95,6 +97,7 @@ def test_streamed_twin_equals_apply_over_the_whole_history(cell, attention):
         state = step(params, spec, state, *(x[t] for x in full[:3]))
 
 
+@pytest.mark.integration
 def test_carried_simulation_equals_rerunning_each_twin_over_its_history(twins):
     """The carried-state run vs a plain loop that re-runs every twin over its whole growing
     series each step (cache large enough that attention would see all of it)."""

@@ -78,6 +78,7 @@ def test_gradient_search_finds_the_grid_optimum():
     assert float(adv.clinic_dose) == pytest.approx(clinic, rel=1e-6)
 
 
+@pytest.mark.integration
 def test_observer_pulls_a_biased_twin_to_the_cgm():
     """A twin whose kp1 (fasting production) is 10% high drifts up on basal (21 mg/dL in 4 h).
     Fed the patient's noise-free CGM, the proportional correction alone lags the drift (a
@@ -114,6 +115,7 @@ def test_observer_pulls_a_biased_twin_to_the_cgm():
     assert abs(float(later) - float(bg[-1])) < 0.2 * drift  # 1 h on, uncorrected
 
 
+@pytest.mark.integration
 def test_advisor_beats_basal_bolus_in_the_jax_simulator():
     """One patient-day (child#001, random meals, Dexcom noise, Insulet pump) in the JAX simulator:
     the controller with an exact twin (2 draws = the truth) against BBController on the same

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from twinjax.adapters.glucose import (
     MechanisticTwin,
@@ -21,6 +22,7 @@ from twinjax.physiology import PARAM_NAMES, load_patients, simulate_cohort
 NAMES = ["adolescent#001", "adult#001"]  # the cohort of test_glucose_mechanistic (shared compile)
 
 
+@pytest.mark.integration
 def test_the_hybrid_beats_a_mechanistic_twin_with_a_wrong_insulin_sensitivity():
     cohort = simulate_cohort(jax.random.key(3), NAMES, days=2)
     recs = records(cohort)

@@ -54,6 +54,7 @@ def test_steady_state_columns_and_their_errors():
         longitudinal_data(obs, doses.assign(ss=[1, 1], ii=[12.0, 1.0]))
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("correlated", [False, True])
 def test_centred_density_is_the_noncentred_one_changed_by_the_jacobian(correlated):
     """Sampling theta_r ~ N(typical, Sigma) vs z ~ N(0, I) with theta_r = typical + chol z: the

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from scipy.stats import multivariate_normal
 
 from twinjax.bayes.gp import (
@@ -38,6 +39,7 @@ def test_exact_marginal_matches_scipy_on_observed_points():
     np.testing.assert_allclose(float(exact_log_marginal(x, y, mask, H)), ref, rtol=1e-4)
 
 
+@pytest.mark.integration
 def test_hsgp_converges_to_exact_gp():
     x, y, mask = _series(1)
     s = hsgp_stats(x, y, mask, ell=1.3, m=64)

@@ -61,6 +61,7 @@ def _growth_cohort(n=40, t=8, seed=0):
     return TwinData(times, y, np.ones((n, t), bool), None, np.zeros((n, 0)))
 
 
+@pytest.mark.integration
 def test_svi_with_plate_subsampling_recovers_population():
     data = _growth_cohort()
     spec = HierarchicalSpec(predict=linear_predict, params=("intercept", "slope"))

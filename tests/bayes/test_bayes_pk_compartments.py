@@ -104,6 +104,7 @@ def test_eigendecomposition_equals_closed_form_and_conserves_exposure():
     assert float(jnp.sum(coef)) == pytest.approx(1.0 / V1, rel=1e-5)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("route", [BOLUS, ORAL, INFUSION])
 @pytest.mark.parametrize("compartments", [1, 2])
 def test_steady_state_is_the_limit_of_repeated_doses(route, compartments):

@@ -33,6 +33,7 @@ def _default_spec(data) -> HierarchicalSpec:
                             sigma_scale=p.sigma_scale, standardized=True)  # fmt: skip
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("scale", [0.1, 10.0, 1000.0])
 def test_default_priors_recover_growth_on_any_scale(scale):
     data = longitudinal_data(_cohort(scale))

@@ -51,6 +51,7 @@ class _KeySpy(numpyro.primitives.Messenger):
             self.keys.append(msg["value"])
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "layers",
     [pytest.param(None, marks=pytest.mark.slow), ("mean", "scale")],  # all layers: slow compile
@@ -88,6 +89,7 @@ def test_log_joint_is_the_personal_map_objective(tiny, layers):
     np.testing.assert_allclose(got, prior + lik, rtol=1e-5)
 
 
+@pytest.mark.integration
 def test_point_mass_posterior_predicts_like_the_map_twin(tiny, tmp_path):
     """Bayesian head, cell and attention fixed at the MAP: with the posterior SDs at ~0 every
     draw is the MAP twin, so the predictive mixture's components are its predictions."""
@@ -136,6 +138,7 @@ def test_mixture_pit_matches_sampled_pit():
     assert np.max(np.abs(exact - sampled)) < 0.04
 
 
+@pytest.mark.integration
 def test_spread_factor_recovers_a_known_miscalibration():
     mean, scale, y = _toy_mixture()  # mixture variance ~ 0.64 + 0.36 = 1; truth variance 4
     observed = np.ones(y.shape, bool)

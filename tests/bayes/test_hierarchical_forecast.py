@@ -60,6 +60,7 @@ def _run(tmp_path, obs: pd.DataFrame, **options) -> dict:
     return hierarchical.run(cfg, tmp_path)
 
 
+@pytest.mark.integration
 def test_cli_forecasts_match_numpyro_predictive_on_the_same_draws(tmp_path):
     obs = _cohort()
     nuts = dict(num_warmup=300, num_samples=1000, num_chains=2)
@@ -99,6 +100,7 @@ def _crps_pairs(x: np.ndarray, y: float) -> float:
     return float(np.mean(np.abs(x - y)) - 0.5 * np.mean(np.abs(x[:, None] - x[None, :])))
 
 
+@pytest.mark.integration
 def test_holdout_masks_the_last_visits_and_drops_short_subjects(tmp_path):
     obs = _cohort().sample(frac=1.0, random_state=0)  # rows in any order
     with pytest.warns(UserWarning, match=r"left out of the fit and the scores: \['s6'\]"):

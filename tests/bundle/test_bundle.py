@@ -22,6 +22,7 @@ def run(tmp_path_factory, tiny_cfg):
     return out, cohort, cfg, fit, bundle
 
 
+@pytest.mark.integration
 def test_loaded_bundle_forecasts_exactly_like_the_run(run):
     out, cohort, cfg, fit, bundle = run
     loaded = twinjax.load(out)
@@ -52,6 +53,7 @@ def test_a_missing_variable_is_unobserved_and_an_unknown_covariate_is_refused(ru
         tb.forecast(bundle, renamed, horizon=2, key=jax.random.key(0), n_samples=4)
 
 
+@pytest.mark.integration
 def test_personalize_appends_and_update_changes_only_that_twin(run):
     _, _, _, _, bundle = run
     new = synthetic_cohort(jax.random.key(11), n_individuals=2, n_steps=40)

@@ -27,6 +27,7 @@ def done(tmp_path_factory, tiny_cfg):
     return out, cohort, cfg, fit
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "change, named",
     [
@@ -42,6 +43,7 @@ def test_a_changed_setting_is_refused_naming_it(done, change, named):
     assert "train.resume=false" in str(err.value) and "new directory" in str(err.value)
 
 
+@pytest.mark.integration
 def test_changed_data_is_refused_and_resume_false_starts_over(done):
     out, cohort, cfg, _ = done
     other = synthetic_cohort(jax.random.key(9), n_individuals=3, n_steps=40)  # same shapes

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import jax
 import pandas as pd
+import pytest
 
 import twinjax
 from twinjax.data import synthetic_cohort, to_long
@@ -31,6 +32,7 @@ def app(run_dir: Path, *overrides: str, full_error: bool = False):
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.integration
 def test_observations_only_csv_trains_evaluates_saves_and_loads(tmp_path, run_app):
     obs, _, _ = to_long(synthetic_cohort(jax.random.key(3), n_individuals=4, n_steps=80))
     ts = pd.Timestamp("2025-01-01") + pd.to_timedelta(obs.time, unit="h")
@@ -47,6 +49,7 @@ def test_observations_only_csv_trains_evaluates_saves_and_loads(tmp_path, run_ap
     assert bundle.step == 3600.0 and bundle.intervention_kinds == () and bundle.static_names == ()
 
 
+@pytest.mark.integration
 def test_data_and_config_errors_end_with_the_message_alone(tmp_path):
     missing = tmp_path / "nowhere.csv"
     proc = app(tmp_path / "run", "data=files", f"data.observations={missing}")

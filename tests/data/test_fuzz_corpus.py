@@ -209,6 +209,7 @@ def check_arrays(ready: Cohort, cfg: DataConfig) -> None:
         assert np.isfinite(np.asarray(x)).all()
 
 
+@pytest.mark.integration
 def test_every_case_is_run_ready_or_names_the_file():
     outcomes = Counter()
 

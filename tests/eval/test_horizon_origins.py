@@ -3,12 +3,14 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from twinjax.data import prepare, synthetic_cohort
 from twinjax.eval.forecasts import horizon_sq_z
 from twinjax.twins import TwinSpec, init_params, segment_rollouts
 
 
+@pytest.mark.integration
 def test_strided_origins_are_the_same_rollouts_as_every_origin():
     cohort = synthetic_cohort(jax.random.key(0), n_individuals=3, n_steps=80)
     arrays, _ = prepare(cohort)

@@ -57,6 +57,7 @@ def lifecycle(tmp_path_factory, run_app) -> tuple[dict, Path]:
     return run_app(run, "experiment=twin_lifecycle", *TINY["twin_lifecycle"]), run
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_tiny_run(name, tmp_path, run_app, request):
     for module in NEEDS.get(name, ()):

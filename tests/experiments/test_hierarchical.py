@@ -37,6 +37,7 @@ def _iv_event_table(n=24, seed=0):
     return pd.DataFrame(rows)
 
 
+@pytest.mark.integration
 def test_multi_dose_iv_event_table_recovers_cl_and_v(tmp_path, run_app):
     _iv_event_table().to_csv(tmp_path / "events.csv", index=False)
     m = run_app(tmp_path / "run", "experiment=hierarchical", "data=files",
@@ -51,6 +52,7 @@ def test_multi_dose_iv_event_table_recovers_cl_and_v(tmp_path, run_app):
     assert m["n_subjects"] == 24 and m["n_observations"] == 240
 
 
+@pytest.mark.integration
 def test_growth_with_svi_and_centred_time_in_process(tmp_path):
     """Linear growth over calendar years (centred at their mean, recorded), fitted by SVI with
     data-scale default priors; the driver called directly with its dataclasses."""

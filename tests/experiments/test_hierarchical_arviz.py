@@ -16,6 +16,8 @@ import pandas as pd
 import pytest
 from tiny_runs import TINY, theoph_files
 
+pytestmark = pytest.mark.integration
+
 matplotlib.use("Agg")
 
 az = pytest.importorskip("arviz")

@@ -8,6 +8,7 @@ coefficients are estimated to about 0.3 / sqrt(16 / 2) ~ 0.1 (Sex) and 0.3 / (sd
 
 import numpy as np
 import pandas as pd
+import pytest
 
 TINY = ["experiment.num_warmup=200", "experiment.num_samples=60", "experiment.num_chains=2",
         "experiment.predictive_draws=60", "experiment.grid_points=25", "experiment.progress=false"]  # fmt: skip
@@ -33,6 +34,7 @@ def _files(tmp_path):
                         f"data.static={tmp_path / 'static.csv'}"]  # fmt: skip
 
 
+@pytest.mark.integration
 def test_covariate_effects_recovered_and_recorded(tmp_path, run_app):
     centre, files = _files(tmp_path)
     m = run_app(tmp_path / "run", "experiment=hierarchical", "data=files", *files, *TINY,

@@ -23,6 +23,7 @@ def _algorithm(kind: str) -> fl.FederatedAlgorithm:
     return fl.fedavg(fl.logistic_loss, aggregator=fl.dp_mean(dp, expected_clients=4), **COMMON)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kind", ["scaffold", "dp_adaptive"])
 def test_resume_equals_uninterrupted(tmp_path, kind):
     train, _ = fl.synthetic_alpha_beta(3, num_clients=10, dim=5, num_classes=3, max_samples=30)

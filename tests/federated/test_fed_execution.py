@@ -60,6 +60,7 @@ SLOW = {"ditto", "fedrep", "secure_aggregation", "dp_adaptive", "median"}
 PARAMS = [pytest.param(v, marks=pytest.mark.slow) if v in SLOW else v for v in sorted(VARIANTS)]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("variant", PARAMS)
 def test_sharded_round_equals_serial(variant, tiny):
     assert jax.device_count() == 8
@@ -74,6 +75,7 @@ def test_sharded_round_equals_serial(variant, tiny):
     assert moved > 0  # the rounds trained something
 
 
+@pytest.mark.integration
 def test_bucketed_vmap_equals_single_vmap(tiny):
     data, params = tiny
     out = []

@@ -102,6 +102,7 @@ def _assert_same(got: fl.ServerState, ref: fl.ServerState) -> None:
             np.testing.assert_allclose(x, y, atol=1e-5, err_msg=tree)
 
 
+@pytest.mark.integration
 def test_flower_matches_serial_backend():
     """Size sampling and sample weights depend on the counts the clients report."""
     rounds = 2
@@ -111,6 +112,7 @@ def test_flower_matches_serial_backend():
     assert sorted(run.nodes) == list(range(NUM_CLIENTS))
 
 
+@pytest.mark.integration
 def test_flower_client_state_secure_aggregation_and_dropouts():
     rounds = 3
     run = _flower(make_scaffold_secure, rounds)
@@ -282,6 +284,7 @@ def make_fedavg(backend: str = "vmap"):
     return algo, fl.logistic_init(3, 2)
 
 
+@pytest.mark.integration
 def test_secaggplus_matches_twinjax():
     """Through Flower's SecAgg+ (the server sums masked, quantized updates) the model equals
     twinjax's rounds up to SecAgg+'s quantization: updates clipped to 1 on 2^22 levels, a step

@@ -31,6 +31,7 @@ def _numpy_sgd(x, y, offset, count, epochs, key, mu=0.0):
     return w, b
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("unroll,mu", [(1, 0.0), (4, 0.0), (3, 0.5)])
 def test_local_sgd_equals_numpy_loop(unroll, mu):
     rng = np.random.default_rng(0)

@@ -62,6 +62,7 @@ def cost_of(mean_steps, edges) -> float:
     return float(sum((hi - lo) * mean_steps[lo] for lo, hi in itertools.pairwise(edges)))
 
 
+@pytest.mark.integration
 def test_size_class_lockstep_local_sgd_equals_per_client_loop():
     """Local SGD of clients of unequal sizes (sorted by decreasing size, as a round lays them
     out; two of them with no work) in vmapped size classes equals a loop calling one client

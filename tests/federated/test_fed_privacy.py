@@ -74,6 +74,7 @@ def test_masked_sum_equals_plain_sum_with_dropouts():
     assert abs(np.mean(m) / 2**32 - 0.5) < 0.05
 
 
+@pytest.mark.integration
 def test_server_receives_only_masked_updates(monkeypatch):
     train, _ = fl.synthetic_alpha_beta(2, num_clients=8, dim=5, num_classes=3, max_samples=24)
     params = fl.logistic_init(5, 3)

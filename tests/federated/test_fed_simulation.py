@@ -8,6 +8,7 @@ import pytest
 from twinjax import federated as fl
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("attack", ["sign_flip", "scale", "nan"])
 def test_byzantine_wrapper_corrupts_only_attackers(attack):
     data, _ = fl.synthetic_alpha_beta(0, num_clients=4, dim=3, num_classes=2, max_samples=20)

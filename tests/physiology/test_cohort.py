@@ -3,6 +3,7 @@
 import jax
 import numpy as np
 import pandas as pd
+import pytest
 
 from twinjax.data import read_cohort
 from twinjax.physiology import load_settings
@@ -10,6 +11,7 @@ from twinjax.physiology.cohort import simulate_cohort, write_cohort
 from twinjax.physiology.scenario import random_scenario
 
 
+@pytest.mark.integration
 def test_cohort_records_and_parquet_round_trip(tmp_path):
     names = ["adult#005", "child#003"]
     key = jax.random.key(4)

@@ -46,6 +46,7 @@ def test_initial_state_is_at_rest_on_steady_basal():
     assert float(jnp.max(jnp.abs(dx) / scale)) < 1e-3
 
 
+@pytest.mark.integration
 def test_cohort_vmap_equals_one_patient_at_a_time():
     p = load_patients(["adolescent#003", "child#007"])
     meals = jnp.zeros(120).at[10].set(30.0)
@@ -58,6 +59,7 @@ def test_cohort_vmap_equals_one_patient_at_a_time():
     assert float(batched[:, -1].min()) > float(batched[:, 0].max())  # the meal raised glucose
 
 
+@pytest.mark.integration
 def test_gradients_match_finite_differences():
     """d(mean glucose)/d(meal grams, log kabs) by autodiff agrees with central differences of the
     same compiled function to 2% (float32 rounding in the differences is ~1e-4 of the change)."""

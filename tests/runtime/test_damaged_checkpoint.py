@@ -35,6 +35,7 @@ def _damage(step_dir, how: str) -> None:
     assert files
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("how", ["truncate", "corrupt"])
 @pytest.mark.parametrize("with_records", [False, True])
 def test_a_damaged_latest_checkpoint_resumes_from_the_one_before(tmp_path, caplog, how,

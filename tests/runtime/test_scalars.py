@@ -59,6 +59,7 @@ def test_nothing_is_written_without_a_default_writer(tmp_path):
     assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
 
 
+@pytest.mark.integration
 def test_twin_training_curves_match_the_returned_losses(tmp_path, tiny_cfg):
     cohort = synthetic_cohort(jax.random.key(0), n_individuals=4, n_steps=50)
     cfg = tiny_cfg(steps=12, personal_steps=4, checkpoint_every=6)
@@ -78,6 +79,7 @@ def test_twin_training_curves_match_the_returned_losses(tmp_path, tiny_cfg):
     )  # personalization starts from the population twin
 
 
+@pytest.mark.integration
 def test_federated_rounds_and_svi_write_their_curves(tmp_path):
     train, _ = fl.synthetic_alpha_beta(3, num_clients=6, dim=4, num_classes=3, max_samples=20)
     algo = fl.fedavg(fl.logistic_loss, clients_per_round=3, local_lr=0.1, batch_size=8,

@@ -174,6 +174,7 @@ run_loop(start, step, 6, checkpoint_dir=sys.argv[1], every=1, progress=False)
 """
 
 
+@pytest.mark.integration
 def test_a_checkpoint_over_the_file_size_limit_is_one_error_then_resumes(tmp_path):
     ckpt = tmp_path / "population"
     proc = subprocess.run([sys.executable, "-c", FSIZE_LOOP, str(ckpt)], capture_output=True,
@@ -266,6 +267,7 @@ def _check_one_line_and_intact(run_dir: Path, proc, before: dict, reason: str, r
     return errors[0]
 
 
+@pytest.mark.integration
 def test_app_over_the_file_size_limit_ends_with_one_line(tmp_path):
     run_dir, proc, before = _app_with_fault(tmp_path, "fsize")
     line = _check_one_line_and_intact(run_dir, proc, before, r"File too large \(EFBIG\)",
@@ -274,6 +276,7 @@ def test_app_over_the_file_size_limit_ends_with_one_line(tmp_path):
     assert not (run_dir / "metrics.json").exists() and not (run_dir / "report.md").exists()
 
 
+@pytest.mark.integration
 def test_app_in_a_directory_turned_read_only_ends_with_one_line(tmp_path):
     method = _read_only_method(tmp_path)
     reason = {"chmod": r"Permission denied \(EACCES\)", "chattr": r"Operation not permitted "

@@ -34,6 +34,7 @@ def test_one_device_per_core_by_default():
     assert made == used == cores
 
 
+@pytest.mark.integration
 def test_a_count_is_made_and_training_uses_at_most_one_per_core():
     made, used, cores = _devices("3")
     assert made == 3 and used == min(3, cores)

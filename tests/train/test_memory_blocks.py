@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from twinjax.data import prepare, synthetic_cohort
 from twinjax.train.devices import rows_that_fit
@@ -10,6 +11,7 @@ from twinjax.train.validation import max_segment, val_nll, val_nll_blocks, valid
 from twinjax.twins import TwinSpec, init_params
 
 
+@pytest.mark.integration
 def test_validation_nll_in_blocks_equals_all_at_once():
     cohort = synthetic_cohort(jax.random.key(0), n_individuals=7, n_steps=60)
     arrays, _ = prepare(cohort)
@@ -45,6 +47,7 @@ def test_rows_that_fit_scale_the_probe_to_the_budget(monkeypatch):
     assert rows_that_fit(lambda rows: None, 1000, fraction=0.5) == 0  # no analysis: all at once
 
 
+@pytest.mark.integration
 def test_blocks_of_arrays_sharded_over_devices_are_taken_on_one_device():
     from jax.sharding import NamedSharding, PartitionSpec
 

@@ -53,6 +53,7 @@ def tiny():
     return spec, arrays, pop, personal
 
 
+@pytest.mark.integration
 def test_resume_continues_exactly(tmp_path, tiny):
     spec, arrays, train, _ = tiny
     key = jax.random.key(1)
@@ -66,6 +67,7 @@ def test_resume_continues_exactly(tmp_path, tiny):
     assert len(losses) == train.steps
 
 
+@pytest.mark.integration
 def test_chunked_personalization_equals_all_at_once(tmp_path, tiny):
     spec, arrays, train, personal = tiny
     pop, _ = fit_population(jax.random.key(2), spec, arrays, train, tmp_path / "pop")
@@ -82,6 +84,7 @@ def test_chunked_personalization_equals_all_at_once(tmp_path, tiny):
     assert max(float(m) for m in moved) > 0  # personalization did change some individual
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("adapt", ["mean", "heads"])
 def test_partial_personalization_keeps_the_rest_the_populations(tmp_path, tiny, adapt):
     """adapt='mean': only the mean head moves from the population twin (the scale head, the cell

@@ -42,6 +42,7 @@ def _assert_same(a, b):
     jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, **TOL), a, b)
 
 
+@pytest.mark.integration
 def test_sharded_equals_one_device(tmp_path, setup):
     # 12 individuals over 8 devices: one chunk padded to 16 (2 rows a device)
     spec, arrays, pop, options, one = setup
@@ -50,6 +51,7 @@ def test_sharded_equals_one_device(tmp_path, setup):
     _assert_same(one, eight)
 
 
+@pytest.mark.integration
 def test_memory_chunks_over_devices_equal_one_device(tmp_path, setup):
     # a memory budget of a few bytes: chunks of one individual per device (2 chunks of 8 rows,
     # the second padded)
@@ -77,6 +79,7 @@ def test_forecasts_in_chunks_equal_all_at_once(setup):
         np.testing.assert_allclose(a[inside], b[inside], **TOL)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("batch", [0, 7], ids=["all", "batch7"])
 def test_population_fit_sharded_equals_one_device(tmp_path, setup, batch):
     """The population step with its rows split over 8 devices (12 individuals: padded to 16 with
@@ -96,6 +99,7 @@ def test_population_fit_sharded_equals_one_device(tmp_path, setup, batch):
     assert np.abs(np.asarray(one.cell.wx) - np.asarray(start.cell.wx)).max() > 0  # it trained
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("shared", [True, False], ids=["population", "personal"])
 def test_forecasts_split_over_devices_equal_one_device(setup, shared):
     """``cohort_predictions(mesh=...)``: 12 individuals over 8 devices (padded to 16, cut back)

@@ -37,6 +37,7 @@ def _forecast(bundle, cohort, origin, *, horizon=H, n_samples=200, key=0):
     return {c: table[c].to_numpy().reshape(shape) for c in ("mean", "q05", "q50", "q95")}
 
 
+@pytest.mark.integration
 def test_90_percent_intervals_cover_90_percent_at_every_horizon(run):
     """Coverage of held-out test values in [0.87, 0.93] at each h. The points: 300 individuals
     x 8 origins. Origins 2 steps apart share innovations, so count about one independent point
@@ -54,6 +55,7 @@ def test_90_percent_intervals_cover_90_percent_at_every_horizon(run):
     assert np.all((coverage > 0.87) & (coverage < 0.93)), coverage
 
 
+@pytest.mark.integration
 def test_forecast_applies_the_saved_factor_of_each_horizon(run, caplog):
     """Widths of the intervals scale by the saved factor of their horizon (the same draws:
     quantiles are affine-equivariant, so the ratio is exact up to float rounding); beyond the

@@ -31,6 +31,7 @@ def _spec(attention, **kw):
                     attention_dim=4, **kw)  # fmt: skip
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("attention", [True, False])
 def test_sequence_layout_equals_scan(attention):
     scan = _spec(attention)
@@ -45,6 +46,7 @@ def test_sequence_layout_is_lstm_only():
         TwinSpec(n_features=1, n_interventions=0, n_static=0, cell="gru", layout="sequence")
 
 
+@pytest.mark.integration
 def test_bfloat16_residuals_same_loss_close_gradient():
     """``residuals="bfloat16"`` (the LSTM's kept carries rounded): the same loss, a gradient
     within 1% of its largest element of float32's (see lstm_sequence); refused off the

@@ -30,6 +30,7 @@ def _window(seed=0, length=10):
     return Series(np.where(mask, values, 0), mask, plan, np.zeros(1, np.float32))
 
 
+@pytest.mark.integration
 def test_rollout_nll_is_the_nll_of_a_mean_rollout_over_the_last_steps():
     """Reference: ``forecast`` from the first L - k steps under the window's interventions,
     scored on the observed last k values (1e-6)."""
@@ -48,6 +49,7 @@ def test_rollout_nll_is_the_nll_of_a_mean_rollout_over_the_last_steps():
     assert abs(float(np.where(m, tf, 0).sum() / m.sum()) - float(got)) > 1e-3
 
 
+@pytest.mark.integration
 def test_rollout_loss_leaves_the_scale_head_to_the_one_step_loss():
     """The rollout term's gradient reaches the mean head and the cell (through the fed-back
     means) but not the scale head (stop_gradient), which keeps its one-step target."""
@@ -59,6 +61,7 @@ def test_rollout_loss_leaves_the_scale_head_to_the_one_step_loss():
     assert float(jnp.abs(g.mean.w).max()) > 0 and float(jnp.abs(g.cell.wx).max()) > 0
 
 
+@pytest.mark.integration
 def test_window_loss_adds_the_rollout_term_and_is_unchanged_without_it():
     spec = TwinSpec(n_features=2, n_interventions=1, n_static=1, hidden=5, attention_dim=3)
     params = init_params(jax.random.key(2), spec)
@@ -124,6 +127,7 @@ ROLLOUT_STEPS = 0
 APP_TRAIN: dict = {}  # the app's defaults
 
 
+@pytest.mark.integration
 def test_h_step_forecasts_of_an_ar1_cohort_stay_near_the_true_model():
     """A population twin forecasts 1..6 steps within 12% of the true model's RMSE on the same
     700 points per h (100 individuals x 7 test origins; a paired RMSE ratio's sampling error is

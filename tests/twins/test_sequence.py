@@ -62,6 +62,7 @@ def test_gradients_equal_autodiff_of_run_cell(inputs):
     _close(g, g_ref, scale)
 
 
+@pytest.mark.integration
 def test_cohort_vmap_equals_per_individual_calls(inputs):
     """Per-individual parameters, vmapped over a cohort of 3: each equals its own call."""
     _, xs, carry = inputs
@@ -101,6 +102,7 @@ def test_bad_input_shape_is_refused(inputs):
         lstm_sequence(p, xs[0, 0])
 
 
+@pytest.mark.integration
 def test_readout_inside_the_loop_equals_a_head_on_the_hidden_states(inputs):
     """``readout=Dense`` applied per step inside the loop (hidden states never stacked) equals
     the same layer on the returned hidden states, values and gradients (its own included)."""

@@ -100,6 +100,7 @@ def test_one_step_matches_torch_lstm(bench):
     assert check["grad_max_abs_diff"] < 1e-4
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "options",
     [
@@ -167,6 +168,7 @@ def test_sequence_layout_step_equals_the_per_window_scan(bench, cohort):
         bench.make_step(optimizer, remat_chunk=4)
 
 
+@pytest.mark.integration
 def test_blocks_of_individuals_give_the_same_step(bench, cohort):
     """``block=1``: individuals one block after another (``lax.map``) instead of one vmap: the
     same per-individual computation, so the same losses and updates (1e-6)."""
@@ -182,6 +184,7 @@ def test_blocks_of_individuals_give_the_same_step(bench, cohort):
         bench.make_step(optimizer, block=-1)
 
 
+@pytest.mark.integration
 def test_step_sharded_over_devices_equals_one_device(bench):
     """``mesh``: the individuals split over devices with ``shard_map`` (the bench's default on a
     CPU with one device per core) compute the same per-individual losses and updates (1e-6)."""

@@ -29,6 +29,7 @@ def _spec(cell, attention=True):
     )
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("cell", sorted(CELLS))
 def test_vmapped_cohort_equals_per_individual_calls(cohort, cell):
     spec = _spec(cell)
@@ -48,6 +49,7 @@ def test_vmapped_cohort_equals_per_individual_calls(cohort, cell):
         np.testing.assert_allclose(losses[i], nll_loss(p_i, spec, d_i), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("cell", sorted(CELLS))
 def test_masked_value_never_changes_loss_or_predictions(cohort, cell):
     spec = _spec(cell)
@@ -67,6 +69,7 @@ def test_masked_value_never_changes_loss_or_predictions(cohort, cell):
     assert nll_loss(params, spec, series(changed)) != nll_loss(params, spec, series(values))
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("attention", [True, False])
 def test_rollout_matches_teacher_forcing_on_its_own_predictions(cohort, attention):
     """Feeding the rollout's mean back through `apply` reproduces the rollout (1e-5)."""
@@ -85,6 +88,7 @@ def test_rollout_matches_teacher_forcing_on_its_own_predictions(cohort, attentio
     np.testing.assert_allclose(scale, ref_scale[t - 1 : t + h - 1], atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.integration
 def test_counterfactual_plan_changes_forecast_and_samples_spread(cohort):
     spec = _spec("lstm")
     params = init_params(jax.random.key(4), spec)
@@ -102,6 +106,7 @@ def test_counterfactual_plan_changes_forecast_and_samples_spread(cohort):
     assert jnp.all(jnp.isfinite(samples)) and samples[:, -1].std(0).min() > 0
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("cell, chunk", [("lstm", 4), ("gru", 7)])  # 7 does not divide 30: uses 6
 def test_rematerialized_chunks_give_the_same_states_and_gradients(cell, chunk):
     """``run_cell(..., remat_chunk=k)`` recomputes activations in the backward pass; values and
