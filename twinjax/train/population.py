@@ -5,6 +5,7 @@ CPU, see ``train.devices``): each device sums its individuals' losses and gradie
 added over the devices (``psum``); the update is the same on every device.
 """
 
+import logging
 from collections.abc import Sequence
 from functools import cache, partial
 from pathlib import Path
@@ -21,8 +22,11 @@ from twinjax.data import CohortArrays
 from twinjax.runtime import run_loop
 from twinjax.runtime.scalars import loss_hook
 from twinjax.train.devices import AXIS, individuals_mesh, training_devices
+from twinjax.train.processes import ShareRows, local_copy, processes_mesh, replicated, share_rows
 from twinjax.train.validation import max_segment, val_nll
 from twinjax.twins import TwinParams, TwinSpec, init_params, window_loss
+
+log = logging.getLogger(__name__)
 
 
 class TrainState(NamedTuple):
@@ -61,10 +65,46 @@ def make_optimizer(lr: float) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr))
 
 
-@partial(
-    jax.jit,
-    static_argnames=("spec", "optimizer", "length", "n_windows", "batch", "mesh", "rollout_steps"),
-)
+def _update(state: TrainState, keys, series, segment, weight, rows, *, spec, optimizer, length,
+            n_windows, mesh, rollout_steps):
+    """One optimizer step on the mean window loss of ``rows`` individuals: the weighted sums of
+    the given rows' losses and gradients, split over ``mesh``'s devices (None: this one) and
+    added over them."""
+
+    def loss_i(params, key, series, segment):
+        return window_loss(
+            params, spec, key, series, segment, length=length, n_windows=n_windows,
+            rollout_steps=rollout_steps,
+        )  # fmt: skip
+
+    def local(params, keys, series, segment, weight):  # this device's rows: weighted sums
+        def total(params):
+            losses = jax.vmap(loss_i, in_axes=(None, 0, 0, 0))(params, keys, series, segment)
+            return jnp.sum(weight * losses)
+
+        value, grads = jax.value_and_grad(total)(params)
+        return (value, grads) if mesh is None else jax.lax.psum((value, grads), AXIS)
+
+    if mesh is not None:
+        ind, rep = PartitionSpec(AXIS), PartitionSpec()
+        local = jax.shard_map(
+            local,
+            mesh=mesh,
+            in_specs=(rep, ind, ind, ind, ind),
+            out_specs=rep,
+            check_vma=False,  # the twins' scans start from constant carries
+        )
+    total, grads = local(state.params, keys, series, segment, weight)
+    loss, grads = total / rows, jax.tree.map(lambda g: g / rows, grads)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    return TrainState(params, opt_state, state.step + 1, state.key), loss
+
+
+_STATIC = ("spec", "optimizer", "length", "n_windows", "mesh", "rollout_steps")
+
+
+@partial(jax.jit, static_argnames=(*_STATIC, "batch"))
 def population_step(
     state: TrainState,
     arrays: CohortArrays,
@@ -92,35 +132,28 @@ def population_step(
         jnp.concatenate([idx, jnp.zeros(pad, idx.dtype)]),
         jnp.concatenate([keys, keys[:pad]]),
     )
+    return _update(
+        state, keys, arrays.series.at(idx), arrays.train[idx], weight, rows, spec=spec,
+        optimizer=optimizer, length=length, n_windows=n_windows, mesh=mesh,
+        rollout_steps=rollout_steps,
+    )  # fmt: skip
 
-    def loss_i(params, key, series, segment):
-        return window_loss(
-            params, spec, key, series, segment, length=length, n_windows=n_windows,
-            rollout_steps=rollout_steps,
-        )  # fmt: skip
 
-    def local(params, keys, series, segment, weight):  # this device's rows: weighted sums
-        def total(params):
-            losses = jax.vmap(loss_i, in_axes=(None, 0, 0, 0))(params, keys, series, segment)
-            return jnp.sum(weight * losses)
-
-        value, grads = jax.value_and_grad(total)(params)
-        return (value, grads) if mesh is None else jax.lax.psum((value, grads), AXIS)
-
-    if mesh is not None:
-        ind, rep = PartitionSpec(AXIS), PartitionSpec()
-        local = jax.shard_map(
-            local,
-            mesh=mesh,
-            in_specs=(rep, ind, ind, ind, ind),
-            out_specs=rep,
-            check_vma=False,  # the twins' scans start from constant carries
-        )
-    total, grads = local(state.params, keys, arrays.series.at(idx), arrays.train[idx], weight)
-    loss, grads = total / rows, jax.tree.map(lambda g: g / rows, grads)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    return TrainState(params, opt_state, state.step + 1, state.key), loss
+@partial(jax.jit, static_argnames=(*_STATIC, "total"))
+def processes_step(state: TrainState, rows: ShareRows, *, spec: TwinSpec, optimizer, length: int,
+                   n_windows: int, mesh: jax.sharding.Mesh, rollout_steps: int = 0,
+                   total: int):  # fmt: skip
+    """:func:`population_step` on all ``total`` individuals when each process holds a share of
+    them (``rows``, global arrays over ``mesh``, which spans every process's devices): each
+    individual draws the windows it would draw in one process, by its index in the cohort."""
+    key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
+    _, k_win = jax.random.split(key)
+    keys = jax.random.split(k_win, total)[rows.index]
+    return _update(
+        state, keys, rows.series, rows.train, rows.weight, total, spec=spec,
+        optimizer=optimizer, length=length, n_windows=n_windows, mesh=mesh,
+        rollout_steps=rollout_steps,
+    )  # fmt: skip
 
 
 def fit_population(
@@ -131,6 +164,7 @@ def fit_population(
     checkpoint_dir: str | Path,
     *,
     devices: Sequence[jax.Device] | None = None,
+    index: Sequence[int] | None = None,
 ):
     """Trains one twin on all individuals' training windows.
 
@@ -143,6 +177,11 @@ def fit_population(
       devices: each step's individuals are split over these (default:
         :func:`~twinjax.train.devices.training_devices`); the result does not depend on them
         (up to float rounding).
+      index: under JAX's multi-process runtime (more than one process), ``arrays`` is this
+        process's share of the cohort and ``index`` its individuals' positions in the whole
+        cohort; every process calls this with its share, over a mesh spanning every process's
+        devices (:mod:`twinjax.train.processes`), and gets the twin one process holding the
+        whole cohort would train (up to float rounding). Needs ``options.batch`` 0 (all).
 
     Returns:
       ``(params, losses)``: the trained parameters and the loss of each step run in this call.
@@ -154,6 +193,8 @@ def fit_population(
     state = TrainState(
         params, optimizer.init(params), jnp.zeros((), jnp.int32), jax.random.key_data(k_train)
     )
+    if jax.process_count() > 1:
+        return _fit_across_processes(state, spec, arrays, cfg, checkpoint_dir, optimizer, index)
     batch = cfg.batch or arrays.n_individuals
     devices = training_devices() if devices is None else list(devices)
     devices = devices[: min(batch, arrays.n_individuals)]
@@ -188,6 +229,59 @@ def fit_population(
     )
     # on the default device, where the rest of the app (personal fit, evaluation) starts from
     return jax.device_put(state.params, jax.devices()[0]), losses
+
+
+class ProcessLost(RuntimeError):
+    """A multi-process fit lost one of its processes (it resumes when all are run again)."""
+
+
+def _fit_across_processes(state, spec, arrays, cfg, checkpoint_dir, optimizer, index):
+    if index is None:
+        raise ValueError(
+            f"{jax.process_count()} processes: fit_population needs each process's individuals' "
+            "positions in the cohort (index=)"
+        )
+    if cfg.batch:
+        raise ValueError("across processes every step takes every individual: batch must be 0")
+    mesh = processes_mesh()
+    rows, total = share_rows(arrays, index, mesh)
+    step = partial(
+        processes_step, spec=spec, optimizer=optimizer, length=cfg.window,
+        n_windows=cfg.batch_windows, mesh=mesh, rollout_steps=cfg.rollout_steps, total=total,
+    )  # fmt: skip
+    log.info(
+        "population: process %d of %d holds %d of %d individuals; if a process ends, JAX ends "
+        "the others: rerun every process with the same settings, training resumes from the last "
+        "checkpoint in %s", jax.process_index(), jax.process_count(), len(index), total,
+        checkpoint_dir,
+    )  # fmt: skip
+    curve = _val_curve(arrays, spec, cfg.window)  # this process's individuals
+    extra = lambda done, state: curve(done, state._replace(params=local_copy(state.params)))
+    try:
+        state, losses = run_loop(
+            replicated(state, mesh),
+            lambda s: step(s, rows),
+            cfg.steps,
+            checkpoint_dir=Path(checkpoint_dir),
+            every=cfg.checkpoint_every,
+            keep=cfg.keep_checkpoints,
+            name="population",
+            progress=cfg.progress and jax.process_index() == 0,
+            on_step=loss_hook(
+                "population",
+                cfg.steps,
+                extra=extra,
+                extra_every=cfg.checkpoint_every,
+            ),
+        )
+    except jax.errors.JaxRuntimeError as e:  # a collective with a process that has gone
+        raise ProcessLost(
+            f"population fit across {jax.process_count()} processes (this is process "
+            f"{jax.process_index()}) stopped: another process ended or cannot be reached "
+            f"({str(e).splitlines()[0][:200]}). Rerun every process with the same settings: "
+            f"training resumes from the last checkpoint in {checkpoint_dir}"
+        ) from e
+    return local_copy(state.params), losses
 
 
 _CURVE_ROWS = 256  # individuals behind the validation curve (a training curve, not a metric)

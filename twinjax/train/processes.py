@@ -1,0 +1,121 @@
+"""The population twin trained by many processes (JAX's multi-process runtime).
+
+Each process holds its share of the cohort (its own individuals' arrays, e.g. read by
+:func:`twinjax.data.read_cohort` for its share) and one mesh spans the devices of every
+process: a step's losses and gradients are summed over all of them (``psum`` across
+processes), so every process takes the same optimizer step, the one a single process holding
+the whole cohort would take (each individual draws its windows by its index in the cohort).
+
+Start the runtime with :func:`initialize` in every process before any other JAX call (on CPUs
+it selects gloo collectives, so that localhost processes can test what a cluster runs).
+"""
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import NamedSharding, PartitionSpec
+from jaxtyping import Array, Bool, Float, Int
+
+from twinjax.data import CohortArrays, Series
+from twinjax.train.devices import AXIS
+
+
+class ShareRows(NamedTuple):
+    """Every process's rows as global arrays over a mesh spanning the processes: the series
+    and training masks, each row's index in the cohort, and its weight (0 for the padding that
+    gives every device as many rows)."""
+
+    series: Series
+    train: Bool[Array, "rows time"]
+    index: Int[Array, " rows"]
+    weight: Float[Array, " rows"]
+
+
+def initialize(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    *,
+    heartbeat_timeout_seconds: int = 100,
+) -> None:
+    """``jax.distributed.initialize`` (None: detected on clusters JAX knows, e.g. SLURM), with
+    gloo collectives for CPU devices (JAX's CPU client has none by default). A process that
+    stops answering for ``heartbeat_timeout_seconds`` ends the others: JAX's distributed service
+    aborts them with its own message ("another task died"; a collective waiting on a lost
+    process would otherwise wait for ever)."""
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        coordinator_address=coordinator_address, num_processes=num_processes,
+        process_id=process_id, heartbeat_timeout_seconds=heartbeat_timeout_seconds,
+    )  # fmt: skip
+
+
+def processes_mesh(per_process: int | None = None) -> jax.sharding.Mesh:
+    """A one-axis mesh (:data:`~twinjax.train.devices.AXIS`) over the first ``per_process``
+    devices of every process (default: all of each process's devices)."""
+    by_process: dict[int, list] = {}
+    for d in jax.devices():
+        by_process.setdefault(d.process_index, []).append(d)
+    k = per_process or min(len(v) for v in by_process.values())
+    devices = [d for p in sorted(by_process) for d in by_process[p][:k]]
+    auto = (jax.sharding.AxisType.Auto,)
+    return jax.make_mesh((len(devices),), (AXIS,), axis_types=auto, devices=devices)
+
+
+def share_rows(arrays: CohortArrays, index: Sequence[int], mesh: jax.sharding.Mesh):
+    """This process's ``arrays`` (its individuals, at positions ``index`` of the whole cohort)
+    as part of :class:`ShareRows` over ``mesh``; returns them and the cohort's size.
+
+    Raises ``ValueError`` unless the processes' indices together are ``0..N-1``, each once."""
+    index = np.asarray(index, np.int64)
+    if len(index) != arrays.n_individuals:
+        raise ValueError(f"{len(index)} indices for {arrays.n_individuals} individuals")
+    counts = np.asarray(multihost_utils.process_allgather(np.array(len(index)))).reshape(-1)
+    local_devices = sum(d.process_index == jax.process_index() for d in mesh.devices.flat)
+    size = int(-(-counts.max() // local_devices) * local_devices)  # rows per process
+    padded = np.full(size, -1)
+    padded[: len(index)] = index
+    every = np.asarray(multihost_utils.process_allgather(padded)).reshape(-1)
+    every = np.sort(every[every >= 0])
+    if not np.array_equal(every, np.arange(len(every))):
+        raise ValueError(
+            "the processes' shares must together index the cohort 0..N-1 once each; got "
+            f"{len(every)} indices with {len(every) - len(np.unique(every))} repeated, "
+            f"largest {every.max() if len(every) else None}"
+        )
+    pad = size - len(index)
+    take = np.concatenate([np.arange(len(index)), np.zeros(pad, np.int64)])
+    local = ShareRows(
+        arrays.series.at(take),
+        arrays.train[take],
+        np.where(np.arange(size) < len(index), padded, 0),
+        np.concatenate([np.ones(len(index)), np.zeros(pad)]).astype(np.float32),
+    )
+    sharding = NamedSharding(mesh, PartitionSpec(AXIS))
+
+    def as_global(x):
+        x = np.asarray(x)
+        shape = (size * jax.process_count(), *x.shape[1:])
+        return jax.make_array_from_process_local_data(sharding, x, shape)
+
+    return jax.tree.map(as_global, local), len(every)
+
+
+def replicated(tree, mesh: jax.sharding.Mesh):
+    """``tree`` (the same values in every process) replicated on every device of ``mesh``."""
+    sharding = NamedSharding(mesh, PartitionSpec())
+
+    def put(x):
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda i: x[i])
+
+    return jax.tree.map(put, tree)
+
+
+def local_copy(tree):
+    """A replicated global ``tree`` as arrays on this process's first device."""
+    return jax.tree.map(lambda x: jnp.asarray(x.addressable_data(0)), tree)
