@@ -9,7 +9,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-SECTIONS = ["## From Python: `twinjax.Twins`"]
+SECTIONS = ["## From Python: `twinjax.Twins`", "## Saved twins"]
 
 
 def _blocks(heading: str) -> list[str]:

@@ -10,6 +10,7 @@ module imports none of them, so ``import twinjax`` is cheap; :func:`load` import
 """
 
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 try:
     __version__ = version("twinjax")
@@ -25,7 +26,7 @@ def __getattr__(name):
     raise AttributeError(f"module 'twinjax' has no attribute {name!r}")
 
 
-def load(path):
+def load(path: str | Path):
     """The twins saved by a run (its directory or ``model/`` folder): a ``TwinBundle``."""
     from twinjax.bundle import load as _load
 

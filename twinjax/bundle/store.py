@@ -159,7 +159,7 @@ def _jsonable(x: Any):
     return x.item() if isinstance(x, np.generic) else x
 
 
-def model_dir(path: Path) -> Path:
+def model_dir(path: str | Path) -> Path:
     """``path`` itself if it holds a saved bundle, else ``path/model`` (a run directory)."""
     path = Path(path)
     for candidate in (path, path / "model"):
@@ -171,7 +171,7 @@ def model_dir(path: Path) -> Path:
     )
 
 
-def load(path: Path) -> TwinBundle:
+def load(path: str | Path) -> TwinBundle:
     """The twins saved in a run directory (or its ``model/`` folder).
 
     Raises:
