@@ -16,9 +16,19 @@ import numpy as np
 from tqdm import tqdm
 
 from twinjax import abm
-from twinjax.abm.calibration import fit_gradient, interval, observed_counts, posterior
+from twinjax.abm.calibration import (
+    fit_gradient,
+    inference_labels,
+    interval,
+    observed_counts,
+    posterior_mcmc,
+    predictive_counts,
+)
 from twinjax.abm.population import AGE_GROUPS, synthetic_population
+from twinjax.bayes.diagnostics import problems_of
+from twinjax.bayes.idata import diagnose_idata, mcmc_inference_data
 from twinjax.config import Config
+from twinjax.runtime.files import replacing
 from twinjax_experiments import report
 from twinjax_experiments.config import AbmEpidemic
 
@@ -94,16 +104,24 @@ def summarize(results, group_sizes, n):
     return out
 
 
-def calibration(key, c: AbmEpidemic) -> dict:
+def calibration(key, c: AbmEpidemic):
+    """The synthetic epidemic's rates by NUTS and by gradient: metrics, the observed counts,
+    the gradient fit and the NUTS fit's InferenceData (diagnostics in the metrics)."""
     net = abm.RandomNet(10)
     k_data, k_nuts, k_grad = jax.random.split(key, 3)
+    k_idata = jax.random.fold_in(key, 3)  # a fourth key that leaves the three above as they were
     agents = abm.init_agents(jax.random.fold_in(k_data, 1), c.calib_n_agents, 0.01)
     layers = (abm.Layer(net, c.calib_beta),)
     _, out = abm.simulate(k_data, agents, abm.SEIRParams(c.calib_gamma), layers, c.calib_n_steps)
     obs = observed_counts(out, c.calib_n_agents)
-    post = posterior(
+    mcmc = posterior_mcmc(
         k_nuts, obs, network=net, num_warmup=c.calib_warmup, num_samples=c.calib_samples
     )
+    post = mcmc.get_samples()
+    pp = predictive_counts(k_idata, post, obs, network=net)
+    idata = mcmc_inference_data(mcmc, posterior_predictive=pp, **inference_labels(obs),
+                                attrs={"model": "SIR chain binomial", "network": "RandomNet(10)",
+                                       "true_beta": c.calib_beta, "true_gamma": c.calib_gamma})  # fmt: skip
     fit = fit_gradient(k_grad, obs, init_prev=0.01, network=net, n_iterations=c.calib_iterations)
     res = {"true_beta": c.calib_beta, "true_gamma": c.calib_gamma}
     for name, truth in [("beta", c.calib_beta), ("gamma", c.calib_gamma)]:
@@ -118,7 +136,8 @@ def calibration(key, c: AbmEpidemic) -> dict:
         res[f"gradient_{name}_rel_error"] = abs(est / truth - 1)
     res["gradient_loss_first"] = float(fit.loss_history[0])
     res["gradient_loss_last10_mean"] = float(fit.loss_history[-10:].mean())
-    return res, obs, fit
+    res["diagnostic_problems"] = problems_of(diagnose_idata(idata, ("beta", "gamma")))
+    return res, obs, fit, idata
 
 
 def twin_driven(key, c: AbmEpidemic) -> dict:
@@ -215,6 +234,11 @@ def _calibration_lines(calib: dict | None) -> list[str]:
         "",
         *report.table(["parameter", "truth", "NUTS median [90% interval]", "covers",
                        "optax (relaxed sim)"], [row("beta"), row("gamma")]),
+        "",
+        "MCMC diagnostics (ArviZ): " + ("; ".join(calib["diagnostic_problems"]) or "all passed")
+        + ". The NUTS fit as ArviZ InferenceData: `posterior.nc` (sample_stats, pointwise "
+        "log-likelihood of `new` and `rec`, their one-step posterior predictive, the observed "
+        "counts; `arviz.loo(idata, var_name=\"new\")`).",
     ]  # fmt: skip
 
 
@@ -252,7 +276,9 @@ def run(cfg: Config, out_dir: Path) -> dict:
     metrics["objective"] = float(np.mean([r["attack_rate_mean"] for k, r in summary.items()
                                           if k != "baseline"]))  # fmt: skip
     if c.calibrate:
-        metrics["calibration"], _, _ = calibration(k_cal, c)
+        metrics["calibration"], _, _, idata = calibration(k_cal, c)
+        with replacing(out_dir / "posterior.nc") as tmp:  # the NUTS fit, for ArviZ
+            idata.to_netcdf(str(tmp))
     if c.twin_agents:
         metrics["twin_driven"] = twin_driven(jax.random.fold_in(k_cal, 1), c)
     write_report(out_dir, c, metrics, results)

@@ -16,11 +16,13 @@ import numpy as np
 
 from twinjax import pipeline
 from twinjax.bayes import mixture as mx
+from twinjax.bayes.idata import loo_summary, recurrent_inference_data
 from twinjax.bayes.plots import plot_coverage, plot_individual_fits, plot_pit_histogram
 from twinjax.bayes.recurrent import fit_bayesian_twins, predictive_mixture
 from twinjax.config import Config
 from twinjax.data.normalize import denormalize, denormalize_scale
 from twinjax.eval.score import Forecast, pit, pit_coverage, score, select
+from twinjax.runtime.files import replacing
 from twinjax_experiments.config import BayesTwins
 from twinjax_experiments.report import images, table, write_markdown
 
@@ -74,16 +76,37 @@ def run(root: Config, out_dir: Path) -> dict:
     point = fit.forecasts(cohort, fit.arrays.test, personal=True, history=length - 1)
 
     f = pipeline.target_index(cohort, root.data)
+    metrics = _metrics(k_eval, cohort, f, (mean, scale), (c_mean, c_scale), factor, point, y, obs)
+    metrics["svi_final_loss_per_individual"] = float(np.mean(bayes.losses[-50:]))
+    metrics["learned_prior_sd"] = {
+        k.removeprefix("theta/").removesuffix("_prior_scale"): float(v)
+        for k, v in bayes.params.items()
+        if k.endswith("_prior_scale")
+    }
+    metrics["objective"] = mx.mixture_calibration(k_eval, v_mean[..., f], v_scale[..., f],
+                                                  v_y[..., f], v_obs[..., f])["crps"]  # fmt: skip
+    metrics["posterior"] = write_posterior(
+        out_dir, bayes, fit, cohort, key=k_draw, num_samples=exp.num_draws, history=length - 1
+    )
+    _figures(out_dir, cohort, f, test, (mean, scale), (c_mean, c_scale), point, y, obs, exp)
+    _report(out_dir, metrics, root)
+    return metrics
+
+
+def _metrics(key, cohort, f: int, raw, calibrated, factor, point, y, obs) -> dict:
+    """Each stream's 90%/50% coverage, CRPS and PIT of the Bayesian twins (raw and
+    recalibrated) and of the point twins; the target stream's headline numbers."""
     metrics: dict = {"n_individuals": cohort.n_individuals, "target": cohort.variables[f]}
     streams = {}
     for j, name in enumerate(cohort.variables):
         o = obs[..., j]
-        raw = mx.mixture_calibration(k_eval, mean[..., j], scale[..., j], y[..., j], o)
-        cal = mx.mixture_calibration(k_eval, c_mean[..., j], c_scale[..., j], y[..., j], o)
+        by = lambda mean, scale, j=j, o=o: mx.mixture_calibration(
+            key, mean[..., j], scale[..., j], y[..., j], o
+        )
         p = score(_point_forecast(point, y, obs, j))
         streams[name] = {
-            "bayesian_raw": raw,
-            "bayesian_calibrated": cal,
+            "bayesian_raw": by(*raw),
+            "bayesian_calibrated": by(*calibrated),
             "validation_spread_factor": float(factor[j]),
             "point_map_calibrated": select(p["pooled"], POINT) | {"pit_ks": p["pit"]["ks"]},
         }
@@ -95,18 +118,22 @@ def run(root: Config, out_dir: Path) -> dict:
         0.85 <= metrics["bayesian_twin_test_coverage_90"] <= 0.95
     )
     metrics["point_twin_test_coverage_90"] = headline["point_map_calibrated"]["coverage_90"]
-    metrics["svi_final_loss_per_individual"] = float(np.mean(bayes.losses[-50:]))
-    metrics["learned_prior_sd"] = {
-        k.removeprefix("theta/").removesuffix("_prior_scale"): float(v)
-        for k, v in bayes.params.items()
-        if k.endswith("_prior_scale")
-    }
     metrics["figures"] = list(FIGURES)
-    metrics["objective"] = mx.mixture_calibration(k_eval, v_mean[..., f], v_scale[..., f],
-                                                  v_y[..., f], v_obs[..., f])["crps"]  # fmt: skip
-    _figures(out_dir, cohort, f, test, (mean, scale), (c_mean, c_scale), point, y, obs, exp)
-    _report(out_dir, metrics, root)
     return metrics
+
+
+def write_posterior(out_dir: Path, bayes, fit, cohort, *, key, num_samples, history) -> dict:
+    """The posterior as ArviZ InferenceData in posterior.nc (SVI: one chain, no sample_stats;
+    the draws of the forecasts' mixtures) and its PSIS-LOO over the training points, with the
+    problems ArviZ finds."""
+    idata = recurrent_inference_data(
+        bayes, fit.spec, fit.arrays, fit.scalers.values, cohort, key=key,
+        num_samples=num_samples, history=history,
+    )  # fmt: skip
+    with replacing(out_dir / "posterior.nc") as tmp:
+        idata.to_netcdf(str(tmp))
+    loo, problems = loo_summary(idata)
+    return {"file": "posterior.nc", "loo": loo, "problems": problems}
 
 
 def _figures(out_dir, cohort, f, test, raw, calibrated, point, y, obs, exp: BayesTwins) -> None:
@@ -127,6 +154,19 @@ def _figures(out_dir, cohort, f, test, raw, calibrated, point, y, obs, exp: Baye
                          y[:k, :, f], obs[:k, :, f], names=cohort.subject_ids[:k],
                          ylabel=cohort.variables[f],
                          title="Bayesian twins: one-step test forecasts, 90% band")  # fmt: skip
+
+
+def _posterior_lines(post: dict) -> list[str]:
+    loo = post["loo"]
+    return [
+        f"The posterior as ArviZ InferenceData: `{post['file']}` (the forecasts' draws as one "
+        "chain; no sample_stats, SVI has none; each training point's one-step log-likelihood "
+        "and posterior predictive, in data units, labelled by subject, stream and time). MCMC "
+        f"diagnostics do not apply to SVI. PSIS-LOO (ArviZ): elpd {loo['elpd_loo']:.1f} (SE "
+        f"{loo['se']:.1f}) over {loo['n_observations']} training points. Problems: "
+        + ("; ".join(post["problems"]) or "none")
+        + ".",
+    ]
 
 
 def _report(out_dir: Path, m: dict, cfg: Config) -> None:
@@ -160,6 +200,8 @@ def _report(out_dir: Path, m: dict, cfg: Config) -> None:
         *table(["stream", "forecaster", "90% coverage", "50% coverage", "CRPS", "PIT KS"], rows),
         "",
         f"Learned prior SDs: {prior}.",
+        "",
+        *_posterior_lines(m["posterior"]),
         "",
         *images(m["figures"]),
     ])  # fmt: skip

@@ -41,6 +41,7 @@ from twinjax.adapters.glucose import (
     fit_mechanistic,
     forecast_hybrid,
     forecast_mechanistic,
+    mechanistic_inference_data,
     outcomes_by_group,
     plot_closed_loop,
     records,
@@ -52,10 +53,12 @@ from twinjax.adapters.glucose import (
 )
 from twinjax.adapters.glucose.intervals import interval_scale, widen
 from twinjax.adapters.glucose.recurrent import Sampled, sample_forecasts
+from twinjax.bayes.idata import loo_summary
 from twinjax.config import Config
 from twinjax.federated.loop import run_rounds
 from twinjax.physiology import Sensor, patient_names, simulate_cohort, write_cohort
 from twinjax.physiology.params import age_group
+from twinjax.runtime.files import replacing
 from twinjax.twins import init_params
 from twinjax_experiments.config import GlucoseTwins
 from twinjax_experiments.report import images, save_figure, table, write_csv, write_markdown
@@ -143,6 +146,8 @@ def run(cfg: Config, out_dir: Path) -> dict:
         (k_mech, k_mech_fc), recs, at, c, timings
     )
     fc |= mechanistic
+    with timings.phase("mechanistic posterior"):
+        posterior = write_posterior(out_dir, twin, svi, jax.random.fold_in(k_mech, 1))
     rec = recovery(twin)
     write_csv(rec, out_dir / "parameter_recovery.csv", index=False)
     coverage = recovery_coverage(rec)
@@ -157,6 +162,7 @@ def run(cfg: Config, out_dir: Path) -> dict:
     metrics = _metrics(c, names, groups, cohort, at, y, fc, widening, twin, svi, hybrid, coverage)
     # sweeps: the personalized recurrent twins' one-step NLL on the last training day
     metrics["objective"] = pipeline.validation_objective(fit, coarse, twin_cfg.data)
+    metrics["mechanistic"]["posterior"] = posterior
     if loop is not None:
         metrics["closed_loop"] = closed_loop_metrics(loop)
     with timings.phase("report"):
@@ -166,6 +172,16 @@ def run(cfg: Config, out_dir: Path) -> dict:
 
 
 MECHANISTIC = "(b) Bayesian mechanistic"
+
+
+def write_posterior(out_dir: Path, twin, fit, key) -> dict:
+    """(b)'s fit as ArviZ InferenceData in posterior.nc (SVI: one chain, no sample_stats) and
+    its PSIS-LOO over the fitted CGM readings, with the problems ArviZ finds."""
+    idata = mechanistic_inference_data(twin, fit, key=key)
+    with replacing(out_dir / "posterior.nc") as tmp:
+        idata.to_netcdf(str(tmp))
+    loo, problems = loo_summary(idata)
+    return {"file": "posterior.nc", "loo": loo, "problems": problems}
 
 
 def _check_options(cfg: Config, c: GlucoseTwins) -> None:
@@ -389,6 +405,20 @@ def recovery_lines(rec, coverage) -> list[str]:
     return [*lines, "", "<details><summary>per patient</summary>", "", *per, "", "</details>"]
 
 
+def posterior_lines(post: dict) -> list[str]:
+    """Where (b)'s InferenceData is and ArviZ's verdict on it (SVI: no MCMC diagnostics)."""
+    loo = post["loo"]
+    return [
+        f"(b)'s fit as ArviZ InferenceData: `{post['file']}` (the guide's draws as one chain; "
+        "no sample_stats, SVI has none; each fitted CGM reading's log-likelihood and one-step "
+        "posterior predictive by patient and minute; meals and insulin as constant data). MCMC "
+        f"diagnostics do not apply to SVI. PSIS-LOO (ArviZ): elpd {loo['elpd_loo']:.1f} (SE "
+        f"{loo['se']:.1f}) over {loo['n_observations']} readings. Problems: "
+        + ("; ".join(post["problems"]) or "none")
+        + ".",
+    ]
+
+
 def closed_loop_lines(out_dir: Path, m: dict, groups: list[str], names: list[str]):
     """Tables of the closed loop by age group and per patient, and one trace per age group."""
     loop = m["closed_loop"]
@@ -444,6 +474,8 @@ def write_report(out_dir: Path, c: GlucoseTwins, m: dict, cohort, fc, at, groups
         "is part of what it absorbs). Coverage of the 90% posterior intervals:",
         "",
         *recovery_lines(rec, coverage),
+        "",
+        *posterior_lines(m["mechanistic"]["posterior"]),
     ]  # fmt: skip
     if "closed_loop" in m:
         lines += ["", f"## Closed loop in simglucose: {c.closed_loop_days} held-out day(s)", "",

@@ -1,12 +1,22 @@
 """Relaxed simulator gradients vs finite differences; calibration recovers known rates."""
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro
 import pytest
 
 from twinjax import abm
-from twinjax.abm.calibration import fit_gradient, interval, observed_counts, posterior
+from twinjax.abm.calibration import (
+    fit_gradient,
+    inference_labels,
+    interval,
+    observed_counts,
+    posterior_mcmc,
+    predictive_counts,
+)
 from twinjax.abm.relaxed import relaxed_bernoulli, simulate_relaxed
 
 
@@ -60,15 +70,41 @@ def _synthetic(n, n_steps, beta, gamma, network):
 
 
 @pytest.mark.integration
-def test_posterior_recovers_rates_with_covering_90_interval():
+def test_posterior_recovers_rates_with_covering_90_interval(tmp_path):
     beta, gamma = 0.05, 0.2
     net = abm.RandomNet(10)
     obs = _synthetic(5_000, 40, beta, gamma, net)
-    post = posterior(jax.random.key(2), obs, network=net, num_warmup=100, num_samples=200)
+    mcmc = posterior_mcmc(jax.random.key(2), obs, network=net, num_warmup=100, num_samples=200)
+    post = mcmc.get_samples()
     for name, truth in [("beta", beta), ("gamma", gamma)]:
         lo, hi = interval(post[name])
         assert lo <= truth <= hi, (name, lo, hi)
         assert abs(float(jnp.median(post[name])) / truth - 1) < 0.1
+    # the same fit as experiment=abm_epidemic writes it (posterior.nc), read back by ArviZ
+    import arviz as az
+
+    from twinjax.bayes.idata import mcmc_inference_data
+
+    pp = predictive_counts(jax.random.key(3), post, obs, network=net)
+    idata = mcmc_inference_data(mcmc, posterior_predictive=pp, **inference_labels(obs))
+    idata.to_netcdf(str(tmp_path / "posterior.nc"))
+    idata = az.from_netcdf(tmp_path / "posterior.nc")
+    assert {"posterior", "sample_stats", "log_likelihood", "posterior_predictive",
+            "observed_data", "constant_data"} <= set(idata.groups())  # fmt: skip
+    assert {"energy", "tree_depth", "step_size", "diverging"} <= set(idata.sample_stats)
+    assert idata.log_likelihood["new"].dims == ("chain", "draw", "day")
+    assert idata.log_likelihood["rec"].shape == (1, 200, 39)  # no recoveries on day 0
+    np.testing.assert_array_equal(idata.observed_data["new"].values, np.asarray(obs.new))
+    # the pointwise log-likelihood is the model's, by day: numpyro's sum of it per draw
+    total = numpyro.infer.util.log_likelihood(mcmc.sampler.model, post, obs, net, 1.0)
+    np.testing.assert_allclose(idata.log_likelihood["new"].values[0].sum(-1),
+                               np.asarray(total["new"]).sum(-1), rtol=1e-5)  # fmt: skip
+    # one-step predictive draws of new infections scatter around the observed counts
+    pp = idata.posterior_predictive["new"].values[0]
+    assert abs(pp.mean() / np.asarray(obs.new).mean() - 1) < 0.1
+    with warnings.catch_warnings():  # a Pareto k or two over ArviZ's threshold at 200 draws
+        warnings.simplefilter("ignore", UserWarning)
+        assert np.isfinite(az.loo(idata, var_name="new").elpd_loo)
 
 
 @pytest.mark.integration

@@ -12,6 +12,7 @@ import ast
 import json
 import re
 import tomllib
+import warnings
 from pathlib import Path
 
 import dp_accounting
@@ -118,6 +119,27 @@ def _bayes_twins(m: dict, run: Path) -> None:
     assert "90% interval coverage" in (run / "report.md").read_text()
     for png in ("forecast_bands.png", "coverage_levels.png", "pit_bayesian.png"):
         assert (run / png).stat().st_size > 1000
+    # the SVI posterior as InferenceData: the forecasts' 3 draws as one chain, the random head
+    # parameters by subject, each observed training point's one-step log-likelihood
+    import arviz as az
+
+    idata = az.from_netcdf(run / "posterior.nc")
+    assert "sample_stats" not in idata.groups() and idata.attrs["inference"] == "svi"
+    assert set(idata.posterior) == {"mean_w", "mean_b", "scale_w", "scale_b"}
+    assert idata.posterior["mean_w"].dims[:3] == ("chain", "draw", "subject")
+    assert idata.posterior["mean_w"].shape[:3] == (1, 3, 4)
+    y = idata.observed_data["y"]
+    shape = (1, 3, y.size)
+    assert idata.log_likelihood["y"].shape == idata.posterior_predictive["y"].shape == shape
+    assert set(y.coords["stream"].values) == set(m["streams"])
+    assert len(set(y.coords["subject"].values)) == 4 and np.isfinite(y.values).all()
+    assert y.size > 4 * 3 * 20 and np.isfinite(idata.log_likelihood["y"].values).all()
+    assert idata.constant_data["time"].size == y.size  # each point's time on the grid
+    with warnings.catch_warnings():  # 3 draws: Pareto k over ArviZ's threshold
+        warnings.simplefilter("ignore", UserWarning)
+        loo = az.loo(idata)
+    assert loo.elpd_loo == pytest.approx(m["posterior"]["loo"]["elpd_loo"])
+    assert "`posterior.nc`" in (run / "report.md").read_text()
 
 
 def _bayes_synthetic(m: dict, run: Path) -> None:
@@ -393,6 +415,32 @@ def _glucose_twins(m: dict, run: Path) -> None:
     assert set(m["mechanistic"]["estimated"]) <= set(rec["parameter"])
     assert len(rec) == 3 * rec["parameter"].nunique() and (rec["lo"] <= rec["hi"]).all()
     assert "closed_loop" not in m and "Closed loop" not in report
+    # (b)'s SVI fit as InferenceData: one chain of 4 draws, no sample_stats, by patient and minute
+    import arviz as az
+
+    idata = az.from_netcdf(run / "posterior.nc")
+    assert "sample_stats" not in idata.groups() and idata.attrs["inference"] == "svi"
+    assert list(idata.posterior["theta"].coords["subject"].values) == m["patients"]
+    assert list(idata.posterior["mu"].coords["parameter"].values) == m["mechanistic"]["estimated"]
+    assert idata.posterior["theta"].dims == ("chain", "draw", "subject", "parameter")
+    cells = 1 + 1440 // 3  # fit_days=1 of 3-minute readings, the last included
+    assert idata.log_likelihood["y"].shape == (1, 4, 3, cells)
+    assert idata.posterior_predictive["y"].shape == (1, 4, 3, cells)
+    assert float(idata.observed_data["y"].coords["time"][-1]) == 1440.0
+    np.testing.assert_allclose(
+        idata.observed_data["y"].values,
+        obs.pivot(index="subject_id", columns="time", values="value")
+        .loc[m["patients"]]
+        .values[:, :cells],
+        rtol=1e-6,
+    )
+    assert np.isfinite(idata.log_likelihood["y"].values).all()
+    with warnings.catch_warnings():  # 4 draws: every Pareto k is over ArviZ's threshold
+        warnings.simplefilter("ignore", UserWarning)
+        loo = az.loo(idata)
+    assert np.isfinite(loo.elpd_loo)
+    assert loo.elpd_loo == pytest.approx(m["mechanistic"]["posterior"]["loo"]["elpd_loo"])
+    assert "`posterior.nc`" in report and "Pareto k >" in report  # 4 draws: LOO unreliable
 
 
 CHECKS = {

@@ -7,16 +7,19 @@ of the simulated population reports), e.g. from :func:`observed_counts` on the s
   simulator (:mod:`twinjax.abm.relaxed`; hard draws forward, by default the gradient of the draw
   probabilities backward), squared error between simulated and observed
   incidence/recovery fractions, fresh common noise each iteration, cosine-decayed step size, average of the last quarter.
-- :func:`posterior`: NumPyro NUTS with the chain-binomial likelihood of the counts: recoveries
+- :func:`posterior` (:func:`posterior_mcmc`: the run itself, for ``arviz.from_numpyro``):
+  NumPyro NUTS with the chain-binomial likelihood of the counts: recoveries
   ``~ Binomial(I, 1 - exp(-gamma dt))`` and new infections ``~ Binomial(S, 1 - escape(I))``, the
   escape probability of the layer (exact for mass action; for the dynamic RandomNet the per-agent
-  marginal, exact up to the O(1/N) correlation of who is hit by the same partner draws).
+  marginal, exact up to the O(1/N) correlation of who is hit by the same partner draws);
+  :func:`predictive_counts` draws from those conditionals under each posterior draw.
 """
 
 from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as dist
 import optax
@@ -121,18 +124,75 @@ def fit_gradient(
     return GradientFit(float(beta), float(gamma), jnp.stack(history))
 
 
-def _sir_model(obs: EpidemicCounts, network, dt):
-    beta = numpyro.sample("beta", dist.LogNormal(jnp.log(0.1), 1.5))
-    gamma = numpyro.sample("gamma", dist.LogNormal(jnp.log(0.2), 1.5))
+def _chain_binomial(beta, gamma, obs: EpidemicCounts, network, dt):
+    """The chain binomial's conditionals given the observed counts: agents at risk of recovery
+    (days 1 to T-1; seeds are infected during day 0) and its probability, agents at risk of
+    infection (every day) and theirs."""
     s_prev = jnp.concatenate([obs.s0[None], obs.s[:-1]])
     i_prev = jnp.concatenate([obs.i0[None], obs.i[:-1]])
     q = -jnp.expm1(-gamma * dt)
-    # step 0 has no recoveries (seeds are infected during step 0)
-    numpyro.sample("rec", dist.Binomial(i_prev[1:], probs=q), obs=obs.recovered[1:])
     i_after = i_prev - obs.recovered
     p_inf = 1.0 - escape_probability(network, beta, dt, i_after, obs.n_agents)
-    p_inf = jnp.clip(p_inf, 1e-9, 1.0 - 1e-9)
-    numpyro.sample("new", dist.Binomial(s_prev, probs=p_inf), obs=obs.new)
+    return i_prev[1:], q, s_prev, jnp.clip(p_inf, 1e-9, 1.0 - 1e-9)
+
+
+def _sir_model(obs: EpidemicCounts, network, dt):
+    beta = numpyro.sample("beta", dist.LogNormal(jnp.log(0.1), 1.5))
+    gamma = numpyro.sample("gamma", dist.LogNormal(jnp.log(0.2), 1.5))
+    at_risk_rec, q, at_risk_inf, p_inf = _chain_binomial(beta, gamma, obs, network, dt)
+    numpyro.sample("rec", dist.Binomial(at_risk_rec, probs=q), obs=obs.recovered[1:])
+    numpyro.sample("new", dist.Binomial(at_risk_inf, probs=p_inf), obs=obs.new)
+
+
+def predictive_counts(
+    key: PRNGKeyArray,
+    samples: dict[str, Float[Array, " samples"]],
+    obs: EpidemicCounts,
+    *,
+    network: WellMixed | RandomNet = _WELL_MIXED,
+    dt: float = 1.0,
+) -> dict[str, Array]:
+    """One-step posterior predictive of the observed counts: each day's recoveries ``rec`` and
+    new infections ``new`` drawn under each posterior draw of ``beta`` and ``gamma`` from the
+    chain binomial given the observed S and I before that day (the model's own conditionals)."""
+
+    @jax.jit  # one program (the sampler's compilation is most of the cost)
+    def _draw(beta, gamma, key):
+        n_rec, q, n_inf, p_inf = jax.vmap(lambda b, g: _chain_binomial(b, g, obs, network, dt))(
+            beta, gamma
+        )
+        n = jnp.concatenate([n_rec, n_inf], axis=1)
+        p = jnp.concatenate([jnp.broadcast_to(q[:, None], n_rec.shape), p_inf], axis=1)
+        # NumPyro draws a binomial from whole counts (the model's are whole-valued floats)
+        draws = dist.Binomial(jnp.round(n).astype(jnp.int32), probs=p).sample(key)
+        return {"rec": draws[:, : n_rec.shape[1]], "new": draws[:, n_rec.shape[1] :]}
+
+    return _draw(samples["beta"], samples["gamma"], key)
+
+
+# NUTS' statistics kept per draw: ArviZ's sample_stats (energy, tree depth, step size, ...)
+EXTRA_FIELDS = ("diverging", "energy", "num_steps", "accept_prob", "adapt_state.step_size",
+                "potential_energy")  # fmt: skip
+
+
+def posterior_mcmc(
+    key: PRNGKeyArray,
+    obs: EpidemicCounts,
+    *,
+    network: WellMixed | RandomNet = _WELL_MIXED,
+    dt: float = 1.0,
+    num_warmup: int = 400,
+    num_samples: int = 600,
+    num_chains: int = 1,
+) -> MCMC:
+    """The NUTS run itself (``arviz.from_numpyro`` reads it): ``beta`` and ``gamma`` under the
+    chain-binomial likelihood, with :data:`EXTRA_FIELDS` kept (vectorized chains)."""
+    mcmc = MCMC(
+        NUTS(_sir_model), num_warmup=num_warmup, num_samples=num_samples,
+        num_chains=num_chains, chain_method="vectorized", progress_bar=False,
+    )  # fmt: skip
+    mcmc.run(key, obs, network, dt, extra_fields=EXTRA_FIELDS)
+    return mcmc
 
 
 def posterior(
@@ -145,11 +205,23 @@ def posterior(
     num_samples: int = 600,
 ) -> dict[str, Float[Array, " samples"]]:
     """Posterior samples of ``beta`` and ``gamma`` (NUTS, one chain)."""
-    mcmc = MCMC(
-        NUTS(_sir_model), num_warmup=num_warmup, num_samples=num_samples, progress_bar=False
+    mcmc = posterior_mcmc(
+        key, obs, network=network, dt=dt, num_warmup=num_warmup, num_samples=num_samples
     )
-    mcmc.run(key, obs, network, dt)
     return mcmc.get_samples()
+
+
+def inference_labels(obs: EpidemicCounts) -> dict:
+    """The names of :func:`posterior_mcmc`'s observations for ArviZ (``coords``, ``dims`` and
+    ``constant_data`` of ``twinjax.bayes.mcmc_inference_data``): new infections ``new`` by
+    ``day`` (0 to T-1), recoveries ``rec`` by ``recovery_day`` (1 to T-1: none on day 0), and
+    the susceptible and infectious counts after each day (``s``, ``i``) that condition them."""
+    days = np.arange(len(obs.new))
+    return {
+        "coords": {"day": days, "recovery_day": days[1:]},
+        "dims": {"new": ["day"], "rec": ["recovery_day"], "s": ["day"], "i": ["day"]},
+        "constant_data": {"s": np.asarray(obs.s), "i": np.asarray(obs.i)},
+    }
 
 
 def interval(samples: Float[Array, " samples"], level: float = 0.9) -> tuple[float, float]:

@@ -35,7 +35,16 @@ from twinjax.bayes.hierarchical import (
     population_draws,
     predict_curves,
 )
-from twinjax.bayes.idata import hierarchical_inference_data, inference_data
+from twinjax.bayes.idata import (
+    diagnose_idata,
+    hierarchical_inference_data,
+    inference_data,
+    loo_summary,
+    mcmc_inference_data,
+    observed_sites,
+    recurrent_inference_data,
+    svi_inference_data,
+)
 from twinjax.bayes.inference import (
     NutsResult,
     SviResult,
@@ -136,6 +145,7 @@ __all__ = [
     "covariate_design",
     "default_priors",
     "diagnose",
+    "diagnose_idata",
     "ess_bulk",
     "ess_tail",
     "exact_log_marginal",
@@ -160,13 +170,16 @@ __all__ = [
     "iv_cl_v_predict",
     "linear_predict",
     "longitudinal_data",
+    "loo_summary",
     "mammillary_exponents",
+    "mcmc_inference_data",
     "mcse_mean",
     "mean_model",
     "mixture_calibration",
     "mixture_moments",
     "mixture_pit",
     "mixture_samples",
+    "observed_sites",
     "one_compartment",
     "oral_cl_v_ka_predict",
     "oral_ke_ka_cl_predict",
@@ -194,6 +207,7 @@ __all__ = [
     "problems_of",
     "rank_rhat",
     "read_long",
+    "recurrent_inference_data",
     "rescale_spread",
     "run_nuts",
     "run_svi",
@@ -203,6 +217,7 @@ __all__ = [
     "spread_factor",
     "subject_table",
     "svi_draws",
+    "svi_inference_data",
     "two_compartment",
     "two_compartment_exponents",
 ]

@@ -11,9 +11,11 @@ from twinjax.adapters.glucose.closed_loop import (
     twin_controller,
 )
 from twinjax.adapters.glucose.hybrid import HybridTwin, fit_hybrid, forecast_hybrid
+from twinjax.adapters.glucose.idata import mechanistic_inference_data
 from twinjax.adapters.glucose.intervals import day_origins, interval_scale, widen
 from twinjax.adapters.glucose.mechanistic import (
     ESTIMATED,
+    MechanisticFit,
     calibration_scale,
     fit_mechanistic,
     forecast_mechanistic,
@@ -35,6 +37,7 @@ __all__ = [
     "Advisor",
     "ESTIMATED",
     "HybridTwin",
+    "MechanisticFit",
     "MechanisticTwin",
     "Records",
     "TwinController",
@@ -47,6 +50,7 @@ __all__ = [
     "forecast_mechanistic",
     "glucose_path",
     "interval_scale",
+    "mechanistic_inference_data",
     "outcomes_by_group",
     "patient_controller",
     "perturbed_twin",

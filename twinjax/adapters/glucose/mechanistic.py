@@ -36,6 +36,7 @@ under-states posterior spread and skew, which the recovery coverage shows.
 """
 
 from functools import partial
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -55,7 +56,7 @@ from twinjax.adapters.glucose.records import (
 )
 from twinjax.adapters.glucose.scoring import HORIZONS, LEVEL, Forecasts, targets
 from twinjax.adapters.glucose.twin import MechanisticTwin
-from twinjax.bayes import SviResult, run_svi
+from twinjax.bayes import run_svi
 from twinjax.data import Cohort
 from twinjax.physiology import PARAM_NAMES, load_patients, patient_names
 from twinjax.physiology.params import age_group
@@ -128,6 +129,20 @@ def glucose_model(ref, basal, carbs, insulin, cgm, *, idx, step, substeps=1):
         numpyro.sample("y", dist.Normal(loc, scale).to_event(1), obs=cgm)
 
 
+class MechanisticFit(NamedTuple):
+    """The SVI fit of :func:`glucose_model` (``guide``, ``params`` and ``losses`` as in
+    :class:`~twinjax.bayes.SviResult`), the guide's draws of its latent sites ``[draws, ...]``
+    that the twin's draws were made from (same order), and the model's arguments on the fitted
+    records (what :func:`~twinjax.adapters.glucose.idata.mechanistic_inference_data` reruns)."""
+
+    guide: Any
+    params: dict
+    losses: np.ndarray
+    draws: dict[str, np.ndarray]  # mu, omega [draws, k]; z [draws, patients, k]; sigma, phi
+    model_args: tuple  # ref, basal, carbs, insulin, cgm of the fitted days
+    model_kwargs: dict  # idx, step, substeps
+
+
 def fit_mechanistic(
     key: Key[Array, ""],
     cohort: Cohort | Records,
@@ -140,7 +155,7 @@ def fit_mechanistic(
     draws: int = 64,
     substeps: int = 1,
     progress: bool = False,
-) -> tuple[MechanisticTwin, SviResult]:
+) -> tuple[MechanisticTwin, "MechanisticFit"]:
     """Identifies every patient's twin from its first ``fit_days`` days of records.
 
     Args:
@@ -158,7 +173,7 @@ def fit_mechanistic(
 
     Returns:
         The :class:`MechanisticTwin` (``noise_sd`` and ``noise_ar`` the residual's AR(1)) and
-        the SVI fit.
+        the SVI fit with the guide's draws the twin holds (:class:`MechanisticFit`).
     """
     recs = cohort if isinstance(cohort, Records) else records(cohort)
     unknown = [p for p in estimated if p not in PARAM_NAMES]
@@ -189,7 +204,8 @@ def fit_mechanistic(
         estimated=tuple(estimated),
         noise_ar=jnp.asarray(post["phi"]).T,
     )
-    return twin, fit
+    latent = {k: np.asarray(post[k]) for k in ("mu", "omega", "z", "sigma", "phi")}
+    return twin, MechanisticFit(*fit, latent, args, opts)
 
 
 def twin_paths(
