@@ -24,35 +24,19 @@ import pyarrow.dataset as ds
 from twinjax.data.errors import CohortError
 from twinjax.data.read import PARQUET, _names
 from twinjax.data.share import Share
-from twinjax.data.validate import Table
+from twinjax.data.validate import RowLabels, Table
 
 _INDEX = re.compile(r"^__index_level_\d+__$")  # a pandas index stored as a column
 
 
 def is_parquet(src) -> bool:
-    """A Parquet file, or a directory (read as a Parquet dataset)."""
+    """A Parquet file, or a directory holding Parquet files (read as one dataset)."""
     if isinstance(src, pd.DataFrame) or src is None:
         return False
     path = Path(src)
-    return path.is_dir() or path.suffix.lower() in PARQUET
-
-
-class RowLabels:
-    """Row labels ``file:record`` of rows from several files, made into text only when shown."""
-
-    def __init__(self, files: list[str], file: np.ndarray, record: np.ndarray):
-        self.files, self.file, self.record = files, file, record
-
-    def __len__(self) -> int:
-        return len(self.record)
-
-    def __getitem__(self, ix):
-        if isinstance(ix, int | np.integer):
-            return f"{self.files[self.file[ix]]}:{self.record[ix]}"
-        return RowLabels(self.files, self.file[ix], self.record[ix])
-
-    def tolist(self) -> list[str]:
-        return [self[i] for i in range(len(self))]
+    if path.is_dir():
+        return any(p.suffix.lower() in PARQUET for p in path.rglob("*"))
+    return path.suffix.lower() in PARQUET
 
 
 class ParquetSource:
@@ -145,7 +129,9 @@ def _scan(dataset, columns, subject_field, share: Share, source: str):
             raise CohortError(
                 f"cannot read this Parquet file: {e}", source=str(Path(fragment.path))
             ) from e
-    table = pa.Table.from_batches(batches, schema=pa.schema([dataset.schema.field(c) for c in columns]))
+    table = pa.Table.from_batches(
+        batches, schema=pa.schema([dataset.schema.field(c) for c in columns])
+    )
     if any(pa.types.is_dictionary(t) for t in table.schema.types):
         table = table.unify_dictionaries()
     cat = lambda parts, dtype: np.concatenate(parts) if parts else np.zeros(0, dtype)
@@ -189,7 +175,7 @@ class FrameSource:
                      header_row=t.header_row, notes=list(t.notes))  # fmt: skip
 
 
-def _as_arrow(col: pd.Series) -> pa.Array:
+def _as_arrow(col: pd.Series) -> pa.Array | pa.ChunkedArray:
     """A pandas column as Arrow (mixed Python types as text, so that the ids hash as text)."""
     try:
         return pa.array(col, from_pandas=True)

@@ -22,6 +22,24 @@ FLOAT32_SAFE = float(np.sqrt(np.finfo(np.float32).max))  # about 1.8e19
 _DROP_HINT = "fix or remove these rows, or pass drop_bad_rows=True to drop them"
 
 
+class RowLabels:
+    """Row labels ``file:record`` of rows from several files, made into text only when shown."""
+
+    def __init__(self, files: list[str], file: np.ndarray, record: np.ndarray):
+        self.files, self.file, self.record = files, file, record
+
+    def __len__(self) -> int:
+        return len(self.record)
+
+    def __getitem__(self, ix):
+        if isinstance(ix, int | np.integer):
+            return f"{self.files[self.file[ix]]}:{self.record[ix]}"
+        return RowLabels(self.files, self.file[ix], self.record[ix])
+
+    def tolist(self) -> list[str]:
+        return [self[i] for i in range(len(self))]
+
+
 @dataclass
 class Table:
     """One input table under validation (rows are positional; ``labels`` are what the user sees)."""
@@ -29,7 +47,7 @@ class Table:
     name: str  # "observations", "interventions" or "static"
     source: str  # the file path, or "<name> DataFrame"
     df: pd.DataFrame  # RangeIndex 0..n-1
-    labels: np.ndarray  # user-facing row label of each row
+    labels: np.ndarray | RowLabels  # user-facing row label of each row
     drop_bad_rows: bool = False
     header_row: int | None = None  # the header's line number (CSV), named by column errors
     notes: list = field(default_factory=list)  # how the table was read or handled (reported)
