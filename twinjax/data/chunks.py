@@ -47,15 +47,16 @@ def text_axis(columns: list) -> pa.Array:
 def codes(column, axis: pa.Array) -> np.ndarray:
     """Each row's position in ``axis`` (-1 for a missing id), chunk by chunk of the column."""
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-    out = [np.zeros(0, np.int64)]
+    out = [np.zeros(0, np.int32)]
     for ch in chunks:
         if pa.types.is_dictionary(ch.type):
             where = pc.index_in(_text(ch.dictionary), value_set=axis)
             lookup = np.append(pc.fill_null(where, -1).to_numpy(zero_copy_only=False), -1)
-            out.append(lookup[pc.fill_null(ch.indices, -1).to_numpy(zero_copy_only=False)])
+            ix = pc.fill_null(ch.indices, -1).to_numpy(zero_copy_only=False)
+            out.append(lookup.astype(np.int32)[ix])
         else:
             where = pc.index_in(_text(ch), value_set=axis)
-            out.append(pc.fill_null(where, -1).to_numpy(zero_copy_only=False).astype(np.int64))
+            out.append(pc.fill_null(where, -1).to_numpy(zero_copy_only=False).astype(np.int32))
     return np.concatenate(out)
 
 

@@ -117,7 +117,7 @@ def _scan(dataset, columns, subject_field, share: Share, source: str):
         seen = 0
         try:
             for batch in fragment.to_batches(columns=columns, schema=dataset.schema):
-                rows = np.arange(seen + 1, seen + batch.num_rows + 1)
+                rows = np.arange(seen + 1, seen + batch.num_rows + 1, dtype=np.int64)
                 seen += batch.num_rows
                 if share.count > 1 and subject_field is not None:
                     keep = share.mask(batch.column(subject_field.name))
