@@ -45,15 +45,22 @@ def text_axis(columns: list) -> pa.Array:
 
 
 def codes(column, axis: pa.Array) -> np.ndarray:
-    """Each row's position in ``axis`` (-1 for a missing id), chunk by chunk of the column."""
+    """Each row's position in ``axis`` (-1 for a missing id), chunk by chunk of the column.
+
+    Chunks that share a dictionary (all of them, once a table's dictionaries are unified) look
+    it up once.
+    """
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-    out = [np.zeros(0, np.int32)]
+    out, seen = [np.zeros(0, np.int32)], {}
     for ch in chunks:
         if pa.types.is_dictionary(ch.type):
-            where = pc.index_in(_text(ch.dictionary), value_set=axis)
-            lookup = np.append(pc.fill_null(where, -1).to_numpy(zero_copy_only=False), -1)
+            d = ch.dictionary
+            key = (tuple(b.address if b else 0 for b in d.buffers()), d.offset, len(d))
+            if key not in seen:
+                where = pc.fill_null(pc.index_in(_text(d), value_set=axis), -1)
+                seen = {key: np.append(where.to_numpy(zero_copy_only=False), -1).astype(np.int32)}
             ix = pc.fill_null(ch.indices, -1).to_numpy(zero_copy_only=False)
-            out.append(lookup.astype(np.int32)[ix])
+            out.append(seen[key][ix])
         else:
             where = pc.index_in(_text(ch), value_set=axis)
             out.append(pc.fill_null(where, -1).to_numpy(zero_copy_only=False).astype(np.int32))

@@ -116,7 +116,9 @@ def _scan(dataset, columns, subject_field, share: Share, source: str):
     for k, fragment in enumerate(dataset.get_fragments()):
         seen = 0
         try:
-            for batch in fragment.to_batches(columns=columns, schema=dataset.schema):
+            for batch in fragment.to_batches(
+                columns=columns, schema=dataset.schema, batch_size=1 << 20
+            ):
                 rows = np.arange(seen + 1, seen + batch.num_rows + 1, dtype=np.int64)
                 seen += batch.num_rows
                 if share.count > 1 and subject_field is not None:

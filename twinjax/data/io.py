@@ -63,13 +63,13 @@ def read_cohort(
     """Reads, validates and aligns a long-format cohort to a regular time grid.
 
     Each table is a path (``.csv``, compressed ``.csv.gz/.bz2/.xz/.zip/.zst``, ``.parquet``, or a
-    directory of Parquet files read as one dataset) or a pandas DataFrame. Malformed input raises :class:`CohortError` naming the file, the row(s), the
-    column and the fix. Rows are numbered as the user sees them: in a CSV file, the 1-based line
-    number as shown in an editor (the header is line 1, so the first record is line 2; lines with
-    every field empty or NA are skipped as blank lines and noted, and a quoted field spanning
-    several lines shifts later numbers); in a Parquet file, the 1-based record number (in a
-    directory of Parquet files, ``file:record``, or the record with the file named as the source);
-    in a DataFrame, the index label.
+    directory of Parquet files read as one dataset) or a pandas DataFrame. Malformed input raises
+    :class:`CohortError` naming the file, the row(s), the column and the fix. Rows are numbered as
+    the user sees them: in a CSV file, the 1-based line number as shown in an editor (the header is
+    line 1, so the first record is line 2; lines with every field empty or NA are skipped as blank
+    lines and noted, and a quoted field spanning several lines shifts later numbers); in a Parquet
+    file, the 1-based record number (in a directory of Parquet files, ``file:record``, or the
+    record with the file named as the source); in a DataFrame, the index label.
 
     Row checks: missing (NaN/empty), non-numeric or infinite times, values, amounts and covariates;
     values, amounts and covariates beyond the float32-safe range (|x| <= 1.8e19); negative numeric
