@@ -22,7 +22,8 @@ class Part(NamedTuple):
     """One chunk's result: its cohort (None if none of its rows survived) and its tables."""
 
     cohort: Cohort | None
-    tables: list  # the chunk's validate.Table objects (drop reports and notes)
+    dropped: list  # the drop report's entries of the chunk's tables
+    notes: list  # the chunk's tables' notes
     used: dict  # "variables" and "kinds" found in the chunk's kept rows
     categories: list | None  # the subject column's categories, if it is categorical
 
@@ -88,8 +89,9 @@ def _chunks(sources: list, subject: str, axis: pa.Array, size: int) -> Iterator[
             plans.append(None)
             continue
         c = codes(s.column(subject), axis)
-        order = np.argsort(c, kind="stable")
         bounds = np.concatenate([[0], np.cumsum(np.bincount(c + 1, minlength=n + 1))])
+        order = np.argsort(c, kind="stable").astype(np.int32 if len(c) < 2**31 else np.int64)
+        del c
         plans.append((order, bounds))
     for lo in range(0, max(n, 1), size):
         hi = min(lo + size, n)
@@ -153,12 +155,12 @@ def join(parts: list[Part], variables: list, kinds: list, prune: tuple, source: 
 
 def _meta(parts: list[Part], cohorts: list[Cohort]) -> dict:
     total = lambda key: sum(c.meta[key] for c in cohorts)
-    entries = [e for p in parts for t in p.tables if t is not None for e in t.dropped]
+    entries = [e for p in parts for e in p.dropped]
     in_grid: dict = {}
     for c in cohorts:
         for k, v in c.meta["rows_in_grid"].items():
             in_grid[k] = in_grid.get(k, 0) + v
-    notes = [n for p in parts for t in p.tables if t is not None for n in t.notes]
+    notes = [n for p in parts for n in p.notes]
     return {
         "dropped_rows": {"count": sum(e["count"] for e in entries), "entries": entries},
         "merged_observations": total("merged_observations"),

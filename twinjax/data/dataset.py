@@ -119,13 +119,13 @@ def _scan(dataset, columns, subject_field, share: Share, source: str):
             for batch in fragment.to_batches(
                 columns=columns, schema=dataset.schema, batch_size=1 << 20
             ):
-                rows = np.arange(seen + 1, seen + batch.num_rows + 1, dtype=np.int64)
+                rows = np.arange(seen + 1, seen + batch.num_rows + 1, dtype=np.int64)  # 1-based
                 seen += batch.num_rows
                 if share.count > 1 and subject_field is not None:
                     keep = share.mask(batch.column(subject_field.name))
                     batch, rows = batch.filter(pa.array(keep)), rows[keep]
                 batches.append(batch)
-                records.append(rows)
+                records.append(rows.astype(np.int32) if seen < 2**31 else rows)
                 files.append(np.full(len(rows), k, np.int32))
         except (pa.ArrowException, OSError) as e:
             raise CohortError(
@@ -137,7 +137,7 @@ def _scan(dataset, columns, subject_field, share: Share, source: str):
     if any(pa.types.is_dictionary(t) for t in table.schema.types):
         table = table.unify_dictionaries()
     cat = lambda parts, dtype: np.concatenate(parts) if parts else np.zeros(0, dtype)
-    return table, cat(files, np.int32), cat(records, np.int64)
+    return table, cat(files, np.int32), cat(records, np.int32)
 
 
 class FrameSource:

@@ -270,13 +270,16 @@ def _part(tables: list, c: V.Columns, axes: dict, step: Step, origin: str) -> Pa
     itv = None if itv is not None and len(itv.df) == 0 else itv
     checked = V.validate_tables(obs, itv, sta, c, axes["allowed"], axes["levels"], chunk=True,
                                 numeric=axes["numeric"])  # fmt: skip
+    live = [t for t in (obs, itv, sta) if t is not None]
+    dropped = [e for t in live for e in t.dropped]
+    notes = [n for t in live for n in t.notes]
     if not obs.keep.any():
-        return Part(None, tables, {"variables": set(), "kinds": set()}, cats)
+        return Part(None, dropped, notes, {"variables": set(), "kinds": set()}, cats)
     _check_step(checked.time_kind, step, obs.source, c.time)
     cohort = _assemble(obs, itv, sta, checked, c, axes["kinds"], step, origin, axes["variables"])
     used = {"variables": set(obs.kept()[c.variable].unique()),
             "kinds": set() if itv is None else set(itv.kept()[c.kind].unique())}  # fmt: skip
-    return Part(cohort, tables, used, cats)
+    return Part(cohort, dropped, notes, used, cats)  # not the tables: only a chunk is held
 
 
 def _check_step(kind: str, step: Step, source: str, column: str) -> None:
