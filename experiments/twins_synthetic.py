@@ -53,6 +53,7 @@ def run(root: Config, out_dir: Path) -> dict:
     with timings.phase("report"):
         write_report(out_dir, root, metrics, fit, cohort, per_individual, key=k_plot)
     metrics["timings"] = timings.seconds
+    metrics["memory"] = timings.memory  # peak RSS (and device memory) at each phase's end, MiB
     return metrics
 
 

@@ -160,6 +160,7 @@ def test_stop_mid_training_then_resume_matches_uninterrupted(tmp_path, uninterru
             np.testing.assert_array_equal(x, y)
     m_ref = json.loads((uninterrupted / "metrics.json").read_text())
     assert m_ref.pop("timings").keys() == m_res.pop("timings").keys()  # seconds differ run to run
+    assert m_ref.pop("memory").keys() == m_res.pop("memory").keys()  # and peak memory
     assert m_ref.keys() == m_res.keys()
     for key in m_ref:
         assert m_ref[key] == m_res[key], key

@@ -116,11 +116,11 @@ def changed_settings(cfg: DictConfig) -> dict:
 def result_metrics(metrics: dict, objective: float | None) -> dict[str, float]:
     """The numbers of ``metrics.json`` HParams shows: the objective, then every finite number
     at the top level and one level down (``personalized.rmse_mean``)."""
-    from twinjax.runtime.compare import numbers_of
+    from twinjax.runtime.compare import RUN_TO_RUN, numbers_of
 
     out = {} if objective is None else {OBJECTIVE: objective}
-    # not the seconds per phase: they differ between any two runs and compare nothing
-    keep = lambda k: k != OBJECTIVE and not k.startswith("timings.")
+    # not the seconds or memory per phase: they differ between any two runs and compare nothing
+    keep = lambda k: k != OBJECTIVE and not k.startswith(RUN_TO_RUN)
     return {**out, **{k.replace(" ", "_"): v for k, v in numbers_of(metrics).items() if keep(k)}}
 
 

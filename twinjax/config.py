@@ -61,6 +61,9 @@ class DataConfig:
     sep: str | None = None  # delimiter of text files; None: found in the header (, ; TAB |)
     encoding: str | None = None  # text encoding; None: UTF-8, else Latin-1 (noted in the summary)
     drop_bad_rows: bool = False  # drop malformed rows (reported) instead of stopping
+    # validate and align this many subjects at a time (a Parquet file or directory is held once,
+    # as Arrow columns; the cohort is the same); None: all at once
+    chunk_subjects: int | None = None
     target: str | None = None  # variable to forecast; default: the first
     # preprocessing
     normalization: str = "population"  # "population", "individual" or "none"

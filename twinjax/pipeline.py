@@ -47,6 +47,7 @@ from twinjax.eval.forecasts import chunked_predictions, horizon_sq_z
 from twinjax.eval.panel import BASELINES
 from twinjax.eval.score import Forecast
 from twinjax.runtime import array_digest, claim_run_dir
+from twinjax.runtime.memory import device_peak_mb, peak_rss_mb
 from twinjax.train import PersonalizeOptions, PopulationOptions, fit_personal, fit_population
 from twinjax.train.devices import (
     individuals_mesh,
@@ -64,17 +65,20 @@ class ConfigError(ValueError):
 
 class Timings:
     """Wall seconds per phase of a run (``seconds``: phase -> seconds, summed over repeats),
-    with one log line each time a phase ends (so a run names each of its phases once).
+    with one log line each time a phase ends (so a run names each of its phases once), and the
+    peak memory at each phase's end (``memory``: :mod:`twinjax.runtime.memory`).
 
     >>> t = Timings()
     >>> with t.phase("data"):
     ...     pass
-    >>> list(t.seconds)
-    ['data']
+    >>> list(t.seconds), list(t.memory["peak_rss_mb"])
+    (['data'], ['data'])
     """
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.rss: dict[str, float] = {}
+        self.device: dict[str, float] = {}
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -82,7 +86,16 @@ class Timings:
         yield
         spent = time.perf_counter() - start
         self.seconds[name] = self.seconds.get(name, 0.0) + spent
-        log.info("phase %s: %.2f s", name, spent)
+        self.rss[name] = peak_rss_mb()
+        device = device_peak_mb()
+        if device is not None:
+            self.device[name] = device
+        log.info("phase %s: %.2f s, peak RSS %.0f MiB", name, spent, self.rss[name])
+
+    @property
+    def memory(self) -> dict[str, dict[str, float]]:
+        """``peak_rss_mb`` per phase, and ``device_peak_mb`` per phase where JAX reports it."""
+        return {"peak_rss_mb": self.rss, **({"device_peak_mb": self.device} if self.device else {})}
 
 
 def load_cohort(key: jax.Array, cfg, *, static_levels: dict | None = None) -> Cohort:
@@ -125,6 +138,7 @@ def load_cohort(key: jax.Array, cfg, *, static_levels: dict | None = None) -> Co
             drop_bad_rows=cfg.drop_bad_rows,
             sep=cfg.sep,
             encoding=cfg.encoding,
+            chunk_subjects=cfg.chunk_subjects,
         )
     raise ConfigError(f"unknown data.source {cfg.source!r}: use synthetic or files")
 

@@ -104,6 +104,13 @@ def _twins_synthetic(m: dict, run: Path) -> None:
     assert "Personalized / population RMSE" in (run / "report.md").read_text()
     for png in ("forecasts.png", "rmse_distribution.png"):
         assert (run / png).stat().st_size > 10_000
+    # peak memory at each phase's end: every timed phase, positive, a high-water mark (so the
+    # last phase's is the largest; device memory only where JAX reports it: not on the CPU)
+    rss = m["memory"]["peak_rss_mb"]
+    assert sorted(rss) == sorted(m["timings"]) and min(rss.values()) > 0
+    assert rss["report"] == max(rss.values())
+    assert jax.default_backend() != "cpu" or "device_peak_mb" not in m["memory"]
+    assert all(v > 0 for v in m["memory"].get("device_peak_mb", {}).values())
 
 
 def _bayes_twins(m: dict, run: Path) -> None:

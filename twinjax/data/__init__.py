@@ -18,6 +18,7 @@ from twinjax.data.normalize import (
 from twinjax.data.pca import PCAState, pca_fit, pca_inverse, pca_transform
 from twinjax.data.prepare import CohortArrays, Scalers, prepare
 from twinjax.data.series import Series
+from twinjax.data.share import subject_share
 from twinjax.data.split import TimeSplit, segment_mask, take_windows, time_split, window_starts
 from twinjax.data.summary import data_summary, exclude_unsplittable
 from twinjax.data.synthetic import synthetic_cohort
@@ -48,6 +49,7 @@ __all__ = [
     "segment_mask",
     "stats_from_dict",
     "stats_to_dict",
+    "subject_share",
     "synthetic_cohort",
     "take_windows",
     "time_split",

@@ -21,10 +21,13 @@ import numpy as np
 import pandas as pd
 
 from twinjax.data import validate as V
+from twinjax.data.chunks import Part, join, split_subjects
 from twinjax.data.cohort import Cohort
+from twinjax.data.dataset import FrameSource, ParquetSource, is_parquet
 from twinjax.data.errors import CohortError
 from twinjax.data.grid import check_grid, median_gap
 from twinjax.data.read import read_table
+from twinjax.data.share import HASH, Share
 from twinjax.data.times import Step, parse_step, to_datetimes
 
 log = logging.getLogger(__name__)
@@ -53,16 +56,20 @@ def read_cohort(
     drop_bad_rows: bool = False,
     sep: str | None = None,
     encoding: str | None = None,
+    chunk_subjects: int | None = None,
+    process_index: int = 0,
+    process_count: int = 1,
 ) -> Cohort:
     """Reads, validates and aligns a long-format cohort to a regular time grid.
 
-    Each table is a path (``.csv``, compressed ``.csv.gz/.bz2/.xz/.zip/.zst``, ``.parquet``) or a
-    pandas DataFrame. Malformed input raises :class:`CohortError` naming the file, the row(s), the
-    column and the fix. Rows are numbered as the user sees them: in a CSV file, the 1-based line
-    number as shown in an editor (the header is line 1, so the first record is line 2; lines with
-    every field empty or NA are skipped as blank lines and noted, and a quoted field spanning
-    several lines shifts later numbers); in a Parquet file, the 1-based record number; in a
-    DataFrame, the index label.
+    Each table is a path (``.csv``, compressed ``.csv.gz/.bz2/.xz/.zip/.zst``, ``.parquet``, or a
+    directory of Parquet files read as one dataset) or a pandas DataFrame. Malformed input raises
+    :class:`CohortError` naming the file, the row(s), the column and the fix. Rows are numbered as
+    the user sees them: in a CSV file, the 1-based line number as shown in an editor (the header is
+    line 1, so the first record is line 2; lines with every field empty or NA are skipped as blank
+    lines and noted, and a quoted field spanning several lines shifts later numbers); in a Parquet
+    file, the 1-based record number (in a directory of Parquet files, ``file:record``, or the
+    record with the file named as the source); in a DataFrame, the index label.
 
     Row checks: missing (NaN/empty), non-numeric or infinite times, values, amounts and covariates;
     values, amounts and covariates beyond the float32-safe range (|x| <= 1.8e19); negative numeric
@@ -119,6 +126,14 @@ def read_cohort(
         drop_bad_rows: drop malformed rows (and report them) instead of raising.
         sep: the delimiter of text files (default: found in the header line).
         encoding: the text encoding (default: UTF-8, else Latin-1).
+        chunk_subjects: validate and align this many subjects at a time (default: all at once).
+            The result is the same; only one chunk's rows are ever pandas objects, and a Parquet
+            table is held once, as Arrow columns. Needs ``origin="subject"`` when there are
+            several chunks (an absolute grid needs the whole cohort's earliest time).
+        process_index: this process's number, ``0 .. process_count - 1``.
+        process_count: the number of processes that share the cohort: this one reads only the
+            subjects :func:`twinjax.data.share.subject_share` gives it (a stable hash of the
+            subject id), as rows are read; ``meta["share"]`` records the split.
 
     Returns:
         The aligned :class:`Cohort` (host-side numpy arrays). For dates/times, ``t0`` and ``step``
@@ -145,19 +160,126 @@ def read_cohort(
     grid_step = parse_step(step)
     if origin not in ("subject", "absolute"):
         raise ValueError(f"origin must be 'subject' or 'absolute', got {origin!r}")
+    share = Share(process_index, process_count).check()
     c = V.Columns(subject_col, time_col, variable_col, value_col, kind_col, amount_col)
+    ids = {"observations": [c.subject, c.variable], "interventions": [c.subject, c.kind]}
 
-    def load(src, name, ids):
+    def load(src, name):
         if src is None:
             return None
-        return read_table(src, name, ids, drop_bad_rows=drop_bad_rows, sep=sep, encoding=encoding)
+        if is_parquet(src):
+            return ParquetSource(src, name, ids.get(name, [c.subject]), share, drop_bad_rows)
+        t = read_table(src, name, ids.get(name, [c.subject]), drop_bad_rows=drop_bad_rows,
+                       sep=sep, encoding=encoding)  # fmt: skip
+        return FrameSource(t, c.subject, share)
 
-    obs = load(observations, "observations", [c.subject, c.variable])
-    itv = load(interventions, "interventions", [c.subject, c.kind])
-    sta = load(static, "static", [c.subject])
-    checked = V.validate_tables(obs, itv, sta, c, intervention_kinds, static_levels)
-    _check_step(checked.time_kind, grid_step, obs.source, c.time)
-    return _assemble(obs, itv, sta, checked, c, intervention_kinds, grid_step, origin)
+    sources = [load(observations, "observations"), load(interventions, "interventions"),
+               load(static, "static")]  # fmt: skip
+    sources = _check_sources(sources, c, share)
+    count, chunks = split_subjects(sources, c.subject, chunk_subjects)
+    if origin == "absolute" and (count > 1 or share.count > 1):
+        raise ValueError(
+            "origin='absolute' needs the whole cohort's earliest time: read it in one chunk by "
+            "one process (chunk_subjects=None, process_count=1), or use origin='subject'"
+        )
+    if count == 1 and share.count == 1:
+        obs, itv, sta = next(chunks)
+        checked = V.validate_tables(obs, itv, sta, c, intervention_kinds, static_levels)
+        _check_step(checked.time_kind, grid_step, obs.source, c.time)
+        cohort = _assemble(obs, itv, sta, checked, c, intervention_kinds, grid_step, origin)
+    else:
+        axes = _axes(sources, c, intervention_kinds, static_levels)
+        parts = [_part(t, c, axes, grid_step, origin) for t in chunks]
+        cohort = join(parts, axes["variables"], axes["kinds"], axes["prune"], sources[0].source)
+    live = [s for s in sources if s is not None]
+    cohort.meta["rows"] = {s.name: s.rows_read for s in live}
+    cohort.meta["sources"] = {s.name: s.source for s in live}
+    in_grid = cohort.meta["rows_in_grid"]
+    in_grid["static"] = cohort.n_individuals
+    cohort.meta["rows_in_grid"] = {s.name: in_grid.get(s.name, 0) for s in live}
+    cohort.meta["share"] = {"process_index": share.index, "process_count": share.count,
+                            "subjects": cohort.n_individuals, "hash": HASH}  # fmt: skip
+    cohort.meta["chunks"] = {"count": count, "subjects": chunk_subjects}
+    _report(cohort.meta)
+    return cohort
+
+
+def _check_sources(sources: list, c: V.Columns, share: Share) -> list:
+    """Whole-table checks (columns, data rows); a share without rows of a table drops it."""
+    obs, itv, sta = sources
+    if share.count > 1 and obs.rows_read == 0:
+        raise CohortError(
+            f"process {share.index} of {share.count} holds no subject of this table (subjects "
+            "are split by a hash of their id): use fewer processes for so small a cohort",
+            source=obs.source,
+        )
+    if share.count > 1 and itv is not None and itv.rows_read == 0:
+        itv = None
+    required = {
+        "observations": [c.subject, c.time, c.variable, c.value],
+        "interventions": [c.subject, c.time, c.kind, c.amount],
+        "static": [c.subject],
+    }
+    for s in (obs, itv, sta):
+        if s is None:
+            continue
+        table, cols = s.header(), required[s.name]
+        V.check_columns(table, cols, exclusive=s.name != "static", options=c.options())
+        if s.rows_read == 0:
+            V.check_rows(table, cols if s.name != "static" else s.columns)
+    return [obs, itv, sta]
+
+
+def _axes(sources: list, c: V.Columns, kinds, levels) -> dict:
+    """The cohort's variables, kinds and static encodings, fixed before the chunks are read."""
+    obs, itv, sta = sources
+    distinct = lambda s, col: s.distinct(col).dropna()
+    variables = _order(distinct(obs, c.variable))
+    given = kinds is not None
+    if given:
+        kinds = list(kinds)
+    else:
+        kinds = [] if itv is None else _order(distinct(itv, c.kind))
+    prune = (c.variable not in obs.categorical,  # a categorical's axis is all its categories
+             not given and itv is not None and c.kind not in itv.categorical)  # fmt: skip
+    levels, numeric = dict(levels or {}), set()
+    for name in [] if sta is None else [n for n in sta.columns if n != c.subject]:
+        col = sta.distinct(name)
+        if name in levels:
+            continue
+        if V._is_categorical(col):
+            cats = col.cat.categories if isinstance(col.dtype, pd.CategoricalDtype) else None
+            levels[name] = (
+                [str(v) for v in cats]
+                if cats is not None
+                else sorted(col.dropna().astype(str).unique().tolist())
+            )
+        else:
+            numeric.add(name)
+    return {"variables": variables, "kinds": kinds, "prune": prune, "levels": levels,
+            "numeric": frozenset(numeric), "allowed": kinds if given else None}  # fmt: skip
+
+
+def _part(tables: list, c: V.Columns, axes: dict, step: Step, origin: str) -> Part:
+    """One chunk of subjects validated and aligned on the cohort's axes."""
+    obs, itv, sta = tables
+    subject = obs.df[c.subject]
+    cats = (
+        subject.cat.categories.tolist() if isinstance(subject.dtype, pd.CategoricalDtype) else None
+    )
+    itv = None if itv is not None and len(itv.df) == 0 else itv
+    checked = V.validate_tables(obs, itv, sta, c, axes["allowed"], axes["levels"], chunk=True,
+                                numeric=axes["numeric"])  # fmt: skip
+    live = [t for t in (obs, itv, sta) if t is not None]
+    dropped = [e for t in live for e in t.dropped]
+    notes = [n for t in live for n in t.notes]
+    if not obs.keep.any():
+        return Part(None, dropped, notes, {"variables": set(), "kinds": set()}, cats)
+    _check_step(checked.time_kind, step, obs.source, c.time)
+    cohort = _assemble(obs, itv, sta, checked, c, axes["kinds"], step, origin, axes["variables"])
+    used = {"variables": set(obs.kept()[c.variable].unique()),
+            "kinds": set() if itv is None else set(itv.kept()[c.kind].unique())}  # fmt: skip
+    return Part(cohort, dropped, notes, used, cats)  # not the tables: only a chunk is held
 
 
 def _check_step(kind: str, step: Step, source: str, column: str) -> None:
@@ -177,10 +299,13 @@ def _check_step(kind: str, step: Step, source: str, column: str) -> None:
         )
 
 
-def _assemble(obs, itv, sta, checked: V.Checked, c: V.Columns, kinds, step: Step, origin) -> Cohort:
+def _assemble(
+    obs, itv, sta, checked: V.Checked, c: V.Columns, kinds, step: Step, origin, variables=None
+) -> Cohort:
     """Axis orders, integer codes, the grid, static covariates and the report."""
     subjects = _order(obs.kept()[c.subject], present_only=True)
-    variables = _order(obs.kept()[c.variable])
+    if variables is None:
+        variables = _order(obs.kept()[c.variable])
     if kinds is not None:
         kinds = list(kinds)
     else:
@@ -204,7 +329,7 @@ def _assemble(obs, itv, sta, checked: V.Checked, c: V.Columns, kinds, step: Step
         (len(subjects), len(variables), len(kinds)),
         step.size,
         origin,
-        (obs.source, c.time, obs.labels[obs.keep].tolist()),
+        (obs.source, c.time, obs.labels[obs.keep]),
     )
     static_x = np.zeros((len(subjects), len(checked.static_names)), np.float32)
     if sta is not None:
@@ -231,12 +356,6 @@ def _assemble(obs, itv, sta, checked: V.Checked, c: V.Columns, kinds, step: Step
         },
         "notes": [n for t in tables for n in t.notes],
     }
-    if late:
-        meta["notes"].append(
-            f"{late} intervention(s) after their subject's last observation left out of the grid"
-        )
-    for note in meta["notes"]:
-        log.info("%s", note)
     return Cohort(
         **grid,
         static=static_x,
@@ -397,15 +516,26 @@ def _check_grid_size(cells: np.ndarray, n: int, width: int, step: float, subject
         f"ends at this row); use a larger step (now {step:g}; the median gap between a "
         f"subject's observations is {median_gap(subject, time):g}) or check the time unit",
         source=source,
-        rows=[labels[int(np.argmax(cells))]],
+        rows=[V._plain(labels[int(np.argmax(cells))])],
         column=column,
     )
 
 
 def _drop_report(tables: list[V.Table]) -> dict:
     entries = [e for t in tables for e in t.dropped]
-    count = sum(e["count"] for e in entries)
-    if count:
+    return {"count": sum(e["count"] for e in entries), "entries": entries}
+
+
+def _report(meta: dict) -> None:
+    """Logs the dropped rows and the notes (the late interventions noted last)."""
+    entries = meta["dropped_rows"]["entries"]
+    if entries:
         summary = "; ".join(f"{e['count']} in {e['source']} ({e['reason']})" for e in entries)
-        log.warning("dropped %d bad row(s): %s", count, summary)
-    return {"count": count, "entries": entries}
+        log.warning("dropped %d bad row(s): %s", meta["dropped_rows"]["count"], summary)
+    late = meta["interventions_after_last_observation"]
+    if late:
+        meta["notes"].append(
+            f"{late} intervention(s) after their subject's last observation left out of the grid"
+        )
+    for note in meta["notes"]:
+        log.info("%s", note)

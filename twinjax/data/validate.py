@@ -22,6 +22,24 @@ FLOAT32_SAFE = float(np.sqrt(np.finfo(np.float32).max))  # about 1.8e19
 _DROP_HINT = "fix or remove these rows, or pass drop_bad_rows=True to drop them"
 
 
+class RowLabels:
+    """Row labels ``file:record`` of rows from several files, made into text only when shown."""
+
+    def __init__(self, files: list[str], file: np.ndarray, record: np.ndarray):
+        self.files, self.file, self.record = files, file, record
+
+    def __len__(self) -> int:
+        return len(self.record)
+
+    def __getitem__(self, ix):
+        if isinstance(ix, int | np.integer):
+            return f"{self.files[self.file[ix]]}:{self.record[ix]}"
+        return RowLabels(self.files, self.file[ix], self.record[ix])
+
+    def tolist(self) -> list[str]:
+        return [self[i] for i in range(len(self))]
+
+
 @dataclass
 class Table:
     """One input table under validation (rows are positional; ``labels`` are what the user sees)."""
@@ -29,7 +47,7 @@ class Table:
     name: str  # "observations", "interventions" or "static"
     source: str  # the file path, or "<name> DataFrame"
     df: pd.DataFrame  # RangeIndex 0..n-1
-    labels: np.ndarray  # user-facing row label of each row
+    labels: np.ndarray | RowLabels  # user-facing row label of each row
     drop_bad_rows: bool = False
     header_row: int | None = None  # the header's line number (CSV), named by column errors
     notes: list = field(default_factory=list)  # how the table was read or handled (reported)
@@ -188,7 +206,7 @@ def check_duplicates(
     conflict = repeat & ~same
     if conflict.any():
         earlier = sorted(
-            {table.labels[rows[first[r]]].item() for r in np.flatnonzero(conflict)[:10]}
+            {_plain(table.labels[rows[first[r]]]) for r in np.flatnonzero(conflict)[:10]}
         )
         table.flag(
             _scatter(len(table.df), rows[conflict]),
@@ -204,6 +222,11 @@ def check_duplicates(
             "subject, variable, time and value)"
         )
     return int(same.sum())
+
+
+def _plain(label):
+    """A numpy scalar label as a Python one (text labels as they are)."""
+    return label.item() if hasattr(label, "item") else label
 
 
 def check_rows(table: Table, columns: list[str]) -> None:
@@ -271,10 +294,8 @@ class Checked(NamedTuple):
     repeats: int  # exact repeats of observation rows removed
 
 
-def validate_tables(
-    obs: Table, itv: Table | None, sta: Table | None, c: Columns, kinds, levels=None
-) -> Checked:
-    """All checks of :func:`twinjax.data.io.read_cohort`, in a fixed order (first failure raises)."""
+def check_tables(obs: Table, itv: Table | None, sta: Table | None, c: Columns) -> None:
+    """The table checks (columns, then data rows), observations first."""
     obs_cols = [c.subject, c.time, c.variable, c.value]
     check_columns(obs, obs_cols, exclusive=True, options=c.options())
     check_rows(obs, obs_cols)
@@ -285,6 +306,27 @@ def validate_tables(
     if sta is not None:
         check_columns(sta, [c.subject], exclusive=False, options=c.options())
         check_rows(sta, list(sta.df.columns))
+
+
+def validate_tables(
+    obs: Table,
+    itv: Table | None,
+    sta: Table | None,
+    c: Columns,
+    kinds,
+    levels=None,
+    *,
+    chunk: bool = False,
+    numeric: frozenset = frozenset(),
+) -> Checked:
+    """All checks of :func:`twinjax.data.io.read_cohort`, in a fixed order (first failure raises).
+
+    With ``chunk=True`` the tables hold one chunk of subjects, whose table checks were made on
+    the whole tables (a chunk may hold no intervention or static rows, or no valid observation);
+    ``numeric`` names the static covariates read as numbers in every chunk.
+    """
+    if not chunk:
+        check_tables(obs, itv, sta, c)
     tables = [t for t in (obs, itv, sta) if t is not None]
     for t in tables:
         check_present(t, c.subject)
@@ -294,12 +336,12 @@ def validate_tables(
     obs_t, kind, zoned = check_time(obs, c.time)
     obs_v = check_numeric(obs, c.value)
     repeats = check_duplicates(obs, c.subject, c.variable, c.time, obs_t, obs_v)
-    covariates = [] if sta is None else _check_static(sta, c.subject, levels or {})
+    covariates = [] if sta is None else _check_static(sta, c.subject, levels or {}, numeric)
     itv_t = itv_a = np.zeros(0)
     if itv is not None:
         itv_t, itv_a = _check_interventions(itv, c, kinds, kind, obs.source)
     check_subjects(obs, itv, sta, c.subject)
-    if not obs.keep.any():
+    if not (chunk or obs.keep.any()):
         raise CohortError("no valid observations", source=obs.source)
     static, names, used = _static_matrix(sta, covariates, levels or {})
     kept = lambda t, x: x if t is None else x[t.keep]
@@ -325,14 +367,14 @@ def _is_categorical(col: pd.Series) -> bool:
     return len(present) > 0 and bool(pd.to_numeric(present, errors="coerce").isna().all())
 
 
-def _check_static(sta: Table, subject: str, levels: dict) -> list:
+def _check_static(sta: Table, subject: str, levels: dict, numeric=frozenset()) -> list:
     """Each covariate as ``(name, float64 array)`` or, if categorical, ``(name, text Series)``."""
     out = []
     for name in sta.df.columns:
         if name == subject:
             continue
         col = sta.df[name]
-        if name in levels or _is_categorical(col):
+        if name not in numeric and (name in levels or _is_categorical(col)):
             check_present(sta, name)
             if name in levels:
                 known = [str(v) for v in levels[name]]

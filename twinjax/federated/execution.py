@@ -27,6 +27,8 @@ from jax.sharding import AxisType, Mesh
 from jax.sharding import PartitionSpec as P
 from jaxtyping import Array, Int
 
+from twinjax.runtime.cluster import distributed_arguments
+
 AXIS = "clients"
 BACKENDS = ("serial", "vmap", "shard_map")
 
@@ -42,13 +44,12 @@ class DistributedConfig:
 
 
 def initialize_distributed(cfg: DistributedConfig) -> None:
-    """Starts JAX's multi-host runtime when ``cfg.enabled`` (None fields are auto-detected
-    on clusters JAX knows, e.g. SLURM, Cloud TPU)."""
+    """Starts JAX's multi-host runtime when ``cfg.enabled``; None fields come from SLURM's
+    variables (:func:`twinjax.runtime.cluster.slurm_process`), else JAX detects them on the
+    clusters it knows (Cloud TPU, Open MPI...)."""
     if cfg.enabled:
         jax.distributed.initialize(
-            coordinator_address=cfg.coordinator_address,
-            num_processes=cfg.num_processes,
-            process_id=cfg.process_id,
+            **distributed_arguments(cfg.coordinator_address, cfg.num_processes, cfg.process_id)
         )
 
 

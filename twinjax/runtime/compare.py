@@ -22,6 +22,7 @@ import yaml
 
 from twinjax.runtime.files import atomic_write_text
 
+RUN_TO_RUN = ("timings.", "memory.")  # metrics that differ between any two runs of one config
 FAILED_FILE = "failed.txt"  # written by the app when a run stops on a user error
 
 
@@ -104,7 +105,7 @@ def varying(table: pd.DataFrame, *, limit: int = 12) -> pd.DataFrame:
     sets = [c for c in differs if c.startswith("set:")]
     fixed = ("run", "status", "settings", "experiment", "objective")
     metrics = [c for c in differs if c not in sets and c not in fixed
-               and not c.startswith("timings.")]  # seconds differ between any two runs  # fmt: skip
+               and not c.startswith(RUN_TO_RUN)]  # seconds and bytes differ between any two runs  # fmt: skip
     keep = ["run", "experiment", "status", *sets]
     keep += ["objective"] if "objective" in table.columns else []
     return table[keep + metrics[:limit]].rename(columns=lambda c: c.removeprefix("set:"))
