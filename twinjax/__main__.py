@@ -27,7 +27,7 @@ from twinjax.runtime.files import RunWriteError, atomic_write_text
 from twinjax.runtime.lock import run_lock
 from twinjax.runtime.manifest import DamagedModelError
 from twinjax.runtime.scalars import ScalarWriter, flatten
-from twinjax.train.devices import use_cpu_devices
+from twinjax.train.devices import use_cpu_devices, use_host_memory
 
 log = logging.getLogger("twinjax")
 logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it writes at INFO
@@ -164,6 +164,10 @@ def main(cfg: DictConfig) -> float:
                     f"cpu_devices={cpu_devices}: use a count >= 1, or null (one per core)"
                 )
             use_cpu_devices(cpu_devices)  # before JAX's first operation
+            try:
+                use_host_memory(cfg.get("host_memory_gb"))
+            except ValueError as e:
+                raise ConfigError(f"host_memory_gb: {e}") from None
             try:
                 metrics = run_experiment(cfg, out_dir)
             finally:

@@ -117,6 +117,9 @@ class TrainConfig:
     personal_lr: float = 3e-3  # Adam learning rate of the personal twins
     prior_strength: float = 30.0  # Gaussian prior precision pulling personal params to population
     population_batch: int = 0  # individuals per population step; 0: all
+    # a device's individuals in a population step are taken so many at a time, their gradients
+    # summed (0: all at once): the step's memory is bounded by the block, not the cohort
+    population_block: int = 256
     chunk_size: int = 0  # individuals per chunk in personalization; 0: as many as fit in memory
     eval_every: int = 25  # personalization: validation NLL checked every so many steps
     selection: str = "none"  # keep personal params best on validation: individual|cohort|none
@@ -156,6 +159,11 @@ class Config:
     # device). Personal twins are split over them, each core training its share (README
     # "Scaling out"). An --xla_force_host_platform_device_count in XLA_FLAGS wins.
     cpu_devices: int | None = None
+    # the host memory (GB) that phases chunked by memory (personal fits, forecasts, calibration
+    # rollouts, validation NLL) size their chunks for on CPU devices, at most (null: the free
+    # memory): a bigger cohort is then worked through in more chunks, not in more memory (the
+    # same results). Accelerators use their own free memory either way
+    host_memory_gb: float | None = 2.0
 
 
 def run_name(experiment: str, overrides: str, limit: int = 96) -> str:

@@ -425,6 +425,7 @@ def population_options(data, train) -> PopulationOptions:
         window=data.context + data.horizon,
         batch_windows=train.batch_windows,
         batch=train.population_batch,
+        block=train.population_block,
         rollout_steps=train.rollout_steps,
         checkpoint_every=train.checkpoint_every,
         keep_checkpoints=train.keep_checkpoints,

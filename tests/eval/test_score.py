@@ -1,6 +1,7 @@
 """twinjax.eval.score against scoringrules (CRPS in three forms, pinball) and closed forms."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import scoringrules as sr
 
@@ -137,3 +138,28 @@ def test_forecast_refuses_ambiguous_or_misshapen_input():
         Forecast(scale=np.ones((3, 2)), **base)
     with pytest.raises(ValueError, match="levels"):
         Forecast(quantiles=np.ones((2, 2, 3)), levels=(0.9, 0.1), **base)
+
+
+@pytest.mark.parametrize("kind", ["scale", "draws", "quantiles"])
+def test_scores_in_blocks_of_individuals_equal_all_at_once(monkeypatch, kind):
+    # 600 individuals: 3 blocks of 256 (the last one short) against one block of all
+    from twinjax.eval import score as module
+
+    rng = np.random.default_rng(1)
+    n, h = 600, 3
+    y, mean = rng.normal(size=(n, h)), rng.normal(size=(n, h))
+    spread = {
+        "scale": dict(scale=np.exp(rng.normal(size=(n, h)))),
+        "draws": dict(draws=mean + rng.normal(size=(20, n, h))),
+        "quantiles": dict(quantiles=np.sort(rng.normal(size=(9, n, h)), 0),
+                          levels=tuple(np.linspace(0.1, 0.9, 9).round(2).tolist())),
+    }[kind]  # fmt: skip
+    fc = Forecast(mean=mean, y=y, mask=rng.random((n, h)) < 0.8, **spread)
+    blocks = module.score(fc)
+    monkeypatch.setattr(module, "_ROWS", n)
+    whole = module.score(fc)
+    for key in ("pooled", "pit"):
+        assert blocks[key].keys() == whole[key].keys()
+        for k, v in whole[key].items():
+            np.testing.assert_allclose(blocks[key][k], v, rtol=1e-12, err_msg=f"{key}.{k}")
+    pd.testing.assert_frame_equal(blocks["per_individual"], whole["per_individual"])

@@ -9,16 +9,13 @@ import os
 import sys
 from pathlib import Path
 
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"  # 2 devices a process
-os.environ["JAX_PLATFORMS"] = "cpu"
+import jax
+import numpy as np
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-
-from twinjax.data import prepare, synthetic_cohort  # noqa: E402
-from twinjax.train import PopulationOptions, fit_population  # noqa: E402
-from twinjax.train.processes import initialize, processes_mesh, share_rows  # noqa: E402
-from twinjax.twins import TwinSpec  # noqa: E402
+from twinjax.data import prepare, synthetic_cohort
+from twinjax.train import PopulationOptions, fit_population
+from twinjax.train.processes import initialize, processes_mesh, share_rows
+from twinjax.twins import TwinSpec
 
 OPTIONS = PopulationOptions(steps=4, window=10, batch_windows=2, progress=False)
 
@@ -48,5 +45,8 @@ def main(process_id: int, port: int, out: Path, steps: int) -> None:
         (out / f"{process_id}.txt").write_text(str(e))
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # set before JAX starts its backend (not on import: the test
+    # process imports cohort() from here and keeps its own 8 devices)
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"  # 2 devices a process
+    os.environ["JAX_PLATFORMS"] = "cpu"
     main(int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), int((sys.argv[4:] or [4])[0]))

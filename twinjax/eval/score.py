@@ -296,6 +296,9 @@ def pooled(forecasts: Sequence[Forecast]) -> dict[str, float | int | None]:
     return _summary(flat, np.concatenate([np.ravel(fc.mask) for fc in forecasts]).astype(bool))
 
 
+_ROWS = 256  # individuals scored at a time
+
+
 def score(
     fc: Forecast, *, groups: Mapping[str, ArrayLike] | None = None, pit_bins: int = 10
 ) -> dict:
@@ -322,8 +325,13 @@ def score(
         (1, 1.0, 0.6024)
     """
     mask = np.asarray(fc.mask, bool)
-    points = pointwise(fc)
     n, h = fc.shape
+    # per point, so in blocks of individuals: a block's quantile grids (levels x rows x H) stay
+    # small whatever the cohort (the 99-level intervals of 4,096 individuals x 216 steps took
+    # several GB at once)
+    blocks = [np.arange(lo, min(lo + _ROWS, n)) for lo in range(0, n, _ROWS)] or [np.arange(0)]
+    parts = [pointwise(fc.take(b)) if len(blocks) > 1 else pointwise(fc) for b in blocks]
+    points = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     per_individual = _rows(points, mask)
     per_individual.insert(0, "subject", np.arange(n) if fc.subject is None else fc.subject)
     out = {
@@ -338,7 +346,7 @@ def score(
             str(level): _summary(points, mask & (labels == level)[:, None])
             for level in pd.unique(labels)
         }
-    u = pit(fc)[mask]
+    u = (np.concatenate([pit(fc.take(b)) for b in blocks]) if len(blocks) > 1 else pit(fc))[mask]
     hist = np.histogram(u, bins=pit_bins, range=(0, 1))[0] / max(len(u), 1)
     out["pit"] = {
         "histogram": hist.tolist(),

@@ -66,11 +66,28 @@ def individuals_mesh(devices: Sequence[jax.Device] | None = None) -> jax.shardin
     return jax.make_mesh((len(devices),), (AXIS,), axis_types=auto, devices=devices)
 
 
+# host memory (bytes) the CPU devices' budgets are shares of, at most (None: the free memory);
+# set once per run by the app (``host_memory_gb``), like the CPU device count
+_HOST_MEMORY: list[int | None] = [None]
+
+
+def use_host_memory(gigabytes: float | None) -> None:
+    """Sizes every phase chunked by memory on CPU devices (personal fits, forecasts, validation
+    rollouts and NLL) for at most ``gigabytes`` of host memory, shared by the local CPU devices,
+    instead of the host's free memory (None): peak memory then follows the data up to that
+    size and no further (chunks of individuals are fitted or forecast one after another, with
+    the same results). Accelerators size for their own free memory either way."""
+    if gigabytes is not None and gigabytes <= 0:
+        raise ValueError(f"host memory must be > 0 GB (or None: the free memory), not {gigabytes}")
+    _HOST_MEMORY[0] = None if gigabytes is None else int(gigabytes * 2**30)
+
+
 def device_memory_budget(device: jax.Device, *, fraction: float) -> int:
     """Bytes one device may spend on a step: ``fraction`` of its free memory.
 
     Accelerators report their limit and use (``memory_stats()``); a CPU device reports none, so
-    the host's free physical memory is shared among its local CPU devices.
+    the host's free physical memory, or the memory set by :func:`use_host_memory` where that is
+    less, is shared among its local CPU devices.
     """
     if not 0 < fraction <= 1:
         raise ValueError(f"memory fraction must be in (0, 1], got {fraction}")
@@ -79,6 +96,8 @@ def device_memory_budget(device: jax.Device, *, fraction: float) -> int:
         free = stats["bytes_limit"] - stats.get("bytes_in_use", 0)
     else:
         host = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")  # free now
+        if _HOST_MEMORY[0] is not None:
+            host = min(host, _HOST_MEMORY[0])
         same_kind = [d for d in jax.local_devices() if d.platform == device.platform]
         free = host // max(len(same_kind), 1)
     return int(fraction * free)

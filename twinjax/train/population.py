@@ -23,7 +23,7 @@ from twinjax.runtime import run_loop
 from twinjax.runtime.scalars import loss_hook
 from twinjax.train.devices import AXIS, individuals_mesh, training_devices
 from twinjax.train.processes import ShareRows, local_copy, processes_mesh, replicated, share_rows
-from twinjax.train.validation import max_segment, val_nll
+from twinjax.train.validation import max_segment, val_nll_blocks, validation_rows
 from twinjax.twins import TwinParams, TwinSpec, init_params, window_loss
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,8 @@ class PopulationOptions(NamedTuple):
       rollout_steps: k > 0 adds the NLL of each window's last k values forecast by a rollout
         that feeds back the predicted mean (0: one step ahead only; see ``window_loss``).
       checkpoint_every, keep_checkpoints: orbax checkpoints (resumable); progress: a bar.
+      block: a device's rows of a step are taken this many at a time (0: all at once), so the
+        step's memory is bounded by the block, not the cohort (same step up to float rounding).
     """
 
     steps: int = 1000
@@ -57,6 +59,7 @@ class PopulationOptions(NamedTuple):
     checkpoint_every: int = 50
     keep_checkpoints: int = 3
     progress: bool = True
+    block: int = 256
 
 
 @cache  # one object per rate: the jitted steps take it as a static argument, so a new object
@@ -66,10 +69,11 @@ def make_optimizer(lr: float) -> optax.GradientTransformation:
 
 
 def _update(state: TrainState, keys, series, segment, weight, rows, *, spec, optimizer, length,
-            n_windows, mesh, rollout_steps):
+            n_windows, mesh, rollout_steps, block=0):
     """One optimizer step on the mean window loss of ``rows`` individuals: the weighted sums of
     the given rows' losses and gradients, split over ``mesh``'s devices (None: this one) and
-    added over them."""
+    added over them; within a device, ``block`` rows at a time (0: all at once), their sums
+    carried from one block to the next, so that memory grows with the block, not the cohort."""
 
     def loss_i(params, key, series, segment):
         return window_loss(
@@ -77,12 +81,22 @@ def _update(state: TrainState, keys, series, segment, weight, rows, *, spec, opt
             rollout_steps=rollout_steps,
         )  # fmt: skip
 
-    def local(params, keys, series, segment, weight):  # this device's rows: weighted sums
+    def sums(params, keys, series, segment, weight):  # rows' weighted loss sum and gradient
         def total(params):
             losses = jax.vmap(loss_i, in_axes=(None, 0, 0, 0))(params, keys, series, segment)
             return jnp.sum(weight * losses)
 
-        value, grads = jax.value_and_grad(total)(params)
+        return jax.value_and_grad(total)(params)
+
+    def local(params, *rows):  # this device's rows
+        n_rows = rows[-1].shape[0]
+        if block and n_rows > block:  # padded to a multiple of block (weight-0 rows)
+            blocks = jax.tree.map(lambda x: x.reshape(n_rows // block, block, *x.shape[1:]), rows)
+            zero = jax.tree.map(jnp.zeros_like, (jnp.zeros(()), params))
+            add = lambda acc, b: (jax.tree.map(jnp.add, acc, sums(params, *b)), None)
+            value, grads = jax.lax.scan(add, zero, blocks)[0]
+        else:
+            value, grads = sums(params, *rows)
         return (value, grads) if mesh is None else jax.lax.psum((value, grads), AXIS)
 
     if mesh is not None:
@@ -104,7 +118,7 @@ def _update(state: TrainState, keys, series, segment, weight, rows, *, spec, opt
 _STATIC = ("spec", "optimizer", "length", "n_windows", "mesh", "rollout_steps")
 
 
-@partial(jax.jit, static_argnames=(*_STATIC, "batch"))
+@partial(jax.jit, static_argnames=(*_STATIC, "batch", "block"))
 def population_step(
     state: TrainState,
     arrays: CohortArrays,
@@ -116,9 +130,11 @@ def population_step(
     batch: int,
     mesh: jax.sharding.Mesh | None = None,
     rollout_steps: int = 0,
+    block: int = 0,
 ):
     """One optimizer step on the mean window loss of ``batch`` individuals (all if ``batch``
-    >= N), their rows split over ``mesh``'s devices (None: this one)."""
+    >= N), their rows split over ``mesh``'s devices (None: this one), ``block`` rows of a
+    device at a time (0: all at once)."""
     key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
     k_pick, k_win = jax.random.split(key)
     n = arrays.n_individuals
@@ -126,16 +142,19 @@ def population_step(
     rows = idx.shape[0]
     keys = jax.random.split(k_win, rows)
     d = 1 if mesh is None else mesh.size
-    pad = -rows % d  # rows repeating individual 0 with weight 0, so each device gets as many
+    per_device = -(-rows // d)
+    if block and per_device > block:  # whole blocks on every device
+        per_device = -(-per_device // block) * block
+    pad = per_device * d - rows  # rows repeating individual 0 with weight 0, as many a device
     weight = jnp.concatenate([jnp.ones(rows), jnp.zeros(pad)])
     idx, keys = (
         jnp.concatenate([idx, jnp.zeros(pad, idx.dtype)]),
-        jnp.concatenate([keys, keys[:pad]]),
+        jnp.concatenate([keys, jnp.broadcast_to(keys[:1], (pad, *keys.shape[1:]))]),
     )
     return _update(
         state, keys, arrays.series.at(idx), arrays.train[idx], weight, rows, spec=spec,
         optimizer=optimizer, length=length, n_windows=n_windows, mesh=mesh,
-        rollout_steps=rollout_steps,
+        rollout_steps=rollout_steps, block=block,
     )  # fmt: skip
 
 
@@ -210,6 +229,7 @@ def fit_population(
         batch=batch,
         mesh=mesh,
         rollout_steps=cfg.rollout_steps,
+        block=cfg.block,
     )
     state, losses = run_loop(
         state,
@@ -294,9 +314,13 @@ def _val_curve(arrays: CohortArrays, spec: TwinSpec, window: int):
     rows = np.unique(np.linspace(0, arrays.n_individuals - 1, _CURVE_ROWS).astype(int))
     arrays = arrays.take(rows)
     n, size = arrays.n_individuals, max_segment(arrays.val)
+    block: list[int] = []  # individuals per call, sized at the first curve point
 
     def curve(done: int, state: TrainState) -> dict:
         params = jax.tree.map(lambda x: jnp.broadcast_to(x, (n, *x.shape)), state.params)
-        return {"val_nll": jnp.mean(val_nll(params, arrays, spec, window - 1, size))}
+        if not block:
+            block.append(validation_rows(state.params, arrays, spec, window - 1, size, n, 0.25))
+        return {"val_nll": jnp.mean(val_nll_blocks(params, arrays, spec, window - 1, size,
+                                                   block[0]))}  # fmt: skip
 
     return curve
