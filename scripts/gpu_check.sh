@@ -16,6 +16,9 @@
 #   agents    scripts/bench_twin_agents.py at 10^6 and 10^7 agents (twin-driven, carried state)
 #   federated scripts/bench_federated.py at 1,000 and 10,000 clients (its population mode when
 #             the script has one: Poisson sampling, one epoch; twinjax only)
+#   processes scripts/bench_processes.py at N = 16384: the population fit on one process per
+#             GPU (2 processes sharing the GPU where there is one; 2 CPU processes in the dry
+#             run) against one process, and the largest difference of their parameters
 #   lstm_xla, lstm_pallas  scripts/bench_twins.py --layout sequence at N = 4096 and 16384 with
 #             --kernel xla (lstm_sequence's scan) and --kernel pallas (the fused Pallas forward
 #             kernel of twins/fused.py, never compiled for a GPU before this check: a FAIL row
@@ -81,6 +84,7 @@ if [ "$DRY" = 1 ]; then
   ABM_N="1000"; ABM_STEPS=5
   AGENTS_N="64"; AGENTS_ARGS="--steps 2 --window-steps 1 --window 4 --hidden 4 --repeats 1"
   FED_N="20"; FED_ARGS="--epochs 1 --rounds 2 --max-samples 50"
+  PROC_N="8"; PROC_ARGS="--steps 2 --length 60"; T_PROC=600
   T_TWINS=600; T_MAIN=600; T_ABM=600; T_AGENTS=600; T_FED=600; BUDGET=${BUDGET:-2700}  # loaded CIs
 else
   TWINS_N="4096 16384 65536 131072"; TWINS_ARGS="--repeats 3"; KERNEL_N="4096 16384"
@@ -88,6 +92,7 @@ else
   ABM_N="1000000 10000000"; ABM_STEPS=100
   AGENTS_N="1000000 10000000"; AGENTS_ARGS="--steps 50 --window-steps 2 --repeats 2"
   FED_N="1000 10000"; FED_ARGS="--epochs 1 --rounds 10 --max-samples 500"
+  PROC_N="16384"; PROC_ARGS="--steps 20 --length 240"; T_PROC=90
   T_TWINS=40; T_MAIN=${T_MAIN:-150}; T_ABM=25; T_AGENTS=40; T_FED=45; BUDGET=${BUDGET:-450}
 fi
 if "$PYTHON" scripts/bench_federated.py --help 2>/dev/null | grep -q -- "--spread"; then
@@ -153,6 +158,12 @@ for n in $FED_N; do
   run federated "$n" "$T_FED" "$PYTHON" scripts/bench_federated.py --clients "$n" \
     --peer none --buckets 8 $FED_ARGS --json "$OUT/federated-$n.json"
 done
+GPUS=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ')
+for n in $PROC_N; do
+  # shellcheck disable=SC2086
+  run processes "$n" "$T_PROC" "$PYTHON" scripts/bench_processes.py --n "$n" \
+    --processes "$(( GPUS > 2 ? GPUS : 2 ))" $PROC_ARGS
+done
 for n in $KERNEL_N; do
   for kernel in xla pallas; do
     # shellcheck disable=SC2086
@@ -206,6 +217,12 @@ def agents(n):
 def federated(n):
     rows = json.loads((out / f"federated-{n}.json").read_text())
     return ", ".join(f"{r['twinjax_rounds_per_s']:.3g}" for r in rows) + " rounds/s"
+
+
+def processes(n):
+    r = json.loads((out / f"processes-{n}.log").read_text().strip().splitlines()[-1])
+    return (f"{r['processes']} processes ({r['devices']}) {r['seconds_processes']:.1f} s, one "
+            f"{r['seconds_one']:.1f} s; parameters differ by {r['max_param_difference']:.1e}")
 
 
 print(f"{'check':11s} {'size':12s} {'status':8s} {'seconds':>8s}  result")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CHECKS = ("twins", "main", "abm", "agents", "federated")
+CHECKS = ("twins", "main", "abm", "agents", "federated", "processes")
 
 
 @pytest.mark.slow

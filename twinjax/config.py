@@ -163,7 +163,7 @@ class Config:
     # rollouts, validation NLL) size their chunks for on CPU devices, at most (null: the free
     # memory): a bigger cohort is then worked through in more chunks, not in more memory (the
     # same results). Accelerators use their own free memory either way
-    host_memory_gb: float | None = 2.0
+    host_memory_gb: float | None = 1.0
 
 
 def run_name(experiment: str, overrides: str, limit: int = 96) -> str:
