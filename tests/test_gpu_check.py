@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CHECKS = ("twins", "main", "abm", "agents", "federated", "processes")
+CHECKS = ("twins", "main", "abm", "agents", "federated", "processes", "lstm_xla", "lstm_pallas")
 
 
 @pytest.mark.slow
