@@ -8,7 +8,9 @@ subcutaneous glucose. The observed "blood glucose" is subcutaneous glucose ``Gs 
 Inputs are piecewise constant over each minute, as in simglucose: a meal announced at minute ``t``
 (grams) is eaten at 5 g/min; insulin is a rate in U/min. Gastric emptying ``kgut`` depends on the
 amount of the current meal ``Dbar`` (stomach content when eating started plus what has been eaten
-since), which changes only at minute boundaries. Within a minute the ODE is integrated by
+since, the grams eaten converted to mg: simglucose's issue 41, a sum of grams and milligrams, is
+fixed in the 0.2.11 matched here, ``t1dpatient.py``'s ``Dbar = last_Qsto + last_foodtaken *
+1000``), which changes only at minute boundaries. Within a minute the ODE is integrated by
 ``substeps`` classical Runge-Kutta steps; simglucose uses scipy's adaptive dopri5 per minute.
 The fastest rate in the 30 patients is ``kabs`` = 1.23/min, so RK4 at 1/4 min is well inside
 its stability region (|h lambda| = 0.31 << 2.78). Measured (``scripts/bench_glucose.py
