@@ -14,5 +14,5 @@ def updates(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def aggregate(aggregator: fl.Aggregator, u, weight, accepted, *, key=None, **cohort):
     """The aggregate of one round from a fresh aggregator state."""
-    c = fl.Cohort(weight=jnp.asarray(weight), accepted=jnp.asarray(accepted), **cohort)
+    c = fl.RoundClients(weight=jnp.asarray(weight), accepted=jnp.asarray(accepted), **cohort)
     return aggregator.aggregate(aggregator.init(), jnp.asarray(u), c, key)[0]

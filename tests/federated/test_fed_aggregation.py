@@ -63,7 +63,7 @@ def test_screen_rejects_and_counts(poison):
     np.testing.assert_allclose(aggregate(fl.median(), out, w, accepted), want, rtol=1e-6)
     # the screen composed with the median: same aggregate, and the count in its metrics
     screened = fl.screen(fl.median(), max_norm=100.0)
-    cohort = fl.Cohort(weight=jnp.asarray(w), accepted=jnp.asarray(w > 0))
+    cohort = fl.RoundClients(weight=jnp.asarray(w), accepted=jnp.asarray(w > 0))
     got, _, metrics = screened.aggregate(screened.init(), jnp.asarray(u), cohort, None)
     np.testing.assert_allclose(got, want, rtol=1e-6)
     assert int(metrics["rejected"]) == 2

@@ -112,7 +112,7 @@ def test_dp_aggregator_clips_noises_and_keeps_its_clip_norm_in_state():
     state = agg.init()
     assert float(state.clip_norm) == 2.0
     key = jax.random.key(3)
-    cohort = fl.Cohort(weight=jnp.ones(6), accepted=accepted)
+    cohort = fl.RoundClients(weight=jnp.ones(6), accepted=accepted)
     out, new, metrics = agg.aggregate(state, u, cohort, key)
     keys = fl.round_keys(key)
     clipped, unclipped = privacy.clip_updates(u, jnp.float32(2.0))

@@ -20,8 +20,8 @@ their own. Public API::
 
 from twinjax.federated.aggregators import (
     Aggregator,
-    Cohort,
     DPState,
+    RoundClients,
     RoundKeys,
     bucket_means,
     bucketed,
@@ -100,7 +100,7 @@ from twinjax.federated.synthetic import (
 
 __all__ = [
     "ALGORITHMS", "Aggregator", "BACKENDS", "Byzantine", "ClientData", "ClientOutput",
-    "ClientStates", "ClientTask", "ClientUpdate", "Cohort", "DPConfig", "DPState",
+    "ClientStates", "ClientTask", "ClientUpdate", "RoundClients", "DPConfig", "DPState",
     "DistributedConfig", "Execution", "FAST_COMPILE", "FederatedAlgorithm", "PersonalConfig",
     "RoundKeys", "ServerState", "Simulation", "bucket_means", "bucketed", "byzantine_clients",
     "calibrate_noise", "client_mesh", "coordinate_median", "coordinate_trimmed_mean", "dp_mean",

@@ -18,7 +18,7 @@ from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh
 from jaxtyping import Array, Int, PRNGKeyArray
 
-from twinjax.federated.aggregators import Aggregator, Cohort, mean, round_keys, screen
+from twinjax.federated.aggregators import Aggregator, RoundClients, mean, round_keys, screen
 from twinjax.federated.clients.base import ClientStates, ClientTask, ClientUpdate
 from twinjax.federated.data import ClientData
 from twinjax.federated.execution import (
@@ -238,8 +238,8 @@ def client_update(client: ClientUpdate, aggregator: Aggregator) -> Callable[[dic
     return fn
 
 
-def round_cohort(rows: dict) -> Cohort:
-    return Cohort(weight=rows["weight"], accepted=rows["weight"] > 0, id=rows["id"],
+def round_cohort(rows: dict) -> RoundClients:
+    return RoundClients(weight=rows["weight"], accepted=rows["weight"] > 0, id=rows["id"],
                   count=rows["count"], epochs=rows["epochs"], group=rows["group"],
                   live=rows["live"])  # fmt: skip
 

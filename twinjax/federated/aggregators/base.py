@@ -7,7 +7,7 @@ import jax
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 
-class Cohort(NamedTuple):
+class RoundClients(NamedTuple):
     """What the server knows about a round's clients, one row per slot.
 
     ``accepted`` marks the rows that may enter the aggregate: at first every client with
@@ -36,8 +36,8 @@ class Aggregator(NamedTuple):
     """
 
     init: Callable[[], Any]
-    aggregate: Callable[[Any, Array, Cohort, PRNGKeyArray], tuple[Array, Any, dict]]
-    encode: Callable[[Array, Cohort, Cohort, PRNGKeyArray], Array] | None = None
+    aggregate: Callable[[Any, Array, RoundClients, PRNGKeyArray], tuple[Array, Any, dict]]
+    encode: Callable[[Array, RoundClients, RoundClients, PRNGKeyArray], Array] | None = None
 
 
 class RoundKeys(NamedTuple):
@@ -58,6 +58,6 @@ def round_keys(key: PRNGKeyArray) -> RoundKeys:
     return RoundKeys(*jax.random.split(key, 6), jax.random.fold_in(key, 1))
 
 
-def stateless(fn: Callable[[Array, Cohort], Array]) -> Aggregator:
+def stateless(fn: Callable[[Array, RoundClients], Array]) -> Aggregator:
     """An aggregator without state, randomness or metrics from ``fn(updates, cohort)``."""
     return Aggregator(init=lambda: (), aggregate=lambda s, u, c, k: (fn(u, c), s, {}))

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
-from twinjax.federated.aggregators.base import Aggregator, Cohort, round_keys
+from twinjax.federated.aggregators.base import Aggregator, RoundClients, round_keys
 
 
 def bucket_means(
@@ -55,6 +55,6 @@ def bucketed(inner: Aggregator, size: int) -> Aggregator:
     def aggregate(state, updates, cohort, key):
         k = round_keys(key).bucket
         means, total, ok = bucket_means(updates, cohort.weight, cohort.accepted, k, size=size)
-        return inner.aggregate(state, means, Cohort(weight=total, accepted=ok), key)
+        return inner.aggregate(state, means, RoundClients(weight=total, accepted=ok), key)
 
     return Aggregator(init=inner.init, aggregate=aggregate)
