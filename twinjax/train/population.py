@@ -231,28 +231,26 @@ def fit_population(
         rollout_steps=cfg.rollout_steps,
         block=cfg.block,
     )
-    state, losses = run_loop(
+    extra = _val_curve(arrays, spec, cfg.window)
+    state, losses = _run(state, lambda s: step(s, arrays), cfg, checkpoint_dir, extra)
+    # on the default device, where the rest of the app (personal fit, evaluation) starts from
+    return jax.device_put(state.params, jax.devices()[0]), losses
+
+
+def _run(state, step_fn, cfg: PopulationOptions, checkpoint_dir, extra, *, progress=True):
+    """``run_loop`` over the population steps: checkpoints, progress, the loss curves and the
+    validation curve ``extra`` every checkpoint."""
+    return run_loop(
         state,
-        lambda s: step(s, arrays),
+        step_fn,
         cfg.steps,
         checkpoint_dir=Path(checkpoint_dir),
         every=cfg.checkpoint_every,
         keep=cfg.keep_checkpoints,
         name="population",
-        progress=cfg.progress,
-        on_step=loss_hook(
-            "population",
-            cfg.steps,
-            extra=_val_curve(arrays, spec, cfg.window),
-            extra_every=cfg.checkpoint_every,
-        ),
+        progress=cfg.progress and progress,
+        on_step=loss_hook("population", cfg.steps, extra=extra, extra_every=cfg.checkpoint_every),
     )
-    # on the default device, where the rest of the app (personal fit, evaluation) starts from
-    return jax.device_put(state.params, jax.devices()[0]), losses
-
-
-class ProcessLost(RuntimeError):
-    """A multi-process fit lost one of its processes (it resumes when all are run again)."""
 
 
 def _fit_across_processes(state, spec, arrays, cfg, checkpoint_dir, optimizer, index):
@@ -277,30 +275,8 @@ def _fit_across_processes(state, spec, arrays, cfg, checkpoint_dir, optimizer, i
     )  # fmt: skip
     curve = _val_curve(arrays, spec, cfg.window)  # this process's individuals
     extra = lambda done, state: curve(done, state._replace(params=local_copy(state.params)))
-    try:
-        state, losses = run_loop(
-            replicated(state, mesh),
-            lambda s: step(s, rows),
-            cfg.steps,
-            checkpoint_dir=Path(checkpoint_dir),
-            every=cfg.checkpoint_every,
-            keep=cfg.keep_checkpoints,
-            name="population",
-            progress=cfg.progress and jax.process_index() == 0,
-            on_step=loss_hook(
-                "population",
-                cfg.steps,
-                extra=extra,
-                extra_every=cfg.checkpoint_every,
-            ),
-        )
-    except jax.errors.JaxRuntimeError as e:  # a collective with a process that has gone
-        raise ProcessLost(
-            f"population fit across {jax.process_count()} processes (this is process "
-            f"{jax.process_index()}) stopped: another process ended or cannot be reached "
-            f"({str(e).splitlines()[0][:200]}). Rerun every process with the same settings: "
-            f"training resumes from the last checkpoint in {checkpoint_dir}"
-        ) from e
+    state, losses = _run(replicated(state, mesh), lambda s: step(s, rows), cfg, checkpoint_dir,
+                         extra, progress=jax.process_index() == 0)  # fmt: skip
     return local_copy(state.params), losses
 
 
