@@ -17,16 +17,6 @@ from typing import Any, NamedTuple
 
 
 @dataclass
-class Distributed:
-    """Multi-host launch (``jax.distributed.initialize``, see twinjax.federated.execution)."""
-
-    enabled: bool = False
-    coordinator_address: str | None = None  # "host:port" of process 0; None: auto-detect
-    num_processes: int | None = None  # processes (hosts) in all; None: auto-detect
-    process_id: int | None = None  # this process's rank, 0 .. num_processes - 1; None: auto-detect
-
-
-@dataclass
 class TwinsSynthetic:
     """Default experiment: population vs personalized recurrent twins on the synthetic cohort;
     the data, model and train groups configure them."""
@@ -231,9 +221,6 @@ class FedproxSynthetic:
     dp_delta: float = 1e-5  # the delta of the reported (epsilon, delta), RDP and PLD accounting
     progress: bool = True  # a progress bar per run (log lines when not on a terminal)
     fast_compile: bool = False  # XLA -O0: quicker compiles for tiny CI runs
-    # multi-host launch (jax.distributed.initialize): .enabled, .coordinator_address,
-    # .num_processes, .process_id; off by default
-    distributed: Distributed = field(default_factory=Distributed)
 
 
 @dataclass
@@ -254,9 +241,6 @@ class FederatedTwins:
     fine_tune_epochs: int = 2  # epochs of each client's fine-tuning of the FedAdam twin
     progress: bool = True  # a progress bar per run (log lines when not on a terminal)
     fast_compile: bool = False  # XLA -O0: quicker compiles for tiny CI runs
-    # multi-host launch (jax.distributed.initialize): .enabled, .coordinator_address,
-    # .num_processes, .process_id; off by default
-    distributed: Distributed = field(default_factory=Distributed)
 
 
 @dataclass

@@ -8,7 +8,6 @@ fine-tuning, and FedPer-style personal output heads (client state kept across ro
 
 from __future__ import annotations
 
-import dataclasses
 import pathlib
 
 import jax
@@ -33,8 +32,6 @@ def _pooled(data: fl.ClientData) -> fl.ClientData:
 
 def run(cfg: Config, out_dir: pathlib.Path) -> dict:
     c: FederatedTwins = cfg.experiment
-    # before any JAX computation
-    fl.initialize_distributed(fl.DistributedConfig(**dataclasses.asdict(c.distributed)))
     key = jax.random.key(cfg.seed)
     k_data, k_init, k_fed, k_per, k_central, k_tune = jax.random.split(key, 6)
     d = cfg.data

@@ -11,7 +11,6 @@ Three parts, each a set of federated runs through :mod:`twinjax.federated`:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import pathlib
 
@@ -225,8 +224,6 @@ def straggler_metrics(c: FedproxSynthetic, runs: dict) -> tuple[dict, list]:
 
 def run(cfg: Config, out_dir: pathlib.Path) -> dict:
     c: FedproxSynthetic = cfg.experiment
-    # before any JAX computation
-    fl.initialize_distributed(fl.DistributedConfig(**dataclasses.asdict(c.distributed)))
     key = jax.random.key(cfg.seed)
     k_strag, k_byz, k_dp = jax.random.split(key, 3)
     train, test = fl.synthetic_alpha_beta(

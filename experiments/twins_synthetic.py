@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 import jax
+import numpy as np
 import pandas as pd
 
 from twinjax import pipeline
@@ -28,19 +29,20 @@ def run(root: Config, out_dir: Path) -> dict:
     timings = pipeline.Timings()  # seconds per phase: metrics["timings"], one log line each
     with timings.phase("data"):
         cohort = pipeline.check_cohort(pipeline.load_cohort(k_data, root.data), root.data)
-    fit = pipeline.fit_twins(k_fit, cohort, root, out_dir, timings=timings)
+        cohort, share = pipeline.share_of(cohort)  # share None: one process holds the cohort
+    fit = pipeline.fit_twins(k_fit, cohort, root, out_dir, timings=timings, share=share)
     with timings.phase("save"):
-        pipeline.save_model(fit, cohort, root, out_dir / "model")
+        bundle = pipeline.save_model(fit, cohort, root, out_dir / "model", share=share)
     with timings.phase("evaluation"):
-        per_individual = pipeline.evaluate_twins(fit, cohort, root.data)
+        per_individual = pipeline.evaluate_twins(fit, cohort, root.data, share=share)
         metrics = pipeline.summary_metrics(per_individual)
-    metrics["n_individuals"] = cohort.n_individuals
+    metrics["n_individuals"] = len(bundle.subject_ids)
     metrics["target"] = cohort.variables[pipeline.target_index(cohort, root.data)]
     if "dropped_rows" in cohort.meta:
         metrics["dropped_rows"] = cohort.meta["dropped_rows"]["count"]
     metrics["data_summary"] = cohort.meta["data_summary"]
     with timings.phase("validation"):
-        val_per = pipeline.evaluate_twins(fit, cohort, root.data, segment="val")  # once
+        val_per = pipeline.evaluate_twins(fit, cohort, root.data, segment="val", share=share)
         metrics["objective"] = pipeline.validation_objective(fit, cohort, root.data, val=val_per)
         val = pipeline.summary_metrics(val_per)
     metrics["validation_rmse_ratio"] = val["rmse_ratio_personalized_over_population"]
@@ -49,20 +51,32 @@ def run(root: Config, out_dir: Path) -> dict:
         log.warning("%s", w)
     if metrics["population"] is not None:  # a test period: the twins against LOCF on it
         with timings.phase("skill table"):
-            metrics["skill"] = skill(pipeline.one_step_skill(fit, cohort, root.data))
+            forecasts = pipeline.one_step_skill(fit, cohort, root.data, share=share)
+            metrics["skill"] = skill(forecasts, share=share)
+    if share is not None:
+        metrics["processes"] = jax.process_count()
     with timings.phase("report"):
-        write_report(out_dir, root, metrics, fit, cohort, per_individual, key=k_plot)
+        if jax.process_index() == 0:  # the whole cohort's files, from gathered summaries
+            write_report(out_dir, root, metrics, fit, cohort, per_individual, key=k_plot,
+                         subject_ids=bundle.subject_ids)  # fmt: skip
     metrics["timings"] = timings.seconds
     metrics["memory"] = timings.memory  # peak RSS (and device memory) at each phase's end, MiB
     return metrics
 
 
-def skill(forecasts: dict) -> dict:
+def skill(forecasts: dict, *, share=None) -> dict:
     """Each forecaster's pooled scores (twinjax.eval.score) and its CRPS and RMSE relative to
-    the last value carried forward, on the same points."""
-    from twinjax.eval.score import score
+    the last value carried forward, on the same points (``share``: the forecasts of one
+    process's share; pooled from every share's per-individual scores)."""
+    from twinjax.eval.score import pooled_rows, score
+    from twinjax.train.processes import allgather
 
-    pooled = {name: score(fc)["pooled"] for name, fc in forecasts.items()}
+    if share is None:
+        pooled = {name: score(fc)["pooled"] for name, fc in forecasts.items()}
+    else:
+        rows = {name: score(fc)["per_individual"] for name, fc in forecasts.items()}
+        pooled = {name: pooled_rows(pd.concat([r[name] for r in allgather(rows)]))
+                  for name in rows}  # fmt: skip
     base = pooled["last value"]
     for row in pooled.values():
         ok = row["n"] and base["crps"]
@@ -145,13 +159,20 @@ def results_lines(metrics: dict, data) -> list[str]:
     ]  # fmt: skip
 
 
-def write_report(out_dir: Path, cfg: Config, metrics: dict, fit, cohort, per_individual, *, key):
-    """per_individual.csv, the forecast and error figures (``key``: their draws), report.md."""
+def write_report(out_dir: Path, cfg: Config, metrics: dict, fit, cohort, per_individual, *, key,
+                 subject_ids):  # fmt: skip
+    """per_individual.csv (``per_individual`` of the individuals ``subject_ids``), the forecast
+    and error figures (``key``: their draws; of ``fit``'s individuals: under several processes,
+    those of process 0's share), report.md."""
     exp: TwinsSynthetic = cfg.experiment
     frame = pd.DataFrame(
         {f"{name}_{k}": v for name, m in per_individual.items() for k, v in m.items()}
     )
-    frame.insert(0, "subject_id", list(cohort.subject_ids))
+    frame.insert(0, "subject_id", list(subject_ids))
+    if len(subject_ids) != cohort.n_individuals:  # the figures: process 0's individuals
+        mine = {s: i for i, s in enumerate(subject_ids)}
+        rows = np.array([mine[s] for s in cohort.subject_ids])
+        per_individual = jax.tree.map(lambda x: x[rows], per_individual)
     write_csv(frame, out_dir / "per_individual.csv", index=False)
     if metrics["population"] is None:  # nothing tested: no forecast figures, the loss only
         figures = ["population_loss.png"] if len(fit.population_losses) else []

@@ -28,6 +28,7 @@ from twinjax.runtime.lock import run_lock
 from twinjax.runtime.manifest import DamagedModelError
 from twinjax.runtime.scalars import ScalarWriter, flatten
 from twinjax.train.devices import use_cpu_devices, use_host_memory
+from twinjax.train.processes import initialize
 
 log = logging.getLogger("twinjax")
 logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it writes at INFO
@@ -69,13 +70,17 @@ def run_experiment(cfg: DictConfig, out_dir: Path) -> dict:
     config = OmegaConf.to_object(cfg)
     name = config.experiment.name
     module = importlib.import_module(experiments()[name].driver)
+    # several processes share out_dir: process 0 writes the run's files, each other process
+    # holds its own lock and training curves under process<k>/
+    own = out_dir if jax.process_index() == 0 else out_dir / f"process{jax.process_index()}"
     try:
-        with run_lock(out_dir):
-            with ScalarWriter(out_dir / "tensorboard") as writer, writer.as_default():
+        with run_lock(own):
+            with ScalarWriter(own / "tensorboard") as writer, writer.as_default():
                 metrics = module.run(config, out_dir)
                 objective = check_objective(metrics, name)
                 writer.hparams(changed_settings(cfg), result_metrics(metrics, objective))
-            atomic_write_text(out_dir / "metrics.json", metrics_json(metrics))
+            if jax.process_index() == 0:
+                atomic_write_text(out_dir / "metrics.json", metrics_json(metrics))
     except RunWriteError as e:
         if e.checkpoint is not None:
             raise
@@ -164,6 +169,10 @@ def main(cfg: DictConfig) -> float:
                     f"cpu_devices={cpu_devices}: use a count >= 1, or null (one per core)"
                 )
             use_cpu_devices(cpu_devices)  # before JAX's first operation
+            if cfg.distributed.enabled:
+                d = cfg.distributed
+                initialize(d.coordinator_address, d.num_processes, d.process_id,
+                           heartbeat_timeout_seconds=d.heartbeat_timeout_seconds)  # fmt: skip
             try:
                 use_host_memory(cfg.get("host_memory_gb"))
             except ValueError as e:
@@ -174,6 +183,8 @@ def main(cfg: DictConfig) -> float:
                 release_compiled_programs()
     except USER_ERRORS as e:
         mark_failed(out_dir, f"{type(e).__name__}: {e}")
+        if jax.process_count() > 1:
+            leave_processes(f"{type(e).__name__}: {e}")
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         log.error("%s: %s", type(e).__name__, e)
@@ -184,11 +195,31 @@ def main(cfg: DictConfig) -> float:
             e = interrupt.Interrupted(e.signum, e.where, str(last) if last else None)
         log.error("%s", e)
         sys.exit(e.exit_status)
-    log.info("metrics written to %s", out_dir / "metrics.json")
+    except Exception as e:  # a bug: its traceback, then (several processes) end them all
+        if jax.process_count() > 1:
+            log.exception("process %d failed", jax.process_index())
+            leave_processes(f"{type(e).__name__}: {e}")
+        raise
+    if jax.process_index() == 0:  # (several processes: process 0 writes the run's files)
+        log.info("metrics written to %s", out_dir / "metrics.json")
     summary = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
     log.info("summary: %s", json.dumps(summary, indent=1)[:2000])
     objective = metrics[OBJECTIVE]  # None (nothing to optimise): NaN, a failed sweep trial
     return float("nan") if objective is None else float(objective)
+
+
+def leave_processes(message: str) -> None:
+    """Ends this process of a multi-process job at once, after its error line: a normal exit
+    waits in JAX's shutdown barrier (5 minutes) for processes that are themselves waiting in a
+    collective for this one; gone, it ends them within the heartbeat timeout
+    (``distributed.heartbeat_timeout_seconds``), each saying that another task died."""
+    log.error("%s", message)
+    log.error("process %d of %d stops; JAX's distributed service ends the others. Fix the "
+              "cause and rerun every process", jax.process_index(), jax.process_count())  # fmt: skip
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
 
 
 def finite(x):

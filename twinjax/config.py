@@ -148,6 +148,19 @@ class TrainConfig:
 
 
 @dataclass
+class DistributedConfig:
+    # the main job on several processes, each holding a share of the subjects (JAX's
+    # multi-process runtime; README "Several processes"). Every process runs the same command
+    # with its process_id and the same hydra.run.dir
+    enabled: bool = False
+    coordinator_address: str | None = None  # "host:port" of process 0 (null: from SLURM)
+    num_processes: int | None = None  # processes in all (null: from SLURM)
+    process_id: int | None = None  # this process, 0 .. num_processes - 1 (null: from SLURM)
+    # a process silent this long ends the others (JAX's distributed service)
+    heartbeat_timeout_seconds: int = 100
+
+
+@dataclass
 class Config:
     seed: int = 0  # every random key of the run is split from it
     data: DataConfig = field(default_factory=DataConfig)
@@ -164,6 +177,7 @@ class Config:
     # memory): a bigger cohort is then worked through in more chunks, not in more memory (the
     # same results). Accelerators use their own free memory either way
     host_memory_gb: float | None = 1.0
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
 
 def run_name(experiment: str, overrides: str, limit: int = 96) -> str:

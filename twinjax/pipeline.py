@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 import twinjax
@@ -31,6 +32,7 @@ from twinjax.data import (
     read_cohort,
     synthetic_cohort,
 )
+from twinjax.data.share import Share
 from twinjax.data.split import check_fractions
 from twinjax.data.times import parse_step, to_datetimes
 from twinjax.eval import (
@@ -54,6 +56,7 @@ from twinjax.train.devices import (
     rows_that_fit,
     training_devices,
 )
+from twinjax.train.processes import Across, allgather, barrier, cohort_positions, gather_rows
 from twinjax.twins import TwinParams, TwinSpec, cohort_predictions, segment_rollouts
 
 log = logging.getLogger(__name__)
@@ -105,7 +108,7 @@ def load_cohort(key: jax.Array, cfg, *, static_levels: dict | None = None) -> Co
     one-hot encoding of the static table.
     """
     if cfg.source == "synthetic":
-        return synthetic_cohort(
+        cohort = synthetic_cohort(
             key,
             n_individuals=cfg.n_individuals,
             n_steps=cfg.n_steps,
@@ -113,6 +116,11 @@ def load_cohort(key: jax.Array, cfg, *, static_levels: dict | None = None) -> Co
             dropout_prob=cfg.dropout_prob,
             noise=cfg.noise,
         )
+        if jax.process_count() == 1:
+            return cohort
+        # several processes: each keeps the subjects the stable hash gives it, as from files
+        mine = Share(jax.process_index(), jax.process_count()).mask(list(cohort.subject_ids))
+        return cohort.take(np.nonzero(mine)[0])
     if cfg.source == "files":
         if not given(cfg.observations):
             raise ConfigError("data=files needs data.observations=PATH (CSV or Parquet)")
@@ -139,12 +147,22 @@ def load_cohort(key: jax.Array, cfg, *, static_levels: dict | None = None) -> Co
             sep=cfg.sep,
             encoding=cfg.encoding,
             chunk_subjects=cfg.chunk_subjects,
+            process_index=jax.process_index(),
+            process_count=jax.process_count(),
         )
     raise ConfigError(f"unknown data.source {cfg.source!r}: use synthetic or files")
 
 
-def forecast_cohort(bundle: TwinBundle, cohort: Cohort, *, seed: int, horizon: int,
-                    n_samples: int = 200, personalize_new: bool = True, plan=None):
+def forecast_cohort(
+    bundle: TwinBundle,
+    cohort: Cohort,
+    *,
+    seed: int,
+    horizon: int,
+    n_samples: int = 200,
+    personalize_new: bool = True,
+    plan=None,
+):
     """``experiment=forecast``'s forecasts of saved twins (and :class:`twinjax.Twins`'): the
     subjects the twins lack get twins of their own first (``personalize_new``), then every
     subject is forecast ``horizon`` steps (:func:`twinjax.bundle.forecast`), times in the data's
@@ -172,6 +190,7 @@ def summary_line(summary: dict, limit: int = 600) -> str:
     >>> summary_line({"subjects": 3, "variables": ["y"], "notes": [], "rows_dropped": 0})
     'subjects=3 variables=y'
     """
+
     def text(v):
         if isinstance(v, list | tuple):
             return ",".join(map(str, v[:12])) + ("..." if len(v) > 12 else "")
@@ -408,13 +427,14 @@ def twin_spec(cohort: Cohort, model) -> TwinSpec:
         ) from e
 
 
-def prepare_cohort(cohort: Cohort, data) -> tuple[CohortArrays, Scalers]:
-    """``prepare`` with the app's ``data`` config."""
+def prepare_cohort(cohort: Cohort, data, *, across=None) -> tuple[CohortArrays, Scalers]:
+    """``prepare`` with the app's ``data`` config (``across``: see :func:`prepare`)."""
     return prepare(
         cohort,
         normalization=data.normalization,
         val_fraction=data.val_fraction,
         test_fraction=data.test_fraction,
+        across=across,
     )
 
 
@@ -466,7 +486,12 @@ def cohort_digest(cohort: Cohort) -> str:
     names = (cohort.subject_ids, cohort.variables, cohort.intervention_kinds, cohort.static_names)
     labels = np.frombuffer(repr((names, cohort.step)).encode(), np.uint8)
     arrays = (cohort.values, cohort.mask, cohort.interventions, cohort.static, cohort.lengths)
-    return array_digest(*arrays, labels)
+    digest = array_digest(*arrays, labels)
+    if jax.process_count() == 1:
+        return digest
+    # one process's share: the digest of every process's share, the same in each
+    every = allgather(digest)
+    return array_digest(np.frombuffer(",".join(every).encode(), np.uint8))
 
 
 def run_fingerprint(cfg, cohort: Cohort, *, seed: int) -> dict:
@@ -481,8 +506,100 @@ def run_fingerprint(cfg, cohort: Cohort, *, seed: int) -> dict:
     }
 
 
+class ProcessShare(NamedTuple):
+    """One process's share of a cohort held by several processes (JAX's multi-process
+    runtime): its individuals' positions in the whole cohort and the cohort's size."""
+
+    index: np.ndarray
+    total: int
+
+    def gather(self, tree):
+        """Per-individual arrays of this share as the whole cohort's (every process's rows,
+        in cohort order): per-individual scores and parameters, never the data."""
+        return gather_rows(tree, self.index, self.total)
+
+
+def share_of(cohort: Cohort) -> tuple[Cohort, ProcessShare | None]:
+    """This process's share of the cohort (after :func:`check_cohort`) and where it sits in
+    the whole: ``(cohort, None)`` in one process. Under several processes the share's grid is
+    padded to the longest subject of any share (every process's arrays have one shape) and
+    ``meta["data_summary"]`` becomes the summary of the whole cohort.
+
+    Raises:
+      CohortError: the shares disagree on the variables, intervention kinds or static
+        covariates (a share lacks a stream the others have), or one subject is in two."""
+    if jax.process_count() == 1:
+        return cohort, None
+    axes = (cohort.variables, cohort.intervention_kinds, cohort.static_names, cohort.step)
+    every = allgather(axes)
+    if any(a != every[0] for a in every):
+        raise CohortError(
+            "the processes' shares of the cohort have different variables, intervention kinds, "
+            f"static covariates or steps: {every}. Every share needs every stream (a variable "
+            "no subject of a share has leaves it out of that share's grid)",
+            source=_source(cohort),
+        )
+    try:
+        index, total = cohort_positions(cohort.subject_ids)
+    except ValueError as e:
+        raise CohortError(str(e), source=_source(cohort)) from None
+    steps = int(Across().max(np.array(cohort.n_steps)))
+    cohort = _pad_steps(cohort, steps)
+    inside = cohort.valid()[..., None] & np.ones(cohort.n_features, bool)
+    cells = Across().sum(np.array([cohort.mask.sum(), inside.sum()], np.int64))
+    summary = merge_summaries(allgather(cohort.meta["data_summary"]),
+                              fraction=float(cells[0] / max(cells[1], 1)))  # fmt: skip
+    log.info("process %d of %d holds %d of the cohort's %d subjects", jax.process_index(),
+             jax.process_count(), cohort.n_individuals, total)  # fmt: skip
+    meta = {**cohort.meta, "data_summary": summary}
+    return dataclasses.replace(cohort, meta=meta), ProcessShare(index, total)
+
+
+def _pad_steps(cohort: Cohort, steps: int) -> Cohort:
+    """``cohort`` on a grid of ``steps`` steps (padding: unobserved, no interventions)."""
+    extra = steps - cohort.n_steps
+    if extra <= 0:
+        return cohort
+    pad = lambda a: None if a is None else np.pad(a, ((0, 0), (0, extra), (0, 0)))
+    return dataclasses.replace(
+        cohort, values=pad(cohort.values), mask=pad(cohort.mask),
+        interventions=pad(cohort.interventions), truth=pad(cohort.truth),
+    )  # fmt: skip
+
+
+def merge_summaries(parts: list[dict], *, fraction: float) -> dict:
+    """The data summaries (:func:`twinjax.data.data_summary`) of every process's share as the
+    summary of the whole cohort: counts summed, lists of subjects merged in subject order,
+    ``fraction_observed`` the whole cohort's (``fraction``), notes and warnings of any share
+    (a share's counts in its warnings are its own)."""
+    out = dict(parts[0])
+    out["subjects"] = sum(p["subjects"] for p in parts)
+    out["grid_steps"] = max(p["grid_steps"] for p in parts)
+    out["fraction_observed"] = fraction
+    for key in ("rows_read", "rows_in_grid"):
+        tables = dict.fromkeys(k for p in parts for k in p[key])
+        out[key] = {t: sum(p[key].get(t, 0) for p in parts) for t in tables}
+    for key in ("rows_merged", "rows_dropped", "duplicate_rows_removed",
+                "interventions_after_last_observation"):  # fmt: skip
+        out[key] = sum(p[key] for p in parts)
+    for key in ("subjects_without_test_targets", "subjects_without_validation_targets"):
+        out[key] = sorted((s for p in parts for s in p[key]), key=str)
+    out["subjects_excluded"] = sorted((e for p in parts for e in p["subjects_excluded"]),
+                                      key=lambda e: str(e["subject"]))  # fmt: skip
+    for key in ("notes", "warnings"):
+        out[key] = list(dict.fromkeys(x for p in parts for x in p[key]))
+    out["processes"] = len(parts)
+    return out
+
+
 def fit_twins(
-    key: jax.Array, cohort: Cohort, cfg, out_dir: Path, *, timings: Timings | None = None
+    key: jax.Array,
+    cohort: Cohort,
+    cfg,
+    out_dir: Path,
+    *,
+    timings: Timings | None = None,
+    share: ProcessShare | None = None,
 ) -> TwinFit:
     """Population twin, then personal twins; checkpoints under ``out_dir/checkpoints``.
 
@@ -491,6 +608,12 @@ def fit_twins(
     :class:`~twinjax.runtime.RunDirectoryError`; ``train.resume=false`` starts over).
     ``timings`` collects the phases ``data`` (preparing the arrays), ``population fit``,
     ``personal fit`` and ``calibration``.
+
+    ``share``: ``cohort`` is this process's share of a cohort held by several processes
+    (:func:`process_share`). The scalers and calibration factors pool every share, the
+    population twin is trained by all processes together, the personal twins of the share
+    here (checkpoints under ``personal/process<k>``); the result is this share's rows of the
+    fit one process makes of the whole cohort.
     """
     timings = Timings() if timings is None else timings
     ckpt = Path(out_dir) / "checkpoints"
@@ -501,15 +624,20 @@ def fit_twins(
         )
     with timings.phase("prepare"):
         fingerprint = run_fingerprint(cfg, cohort, seed=cfg.seed)
-        if claim_run_dir(ckpt, fingerprint, resume=cfg.train.resume):
+        # several processes share the directory: process 0 claims it, the others wait for it
+        if jax.process_index() == 0 and claim_run_dir(ckpt, fingerprint, resume=cfg.train.resume):
             log.info("resuming the checkpoints in %s (same settings and data)", ckpt)
-        arrays, scalers = prepare_cohort(cohort, cfg.data)
+        barrier("run directory claimed")
+        across = None if share is None else Across()
+        arrays, scalers = prepare_cohort(cohort, cfg.data, across=across)
     spec = twin_spec(cohort, cfg.model)
     k_pop, k_personal = jax.random.split(key)
+    index = None if share is None else share.index
     with timings.phase("population fit"):
         pop, losses = fit_population(
-            k_pop, spec, arrays, population_options(cfg.data, cfg.train), ckpt / "population"
-        )
+            k_pop, spec, arrays, population_options(cfg.data, cfg.train), ckpt / "population",
+            index=index,
+        )  # fmt: skip
         jax.block_until_ready(pop)
     with timings.phase("personal fit"):
         personal, _ = fit_personal(
@@ -518,7 +646,8 @@ def fit_twins(
             pop,
             arrays,
             personalize_options(cfg.data, cfg.train),
-            ckpt / "personal",
+            ckpt / "personal" / ("" if share is None else f"process{jax.process_index()}"),
+            index=index,
         )
         jax.block_until_ready(personal)
     history = cfg.data.context + cfg.data.horizon - 1
@@ -537,6 +666,8 @@ def fit_twins(
             n_samples=cfg.train.calibration_samples,
             max_origins=cfg.train.calibration_origins,
             key=jax.random.fold_in(key, 2),  # k_pop, k_personal unchanged
+            across=across,
+            ids=index,
         )
     return TwinFit(spec, scalers, arrays, pop, personal, losses, calibration, rows)
 
@@ -596,6 +727,8 @@ def calibrate_scales(
     n_samples: int = 32,
     key: jax.Array | None = None,
     max_origins: int = 0,
+    across=None,
+    ids=None,
 ) -> dict:
     """Variance recalibration on the validation segment (never on test data), per horizon.
 
@@ -611,7 +744,9 @@ def calibrate_scales(
     an individual with nothing to score). ``max_origins``: the rollouts start from at most so
     many validation origins per individual, evenly spaced (0: all). ``rows``: individuals
     forecast at a time (0: all);
-    ``mesh``: the one-step forecasts split over its devices (None: one).
+    ``mesh``: the one-step forecasts split over its devices (None: one). ``across`` and
+    ``ids``: these individuals are one process's share of a cohort (see :func:`fit_twins`):
+    the pooled factors pool every share, each rollout is keyed by its cohort position.
 
     Returns:
       ``population_h [H, F]`` and ``personal_h [N, H, F]``, and their horizon-1 factors as
@@ -627,14 +762,16 @@ def calibrate_scales(
         fit = rollout_rows(spec, arrays, personal, history=history, horizon=horizon,
                            n_samples=n_samples, key=key)  # fmt: skip
         rows = fit if not rows else min(rows, fit) if fit else rows
+        longest = int(np.asarray(arrays.val).sum(1).max(initial=0))
+        longest = longest if across is None else int(across.max(np.array(longest)))
         roll = dict(history=history, horizon=horizon, n_samples=n_samples, key=key, rows=rows,
-                    max_origins=max_origins)  # fmt: skip
+                    max_origins=max_origins, ids=ids, longest=longest)  # fmt: skip
         more = [horizon_sq_z(p, spec, arrays, arrays.val, shared=s, **roll) for p, s in
                 ((pop, True), (personal, False))]  # fmt: skip
         z2_pop = np.concatenate([z2_pop, more[0][0][:, 1:]], 1)
         z2_per = np.concatenate([z2_per, more[1][0][:, 1:]], 1)
         n = np.concatenate([n, more[0][1][:, 1:]], 1)
-    pop_h, per_h = _pooled_factors(z2_pop, n), _pooled_factors(z2_per, n)
+    pop_h, per_h = _pooled_factors(z2_pop, n, across), _pooled_factors(z2_per, n, across)
     s2_per = (z2_per + strength * per_h**2) / np.maximum(n + strength, 1e-12)
     s_per = np.where(n + strength > 0, np.sqrt(s2_per), per_h)
     pop_h, s_per = pop_h.astype(np.float32), s_per.astype(np.float32)  # as a bundle saves them
@@ -676,10 +813,13 @@ def rollout_rows(
     return rows_that_fit(compile_for, arrays.n_individuals, fraction=fraction)
 
 
-def _pooled_factors(z2: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """sqrt(sum z^2 / count) over individuals ``[H, F]``; where nothing was scored, the factor
-    of the horizon before (1 at horizon 1): never 0 from an empty set."""
+def _pooled_factors(z2: np.ndarray, n: np.ndarray, across=None) -> np.ndarray:
+    """sqrt(sum z^2 / count) over individuals ``[H, F]`` (and over every process's share with
+    ``across``); where nothing was scored, the factor of the horizon before (1 at horizon 1):
+    never 0 from an empty set."""
     count, total = n.sum(0), z2.sum(0)
+    if across is not None:
+        count, total = across.sum(count), across.sum(total)
     out = np.ones(count.shape)
     for h in range(count.shape[0]):
         before = out[h - 1] if h else 1.0
@@ -719,18 +859,60 @@ def bundle_from_fit(fit: TwinFit, cohort: Cohort, cfg, *, fingerprint: dict) -> 
     )
 
 
-def save_model(fit: TwinFit, cohort: Cohort, cfg, directory: Path) -> TwinBundle:
-    """Saves the fit as a self-contained bundle (``twinjax.load(run_dir)`` reads it back)."""
+def save_model(
+    fit: TwinFit, cohort: Cohort, cfg, directory: Path, *, share: ProcessShare | None = None
+) -> TwinBundle:
+    """Saves the fit as a self-contained bundle (``twinjax.load(run_dir)`` reads it back).
+
+    ``share``: the fit is one process's share (:func:`share_of`): every process's personal
+    twins, calibration and scalers are gathered and process 0 saves the whole cohort's bundle
+    (the same bundle one process saves); every process returns it."""
     bundle = bundle_from_fit(
         fit, cohort, cfg, fingerprint=run_fingerprint(cfg, cohort, seed=cfg.seed)
     )
+    if share is not None:
+        bundle = _gathered_bundle(bundle, share)
+        if jax.process_index() != 0:
+            return bundle
     save_bundle(bundle, directory)
     return bundle
 
 
-def evaluate_twins(fit: TwinFit, cohort: Cohort, cfg, *, segment: str = "test") -> dict:
+def _gathered_bundle(bundle: TwinBundle, share: ProcessShare) -> TwinBundle:
+    """The bundle of one process's share with every share's per-individual parts."""
+    calibration = {k: v for k, v in bundle.calibration.items() if k.startswith("personal")}
+    values = bundle.scalers.values
+    individual = bundle.normalization == "individual"
+    rows = {
+        "personal": bundle.personal,
+        "calibration": calibration,
+        "values": values if individual else None,
+        "ids": np.array(bundle.subject_ids, object),
+        "t0": np.asarray(bundle.t0),
+    }
+    every = share.gather(rows)
+    return bundle._replace(
+        personal=jax.tree.map(jnp.asarray, every["personal"]),
+        calibration={**bundle.calibration, **every["calibration"]},
+        scalers=bundle.scalers._replace(
+            values=jax.tree.map(jnp.asarray, every["values"]) if individual else values
+        ),
+        subject_ids=tuple(every["ids"]),
+        t0=every["t0"],
+    )
+
+
+def evaluate_twins(
+    fit: TwinFit,
+    cohort: Cohort,
+    cfg,
+    *,
+    segment: str = "test",
+    share: ProcessShare | None = None,
+) -> dict:
     """Per-individual metrics on the target stream over each individual's ``segment`` (``test``
-    or ``val``), population vs personalized twins."""
+    or ``val``), population vs personalized twins (``share``: the fit of one process's share,
+    the metrics of every share gathered in cohort order)."""
     f = target_index(cohort, cfg)
     history = cfg.context + cfg.horizon - 1
     out = {}
@@ -739,7 +921,7 @@ def evaluate_twins(fit: TwinFit, cohort: Cohort, cfg, *, segment: str = "test") 
         out[name] = gaussian_metrics(
             fc.mean[..., f], fc.scale[..., f], fc.y[..., f], fc.observed[..., f]
         )
-    return out
+    return out if share is None else share.gather(out)
 
 
 def summary_metrics(per_individual: dict) -> dict:
@@ -858,14 +1040,22 @@ class RecurrentForecaster:
         return Rolling(*(np.stack(x) for x in zip(*out, strict=True)))
 
 
-def one_step_skill(fit: TwinFit, cohort: Cohort, cfg, *, segment: str = "test") -> dict:
+def one_step_skill(
+    fit: TwinFit,
+    cohort: Cohort,
+    cfg,
+    *,
+    segment: str = "test",
+    share: ProcessShare | None = None,
+) -> dict:
     """The twins and last value carried forward on the same points: each individual's one-step
     forecasts of the target over its ``segment``, as :class:`twinjax.eval.score.Forecast` s.
 
     LOCF's predictive distribution is the last observed value plus the empirical quantiles of
     the cohort's changes between consecutive observations on the training steps (99 levels).
     ``cfg``: the app's ``data`` config. Returns ``{name: Forecast}`` for ``population``,
-    ``personalized`` and ``last value``.
+    ``personalized`` and ``last value``. ``share``: the fit of one process's share: the
+    forecasts are this share's, LOCF's changes those of the whole cohort.
     """
     f = target_index(cohort, cfg)
     history = cfg.context + cfg.horizon - 1
@@ -879,6 +1069,8 @@ def one_step_skill(fit: TwinFit, cohort: Cohort, cfg, *, segment: str = "test") 
     carried = carry_forward(cohort.values[..., f : f + 1], cohort.mask[..., f : f + 1])
     changes = observed_changes(cohort.values[..., f : f + 1], cohort.mask[..., f : f + 1],
                                np.asarray(fit.arrays.train))[0]  # fmt: skip
+    if share is not None:  # the changes of every share (one number per pair of visits)
+        changes = np.concatenate(allgather(np.asarray(changes)))
     value, seen = carried.value[rows, t, 0], carried.seen[rows, t, 0]
     q = np.quantile(changes, QLEVELS) if len(changes) else np.zeros(len(QLEVELS))
     base = out["personalized"]

@@ -4,6 +4,7 @@ process trains on the whole cohort: the same losses and parameters to 1e-5 (floa
 sums taken over 4 devices in another order, over 4 Adam steps; the sharded-vs-one-device tests
 use the same tolerance)."""
 
+import json
 import os
 import signal
 import socket
@@ -14,14 +15,16 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pandas as pd
 import pytest
 
+import twinjax
 from twinjax.train import fit_population
 
 sys.path.insert(0, str(Path(__file__).parent))
 from two_processes import OPTIONS, cohort  # noqa: E402
 
-pytestmark = pytest.mark.integration  # two JAX processes start and compile (~20 s)
+pytestmark = pytest.mark.integration  # two or three JAX processes start and compile (20-60 s)
 WORKER = Path(__file__).with_name("two_processes.py")
 
 
@@ -93,3 +96,79 @@ def test_a_killed_process_ends_the_other_with_a_message_and_both_resume(tmp_path
     np.testing.assert_allclose(two["losses"], losses, rtol=1e-5, atol=1e-5)
     for p, value in jax.tree_util.tree_leaves_with_path(params):
         np.testing.assert_allclose(two[jax.tree_util.keystr(p)], value, rtol=1e-5, atol=1e-5)
+
+
+# the main job (python -m twinjax) on a user's files, small enough for CI
+APP = ["data=files", "model.family=recurrent", "data.normalization=individual",
+       "data.context=8", "data.horizon=4", "model.hidden=4", "model.attention_dim=4",
+       "train.steps=6", "train.batch_windows=2", "train.personal_steps=5", "train.eval_every=5",
+       "train.progress=false", "train.checkpoint_every=3", "experiment.n_plot_individuals=2",
+       "seed=1"]  # fmt: skip
+
+
+def _app(out: Path, files: list[str], *args: str, devices: int) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "JAX_PLATFORMS": "cpu",
+           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "twinjax", *APP, *files, *args, f"hydra.run.dir={out}"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def _numbers(tree, path=""):
+    """Every leaf of a metrics.json tree by its path (timings and memory left out: they are
+    this run's, not its results)."""
+    if isinstance(tree, dict):
+        return {k: v for key, value in tree.items() if key not in ("timings", "memory")
+                for k, v in _numbers(value, f"{path}.{key}").items()}  # fmt: skip
+    if isinstance(tree, list):
+        return {k: v for i, x in enumerate(tree) for k, v in _numbers(x, f"{path}[{i}]").items()}
+    return {path: tree}
+
+
+def test_the_main_job_on_two_processes_equals_one_process(tmp_path):
+    """``python -m twinjax`` with ``distributed.enabled=true`` in two processes on localhost
+    (2 CPU devices each; each reads its share of the subjects from the files) against one
+    process reading them all: the same metrics.json (every number to 1e-5, the data summary
+    included), per_individual.csv, and saved twins (population, personal, calibration, scalers;
+    1e-5: float rounding of sums taken per process, then across processes, and over 4 devices
+    instead of 1). Process 0 alone writes the run's files."""
+    from twinjax.data import synthetic_cohort, to_long
+
+    tables = to_long(synthetic_cohort(jax.random.key(3), n_individuals=12, n_steps=60))
+    files = []
+    for name, table in zip(("observations", "interventions", "static"), tables, strict=True):
+        table.to_csv(tmp_path / f"{name}.csv", index=False)
+        files.append(f"data.{name}={tmp_path / f'{name}.csv'}")
+    port = _free_port()
+    procs = [_app(tmp_path / "two", files, "distributed.enabled=true",
+                  f"distributed.coordinator_address=localhost:{port}",
+                  "distributed.num_processes=2", f"distributed.process_id={i}",
+                  "distributed.heartbeat_timeout_seconds=20", devices=2) for i in (0, 1)]
+    procs.append(_app(tmp_path / "one", files, devices=1))  # fmt: skip
+    logs = [p.communicate(timeout=400)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], "\n".join(x[-3000:] for x in logs)
+    assert "process 1 of 2 holds" in logs[1] and "process 0 of 2 holds" in logs[0]
+    one, two = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "two"))
+    assert two.pop("processes") == 2 and two["data_summary"].pop("processes") == 2
+    one, two = _numbers(one), _numbers(two)
+    assert set(one) == set(two)
+    for key, value in one.items():
+        if isinstance(value, float):
+            np.testing.assert_allclose(two[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
+        else:
+            assert two[key] == value, key
+    tables = [pd.read_csv(tmp_path / d / "per_individual.csv") for d in ("one", "two")]
+    assert list(tables[0].subject_id) == list(tables[1].subject_id)
+    num = tables[0].select_dtypes("number").columns
+    np.testing.assert_allclose(tables[1][num], tables[0][num], rtol=1e-5, atol=1e-6)
+    a, b = (twinjax.load(tmp_path / d) for d in ("one", "two"))
+    assert a.subject_ids == b.subject_ids
+    for part in ("population", "personal", "calibration", "scalers", "t0"):
+        for x, y in zip(jax.tree.leaves(getattr(a, part)), jax.tree.leaves(getattr(b, part)),
+                        strict=True):  # fmt: skip
+            np.testing.assert_allclose(np.asarray(y), np.asarray(x), rtol=1e-5, atol=1e-6,
+                                       err_msg=part)  # fmt: skip
+    assert (tmp_path / "two" / "report.md").exists()
+    assert not (tmp_path / "two" / "process1" / "metrics.json").exists()
+    assert (tmp_path / "two" / "checkpoints" / "personal" / "process1").is_dir()

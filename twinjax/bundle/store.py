@@ -23,6 +23,7 @@ import orbax.checkpoint as ocp
 from twinjax.data import NormStats, Scalers
 from twinjax.runtime.checkpoints import write_failure
 from twinjax.runtime.files import RunWriteError, atomic_write_text, replacing_dir
+from twinjax.runtime.loop import this_process_only
 from twinjax.runtime.manifest import (
     check_replaceable,
     damaged,
@@ -123,7 +124,10 @@ def _save_params(path: Path, stored: dict) -> None:
     # (a refused directory is reported at once, not after orbax's threads time out waiting)
     sync = ocp.AsyncOptions(create_directories_asynchronously=False)
     try:
-        with ocp.StandardCheckpointer(async_options=sync) as ckptr:
+        # one process writes a model (the gathered twins, under several processes)
+        with ocp.StandardCheckpointer(
+            async_options=sync, multiprocessing_options=this_process_only()
+        ) as ckptr:
             ckptr.save(path, stored)
     except (OSError, ValueError) as e:
         failure = write_failure(e)

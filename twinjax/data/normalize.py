@@ -24,6 +24,7 @@ def fit_normalizer(
     *,
     per_individual: bool = False,
     min_count: int = 2,
+    across=None,
 ) -> NormStats:
     """Mean and std (ddof 0) of the observed values of each feature.
 
@@ -37,6 +38,9 @@ def fit_normalizer(
         mask: True where a value was observed.
         per_individual: fit one mean and std per individual and feature.
         min_count: fewest observations for an individual's own stats.
+        across: the population stats pool the individuals of every part of a cohort held
+            apart (``across.sum``/``across.max`` of a host array over the parts, e.g.
+            :class:`twinjax.train.processes.Across` over processes); None: these individuals.
 
     Returns:
         :class:`NormStats` of shape ``[F]`` (population) or ``[N, F]`` (per individual).
@@ -52,7 +56,7 @@ def fit_normalizer(
         [-1.0, 1.0, 0.0]
     """
     values, mask = jnp.asarray(values), jnp.asarray(mask, dtype=bool)
-    pop = _moments(values, mask, axes=tuple(range(values.ndim - 1)))
+    pop = _moments(values, mask, axes=tuple(range(values.ndim - 1)), across=across)
     if not per_individual:
         return pop
     count = mask.sum(axis=-2)
@@ -61,17 +65,20 @@ def fit_normalizer(
     return NormStats(jnp.where(enough, ind.mean, pop.mean), jnp.where(enough, ind.std, pop.std))
 
 
-def _moments(values, mask, axes) -> NormStats:
+def _moments(values, mask, axes, across=None) -> NormStats:
     """Mean and std over ``axes``; the std as ``s * sqrt(mean((x - mean)^2 / s^2))`` with ``s``
     the largest deviation, so that values the reader accepts (up to float32's square root)
     cannot overflow the sum of squares, as the variance itself would."""
-    count = mask.sum(axis=axes)
+    total = lambda x: x if across is None else jnp.asarray(across.sum(np.asarray(x)))
+    largest = lambda x: x if across is None else jnp.asarray(across.max(np.asarray(x)))
+    count = total(mask.sum(axis=axes))
     n = jnp.maximum(count, 1)
-    mean = jnp.where(mask, values, 0).sum(axis=axes) / n
+    mean = total(jnp.where(mask, values, 0).sum(axis=axes)) / n
     centred = jnp.where(mask, values - jnp.expand_dims(mean, axes), 0)
-    scale = jnp.abs(centred).max(axis=axes)
+    scale = largest(jnp.abs(centred).max(axis=axes))
     scale = jnp.where(scale > 0, scale, 1)
-    std = scale * jnp.sqrt((jnp.square(centred / jnp.expand_dims(scale, axes))).sum(axis=axes) / n)
+    square = jnp.square(centred / jnp.expand_dims(scale, axes))
+    std = scale * jnp.sqrt(total(square.sum(axis=axes)) / n)
     return NormStats(mean, jnp.where((std < 1e-12) | (count == 0), 1.0, std).astype(mean.dtype))
 
 
@@ -153,9 +160,9 @@ def make_normalizer(kind: Literal["population", "individual", "none"] = "populat
     if kind not in ("population", "individual", "none"):
         raise ValueError(f"unknown normalization {kind!r}: use population, individual or none")
 
-    def fit(values, mask):
+    def fit(values, mask, across=None):
         if kind == "none":
             return identity_stats(jnp.shape(values)[-1])
-        return fit_normalizer(values, mask, per_individual=kind == "individual")
+        return fit_normalizer(values, mask, per_individual=kind == "individual", across=across)
 
     return Normalizer(fit, normalize, denormalize, denormalize_scale)

@@ -38,11 +38,11 @@ class Scalers(NamedTuple):
     static_std: Float[Array, " covariates"]
 
 
-def _intervention_scale(cohort: Cohort) -> np.ndarray:
+def _intervention_scale(cohort: Cohort, total) -> np.ndarray:
     n, t, k = cohort.interventions.shape
     u = cohort.interventions.reshape(n * t, k)  # (-1, k) is ambiguous when k == 0
     positive = u > 0
-    mean_pos = np.where(positive, u, 0).sum(0) / np.maximum(positive.sum(0), 1)
+    mean_pos = total(np.where(positive, u, 0).sum(0)) / np.maximum(total(positive.sum(0)), 1)
     return np.where(mean_pos > 0, mean_pos, 1.0).astype(np.float32)
 
 
@@ -52,6 +52,7 @@ def prepare(
     normalization: Literal["population", "individual", "none"] = "population",
     val_fraction: float = 0.15,
     test_fraction: float = 0.15,
+    across=None,
 ) -> tuple[CohortArrays, Scalers]:
     """Splits each individual in time, fits scalers on the training segment only, and normalizes.
 
@@ -61,6 +62,9 @@ def prepare(
         over the cohort (``population``), per individual and stream (``individual``) or none.
       val_fraction, test_fraction: the last fractions of each individual's observed span kept
         for validation and test (time-ordered, so no future value is trained on).
+      across: ``cohort`` is one part of a cohort held apart (one process's share): the
+        cohort-wide scalers pool every part (``across.sum``/``across.max`` of a host array over
+        the parts, :class:`twinjax.train.processes.Across`); None: ``cohort`` is the whole.
 
     Returns:
       ``(arrays, scalers)``: intervention amounts are divided by each kind's mean positive
@@ -76,11 +80,14 @@ def prepare(
     split = time_split(cohort.lengths, val_fraction, test_fraction)
     seg = {s: segment_mask(split, cohort.n_steps, s) for s in ("train", "val", "test")}
     norm = make_normalizer(normalization)
-    stats = norm.fit(cohort.values, cohort.mask & seg["train"][..., None])
+    stats = norm.fit(cohort.values, cohort.mask & seg["train"][..., None], across=across)
     values = norm.normalize(stats, cohort.values, mask=cohort.mask)
-    u_scale = _intervention_scale(cohort)
+    total = (lambda x: x) if across is None else across.sum
+    u_scale = _intervention_scale(cohort, total)
     static = cohort.static.astype(np.float64)  # float32 squares of covariates near 1e19 overflow
-    s_mean, s_std = static.mean(0), static.std(0)
+    count = max(total(np.array(len(static))), 1)
+    s_mean = total(static.sum(0)) / count
+    s_std = np.sqrt(total(np.square(static - s_mean).sum(0)) / count)
     s_std = np.where(s_std > 1e-12, s_std, 1.0)
     series = Series(
         values=jnp.asarray(values, jnp.float32),

@@ -131,6 +131,8 @@ def horizon_sq_z(
     shared: bool,
     rows: int = 0,
     max_origins: int = 0,
+    ids=None,
+    longest: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Squared standardized errors of sampled rollouts from every origin of ``segment``,
     scored at each horizon on the segment's observed values only.
@@ -142,6 +144,9 @@ def horizon_sq_z(
     ``max_origins``: at most so many origins per individual, evenly spaced through the segment
     (0: every step; the rollouts cost ~12x a one-step forecast per origin, so a long validation
     period is thinned: at 4,096 individuals x 217 validation steps, every origin took >20 min).
+    ``ids``: each individual's position in the whole cohort (its paths' key; default its row)
+    and ``longest``: the cohort's longest segment (default: of these individuals), when
+    ``arrays`` is one process's share of a cohort.
 
     Returns:
       ``sum z^2`` and the number of scored values, ``[N, horizon, F]`` each (host arrays).
@@ -149,7 +154,8 @@ def horizon_sq_z(
     segment = np.asarray(segment)
     n = segment.shape[0]
     start, count = segment.argmax(1), segment.sum(1)
-    longest = max(int(count.max()), 1)
+    longest = max(int(count.max()) if longest is None else int(longest), 1)
+    ids = np.arange(n) if ids is None else np.asarray(ids)
     stride = 1 if max_origins <= 0 else -(-longest // max_origins)
     size = -(-longest // stride)  # origins start + k * stride, k < size
     rows = n if rows <= 0 else rows
@@ -159,7 +165,7 @@ def horizon_sq_z(
         part = np.arange(lo, min(lo + rows, n))
         p = params if shared else jax.tree.map(lambda x, part=part: x[part], params)
         m, v = map(np.asarray, segment_rollouts(
-            p, spec, arrays.series.at(part), start[part], part, key, history=history,
+            p, spec, arrays.series.at(part), start[part], ids[part], key, history=history,
             horizon=horizon, size=size, n_samples=n_samples, shared=shared, stride=stride,
         ))  # fmt: skip
         k, h = stride * np.arange(size)[:, None], np.arange(horizon)[None]  # origin, horizon - 1

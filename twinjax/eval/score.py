@@ -355,3 +355,25 @@ def score(
         "ks": pit_ks(u),
     }
     return out
+
+
+def pooled_rows(rows: pd.DataFrame) -> dict[str, float | int | None]:
+    """The ``pooled`` scores of :func:`score` from its ``per_individual`` rows (e.g. those of
+    several processes' shares of a cohort, put together): each row's means weighted by its
+    number of points (RMSE the root of the weighted mean square); None where no point counts.
+
+    >>> fc = Forecast(mean=np.zeros((2, 2)), scale=np.ones((2, 2)), y=np.eye(2),
+    ...               mask=np.array([[True, True], [True, False]]))
+    >>> s = score(fc)
+    >>> p = pooled_rows(s["per_individual"])
+    >>> p["n"], round(p["rmse"], 6), round(s["pooled"]["rmse"], 6)
+    (3, 0.57735, 0.57735)
+    """
+    n = rows["n"].to_numpy()
+    total = int(n.sum())
+    if not total:
+        return {"n": 0, **dict.fromkeys(NAMES)}
+    weighted = lambda v: float(np.where(n > 0, v * n, 0.0).sum() / total)
+    out = {k: weighted(rows[k].to_numpy(np.float64)) for k in NAMES}
+    out["rmse"] = float(np.sqrt(weighted(rows["rmse"].to_numpy(np.float64) ** 2)))
+    return {"n": total, **out}

@@ -8,12 +8,12 @@ of the mesh size (:func:`pad_to_multiple` adds zero-weight clients).
 Multi-host: call :func:`initialize_distributed` (``jax.distributed.initialize``) in every
 process before any other JAX call; :func:`client_mesh` then spans the devices of all hosts and
 the same round program runs unchanged (each host feeds the same replicated inputs). In the
-experiments this is the ``experiment.distributed`` group, e.g. on each of 2 hosts::
+app this is the root ``distributed`` group (``twinjax.train.processes.initialize``), e.g. on
+each of 2 hosts::
 
     python -m twinjax experiment=fedprox_synthetic experiment.backend=shard_map \
-        experiment.distributed.enabled=true \
-        experiment.distributed.coordinator_address=host0:1234 \
-        experiment.distributed.num_processes=2 experiment.distributed.process_id=<0 or 1>
+        distributed.enabled=true distributed.coordinator_address=host0:1234 \
+        distributed.num_processes=2 distributed.process_id=<0 or 1>
 """
 
 from collections.abc import Callable, Sequence

@@ -37,14 +37,33 @@ def _all_finite(tree) -> bool:
     )
 
 
-def checkpoint_manager(directory: Path, *, keep: int) -> ocp.CheckpointManager:
+def this_process_only() -> ocp.options.MultiprocessingOptions:
+    """orbax's options for files one process writes alone (its own arrays, in a directory of
+    its own) while other processes run: no barrier waits for them (the default options make
+    every process take part in each save)."""
+    if jax.process_count() == 1:
+        return ocp.options.MultiprocessingOptions()
+    me = jax.process_index()
+    return ocp.options.MultiprocessingOptions(
+        primary_host=me, active_processes={me}, barrier_sync_key_prefix=f"process{me}"
+    )
+
+
+def checkpoint_manager(directory: Path, *, keep: int, local: bool = False) -> ocp.CheckpointManager:
     """A manager whose refused writes raise ``RunWriteError`` (see :class:`CheckedManager`).
 
     Step directories are created in the calling thread: created in orbax's background thread,
-    a refused one left its other threads waiting minutes for it before the error surfaced."""
+    a refused one left its other threads waiting minutes for it before the error surfaced.
+    ``local``: under JAX's multi-process runtime, this process saves its own (fully
+    addressable) state alone (:func:`this_process_only`); otherwise every process saves."""
     synchronous_mkdir = ocp.AsyncOptions(create_directories_asynchronously=False)
+    if local:  # orbax creates no root directory for a subset of the processes
+        Path(directory).mkdir(parents=True, exist_ok=True)
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep, create=True, async_options=synchronous_mkdir
+        max_to_keep=keep,
+        create=not local,
+        async_options=synchronous_mkdir,
+        **({"multiprocessing_options": this_process_only()} if local else {}),
     )
     return CheckedManager(Path(directory).absolute(), options=options)
 
@@ -109,13 +128,23 @@ def run_loop(
     a dict it returns is appended to ``records``, a list saved as JSON with every checkpoint
     and replaced in place by the saved one when a run resumes.
     """
-    manager = checkpoint_manager(checkpoint_dir, keep=keep) if checkpoint_dir else None
+    # a state of this process's own arrays (personal twins of its share) is saved by it alone
+    local = jax.process_count() > 1 and all(
+        getattr(x, "is_fully_addressable", True) for x in jax.tree.leaves(state)
+    )
+    manager = checkpoint_manager(checkpoint_dir, keep=keep, local=local) if checkpoint_dir else None
+    # orbax saves no process-local jax.Array under several processes: such a state is saved
+    # and restored as host arrays, then placed as it was
+    on_host = (lambda tree: jax.device_get(tree)) if local else (lambda tree: tree)
+    placed = state
     if manager is not None and records is not None:
-        state, saved = _restore_with_records(manager, state)
+        state, saved = _restore_with_records(manager, on_host(state))
         if saved is not None:
             records[:] = saved
     elif manager is not None:
-        state = restore_latest(manager, state)
+        state = restore_latest(manager, on_host(state))
+    if local:
+        state = jax.tree.map(lambda x, like: jax.device_put(x, like.sharding), state, placed)
     start = int(step_of(state))
     history = []
     if start:
@@ -152,7 +181,7 @@ def run_loop(
                         raise TrainingDiverged(f"{name}: parameters became NaN/inf by step {done}")
                     if check_every is not None:
                         _save_history(checkpoint_dir, done, history, manager)
-                    manager.save(done, args=_save_args(state, records))
+                    manager.save(done, args=_save_args(on_host(state), records))
                 if signum:
                     if manager is not None:
                         manager.wait_until_finished()

@@ -294,6 +294,7 @@ def fit_personal(
     *,
     start: TwinParams | None = None,
     devices: Sequence[jax.Device] | None = None,
+    index: Sequence[int] | None = None,
 ):
     """Personal twins for every individual, in chunks, each chunk sharded over the devices.
 
@@ -317,6 +318,10 @@ def fit_personal(
       devices: the devices to shard individuals over (default:
         :func:`~twinjax.train.devices.training_devices`: the accelerators, or the CPU devices up
         to one per core, see ``use_cpu_devices``).
+      index: each individual's position in the whole cohort when ``arrays`` is a part of it
+        (one process's share): its windows are those it draws when fitted with the whole
+        cohort (default: its row in ``arrays``). Personal twins need nothing of other
+        individuals, so each process fits its share on its own devices.
 
     Returns:
       ``(params, val_nll)``: the stacked personal params (leading individuals axis) and each
@@ -359,7 +364,8 @@ def fit_personal(
         keep = np.arange(chunk) < n - lo  # the padding rows of the last chunk repeat the last one
         here = arrays.take(idx)  # on the default device: evaluated there, sharded for training
         sub = jax.device_put(here, rows)
-        ids, weight = jax.device_put((idx, keep.astype(np.float32)), rows)
+        ids = idx if index is None else np.asarray(index)[idx]
+        ids, weight = jax.device_put((ids, keep.astype(np.float32)), rows)
         if start is None:
             init = jax.tree.map(lambda x: jnp.broadcast_to(x, (chunk,) + x.shape), pop_params)
         else:

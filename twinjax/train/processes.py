@@ -10,7 +10,8 @@ Start the runtime with :func:`initialize` in every process before any other JAX 
 it selects gloo collectives, so that localhost processes can test what a cluster runs).
 """
 
-from collections.abc import Sequence
+import pickle
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
@@ -21,6 +22,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from jaxtyping import Array, Bool, Float, Int
 
 from twinjax.data import CohortArrays, Series
+from twinjax.runtime.cluster import distributed_arguments
 from twinjax.train.devices import AXIS
 
 
@@ -42,16 +44,17 @@ def initialize(
     *,
     heartbeat_timeout_seconds: int = 100,
 ) -> None:
-    """``jax.distributed.initialize`` (None: detected on clusters JAX knows, e.g. SLURM), with
-    gloo collectives for CPU devices (JAX's CPU client has none by default). A process that
+    """``jax.distributed.initialize`` (None: from SLURM's variables,
+    :func:`twinjax.runtime.cluster.distributed_arguments`, else detected on the clusters JAX
+    knows), with gloo collectives for CPU devices (JAX's CPU client has none by default). A process that
     stops answering for ``heartbeat_timeout_seconds`` ends the others: JAX's distributed service
     aborts them with its own message ("another task died"; a collective waiting on a lost
     process would otherwise wait for ever)."""
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(
-        coordinator_address=coordinator_address, num_processes=num_processes,
-        process_id=process_id, heartbeat_timeout_seconds=heartbeat_timeout_seconds,
-    )  # fmt: skip
+        **distributed_arguments(coordinator_address, num_processes, process_id),
+        heartbeat_timeout_seconds=heartbeat_timeout_seconds,
+    )
 
 
 def processes_mesh(per_process: int | None = None) -> jax.sharding.Mesh:
@@ -119,3 +122,64 @@ def replicated(tree, mesh: jax.sharding.Mesh):
 def local_copy(tree):
     """A replicated global ``tree`` as arrays on this process's first device."""
     return jax.tree.map(lambda x: jnp.asarray(x.addressable_data(0)), tree)
+
+
+def allgather(obj) -> list:
+    """``obj`` (any picklable value: ids, per-individual scores, a summary) of every process,
+    in process order (``[obj]`` in one process). Exact for every dtype: the value travels as
+    its pickled bytes (``process_allgather`` alone would turn float64 into float32)."""
+    if jax.process_count() == 1:
+        return [obj]
+    data = np.frombuffer(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL), np.uint8)
+    sizes = np.asarray(multihost_utils.process_allgather(np.array([len(data)], np.int32)))
+    sizes = sizes.reshape(-1)
+    padded = np.zeros(int(sizes.max()), np.uint8)
+    padded[: len(data)] = data
+    every = np.asarray(multihost_utils.process_allgather(padded)).reshape(len(sizes), -1)
+    return [pickle.loads(every[i, : sizes[i]].tobytes()) for i in range(len(sizes))]
+
+
+class Across(NamedTuple):
+    """Cohort-wide statistics pooled over every process's share: ``sum`` and ``max`` of a host
+    array over the processes (what :func:`twinjax.data.prepare` and the calibration take; in
+    one process both return their argument)."""
+
+    sum: Callable = lambda x: np.sum(allgather(np.asarray(x)), axis=0)
+    max: Callable = lambda x: np.max(allgather(np.asarray(x)), axis=0)
+
+
+def gather_rows(tree, index: Sequence[int], total: int):
+    """Per-individual arrays (leading axis: this process's individuals, at cohort positions
+    ``index``) of every process, as whole-cohort arrays in cohort order (on every process)."""
+    parts = allgather((np.asarray(index), jax.tree.map(np.asarray, tree)))
+    order = np.concatenate([i for i, _ in parts])
+    if not np.array_equal(np.sort(order), np.arange(total)):
+        raise ValueError(f"the processes' rows do not index the cohort 0..{total - 1} once each")
+    where = np.argsort(order, kind="stable")
+    stack = lambda *xs: np.concatenate(xs)[where]
+    return jax.tree.map(stack, *[t for _, t in parts])
+
+
+def cohort_positions(subject_ids: Sequence) -> tuple[np.ndarray, int]:
+    """Each of this process's subjects' position in the whole cohort (every process's subjects
+    in sorted order, the order one process reading the whole cohort gives them) and the
+    cohort's size.
+
+    Raises ``ValueError`` when a subject is in more than one process's share."""
+    mine = list(subject_ids)
+    every = [s for ids in allgather(mine) for s in ids]
+    try:
+        order = sorted(every)
+    except TypeError:  # ids of mixed types: compared as text
+        order = sorted(every, key=str)
+    rank = {s: i for i, s in enumerate(order)}
+    if len(rank) != len(order):
+        twice = sorted({s for s in every if every.count(s) > 1})[:10]
+        raise ValueError(f"subjects held by more than one process: {twice}")
+    return np.array([rank[s] for s in mine], np.int64), len(order)
+
+
+def barrier(name: str) -> None:
+    """Waits until every process reaches the barrier ``name`` (nothing in one process)."""
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)
