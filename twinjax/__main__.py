@@ -81,6 +81,9 @@ def run_experiment(cfg: DictConfig, out_dir: Path) -> dict:
                 writer.hparams(changed_settings(cfg), result_metrics(metrics, objective))
             if jax.process_index() == 0:
                 atomic_write_text(out_dir / "metrics.json", metrics_json(metrics))
+            else:  # this process's own phases (its share's work) beside its lock
+                mine = {k: metrics.get(k) for k in ("timings", "memory")}
+                atomic_write_text(own / "timings.json", metrics_json(mine))
     except RunWriteError as e:
         if e.checkpoint is not None:
             raise

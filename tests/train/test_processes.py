@@ -172,3 +172,44 @@ def test_the_main_job_on_two_processes_equals_one_process(tmp_path):
     assert (tmp_path / "two" / "report.md").exists()
     assert not (tmp_path / "two" / "process1" / "metrics.json").exists()
     assert (tmp_path / "two" / "checkpoints" / "personal" / "process1").is_dir()
+
+
+def test_the_main_job_killed_in_one_process_resumes_on_a_rerun(tmp_path):
+    """The main job on two processes: process 1 killed (SIGKILL) once the population twin has
+    a checkpoint; process 0 ends with JAX's "another task died" (10 s heartbeat) instead of
+    waiting. Both rerun with the same settings: the population fit resumes from the
+    checkpoint, and the run ends with the metrics of an uninterrupted one-process run (1e-5)."""
+    from twinjax.data import synthetic_cohort, to_long
+
+    obs = to_long(synthetic_cohort(jax.random.key(3), n_individuals=12, n_steps=60))[0]
+    obs.to_csv(tmp_path / "obs.csv", index=False)
+    files = [f"data.observations={tmp_path / 'obs.csv'}", "train.steps=40",
+             "train.checkpoint_every=5"]  # fmt: skip
+
+    def two(port):
+        return [_app(tmp_path / "two", files, "distributed.enabled=true",
+                     f"distributed.coordinator_address=localhost:{port}",
+                     "distributed.num_processes=2", f"distributed.process_id={i}",
+                     "distributed.heartbeat_timeout_seconds=10", devices=2) for i in (0, 1)]  # fmt: skip
+
+    procs = two(_free_port())
+    population = tmp_path / "two" / "checkpoints" / "population"
+    deadline = time.monotonic() + 240
+    while not any(p.name.isdigit() and int(p.name) >= 10 for p in population.glob("*")):
+        assert time.monotonic() < deadline and procs[0].poll() is None, procs[0].communicate()
+        time.sleep(0.05)
+    procs[1].send_signal(signal.SIGKILL)
+    out = procs[0].communicate(timeout=120)[0]
+    procs[1].communicate()
+    assert procs[0].returncode != 0 and "another task died" in out, out[-3000:]
+    assert not (tmp_path / "two" / "metrics.json").exists()
+    procs = [*two(_free_port()), _app(tmp_path / "one", files, devices=1)]
+    logs = [p.communicate(timeout=400)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], "\n".join(x[-3000:] for x in logs)
+    assert "population: resumed from step" in logs[0], logs[0][-3000:]
+    one, two = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "two"))
+    for key in ("objective", "validation_rmse_ratio", "rmse_ratio_personalized_over_population"):
+        np.testing.assert_allclose(two[key], one[key], rtol=1e-5, err_msg=key)
+    for name in ("population", "personalized"):
+        for key, value in one[name].items():
+            np.testing.assert_allclose(two[name][key], value, rtol=1e-5, atol=1e-6, err_msg=key)

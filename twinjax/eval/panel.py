@@ -294,6 +294,38 @@ def arima(train: Panel, times: np.ndarray, *, min_length: int = 5):
     return _statsforecast("arima", train, times, min_length)
 
 
+def pooled_ar(train: Panel, times: np.ndarray, *, ridge: float = 1.0) -> np.ndarray:
+    """One linear model of the changes ahead learnt from every subject at once (a global
+    forecaster, as the deep global models learn across series, in closed form): for each
+    horizon k (in visits), ridge regression of ``(y[j + k] - y[j]) / s`` on the last two changes
+    ``(y[j] - y[j - 1]) / s``, ``(y[j - 1] - y[j - 2]) / s`` (0 where there is none), the mean
+    change so far ``(y[j] - y[0]) / (j s)`` and an intercept, pooled over every subject and
+    visit ``j`` with a known change and a visit ``j + k`` (``s``: the subject's
+    :func:`change_scale`, so that subjects on different scales share coefficients). Forecast:
+    ``y_last + s * prediction``; a subject with one visit keeps its last value."""
+    y, n = np.where(train.mask, train.y, 0.0), train.n
+    rows, t = y.shape
+    s = change_scale(train)[:, None]
+    j = np.arange(t)[None]
+    d1 = np.where((j >= 1) & (j < n[:, None]), np.diff(y, axis=1, prepend=y[:, :1]), 0.0) / s
+    d2 = np.concatenate([np.zeros((rows, 1)), d1[:, :-1]], axis=1)
+    mean = np.where(j >= 1, (y - y[:, :1]) / np.maximum(j, 1), 0.0) / s
+    features = np.stack([np.ones_like(d1), d1, d2, mean], axis=-1)  # [N, T, 4]
+    last = np.maximum(n - 1, 0)
+    at_last = features[np.arange(rows), last]  # [N, 4]
+    out = np.repeat(train.last()[1][:, None], times.shape[1], axis=1)
+    for k in range(1, times.shape[1] + 1):
+        ok = (j >= 1) & (j + k < n[:, None])
+        if ok.sum() < 8:  # too few pairs to learn from: keep the last value
+            continue
+        ahead = np.concatenate([y[:, k:], np.zeros((rows, k))], axis=1)
+        target = ((ahead - y) / s)[ok]
+        x = features[ok]
+        beta = np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ target)
+        out[:, k - 1] = np.where(n >= 2, out[:, k - 1] + s[:, 0] * (at_last @ beta), out[:, k - 1])
+    return out
+
+
 def has_statsforecast() -> bool:
     try:
         import statsforecast  # noqa: F401
@@ -302,7 +334,7 @@ def has_statsforecast() -> bool:
     return True
 
 
-BASELINES = ("last", "drift", "seasonal", "mixed", "ets", "arima")
+BASELINES = ("last", "drift", "seasonal", "mixed", "ets", "arima", "pooled")
 
 
 def forecasters(panel: Panel, families=BASELINES, *, gate: bool = True) -> dict[str, Forecaster]:
@@ -313,7 +345,8 @@ def forecasters(panel: Panel, families=BASELINES, *, gate: bool = True) -> dict[
     unknown = sorted(set(families) - set(BASELINES))
     if unknown:
         raise ValueError(f"unknown forecasters {unknown}: choose from {list(BASELINES)}")
-    out: dict[str, Forecaster] = {"last": last_value, "drift": drift, "mixed": mixed_model}
+    out: dict[str, Forecaster] = {"last": last_value, "drift": drift, "mixed": mixed_model,
+                                  "pooled": pooled_ar}  # fmt: skip
     if panel.period > 0:
         out["seasonal"] = seasonal
     if has_statsforecast() and (np.median(panel.n) >= LONG or not gate):

@@ -169,7 +169,7 @@ def rows_that_fit(
     used = step_bytes(compile_for(probe)) if probe else None
     if used is None:
         return 0
-    device = jax.devices()[0] if device is None else device
+    device = jax.local_devices()[0] if device is None else device
     per_row = used / probe * scale
     rows = int(device_memory_budget(device, fraction=fraction) // max(per_row, 1))
     if rows >= n:

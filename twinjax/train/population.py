@@ -234,7 +234,7 @@ def fit_population(
     extra = _val_curve(arrays, spec, cfg.window)
     state, losses = _run(state, lambda s: step(s, arrays), cfg, checkpoint_dir, extra)
     # on the default device, where the rest of the app (personal fit, evaluation) starts from
-    return jax.device_put(state.params, jax.devices()[0]), losses
+    return jax.device_put(state.params, jax.local_devices()[0]), losses
 
 
 def _run(state, step_fn, cfg: PopulationOptions, checkpoint_dir, extra, *, progress=True):

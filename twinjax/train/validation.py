@@ -37,7 +37,7 @@ def val_nll_blocks(params, arrays: CohortArrays, spec, history, size, rows: int)
         return val_nll(params, arrays, spec, history, size)
     # on one device first: slicing rows of arrays sharded over several CPU devices is an eager
     # all-gather, which stalled in XLA's rendezvous on the loaded 2-core host (process aborted)
-    params, arrays = jax.device_put((params, arrays), jax.devices()[0])
+    params, arrays = jax.device_put((params, arrays), jax.local_devices()[0])
     out, done = [], 0
     while done < n:
         lo = min(done, n - rows)
