@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 
 def run(root: Config, out_dir: Path) -> dict:
     if pipeline.family_of(root) == "auto":
+        if jax.process_count() > 1:
+            raise pipeline.ConfigError(
+                "the auto twin runs on one process: with distributed.enabled=true use "
+                "model.family=recurrent"
+            )
         from twinjax_experiments import auto_twin
 
         return auto_twin.run(root, out_dir)

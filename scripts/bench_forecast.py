@@ -45,6 +45,7 @@ from scipy.special import ndtri
 
 from twinjax.eval.conformal import auto_forecast
 from twinjax.eval.panel import (
+    BASELINES,
     Holdout,
     Panel,
     forecasters,
@@ -225,15 +226,15 @@ def recurrent(steps: int, personal_steps: int, workdir: Path):
     return RecurrentForecaster(cfg, workdir)
 
 
-def run_panel(name: str, panel: Panel, extra=None, *, origins: int = 3, reuse: dict | None = None
-              ) -> dict:  # fmt: skip
+def run_panel(name: str, panel: Panel, extra=None, *, origins: int = 3, reuse: dict | None = None,
+              candidates=BASELINES) -> dict:  # fmt: skip
     """Every twinjax family, auto and every peer on ``panel``'s held-out visits. ``reuse``:
     the rows of peers taken from an earlier run's results for this panel instead of running
     them (their labels get " [reused]"; the peers depend on no twinjax code)."""
     ho = holdout(panel, h=2)
     rows = {}
     start = time.perf_counter()
-    methods = {**forecasters(ho.train), **(extra or {})}
+    methods = {**forecasters(ho.train, candidates), **(extra or {})}
     fcs, choice = auto_forecast(methods, ho.train, ho.time, y=ho.y, mask=ho.mask,
                                 origins=origins)  # fmt: skip
     auto_seconds = time.perf_counter() - start
@@ -331,6 +332,8 @@ def main() -> None:
                         "from it instead of run (e.g. the deep peers, 20-250 s a panel)")  # fmt: skip
     parser.add_argument("--reuse-peers", default="NHITS (neuralforecast),DeepAR (neuralforecast)",
                         help="comma-separated peer labels to reuse (default: the deep peers)")
+    parser.add_argument("--candidates", default=",".join(BASELINES),
+                        help="the auto twin's candidates (model.candidates; e.g. add pooled)")
     parser.add_argument("--origins", type=int, default=3,
                         help="rolling origins of the choice and calibration (model.origins)")
     args = parser.parse_args()
@@ -352,7 +355,8 @@ def main() -> None:
             earlier = {r["panel"]: r for r in json.loads(args.reuse.read_text())["panels"]}
             wanted = set(args.reuse_peers.split(","))
             reuse = {k: v for k, v in earlier[name]["methods"].items() if k in wanted}
-        results.append(run_panel(name, panel, extra, origins=args.origins, reuse=reuse))
+        results.append(run_panel(name, panel, extra, origins=args.origins, reuse=reuse,
+                                 candidates=tuple(args.candidates.split(","))))
         print(f"{name}: {time.perf_counter() - start:.1f} s, auto chose "
               f"{results[-1]['auto_choice']}, CRPS {results[-1]['auto_crps_over_best_peer']:.3f}"
               f"x best peer ({results[-1]['best_peer']})", flush=True)  # fmt: skip

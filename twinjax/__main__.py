@@ -38,6 +38,11 @@ logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
 logging.getLogger("arviz.preview").setLevel(logging.WARNING)
 # (and a refused write as tracebacks from its threads: the run ends with one RunWriteError line)
 logging.getLogger("absl").addFilter(QuietWriteFailures())
+# a process saving its own checkpoint alone (several processes) has no other process's part to
+# merge: orbax says so at WARNING on every save
+logging.getLogger("absl").addFilter(
+    lambda record: "No per-process OCDBT checkpoint subdirs" not in record.getMessage()
+)
 register_configs()
 
 # Errors about the user's data or settings: their message says what to change, so the app prints
@@ -47,6 +52,10 @@ USER_ERRORS = (
     MissingMandatoryValue,
 )  # fmt: skip
 
+
+# The experiments that run on several processes (distributed.enabled=true): the main job's
+# recurrent twins, each process holding a share, and the federated rounds over every device
+SEVERAL_PROCESSES = ("twins_synthetic", "fedprox_synthetic", "federated_twins")
 
 # The metrics.json key every experiment returns for sweeps: a VALIDATION metric to minimize (never
 # a test one), e.g. the personalized twins' mean NLL on the validation periods; the app returns it.
@@ -69,6 +78,11 @@ def run_experiment(cfg: DictConfig, out_dir: Path) -> dict:
     """
     config = OmegaConf.to_object(cfg)
     name = config.experiment.name
+    if jax.process_count() > 1 and name not in SEVERAL_PROCESSES:
+        raise ConfigError(
+            f"experiment={name} runs on one process; distributed.enabled=true works with "
+            f"{', '.join(sorted(SEVERAL_PROCESSES))}"
+        )
     module = importlib.import_module(experiments()[name].driver)
     # several processes share out_dir: process 0 writes the run's files, each other process
     # holds its own lock and training curves under process<k>/

@@ -80,7 +80,8 @@ class ModelConfig:
     # experiments/auto_twin.py) or null: auto for data=files without data.interventions,
     # recurrent for files with interventions and for the synthetic cohort
     family: str | None = None
-    # auto: the candidate forecasters (twinjax.eval.panel.BASELINES), the seasonal period in
+    # auto: the candidate forecasters (twinjax.eval.panel.KNOWN: BASELINES, the default, and
+    # "pooled", a linear AR of the changes learnt across subjects), the seasonal period in
     # visits (0: none), the visits per subject held out for the skill table and the rolling
     # origins (last visits of each subject) the choice and the calibration are measured on
     candidates: list[str] = field(

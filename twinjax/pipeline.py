@@ -46,7 +46,7 @@ from twinjax.eval import (
 from twinjax.eval.auto import panel_from_cohort
 from twinjax.eval.conformal import QLEVELS, Rolling, origins_of, subject_scale
 from twinjax.eval.forecasts import chunked_predictions, horizon_sq_z
-from twinjax.eval.panel import BASELINES
+from twinjax.eval.panel import KNOWN
 from twinjax.eval.score import Forecast
 from twinjax.runtime import array_digest, claim_run_dir
 from twinjax.runtime.memory import device_peak_mb, peak_rss_mb
@@ -257,15 +257,15 @@ def auto_candidates(cfg, workdir: Path) -> tuple[tuple[str, ...], dict]:
     Raises:
       ConfigError: an unknown candidate."""
     families = tuple(cfg.model.candidates)
-    unknown = sorted(set(families) - {*BASELINES, "recurrent"})
+    unknown = sorted(set(families) - {*KNOWN, "recurrent"})
     if unknown:
         raise ConfigError(
-            f"model.candidates: unknown {unknown}; choose from {[*BASELINES, 'recurrent']}"
+            f"model.candidates: unknown {unknown}; choose from {[*KNOWN, 'recurrent']}"
         )
     extra = {}
     if "recurrent" in families:
         extra["recurrent"] = RecurrentForecaster(cfg, Path(workdir) / "recurrent")
-    return tuple(f for f in families if f in BASELINES), extra
+    return tuple(f for f in families if f in KNOWN), extra
 
 
 def target_index(cohort: Cohort, cfg) -> int:

@@ -25,7 +25,15 @@ from twinjax.eval.conformal import (
     calibrated,
     point_and_scale,
 )
-from twinjax.eval.panel import BASELINES, Forecaster, Panel, forecasters, future_times, holdout
+from twinjax.eval.panel import (
+    BASELINES,
+    KNOWN,
+    Forecaster,
+    Panel,
+    forecasters,
+    future_times,
+    holdout,
+)
 from twinjax.eval.score import Forecast, score
 from twinjax.runtime.files import atomic_write_text, replacing_dir
 from twinjax.runtime.manifest import (
@@ -58,7 +66,7 @@ class AutoTwin(NamedTuple):
         each subject's median gap); beyond the calibrated horizon the last horizon's errors grow
         as sqrt(h / H). ``extra``: forecasters by name beyond the baselines (e.g. recurrent)."""
         times = future_times(panel, self.horizon) if times is None else np.asarray(times)
-        baselines = [f for f in self.families if f in BASELINES]
+        baselines = [f for f in self.families if f in KNOWN]
         methods = {
             **forecasters(panel._replace(period=self.period), baselines, gate=False),
             **(extra or {}),

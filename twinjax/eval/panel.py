@@ -334,7 +334,9 @@ def has_statsforecast() -> bool:
     return True
 
 
-BASELINES = ("last", "drift", "seasonal", "mixed", "ets", "arima", "pooled")
+BASELINES = ("last", "drift", "seasonal", "mixed", "ets", "arima")  # the default candidates
+# every forecaster a panel can be given (model.candidates): the defaults and the pooled AR
+KNOWN = (*BASELINES, "pooled")
 
 
 def forecasters(panel: Panel, families=BASELINES, *, gate: bool = True) -> dict[str, Forecaster]:
@@ -342,9 +344,9 @@ def forecasters(panel: Panel, families=BASELINES, *, gate: bool = True) -> dict[
     statsforecast is installed and the median series has :data:`LONG` visits (a shorter series
     gets LOCF from them; ``gate=False``: whatever the lengths, as for a saved choice), seasonal
     naive where the panel has a period."""
-    unknown = sorted(set(families) - set(BASELINES))
+    unknown = sorted(set(families) - set(KNOWN))
     if unknown:
-        raise ValueError(f"unknown forecasters {unknown}: choose from {list(BASELINES)}")
+        raise ValueError(f"unknown forecasters {unknown}: choose from {list(KNOWN)}")
     out: dict[str, Forecaster] = {"last": last_value, "drift": drift, "mixed": mixed_model,
                                   "pooled": pooled_ar}  # fmt: skip
     if panel.period > 0:
