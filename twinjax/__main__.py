@@ -231,8 +231,12 @@ def leave_processes(message: str) -> None:
     collective for this one; gone, it ends them within the heartbeat timeout
     (``distributed.heartbeat_timeout_seconds``), each saying that another task died."""
     log.error("%s", message)
-    log.error("process %d of %d stops; JAX's distributed service ends the others. Fix the "
-              "cause and rerun every process", jax.process_index(), jax.process_count())  # fmt: skip
+    lost = any(x in message for x in ("closed by peer", "reset by peer", "Gloo"))
+    why = ("another process ended first (a collective lost its peer): see every process's log"
+           if lost else "JAX's distributed service ends the others")  # fmt: skip
+    log.error("process %d of %d stops; %s. Rerun every process with the same settings: "
+              "training resumes from the last checkpoint", jax.process_index(),
+              jax.process_count(), why)  # fmt: skip
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
