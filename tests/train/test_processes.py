@@ -80,7 +80,9 @@ def test_a_killed_process_ends_the_other_with_a_message_and_both_resume(tmp_path
     procs[1].send_signal(signal.SIGKILL)
     out = procs[0].communicate(timeout=120)[0]
     procs[1].communicate()
-    assert procs[0].returncode != 0 and "another task died" in out, out[-3000:]
+    # JAX's heartbeat ends it, or first a collective in flight fails on the lost peer
+    said = "another task died" in out or "closed by peer" in out
+    assert procs[0].returncode != 0 and said, out[-3000:]
     assert "Rerun every process" in out or "rerun every process" in out, out[-3000:]
     port = _free_port()
     procs = [_start(i, port, tmp_path, steps) for i in (0, 1)]
