@@ -65,6 +65,19 @@ def _start(i, port, out, steps):
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
 
 
+def _kill_the_second(procs, checkpoints: Path) -> str:
+    """SIGKILLs the second process once ``checkpoints`` holds step 10 or later; returns what the
+    first printed until it ended."""
+    deadline = time.monotonic() + 240
+    while not any(p.name.isdigit() and int(p.name) >= 10 for p in checkpoints.glob("*")):
+        assert time.monotonic() < deadline and procs[0].poll() is None, procs[0].communicate()
+        time.sleep(0.05)
+    procs[1].send_signal(signal.SIGKILL)
+    out = procs[0].communicate(timeout=120)[0]
+    procs[1].communicate()
+    return out
+
+
 def test_a_killed_process_ends_the_other_with_a_message_and_both_resume(tmp_path):
     """Process 1 is killed (SIGKILL) once a checkpoint exists: process 0 does not hang; JAX's
     distributed service ends it after the heartbeat timeout (10 s here) saying that another task
@@ -72,14 +85,7 @@ def test_a_killed_process_ends_the_other_with_a_message_and_both_resume(tmp_path
     the last checkpoint and end with the twin of an uninterrupted one-process fit (1e-5)."""
     steps, port = 40, _free_port()
     procs = [_start(i, port, tmp_path, steps) for i in (0, 1)]
-    deadline = time.monotonic() + 240
-    while not any(p.name.isdigit() and int(p.name) >= 10 for p in
-                  (tmp_path / "checkpoints").glob("*")):  # fmt: skip
-        assert time.monotonic() < deadline and procs[0].poll() is None, procs[0].communicate()
-        time.sleep(0.05)
-    procs[1].send_signal(signal.SIGKILL)
-    out = procs[0].communicate(timeout=120)[0]
-    procs[1].communicate()
+    out = _kill_the_second(procs, tmp_path / "checkpoints")
     # JAX's heartbeat ends it, or first a collective in flight fails on the lost peer
     said = "another task died" in out or "closed by peer" in out
     assert procs[0].returncode != 0 and said, out[-3000:]
@@ -196,14 +202,7 @@ def test_the_main_job_killed_in_one_process_resumes_on_a_rerun(tmp_path):
                      "distributed.heartbeat_timeout_seconds=10", devices=2) for i in (0, 1)]  # fmt: skip
 
     procs = two(_free_port())
-    population = tmp_path / "two" / "checkpoints" / "population"
-    deadline = time.monotonic() + 240
-    while not any(p.name.isdigit() and int(p.name) >= 10 for p in population.glob("*")):
-        assert time.monotonic() < deadline and procs[0].poll() is None, procs[0].communicate()
-        time.sleep(0.05)
-    procs[1].send_signal(signal.SIGKILL)
-    out = procs[0].communicate(timeout=120)[0]
-    procs[1].communicate()
+    out = _kill_the_second(procs, tmp_path / "two" / "checkpoints" / "population")
     # JAX's heartbeat ends it ("another task died"), or first a collective that lost its
     # peer raises and the app says so
     said = "another task died" in out or "another process ended first" in out
