@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from twinjax.data.errors import CohortError
-from twinjax.data.read import PARQUET, _names
+from twinjax.data.read import PARQUET, column_names
 from twinjax.data.share import Share
 from twinjax.data.validate import RowLabels, Table
 
@@ -55,7 +55,7 @@ class ParquetSource:
                 f"cannot read the {name} table as Parquet: {e}", source=self.source
             ) from e
         fields = [f for f in schema if not _INDEX.match(f.name)]
-        self.columns = _names([f.name for f in fields], self.source, header_row=None)
+        self.columns = column_names([f.name for f in fields], self.source, header_row=None)
         subject_field = dict(zip(self.columns, fields, strict=True)).get(ids[0])
         self.categorical = {c for c, f in zip(self.columns, fields, strict=True)
                             if pa.types.is_dictionary(f.type)}  # fmt: skip

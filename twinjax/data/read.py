@@ -57,7 +57,7 @@ def read_table(
             df = pd.read_parquet(path)
         except Exception as e:  # pyarrow raises several types for a corrupt file
             raise CohortError(f"cannot read the {name} table as Parquet: {e}", source=source) from e
-        df.columns = _names(df.columns, source, header_row=None)
+        df.columns = column_names(df.columns, source, header_row=None)
         return Table(name, source, df, np.arange(1, len(df) + 1), drop_bad_rows)
     text_suffix = suffixes[-1] if suffixes and suffixes[-1] in TEXT else None
     packed = (*_COMPRESSION, ".zip", ".zst")
@@ -98,7 +98,7 @@ def read_table(
         ) from e
     except (pd.errors.ParserError, ValueError) as e:
         raise CohortError(f"cannot read the {name} table: {e}", source=source) from e
-    df.columns = _names(df.columns, source, header_row=1)
+    df.columns = column_names(df.columns, source, header_row=1)
     labels = np.arange(2, len(df) + 2)
     blank = df.isna().all(axis=1).to_numpy()
     if blank.any():
@@ -110,7 +110,7 @@ def read_table(
     return Table(name, source, df, labels, drop_bad_rows, header_row=1, notes=notes)
 
 
-def _names(columns, source: str, header_row: int | None) -> list[str]:
+def column_names(columns, source: str, header_row: int | None) -> list[str]:
     """Column names without surrounding spaces; two that become one name raise."""
     names = [str(c).strip() for c in columns]
     for k, n in enumerate(names):

@@ -19,7 +19,7 @@ from twinjax.twins.cells import Dense, RecurrentParams, dense, dense_init, get_c
 from twinjax.twins.sequence import lstm_sequence
 
 _LOG_2PI = math.log(2.0 * math.pi)  # a Python float: importing twinjax starts no JAX backend
-_WINDOWS = Series(0, 0, 0, None)  # vmap axes over a batch of windows sharing static covariates
+WINDOW_AXES = Series(0, 0, 0, None)  # vmap axes over a batch of windows sharing static covariates
 
 
 @dataclass(frozen=True)
@@ -160,8 +160,8 @@ def apply_windows(
     windows run through the LSTM together (:func:`~twinjax.twins.sequence.lstm_sequence`),
     otherwise one ``apply`` per window."""
     if spec.layout != "sequence":
-        return jax.vmap(apply, in_axes=(None, None, _WINDOWS))(params, spec, windows)
-    xs = jax.vmap(step_inputs, in_axes=(_WINDOWS,))(windows)  # [windows, time, d_in]
+        return jax.vmap(apply, in_axes=(None, None, WINDOW_AXES))(params, spec, windows)
+    xs = jax.vmap(step_inputs, in_axes=(WINDOW_AXES,))(windows)  # [windows, time, d_in]
     _, hs = lstm_sequence(params.cell, jnp.swapaxes(xs, 0, 1), residuals=spec.residuals)
     hs = jnp.swapaxes(hs, 0, 1)  # [windows, time, hidden]
     if spec.attention:

@@ -8,7 +8,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
 from twinjax.data import Series, take_windows, window_starts
 from twinjax.twins.model import (
-    _WINDOWS,
+    WINDOW_AXES,
     TwinParams,
     TwinSpec,
     apply,
@@ -56,7 +56,7 @@ def window_loss(
     losses = jax.vmap(masked_nll)(mean, scale, windows.values, windows.mask, target)
     if rollout_steps:
         roll = partial(rollout_nll, params, spec, steps=rollout_steps)
-        losses = losses + jax.vmap(roll, in_axes=(_WINDOWS, 0))(windows, target)
+        losses = losses + jax.vmap(roll, in_axes=(WINDOW_AXES, 0))(windows, target)
     return jnp.mean(losses)
 
 
