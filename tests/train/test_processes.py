@@ -218,3 +218,26 @@ def test_the_main_job_killed_in_one_process_resumes_on_a_rerun(tmp_path):
     for name in ("population", "personalized"):
         for key, value in one[name].items():
             np.testing.assert_allclose(two[name][key], value, rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_an_experiment_that_runs_on_one_process_refuses_several(tmp_path):
+    """``distributed.enabled=true`` with an experiment that has no multi-process path (here the
+    auto twin of a user's file): every process stops at once with a one-line error naming what
+    works, instead of each doing the whole job."""
+    from twinjax.data import synthetic_cohort, to_long
+
+    to_long(synthetic_cohort(jax.random.key(3), n_individuals=4, n_steps=30))[0].to_csv(
+        tmp_path / "obs.csv", index=False
+    )
+    port = _free_port()
+    procs = [
+        _app(tmp_path / "run", [f"data.observations={tmp_path / 'obs.csv'}"],
+             "model.family=null", "distributed.enabled=true", "distributed.num_processes=2",
+             f"distributed.coordinator_address=localhost:{port}", f"distributed.process_id={i}",
+             devices=1)
+        for i in (0, 1)
+    ]  # fmt: skip
+    logs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all(p.returncode == 1 for p in procs), "\n".join(x[-2000:] for x in logs)
+    assert "the auto twin runs on one process" in logs[0], logs[0][-2000:]
+    assert not (tmp_path / "run" / "metrics.json").exists()
