@@ -28,3 +28,15 @@ def test_model_defaults_are_the_librarys():
     # scan it is tested against (tests/twins/test_layout.py)
     assert (app.layout, library.layout) == ("sequence", "scan")
     assert dataclasses.replace(app, layout=library.layout) == library
+
+
+def test_distributed_defaults_are_the_librarys():
+    import inspect
+
+    from twinjax.config import DistributedConfig
+    from twinjax.train.processes import initialize
+
+    given = inspect.signature(initialize).parameters
+    schema = dataclasses.asdict(DistributedConfig())
+    assert schema.pop("enabled") is False
+    assert schema == {name: given[name].default for name in schema}
