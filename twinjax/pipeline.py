@@ -610,7 +610,7 @@ def fit_twins(
     ``personal fit`` and ``calibration``.
 
     ``share``: ``cohort`` is this process's share of a cohort held by several processes
-    (:func:`process_share`). The scalers and calibration factors pool every share, the
+    (:func:`share_of`). The scalers and calibration factors pool every share, the
     population twin is trained by all processes together, the personal twins of the share
     here (checkpoints under ``personal/process<k>``); the result is this share's rows of the
     fit one process makes of the whole cohort.
