@@ -83,12 +83,12 @@ def main(a) -> dict:
     wall["cohort"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    twin, _ = fit_mechanistic(k_mech, recs, fit_days=a.fit_days, steps=a.svi_steps, lr=a.lr,
+    twin, svi = fit_mechanistic(k_mech, recs, fit_days=a.fit_days, steps=a.svi_steps, lr=a.lr,
                               draws=a.draws, progress=a.progress)  # fmt: skip
     jax.block_until_ready(twin.theta)
     wall["twin fit (SVI)"] = time.perf_counter() - t
     t = time.perf_counter()
-    base, _ = fit_map(jax.random.fold_in(k_mech, 2), recs, fit_days=a.fit_days,
+    base, map_losses = fit_map(jax.random.fold_in(k_mech, 2), recs, fit_days=a.fit_days,
                       steps=a.svi_steps, lr=a.lr)  # fmt: skip
     jax.block_until_ready(base.theta)
     wall["baseline fit (MAP)"] = time.perf_counter() - t
@@ -115,6 +115,7 @@ def main(a) -> dict:
     truth = table[(table.model == "truth") & (table.therapy == "recorded")]
     check = {o: float(np.abs(truth[truth.outcome == o]["value"].to_numpy()
                              - np.asarray(recorded[o])).max()) for o in OUTCOMES}  # fmt: skip
+    np.savez(out_dir / "losses.npz", twin=svi.losses, baseline=map_losses)
     (out_dir / "raw.json").write_text(json.dumps({"wall": wall, "check": check}))
     return _report(a, out_dir, table, wall, check, len(names))
 
