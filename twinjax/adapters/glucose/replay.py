@@ -24,7 +24,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from twinjax.physiology.closed_loop import run
 from twinjax.physiology.controller import Action, basal_bolus
@@ -156,9 +156,10 @@ def replay(
     return trace.bg[s - 1 :: s]
 
 
-def replay_outcomes(bg: Float[Array, "*batch readings"]) -> dict[str, Array]:
+def replay_outcomes(bg: Float[ArrayLike, "*batch readings"]) -> dict[str, Array]:
     """:data:`OUTCOMES` of glucose traces: time in 70-180, below 70, below 54, above 180
     (fractions) and the mean (mg/dL)."""
+    bg = jnp.asarray(bg)
     o = outcomes(bg)
     return {"tir": o.tir, "below70": o.below70, "below54": o.below54,
             "above180": o.above180, "mean": jnp.mean(bg, -1)}  # fmt: skip
@@ -202,12 +203,6 @@ def replay_draws(
 
     per_draw = jax.vmap(one, in_axes=(0, 0, None))
     return jax.vmap(per_draw, in_axes=(None, None, 0))(theta, states, therapies)
-
-
-def held_out_noise(noise: Float[np.ndarray, " readings"], train_cells: int) -> np.ndarray:
-    """The sensor noise of the held-out readings: the one at the replay's start (cell
-    ``train_cells - 1``) and every later one."""
-    return np.asarray(noise)[train_cells - 1 :]
 
 
 def cohort_noise(key, names, days: int, sensor: Sensor) -> np.ndarray:
