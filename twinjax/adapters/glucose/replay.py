@@ -47,17 +47,16 @@ class Therapy(NamedTuple):
     delay: minutes from the bolus to the meal (the bolus stays at the announced time).
     """
 
-    bolus_scale: Float[Array, "*therapies"]
-    basal_scale: Float[Array, "*therapies"]
-    missed: Float[Array, "*therapies"]
-    delay: Float[Array, "*therapies"]
+    bolus_scale: Float[ArrayLike, "*therapies"]
+    basal_scale: Float[ArrayLike, "*therapies"]
+    missed: Float[ArrayLike, "*therapies"]
+    delay: Float[ArrayLike, "*therapies"]
 
 
 def therapy(bolus_scale=1.0, basal_scale=1.0, missed=0, delay=0) -> Therapy:
-    """One :class:`Therapy` (the default: the recorded one)."""
-    return Therapy(
-        *(jnp.asarray(v, jnp.float32) for v in (bolus_scale, basal_scale, missed, delay))
-    )
+    """One :class:`Therapy` (the default: the recorded one); NumPy values, so that building
+    :data:`THERAPIES` at import starts no JAX backend."""
+    return Therapy(*(np.float32(v) for v in (bolus_scale, basal_scale, missed, delay)))
 
 
 THERAPIES = {
@@ -73,7 +72,7 @@ THERAPIES = {
 
 def stack(therapies: dict[str, Therapy]) -> Therapy:
     """The therapies as one :class:`Therapy` with a leading axis (in dict order)."""
-    return jax.tree.map(lambda *a: jnp.stack(a), *therapies.values())
+    return jax.tree.map(lambda *a: np.stack(a), *therapies.values())
 
 
 @partial(jax.jit, static_argnames=("step", "substeps"))
