@@ -129,11 +129,15 @@ def report_only(a) -> dict:
 
 
 def _report(a, out_dir: Path, table: pd.DataFrame, wall: dict, check: dict, n: int) -> dict:
-    err = rs.errors(table)
+    dead = rs.crashed(table)
+    err_all = rs.errors(table)
+    scored = table[~table["subject_id"].isin(dead)]  # the tables leave them out
+    err = rs.errors(scored)
     ranks = rs.rank_agreement(table)
-    cover = rs.coverage(table)
+    cover = rs.coverage(scored)
     met = rs.targets_met(err)
     err.to_csv(out_dir / "errors.csv", index=False)
+    err_all.to_csv(out_dir / "errors_all_patients.csv", index=False)
     ranks.to_csv(out_dir / "spearman.csv", index=False)
     wide = err.pivot_table(index=["therapy", "group"], columns=["outcome", "model"],
                            values="abs_error", sort=False).round(2)  # fmt: skip
@@ -147,6 +151,7 @@ def _report(a, out_dir: Path, table: pd.DataFrame, wall: dict, check: dict, n: i
         "recorded_therapy_check_max_abs": check,
         "spearman_reaching_0.9": {k: int(v) for k, v in reach.items()},
         "patients_with_a_ranking": ranked,
+        "crashed_patients_left_out_of_the_error_tables": dead,
         "coverage90": {f"{m}/{o}": float(v) for (m, o), v in cover.items()},
         "targets_met": met.groupby("model")["met"].agg(["sum", "count"]).to_dict("index"),
         "targets_missed": met[~met["met"]][["model", "therapy", "group", "outcome", "abs_error"]]
@@ -154,7 +159,9 @@ def _report(a, out_dir: Path, table: pd.DataFrame, wall: dict, check: dict, n: i
     }  # fmt: skip
     (out_dir / "replay.json").write_text(json.dumps(summary, indent=1, default=str))
     md = [f"# Counterfactual replay ({n} patients)", "",
-          "Median absolute error over patients (percentage points; mean glucose in mg/dL)", "",
+          f"Median absolute error over the {n - len(dead)} patients whose glucose does not "
+          f"fall to 0 on the replayed days (left out: {', '.join(dead) or 'none'}; "
+          "errors_all_patients.csv has them in), percentage points (mean glucose: mg/dL)", "",
           _md(wide), "", f"Spearman (therapies ranked by time in range) >= "
           f"{rs.RANK_TARGET}: {reach.to_dict()} of {n} patients "
           f"({n - ranked} with the same true time in range under every therapy)", "", _md(rank_md), "",

@@ -72,3 +72,12 @@ def targets_met(err: pd.DataFrame) -> pd.DataFrame:
     return e.assign(
         target=e["outcome"].map(TARGETS), met=e["abs_error"] <= e["outcome"].map(TARGETS)
     )
+
+
+def crashed(table: pd.DataFrame, floor: float = 1.0) -> list[str]:
+    """Patients whose true mean glucose on the replayed days under the recorded therapy is below
+    ``floor`` mg/dL: their simulated glucose fell to 0 (the UVa/Padova model in simglucose has no
+    floor), so every outcome is 100% below 54 whatever the therapy and nothing can be ranked."""
+    t = table[(table["model"] == "truth") & (table["therapy"] == "recorded")]
+    t = t[t["outcome"] == "mean"]
+    return sorted(t.loc[t["value"] < floor, "subject_id"])
