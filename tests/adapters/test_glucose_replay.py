@@ -83,3 +83,6 @@ def test_a_twin_that_knows_the_truth_scores_perfectly(replayed):
     assert err["abs_error"].max() < 1e-3
     assert rs.rank_agreement(table)["spearman"].min() == pytest.approx(1.0)
     assert rs.targets_met(err)["met"].all()
+    assert rs.crashed(table) == []
+    dead = table.assign(value=np.where(table["outcome"] == "mean", 0.0, table["value"]))
+    assert rs.crashed(dead) == NAMES
