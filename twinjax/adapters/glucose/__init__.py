@@ -13,6 +13,7 @@ from twinjax.adapters.glucose.closed_loop import (
 from twinjax.adapters.glucose.hybrid import HybridTwin, fit_hybrid, forecast_hybrid
 from twinjax.adapters.glucose.idata import mechanistic_inference_data
 from twinjax.adapters.glucose.intervals import day_origins, interval_scale, widen
+from twinjax.adapters.glucose.map_twin import fit_map
 from twinjax.adapters.glucose.mechanistic import (
     ESTIMATED,
     MechanisticFit,
@@ -25,6 +26,7 @@ from twinjax.adapters.glucose.mechanistic import (
     twin_paths,
 )
 from twinjax.adapters.glucose.records import Records, glucose_path, records, steady_state
+from twinjax.adapters.glucose.replay import THERAPIES, Therapy, replay_cohort, therapy
 from twinjax.adapters.glucose.twin import MechanisticTwin
 from twinjax.adapters.glucose.verify import (
     outcomes_by_group,
@@ -40,11 +42,14 @@ __all__ = [
     "MechanisticFit",
     "MechanisticTwin",
     "Records",
+    "THERAPIES",
+    "Therapy",
     "TwinController",
     "advise",
     "calibration_scale",
     "day_origins",
     "fit_hybrid",
+    "fit_map",
     "fit_mechanistic",
     "forecast_hybrid",
     "forecast_mechanistic",
@@ -59,8 +64,10 @@ __all__ = [
     "recovery",
     "recovery_coverage",
     "reference_theta",
+    "replay_cohort",
     "run_closed_loop",
     "steady_state",
+    "therapy",
     "twin_controller",
     "twin_paths",
     "widen",

@@ -121,11 +121,17 @@ def glucose_model(ref, basal, carbs, insulin, cgm, *, idx, step, substeps=1):
         phi = numpyro.sample("phi", dist.Uniform(0.0, 0.999))
     theta = numpyro.deterministic("theta", _theta(ref, mu + omega * z, idx, basal))
     g = _paths(theta, basal, carbs, insulin, step=step, substeps=substeps)
+    cgm_likelihood(g, cgm, sigma, phi)
+
+
+def cgm_likelihood(g, cgm, sigma, phi):
+    """The records' CGM ``[patients, cells]`` given the twin's glucose ``g``: an AR(1) residual
+    per patient (coefficient ``phi``, stationary SD ``sigma``), observed as the site ``y``."""
     r = cgm - g
     innov = sigma * jnp.sqrt(1.0 - phi**2)
     loc = jnp.concatenate([g[:, :1], g[:, 1:] + phi[:, None] * r[:, :-1]], axis=1)
     scale = jnp.concatenate([sigma[:, None], jnp.broadcast_to(innov[:, None], r[:, 1:].shape)], 1)
-    with numpyro.plate("patients", n):
+    with numpyro.plate("patients", g.shape[0]):
         numpyro.sample("y", dist.Normal(loc, scale).to_event(1), obs=cgm)
 
 
