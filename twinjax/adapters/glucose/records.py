@@ -155,6 +155,21 @@ def glucose_path(
     substeps: int = 1,
 ) -> Float[Array, " cells"]:
     """Glucose (mg/dL) at every reading (``minutes / step + 1``) of one draw, from ``x0``."""
+    _, bg = run_records(theta, x0, carbs, insulin, step=step, substeps=substeps)
+    return jnp.concatenate([(x0[12] / unpack(theta)["Vg"])[None], bg])
+
+
+def run_records(
+    theta: Float[Array, " params"],
+    x0: Float[Array, "13"],
+    carbs: Float[Array, " minutes"],
+    insulin: Float[Array, " minutes"],
+    *,
+    step: int,
+    substeps: int = 1,
+) -> tuple[PatientState, Float[Array, " periods"]]:
+    """One draw run open loop through ``carbs``/``insulin`` (per minute) from the fasting state
+    ``x0``: its final state and the glucose (mg/dL) at the end of each ``step``-minute period."""
     q = unpack(theta)
     zero = jnp.zeros((), x0.dtype)
     state = PatientState(x0, x0[0] + x0[1], zero, zero, zero)
@@ -167,5 +182,4 @@ def glucose_path(
         return s, s.x[12] / q["Vg"]
 
     per_cell = jnp.stack([carbs.reshape(-1, step), insulin.reshape(-1, step)], -1)
-    _, bg = jax.lax.scan(_step, state, per_cell)
-    return jnp.concatenate([(x0[12] / q["Vg"])[None], bg])
+    return jax.lax.scan(_step, state, per_cell)

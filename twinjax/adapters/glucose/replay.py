@@ -12,10 +12,11 @@ days, with
   :class:`Therapy`.
 
 The state at the start of the held-out days is each model's own: its starting state run open
-loop through the recorded inputs of the training days (:func:`state_after`). The outcomes are
-those of :mod:`twinjax.physiology.outcomes` and the mean, on the noise-free glucose at the
-readings. The same code replays the true parameters (the outcome simglucose would give, as the
-JAX simulator matches simglucose 0.2.11 to 0.003 mg/dL) and each draw of a twin.
+loop through the recorded inputs of the training days
+(:func:`~twinjax.adapters.glucose.records.run_records`). The outcomes are those of
+:mod:`twinjax.physiology.outcomes` and the mean, on the noise-free glucose at the readings.
+The same code replays the true parameters (the outcome simglucose would give, as the JAX
+simulator matches simglucose 0.2.11 to 0.003 mg/dL) and each draw of a twin.
 """
 
 from functools import partial
@@ -26,13 +27,14 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from twinjax.adapters.glucose.records import run_records
 from twinjax.physiology.closed_loop import run
 from twinjax.physiology.controller import Action, basal_bolus
 from twinjax.physiology.outcomes import outcomes
 from twinjax.physiology.params import ClinicalSettings, PatientParams, patient_names
 from twinjax.physiology.pump import Pump
 from twinjax.physiology.sensor import Sensor, cgm_noise
-from twinjax.physiology.uva_padova import PatientState, minute_step, unpack
+from twinjax.physiology.uva_padova import PatientState
 
 MINUTES_PER_DAY = 1440
 OUTCOMES = ("tir", "below70", "below54", "above180", "mean")
@@ -75,31 +77,6 @@ def stack(therapies: dict[str, Therapy]) -> Therapy:
     return jax.tree.map(lambda *a: np.stack(a), *therapies.values())
 
 
-@partial(jax.jit, static_argnames=("step", "substeps"))
-def state_after(
-    theta: Float[Array, " params"],
-    x0: Float[Array, "13"],
-    carbs: Float[Array, " minutes"],
-    insulin: Float[Array, " minutes"],
-    *,
-    step: int,
-    substeps: int = 1,
-) -> PatientState:
-    """The state after ``carbs``/``insulin`` (per minute, open loop) from the fasting ``x0``."""
-    q = unpack(theta)
-    zero = jnp.zeros((), x0.dtype)
-    state = PatientState(x0, x0[0] + x0[1], zero, zero, zero)
-
-    def _minute(s, inputs):
-        return minute_step(s, inputs[0], inputs[1], q, substeps=substeps), None
-
-    def _step(s, inputs):
-        return jax.lax.scan(_minute, s, inputs)[0], None
-
-    per_cell = jnp.stack([carbs.reshape(-1, step), insulin.reshape(-1, step)], -1)
-    return jax.lax.scan(_step, state, per_cell)[0]
-
-
 def _delayed(meals: Float[Array, " minutes"], delay) -> Float[Array, " minutes"]:
     """``meals`` eaten ``delay`` minutes later (those pushed past the end are dropped)."""
     t = jnp.arange(meals.shape[0])
@@ -124,7 +101,8 @@ def replay(
 
     Args:
         theta: the model's parameters (one patient, one draw).
-        state: its state at the start of the replay (:func:`state_after`).
+        state: its state at the start of the replay (the final state of
+            :func:`~twinjax.adapters.glucose.records.run_records`).
         meals: grams announced at each minute (the recorded meals of the replayed days).
         noise: sensor noise at time 0 and at the end of each period.
         settings: the controller's carb ratio and correction factor.
@@ -189,9 +167,9 @@ def replay_draws(
     (one value at the replay's start and one per period).
     """
     states = jax.vmap(
-        lambda t, x: state_after(
+        lambda t, x: run_records(
             t, x, carbs[:train_minutes], insulin[:train_minutes], step=step, substeps=substeps
-        )  # fmt: skip
+        )[0]
     )(theta, x0)
     meals = carbs[train_minutes:]
 
