@@ -27,11 +27,10 @@ twins = twinjax.Twins(data__horizon=2).fit(train)  # model.family=auto: the fami
 print("chosen:", "+".join(twins.twin_.members))    # forecasts these people best, on their own visits
 
 # 3. forecasts of the held-back days, scored
-fc = twins.forecast(2).merge(held.rename(columns={"subject_id": "subject", "value": "y"}),
-                             on=["subject", "time"])
+fc = twins.forecast(2).merge(held.rename(columns={"value": "y"}), on=["subject_id", "time"])
 last = train.groupby("subject_id").value.last()
 rmse = np.sqrt(np.mean((fc.y - fc["mean"]) ** 2))
-rmse_locf = np.sqrt(np.mean((fc.y - fc.subject.map(last)) ** 2))
+rmse_locf = np.sqrt(np.mean((fc.y - fc.subject_id.map(last)) ** 2))
 covered = np.mean((fc.y >= fc.q05) & (fc.y <= fc.q95))
 print(f"RMSE {rmse:.1f} ms (LOCF {rmse_locf:.1f}); 90% intervals cover {covered:.2f}")
 

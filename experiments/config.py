@@ -137,7 +137,7 @@ class Hierarchical:
     n_plot_subjects: int = 12  # subjects in individual_fits.png and forecasts.png (the first ones)
     progress: bool = True  # NUTS or SVI progress: a bar on a terminal, log lines elsewhere
     # Forecasts (posterior predictive with residual error, from every posterior draw), written to
-    # forecasts.csv (subject, time, mean, q05, q25, q50, q75, q95 in data units) and
+    # forecasts.csv (subject_id, time, mean, q05, q25, q50, q75, q95 in data units) and
     # forecasts.png. Either forecast_steps > 0: the next N times after each subject's last
     # observation, forecast_every apart (data time units; None: the subject's median visit gap,
     # the cohort's for a subject with one visit); or forecast_times: the same absolute times

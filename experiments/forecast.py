@@ -1,5 +1,5 @@
 """Forecast with saved twins: ``python -m twinjax experiment=forecast twin=RUN_DIR data=files
-data.observations=new.csv`` writes ``forecasts.csv`` (subject, time, variable, mean and
+data.observations=new.csv`` writes ``forecasts.csv`` (subject_id, horizon, time, variable, mean and
 quantiles, in data units) and a figure per subject, from the end of each subject's data.
 
 A subject the twins know is forecast by its personal twin; another by the population twin, or

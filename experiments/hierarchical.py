@@ -334,7 +334,7 @@ def forecast_table(fc: Forecast, data, held: HeldOut | None) -> pd.DataFrame:
     and the held-out observation when there is one."""
     t = fc.time.shape[1]
     cols = {
-        "subject": np.repeat(np.asarray(data.subject_ids, dtype=object), t),
+        "subject_id": np.repeat(np.asarray(data.subject_ids, dtype=object), t),
         "time": (fc.time + data.time_centre).ravel(),
         "mean": np.asarray(fc.mean).ravel(),
     }

@@ -57,14 +57,14 @@ def test_train_on_a_file_forecast_the_next_visits_and_score_them(tmp_path):
              "experiment.horizon=2")  # fmt: skip
     assert f["members"] == m["final_choice"].split("+") and f["objective"] is None
     fc = pd.read_csv(tmp_path / "fc" / "forecasts.csv")
-    truth = rows[late].rename(columns={"subject_id": "subject", "value": "y"})
-    fc["subject"] = fc.subject.astype(str)
-    scored = fc.merge(truth[["subject", "time", "y"]], on=["subject", "time"], how="inner")
+    truth = rows[late].rename(columns={"value": "y"})
+    fc["subject_id"] = fc.subject_id.astype(str)
+    scored = fc.merge(truth[["subject_id", "time", "y"]], on=["subject_id", "time"], how="inner")
     assert len(scored) == 80  # every forecast time is a held-back visit
     covered = ((scored.y >= scored.q05) & (scored.y <= scored.q95)).mean()
     rmse = np.sqrt(np.mean((scored.y - scored["mean"]) ** 2))
     last = rows[~late].groupby("subject_id").value.last()
-    rmse_locf = np.sqrt(np.mean((scored.y - scored.subject.map(last)) ** 2))
+    rmse_locf = np.sqrt(np.mean((scored.y - scored.subject_id.map(last)) ** 2))
     # 80 points: a 90% interval's coverage has sd 0.034; 0.75 is > 4 sd below 0.9
     assert covered >= 0.75
     assert rmse < 0.5 * rmse_locf  # a trend: far better than the last value

@@ -16,6 +16,7 @@ from twinjax import bundle as tb
 from twinjax.__main__ import run_experiment
 from twinjax.config import register_configs
 from twinjax.estimator import NotFittedError
+from twinjax.eval import FORECAST_COLUMNS
 
 pytestmark = pytest.mark.integration
 
@@ -60,8 +61,8 @@ def _auto() -> twinjax.Twins:
 def test_fit_forecast_equals_the_cli_on_the_same_table(cli_auto):
     rows, cli = cli_auto
     got = _auto().fit(rows).forecast()
-    assert list(got.columns) == list(cli.columns)
-    assert got.subject.astype(str).tolist() == cli.subject.astype(str).tolist()
+    assert list(got.columns) == list(cli.columns) == list(FORECAST_COLUMNS)
+    assert got.subject_id.astype(str).tolist() == cli.subject_id.astype(str).tolist()
     # the same float64 table (a CSV written with pandas' round-trip repr) and the same code:
     # equal to the CSV's 17 significant digits
     for col in ["time", "mean", "q05", "q50", "q95"]:
@@ -108,7 +109,7 @@ def test_personalize_update_save_and_load(tmp_path):
     with pytest.raises(ValueError, match="have no twin"):
         twins.update(rows[rows.subject_id == "p00"].assign(subject_id="zz"))
     twins.update(rows[rows.subject_id == "p00"].iloc[:-2])  # p00 loses its last 2 visits
-    p00 = twins.forecast().query("subject == 'p00'")
+    p00 = twins.forecast().query("subject_id == 'p00'")
     assert p00.time.tolist() == [16.0, 18.0]
     twins.save(tmp_path / "twins")
     loaded = twinjax.Twins.load(tmp_path / "twins")
@@ -158,5 +159,7 @@ def test_recurrent_twins_equal_the_clis_and_forecast_as_experiment_forecast(tmp_
                   "experiment.horizon=3", "experiment.n_samples=50")  # fmt: skip
     cli = pd.read_csv(fc / "forecasts.csv")
     got = twins.forecast(3, n_samples=50)
+    # the recurrent family's table has the auto twin's columns (one schema for every family)
+    assert list(got.columns) == list(cli.columns) == list(FORECAST_COLUMNS)
     np.testing.assert_allclose(got["mean"], cli["mean"], rtol=1e-6)
     np.testing.assert_allclose(got["q95"], cli["q95"], rtol=1e-6)

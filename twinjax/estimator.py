@@ -4,7 +4,7 @@ It runs the pipeline of ``python -m twinjax data=files ...`` (the same functions
 random keys, so the same forecasts) on pandas frames instead of files::
 
     twins = twinjax.Twins(target="weight").fit(frame)  # subject_id, time, variable, value
-    twins.forecast(3)                                   # subject, horizon, time, mean, q05...
+    twins.forecast(3)                                   # subject_id, horizon, time, mean, q05...
     twinjax.Twins().fit(df).forecast(3, shape="nixtla") # unique_id, ds, y (+ exogenous)
 
 Settings are the app's, named as scikit-learn names nested options: ``data__horizon=6`` is
@@ -243,11 +243,10 @@ class Twins:
         target = self.twin_.variable if self.family_ == "auto" else self.tables_["target"]
         target = target if target is not None else self.twin_.variables[0]
         rows = out[out.variable == target]
-        subject = "subject" if "subject" in rows.columns else "subject_id"
         time = rows["time"]
         a = self.alias
         return pd.DataFrame({
-            "unique_id": rows[subject].to_numpy(), "ds": np.asarray(time),
+            "unique_id": rows["subject_id"].to_numpy(), "ds": np.asarray(time),
             a: rows["mean"].to_numpy(), f"{a}-lo-90": rows["q05"].to_numpy(),
             f"{a}-hi-90": rows["q95"].to_numpy(),
         })  # fmt: skip

@@ -66,7 +66,7 @@ def test_cli_forecasts_match_numpyro_predictive_on_the_same_draws(tmp_path):
     nuts = dict(num_warmup=300, num_samples=1000, num_chains=2)
     m = _run(tmp_path, obs, forecast_steps=3, **nuts)
     fc = pd.read_csv(tmp_path / "forecasts.csv")
-    assert list(fc.columns) == ["subject", "time", "mean", "q05", "q25", "q50", "q75", "q95"]
+    assert list(fc.columns) == ["subject_id", "time", "mean", "q05", "q25", "q50", "q75", "q95"]
     times = fc.time.to_numpy().reshape(7, 3)
     expected = np.array([[5.0, 6.0, 7.0]] * 5 + [[6.0, 8.0, 10.0], [1.0, 2.0, 3.0]])
     np.testing.assert_array_equal(times, expected)  # own median gap; the cohort's for s6
@@ -111,7 +111,7 @@ def test_holdout_masks_the_last_visits_and_drops_short_subjects(tmp_path):
     held, train = by.tail(2).sort_values(["subject_id", "time"]), obs.drop(by.tail(2).index)
     fc = pd.read_csv(tmp_path / "forecasts.csv")
     np.testing.assert_allclose(fc[["time", "observed"]], held[["time", "value"]])
-    assert fc.subject.tolist() == held.subject_id.tolist()
+    assert fc.subject_id.tolist() == held.subject_id.tolist()
     assert m["n_subjects"] == 6 and m["n_observations"] == len(train) == 29 - 1 - 12
     assert m["holdout_n_points"] == m["locf_n_points"] == 12
     assert m["holdout_dropped_subjects"] == ["s6"]

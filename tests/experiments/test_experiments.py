@@ -290,7 +290,7 @@ def _twin_lifecycle(m: dict, run: Path) -> None:
 def _forecast(m: dict, run: Path) -> None:
     assert (m["n_known"], m["n_new"], m["new_personalized"]) == (4, 1, True)
     table = pd.read_csv(run / "forecasts.csv")
-    assert len(table) == 5 * 6 * 3 and set(table.step) == set(range(1, 7))
+    assert len(table) == 5 * 6 * 3 and set(table.horizon) == set(range(1, 7))
     assert (table.q05 <= table.q50).all() and (table.q50 <= table.q95).all()
     assert (run / "forecasts.png").stat().st_size > 5_000
 

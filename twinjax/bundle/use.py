@@ -72,7 +72,7 @@ def forecast(
     key: PRNGKeyArray,
     plan: np.ndarray | None = None,
     n_samples: int = 200,
-    levels: Sequence[float] = (0.05, 0.5, 0.95),
+    levels: Sequence[float] = (0.05, 0.25, 0.5, 0.75, 0.95),
 ) -> pd.DataFrame:
     """Forecasts each individual of ``cohort`` from the end of its data, ``horizon`` steps on.
 
@@ -93,8 +93,9 @@ def forecast(
       n_samples: trajectories per individual; levels: the quantiles reported.
 
     Returns:
-      One row per subject, step (1 = the grid step after the data), variable: ``time``,
-      ``mean`` and a column ``q05``, ``q50``, ... per level, in data units.
+      One row per subject, step (1 = the grid step after the data), variable: ``subject_id``,
+      ``horizon`` (that step), ``time``, ``variable``, ``mean`` and a column ``q05``, ``q25``,
+      ... per level, in data units (the columns of every ``forecasts.csv``).
     """
     series, stats, rows = align(bundle, cohort)
     n = cohort.n_individuals
@@ -140,7 +141,7 @@ def _table(bundle, cohort, draws, levels) -> pd.DataFrame:
     step = np.arange(1, horizon + 1)
     frame = {
         "subject_id": np.repeat(np.asarray(ids, dtype=object), horizon * f),
-        "step": np.tile(np.repeat(step, f), n),
+        "horizon": np.tile(np.repeat(step, f), n),
         "time": (t0[:, None] + (cohort.lengths[:, None] + step[None] - 1) * cohort.step)
         .repeat(f)
         .ravel(),

@@ -6,8 +6,10 @@ from twinjax.eval.forecasts import Forecasts, segment_forecasts
 from twinjax.eval.intervals import gaussian_intervals, sample_intervals
 from twinjax.eval.metrics import gaussian_metrics, summarize
 from twinjax.eval.mixed import MixedFit, blup, fit_lme, gls, predict_lme
+from twinjax.eval.score import FORECAST_COLUMNS
 
 __all__ = [
+    "FORECAST_COLUMNS",
     "Carried",
     "Forecasts",
     "MixedFit",

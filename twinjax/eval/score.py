@@ -25,6 +25,10 @@ from scipy.special import ndtr, ndtri
 # the quantile levels a forecast is summarized at (19 levels: 5%, 10%, ..., 95%)
 LEVELS = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2).tolist())
 _SQRT_PI = float(np.sqrt(np.pi))
+# the columns of every forecasts.csv (recurrent, auto and ``Twins.forecast``), in this order
+FORECAST_COLUMNS = (
+    "subject_id", "horizon", "time", "variable", "mean", "q05", "q25", "q50", "q75", "q95"
+)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,13 +126,13 @@ class Forecast:
         )  # fmt: skip
 
     def frame(self) -> pd.DataFrame:
-        """One row per individual and horizon: subject, horizon (1-based), time, y, observed,
-        mean and the 5/25/50/75/95% quantiles."""
+        """One row per individual and horizon: subject_id, horizon (1-based), time, y, observed,
+        mean and the 5/25/50/75/95% quantiles (the columns of every ``forecasts.csv``)."""
         n, h = self.shape
         q = self.quantile((0.05, 0.25, 0.5, 0.75, 0.95))
         subject = np.arange(n) if self.subject is None else np.asarray(self.subject, object)
         out = {
-            "subject": np.repeat(subject, h),
+            "subject_id": np.repeat(subject, h),
             "horizon": np.tile(np.arange(1, h + 1), n),
             "time": np.full(n * h, np.nan) if self.time is None else np.ravel(self.time),
             "y": np.where(np.ravel(self.mask), np.ravel(self.y), np.nan),
