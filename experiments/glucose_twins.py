@@ -36,6 +36,7 @@ from twinjax import federated as fl
 from twinjax import pipeline
 from twinjax.adapters import federated_twins as ft
 from twinjax.adapters.glucose import (
+    Advisor,
     calibration_scale,
     fit_hybrid,
     fit_mechanistic,
@@ -156,7 +157,7 @@ def run(cfg: Config, out_dir: Path) -> dict:
         with timings.phase("closed loop"):
             loop = run_closed_loop(
                 twin, names, c.closed_loop_days, k_loop, out_dir / "closed_loop",
-                processes=c.processes, show_progress=c.progress,
+                processes=c.processes, show_progress=c.progress, advisor=advisor(c),
             )  # fmt: skip
     groups = [age_group(n) for n in names]
     metrics = _metrics(c, names, groups, cohort, at, y, fc, widening, twin, svi, hybrid, coverage)
@@ -172,6 +173,11 @@ def run(cfg: Config, out_dir: Path) -> dict:
 
 
 MECHANISTIC = "(b) Bayesian mechanistic"
+
+
+def advisor(c: GlucoseTwins) -> Advisor:
+    return Advisor(quantile=c.advisor_quantile, max_increase=c.advisor_max_increase,
+                   max_residual=c.advisor_max_residual)  # fmt: skip
 
 
 def write_posterior(out_dir: Path, twin, fit, key) -> dict:
@@ -316,17 +322,19 @@ def floor_patients(cohort, floor: float, *, first: int, share: float = 0.25) -> 
 
 def closed_loop_metrics(loop) -> dict:
     """Outcomes per age group and controller, the per-patient table, and the verdict the issue
-    asks for: in each age group, does the advisor raise time in range without raising time
-    below 70?"""
+    asks for: in each age group, does the advisor raise time in range by 0.02 or more without
+    raising time below 70 or below 54?"""
     by = outcomes_by_group(loop)
     groups = sorted({g for g, _ in by.index})
     out = {"by_group": {g: {ctl: by.loc[(g, ctl)].to_dict() for ctl in ("twin", "bb")}
                         for g in groups}}  # fmt: skip
     out["per_patient"] = loop.to_dict(orient="records")
     out["advisor_raises_tir_without_more_hypo"] = {
-        g: bool(v["twin"]["tir"] > v["bb"]["tir"] and v["twin"]["below70"] <= v["bb"]["below70"])
+        g: bool(v["twin"]["tir"] >= v["bb"]["tir"] + 0.02
+                and v["twin"]["below70"] <= v["bb"]["below70"]
+                and v["twin"]["below54"] <= v["bb"]["below54"])
         for g, v in out["by_group"].items()
-    }
+    }  # fmt: skip
     return out
 
 
@@ -427,8 +435,11 @@ def closed_loop_lines(out_dir: Path, m: dict, groups: list[str], names: list[str
     rows = [[g, ctl, *[f"{v[ctl][k]:.3f}" for k in cols]]
             for g, v in loop["by_group"].items() for ctl in ("twin", "bb")]  # fmt: skip
     verdict = loop["advisor_raises_tir_without_more_hypo"]
-    per = [[r["patient"], r["controller"],
-            *[f"{r[k]:.3f}" for k in cols]] for r in loop["per_patient"]]  # fmt: skip
+    deferred = lambda r: (
+        "" if r["controller"] != "twin" else f"{r['deferred']:.0f} / {r['advised']:.0f}"
+    )
+    per = [[r["patient"], r["controller"], *[f"{r[k]:.3f}" for k in cols], deferred(r)]
+           for r in loop["per_patient"]]  # fmt: skip
     figs = []
     for g in sorted(set(groups)):
         name = names[groups.index(g)]
@@ -436,10 +447,11 @@ def closed_loop_lines(out_dir: Path, m: dict, groups: list[str], names: list[str
         figs.append(save_figure(fig, out_dir, f"closed_loop_{g}.png"))
     return [
         *table(head, rows), "",
-        "Advisor raises time in range without raising time below 70: "
+        "Advisor raises time in range by 0.02 or more without raising time below 70 or 54: "
         + ", ".join(f"{g} **{'yes' if v else 'no'}**" for g, v in verdict.items()) + ".",
         "", "<details><summary>per patient</summary>", "",
-        *table(["patient", *head[1:]], per), "", "</details>", "", *images(figs),
+        *table(["patient", *head[1:], "deferred / advised"], per), "", "</details>", "",
+        *images(figs),
     ]  # fmt: skip
 
 

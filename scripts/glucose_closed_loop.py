@@ -35,7 +35,8 @@ def main():
         nargs="*",
         default=[],
         metavar="FIELD=VALUE",
-        help="advisor options (twinjax.adapters.glucose.Advisor), e.g. quantile=0.75",
+        help="advisor options (twinjax.adapters.glucose.Advisor), e.g. quantile=0.75 "
+        "max_residual=none",
     )
     ap.add_argument("--tau-flux", type=float, default=60.0, help="0: no integral action")
     ap.add_argument(
@@ -53,8 +54,8 @@ def main():
                           spread=spread)  # fmt: skip
     tic = time.perf_counter()
     fields = {f.name: f.type for f in dataclasses.fields(Advisor)}
-    advisor = Advisor(**{k: (int if fields[k] in (int, "int") else float)(v)
-                         for k, v in (item.split("=") for item in args.advisor)})  # fmt: skip
+    value = lambda k, v: None if v == "none" else (int if fields[k] in (int, "int") else float)(v)
+    advisor = Advisor(**{k: value(k, v) for k, v in (item.split("=") for item in args.advisor)})
     table = run_closed_loop(twin, args.patients, args.days, jax.random.key(args.seed), args.out,
                             processes=args.processes, advisor=advisor,
                             tau_flux=args.tau_flux or None)  # fmt: skip
@@ -65,7 +66,7 @@ def main():
         fig = plot_closed_loop(args.out / "traces" / f"{name}.npz")
         fig.savefig(args.out / f"closed_loop_{name.replace('#', '')}.png", dpi=120)
     cols = ["patient", "controller", "tir", "below70", "below54", "above180", "lbgi", "hbgi",
-            "seconds"]  # fmt: skip
+            "seconds", "advised", "deferred"]  # fmt: skip
     print(table[cols].round(3).to_string(index=False))
     print(groups.round(3).to_string())
     print(f"wall {wall:.0f} s for {len(args.patients)} patient(s) x {args.days} day(s), "

@@ -40,3 +40,11 @@ def test_distributed_defaults_are_the_librarys():
     schema = dataclasses.asdict(DistributedConfig())
     assert schema.pop("enabled") is False
     assert schema == {name: given[name].default for name in schema}
+
+
+def test_glucose_advisor_defaults_are_the_librarys():
+    from twinjax.adapters.glucose import Advisor
+    from twinjax_experiments.config import GlucoseTwins
+    from twinjax_experiments.glucose_twins import advisor
+
+    assert advisor(GlucoseTwins()) == Advisor()

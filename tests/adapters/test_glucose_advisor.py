@@ -69,13 +69,46 @@ def test_gradient_search_finds_the_grid_optimum():
     def exact(dose):
         return _predicted(_horizon_glucose(dose, draws, state, basal, 3, FAST), FAST)
 
-    grid = clinic * jnp.exp(jnp.linspace(-np.log(4), np.log(4), 41))
-    tir, below = jax.jit(jax.vmap(exact))(grid)
-    feasible = np.asarray(below) <= FAST.max_below
-    assert feasible.any() and float(adv.below) <= FAST.max_below
+    grid = clinic * jnp.exp(jnp.linspace(-np.log(4), np.log(FAST.max_increase), 41))
+    tir, below, severe = jax.jit(jax.vmap(exact))(grid)
+    feasible = (np.asarray(below) <= FAST.max_below) & (np.asarray(severe) <= FAST.max_below54)
+    assert feasible.any() and float(adv.below) <= FAST.max_below and not adv.deferred
     assert float(adv.tir) >= float(np.asarray(tir)[feasible].max()) - 0.02
     assert float(adv.tir) >= float(adv.clinic_tir)
     assert float(adv.clinic_dose) == pytest.approx(clinic, rel=1e-6)
+
+
+@pytest.mark.integration
+def test_the_advisor_defers_where_it_cannot_promise_the_constraints():
+    """Safe first. An exact twin (2 draws = the truth) at a 60 g meal: from a normal fasting
+    state the advice meets both chance constraints and stays within the caps (at most 1.5x the
+    clinic's dose); from a state already at 60 mg/dL every dose leaves more than 1% of the 8 h
+    below 70, so the advice defers: exactly the clinic's dose, flagged. The controller also
+    defers, whatever the twin predicts, once its CGM residual's RMS has been above
+    ``max_residual``."""
+    name = "adult#001"
+    twin = perturbed_twin(jax.random.key(3), [name], draws=2, spread={})
+    draws, truth, settings = twin.patient(0), one(load_patients([name])), one(load_settings([name]))
+    basal = steady_basal(truth)
+    clinic = 60.0 / float(settings.carb_ratio)
+    fasting = jax.vmap(initial_state)(draws)._replace(planned=jnp.full(2, 60.0))
+    low = fasting._replace(x=fasting.x.at[:, jnp.array([3, 4, 12])].multiply(
+        60.0 / float(truth.x0[12] / truth.get("Vg"))))  # fmt: skip
+    kw = dict(basal=basal, clinic_dose=clinic, sample_time=3, advisor=FAST)
+    ok, refused = advise_jit(draws, fasting, **kw), advise_jit(draws, low, **kw)
+    assert not ok.deferred and float(ok.below) <= FAST.max_below
+    assert clinic / FAST.max_factor <= float(ok.dose) <= clinic * FAST.max_increase * (1 + 1e-6)
+    assert refused.deferred and float(refused.dose) == pytest.approx(clinic, rel=1e-6)
+    assert float(refused.clinic_below) > FAST.max_below  # the reason: hypo whatever the dose
+
+    ctl = twin_controller(draws, truth, settings, sample_time=3, pump=None, advisor=FAST)
+    tr = ctl.init()._replace(started=jnp.asarray(True))
+    meal = 60.0 / 3  # g/min over the period just ended
+    step = lambda msr: ctl.step(tr._replace(msr=jnp.asarray(msr)), 130.0, meal)
+    _, act, adv = step(0.0)
+    _, act_lost, adv_lost = step((FAST.max_residual + 1.0) ** 2)
+    assert not adv.deferred and adv_lost.deferred
+    assert float(act_lost.bolus) * 3 == pytest.approx(float(adv_lost.clinic_dose), rel=1e-6)
 
 
 @pytest.mark.integration

@@ -41,6 +41,7 @@ class Trace(NamedTuple):
     carbs: Float[Array, " periods"]  # grams announced in each period
     bolus: Float[Array, " periods"]  # bolus delivered in each period (U)
     cgm0: Float[Array, ""]  # the reading at time 0
+    policy_state: object = None  # a stateful controller's state at the end (else None)
 
 
 def run(
@@ -109,10 +110,10 @@ def run(
 
     zero = jnp.zeros((), p.x0.dtype)
     carry = (state, cgm0, cgm0, zero, policy_state)
-    _, (bg, rate, cgm, reported, carbs, bolus) = jax.lax.scan(
+    (*_, ps), (bg, rate, cgm, reported, carbs, bolus) = jax.lax.scan(
         _step, carry, (meals.reshape(periods, s), noise[1:])
     )
-    return Trace(bg.reshape(-1), rate.reshape(-1), cgm, reported, carbs, bolus, cgm0)
+    return Trace(bg.reshape(-1), rate.reshape(-1), cgm, reported, carbs, bolus, cgm0, ps)
 
 
 def run_basal_bolus(

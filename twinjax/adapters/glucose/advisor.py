@@ -1,4 +1,4 @@
-"""The bolus advisor: the meal dose that maximizes the twin's expected time in range.
+"""The bolus advisor: the meal dose that maximizes the twin's expected time in range, safe first.
 
 At a meal the twin (posterior draws of the patient's UVa/Padova parameters, each with its own
 current state, which carries the insulin still on board and the carbohydrates still to be eaten)
@@ -7,16 +7,32 @@ next sensor period and no further meals. The dose maximizes
 
     mean_draws TIR~(dose) - penalty * max(0, Q_q[TBR~(dose)] - max_below)
 
-where ``TIR~`` and ``TBR~`` are the fractions of the horizon in 70-180 mg/dL and below 70 with the
-indicators replaced by logistic ramps of width ``width`` mg/dL (so the objective has a gradient;
-the ramp also leaves a margin: at 75 mg/dL a minute counts 0.12 towards ``TBR~``), and ``Q_q`` is
-the ``q`` quantile over the draws: a chance constraint asking that in at least a fraction ``q``
-of the plausible patients the time below 70 stay under ``max_below``. The search is on the log
-of the dose relative to the clinic's carb-ratio dose (where it starts), by ``optax.adam``, within
-``[clinic / max_factor, clinic * max_factor]``; the best iterate (clinic dose included) is kept,
-chosen by the exact indicators on the same draws (the chance constraint ``Q_q[TBR] <=
-max_below`` first, then the expected time in range), so under the twin the advice is never
-worse than the clinic's dose. The dose is one number, so
+    - penalty * max(0, Q_q[TBR54~(dose)] - max_below54)
+
+where ``TIR~``, ``TBR~`` and ``TBR54~`` are the fractions of the horizon in 70-180 mg/dL, below 70
+and below 54 with the indicators replaced by logistic ramps of width ``width`` mg/dL (so the
+objective has a gradient; the ramp also leaves a margin: at 75 mg/dL a minute counts 0.12
+towards ``TBR~``), and ``Q_q`` is the ``q`` quantile over the draws: chance constraints asking
+that in at least a fraction ``q`` of the plausible patients the time below 70 stay under
+``max_below`` and the time below 54 under ``max_below54``. The search is on the log of the dose
+relative to the clinic's carb-ratio dose (where it starts), by ``optax.adam``, within
+``[clinic / max_factor, clinic * max_increase]``; the best iterate (clinic dose included) is
+kept, chosen by the exact indicators on the same draws (both chance constraints first, then the
+expected time in range), so under the twin the advice is never worse than the clinic's dose.
+
+Safe first. A twin can be confidently wrong (the identified twins' posteriors are too narrow),
+so the advice leaves the clinic's dose only where the twin can promise the constraints:
+
+- no dose in the range meets both chance constraints at the exact indicators (the twin expects
+  hypoglycaemia whatever the bolus, so its promise is worthless): the advice *defers*;
+- the controller also defers when the twin has been tracking the patient badly: the RMS of the
+  CGM residual over the last hours (:class:`~twinjax.adapters.glucose.closed_loop.Tracker`) above
+  ``max_residual`` mg/dL;
+- increases are capped (``max_increase``, 1.5x by default; cuts go to ``1 / max_factor``): a
+  wrong twin errs towards too little insulin, which costs time above 180, not a hypo.
+
+A deferred advice is the clinic's dose, flagged (``Advice.deferred``) and counted per patient in
+the closed loop's outcomes. The dose is one number, so
 its derivative is taken in forward mode (``jax.jvp``: one pass with tangents, no stored
 residuals), about half the cost of reverse mode here.
 
@@ -40,10 +56,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, ArrayLike, Bool, Float
 
 from twinjax.physiology import PatientParams, PatientState, simulate
-from twinjax.physiology.outcomes import HIGH, LOW
+from twinjax.physiology.outcomes import HIGH, LOW, VERY_LOW
 
 
 @dataclass(frozen=True)
@@ -54,14 +70,21 @@ class Advisor:
     steps: int = 15  # optimizer steps
     learning_rate: float = 0.2  # Adam's step on the log dose
     width: float = 2.5  # mg/dL, the logistic ramps' scale
-    quantile: float = 0.9  # the chance constraint's level over the draws
-    max_below: float = 0.01  # the largest smoothed time below 70 allowed at that quantile
-    penalty: float = 20.0  # weight of the constraint's violation
-    max_factor: float = 4.0  # the dose stays within clinic / max_factor .. clinic * max_factor
+    quantile: float = 0.9  # the chance constraints' level over the draws
+    max_below: float = 0.01  # the largest time below 70 allowed at that quantile
+    max_below54: float = 0.0  # the largest time below 54 allowed at that quantile
+    penalty: float = 20.0  # weight of a constraint's violation
+    max_factor: float = 4.0  # the dose stays above clinic / max_factor
+    max_increase: float = 1.5  # ... and below clinic * max_increase
+    # the controller defers to the clinic's dose when the RMS of its CGM residual (mg/dL, over
+    # the last hours) is above this (None: never on that ground)
+    max_residual: float | None = 25.0
     substeps: int = 1  # RK4 steps per minute in the horizon simulation
 
     def __post_init__(self):
-        if self.horizon < 1 or self.steps < 0 or self.width <= 0 or self.max_factor < 1:
+        if (self.horizon < 1 or self.steps < 0 or self.width <= 0 or self.max_factor < 1
+                or self.max_increase < 1 or min(self.max_below, self.max_below54) < 0
+                or (self.max_residual is not None and self.max_residual <= 0)):  # fmt: skip
             raise ValueError(f"invalid advisor options: {self}")
         if not 0.0 < self.quantile <= 1.0:
             raise ValueError(f"quantile must be in (0, 1], got {self.quantile}")
@@ -70,7 +93,8 @@ class Advisor:
 class Advice(NamedTuple):
     """The advised and the clinic's dose (U), each with the twin's predicted outcomes over the
     horizon (exact indicators): expected time in range, and the ``quantile`` over the draws of
-    the time below 70."""
+    the time below 70; ``deferred``: the twin could not promise the chance constraints, so the
+    dose is the clinic's."""
 
     dose: Float[Array, ""]
     clinic_dose: Float[Array, ""]
@@ -78,6 +102,7 @@ class Advice(NamedTuple):
     clinic_tir: Float[Array, ""]
     below: Float[Array, ""]
     clinic_below: Float[Array, ""]
+    deferred: Bool[Array, ""]
 
 
 def _horizon_glucose(dose, draws, state, basal, sample_time: int, adv: Advisor):
@@ -90,15 +115,17 @@ def _horizon_glucose(dose, draws, state, basal, sample_time: int, adv: Advisor):
 
 
 def _smooth(bg, adv: Advisor):
-    """Per draw: the smoothed time in range and time below 70 over the horizon."""
+    """Per draw: the smoothed time in range, below 70 and below 54 over the horizon."""
     ramp = lambda z: jax.nn.sigmoid(z / adv.width)
     tir = jnp.mean(ramp(bg - LOW) * ramp(HIGH - bg), -1)
-    return tir, jnp.mean(ramp(LOW - bg), -1)
+    return tir, jnp.mean(ramp(LOW - bg), -1), jnp.mean(ramp(VERY_LOW - bg), -1)
 
 
 def _predicted(bg, adv: Advisor):
+    """The expected time in range and the ``quantile`` of the time below 70 and below 54."""
     tir = jnp.mean((bg >= LOW) & (bg <= HIGH), -1).mean()
-    return tir, jnp.quantile(jnp.mean(bg < LOW, -1), adv.quantile)
+    q = lambda below: jnp.quantile(jnp.mean(below, -1), adv.quantile)
+    return tir, q(bg < LOW), q(bg < VERY_LOW)
 
 
 def advise(
@@ -133,9 +160,10 @@ def advise(
     def evaluate(z):
         """The smoothed objective to descend, and the exact score the best dose is chosen by."""
         bg = glucose_of(z)
-        tir, below = _smooth(bg, advisor)
+        tir, below, severe = _smooth(bg, advisor)
         excess = jnp.quantile(below, advisor.quantile) - advisor.max_below
-        loss = -(tir.mean() - advisor.penalty * jax.nn.relu(excess))
+        excess54 = jnp.quantile(severe, advisor.quantile) - advisor.max_below54
+        loss = -(tir.mean() - advisor.penalty * (jax.nn.relu(excess) + jax.nn.relu(excess54)))
         return loss, _score(*_predicted(jax.lax.stop_gradient(bg), advisor), loss, advisor)
 
     opt = optax.adam(advisor.learning_rate)
@@ -147,24 +175,32 @@ def advise(
         better = score > best
         best_z, best = jnp.where(better, z, best_z), jnp.where(better, score, best)
         updates, opt_state = opt.update(g, opt_state)
-        z = jnp.clip(optax.apply_updates(z, updates), -bound, bound)
+        z = jnp.clip(optax.apply_updates(z, updates), -bound, jnp.log(advisor.max_increase))
         return (z, opt_state, best_z, best), None
 
     z0 = jnp.zeros((), basal.dtype)
     carry = (z0, opt.init(z0), z0, jnp.asarray(-jnp.inf, basal.dtype))
     (z, _, best_z, best), _ = jax.lax.scan(_step, carry, None, length=advisor.steps)
     best_z = jnp.where(evaluate(z)[1] > best, z, best_z)  # the last iterate is a candidate too
-    tir, below = _predicted(glucose_of(best_z), advisor)
-    clinic_tir, clinic_below = _predicted(glucose_of(z0), advisor)
-    dose = base * jnp.exp(best_z)
-    return Advice(dose, jnp.asarray(clinic_dose, dose.dtype), tir, clinic_tir, below, clinic_below)
+    tir, below, severe = _predicted(glucose_of(best_z), advisor)
+    clinic_tir, clinic_below, _ = _predicted(glucose_of(z0), advisor)
+    deferred = ~_feasible(below, severe, advisor)  # no dose searched meets the constraints
+    best_z = jnp.where(deferred, z0, best_z)
+    tir, below = jnp.where(deferred, clinic_tir, tir), jnp.where(deferred, clinic_below, below)
+    clinic = jnp.asarray(clinic_dose, basal.dtype)
+    dose = jnp.where(deferred, clinic, base * jnp.exp(best_z))
+    return Advice(dose, clinic, tir, clinic_tir, below, clinic_below, deferred)
 
 
-def _score(tir, below, loss, adv: Advisor):
-    """Higher is better: doses meeting the exact chance constraint first, by expected time in
-    range; the others by their time below 70; ties (time in range moves by 1/horizon) go to the
-    smoothed objective."""
-    return jnp.where(below <= adv.max_below, 1.0 + tir, -below) - 1e-4 * loss
+def _feasible(below, severe, adv: Advisor):
+    return (below <= adv.max_below) & (severe <= adv.max_below54)
+
+
+def _score(tir, below, severe, loss, adv: Advisor):
+    """Higher is better: doses meeting both exact chance constraints first, by expected time in
+    range; the others by their time below 70 and (ten times heavier) below 54; ties (time in
+    range moves by 1/horizon) go to the smoothed objective."""
+    return jnp.where(_feasible(below, severe, adv), 1.0 + tir, -below - 10 * severe) - 1e-4 * loss
 
 
 advise_jit = jax.jit(advise, static_argnames=("sample_time", "advisor"))

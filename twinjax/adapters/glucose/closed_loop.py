@@ -69,6 +69,7 @@ from twinjax.physiology.params import PARAM_NAMES
 
 _GLUCOSE = np.array([3, 4, 12])  # Gp, Gt, Gs (NumPy: importing twinjax starts no JAX backend)
 _FSNC, _VG = PARAM_NAMES.index("Fsnc"), PARAM_NAMES.index("Vg")
+RESIDUAL_MINUTES = 120.0  # the time constant of the tracker's residual average
 
 
 class Tracker(NamedTuple):
@@ -79,6 +80,9 @@ class Tracker(NamedTuple):
     insulin: Float[Array, ""]  # rate delivered over the period now starting (U/min)
     started: Bool[Array, ""]  # False before the first period
     flux: Float[Array, " draws"]  # the observer's glucose flux into plasma (mg/kg/min)
+    # the squared CGM residual of the draws' mean (mg/dL^2), averaged exponentially over the
+    # last RESIDUAL_MINUTES: how well the twin has been tracking the patient
+    msr: Float[Array, ""]
 
 
 class TwinController(NamedTuple):
@@ -120,7 +124,9 @@ def observe(tr: Tracker, cgm, meal_rate, draws: PatientParams, *, sample_time: i
     residual = cgm - jnp.where(tr.started, reported, tr.bg)
     state = _correct(state, draws, residual, gain)
     flux = tr.flux + flux_gain * residual * draws.theta[:, _VG]
-    return tr._replace(state=state, bg=glucose(state.x, draws), flux=flux)
+    a = jnp.where(tr.started, sample_time / RESIDUAL_MINUTES, 0.0)
+    msr = tr.msr + a * (jnp.mean(residual) ** 2 - tr.msr)
+    return tr._replace(state=state, bg=glucose(state.x, draws), flux=flux, msr=msr)
 
 
 @functools.partial(
@@ -160,9 +166,13 @@ def controller_step(
 
     def _none():
         zero = jnp.zeros((), tr.bg.dtype)
-        return Advice(zero, zero, zero, zero, zero, zero)
+        return Advice(zero, zero, zero, zero, zero, zero, jnp.asarray(False))
 
     advice = jax.lax.cond(meal_rate > 0, _ask, _none)
+    if advisor.max_residual is not None:  # the twin has been tracking badly: the clinic's dose
+        lost = (tr.msr > advisor.max_residual**2) & (meal_rate > 0)
+        advice = advice._replace(dose=jnp.where(lost, clinic_dose, advice.dose),
+                                 deferred=advice.deferred | lost)  # fmt: skip
     action = Action(clinic_action.basal, advice.dose / s)
     deliver = (lambda r, kind: r) if pump is None else (lambda r, kind: getattr(pump, kind)(r))
     delivered = deliver(action.basal, "basal") + deliver(action.bolus, "bolus")
@@ -210,7 +220,7 @@ def twin_controller(
         state = jax.vmap(initial_state)(draws)
         zero = jnp.zeros((), draws.x0.dtype)
         flux = jnp.zeros(draws.x0.shape[:1], draws.x0.dtype)
-        return Tracker(state, glucose(draws.x0, draws), zero, jnp.asarray(False), flux)
+        return Tracker(state, glucose(draws.x0, draws), zero, jnp.asarray(False), flux, zero)
 
     def step(tr: Tracker, cgm, meal_rate):
         return controller_step(tr, cgm, meal_rate, draws, clinic, settings, **options)

@@ -64,7 +64,7 @@ def _patient(job: dict) -> str:
     runs["bb"] = simglucose_bb(job["name"], job["meals"], **kw)
     arrays = {f"{k}_{c}": getattr(r, k) for c, r in runs.items() for k in ("bg", "insulin", "cgm")}
     arrays |= {f"seconds_{c}": r.seconds for c, r in runs.items()}
-    fields = ("dose", "clinic_dose", "tir", "clinic_tir", "below", "clinic_below")
+    fields = ("dose", "clinic_dose", "tir", "clinic_tir", "below", "clinic_below", "deferred")
     arrays |= {
         "advice_minute": np.array([m for m, _ in advice], int),
         "advice_seconds": np.array(advice_seconds),
@@ -77,15 +77,20 @@ def _patient(job: dict) -> str:
 
 
 def patient_outcomes(path: Path) -> list[dict]:
-    """One row per controller of a patient's traces file: outcomes of the per-minute glucose."""
+    """One row per controller of a patient's traces file: outcomes of the per-minute glucose,
+    and for the advisor the meals it was asked about and the doses it deferred to the clinic."""
     data = np.load(path)
     name = Path(path).stem
     rows = []
     for c in CONTROLLERS:
         o = outcomes(data[f"bg_{c}"])
+        asked = c == "twin" and "advice_dose" in data
+        deferred = c == "twin" and "advice_deferred" in data
         rows.append({"patient": name, "group": age_group(name), "controller": c,
                      **{k: float(v) for k, v in o._asdict().items()},
-                     "seconds": float(data[f"seconds_{c}"])})  # fmt: skip
+                     "seconds": float(data[f"seconds_{c}"]),
+                     "advised": int(len(data["advice_dose"])) if asked else np.nan,
+                     "deferred": int(data["advice_deferred"].sum()) if deferred else np.nan})  # fmt: skip
     return rows
 
 

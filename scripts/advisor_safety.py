@@ -1,0 +1,184 @@
+"""The bolus advisor's safety across virtual cohorts, in the JAX closed loop (issue 26, item 3).
+
+For each cohort seed: simulate the first ``--per-group`` patients of each age group for
+``--days`` days of records as ``experiment=glucose_twins`` does (its keys split from the seed the
+same way), identify the Bayesian mechanistic twins on the first ``--fit-days`` days
+(:func:`~twinjax.adapters.glucose.mechanistic.fit_mechanistic`, saved under ``--out`` and reused
+when the script runs again), then play ``--loop-days`` held-out days per patient (random meals
+and Dexcom noise from the seed's closed-loop key) in the JAX closed loop
+(:func:`twinjax.physiology.run`, which matches simglucose to 0.003 mg/dL) under
+``BBController`` and under the twin advisor with each of the advisor settings named in
+``--advisors`` (:data:`VARIANTS`), the same meals and noise for all.
+
+    PYTHONPATH=. .venv/bin/python scripts/advisor_safety.py --seeds 1 2 3 --out /tmp/safety
+
+Writes ``outcomes.csv`` (seed, patient, controller: time in range, below 70, below 54, above
+180, the advice's deferrals), ``by_group.csv``, ``safety.md`` (per seed and age group, each
+advisor against ``BBController``, and the patients with more time below 54) and
+``safety.json`` (settings, wall times).
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pandas as pd
+
+from twinjax.adapters.glucose.advisor import Advisor
+from twinjax.adapters.glucose.closed_loop import patient_controller
+from twinjax.adapters.glucose.mechanistic import fit_mechanistic
+from twinjax.adapters.glucose.records import records
+from twinjax.adapters.glucose.replay import first_patients
+from twinjax.adapters.glucose.twin import MechanisticTwin
+from twinjax.physiology import (
+    Pump,
+    Sensor,
+    cgm_noise,
+    load_patients,
+    load_settings,
+    outcomes,
+    random_scenario,
+    run,
+    run_basal_bolus,
+    simulate_cohort,
+)
+from twinjax.physiology.params import age_group
+from twinjax.runtime.compare import markdown
+
+# advisor settings compared (name -> options); "unsafe" is the advisor as it was before the
+# safety layer: one chance constraint (below 70), doses up to 4x the clinic's, never deferring
+VARIANTS = {
+    "unsafe": Advisor(max_below54=1.0, max_increase=4.0, max_residual=None),
+    "safe": Advisor(),
+}
+OUTCOME_NAMES = ("tir", "below70", "below54", "above180")
+
+
+def identify(seed: int, per_group: int, days: int, fit_days: float, steps: int, out_dir: Path):
+    """The seed's cohort names and identified twins (cached in ``out_dir/twin_<seed>.npz``)."""
+    keys = jax.random.split(jax.random.key(seed), 7)  # as experiments/glucose_twins.py splits
+    k_cohort, k_mech, k_loop = keys[0], keys[4], keys[6]
+    names = first_patients(per_group)
+    path = out_dir / f"twin_{seed}.npz"
+    if path.exists():
+        z = np.load(path)
+        twin = MechanisticTwin(z["theta"], z["x0"], z["noise_sd"], tuple(names), ())
+        return names, twin, k_loop, 0.0
+    t = time.perf_counter()
+    cohort = simulate_cohort(k_cohort, names, days)
+    twin, _ = fit_mechanistic(k_mech, records(cohort), fit_days=fit_days, steps=steps)
+    np.savez(path, theta=np.asarray(twin.theta), x0=np.asarray(twin.x0),
+             noise_sd=np.asarray(twin.noise_sd))  # fmt: skip
+    return names, twin, k_loop, time.perf_counter() - t
+
+
+def play(twin, names, k_loop, loop_days: int, variants: dict, draws: int) -> list[dict]:
+    """Every patient's held-out days under BBController and each advisor variant."""
+    sensor, pump = Sensor.named("Dexcom"), Pump.named("Insulet")
+    k_meals, k_sensor = jax.random.split(k_loop)
+    thin = twin._replace(theta=twin.theta[:, :draws], x0=twin.x0[:, :draws])
+    rows = []
+    for i, name in enumerate(names):
+        p = jax.tree.map(lambda a: a[0], load_patients([name]))
+        settings = jax.tree.map(lambda a: a[0], load_settings([name]))
+        meals = random_scenario(jax.random.fold_in(k_meals, i), loop_days)
+        k_noise = jax.random.fold_in(k_sensor, i)
+        noise = cgm_noise(k_noise, sensor, meals.shape[0] // sensor.sample_time + 1)
+        bb = run_basal_bolus(k_noise, p, settings, meals, sensor=sensor, pump=pump)
+        runs = {"bb": (bb, None)}
+        for label, adv in variants.items():
+            ctl = patient_controller(thin, name, sample_time=3, pump=pump, advisor=adv)
+            trace, deferred = _advised(ctl, p, meals, noise, sensor, pump)
+            runs[label] = (trace, deferred)
+        for label, (trace, deferred) in runs.items():
+            o = outcomes(trace.bg)
+            rows.append({"patient": name, "group": age_group(name), "controller": label,
+                         **{k: float(getattr(o, k)) for k in OUTCOME_NAMES},
+                         "meals": int(np.count_nonzero(np.asarray(trace.carbs))),
+                         "deferred": np.nan if deferred is None else int(deferred)})  # fmt: skip
+    return rows
+
+
+def _advised(ctl, p, meals, noise, sensor, pump):
+    """The loop under the advising controller, and how many of its meal doses it deferred."""
+
+    def policy(ps, cgm, meal):
+        tracker, count = ps
+        tracker, action, advice = ctl.step(tracker, cgm, meal)
+        return (tracker, count + (advice.deferred & (meal > 0))), action
+
+    state = (ctl.init(), jax.numpy.int32(0))
+    trace = jax.jit(lambda: run(p, meals, noise, policy, sensor=sensor, pump=pump,
+                                policy_state=state))()  # fmt: skip
+    return trace, int(trace.policy_state[1])
+
+
+def summarize(table: pd.DataFrame) -> pd.DataFrame:
+    both = pd.concat([table, table.assign(group="all")])
+    return both.groupby(["seed", "group", "controller"])[[*OUTCOME_NAMES, "deferred"]].mean()
+
+
+def report(table: pd.DataFrame, variants, a, wall) -> list[str]:
+    by = summarize(table)
+    lines = ["# The bolus advisor's safety in the JAX closed loop", "",
+             f"Seeds {a.seeds}, {a.per_group} patients per age group, twins identified on "
+             f"{a.fit_days} of {a.days} record days, {a.loop_days} held-out days per patient, "
+             f"{a.draws} posterior draws in the advisor.", ""]  # fmt: skip
+    for label in variants:
+        rows, more54 = [], []
+        for (seed, group), g in by.groupby(level=["seed", "group"]):
+            bb, ad = g.xs("bb", level="controller").iloc[0], g.xs(label, level="controller").iloc[0]
+            rows.append({"seed": seed, "group": group,
+                         "TIR advisor / BB": f"{ad.tir:.3f} / {bb.tir:.3f}",
+                         "< 70": f"{ad.below70:.3f} / {bb.below70:.3f}",
+                         "< 54": f"{ad.below54:.3f} / {bb.below54:.3f}",
+                         "gain >= 0.02": "yes" if ad.tir >= bb.tir + 0.02 else "no",
+                         "< 54 not higher": "yes" if ad.below54 <= bb.below54 else "**no**",
+                         "deferred": f"{ad.deferred:.1f}"})  # fmt: skip
+        wide = table.pivot_table(index=["seed", "patient"], columns="controller",
+                                 values="below54")  # fmt: skip
+        more54 = [f"{s}:{p}" for (s, p), r in wide.iterrows() if r[label] > r["bb"] + 1e-9]
+        lines += [f"## Advisor `{label}`: {variants[label]}", "", markdown(pd.DataFrame(rows)),
+                  "", f"Patients with more time below 54 than under BBController: "
+                  f"{len(more54)} ({', '.join(more54) or 'none'}).", ""]  # fmt: skip
+    lines += ["Wall time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in wall.items())]
+    return lines
+
+
+def main(a) -> pd.DataFrame:
+    out_dir = Path(a.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    variants = {k: VARIANTS[k] for k in a.advisors}
+    rows, wall = [], {}
+    for seed in a.seeds:
+        names, twin, k_loop, fit_s = identify(seed, a.per_group, a.days, a.fit_days,
+                                              a.svi_steps, out_dir)  # fmt: skip
+        wall[f"identify seed {seed}"] = fit_s
+        t = time.perf_counter()
+        rows += [r | {"seed": seed} for r in play(twin, names, k_loop, a.loop_days, variants,
+                                                   a.draws)]  # fmt: skip
+        wall[f"loop seed {seed}"] = time.perf_counter() - t
+        table = pd.DataFrame(rows)
+        table.to_csv(out_dir / "outcomes.csv", index=False)
+        summarize(table).to_csv(out_dir / "by_group.csv")
+        (out_dir / "safety.md").write_text("\n".join(report(table, variants, a, wall)) + "\n")
+    (out_dir / "safety.json").write_text(json.dumps({"args": vars(a), "wall": wall}, indent=1))
+    print((out_dir / "safety.md").read_text())
+    return table
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--per-group", type=int, default=3)
+    ap.add_argument("--days", type=int, default=7)
+    ap.add_argument("--fit-days", type=float, default=2.0)
+    ap.add_argument("--svi-steps", type=int, default=800)
+    ap.add_argument("--loop-days", type=int, default=2)
+    ap.add_argument("--draws", type=int, default=16)
+    ap.add_argument("--advisors", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--out", default="runs/advisor_safety")
+    main(ap.parse_args())
