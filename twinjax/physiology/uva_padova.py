@@ -11,9 +11,9 @@ amount of the current meal ``Dbar`` (stomach content when eating started plus wh
 since, the grams eaten converted to mg: simglucose's issue 41, a sum of grams and milligrams, is
 fixed in the 0.2.11 matched here, ``t1dpatient.py``'s ``Dbar = last_Qsto + last_foodtaken *
 1000``), which changes only at minute boundaries. Within a minute the ODE is integrated by
-``substeps`` classical Runge-Kutta steps; simglucose uses scipy's adaptive dopri5 per minute.
-The fastest rate in the 30 patients is ``kabs`` = 1.23/min, so RK4 at 1/4 min is well inside
-its stability region (|h lambda| = 0.31 << 2.78). Measured (``scripts/bench_glucose.py
+``substeps`` classical Runge-Kutta steps (:func:`twinjax.mechanistic.ode.rk4`); simglucose uses
+scipy's adaptive dopri5 per minute. The fastest rate in the 30 patients is ``kabs`` = 1.23/min,
+so RK4 at 1/4 min is well inside its stability region (|h lambda| = 0.31 << 2.78). Measured (``scripts/bench_glucose.py
 validate``: 24 h of basal-bolus control with six meals, all 30 patients, float32), the largest
 per-patient RMS difference to simglucose's glucose is 0.020 mg/dL with 1 substep, 0.013 with 2
 and 0.0029 with 4 (max |difference| 0.095, 0.061, 0.0084); 4 reaches float32's floor, so it is
@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from twinjax.mechanistic.ode import rk4
 from twinjax.physiology.params import PARAM_NAMES, PatientParams
 
 EAT_RATE = 5.0  # g/min, simglucose's T1DPatient.EAT_RATE
@@ -126,20 +127,6 @@ def dynamics(x, carbs_mg, insulin_pmol, dbar, q: dict):
     return jnp.where(_GUARDED & (x < 0), 0.0, dx)
 
 
-def _rk4_minute(x, carbs_mg, insulin_pmol, dbar, q: dict, substeps: int):
-    f = lambda y: dynamics(y, carbs_mg, insulin_pmol, dbar, q)
-    h = 1.0 / substeps
-
-    def _rk4(_, y):
-        k1 = f(y)
-        k2 = f(y + 0.5 * h * k1)
-        k3 = f(y + 0.5 * h * k2)
-        k4 = f(y + h * k3)
-        return y + h / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
-
-    return jax.lax.fori_loop(0, substeps, _rk4, x) if substeps > 1 else _rk4(0, x)
-
-
 def minute_step(
     state: PatientState,
     meal: Float[ArrayLike, ""],
@@ -168,7 +155,8 @@ def minute_step(
     food_taken = jnp.where(starts, 0.0, state.food_taken) + eaten
     dbar = last_qsto + food_taken * 1000.0
     insulin_pmol = insulin * U_TO_PMOL / q["BW"]
-    x = _rk4_minute(state.x, eaten * 1000.0, insulin_pmol, dbar, q, substeps)
+    f = lambda t, y, _: dynamics(y, eaten * 1000.0, insulin_pmol, dbar, q)
+    x = rk4(f, state.x, 0.0, 1.0, substeps)
     return PatientState(x, last_qsto, food_taken, planned, eaten)
 
 
