@@ -127,6 +127,29 @@ def dynamics(x, carbs_mg, insulin_pmol, dbar, q: dict):
     return jnp.where(_GUARDED & (x < 0), 0.0, dx)
 
 
+def eat(state: PatientState, meal: Float[ArrayLike, ""]) -> PatientState:
+    """The start of a minute: ``meal`` grams announced, then this minute's eating (at most
+    5 g/min of what is still to be eaten) and the current meal's amount ``Dbar``'s bookkeeping.
+
+    ``last_eaten`` becomes this minute's grams; the compartments are unchanged.
+    """
+    planned = state.planned + meal
+    eaten = jnp.where(planned > 0, jnp.minimum(EAT_RATE, planned), 0.0)
+    planned = jnp.maximum(planned - eaten, 0.0)
+    starts = (eaten > 0) & (state.last_eaten <= 0)
+    last_qsto = jnp.where(starts, state.x[0] + state.x[1], state.last_qsto)
+    food_taken = jnp.where(starts, 0.0, state.food_taken) + eaten
+    return PatientState(state.x, last_qsto, food_taken, planned, eaten)
+
+
+def minute_dynamics(state: PatientState, insulin: Float[ArrayLike, ""], q: dict):
+    """``dx/dt`` of the compartments during a minute after :func:`eat`: the grams eaten this
+    minute at a constant rate, ``insulin`` (U/min), the current meal's amount."""
+    dbar = state.last_qsto + state.food_taken * 1000.0
+    insulin_pmol = insulin * U_TO_PMOL / q["BW"]
+    return dynamics(state.x, state.last_eaten * 1000.0, insulin_pmol, dbar, q)
+
+
 def minute_step(
     state: PatientState,
     meal: Float[ArrayLike, ""],
@@ -147,17 +170,9 @@ def minute_step(
     Returns:
         The patient one minute later.
     """
-    planned = state.planned + meal
-    eaten = jnp.where(planned > 0, jnp.minimum(EAT_RATE, planned), 0.0)
-    planned = jnp.maximum(planned - eaten, 0.0)
-    starts = (eaten > 0) & (state.last_eaten <= 0)
-    last_qsto = jnp.where(starts, state.x[0] + state.x[1], state.last_qsto)
-    food_taken = jnp.where(starts, 0.0, state.food_taken) + eaten
-    dbar = last_qsto + food_taken * 1000.0
-    insulin_pmol = insulin * U_TO_PMOL / q["BW"]
-    f = lambda t, y, _: dynamics(y, eaten * 1000.0, insulin_pmol, dbar, q)
-    x = rk4(f, state.x, 0.0, 1.0, substeps)
-    return PatientState(x, last_qsto, food_taken, planned, eaten)
+    state = eat(state, meal)
+    f = lambda t, y, _: minute_dynamics(state._replace(x=y), insulin, q)
+    return state._replace(x=rk4(f, state.x, 0.0, 1.0, substeps))
 
 
 def simulate(

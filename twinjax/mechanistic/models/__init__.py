@@ -1,0 +1,6 @@
+"""Mechanistic models written to the protocol (the UVa/Padova glucose model is
+``twinjax.physiology.UVA_PADOVA``)."""
+
+from twinjax.mechanistic.models.pk import ONE_COMPARTMENT_ORAL, TWO_COMPARTMENT, Dosing, dosing
+
+__all__ = ["ONE_COMPARTMENT_ORAL", "TWO_COMPARTMENT", "Dosing", "dosing"]
