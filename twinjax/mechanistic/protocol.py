@@ -70,7 +70,8 @@ def simulate(
 
     Returns:
         ``(y, final_state)``: ``y[0]`` observes the starting state, ``y[i]`` the state at
-        ``times[i]``.
+        ``times[i]`` before that time's event (a dose at ``times[i]`` shows from ``y[i + 1]``:
+        an observation at a dose's time is its trough).
 
     Example:
         >>> import jax.numpy as jnp
