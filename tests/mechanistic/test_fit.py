@@ -43,9 +43,10 @@ DECAY = MechanisticModel(
 def test_fit_equals_least_squares_and_its_standard_errors():
     """x' = -k x, x(0) = x0 observed at 8 times with noise SD 0.01 (three individuals,
     vmapped), weak priors (SD 3): the modes of (log k, log x0) equal scipy's least squares of
-    the closed form ``x0 exp(-k t)`` to 1e-4 (measured 2.5e-6), the noise SD its ``sqrt(RSS /
-    n)`` to 5% and the Laplace SDs its standard errors ``sqrt(diag((J^T J)^-1) RSS / n)`` to 6%
-    (measured 3.7% and 3.8%: the prior on the noise SD, centred at 0.05, pulls it up)."""
+    the closed form ``x0 exp(-k t)`` to 1e-4 (measured 2.5e-6); the noise SD (its marginal mode)
+    equals the residual SD on n - p degrees of freedom, ``sqrt(RSS / 6)``, and the Laplace SDs
+    the standard errors ``sqrt(diag((J^T J)^-1) RSS / 6)``, to 8% (measured 4.6% and 4.8%: the
+    prior on the noise SD, centred at 0.05, pulls it up)."""
     times = jnp.linspace(0.0, 3.5, 8)
     truth = jnp.array([[-1.0, 0.5], [0.0, 0.0], [-0.5, 1.0]])
     t = np.asarray(times, np.float64)
@@ -72,10 +73,10 @@ def test_fit_equals_least_squares_and_its_standard_errors():
     for i in range(3):
         ls = least_squares(lambda th, i=i: model(th) - y[i], np.zeros(2))
         rss = float(np.sum(ls.fun**2))
-        se = np.sqrt(np.diag(np.linalg.inv(ls.jac.T @ ls.jac)) * rss / 8)
+        se = np.sqrt(np.diag(np.linalg.inv(ls.jac.T @ ls.jac)) * rss / 6)
         np.testing.assert_allclose(fits.params[i], ls.x, atol=1e-4)
-        np.testing.assert_allclose(np.exp(fits.log_sigma[i]), np.sqrt(rss / 8), rtol=0.05)
-        np.testing.assert_allclose(np.sqrt(np.diag(fits.cov[i])[:2]), se, rtol=0.06)
+        np.testing.assert_allclose(np.exp(fits.log_sigma[i]), np.sqrt(rss / 6), rtol=0.08)
+        np.testing.assert_allclose(np.sqrt(np.diag(fits.cov[i])[:2]), se, rtol=0.08)
 
 
 def _fit(obs):

