@@ -118,7 +118,7 @@ def fit(
     loss = lambda z: neg_log_posterior(
         model, z, times, observations, mask, inputs, prior, substeps=substeps
     )
-    start = jnp.asarray(prior.loc if init is None else init, jnp.float32)
+    start = jnp.asarray(prior.loc if init is None else init, jnp.result_type(float))
     z = jnp.concatenate([start, jnp.full((1,), prior.noise_loc, start.dtype)])
     opt = optax.apply_if_finite(
         optax.adam(optax.cosine_decay_schedule(learning_rate, steps, alpha=0.01)), 10**9
