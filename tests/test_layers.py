@@ -5,7 +5,8 @@ import sys
 
 LIBRARY = (
     "twinjax.data, twinjax.runtime, twinjax.twins, twinjax.train, twinjax.bayes, "
-    "twinjax.federated, twinjax.abm, twinjax.eval, twinjax.adapters, twinjax.pipeline"
+    "twinjax.federated, twinjax.abm, twinjax.eval, twinjax.adapters, twinjax.pipeline, "
+    "twinjax.physiology, twinjax.mechanistic"
 )
 
 

@@ -3,11 +3,13 @@
 One patient is the unit (``simulate``, ``run``, ``run_basal_bolus``); ``jax.vmap`` over patients
 and scenarios. ``simulate_cohort``/``write_cohort`` make a virtual CGM cohort for the data layer;
 ``twinjax.physiology.reference`` runs simglucose itself (optional extra ``glucose``).
+``UVA_PADOVA`` is the model through the mechanistic twin protocol (:mod:`twinjax.mechanistic`).
 """
 
 from twinjax.physiology.closed_loop import Trace, run, run_basal_bolus
 from twinjax.physiology.cohort import simulate_cohort, write_cohort
 from twinjax.physiology.controller import Action, basal_bolus, steady_basal
+from twinjax.physiology.model import UVA_PADOVA
 from twinjax.physiology.outcomes import Outcomes, outcomes
 from twinjax.physiology.params import (
     PARAM_NAMES,
@@ -34,6 +36,7 @@ __all__ = [
     "PARAM_NAMES",
     "STATE_NAMES",
     "SUBSTEPS",
+    "UVA_PADOVA",
     "Action",
     "ClinicalSettings",
     "DailyMeals",

@@ -11,9 +11,9 @@ amount of the current meal ``Dbar`` (stomach content when eating started plus wh
 since, the grams eaten converted to mg: simglucose's issue 41, a sum of grams and milligrams, is
 fixed in the 0.2.11 matched here, ``t1dpatient.py``'s ``Dbar = last_Qsto + last_foodtaken *
 1000``), which changes only at minute boundaries. Within a minute the ODE is integrated by
-``substeps`` classical Runge-Kutta steps; simglucose uses scipy's adaptive dopri5 per minute.
-The fastest rate in the 30 patients is ``kabs`` = 1.23/min, so RK4 at 1/4 min is well inside
-its stability region (|h lambda| = 0.31 << 2.78). Measured (``scripts/bench_glucose.py
+``substeps`` classical Runge-Kutta steps (:func:`twinjax.mechanistic.ode.rk4`); simglucose uses
+scipy's adaptive dopri5 per minute. The fastest rate in the 30 patients is ``kabs`` = 1.23/min,
+so RK4 at 1/4 min is well inside its stability region (|h lambda| = 0.31 << 2.78). Measured (``scripts/bench_glucose.py
 validate``: 24 h of basal-bolus control with six meals, all 30 patients, float32), the largest
 per-patient RMS difference to simglucose's glucose is 0.020 mg/dL with 1 substep, 0.013 with 2
 and 0.0029 with 4 (max |difference| 0.095, 0.061, 0.0084); 4 reaches float32's floor, so it is
@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from twinjax.mechanistic.ode import rk4
 from twinjax.physiology.params import PARAM_NAMES, PatientParams
 
 EAT_RATE = 5.0  # g/min, simglucose's T1DPatient.EAT_RATE
@@ -126,18 +127,27 @@ def dynamics(x, carbs_mg, insulin_pmol, dbar, q: dict):
     return jnp.where(_GUARDED & (x < 0), 0.0, dx)
 
 
-def _rk4_minute(x, carbs_mg, insulin_pmol, dbar, q: dict, substeps: int):
-    f = lambda y: dynamics(y, carbs_mg, insulin_pmol, dbar, q)
-    h = 1.0 / substeps
+def eat(state: PatientState, meal: Float[ArrayLike, ""]) -> PatientState:
+    """The start of a minute: ``meal`` grams announced, then this minute's eating (at most
+    5 g/min of what is still to be eaten) and the current meal's amount ``Dbar``'s bookkeeping.
 
-    def _rk4(_, y):
-        k1 = f(y)
-        k2 = f(y + 0.5 * h * k1)
-        k3 = f(y + 0.5 * h * k2)
-        k4 = f(y + h * k3)
-        return y + h / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+    ``last_eaten`` becomes this minute's grams; the compartments are unchanged.
+    """
+    planned = state.planned + meal
+    eaten = jnp.where(planned > 0, jnp.minimum(EAT_RATE, planned), 0.0)
+    planned = jnp.maximum(planned - eaten, 0.0)
+    starts = (eaten > 0) & (state.last_eaten <= 0)
+    last_qsto = jnp.where(starts, state.x[0] + state.x[1], state.last_qsto)
+    food_taken = jnp.where(starts, 0.0, state.food_taken) + eaten
+    return PatientState(state.x, last_qsto, food_taken, planned, eaten)
 
-    return jax.lax.fori_loop(0, substeps, _rk4, x) if substeps > 1 else _rk4(0, x)
+
+def minute_dynamics(state: PatientState, insulin: Float[ArrayLike, ""], q: dict):
+    """``dx/dt`` of the compartments during a minute after :func:`eat`: the grams eaten this
+    minute at a constant rate, ``insulin`` (U/min), the current meal's amount."""
+    dbar = state.last_qsto + state.food_taken * 1000.0
+    insulin_pmol = insulin * U_TO_PMOL / q["BW"]
+    return dynamics(state.x, state.last_eaten * 1000.0, insulin_pmol, dbar, q)
 
 
 def minute_step(
@@ -160,16 +170,9 @@ def minute_step(
     Returns:
         The patient one minute later.
     """
-    planned = state.planned + meal
-    eaten = jnp.where(planned > 0, jnp.minimum(EAT_RATE, planned), 0.0)
-    planned = jnp.maximum(planned - eaten, 0.0)
-    starts = (eaten > 0) & (state.last_eaten <= 0)
-    last_qsto = jnp.where(starts, state.x[0] + state.x[1], state.last_qsto)
-    food_taken = jnp.where(starts, 0.0, state.food_taken) + eaten
-    dbar = last_qsto + food_taken * 1000.0
-    insulin_pmol = insulin * U_TO_PMOL / q["BW"]
-    x = _rk4_minute(state.x, eaten * 1000.0, insulin_pmol, dbar, q, substeps)
-    return PatientState(x, last_qsto, food_taken, planned, eaten)
+    state = eat(state, meal)
+    f = lambda t, y, _: minute_dynamics(state._replace(x=y), insulin, q)
+    return state._replace(x=rk4(f, state.x, 0.0, 1.0, substeps))
 
 
 def simulate(
