@@ -543,7 +543,7 @@ class GlucoseTwins:
     # the twin's draws, the largest increase over the clinic's dose, and the CGM residual RMS
     # (mg/dL) above which it defers to the clinic's dose (null: never on that ground)
     advisor_quantile: float = 0.9
-    advisor_max_increase: float = 1.5
+    advisor_max_increase: float = 1.0
     advisor_max_residual: float | None = 25.0
     processes: int = 2  # simglucose processes (patients in parallel)
     n_plot_patients: int = 1  # forecast bands plotted per age group

@@ -53,6 +53,11 @@ from twinjax.runtime.compare import markdown
 VARIANTS = {
     "unsafe": Advisor(max_below54=1.0, max_increase=4.0, max_residual=None),
     "safe": Advisor(),
+    "margin10": Advisor(margin=10.0),
+    "margin20": Advisor(margin=20.0),
+    "margin20_res15": Advisor(margin=20.0, max_residual=15.0),
+    "cuts_only": Advisor(max_increase=1.0),
+    "increase_1.2": Advisor(max_increase=1.2),
 }
 OUTCOME_NAMES = ("tir", "below70", "below54", "above180")
 

@@ -81,8 +81,8 @@ def test_gradient_search_finds_the_grid_optimum():
 @pytest.mark.integration
 def test_the_advisor_defers_where_it_cannot_promise_the_constraints():
     """Safe first. An exact twin (2 draws = the truth) at a 60 g meal: from a normal fasting
-    state the advice meets both chance constraints and stays within the caps (at most 1.5x the
-    clinic's dose); from a state already at 60 mg/dL every dose leaves more than 1% of the 8 h
+    state the advice meets both chance constraints and stays within the caps (by default at
+    most the clinic's dose: cuts only); from a state already at 60 mg/dL every dose leaves more than 1% of the 8 h
     below 70, so the advice defers: exactly the clinic's dose, flagged. The controller also
     defers, whatever the twin predicts, once its CGM residual's RMS has been above
     ``max_residual``."""

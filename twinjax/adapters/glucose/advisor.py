@@ -28,8 +28,11 @@ so the advice leaves the clinic's dose only where the twin can promise the const
 - the controller also defers when the twin has been tracking the patient badly: the RMS of the
   CGM residual over the last hours (:class:`~twinjax.adapters.glucose.closed_loop.Tracker`) above
   ``max_residual`` mg/dL;
-- increases are capped (``max_increase``, 1.5x by default; cuts go to ``1 / max_factor``): a
-  wrong twin errs towards too little insulin, which costs time above 180, not a hypo.
+- by default the advice only cuts the clinic's dose (``max_increase`` 1; cuts go down to
+  ``1 / max_factor``): a wrong twin then errs towards too little insulin, which costs time above
+  180, not a hypo. Twins identified on two days of records can be confidently wrong by tens of
+  percent in insulin sensitivity, and an increase they promised safe then drives a child
+  below 54 (``scripts/advisor_safety.py`` compares the caps; the README has the figures).
 
 A deferred advice is the clinic's dose, flagged (``Advice.deferred``) and counted per patient in
 the closed loop's outcomes. The dose is one number, so
@@ -73,9 +76,12 @@ class Advisor:
     quantile: float = 0.9  # the chance constraints' level over the draws
     max_below: float = 0.01  # the largest time below 70 allowed at that quantile
     max_below54: float = 0.0  # the largest time below 54 allowed at that quantile
+    # mg/dL added to both hypoglycaemia thresholds in the constraints (not in the time in range
+    # maximized): the twin must keep its draws above 70 + margin and 54 + margin
+    margin: float = 0.0
     penalty: float = 20.0  # weight of a constraint's violation
     max_factor: float = 4.0  # the dose stays above clinic / max_factor
-    max_increase: float = 1.5  # ... and below clinic * max_increase
+    max_increase: float = 1.0  # ... and below clinic * max_increase (1: cuts only)
     # the controller defers to the clinic's dose when the RMS of its CGM residual (mg/dL, over
     # the last hours) is above this (None: never on that ground)
     max_residual: float | None = 25.0
@@ -83,7 +89,7 @@ class Advisor:
 
     def __post_init__(self):
         if (self.horizon < 1 or self.steps < 0 or self.width <= 0 or self.max_factor < 1
-                or self.max_increase < 1 or min(self.max_below, self.max_below54) < 0
+                or self.max_increase < 1 or min(self.max_below, self.max_below54, self.margin) < 0
                 or (self.max_residual is not None and self.max_residual <= 0)):  # fmt: skip
             raise ValueError(f"invalid advisor options: {self}")
         if not 0.0 < self.quantile <= 1.0:
@@ -118,14 +124,16 @@ def _smooth(bg, adv: Advisor):
     """Per draw: the smoothed time in range, below 70 and below 54 over the horizon."""
     ramp = lambda z: jax.nn.sigmoid(z / adv.width)
     tir = jnp.mean(ramp(bg - LOW) * ramp(HIGH - bg), -1)
-    return tir, jnp.mean(ramp(LOW - bg), -1), jnp.mean(ramp(VERY_LOW - bg), -1)
+    m = adv.margin
+    return tir, jnp.mean(ramp(LOW + m - bg), -1), jnp.mean(ramp(VERY_LOW + m - bg), -1)
 
 
 def _predicted(bg, adv: Advisor):
-    """The expected time in range and the ``quantile`` of the time below 70 and below 54."""
+    """The expected time in range and the ``quantile`` of the time below 70 and below 54 (each
+    threshold raised by ``margin``)."""
     tir = jnp.mean((bg >= LOW) & (bg <= HIGH), -1).mean()
     q = lambda below: jnp.quantile(jnp.mean(below, -1), adv.quantile)
-    return tir, q(bg < LOW), q(bg < VERY_LOW)
+    return tir, q(bg < LOW + adv.margin), q(bg < VERY_LOW + adv.margin)
 
 
 def advise(
