@@ -55,16 +55,21 @@ def rats() -> pd.DataFrame:
                          "variable": "weight", "value": raw.weight.astype(float)})  # fmt: skip
 
 
-def main() -> None:
+def flax_twins(module: str, **kwargs) -> twinjax.Twins:
+    """Recurrent twins whose network is the flax module ``module`` ("package.module:Class")."""
     quick = os.environ.get("QUICK") == "1"  # CI: a few steps
+    return twinjax.Twins("recurrent", model__network="flax", model__module=module,
+                         model__module_kwargs=kwargs, data__context=4, data__horizon=2,
+                         train__steps=20 if quick else 400,
+                         train__personal_steps=10 if quick else 100)  # fmt: skip
+
+
+def main() -> None:
     table = rats()
     train, held = table[table.time < 9], table[table.time >= 9]
-    steps = dict(train__steps=20 if quick else 400, train__personal_steps=10 if quick else 100)
     last = train.groupby("subject_id").value.last()
-    for module in ("flax_twin:GRU", "flax_twin:MLP"):
-        twins = twinjax.Twins("recurrent", model__network="flax", model__module=module,
-                              model__module_kwargs={"features" if "GRU" in module else "width": 16},
-                              data__context=4, data__horizon=2, **steps).fit(train)  # fmt: skip
+    for module, kwargs in (("flax_twin:GRU", {"features": 16}), ("flax_twin:MLP", {"width": 16})):
+        twins = flax_twins(module, **kwargs).fit(train)
         fc = twins.forecast(2).merge(held.rename(columns={"value": "y"}), on=["subject_id", "time"])
         rmse = np.sqrt(np.mean((fc.y - fc["mean"]) ** 2))
         rmse_locf = np.sqrt(np.mean((fc.y - fc.subject_id.map(last)) ** 2))

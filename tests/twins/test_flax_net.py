@@ -227,3 +227,18 @@ def test_a_saved_flax_twin_reloads_and_forecasts_the_same(tmp_path, tiny_cfg):
     new = dataclasses.replace(cohort.take([0]), subject_ids=("new",))
     grown = tb.personalize(loaded, new, key=jax.random.key(2), steps=4)
     assert grown.subject_ids[-1] == "new" and isinstance(grown.personal, FlaxParams)
+
+
+def test_the_readme_example_is_the_scripts():
+    """The README's flax example is code of examples/flax_twin.py, which CI runs
+    (tests/test_docs.py), so it runs as written."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    start = readme.index("## A flax module as a twin's network")
+    section = readme[start : readme.index("\n## ", start + 1)]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    script = (root / "examples" / "flax_twin.py").read_text()
+    assert len(blocks) == 2 and all(block in script for block in blocks)
