@@ -114,7 +114,7 @@ class ModelConfig:
     # a twin's network"
     network: str = "cells"
     module: str | None = None
-    module_kwargs: dict[str, Any] = field(default_factory=dict)
+    module_kwargs: Any = None  # a mapping (null: none); Any, so that an override replaces it
 
 
 @dataclass

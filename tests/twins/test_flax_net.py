@@ -186,6 +186,15 @@ def test_the_apps_network_setting(cohort):
     assert network(spec).width == 5
 
 
+def test_the_command_line_selects_a_flax_network(cohort):
+    from conftest import compose
+
+    for kwargs in ("model.module_kwargs={features:5}", "+model.module_kwargs.features=5"):
+        cfg = compose("model.network=flax", "model.module=flax.linen:Dense", kwargs)
+        spec = pipeline.twin_spec(cohort, cfg.model)
+        assert spec.kwargs == (("features", 5),) and network(spec).width == 5
+
+
 def test_module_kwargs_must_be_json(cohort):
     with pytest.raises(TypeError, match=r"kwargs\['init'\]"):
         FlaxSpec.for_cohort(cohort, "flax.linen:Dense", kwargs={"init": object()})
