@@ -52,8 +52,16 @@ class Backwards(nn.Module):
         return nn.Dense(4)(jnp.cumsum(x[::-1], 0)[::-1])
 
 
+class WithBatchNorm(nn.Module):
+    """State other than parameters (batch statistics)."""
+
+    @nn.compact
+    def __call__(self, x):
+        return nn.BatchNorm(use_running_average=True)(nn.Dense(4)(x))
+
+
 class WithDropout(nnx.Module):
-    """State other than parameters (dropout's random stream)."""
+    """Random in its forward pass (dropout draws from the module's stream)."""
 
     def __init__(self, d_in: int, *, rngs: nnx.Rngs):
         self.dense = nnx.Linear(d_in, 4, rngs=rngs)

@@ -161,6 +161,7 @@ def test_flax_twin_trains_and_personalizes(cohort, tmp_path):
         ("flax_nets:NOT_A_MODULE", "not a flax module class"),
         ("flax_nets:Pooled", r"to \(4,\); a twin's network returns features \[time, width\]"),
         ("flax_nets:Backwards", "is not causal"),
+        ("flax_nets:WithBatchNorm", r"state other than parameters \(\['batch_stats'\]\)"),
         ("flax_nets:WithDropout", "draws random numbers in its forward pass"),
     ],
 )

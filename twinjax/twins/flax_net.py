@@ -4,18 +4,20 @@ The module reads the twin's inputs at every step of a window, ``x [time, d_in]``
 zeros where missing, mask, interventions, static covariates: :func:`~.gaussian.step_inputs`),
 and returns features ``[time, width]``; the twin's Gaussian head turns row t into the
 predictive Gaussian of the values at t+1, as it does for the built-in cells. So the module must
-be causal (row t may read rows <= t only; checked when it is built) and deterministic (no
-dropout, no batch statistics: its only state is parameters).
+be causal (row t may read rows <= t only) and deterministic (its state is parameters only, no
+batch statistics; its output does not depend on random streams, no dropout): both are checked
+when it is built.
 
 - linen: ``Class(**kwargs)``, initialized with ``module.init(key, x)``; its ``params``
   collection is the network's parameters.
 - nnx: ``Class(d_in, **kwargs, rngs=nnx.Rngs(key))`` (``d_in`` positional, as
   ``nnx.Linear(in_features, ...)`` takes it); ``nnx.split`` gives the graph (static) and the
-  ``nnx.Param`` state, kept as a plain dict (``nnx.to_pure_dict``) and merged back per call.
+  ``nnx.Param`` state, kept as a plain dict (``nnx.to_pure_dict``) and merged back per call;
+  random streams the module keeps (``nnx.Rngs``, e.g. for a carry initializer) are held fixed.
 
 Either way the twin is a pure ``(init, apply)`` pair over a pytree (:class:`FlaxParams`), so a
-cohort is ``jax.vmap`` over individuals' parameters, and training, personalization (the
-``mean``/``heads``/``all`` parts: the network is the part that ``heads`` keeps shared),
+cohort is ``jax.vmap`` over individuals' parameters, and training, personalization
+(``adapt="mean"`` and ``"heads"`` keep the network shared, ``"all"`` makes it personal too),
 rollouts, calibration and saving work as for the built-in twin. A rollout feeds each predicted
 step back by running the module again over the window grown by that step (the module has no
 carry to step), so an ``h``-step rollout costs ``h`` passes over ``history + h`` steps.
@@ -120,8 +122,9 @@ class FlaxParams(NamedTuple):
 
 
 class Network(NamedTuple):
-    """A spec's module, built once: ``kind``, the linen module or nnx graph, the width of the
-    features it returns and ``init(key) -> parameters`` (jitted, traceable)."""
+    """A spec's module, built once: ``kind``, the linen module or the nnx graph with its fixed
+    random streams, the width of the features it returns and ``init(key) -> parameters``
+    (jitted, traceable)."""
 
     kind: Literal["linen", "nnx"]
     module: Any
