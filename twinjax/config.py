@@ -107,6 +107,14 @@ class ModelConfig:
     # halves their memory; the forward pass, the state and the gradients' arithmetic stay
     # float32, the gradient is approximate (its measured error: README "Scaling out")
     residuals: str = "float32"
+    # the network before the Gaussian head: "cells" (the cell and attention above) or "flax",
+    # a flax module (linen or nnx) mapping an individual's window [time, d_in] to features
+    # [time, width] causally: model.module names its class, "package.module:ClassName", built
+    # with model.module_kwargs (model.module_kwargs={features:16}); README "A flax module as
+    # a twin's network"
+    network: str = "cells"
+    module: str | None = None
+    module_kwargs: Any = None  # a mapping (null: none); Any, so that an override replaces it
 
 
 @dataclass

@@ -57,7 +57,15 @@ from twinjax.train.devices import (
     training_devices,
 )
 from twinjax.train.processes import Across, allgather, barrier, cohort_positions, gather_rows
-from twinjax.twins import TwinParams, TwinSpec, cohort_predictions, segment_rollouts
+from twinjax.twins import (
+    FlaxSpec,
+    Params,
+    Spec,
+    TwinSpec,
+    cohort_predictions,
+    flax_net,
+    segment_rollouts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -347,11 +355,11 @@ def _source(cohort: Cohort) -> str | None:
 
 
 class TwinFit(NamedTuple):
-    spec: TwinSpec
+    spec: Spec
     scalers: Scalers
     arrays: CohortArrays
-    population: TwinParams
-    personal: TwinParams  # leading axis: individuals
+    population: Params
+    personal: Params  # leading axis: individuals
     population_losses: np.ndarray
     # predictive-scale factors: "population" [F], "personal" [N, F] (one step), per horizon
     # "population_h" [H, F], "personal_h" [N, H, F] (see calibrate_scales)
@@ -396,13 +404,21 @@ class TwinFit(NamedTuple):
         )
 
 
-def twin_spec(cohort: Cohort, model) -> TwinSpec:
+def twin_spec(cohort: Cohort, model) -> Spec:
     """The twin architecture of ``model`` (the app's ``model`` config) sized for ``cohort``.
+
+    ``model.network``: ``"cells"``, the built-in cell with attention, or ``"flax"``, the flax
+    module ``model.module`` built with ``model.module_kwargs`` (:func:`flax_spec`).
 
     ``model.layout="auto"`` runs training windows through
     :func:`~twinjax.twins.sequence.lstm_sequence` for an LSTM (unless ``remat_chunk`` asks for
     the rematerialized scan) and through the scan otherwise.
     """
+    network = getattr(model, "network", "cells")
+    if network == "flax":
+        return flax_spec(cohort, model)
+    if network != "cells":
+        raise ConfigError(f"model.network={network!r}: use cells (the built-in LSTM/GRU) or flax")
     remat = model.remat_chunk
     layout = model.layout
     residuals = model.residuals
@@ -425,6 +441,21 @@ def twin_spec(cohort: Cohort, model) -> TwinSpec:
             f"model config (model.cell={model.cell}, model.layout={layout}, "
             f"model.residuals={residuals}): {e}"
         ) from e
+
+
+def flax_spec(cohort: Cohort, model) -> FlaxSpec:
+    """The flax twin of ``model.module`` (``"package.module:Name"``, a linen or nnx module)
+    with ``model.module_kwargs``, built and checked here so that a bad module fails at start,
+    naming the setting."""
+    module, kwargs = model.module, dict(model.module_kwargs or {})
+    if not module:
+        raise ConfigError("model.network=flax needs model.module='package.module:ClassName'")
+    try:
+        spec = FlaxSpec.for_cohort(cohort, module, kwargs=kwargs, min_scale=model.min_scale)
+        flax_net.network(spec)
+    except (ImportError, TypeError, ValueError) as e:
+        raise ConfigError(f"model.module={module!r} (model.module_kwargs={kwargs}): {e}") from e
+    return spec
 
 
 def prepare_cohort(cohort: Cohort, data, *, across=None) -> tuple[CohortArrays, Scalers]:
@@ -679,7 +710,7 @@ def forecast_mesh() -> jax.sharding.Mesh | None:
 
 
 def forecast_rows(
-    spec: TwinSpec, arrays: CohortArrays, pop: TwinParams, *, history: int, fraction=0.25
+    spec: Spec, arrays: CohortArrays, pop: Params, *, history: int, fraction=0.25
 ) -> int:
     """Individuals to forecast at a time so that one call fits in ``fraction`` of the first
     device's free memory (0: all of them), from the memory analysis of the forecast compiled

@@ -32,7 +32,7 @@ from twinjax.runtime.manifest import (
     write_manifest,
 )
 from twinjax.train import PersonalizeOptions
-from twinjax.twins import TwinParams, TwinSpec, init_params
+from twinjax.twins import FlaxSpec, Params, Spec, TwinSpec, init_params
 
 FORMAT = 1  # bumped when the layout of model/ changes
 META_FILE = "meta.json"
@@ -45,9 +45,9 @@ class TwinBundle(NamedTuple):
     ``subject_ids``; ``t0[i]`` is subject i's time origin (grid time ``t0 + k * step``).
     """
 
-    spec: TwinSpec
-    population: TwinParams
-    personal: TwinParams
+    spec: Spec
+    population: Params
+    personal: Params
     scalers: Scalers
     # interval scale factors: one step ahead "population" [F], "personal" [N, F]; per horizon
     # "population_h" [H, F], "personal_h" [N, H, F] (absent from bundles saved before them:
@@ -140,7 +140,7 @@ def _meta(bundle: TwinBundle, flat: dict) -> dict:
     return {
         "format": FORMAT,
         "version": bundle.version,
-        "spec": asdict(bundle.spec),
+        "spec": _spec_meta(bundle.spec),
         "arrays": {k: [list(v.shape), v.dtype.str] for k, v in flat.items()},
         "n_personal": bundle.n_subjects,
         "subject_ids": [_jsonable(s) for s in bundle.subject_ids],
@@ -157,6 +157,17 @@ def _meta(bundle: TwinBundle, flat: dict) -> dict:
         "static_levels": bundle.static_levels or {},
         "time": bundle.time or {},
     }
+
+
+def _spec_meta(spec: Spec) -> dict:
+    """The spec as JSON: a flax twin's with ``"network": "flax"`` (its module's import string
+    and kwargs, from which :func:`load` rebuilds the module)."""
+    return {"network": "flax", **asdict(spec)} if isinstance(spec, FlaxSpec) else asdict(spec)
+
+
+def _spec(meta: dict) -> Spec:
+    meta = dict(meta)
+    return FlaxSpec(**meta) if meta.pop("network", None) == "flax" else TwinSpec(**meta)
 
 
 def _jsonable(x: Any):
@@ -180,6 +191,7 @@ def load(path: str | Path) -> TwinBundle:
 
     Raises:
       FileNotFoundError: nothing saved there. ValueError: written in another format.
+      ImportError: a flax twin's module (its import string) no longer imports.
       DamagedModelError: a file is missing, truncated or changed since it was saved (naming it;
         a model saved without a manifest, by an older twinjax, loads with a warning).
     """
@@ -192,7 +204,7 @@ def load(path: str | Path) -> TwinBundle:
             f"{meta.get('version')}; this twinjax reads format {FORMAT}: retrain, or load it with "
             "the version that wrote it"
         )
-    spec = TwinSpec(**meta["spec"])
+    spec = _spec(meta["spec"])  # a flax twin's module is imported and built here
     shapes = {k: (tuple(s), np.dtype(d)) for k, (s, d) in meta["arrays"].items()}
     target = {k: jax.ShapeDtypeStruct(s, d) for k, (s, d) in shapes.items() if np.prod(s) > 0}
     try:

@@ -18,12 +18,12 @@ from twinjax.bundle.store import TwinBundle
 from twinjax.data import Cohort, CohortArrays, NormStats, Series
 from twinjax.eval import Forecasts, segment_forecasts
 from twinjax.train import fit_personal
-from twinjax.twins import TwinParams, sample_paths
+from twinjax.twins import Params, sample_paths
 
 log = logging.getLogger(__name__)
 
 
-def _rows_params(bundle: TwinBundle, rows: list[int | None]) -> TwinParams:
+def _rows_params(bundle: TwinBundle, rows: list[int | None]) -> Params:
     """Each subject's personal twin, or the population twin for a subject the bundle lacks."""
     known = np.array([r is not None for r in rows])
     idx = jnp.asarray([r if r is not None else 0 for r in rows])

@@ -9,7 +9,7 @@ from jaxtyping import ArrayLike, Bool
 
 from twinjax.data import Cohort, CohortArrays, NormStats, denormalize, denormalize_scale
 from twinjax.eval.score import Forecast
-from twinjax.twins import TwinSpec, cohort_predictions, segment_rollouts
+from twinjax.twins import Spec, cohort_predictions, segment_rollouts
 
 
 class Forecasts(NamedTuple):
@@ -39,7 +39,7 @@ def _pad(x: np.ndarray, size: int, fill) -> np.ndarray:
 
 def chunked_predictions(
     params,
-    spec: TwinSpec,
+    spec: Spec,
     arrays: CohortArrays,
     segment: Bool[ArrayLike, "individuals time"],
     *,
@@ -78,7 +78,7 @@ def chunked_predictions(
 
 def segment_forecasts(
     params,
-    spec: TwinSpec,
+    spec: Spec,
     arrays: CohortArrays,
     stats: NormStats,
     cohort: Cohort,
@@ -120,7 +120,7 @@ def segment_forecasts(
 
 def horizon_sq_z(
     params,
-    spec: TwinSpec,
+    spec: Spec,
     arrays: CohortArrays,
     segment: Bool[ArrayLike, "individuals time"],
     *,

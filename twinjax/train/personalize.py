@@ -37,7 +37,7 @@ from twinjax.train.devices import (
 )
 from twinjax.train.population import make_optimizer
 from twinjax.train.validation import max_segment, val_nll, val_nll_blocks, validation_rows
-from twinjax.twins import TwinParams, TwinSpec, window_loss
+from twinjax.twins import Params, Spec, window_loss
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def personal_optimizer(options: PersonalizeOptions) -> optax.GradientTransformat
         raise ValueError(f"adapt={options.adapt!r}: one of all, heads, mean")
     keep = _ADAPTED[options.adapt]
 
-    def labels(params: TwinParams):
+    def labels(params: Params):
         return type(params)(*(
             jax.tree.map(lambda _, name=name: "adapt" if name in keep else "freeze", part)
             for name, part in zip(params._fields, params, strict=True)
@@ -105,9 +105,9 @@ def personal_optimizer(options: PersonalizeOptions) -> optax.GradientTransformat
 
 
 class PersonalState(NamedTuple):
-    params: TwinParams  # leading axis: individuals
+    params: Params  # leading axis: individuals
     opt_state: optax.OptState
-    best_params: TwinParams
+    best_params: Params
     best_val: jax.Array  # [individuals]
     step: jax.Array
     key: jax.Array
@@ -128,7 +128,7 @@ def _personal_step(
     pop_params,
     prior_strength,
     *,
-    spec: TwinSpec,
+    spec: Spec,
     optimizer,
     length: int,
     n_windows: int,
@@ -200,7 +200,7 @@ def personal_step(
     pop_params,
     prior_strength,
     *,
-    spec: TwinSpec,
+    spec: Spec,
     optimizer,
     length: int,
     n_windows: int,
@@ -286,13 +286,13 @@ def _memory_chunk(statics, chunk, d, devices, key, pop_params, arrays, cfg) -> t
 
 def fit_personal(
     key: PRNGKeyArray,
-    spec: TwinSpec,
-    pop_params: TwinParams,
+    spec: Spec,
+    pop_params: Params,
     arrays: CohortArrays,
     options: PersonalizeOptions,
     checkpoint_dir: str | Path,
     *,
-    start: TwinParams | None = None,
+    start: Params | None = None,
     devices: Sequence[jax.Device] | None = None,
     index: Sequence[int] | None = None,
 ):
@@ -413,7 +413,7 @@ def fit_personal(
     return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outputs)
 
 
-def _val_curve(arrays: CohortArrays, spec: TwinSpec, length: int, val_size: int, rows: int):
+def _val_curve(arrays: CohortArrays, spec: Spec, length: int, val_size: int, rows: int):
     """``val_nll``: the personal twins' mean validation NLL (current parameters; a curve)."""
     return lambda done, state: {
         "val_nll": jnp.mean(val_nll_blocks(state.params, arrays, spec, length - 1, val_size, rows))

@@ -24,13 +24,13 @@ from twinjax.runtime.scalars import loss_hook
 from twinjax.train.devices import AXIS, individuals_mesh, training_devices
 from twinjax.train.processes import ShareRows, local_copy, processes_mesh, replicated, share_rows
 from twinjax.train.validation import max_segment, val_nll_blocks, validation_rows
-from twinjax.twins import TwinParams, TwinSpec, init_params, window_loss
+from twinjax.twins import Params, Spec, init_params, window_loss
 
 log = logging.getLogger(__name__)
 
 
 class TrainState(NamedTuple):
-    params: TwinParams
+    params: Params
     opt_state: optax.OptState
     step: jax.Array
     key: jax.Array  # raw key data (uint32), so that checkpoints hold plain arrays
@@ -123,7 +123,7 @@ def population_step(
     state: TrainState,
     arrays: CohortArrays,
     *,
-    spec: TwinSpec,
+    spec: Spec,
     optimizer,
     length: int,
     n_windows: int,
@@ -159,7 +159,7 @@ def population_step(
 
 
 @partial(jax.jit, static_argnames=(*_STATIC, "total"))
-def processes_step(state: TrainState, rows: ShareRows, *, spec: TwinSpec, optimizer, length: int,
+def processes_step(state: TrainState, rows: ShareRows, *, spec: Spec, optimizer, length: int,
                    n_windows: int, mesh: jax.sharding.Mesh, rollout_steps: int = 0,
                    total: int):  # fmt: skip
     """:func:`population_step` on all ``total`` individuals when each process holds a share of
@@ -177,7 +177,7 @@ def processes_step(state: TrainState, rows: ShareRows, *, spec: TwinSpec, optimi
 
 def fit_population(
     key: PRNGKeyArray,
-    spec: TwinSpec,
+    spec: Spec,
     arrays: CohortArrays,
     options: PopulationOptions,
     checkpoint_dir: str | Path,
@@ -283,7 +283,7 @@ def _fit_across_processes(state, spec, arrays, cfg, checkpoint_dir, optimizer, i
 _CURVE_ROWS = 256  # individuals behind the validation curve (a training curve, not a metric)
 
 
-def _val_curve(arrays: CohortArrays, spec: TwinSpec, window: int):
+def _val_curve(arrays: CohortArrays, spec: Spec, window: int):
     """``val_nll``: the population twin's mean validation NLL (a training curve) on at most
     ``_CURVE_ROWS`` individuals spread evenly over the cohort, so its memory does not grow with N
     (on all 4,096 individuals at once it ran the app out of memory)."""

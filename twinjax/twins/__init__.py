@@ -1,9 +1,16 @@
 """Recurrent twins: one individual's probabilistic forecaster as pure functions over a pytree,
-with its training objectives and its predictions over a cohort (``jax.vmap`` over individuals)."""
+with its training objectives and its predictions over a cohort (``jax.vmap`` over individuals).
+
+A twin's network is the built-in cell with attention (:class:`TwinSpec`) or a flax module,
+linen or nnx (:class:`FlaxSpec`); both end with the same Gaussian head.
+"""
 
 from twinjax.twins.attention import AttentionParams
 from twinjax.twins.cells import Cell, Dense, RecurrentParams, get_cell
+from twinjax.twins.flax_net import FlaxParams, FlaxSpec
 from twinjax.twins.model import (
+    Params,
+    Spec,
     TwinParams,
     TwinSpec,
     apply,
@@ -21,7 +28,11 @@ __all__ = [
     "AttentionParams",
     "Cell",
     "Dense",
+    "FlaxParams",
+    "FlaxSpec",
+    "Params",
     "RecurrentParams",
+    "Spec",
     "StreamState",
     "TwinParams",
     "TwinSpec",

@@ -3,9 +3,12 @@
 At grid step t the twin reads the observed values (zero where missing) with their mask, the
 interventions given at t and the static covariates, and predicts a Gaussian for the values at t+1.
 A cohort is ``jax.vmap`` of these functions over individuals' parameters and data.
+
+The network before the head is the built-in cell with attention (:class:`TwinSpec`) or a flax
+module (:class:`~twinjax.twins.flax_net.FlaxSpec`); the functions here take either spec and its
+parameters (:data:`Spec`, :data:`Params`).
 """
 
-import math
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -14,11 +17,13 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
 from twinjax.data import Cohort, Series
+from twinjax.twins import flax_net
 from twinjax.twins.attention import AttentionParams, attend, attention_init, causal_attention
-from twinjax.twins.cells import Dense, RecurrentParams, dense, dense_init, get_cell, run_cell
+from twinjax.twins.cells import Dense, RecurrentParams, get_cell, run_cell
+from twinjax.twins.flax_net import FlaxParams, FlaxSpec, FlaxStart
+from twinjax.twins.gaussian import gaussian_nll, head_init, predict_head, step_inputs
 from twinjax.twins.sequence import lstm_sequence
 
-_LOG_2PI = math.log(2.0 * math.pi)  # a Python float: importing twinjax starts no JAX backend
 WINDOW_AXES = Series(0, 0, 0, None)  # vmap axes over a batch of windows sharing static covariates
 
 
@@ -90,26 +95,22 @@ class TwinParams(NamedTuple):
     scale: Dense  # head: predictive scale, softplus(.) + min_scale
 
 
-def init_params(key: PRNGKeyArray, spec: TwinSpec) -> TwinParams:
+# a twin's architecture and parameters: the built-in cells, or a flax module
+Spec = TwinSpec | FlaxSpec
+Params = TwinParams | FlaxParams
+
+
+def init_params(key: PRNGKeyArray, spec: Spec) -> Params:
     """Parameters of one individual's twin (the scale head starts at softplus(-1) ~ 0.31)."""
+    if isinstance(spec, FlaxSpec):
+        return flax_net.init(key, spec)
     kc, ka, km, ks = jax.random.split(key, 4)
-    scale = dense_init(ks, spec.d_head, spec.n_features)
+    mean, scale = head_init(km, ks, spec.d_head, spec.n_features)
     return TwinParams(
         attention=attention_init(ka, spec.hidden, spec.attention_dim) if spec.attention else None,
         cell=get_cell(spec.cell).init(kc, spec.d_in, spec.hidden),
-        mean=dense_init(km, spec.d_head, spec.n_features),
-        # typed, not weak: a weakly typed leaf turns strong after the first optimizer step, so
-        # every jitted training step would be compiled twice (the first call, then the rest)
-        scale=scale._replace(b=jnp.full(spec.n_features, -1.0, scale.b.dtype)),
-    )
-
-
-def step_inputs(series: Series):
-    values, mask, interventions, static = series
-    t = values.shape[0]
-    static = jnp.broadcast_to(static, (t, static.shape[-1]))
-    return jnp.concatenate(
-        [jnp.where(mask, values, 0.0), mask.astype(values.dtype), interventions, static], axis=-1
+        mean=mean,
+        scale=scale,
     )
 
 
@@ -117,14 +118,8 @@ def encode(params: TwinParams, spec: TwinSpec, x: Float[Array, "time d_in"], car
     return run_cell(spec.cell, params.cell, x, carry, remat_chunk=spec.remat_chunk)
 
 
-def predict_head(params: TwinParams, spec: TwinSpec, z):
-    mean = dense(params.mean, z)
-    scale = jax.nn.softplus(dense(params.scale, z)) + spec.min_scale
-    return mean, scale
-
-
 def apply(
-    params: TwinParams, spec: TwinSpec, series: Series
+    params: Params, spec: Spec, series: Series
 ) -> tuple[Float[Array, "time features"], Float[Array, "time features"]]:
     """One-step-ahead Gaussian predictions of one individual's twin.
 
@@ -143,23 +138,21 @@ def apply(
     >>> mean.shape, bool((scale > 0).all())
     ((5, 2), True)
     """
+    if isinstance(spec, FlaxSpec):
+        return flax_net.apply(params, spec, series)
     _, hs = encode(params, spec, step_inputs(series))
     z = jnp.concatenate([hs, causal_attention(params.attention, hs)], -1) if spec.attention else hs
     return predict_head(params, spec, z)
 
 
-def gaussian_nll(mean, scale, y):
-    return 0.5 * _LOG_2PI + jnp.log(scale) + 0.5 * jnp.square((y - mean) / scale)
-
-
 def apply_windows(
-    params: TwinParams, spec: TwinSpec, windows: Series
+    params: Params, spec: Spec, windows: Series
 ) -> tuple[Float[Array, "windows time features"], Float[Array, "windows time features"]]:
     """:func:`apply` for a batch of one individual's windows (``values, mask, interventions``
     with a leading windows axis, ``static`` shared): with ``spec.layout == "sequence"`` the
     windows run through the LSTM together (:func:`~twinjax.twins.sequence.lstm_sequence`),
     otherwise one ``apply`` per window."""
-    if spec.layout != "sequence":
+    if isinstance(spec, FlaxSpec) or spec.layout != "sequence":
         return jax.vmap(apply, in_axes=(None, None, WINDOW_AXES))(params, spec, windows)
     xs = jax.vmap(step_inputs, in_axes=(WINDOW_AXES,))(windows)  # [windows, time, d_in]
     _, hs = lstm_sequence(params.cell, jnp.swapaxes(xs, 0, 1), residuals=spec.residuals)
@@ -178,8 +171,8 @@ def masked_nll(mean, scale, values, mask, target_mask=None) -> Float[Array, ""]:
 
 
 def nll_loss(
-    params: TwinParams,
-    spec: TwinSpec,
+    params: Params,
+    spec: Spec,
     series: Series,
     target_mask: Bool[ArrayLike, "time features"] | None = None,
 ) -> Float[Array, ""]:
@@ -193,8 +186,8 @@ def nll_loss(
 
 
 def forecast(
-    params: TwinParams,
-    spec: TwinSpec,
+    params: Params,
+    spec: Spec,
     series: Series,
     future_interventions: Float[ArrayLike, "horizon kinds"],
     *,
@@ -230,8 +223,12 @@ def _predict(params: TwinParams, spec: TwinSpec, h, memory, last):
     return predict_head(params, spec, jnp.concatenate([h, context]))
 
 
-def rollout_start(params: TwinParams, spec: TwinSpec, series: Series, horizon: int) -> RolloutStart:
+def rollout_start(
+    params: Params, spec: Spec, series: Series, horizon: int
+) -> RolloutStart | FlaxStart:
     """Reads one individual's history (teacher forced) before a ``horizon``-step rollout."""
+    if isinstance(spec, FlaxSpec):
+        return flax_net.rollout_start(params, spec, series, horizon)
     t = series.values.shape[0]
     carry, hs = encode(params, spec, step_inputs(series))
     memory = jnp.concatenate([hs, jnp.zeros((horizon, spec.hidden), hs.dtype)])
@@ -239,9 +236,9 @@ def rollout_start(params: TwinParams, spec: TwinSpec, series: Series, horizon: i
 
 
 def rollout_from(
-    params: TwinParams,
-    spec: TwinSpec,
-    start: RolloutStart,
+    params: Params,
+    spec: Spec,
+    start: RolloutStart | FlaxStart,
     static: Float[ArrayLike, " covariates"],
     future_interventions: Float[ArrayLike, "horizon kinds"],
     *,
@@ -249,6 +246,8 @@ def rollout_from(
 ) -> tuple[Float[Array, "horizon features"], Float[Array, "horizon features"]]:
     """The rollout of :func:`forecast` from a :func:`rollout_start` (several paths can share
     one start: the history is read once)."""
+    if isinstance(spec, FlaxSpec):
+        return flax_net.rollout_from(params, spec, start, static, future_interventions, key=key)
     cell = get_cell(spec.cell)
     t, horizon = start.t, future_interventions.shape[0]
     keys = jax.random.split(key, horizon) if key is not None else jnp.zeros((horizon, 0))

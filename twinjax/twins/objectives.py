@@ -9,8 +9,8 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 from twinjax.data import Series, take_windows, window_starts
 from twinjax.twins.model import (
     WINDOW_AXES,
-    TwinParams,
-    TwinSpec,
+    Params,
+    Spec,
     apply,
     apply_windows,
     gaussian_nll,
@@ -20,8 +20,8 @@ from twinjax.twins.rollout import rollout_nll
 
 
 def window_loss(
-    params: TwinParams,
-    spec: TwinSpec,
+    params: Params,
+    spec: Spec,
     key: PRNGKeyArray,
     series: Series,
     segment: Bool[ArrayLike, " time"],
@@ -61,8 +61,8 @@ def window_loss(
 
 
 def predict_at(
-    params: TwinParams,
-    spec: TwinSpec,
+    params: Params,
+    spec: Spec,
     series: Series,
     targets: Int[ArrayLike, " targets"],
     *,
@@ -93,7 +93,7 @@ def segment_targets(start: Int[Array, ""], end: Int[Array, ""], size: int):
 
 
 def segment_nll(
-    params: TwinParams, spec: TwinSpec, series: Series, start, end, *, size: int, history: int
+    params: Params, spec: Spec, series: Series, start, end, *, size: int, history: int
 ) -> Float[Array, ""]:
     """Mean one-step NLL of the observed values in [start, end) (one individual)."""
     values, mask = series.values, series.mask

@@ -10,7 +10,7 @@ from jax.sharding import PartitionSpec as P
 from jaxtyping import ArrayLike, Bool
 
 from twinjax.data import CohortArrays, Series
-from twinjax.twins.model import TwinParams, TwinSpec
+from twinjax.twins.model import Params, Spec
 from twinjax.twins.objectives import predict_at, segment_targets
 
 
@@ -36,8 +36,8 @@ def _predict(params, series: Series, start, end, *, spec, history, size, shared,
 
 
 def cohort_predictions(
-    params: TwinParams,
-    spec: TwinSpec,
+    params: Params,
+    spec: Spec,
     arrays: CohortArrays,
     segment: Bool[ArrayLike, "individuals time"],
     *,

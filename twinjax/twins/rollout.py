@@ -18,8 +18,8 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
 from twinjax.data import Series
 from twinjax.twins.model import (
-    TwinParams,
-    TwinSpec,
+    Params,
+    Spec,
     gaussian_nll,
     rollout_from,
     rollout_start,
@@ -27,8 +27,8 @@ from twinjax.twins.model import (
 
 
 def sample_paths(
-    params: TwinParams,
-    spec: TwinSpec,
+    params: Params,
+    spec: Spec,
     series: Series,
     plan: Float[ArrayLike, "horizon kinds"],
     *,
@@ -52,8 +52,8 @@ def path_moments(
 
 
 def rollout_nll(
-    params: TwinParams,
-    spec: TwinSpec,
+    params: Params,
+    spec: Spec,
     window: Series,
     target: Bool[ArrayLike, "time features"],
     *,
@@ -88,8 +88,8 @@ def rollout_nll(
     static_argnames=("spec", "history", "horizon", "size", "n_samples", "shared", "stride"),
 )
 def segment_rollouts(
-    params: TwinParams,
-    spec: TwinSpec,
+    params: Params,
+    spec: Spec,
     series: Series,
     start: Int[ArrayLike, " individuals"],
     ids: Int[ArrayLike, " individuals"],

@@ -15,7 +15,15 @@ from jaxtyping import Array, Bool, Float, Int
 
 from twinjax.data import Series
 from twinjax.twins.cells import get_cell
-from twinjax.twins.model import TwinParams, TwinSpec, encode, predict_head, step_inputs
+from twinjax.twins.model import (
+    Params,
+    Spec,
+    TwinParams,
+    TwinSpec,
+    encode,
+    predict_head,
+    step_inputs,
+)
 
 
 class StreamState(NamedTuple):
@@ -51,14 +59,22 @@ def _predict(params: TwinParams, spec: TwinSpec, h, keys, values, filled):
     return predict_head(params, spec, jnp.concatenate([h, context]))
 
 
-def stream_init(params: TwinParams, spec: TwinSpec, series: Series, *, cache: int) -> StreamState:
+def stream_init(params: Params, spec: Spec, series: Series, *, cache: int) -> StreamState:
     """Encodes one individual's history (``series``); the state predicts the step after it.
 
     Args:
       params, spec: the individual's twin.
       series: its history (at least one step).
       cache: hidden states kept for attention (ignored without attention, but at least 1).
+
+    Raises:
+      ValueError: a flax twin (its module has no carry to step; re-run ``apply`` over a window).
     """
+    if not isinstance(spec, TwinSpec):
+        raise ValueError(
+            f"a streaming twin steps the built-in cell's carry; {type(spec).__name__} twins "
+            "have none: re-run apply over each individual's recent window instead"
+        )
     carry, hs = encode(params, spec, step_inputs(series))
     k = min(hs.shape[0], cache)
     keys, values = _project(params, spec, hs[hs.shape[0] - k :])
