@@ -539,11 +539,12 @@ class GlucoseTwins:
     # closed loop in simglucose (optional extra `glucose`): the twin advisor vs BBController on
     # held-out days; 0 days skips it
     closed_loop_days: int = 3
-    # the advisor's safety (twinjax.adapters.glucose.Advisor): its chance constraints' level over
-    # the twin's draws, the largest increase over the clinic's dose, and the CGM residual RMS
-    # (mg/dL) above which it defers to the clinic's dose (null: never on that ground)
+    # the advisor's safety (twinjax.adapters.glucose.Advisor): its chance constraints' level
+    # over the twin's draws (time below 70 and below 54)
     advisor_quantile: float = 0.9
-    advisor_max_increase: float = 1.0
+    advisor_max_increase: float = 1.0  # the largest dose over the clinic's (a factor; 1: cuts only)
+    # the CGM residual RMS (mg/dL) above which the advisor defers to the clinic's dose (null:
+    # never on that ground)
     advisor_max_residual: float | None = 25.0
     processes: int = 2  # simglucose processes (patients in parallel)
     n_plot_patients: int = 1  # forecast bands plotted per age group

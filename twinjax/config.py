@@ -113,7 +113,7 @@ class ModelConfig:
     # with model.module_kwargs (model.module_kwargs={features:16}); README "A flax module as
     # a twin's network"
     network: str = "cells"
-    module: str | None = None
+    module: str | None = None  # network=flax: the module's class, "package.module:ClassName"
     module_kwargs: Any = None  # a mapping (null: none); Any, so that an override replaces it
 
 
