@@ -55,6 +55,7 @@ def run(
     state: PatientState | None = None,
     substeps: int = SUBSTEPS,
     policy_state=None,
+    compat: str = "simglucose",
 ) -> Trace:
     """Runs one patient in closed loop.
 
@@ -71,6 +72,8 @@ def run(
         policy_state: for a controller with a state (e.g. a twin it carries forward): its
             initial state (a pytree); then ``policy`` is ``(state, cgm, meal rate) ->
             (state, Action)``.
+        compat: the patient's meal bookkeeping, as which simglucose
+            (:data:`~twinjax.physiology.uva_padova.COMPAT`).
 
     Returns:
         The :class:`Trace`.
@@ -89,7 +92,7 @@ def run(
     q = unpack(p.theta)
 
     def _minute(st, inputs):
-        st = minute_step(st, *inputs, q, substeps=substeps)
+        st = minute_step(st, *inputs, q, substeps=substeps, compat=compat)
         return st, st.x[12] / q["Vg"]
 
     def _step(carry, inputs):
@@ -126,6 +129,7 @@ def run_basal_bolus(
     pump: Pump | None,
     target: float = 140.0,
     substeps: int = SUBSTEPS,
+    compat: str = "simglucose",
 ) -> Trace:
     """One patient under simglucose's ``BBController`` (its clinical settings) on ``meals``.
 
@@ -143,4 +147,5 @@ def run_basal_bolus(
             cgm, meal_rate, p, settings, sample_time=sensor.sample_time, target=target
         )
 
-    return run(p, meals, noise, policy, sensor=sensor, pump=pump, substeps=substeps)
+    return run(p, meals, noise, policy, sensor=sensor, pump=pump, substeps=substeps,
+               compat=compat)  # fmt: skip

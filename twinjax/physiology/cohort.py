@@ -54,12 +54,15 @@ def simulate_cohort(
     sensor: Sensor | None = None,
     pump: Pump | None = None,
     substeps: int = SUBSTEPS,
+    compat: str = "simglucose",
 ) -> Cohort:
     """``days`` days of every patient in ``names`` (default: all 30), one vmapped simulation.
 
     Patient ``i``'s meals and sensor noise come from ``fold_in(key, i)`` (its table position),
     so a patient's records do not depend on which others are simulated with it
     (``tests/physiology/test_cohort.py`` runs it; a doctest would compile the loop again).
+    ``compat`` picks the meal bookkeeping of which simglucose
+    (:data:`~twinjax.physiology.uva_padova.COMPAT`).
     """
     names = list(patient_names() if names is None else names)
     sensor = sensor or Sensor.named("Dexcom")
@@ -67,19 +70,20 @@ def simulate_cohort(
     p, st = load_patients(names), load_settings(names)
     ids = jnp.asarray([patient_names().index(n) for n in names])
     trace, truth, insulin = _simulate(
-        key, ids, p, st, days=days, sensor=sensor, pump=pump, substeps=substeps
+        key, ids, p, st, days=days, sensor=sensor, pump=pump, substeps=substeps, compat=compat
     )
     return _as_cohort(names, trace, truth, insulin, p, st, float(sensor.sample_time))
 
 
 # jitted once at module level: a jax.jit of a closure made in each call compiled the day-long
 # simulation again at every call with the same shapes
-@partial(jax.jit, static_argnames=("days", "sensor", "pump", "substeps"))
-def _simulate(key, ids, p, st, *, days, sensor, pump, substeps):
+@partial(jax.jit, static_argnames=("days", "sensor", "pump", "substeps", "compat"))
+def _simulate(key, ids, p, st, *, days, sensor, pump, substeps, compat):
     def one(i, pi, si):
         k_meal, k_noise = jax.random.split(jax.random.fold_in(key, i))
         meals = random_scenario(k_meal, days)
-        trace = run_basal_bolus(k_noise, pi, si, meals, sensor=sensor, pump=pump, substeps=substeps)
+        trace = run_basal_bolus(k_noise, pi, si, meals, sensor=sensor, pump=pump,
+                                substeps=substeps, compat=compat)  # fmt: skip
         s = sensor.sample_time
         truth = trace.bg[s - 1 :: s]
         return trace, truth, trace.insulin.reshape(-1, s).sum(-1)

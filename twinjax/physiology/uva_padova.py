@@ -10,7 +10,8 @@ Inputs are piecewise constant over each minute, as in simglucose: a meal announc
 amount of the current meal ``Dbar`` (stomach content when eating started plus what has been eaten
 since, the grams eaten converted to mg: simglucose's issue 41, a sum of grams and milligrams, is
 fixed in the 0.2.11 matched here, ``t1dpatient.py``'s ``Dbar = last_Qsto + last_foodtaken *
-1000``), which changes only at minute boundaries. Within a minute the ODE is integrated by
+1000``; ``compat="simglucose<0.2.3"`` runs the sum as simglucose computed it before 0.2.3),
+which changes only at minute boundaries. Within a minute the ODE is integrated by
 ``substeps`` classical Runge-Kutta steps (:func:`twinjax.mechanistic.ode.rk4`); simglucose uses
 scipy's adaptive dopri5 per minute. The fastest rate in the 30 patients is ``kabs`` = 1.23/min,
 so RK4 at 1/4 min is well inside its stability region (|h lambda| = 0.31 << 2.78). Measured (``scripts/bench_glucose.py
@@ -36,6 +37,10 @@ from twinjax.physiology.params import PARAM_NAMES, PatientParams
 EAT_RATE = 5.0  # g/min, simglucose's T1DPatient.EAT_RATE
 U_TO_PMOL = 6000.0  # pmol per unit of insulin
 SUBSTEPS = 4  # RK4 steps per minute (see the module docstring and the validation table)
+# which simglucose's meal bookkeeping to run: "simglucose" (0.2.3 and later, the 0.2.11 validated
+# here: Dbar = last_Qsto + food_taken * 1000, all in mg) or "simglucose<0.2.3" (its issue 41:
+# Dbar = last_Qsto + food_taken, milligrams plus grams, so a meal's own amount barely counts)
+COMPAT = ("simglucose", "simglucose<0.2.3")
 
 _P = {name: i for i, name in enumerate(PARAM_NAMES)}
 
@@ -142,12 +147,22 @@ def eat(state: PatientState, meal: Float[ArrayLike, ""]) -> PatientState:
     return PatientState(state.x, last_qsto, food_taken, planned, eaten)
 
 
-def minute_dynamics(state: PatientState, insulin: Float[ArrayLike, ""], q: dict):
+def minute_dynamics(state: PatientState, insulin: Float[ArrayLike, ""], q: dict,
+                    compat: str = "simglucose"):  # fmt: skip
     """``dx/dt`` of the compartments during a minute after :func:`eat`: the grams eaten this
-    minute at a constant rate, ``insulin`` (U/min), the current meal's amount."""
-    dbar = state.last_qsto + state.food_taken * 1000.0
+    minute at a constant rate, ``insulin`` (U/min), the current meal's amount (``compat``:
+    :data:`COMPAT`)."""
+    dbar = state.last_qsto + state.food_taken * _food_unit(compat)
     insulin_pmol = insulin * U_TO_PMOL / q["BW"]
     return dynamics(state.x, state.last_eaten * 1000.0, insulin_pmol, dbar, q)
+
+
+def _food_unit(compat: str) -> float:
+    """mg per unit of ``food_taken`` in ``Dbar``: 1000 (grams, converted) or, as simglucose
+    before 0.2.3 computed it, 1."""
+    if compat not in COMPAT:
+        raise ValueError(f"compat must be one of {COMPAT}, not {compat!r}")
+    return 1000.0 if compat == "simglucose" else 1.0
 
 
 def minute_step(
@@ -157,6 +172,7 @@ def minute_step(
     q: dict,
     *,
     substeps: int = SUBSTEPS,
+    compat: str = "simglucose",
 ) -> PatientState:
     """One minute of simglucose's ``T1DPatient.step``: meal bookkeeping, then the ODE.
 
@@ -166,12 +182,13 @@ def minute_step(
         insulin: insulin rate this minute (U/min).
         q: the patient's parameters by name (:func:`unpack` of ``PatientParams.theta``).
         substeps: RK4 steps within the minute.
+        compat: the meal bookkeeping of which simglucose (:data:`COMPAT`).
 
     Returns:
         The patient one minute later.
     """
     state = eat(state, meal)
-    f = lambda t, y, _: minute_dynamics(state._replace(x=y), insulin, q)
+    f = lambda t, y, _: minute_dynamics(state._replace(x=y), insulin, q, compat)
     return state._replace(x=rk4(f, state.x, 0.0, 1.0, substeps))
 
 
@@ -182,6 +199,7 @@ def simulate(
     *,
     state: PatientState | None = None,
     substeps: int = SUBSTEPS,
+    compat: str = "simglucose",
 ) -> tuple[Float[Array, " minutes"], PatientState]:
     """Open loop: glucose after each minute given the meals announced and insulin delivered.
 
@@ -191,6 +209,7 @@ def simulate(
         insulin: insulin rate at each minute (U/min).
         state: the starting state (default: :func:`initial_state`).
         substeps: RK4 steps per minute.
+        compat: the meal bookkeeping of which simglucose (:data:`COMPAT`).
 
     Returns:
         ``(bg, final_state)``: ``bg[t]`` is glucose (mg/dL) at the end of minute ``t``.
@@ -210,7 +229,7 @@ def simulate(
     q = unpack(p.theta)
 
     def _step(s, inputs):
-        s = minute_step(s, *inputs, q, substeps=substeps)
+        s = minute_step(s, *inputs, q, substeps=substeps, compat=compat)
         return s, s.x[12] / q["Vg"]
 
     final, bg = jax.lax.scan(_step, state, (meals, insulin))
