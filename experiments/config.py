@@ -529,7 +529,7 @@ class GlucoseTwins:
     batch_size: int = 16  # windows per SGD step (local and fine-tuning)
     window_stride: int = 8  # grid steps between a patient's windows (context + 1 steps each)
     fine_tune_epochs: int = 2  # epochs of each patient's fine-tuning on its own windows
-    # (b) Bayesian mechanistic twin (twinjax.adapters.glucose.mechanistic): SVI on the first
+    # (b) Bayesian mechanistic twin (twinjax.glucose.mechanistic): SVI on the first
     # fit_days days (the rest of the training days calibrate its intervals and train (c))
     fit_days: float = 2.0
     svi_steps: int = 800  # SVI steps (low-rank normal guide, Adam)
@@ -539,7 +539,7 @@ class GlucoseTwins:
     # closed loop in simglucose (optional extra `glucose`): the twin advisor vs BBController on
     # held-out days; 0 days skips it
     closed_loop_days: int = 3
-    # the advisor's safety (twinjax.adapters.glucose.Advisor): its chance constraints' level
+    # the advisor's safety (twinjax.glucose.Advisor): its chance constraints' level
     # over the twin's draws (time below 70 and below 54)
     advisor_quantile: float = 0.9
     advisor_max_increase: float = 1.0  # the largest dose over the clinic's (a factor; 1: cuts only)

@@ -4,7 +4,7 @@ A virtual cohort (``per_group`` patients of each age group of the UVa/Padova sim
 days of randomized meals under their clinical basal-bolus settings, a noisy Dexcom CGM every
 3 minutes) is simulated by :mod:`twinjax.physiology` and written as long-format Parquet under
 ``cohort/`` (so ``data=files`` reads the same records). Every twin learns from the first
-``train_days`` days only and is scored by :mod:`twinjax.adapters.glucose.scoring`: forecasts at
+``train_days`` days only and is scored by :mod:`twinjax.glucose.scoring`: forecasts at
 30 and 60 minutes from origins every ``every`` minutes of the held-out days, given the recorded
 carbohydrates and insulin of the periods ahead; RMSE and 90% coverage by age group.
 
@@ -35,7 +35,10 @@ import numpy as np
 from twinjax import federated as fl
 from twinjax import pipeline
 from twinjax.adapters import federated_twins as ft
-from twinjax.adapters.glucose import (
+from twinjax.bayes.idata import loo_summary
+from twinjax.config import Config
+from twinjax.federated.loop import run_rounds
+from twinjax.glucose import (
     Advisor,
     calibration_scale,
     fit_hybrid,
@@ -52,11 +55,8 @@ from twinjax.adapters.glucose import (
     scoring,
     twin_paths,
 )
-from twinjax.adapters.glucose.intervals import interval_scale, widen
-from twinjax.adapters.glucose.recurrent import Sampled, sample_forecasts
-from twinjax.bayes.idata import loo_summary
-from twinjax.config import Config
-from twinjax.federated.loop import run_rounds
+from twinjax.glucose.intervals import interval_scale, widen
+from twinjax.glucose.recurrent import Sampled, sample_forecasts
 from twinjax.physiology import Sensor, patient_names, simulate_cohort, write_cohort
 from twinjax.physiology.params import age_group
 from twinjax.runtime.files import replacing

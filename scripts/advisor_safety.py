@@ -3,7 +3,7 @@
 For each cohort seed: simulate the first ``--per-group`` patients of each age group for
 ``--days`` days of records as ``experiment=glucose_twins`` does (its keys split from the seed the
 same way), identify the Bayesian mechanistic twins on the first ``--fit-days`` days
-(:func:`~twinjax.adapters.glucose.mechanistic.fit_mechanistic`, saved under ``--out`` and reused
+(:func:`~twinjax.glucose.mechanistic.fit_mechanistic`, saved under ``--out`` and reused
 when the script runs again), then play ``--loop-days`` held-out days per patient (random meals
 and Dexcom noise from the seed's closed-loop key) in the JAX closed loop
 (:func:`twinjax.physiology.run`, which matches simglucose to 0.003 mg/dL) under
@@ -27,12 +27,12 @@ import jax
 import numpy as np
 import pandas as pd
 
-from twinjax.adapters.glucose.advisor import Advisor
-from twinjax.adapters.glucose.closed_loop import patient_controller
-from twinjax.adapters.glucose.mechanistic import fit_mechanistic
-from twinjax.adapters.glucose.records import records
-from twinjax.adapters.glucose.replay import first_patients
-from twinjax.adapters.glucose.twin import MechanisticTwin
+from twinjax.glucose.advisor import Advisor
+from twinjax.glucose.closed_loop import patient_controller
+from twinjax.glucose.mechanistic import fit_mechanistic
+from twinjax.glucose.records import records
+from twinjax.glucose.replay import first_patients
+from twinjax.glucose.twin import MechanisticTwin
 from twinjax.physiology import (
     Pump,
     Sensor,

@@ -1,4 +1,4 @@
-"""Wall time of one bolus-advisor call (twinjax.adapters.glucose.advise), compiled apart.
+"""Wall time of one bolus-advisor call (twinjax.glucose.advise), compiled apart.
 
     .venv/bin/python scripts/bench_advisor.py --draws 16 --horizons 300 480 --repeats 10
 
@@ -15,8 +15,8 @@ import time
 import jax
 import jax.numpy as jnp
 
-from twinjax.adapters.glucose import Advisor, perturbed_twin
-from twinjax.adapters.glucose.advisor import advise_jit
+from twinjax.glucose import Advisor, perturbed_twin
+from twinjax.glucose.advisor import advise_jit
 from twinjax.physiology import initial_state, load_patients, load_settings, steady_basal
 
 

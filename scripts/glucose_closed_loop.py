@@ -4,7 +4,7 @@
         --days 1 --out /tmp/glucose_a/closed_loop
 
 Without ``--twin`` the twin is a stand-in made from the true parameters
-(:func:`~twinjax.adapters.glucose.closed_loop.perturbed_twin`: 16 draws, log-normal spread 0.1 on
+(:func:`~twinjax.glucose.closed_loop.perturbed_twin`: 16 draws, log-normal spread 0.1 on
 kp3, Vmx, kabs, kmax, kd and 0.02 on kp1, centred off the truth by one draw of the same spread).
 Writes ``outcomes.csv``, ``by_group.csv``, ``traces/`` and one figure per patient into ``--out``.
 """
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import jax
 
-from twinjax.adapters.glucose import Advisor
-from twinjax.adapters.glucose.closed_loop import perturbed_twin
-from twinjax.adapters.glucose.verify import outcomes_by_group, plot_closed_loop, run_closed_loop
+from twinjax.glucose import Advisor
+from twinjax.glucose.closed_loop import perturbed_twin
+from twinjax.glucose.verify import outcomes_by_group, plot_closed_loop, run_closed_loop
 
 
 def main():
@@ -35,7 +35,7 @@ def main():
         nargs="*",
         default=[],
         metavar="FIELD=VALUE",
-        help="advisor options (twinjax.adapters.glucose.Advisor), e.g. quantile=0.75 "
+        help="advisor options (twinjax.glucose.Advisor), e.g. quantile=0.75 "
         "max_residual=none",
     )
     ap.add_argument("--tau-flux", type=float, default=60.0, help="0: no integral action")

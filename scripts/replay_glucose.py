@@ -1,14 +1,14 @@
 """Counterfactual replay of the glucose twins (issue 26, item 2).
 
 For each patient of the virtual cohort (as the glucose_twins experiment makes it): identify the
-Bayesian mechanistic twin (:func:`~twinjax.adapters.glucose.mechanistic.fit_mechanistic`) and a
-replay-style MAP baseline (:mod:`twinjax.adapters.glucose.map_twin`) on the first ``--fit-days``
+Bayesian mechanistic twin (:func:`~twinjax.glucose.mechanistic.fit_mechanistic`) and a
+replay-style MAP baseline (:mod:`twinjax.glucose.map_twin`) on the first ``--fit-days``
 days; then replay the held-out days (after ``--train-days``) under the recorded therapy and six
-altered ones (:data:`~twinjax.adapters.glucose.replay.THERAPIES`) with the same meals and sensor
+altered ones (:data:`~twinjax.glucose.replay.THERAPIES`) with the same meals and sensor
 noise, for the truth (the patient's true parameters: simglucose's outcome, which the JAX
 simulator matches to 0.003 mg/dL), the twin (every posterior draw: the mean and 90% interval of
 each outcome over draws) and the baseline (its mode), and score them
-(:mod:`twinjax.adapters.glucose.replay_scoring`).
+(:mod:`twinjax.glucose.replay_scoring`).
 
     PYTHONPATH=. .venv/bin/python scripts/replay_glucose.py --per-group 10 --out /tmp/replay
 
@@ -25,11 +25,11 @@ import jax
 import numpy as np
 import pandas as pd
 
-from twinjax.adapters.glucose import replay_scoring as rs
-from twinjax.adapters.glucose.map_twin import fit_map
-from twinjax.adapters.glucose.mechanistic import fit_mechanistic
-from twinjax.adapters.glucose.records import records
-from twinjax.adapters.glucose.replay import (
+from twinjax.glucose import replay_scoring as rs
+from twinjax.glucose.map_twin import fit_map
+from twinjax.glucose.mechanistic import fit_mechanistic
+from twinjax.glucose.records import records
+from twinjax.glucose.replay import (
     OUTCOMES,
     THERAPIES,
     cohort_noise,

@@ -43,7 +43,7 @@ def test_distributed_defaults_are_the_librarys():
 
 
 def test_glucose_advisor_defaults_are_the_librarys():
-    from twinjax.adapters.glucose import Advisor
+    from twinjax.glucose import Advisor
     from twinjax_experiments.config import GlucoseTwins
     from twinjax_experiments.glucose_twins import advisor
 

@@ -36,7 +36,7 @@ def simglucose_bb(
     """simglucose's basal-bolus loop for patient ``name``; ``meals[t]`` grams announced at minute t.
 
     ``controller``: any simglucose ``Controller`` to run instead of its ``BBController`` (e.g.
-    :class:`twinjax.adapters.glucose.closed_loop.TwinAdvisorController`); it is reset first.
+    :class:`twinjax.glucose.closed_loop.TwinAdvisorController`); it is reset first.
     """
     from simglucose.actuator.pump import InsulinPump
     from simglucose.controller.basal_bolus_ctrller import BBController

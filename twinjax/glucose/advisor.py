@@ -26,7 +26,7 @@ so the advice leaves the clinic's dose only where the twin can promise the const
 - no dose in the range meets both chance constraints at the exact indicators (the twin expects
   hypoglycaemia whatever the bolus, so its promise is worthless): the advice *defers*;
 - the controller also defers when the twin has been tracking the patient badly: the RMS of the
-  CGM residual over the last hours (:class:`~twinjax.adapters.glucose.closed_loop.Tracker`) above
+  CGM residual over the last hours (:class:`~twinjax.glucose.closed_loop.Tracker`) above
   ``max_residual`` mg/dL;
 - by default the advice only cuts the clinic's dose (``max_increase`` 1; cuts go down to
   ``1 / max_factor``): a wrong twin then errs towards too little insulin, which costs time above

@@ -6,7 +6,7 @@ periods after the origin with the recorded carbohydrates and insulin of those pe
 back a draw from each step's predictive Gaussian (:func:`twinjax.twins.forecast` with a key), so
 ``draws`` sample paths carry the accumulation of uncertainty over the horizon. The forecast is
 the mean of the draws; the 90% interval their empirical 5% and 95% quantiles (which
-:func:`~twinjax.adapters.glucose.intervals.interval_scale` can widen on held-back days).
+:func:`~twinjax.glucose.intervals.interval_scale` can widen on held-back days).
 """
 
 from functools import partial
@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Float
 
-from twinjax.adapters.glucose.scoring import HORIZONS, LEVEL, Forecasts
 from twinjax.data import CohortArrays, NormStats, Series
+from twinjax.glucose.scoring import HORIZONS, LEVEL, Forecasts
 from twinjax.twins import TwinSpec, forecast
 
 

@@ -8,14 +8,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from twinjax.adapters.glucose import MechanisticTwin, scoring
-from twinjax.adapters.glucose.mechanistic import (
+from twinjax.glucose import MechanisticTwin, scoring
+from twinjax.glucose.mechanistic import (
     fit_mechanistic,
     forecast_mechanistic,
     recovery,
     twin_paths,
 )
-from twinjax.adapters.glucose.records import records, steady_state
+from twinjax.glucose.records import records, steady_state
 from twinjax.physiology import PARAM_NAMES, load_patients, simulate_cohort
 
 NAMES = ["adolescent#001", "adult#001"]

@@ -3,18 +3,18 @@ mechanistic twin identified from CGM, insulin and carbohydrate records, a hybrid
 residual, recurrent and federated twins on the same records, and a bolus advisor that chooses
 insulin by gradient through the twin (verified closed loop in simglucose)."""
 
-from twinjax.adapters.glucose.advisor import Advice, Advisor, advise
-from twinjax.adapters.glucose.closed_loop import (
+from twinjax.glucose.advisor import Advice, Advisor, advise
+from twinjax.glucose.closed_loop import (
     TwinController,
     patient_controller,
     perturbed_twin,
     twin_controller,
 )
-from twinjax.adapters.glucose.hybrid import HybridTwin, fit_hybrid, forecast_hybrid
-from twinjax.adapters.glucose.idata import mechanistic_inference_data
-from twinjax.adapters.glucose.intervals import day_origins, interval_scale, widen
-from twinjax.adapters.glucose.map_twin import fit_map
-from twinjax.adapters.glucose.mechanistic import (
+from twinjax.glucose.hybrid import HybridTwin, fit_hybrid, forecast_hybrid
+from twinjax.glucose.idata import mechanistic_inference_data
+from twinjax.glucose.intervals import day_origins, interval_scale, widen
+from twinjax.glucose.map_twin import fit_map
+from twinjax.glucose.mechanistic import (
     ESTIMATED,
     MechanisticFit,
     calibration_scale,
@@ -25,10 +25,10 @@ from twinjax.adapters.glucose.mechanistic import (
     reference_theta,
     twin_paths,
 )
-from twinjax.adapters.glucose.records import Records, glucose_path, records, steady_state
-from twinjax.adapters.glucose.replay import THERAPIES, Therapy, replay_cohort, therapy
-from twinjax.adapters.glucose.twin import MechanisticTwin
-from twinjax.adapters.glucose.verify import (
+from twinjax.glucose.records import Records, glucose_path, records, steady_state
+from twinjax.glucose.replay import THERAPIES, Therapy, replay_cohort, therapy
+from twinjax.glucose.twin import MechanisticTwin
+from twinjax.glucose.verify import (
     outcomes_by_group,
     plot_closed_loop,
     run_closed_loop,

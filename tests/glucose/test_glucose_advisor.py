@@ -7,15 +7,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from twinjax.adapters.glucose.advisor import Advisor, _horizon_glucose, _predicted, advise_jit
-from twinjax.adapters.glucose.closed_loop import (
+from twinjax.glucose.advisor import Advisor, _horizon_glucose, _predicted, advise_jit
+from twinjax.glucose.closed_loop import (
     observe,
     patient_controller,
     perturbed_twin,
     twin_controller,
     with_flux,
 )
-from twinjax.adapters.glucose.verify import plan, run_closed_loop
+from twinjax.glucose.verify import plan, run_closed_loop
 from twinjax.physiology import (
     Pump,
     Sensor,
@@ -198,7 +198,7 @@ def test_controller_in_simglucose_equals_the_jax_loop():
     within 0.5 mg/dL (the simulators agree to 0.01 mg/dL; the advisor sees CGM values that differ
     by that much, which moves its dose continuously)."""
     pytest.importorskip("simglucose")
-    from twinjax.adapters.glucose.closed_loop import TwinAdvisorController
+    from twinjax.glucose.closed_loop import TwinAdvisorController
     from twinjax.physiology.reference import simglucose_bb
 
     name = "adolescent#003"

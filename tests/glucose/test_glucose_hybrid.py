@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from twinjax.adapters.glucose import (
+from twinjax.glucose import (
     MechanisticTwin,
     fit_hybrid,
     forecast_hybrid,

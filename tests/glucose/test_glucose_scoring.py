@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from twinjax.adapters.glucose import scoring
+from twinjax.glucose import scoring
 
 
 def test_origins_leave_room_for_the_longest_horizon():

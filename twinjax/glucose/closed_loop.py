@@ -7,7 +7,7 @@ with the carbohydrates announced in it (at its first minute: the controller does
 exact minute) and the insulin it delivered (its own request through the pump's rounding), then
 corrects the draws with the CGM, then acts: the clinic's basal (``BBController``'s
 ``u2ss BW / 6000``) and, when a meal was announced, the advisor's bolus
-(:func:`~twinjax.adapters.glucose.advisor.advise`) over the next period. ``BBController`` gives
+(:func:`~twinjax.glucose.advisor.advise`) over the next period. ``BBController`` gives
 its bolus at the same moment, so the two differ only in the dose.
 
 The correction is a constant-gain observer on the glucose compartments: with ``r`` the reported
@@ -29,14 +29,14 @@ each draw carries a constant glucose flux into plasma ``d`` (entered as ``-Fsnc`
 only constant term in ``dGp/dt``), updated every period by ``d += s / tau_flux^2 * r * Vg``
 (``tau_flux`` 60 min, twice ``tau``: about critically damped with the proportional part). The
 twin's equilibrium then follows the CGM: with kp1 10% high the residual after 4 h drops from
-under 30% of the 21 mg/dL drift to under 10% (``tests/adapters/test_glucose_advisor.py``).
+under 30% of the 21 mg/dL drift to under 10% (``tests/glucose/test_glucose_advisor.py``).
 Together with the advisor's exact-indicator choice and narrower ramps (changed in the same
 step, not measured apart), it took the advisor's time in range for children on 9 held-out
 patient-days (meal seed 7) from 0.788 to 0.843, against ``BBController``'s 0.813.
 
 simglucose runs the patient, sensor and pump: :class:`TwinAdvisorController` (built on first
 use, so that importing this module does not import simglucose) wraps the pair as a simglucose
-``Controller``; :func:`~twinjax.adapters.glucose.verify.run_closed_loop` plays it and
+``Controller``; :func:`~twinjax.glucose.verify.run_closed_loop` plays it and
 ``BBController`` on the same held-out days.
 """
 
@@ -50,8 +50,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Key
 
-from twinjax.adapters.glucose.advisor import Advice, Advisor, advise
-from twinjax.adapters.glucose.twin import MechanisticTwin
+from twinjax.glucose.advisor import Advice, Advisor, advise
+from twinjax.glucose.twin import MechanisticTwin
 from twinjax.physiology import (
     Action,
     ClinicalSettings,
@@ -242,7 +242,7 @@ def patient_controller(twin: MechanisticTwin, name: str, *, sample_time: int, pu
 
 
 # log-normal spreads of the test twin's draws: the parameters the identification estimates
-# (twinjax.adapters.glucose.mechanistic.ESTIMATED); kp1 sets fasting glucose and is pinned to
+# (twinjax.glucose.mechanistic.ESTIMATED); kp1 sets fasting glucose and is pinned to
 # about 2% by two days of CGM, the others to 10-30%
 PERTURBED = {"kp1": 0.02, "kp3": 0.1, "Vmx": 0.1, "kabs": 0.1, "kmax": 0.1, "kd": 0.1}
 

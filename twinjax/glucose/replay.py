@@ -13,7 +13,7 @@ days, with
 
 The state at the start of the held-out days is each model's own: its starting state run open
 loop through the recorded inputs of the training days
-(:func:`~twinjax.adapters.glucose.records.run_records`). The outcomes are those of
+(:func:`~twinjax.glucose.records.run_records`). The outcomes are those of
 :mod:`twinjax.physiology.outcomes` and the mean, on the noise-free glucose at the readings.
 The same code replays the true parameters (the outcome simglucose would give, as the JAX
 simulator matches simglucose 0.2.11 to 0.003 mg/dL) and each draw of a twin.
@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from twinjax.adapters.glucose.records import run_records
+from twinjax.glucose.records import run_records
 from twinjax.physiology.closed_loop import run
 from twinjax.physiology.controller import Action, basal_bolus
 from twinjax.physiology.outcomes import outcomes
@@ -102,7 +102,7 @@ def replay(
     Args:
         theta: the model's parameters (one patient, one draw).
         state: its state at the start of the replay (the final state of
-            :func:`~twinjax.adapters.glucose.records.run_records`).
+            :func:`~twinjax.glucose.records.run_records`).
         meals: grams announced at each minute (the recorded meals of the replayed days).
         noise: sensor noise at time 0 and at the end of each period.
         settings: the controller's carb ratio and correction factor.

@@ -20,9 +20,9 @@ Groups (:func:`twinjax.bayes.idata.svi_inference_data`: the guide's draws as one
 import jax
 import numpy as np
 
-from twinjax.adapters.glucose.mechanistic import MechanisticFit, glucose_model
-from twinjax.adapters.glucose.twin import MechanisticTwin
 from twinjax.bayes.idata import observed_sites, svi_inference_data
+from twinjax.glucose.mechanistic import MechanisticFit, glucose_model
+from twinjax.glucose.twin import MechanisticTwin
 from twinjax.physiology import PARAM_NAMES
 
 LATENT = ("mu", "omega", "z", "sigma", "phi")
@@ -35,7 +35,7 @@ DIMS = {"mu": ["parameter"], "omega": ["parameter"], "z": ["subject", "parameter
 def mechanistic_inference_data(
     twin: MechanisticTwin, fit: MechanisticFit, *, key: jax.Array, attrs: dict | None = None
 ):
-    """The ``arviz.InferenceData`` of :func:`~twinjax.adapters.glucose.fit_mechanistic`'s fit
+    """The ``arviz.InferenceData`` of :func:`~twinjax.glucose.fit_mechanistic`'s fit
     (module docstring): its draws (those the twin holds), with every fitted CGM reading's log
     density and predictive draw under each.
 

@@ -13,7 +13,7 @@ insulin and body weight), hierarchically across patients, with NumPyro:
   body weight (a covariate the clinic knows) and ``Ib`` set to the twin's own steady plasma
   insulin under the recorded basal rate;
 - the starting state is the twin's own fasting steady state under the first recorded basal rate
-  (:func:`~twinjax.adapters.glucose.records.steady_state`), never the patient's table state;
+  (:func:`~twinjax.glucose.records.steady_state`), never the patient's table state;
 - the CGM residual ``r_t = cgm_t - g_t`` is AR(1) per patient (coefficient ``phi_i`` per 3-min
   cell, stationary SD ``sigma_i``): the Dexcom noise model is autocorrelated over tens of
   minutes, so independent errors would overstate what the data say about the parameters.
@@ -46,18 +46,18 @@ import numpyro.distributions as dist
 import pandas as pd
 from jaxtyping import Array, Key
 
-from twinjax.adapters.glucose.intervals import day_origins, interval_scale
-from twinjax.adapters.glucose.records import (
+from twinjax.bayes import run_svi
+from twinjax.data import Cohort
+from twinjax.glucose.intervals import day_origins, interval_scale
+from twinjax.glucose.records import (
     Records,
     glucose_path,
     records,
     steady_state,
     with_basal_insulin,
 )
-from twinjax.adapters.glucose.scoring import HORIZONS, LEVEL, Forecasts, targets
-from twinjax.adapters.glucose.twin import MechanisticTwin
-from twinjax.bayes import run_svi
-from twinjax.data import Cohort
+from twinjax.glucose.scoring import HORIZONS, LEVEL, Forecasts, targets
+from twinjax.glucose.twin import MechanisticTwin
 from twinjax.physiology import PARAM_NAMES, load_patients, patient_names
 from twinjax.physiology.params import age_group
 
@@ -139,7 +139,7 @@ class MechanisticFit(NamedTuple):
     """The SVI fit of :func:`glucose_model` (``guide``, ``params`` and ``losses`` as in
     :class:`~twinjax.bayes.SviResult`), the guide's draws of its latent sites ``[draws, ...]``
     that the twin's draws were made from (same order), and the model's arguments on the fitted
-    records (what :func:`~twinjax.adapters.glucose.idata.mechanistic_inference_data` reruns)."""
+    records (what :func:`~twinjax.glucose.idata.mechanistic_inference_data` reruns)."""
 
     guide: Any
     params: dict

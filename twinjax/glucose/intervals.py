@@ -10,7 +10,7 @@ was not fitted on; :func:`widen` applies it to new forecasts.
 import numpy as np
 from jaxtyping import Float
 
-from twinjax.adapters.glucose.scoring import LEVEL, Forecasts, day_origins
+from twinjax.glucose.scoring import LEVEL, Forecasts, day_origins
 
 
 def interval_scale(

@@ -23,11 +23,11 @@ from typing import NamedTuple
 import numpy as np
 from jaxtyping import Float
 
-from twinjax.adapters.glucose.intervals import day_origins
-from twinjax.adapters.glucose.mechanistic import forecast_mechanistic
-from twinjax.adapters.glucose.records import Records
-from twinjax.adapters.glucose.scoring import HORIZONS, LEVEL, Forecasts, targets
-from twinjax.adapters.glucose.twin import MechanisticTwin
+from twinjax.glucose.intervals import day_origins
+from twinjax.glucose.mechanistic import forecast_mechanistic
+from twinjax.glucose.records import Records
+from twinjax.glucose.scoring import HORIZONS, LEVEL, Forecasts, targets
+from twinjax.glucose.twin import MechanisticTwin
 
 FEATURES = ("r0", "r15", "r30", "mech_change", "mech_level", "cgm_slope", "carbs_past",
             "carbs_ahead", "insulin_past", "insulin_ahead")  # fmt: skip

@@ -2,7 +2,7 @@
 
 ReplayBG identifies each patient on its own, with fixed population priors, and replays a point
 of the posterior. This baseline does the same for the parameters of
-:func:`~twinjax.adapters.glucose.mechanistic.fit_mechanistic` (:data:`~.mechanistic.ESTIMATED`,
+:func:`~twinjax.glucose.mechanistic.fit_mechanistic` (:data:`~.mechanistic.ESTIMATED`,
 the other parameters at the same leave-one-out reference values, the same AR(1) CGM likelihood)
 with no hierarchy: each patient's log deviation from the reference has the fixed prior
 ``Normal(0, PRIOR_SD)``, with ``PRIOR_SD`` the marginal scale of the hierarchical prior
@@ -23,15 +23,15 @@ from numpyro.infer import SVI, Trace_ELBO
 from numpyro.infer.autoguide import AutoDelta
 from numpyro.infer.initialization import init_to_median
 
-from twinjax.adapters.glucose.mechanistic import (
+from twinjax.glucose.mechanistic import (
     ESTIMATED,
     _paths,
     _theta,
     cgm_likelihood,
     reference_theta,
 )
-from twinjax.adapters.glucose.records import Records, steady_state
-from twinjax.adapters.glucose.twin import MechanisticTwin
+from twinjax.glucose.records import Records, steady_state
+from twinjax.glucose.twin import MechanisticTwin
 from twinjax.physiology import PARAM_NAMES
 
 PRIOR_SD = float(np.sqrt(0.5**2 + 0.5**2))

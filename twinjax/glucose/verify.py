@@ -4,7 +4,7 @@ For each patient, :func:`run_closed_loop` draws the held-out meal days with
 :func:`~twinjax.physiology.random_scenario` (key ``fold_in(meal key, the patient's table row)``,
 so a patient's days do not depend on which others are run) and one sensor seed, and runs
 simglucose itself (its patient, Dexcom sensor and Insulet pump; optional extra ``glucose``)
-twice on them: with :class:`~twinjax.adapters.glucose.closed_loop.TwinAdvisorController` and
+twice on them: with :class:`~twinjax.glucose.closed_loop.TwinAdvisorController` and
 with simglucose's ``BBController``. Patients run in parallel processes; each patient's
 per-minute traces are written to ``out_dir/traces/<patient>.npz`` as it finishes (written whole,
 then renamed), and a rerun skips the patients whose file is there, after checking that it was
@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Array, Key
 
-from twinjax.adapters.glucose.advisor import Advisor
-from twinjax.adapters.glucose.twin import MechanisticTwin
+from twinjax.glucose.advisor import Advisor
+from twinjax.glucose.twin import MechanisticTwin
 from twinjax.physiology import outcomes, patient_names, random_scenario
 from twinjax.physiology.params import age_group
 from twinjax.runtime.files import replacing
@@ -51,7 +51,7 @@ def _patient(job: dict) -> str:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # gym and pkg_resources import-time deprecations
-        from twinjax.adapters.glucose.closed_loop import TwinAdvisorController
+        from twinjax.glucose.closed_loop import TwinAdvisorController
         from twinjax.physiology.reference import simglucose_bb
 
     theta, x0 = jax.numpy.asarray(job["theta"][None]), jax.numpy.asarray(job["x0"][None])
@@ -154,7 +154,7 @@ def run_closed_loop(
         out_dir: where ``traces/<patient>.npz`` and ``outcomes.csv`` go.
         processes: parallel processes (1: in this process).
         advisor, tau, tau_flux: the advisor's options and the observer's time constants
-            (:func:`~twinjax.adapters.glucose.closed_loop.twin_controller`).
+            (:func:`~twinjax.glucose.closed_loop.twin_controller`).
         sensor, pump: simglucose's device names.
         draws: the advisor uses each patient's first ``draws`` posterior draws (None: all);
             its cost grows with them (per meal, 8-h horizon: 0.37 s CPU at 16, 1.1 s at 64).

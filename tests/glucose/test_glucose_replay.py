@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from twinjax.adapters.glucose import replay_scoring as rs
-from twinjax.adapters.glucose.records import records
-from twinjax.adapters.glucose.replay import (
+from twinjax.glucose import replay_scoring as rs
+from twinjax.glucose.records import records
+from twinjax.glucose.replay import (
     OUTCOMES,
     THERAPIES,
     cohort_noise,
