@@ -21,14 +21,16 @@ advisor against ``BBController``, and the patients with more time below 54) and
 import argparse
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
 from twinjax.glucose.advisor import Advisor
-from twinjax.glucose.closed_loop import patient_controller
+from twinjax.glucose.closed_loop import twin_controller
 from twinjax.glucose.mechanistic import fit_mechanistic
 from twinjax.glucose.records import records
 from twinjax.glucose.replay import first_patients
@@ -94,10 +96,11 @@ def play(twin, names, k_loop, loop_days: int, variants: dict, draws: int) -> lis
         noise = cgm_noise(k_noise, sensor, meals.shape[0] // sensor.sample_time + 1)
         bb = run_basal_bolus(k_noise, p, settings, meals, sensor=sensor, pump=pump)
         runs = {"bb": (bb, None)}
+        draws = jax.tree.map(jnp.asarray, thin.patient(i))
         for label, adv in variants.items():
-            ctl = patient_controller(thin, name, sample_time=3, pump=pump, advisor=adv)
-            trace, deferred = _advised(ctl, p, meals, noise, sensor, pump)
-            runs[label] = (trace, deferred)
+            trace = _advised(draws, p, settings, meals, noise, advisor=adv, sensor=sensor,
+                             pump=pump)  # fmt: skip
+            runs[label] = (trace, int(trace.policy_state[1]))
         for label, (trace, deferred) in runs.items():
             o = outcomes(trace.bg)
             rows.append({"patient": name, "group": age_group(name), "controller": label,
@@ -107,18 +110,20 @@ def play(twin, names, k_loop, loop_days: int, variants: dict, draws: int) -> lis
     return rows
 
 
-def _advised(ctl, p, meals, noise, sensor, pump):
-    """The loop under the advising controller, and how many of its meal doses it deferred."""
+@partial(jax.jit, static_argnames=("advisor", "sensor", "pump"))
+def _advised(draws, p, settings, meals, noise, *, advisor, sensor, pump):
+    """The loop under the advising controller (the patient's arrays are arguments: one
+    compilation serves every patient); its final state counts the meal doses deferred."""
+    ctl = twin_controller(draws, p, settings, sample_time=sensor.sample_time, pump=pump,
+                          advisor=advisor)  # fmt: skip
 
     def policy(ps, cgm, meal):
         tracker, count = ps
         tracker, action, advice = ctl.step(tracker, cgm, meal)
         return (tracker, count + (advice.deferred & (meal > 0))), action
 
-    state = (ctl.init(), jax.numpy.int32(0))
-    trace = jax.jit(lambda: run(p, meals, noise, policy, sensor=sensor, pump=pump,
-                                policy_state=state))()  # fmt: skip
-    return trace, int(trace.policy_state[1])
+    state = (ctl.init(), jnp.int32(0))
+    return run(p, meals, noise, policy, sensor=sensor, pump=pump, policy_state=state)
 
 
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
@@ -133,7 +138,7 @@ def report(table: pd.DataFrame, variants, a, wall) -> list[str]:
              f"{a.fit_days} of {a.days} record days, {a.loop_days} held-out days per patient, "
              f"{a.draws} posterior draws in the advisor.", ""]  # fmt: skip
     for label in variants:
-        rows, more54 = [], []
+        rows = []
         for (seed, group), g in by.groupby(level=["seed", "group"]):
             bb, ad = g.xs("bb", level="controller").iloc[0], g.xs(label, level="controller").iloc[0]
             rows.append({"seed": seed, "group": group,
