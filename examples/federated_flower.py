@@ -15,9 +15,9 @@ import numpy as np
 
 from twinjax import federated as fl
 from twinjax.adapters import federated_twins as ft
-from twinjax.adapters import flower
 from twinjax.config import DataConfig, ModelConfig
 from twinjax.data import synthetic_cohort
+from twinjax.integrations import flower
 from twinjax.pipeline import prepare_cohort, twin_spec
 from twinjax.twins import init_params
 

@@ -16,7 +16,7 @@ import pytest
 from twinjax import federated as fl
 
 pytest.importorskip("flwr")
-from twinjax.adapters import flower  # noqa: E402
+from twinjax.integrations import flower  # noqa: E402
 
 NUM_CLIENTS, SEED = 5, 0
 
@@ -304,3 +304,15 @@ def test_secaggplus_on_ray_simulation():
     contexts carry it between the protocol's stages."""
     ref = _twinjax(make_fedavg, 2, "vmap")
     _assert_secaggplus(_flower(make_fedavg, 2, ray=True, secaggplus=True), ref)
+
+
+def test_the_old_flower_path_is_a_deprecated_alias(monkeypatch):
+    """``twinjax.adapters.flower`` warns and hands out the integration's own objects."""
+    import importlib
+    import sys
+
+    monkeypatch.delitem(sys.modules, "twinjax.adapters.flower", raising=False)
+    with pytest.warns(DeprecationWarning, match="twinjax.integrations.flower"):
+        alias = importlib.import_module("twinjax.adapters.flower")
+    for name in alias.__all__:
+        assert getattr(alias, name) is getattr(flower, name), name

@@ -247,7 +247,7 @@ def _axes(sources: list, c: V.Columns, kinds, levels) -> dict:
         col = sta.distinct(name)
         if name in levels:
             continue
-        if V._is_categorical(col):
+        if V.is_categorical(col):
             cats = col.cat.categories if isinstance(col.dtype, pd.CategoricalDtype) else None
             levels[name] = (
                 [str(v) for v in cats]
@@ -516,7 +516,7 @@ def _check_grid_size(cells: np.ndarray, n: int, width: int, step: float, subject
         f"ends at this row); use a larger step (now {step:g}; the median gap between a "
         f"subject's observations is {median_gap(subject, time):g}) or check the time unit",
         source=source,
-        rows=[V._plain(labels[int(np.argmax(cells))])],
+        rows=[V.plain_label(labels[int(np.argmax(cells))])],
         column=column,
     )
 

@@ -206,7 +206,7 @@ def check_duplicates(
     conflict = repeat & ~same
     if conflict.any():
         earlier = sorted(
-            {_plain(table.labels[rows[first[r]]]) for r in np.flatnonzero(conflict)[:10]}
+            {plain_label(table.labels[rows[first[r]]]) for r in np.flatnonzero(conflict)[:10]}
         )
         table.flag(
             _scatter(len(table.df), rows[conflict]),
@@ -224,7 +224,7 @@ def check_duplicates(
     return int(same.sum())
 
 
-def _plain(label):
+def plain_label(label):
     """A numpy scalar label as a Python one (text labels as they are)."""
     return label.item() if hasattr(label, "item") else label
 
@@ -357,7 +357,7 @@ def validate_tables(
     )
 
 
-def _is_categorical(col: pd.Series) -> bool:
+def is_categorical(col: pd.Series) -> bool:
     """A categorical column, or text none of whose values is a number."""
     if isinstance(col.dtype, pd.CategoricalDtype):
         return True
@@ -374,7 +374,7 @@ def _check_static(sta: Table, subject: str, levels: dict, numeric=frozenset()) -
         if name == subject:
             continue
         col = sta.df[name]
-        if name not in numeric and (name in levels or _is_categorical(col)):
+        if name not in numeric and (name in levels or is_categorical(col)):
             check_present(sta, name)
             if name in levels:
                 known = [str(v) for v in levels[name]]

@@ -44,7 +44,7 @@ class ServerState(NamedTuple):
 
 class Parts(NamedTuple):
     """The arguments :func:`federated_averaging` built a round from, for engines that run the
-    round's steps elsewhere (:mod:`twinjax.adapters.flower`: clients on their own machines)."""
+    round's steps elsewhere (:mod:`twinjax.integrations.flower`: clients on their own machines)."""
 
     client: ClientUpdate
     clients_per_round: int
@@ -171,7 +171,7 @@ def plan_round(parts: Parts, state: ServerState, count: Any, key: PRNGKeyArray, 
     """The round's slots as ``apply`` draws them from ``key``: client ids, sample offsets (zeros
     where each client holds its own samples), counts, assigned epochs, live flags, weights, keys
     and the clients' states before the round. Shared with engines that run the client updates
-    elsewhere (:mod:`twinjax.adapters.flower`)."""
+    elsewhere (:mod:`twinjax.integrations.flower`)."""
     keys = round_keys(key)
     ids, group = sample_clients(keys.sample, count, parts.clients_per_round, parts.sampling)
     sim = parts.simulation
