@@ -15,8 +15,8 @@ device per core, ``--cpu-devices``, so that each core trains its share; ``--devi
 The torch peer is what a user would otherwise write: N separate ``torch.nn.LSTM`` +
 ``torch.nn.Linear`` models, each with its own ``torch.optim.Adam``, looped over per step, with
 ``torch.set_num_threads`` set to the machine's cores (``--torch-threads`` overrides it: on an
-oversubscribed machine torch's intra-op threads spin-wait and a 2-thread loop was ~40x slower
-than a 1-thread one). The first twinjax call (tracing + XLA compilation) is timed apart; steady
+oversubscribed machine torch's intra-op threads spin-wait, and a 2-thread loop can be many
+times slower than a 1-thread one). The first twinjax call (tracing + XLA compilation) is timed apart; steady
 state is the median of ``--repeats`` timed steps, in wall and in process-CPU seconds.
 """
 
@@ -45,11 +45,11 @@ from twinjax.twins.sequence import lstm_sequence
 FEATURES = 8
 HIDDEN = 32
 LR = 1e-3
-# Individuals per block on a CPU: at N=256 (2-core CPU, load 5-7) a step took 0.31-0.33
-# process CPU seconds in blocks of 8, 0.36-0.38 in blocks of 16, 0.44 of 32 and 0.50 all at
-# once: a block's per-step arrays ([8, 16, 128] floats) stay in L2, fresh buffers no longer
-# page-fault, and no op of the time loops is split over threads (from 16 on, the weight
-# gradient's per-step addition was, and waited for the other thread on a busy machine).
+# Individuals per block on a CPU (the fastest of 8, 16, 32 and all at once at N=256: compare
+# with --block; README "Scaling out"): a block's per-step arrays ([8, 16, 128] floats) stay in
+# L2, fresh buffers do not page-fault, and no op of the time loops is split over threads (from
+# 16 on, the weight gradient's per-step addition was, and waited for the other thread on a
+# busy machine).
 CPU_BLOCK = 8
 
 

@@ -175,19 +175,17 @@ def app_ar1_forecasts(tmp_path, n: int = 200, **train) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 21 item 4 not met at h = 6: RMSE 1.03-1.11x the "
-                   "true model with personal_adapt=mean; strict: passing flags it")
+@pytest.mark.xfail(
+    strict=True, reason="issue 21 item 4: not met at h = 6 (strict: a pass flags it)"
+)
 def test_app_forecasts_of_an_ar1_panel_are_within_10_percent_of_the_true_model(tmp_path):
     """1,400 points per h (200 subjects x 7 origins): the paired RMSE ratio's sampling error is
     ~1-2%. The app's defaults plus APP_TRAIN.
 
-    Not met yet (measured at bda1a38, app defaults): RMSE h=1..6 1.11 1.48 1.72 1.87 1.98 2.06,
-    true model 1.02 1.29 1.45 1.53 1.60 1.63 (ratios 1.10-1.26), last value carried forward
-    1.07 1.42 1.66 1.81 1.93 2.02; 90% coverage 0.89 0.89 0.90 0.92 0.92 0.93 (this holds).
-    With rollout_steps=6: RMSE 1.26 1.69 1.94 2.08 2.17 2.21, coverage 0.89-0.92.
-    Since 38cbb13 the defaults personalize only the mean head (train.personal_adapt=mean): ratios
-    1.028 1.046 1.065 1.080 1.095 1.111 (all parts, the same run: 1.097-1.261), coverage
-    0.89-0.92; h = 6 is the one above 1.10."""
+    Not met by the defaults (hence strict xfail): the RMSE ratios to the true model are above
+    1.10 at h = 6 with the mean head personal (``train.personal_adapt=mean``), and above it at
+    every h with all parts personal (the figures: README "What is inside", ``twinjax.train``);
+    the 90% coverage holds. The test prints what it measured."""
     got = app_ar1_forecasts(tmp_path, **APP_TRAIN)
     print({k: np.round(v, 3).tolist() for k, v in got.items()})
     ratio = got["rmse"] / got["true"]

@@ -14,11 +14,10 @@ fixed in the 0.2.11 matched here, ``t1dpatient.py``'s ``Dbar = last_Qsto + last_
 which changes only at minute boundaries. Within a minute the ODE is integrated by
 ``substeps`` classical Runge-Kutta steps (:func:`twinjax.mechanistic.ode.rk4`); simglucose uses
 scipy's adaptive dopri5 per minute. The fastest rate in the 30 patients is ``kabs`` = 1.23/min,
-so RK4 at 1/4 min is well inside its stability region (|h lambda| = 0.31 << 2.78). Measured (``scripts/bench_glucose.py
-validate``: 24 h of basal-bolus control with six meals, all 30 patients, float32), the largest
-per-patient RMS difference to simglucose's glucose is 0.020 mg/dL with 1 substep, 0.013 with 2
-and 0.0029 with 4 (max |difference| 0.095, 0.061, 0.0084); 4 reaches float32's floor, so it is
-the default.
+so RK4 at 1/4 min is well inside its stability region (|h lambda| = 0.31 << 2.78). Against
+simglucose's glucose (``scripts/bench_glucose.py validate``: 24 h of basal-bolus control with
+six meals, all 30 patients, float32) the difference shrinks from 1 to 2 to 4 substeps, where it
+reaches float32's floor; so 4 is the default (``validate`` writes the figures for each count).
 
 One patient is the unit (``simulate`` is unbatched, a ``lax.scan`` over minutes); cohorts and
 scenarios are ``jax.vmap`` over its arguments.

@@ -36,7 +36,7 @@ def val_nll_blocks(params, arrays: CohortArrays, spec, history, size, rows: int)
     if not rows or rows >= n:
         return val_nll(params, arrays, spec, history, size)
     # on one device first: slicing rows of arrays sharded over several CPU devices is an eager
-    # all-gather, which stalled in XLA's rendezvous on the loaded 2-core host (process aborted)
+    # all-gather, which can stall in XLA's rendezvous on a busy host (the process aborts)
     params, arrays = jax.device_put((params, arrays), jax.local_devices()[0])
     out, done = [], 0
     while done < n:

@@ -10,9 +10,9 @@ only ``h @ wh`` and the gates remain. The kernel writes ``h`` and ``c`` of every
 backward pass needs: there is no Pallas backward kernel; gradients come from
 ``lstm_gradient.lstm_backward`` (pure JAX), through ``jax.custom_vjp``.
 
-Status: the kernel is tested on the CPU in Pallas interpret mode against the pure-JAX
-``lstm_sequence`` (values and gradients); it has not been compiled for a GPU here (no GPU in
-this session). ``scripts/gpu_check.sh`` times it when one is present.
+The tests run the kernel on the CPU in Pallas interpret mode against the pure-JAX
+``lstm_sequence`` (values and gradients); ``scripts/gpu_check.sh`` compiles and times it on a
+GPU (``bench_twins --layout sequence --kernel pallas``).
 """
 
 from functools import partial

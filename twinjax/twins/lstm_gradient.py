@@ -31,7 +31,7 @@ def split_gates(act: Array):
 def pack_bfloat16(a: Array) -> Array:
     """``a`` rounded to bfloat16, held as its bits (``uint16``): XLA's CPU backend has no native
     bfloat16 stores, and widened each step's write into the stacked residuals to a float32 copy
-    of the whole stack (more memory than float32, 2.4x slower)."""
+    of the whole stack (more memory than float32, and slower)."""
     return lax.bitcast_convert_type(a.astype(jnp.bfloat16), jnp.uint16)
 
 
@@ -55,7 +55,7 @@ def lstm_backward(p: RecurrentParams, xs, prev, d_last: LSTMCarry, d_outs, reado
     col = jnp.arange(4 * hidden)
     is_g = (col >= 2 * hidden) & (col < 3 * hidden)
     # Transposed copies, made explicitly (optimization_barrier): folded into a dot, a
-    # transposed operand made XLA's batched GEMM on the CPU 1.7-2x slower. Per step for h and
+    # transposed operand made XLA's batched GEMM on the CPU slower. Per step for h and
     # x (small, in cache) rather than stored transposed for the whole sequence.
     wh_t = lax.optimization_barrier(p.wh.T)
 

@@ -6,12 +6,12 @@ with any batch axes after time (``[time, windows, d_in]``: one individual's wind
 weights). Under ``jax.vmap`` over individuals, each time step is then one batched GEMM
 ``[individuals] x ([windows, hidden] @ [hidden, 4 hidden])`` over contiguous memory.
 
-Why a hand-written backward pass (``jax.custom_vjp``), measured on a 2-core CPU with the
-``scripts/bench_twins.py`` workload (N=256, 16 windows x 96 steps, LSTM 32):
+Why a hand-written backward pass (``jax.custom_vjp``), for the ``scripts/bench_twins.py``
+workload (N=256, 16 windows x 96 steps, LSTM 32; its speed and memory: README "Scaling out"):
 
 - autodiff of the per-window scan kept the input projection of every step ([N, windows, time,
   4 hidden], 200 MB) and moved it to time-major order and back (copies of 200 MB); fresh temporary
-  buffers cost page faults on every step (~310,000 per step, 4.9 MB per individual);
+  buffers cost page faults on every step;
 - autodiff accumulates each weight gradient inside the loop in whatever layout the transpose
   rule yields; here the backward loop recomputes the gates from the stored carries (no stored
   gates: 4x less memory than keeping them), and the weight gradients are accumulated from each
