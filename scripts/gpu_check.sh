@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU check (issue #14 item 6): one command, under 8 minutes on one GPU, no network.
+# GPU check: one command, under 8 minutes on one GPU, no network.
 #
 #   scripts/gpu_check.sh [--dry-run] [--out DIR]
 #
