@@ -6,7 +6,7 @@ import sys
 LIBRARY = (
     "twinjax.data, twinjax.runtime, twinjax.twins, twinjax.train, twinjax.bayes, "
     "twinjax.federated, twinjax.abm, twinjax.eval, twinjax.adapters, twinjax.pipeline, "
-    "twinjax.physiology, twinjax.mechanistic, twinjax.glucose"
+    "twinjax.physiology, twinjax.mechanistic, twinjax.glucose, twinjax.integrations"
 )
 
 
