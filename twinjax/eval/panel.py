@@ -141,16 +141,21 @@ def holdout(panel: Panel, *, h: int = 2, short: int = 5) -> Holdout:
     )
 
 
-def future_times(panel: Panel, steps: int) -> np.ndarray:
-    """The next ``steps`` times after each subject's last visit, spaced by its median gap (the
-    cohort's median gap for a subject with one visit)."""
+def median_gap(panel: Panel) -> np.ndarray:
+    """Each subject's median time between consecutive visits ``[N]`` (the cohort's median gap for
+    a subject with one visit, 1 when no subject has two)."""
     gaps = np.where(panel.mask[:, 1:] & panel.mask[:, :-1], np.diff(panel.time, axis=1), np.nan)
     cohort = np.nanmedian(gaps) if np.isfinite(gaps).any() else 1.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: one visit
         own = np.nanmedian(gaps, axis=1)
-    gap = np.where(np.isfinite(own) & (own > 0), own, cohort)
-    return panel.last()[0][:, None] + gap[:, None] * np.arange(1, steps + 1)[None]
+    return np.where(np.isfinite(own) & (own > 0), own, cohort)
+
+
+def future_times(panel: Panel, steps: int) -> np.ndarray:
+    """The next ``steps`` times after each subject's last visit, spaced by its median gap
+    (:func:`median_gap`)."""
+    return panel.last()[0][:, None] + median_gap(panel)[:, None] * np.arange(1, steps + 1)[None]
 
 
 Forecaster = Callable[[Panel, np.ndarray], np.ndarray]
