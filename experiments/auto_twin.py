@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 def _panel(root: Config):
-    cohort = pipeline.load_cohort(jax.random.key(root.seed), root.data)
+    cohort = pipeline.load_cohort(jax.random.key(root.seed), root.data, sparse=True)
     panel, target, excluded = pipeline.auto_panel(cohort, root.data, period=root.model.period)
     return cohort, target, panel, excluded
 

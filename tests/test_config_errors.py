@@ -161,5 +161,8 @@ def test_metrics_json_writes_non_finite_numbers_as_null(tmp_path, monkeypatch):
 
     cfg = config()
     run = lambda config, out: {**metrics, "objective": math.nan}
-    monkeypatch.setattr(main.importlib, "import_module", lambda name: SimpleNamespace(run=run))
+    # the app's own importlib name only: patching importlib.import_module itself would also
+    # catch whatever the run imports lazily (it failed so when this test ran alone)
+    fake = SimpleNamespace(import_module=lambda name: SimpleNamespace(run=run))
+    monkeypatch.setattr(main, "importlib", fake)
     assert app(tmp_path, cfg=cfg) == {**json.loads(text), "objective": None}

@@ -109,11 +109,14 @@ class Timings:
         return {"peak_rss_mb": self.rss, **({"device_peak_mb": self.device} if self.device else {})}
 
 
-def load_cohort(key: jax.Array, cfg, *, static_levels: dict | None = None) -> Cohort:
+def load_cohort(
+    key: jax.Array, cfg, *, static_levels: dict | None = None, sparse: bool = False
+) -> Cohort:
     """The configured cohort: the synthetic one, or a user's long-format files.
 
     ``static_levels`` (categorical covariate -> levels, e.g. those of saved twins) fixes the
-    one-hot encoding of the static table.
+    one-hot encoding of the static table. ``sparse``: a mostly empty grid of files is accepted
+    (:func:`twinjax.data.read_cohort`), for the auto twin, which reads the visits back out.
     """
     if cfg.source == "synthetic":
         cohort = synthetic_cohort(
@@ -157,6 +160,7 @@ def load_cohort(key: jax.Array, cfg, *, static_levels: dict | None = None) -> Co
             chunk_subjects=cfg.chunk_subjects,
             process_index=jax.process_index(),
             process_count=jax.process_count(),
+            sparse=sparse,
         )
     raise ConfigError(f"unknown data.source {cfg.source!r}: use synthetic or files")
 
@@ -243,6 +247,15 @@ def auto_panel(cohort: Cohort, cfg, *, period: int = 0):
     Raises:
       ConfigError: no subject has two visits of the target."""
     target = cohort.variables[target_index(cohort, cfg)]
+    merged = int(cohort.meta.get("merged_observations", 0))
+    if merged:
+        log.warning(
+            "%d observation row(s) shared a data.step=%s cell with another and were averaged: the "
+            "auto twin sees each cell as one visit, at the cell's time; a finer data.step keeps "
+            "visits apart (a mostly empty grid is accepted for the auto twin)",
+            merged,
+            cfg.step,
+        )
     panel = panel_from_cohort(cohort, target)._replace(period=period)
     few = panel.n < 2
     if few.all():

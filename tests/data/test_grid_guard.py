@@ -54,3 +54,28 @@ def test_a_small_sparse_grid_is_left_to_the_summary_warning():
     obs = pd.DataFrame({"subject_id": "a", "time": [0.0, 5000.0], "variable": "x",
                         "value": [1.0, 2.0]})  # fmt: skip
     assert read_cohort(obs, step=1.0).n_steps == 5001  # 0.04% observed but only 5,001 cells
+
+
+def test_a_sparse_grid_is_accepted_for_a_reader_of_visits_and_keeps_their_days():
+    """Irregular clinic visits over years, timed in days (as pbcseq's): a one-day grid is 0.1%
+    observed and refused for the recurrent twins, which run over every cell; ``sparse=True``
+    (the auto twin, which reads the visits back out) accepts it with every visit on its own
+    day, where the step the refusal suggests would average visits months apart. The memory
+    check stays."""
+    rng = np.random.default_rng(0)
+    days = np.sort(rng.choice(4000, size=(300, 4), replace=False), axis=1).astype(float)
+    obs = pd.DataFrame({"subject_id": np.repeat([f"p{i}" for i in range(300)], 4),
+                        "time": days.ravel(), "variable": "albumin",
+                        "value": rng.normal(3.5, 0.3, 1200)})  # fmt: skip
+    with pytest.raises(CohortError, match="cells observed"):
+        read_cohort(obs, step=1.0)
+    cohort = read_cohort(obs, step=1.0, sparse=True)
+    assert int(cohort.mask.sum()) == 1200 and cohort.meta["merged_observations"] == 0
+    chunked = read_cohort(obs, step=1.0, sparse=True, chunk_subjects=100)
+    np.testing.assert_array_equal(chunked.mask, cohort.mask)
+    first = np.asarray(cohort.t0) + np.argmax(cohort.mask[..., 0], axis=1)
+    np.testing.assert_array_equal(np.sort(first), np.sort(days[:, 0]))
+    with pytest.raises(CohortError, match="available"):
+        check_grid(np.repeat(np.arange(300), 4), days.ravel(), np.zeros(0, int), np.zeros(0),
+                   (300, 1, 0), 1.0, kind="number", step_text="1", sparse=True,
+                   available=1)  # fmt: skip

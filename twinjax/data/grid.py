@@ -91,6 +91,7 @@ def check_grid(
     source: str | None = None,
     column: str | None = None,
     available: int | None = None,
+    sparse: bool = False,
 ) -> dict:
     """Refuses a grid that is mostly empty or will not fit in memory, before it is allocated.
 
@@ -99,6 +100,8 @@ def check_grid(
       sizes: (subjects, variables, intervention kinds). step: the grid step in time units.
       kind: "number" or "datetime"; step_text: the step as the user gave it.
       available: bytes the machine can give (default: ``MemAvailable``).
+      sparse: accept a mostly empty grid (the memory check stays): for a caller that reads
+        the visits back out of it rather than running a model over every cell.
 
     Returns:
       The estimate: ``steps`` (longest subject), ``cells``, ``observed_at_most`` (fraction),
@@ -128,7 +131,7 @@ def check_grid(
     steps = f"{T:,}" if isinstance(T, int) else f"{T:.3g}"
     shape = f"{n} subjects x {steps} steps x {f} variable(s)"
     cause = lambda: likely_cause(obs_time, gap, kind, step)
-    if n * T * max(f, 1) > LARGE_GRID and observed < MIN_OBSERVED:
+    if not sparse and n * T * max(f, 1) > LARGE_GRID and observed < MIN_OBSERVED:
         raise CohortError(
             f"the grid would be {shape} with at most {observed:.3%} of its cells observed "
             f"(step {step_text}; the median gap between a subject's observations is {gap:g} time "

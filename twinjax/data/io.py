@@ -59,6 +59,7 @@ def read_cohort(
     chunk_subjects: int | None = None,
     process_index: int = 0,
     process_count: int = 1,
+    sparse: bool = False,
 ) -> Cohort:
     """Reads, validates and aligns a long-format cohort to a regular time grid.
 
@@ -130,6 +131,9 @@ def read_cohort(
             The result is the same; only one chunk's rows are ever pandas objects, and a Parquet
             table is held once, as Arrow columns. Needs ``origin="subject"`` when there are
             several chunks (an absolute grid needs the whole cohort's earliest time).
+        sparse: accept a grid that is mostly empty (the refusal of one under 0.5% observed is
+            skipped; the memory check stays), for a caller that reads the visits back out of
+            it at their own times, as the auto twin does (:func:`twinjax.pipeline.auto_panel`).
         process_index: this process's number, ``0 .. process_count - 1``.
         process_count: the number of processes that share the cohort: this one reads only the
             subjects :func:`twinjax.data.share.subject_share` gives it (a stable hash of the
@@ -186,10 +190,11 @@ def read_cohort(
         obs, itv, sta = next(chunks)
         checked = V.validate_tables(obs, itv, sta, c, intervention_kinds, static_levels)
         _check_step(checked.time_kind, grid_step, obs.source, c.time)
-        cohort = _assemble(obs, itv, sta, checked, c, intervention_kinds, grid_step, origin)
+        cohort = _assemble(obs, itv, sta, checked, c, intervention_kinds, grid_step, origin,
+                           sparse=sparse)  # fmt: skip
     else:
         axes = _axes(sources, c, intervention_kinds, static_levels)
-        parts = [_part(t, c, axes, grid_step, origin) for t in chunks]
+        parts = [_part(t, c, axes, grid_step, origin, sparse) for t in chunks]
         cohort = join(parts, axes["variables"], axes["kinds"], axes["prune"], sources[0].source)
     live = [s for s in sources if s is not None]
     cohort.meta["rows"] = {s.name: s.rows_read for s in live}
@@ -260,7 +265,9 @@ def _axes(sources: list, c: V.Columns, kinds, levels) -> dict:
             "numeric": frozenset(numeric), "allowed": kinds if given else None}  # fmt: skip
 
 
-def _part(tables: list, c: V.Columns, axes: dict, step: Step, origin: str) -> Part:
+def _part(
+    tables: list, c: V.Columns, axes: dict, step: Step, origin: str, sparse: bool = False
+) -> Part:
     """One chunk of subjects validated and aligned on the cohort's axes."""
     obs, itv, sta = tables
     subject = obs.df[c.subject]
@@ -276,7 +283,8 @@ def _part(tables: list, c: V.Columns, axes: dict, step: Step, origin: str) -> Pa
     if not obs.keep.any():
         return Part(None, dropped, notes, {"variables": set(), "kinds": set()}, cats)
     _check_step(checked.time_kind, step, obs.source, c.time)
-    cohort = _assemble(obs, itv, sta, checked, c, axes["kinds"], step, origin, axes["variables"])
+    cohort = _assemble(obs, itv, sta, checked, c, axes["kinds"], step, origin, axes["variables"],
+                       sparse=sparse)  # fmt: skip
     used = {"variables": set(obs.kept()[c.variable].unique()),
             "kinds": set() if itv is None else set(itv.kept()[c.kind].unique())}  # fmt: skip
     return Part(cohort, dropped, notes, used, cats)  # not the tables: only a chunk is held
@@ -300,7 +308,17 @@ def _check_step(kind: str, step: Step, source: str, column: str) -> None:
 
 
 def _assemble(
-    obs, itv, sta, checked: V.Checked, c: V.Columns, kinds, step: Step, origin, variables=None
+    obs,
+    itv,
+    sta,
+    checked: V.Checked,
+    c: V.Columns,
+    kinds,
+    step: Step,
+    origin,
+    variables=None,
+    *,
+    sparse: bool = False,
 ) -> Cohort:
     """Axis orders, integer codes, the grid, static covariates and the report."""
     subjects = _order(obs.kept()[c.subject], present_only=True)
@@ -320,6 +338,7 @@ def _assemble(
         obs_ix[0], checked.obs[0], itv_ix[0], checked.interventions[0],
         (len(subjects), len(variables), len(kinds)), step.size, kind=checked.time_kind,
         step_text=step.describe(), origin=origin, source=obs.source, column=c.time,
+        sparse=sparse,
     )  # fmt: skip
     grid = _align(
         obs_ix,
