@@ -13,16 +13,18 @@ forecasts this cohort best, chosen on its own visits, judged against the baselin
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
 import jax
 import numpy as np
+import pandas as pd
 
 from twinjax import pipeline
 from twinjax.config import Config
 from twinjax.eval.auto import fit_auto, load_auto, save_auto, skill_table
-from twinjax.eval.panel import future_times
+from twinjax.eval.panel import Panel, future_times
 from twinjax.runtime.manifest import DamagedModelError
 from twinjax_experiments.report import images, save_figure, table, write_csv, write_markdown
 
@@ -150,6 +152,52 @@ def is_auto(run_dir: Path) -> bool:
     return (run_dir / "auto.json").exists() or (run_dir / "model" / "auto.json").exists()
 
 
+def requested_times(path, panel: Panel, data) -> tuple[Panel, np.ndarray]:
+    """The subjects of ``path`` (a CSV or Parquet of ``data.subject_col``, ``data.time_col``
+    rows) and their requested times ``[N, H]`` (in time order, NaN-padded to the longest list).
+
+    Raises:
+      ConfigError: a missing file or column, a non-numeric time, no subject with two visits
+        in the data (others are left out with a warning, as in the run), or a time at or
+        before the subject's last visit (naming them)."""
+    path = Path(path)
+    if not path.exists():
+        raise pipeline.ConfigError(f"experiment.at={path}: no such file")
+    table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    missing = [c for c in (data.subject_col, data.time_col) if c not in table.columns]
+    if missing:
+        raise pipeline.ConfigError(f"experiment.at={path}: no column(s) {missing} "
+                                   f"(it has {list(table.columns)})")  # fmt: skip
+    when = pd.to_numeric(table[data.time_col], errors="coerce")
+    if when.isna().any():
+        rows = [int(i) + 2 for i in np.flatnonzero(when.isna())[:5]]
+        raise pipeline.ConfigError(f"experiment.at={path}, column {data.time_col!r}: lines {rows} "
+                                   "hold no number (only numeric times are supported)")  # fmt: skip
+    ids = table[data.subject_col].astype(str).to_numpy()
+    known = {str(s): i for i, s in enumerate(panel.subject)}
+    unknown = sorted(set(ids) - set(known))
+    if unknown:  # as in the run: a subject needs two visits to be forecast
+        log.warning("experiment.at: %d subject(s) without two visits in the data left out: %s",
+                    len(unknown), ", ".join(unknown[:10]))  # fmt: skip
+    if len(unknown) == len(set(ids)):
+        raise pipeline.ConfigError(f"experiment.at={path}: none of its subjects has two visits "
+                                   "in the data")  # fmt: skip
+    ids, when = ids[np.isin(ids, list(known))], when[np.isin(ids, list(known))]
+    order = sorted(set(ids), key=known.get)
+    lists = [np.sort(when.to_numpy(float)[ids == s]) for s in order]
+    times = np.full((len(order), max(len(x) for x in lists)), np.nan)
+    for k, x in enumerate(lists):
+        times[k, : len(x)] = x
+    panel = panel.take([known[s] for s in order])
+    early = [
+        s for s, x in zip(order, lists, strict=True) if x[0] <= panel.last()[0][order.index(s)]
+    ]
+    if early:
+        raise pipeline.ConfigError(f"experiment.at={path}: times at or before the last visit of "
+                                   f"{early[:10]}")  # fmt: skip
+    return panel, times
+
+
 def forecast_run(root: Config, out_dir: Path) -> dict:
     """``experiment=forecast twin=RUN`` with an auto twin: the saved choice and calibration
     forecast the next ``experiment.horizon`` visits of every subject of the data group."""
@@ -168,12 +216,18 @@ def forecast_run(root: Config, out_dir: Path) -> dict:
     cohort, target, panel, excluded = _panel(root)
     panel = panel._replace(period=twin.period)
     exp = root.experiment
-    times = future_times(panel, exp.horizon)
+    if exp.at is not None:
+        panel, times = requested_times(exp.at, panel, root.data)
+    else:
+        times = future_times(panel, exp.horizon)
     extra = {}
     if "recurrent" in twin.members:  # refitted on these visits (a baseline's fit is its data)
         extra["recurrent"] = pipeline.RecurrentForecaster(root, out_dir / "recurrent")
-    fc = twin.forecast(panel, times, extra=extra)
+    asked = np.isfinite(times)
+    fc = twin.forecast(panel, np.where(asked, times, panel.last()[0][:, None] + 1.0), extra=extra)
+    fc = dataclasses.replace(fc, mask=asked)
     frame = fc.frame().drop(columns=["y", "observed"])
+    frame = frame[asked.ravel()].reset_index(drop=True)
     frame["time"] = pipeline.data_times(frame["time"], cohort)
     frame.insert(3, "variable", target)
     write_csv(frame, out_dir / "forecasts.csv", index=False)
@@ -181,9 +235,11 @@ def forecast_run(root: Config, out_dir: Path) -> dict:
     name = save_figure(fig, out_dir, "forecasts.png")
     write_markdown(out_dir, [
         f"# Forecasts of `{target}` from the auto twin in `{root.twin}`", "",
-        f"{len(panel.n)} subjects, the next {exp.horizon} visits each (spaced by the subject's "
-        f"median gap), by **{'+'.join(twin.members)}** with the saved per-horizon "
-        "calibration; all in `forecasts.csv`.", "", *images([name]),
+        f"{len(panel.n)} subjects, "
+        + (f"at the times listed in `{exp.at}`" if exp.at is not None else
+           f"the next {exp.horizon} visits each (spaced by the subject's median gap)")
+        + f", by **{'+'.join(twin.members)}** with the saved per-horizon calibration (its "
+        "spread scaled by the time elapsed); all in `forecasts.csv`.", "", *images([name]),
     ])  # fmt: skip
     return {
         "family": "auto",

@@ -389,6 +389,10 @@ class Forecast:
     n_samples: int = 200  # sampled trajectories per subject
     personalize_new: bool = False  # true: subjects the twins lack get their own twin first
     n_plot_subjects: int = 4  # subjects in forecasts.png (the first ones)
+    # auto twins: a CSV or Parquet of (data.subject_col, data.time_col) rows, e.g. the next
+    # scheduled visits; each listed subject is forecast at those times (numeric times, after
+    # its last visit) instead of at its next experiment.horizon visits spaced by its median gap
+    at: str | None = None
 
 
 @dataclass

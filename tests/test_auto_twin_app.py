@@ -15,6 +15,7 @@ from twinjax.__main__ import run_experiment
 from twinjax.config import register_configs
 from twinjax.eval.auto import load_auto
 from twinjax.eval.panel import panel_from_long
+from twinjax.pipeline import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 FAST = "model.candidates=[last,drift,mixed]"  # ETS/ARIMA: exercised by bench_forecast
@@ -75,6 +76,22 @@ def test_train_on_a_file_forecast_the_next_visits_and_score_them(tmp_path):
     api = twin.forecast(panel).frame()
     np.testing.assert_allclose(fc["mean"], api["mean"], rtol=1e-6)
     np.testing.assert_allclose(fc["q95"], api["q95"], rtol=1e-6)
+    # experiment.at: forecasts at the user's times; the second visit 6 after the last instead
+    # of 2 median gaps (4): its spread grows by at least sqrt(6 / 4) (the elapsed-time factor;
+    # more where the mixed model's own sd grows with time), the first visit's is unchanged
+    at = truth[["subject_id", "time"]].assign(time=lambda d: np.where(d.time == 22, 26.0, d.time))
+    at.to_csv(tmp_path / "at.csv", index=False)
+    fc_at = [*data, "experiment=forecast", f"twin={tmp_path / 'fit'}"]
+    _run(tmp_path / "at", *fc_at, f"experiment.at={tmp_path / 'at.csv'}")
+    g = pd.read_csv(tmp_path / "at" / "forecasts.csv")
+    assert len(g) == 80 and sorted(set(g.time)) == [20.0, 26.0]
+    one, two = (g.horizon == 1).to_numpy(), (g.horizon == 2).to_numpy()
+    np.testing.assert_allclose(g.q95[one] - g.q05[one], (fc.q95 - fc.q05)[one], rtol=1e-6)
+    ratio = (g.q95 - g.q05)[two].to_numpy() / (fc.q95 - fc.q05)[two].to_numpy()
+    assert ratio.min() >= np.sqrt(1.5) * (1 - 1e-6)
+    at.assign(time=10.0).to_csv(tmp_path / "early.csv", index=False)
+    with pytest.raises(ConfigError, match="at or before the last visit"):
+        _run(tmp_path / "early", *fc_at, f"experiment.at={tmp_path / 'early.csv'}")
 
 
 def test_family_defaults_and_bad_candidates(tmp_path):
