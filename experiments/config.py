@@ -5,15 +5,19 @@ Hydra's ConfigStore as the option ``name`` of the ``experiment`` group, so
 ``python -m twinjax experiment=NAME experiment.FIELD=VALUE`` selects and overrides it, an unknown
 field or a wrong type fails when the config is composed, and the driver ``experiments/NAME.py``
 receives the instance as ``cfg.experiment``; :data:`REGISTRY` names each experiment's driver.
-Nothing here imports JAX: registering every
-experiment costs nothing at app start. A YAML file under ``configs/experiment/`` is only for a
-variant that overrides defaults (``defaults: [NAME, _self_]`` and the changed fields).
+Settings the library owns are its own dataclasses, nested: NUTS's are
+:class:`twinjax.bayes.Nuts` (``experiment.nuts.num_warmup=...``), with each experiment's defaults.
+Drivers are not imported here: registering every experiment imports no driver. A YAML file under
+``configs/experiment/`` is only for a variant that overrides defaults (``defaults: [NAME,
+_self_]`` and the changed fields).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+
+from twinjax.bayes import Nuts
 
 
 @dataclass
@@ -67,10 +71,8 @@ class PkTheophylline:
     dosing."""
 
     name: str = "pk_theophylline"
-    num_warmup: int = 1000  # NUTS warm-up (adaptation) steps per chain
-    num_samples: int = 1000  # NUTS draws kept per chain
-    num_chains: int = 4  # NUTS chains, run vectorized in one program
-    target_accept: float = 0.9  # NUTS target acceptance probability (higher: smaller steps)
+    # NUTS's settings (twinjax.bayes.Nuts): warm-up, draws and chains, target acceptance...
+    nuts: Nuts = field(default_factory=lambda: Nuts(num_warmup=1000, num_samples=1000))
     # lKe, lKa, lCl: weakly informative, 2 log-units wide
     prior_loc: list[float] = field(default_factory=lambda: [-2.0, 0.0, -3.0])
     prior_scale: float = 2.0  # SD of the Normal priors of lKe, lKa and lCl (log units)
@@ -122,11 +124,8 @@ class Hierarchical:
     parameterization: str = "noncentred"  # noncentred | centred random effects
     prior_check: bool = True  # prior-predictive check; warns when the data sit in its tails
     inference: str = "nuts"  # nuts | svi
-    num_warmup: int = 1000  # NUTS warm-up (adaptation) steps per chain
-    num_samples: int = 1000  # NUTS draws kept per chain
-    num_chains: int = 4  # NUTS chains, run vectorized in one program
-    target_accept: float = 0.9  # NUTS target acceptance probability (higher: smaller steps)
-    dense_mass: bool = False  # NUTS adapts a dense mass matrix (diagonal otherwise)
+    # inference=nuts: NUTS's settings (twinjax.bayes.Nuts): warm-up, draws and chains...
+    nuts: Nuts = field(default_factory=lambda: Nuts(num_warmup=1000, num_samples=1000))
     svi_steps: int = 3000  # SVI steps (mean-field normal guide, Adam)
     svi_lr: float = 0.01  # SVI's Adam learning rate
     svi_draws: int = 1000  # posterior draws taken from the fitted SVI guide
@@ -426,9 +425,8 @@ class PbcTwins:
     gp_steps: int = 300  # Adam steps of the GP hyperparameters (exact GP per lab)
     gp_lr: float = 0.05  # Adam learning rate of the GP hyperparameters
     growth_inference: str = "nuts"  # nuts | svi (hierarchical growth model, one fit per lab)
-    num_warmup: int = 300  # growth model, NUTS: warm-up steps per chain
-    num_samples: int = 300  # growth model, NUTS: draws kept per chain
-    num_chains: int = 2  # growth model, NUTS: chains, run vectorized in one program
+    # growth model, NUTS: its settings (twinjax.bayes.Nuts), warm-up, draws and chains...
+    nuts: Nuts = field(default_factory=lambda: Nuts(num_warmup=300, num_samples=300, num_chains=2))
     svi_steps: int = 3000  # growth model, SVI: steps (mean-field normal guide, Adam 0.01)
     predictive_draws: int = 400  # growth-model posterior draws behind its intervals
     # recurrent twins (architecture and steps: the model and train groups): the population twin
@@ -456,10 +454,8 @@ class WagesPanel:
     levels: list[float] = field(default_factory=lambda: [0.5, 0.7, 0.8, 0.9, 0.95])
     lme_method: str = "reml"  # reml | ml
     correlated: bool = True  # LKJ-correlated random intercept and slope in the growth twin
-    num_warmup: int = 1000  # growth twin, NUTS: warm-up steps per chain
-    num_samples: int = 1000  # growth twin, NUTS: draws kept per chain
-    num_chains: int = 4  # growth twin, NUTS: chains, run vectorized in one program
-    target_accept: float = 0.9  # growth twin, NUTS: target acceptance probability
+    # growth twin, NUTS: its settings (twinjax.bayes.Nuts), warm-up, draws and chains...
+    nuts: Nuts = field(default_factory=lambda: Nuts(num_warmup=1000, num_samples=1000))
     n_plot_workers: int = 6  # workers plotted with every method's 1982 forecast (the first ones)
     progress: bool = True  # the growth twin's NUTS progress
 
@@ -494,11 +490,8 @@ class PkRemifentanil:
     # scale)
     error_model: str = "log_additive"
     parameterization: str = "noncentred"  # noncentred | centred
-    num_warmup: int = 500  # NUTS warm-up (adaptation) steps per chain
-    num_samples: int = 500  # NUTS draws kept per chain
-    num_chains: int = 4  # NUTS chains, run vectorized in one program
-    target_accept: float = 0.9  # NUTS target acceptance probability (higher: smaller steps)
-    dense_mass: bool = False  # NUTS adapts a dense mass matrix (diagonal otherwise)
+    # NUTS's settings for every model (twinjax.bayes.Nuts): warm-up, draws and chains...
+    nuts: Nuts = field(default_factory=Nuts)
     predictive_draws: int = 400  # posterior draws behind the held-out scores and the bands
     grid_points: int = 101  # time points of the plotted curves (0 to the last sample)
     n_plot_subjects: int = 8  # subjects in individual_fits.png (the best model by LOO; the first)

@@ -152,7 +152,7 @@ def _metrics(c, spec, data, summary, check, divergences, seconds, in_sample) -> 
         **in_sample,
     }  # fmt: skip
     if c.inference == "nuts":
-        m |= {"num_chains": c.num_chains, "num_draws_per_chain": c.num_samples}
+        m |= {"num_chains": c.nuts.num_chains, "num_draws_per_chain": c.nuts.num_samples}
     if check is not None:
         m |= {"prior_check_tail_fraction": check.tail_fraction,
               "prior_check_mean_quantile": check.mean_quantile,

@@ -174,10 +174,8 @@ def fit(spec, data, key, c: Hierarchical):
         with warnings.catch_warnings():  # raw site names; run() warns by parameter name instead
             warnings.simplefilter("ignore", DiagnosticsWarning)
             fit = run_nuts(
-                hierarchical_model, key, spec, data, num_warmup=c.num_warmup,
-                num_samples=c.num_samples, num_chains=c.num_chains,
-                target_accept=c.target_accept, dense_mass=c.dense_mass, progress=c.progress,
-            )  # fmt: skip
+                hierarchical_model, key, spec, data, **c.nuts.kwargs(), progress=c.progress
+            )
         return fit.samples, True, fit.num_divergences, fit.sample_stats
     if c.inference == "svi":
         k_fit, k_draw = jax.random.split(key)

@@ -261,8 +261,9 @@ def _fit_growth(key, spec, data, c: PbcTwins, attrs: dict) -> tuple[dict, dict, 
     k_fit, k_thin = jax.random.split(key)
     k_idata = jax.random.fold_in(key, 2)
     if c.growth_inference == "nuts":
-        res = run_nuts(hierarchical_model, k_fit, spec, data, num_warmup=c.num_warmup,
-                       num_samples=c.num_samples, num_chains=c.num_chains, progress=c.progress)  # fmt: skip
+        res = run_nuts(
+            hierarchical_model, k_fit, spec, data, **c.nuts.kwargs(), progress=c.progress
+        )
         pop = population_draws(spec, res.samples)
         with warnings.catch_warnings():  # run_nuts has warned already, by site
             warnings.simplefilter("ignore", DiagnosticsWarning)

@@ -122,9 +122,7 @@ def _hierarchical(c: PkRemifentanil, model: str) -> Hierarchical:
         model=model, covariates=list(c.covariates), covariate_effects=effects,
         scale_covariates=c.scale_covariates, beta_scale=c.beta_scale,
         error_model=c.error_model, parameterization=c.parameterization, inference="nuts",
-        num_warmup=c.num_warmup, num_samples=c.num_samples, num_chains=c.num_chains,
-        target_accept=c.target_accept, dense_mass=c.dense_mass, progress=c.progress,
-        prior_check=False,
+        nuts=c.nuts, progress=c.progress, prior_check=False,
     )  # fmt: skip
 
 
@@ -329,8 +327,8 @@ def write_report(out_dir: Path, c, m, rows, compare, minto) -> None:
         f"{c.holdout_fraction:.0%} of each subject's samples ({m['n_held_out']}) held out. "
         f"Infusions from the Rate column; covariates {', '.join(c.covariates)} centred on the "
         f"cohort mean{' and divided by their SD' if c.scale_covariates else ''}; {c.error_model} error; {c.parameterization} random effects on every "
-        f"parameter. NUTS: {c.num_chains} chains, {c.num_warmup} warm-up, {c.num_samples} draws "
-        f"each. Wall time {m['wall_seconds']:.0f} s.",
+        f"parameter. NUTS: {c.nuts.num_chains} chains, {c.nuts.num_warmup} warm-up, "
+        f"{c.nuts.num_samples} draws each. Wall time {m['wall_seconds']:.0f} s.",
         "",
         "## Models (PSIS-LOO over the fitted concentrations; coverage of the held-out ones)",
         "",

@@ -59,10 +59,7 @@ def run(cfg: Config, out_dir: Path) -> dict:
         k_nuts,
         spec,
         data,
-        num_warmup=c.num_warmup,
-        num_samples=c.num_samples,
-        num_chains=c.num_chains,
-        target_accept=c.target_accept,
+        **c.nuts.kwargs(),
         progress=c.progress,
     )
     nuts_seconds = time.perf_counter() - start
@@ -270,7 +267,7 @@ def _population_lines(m: dict, c: PkTheophylline) -> list[str]:
         "# Bayesian PK twins of Theoph (one-compartment, first-order absorption)",
         "",
         f"NUTS: {m['num_chains']} vectorized chains x {m['num_draws_per_chain']} draws "
-        f"({c.num_warmup} warm-up), {m['nuts_seconds']:.1f} s; divergences: "
+        f"({c.nuts.num_warmup} warm-up), {m['nuts_seconds']:.1f} s; divergences: "
         f"{m['num_divergences']}; max R-hat {m['max_r_hat_population']:.4f}; "
         f"min bulk ESS {m['min_ess_bulk_population']:.0f}.",
         "",

@@ -275,10 +275,8 @@ def bayes_forecast(d: Design, y, train_years: int, levels, c: WagesPanel, key):
     with warnings.catch_warnings():  # raw site names; diagnosed by parameter name below
         warnings.simplefilter("ignore", DiagnosticsWarning)
         fit = run_nuts(
-            hierarchical_model, k_fit, spec, data,
-            num_warmup=c.num_warmup, num_samples=c.num_samples, num_chains=c.num_chains,
-            target_accept=c.target_accept, progress=c.progress,
-        )  # fmt: skip
+            hierarchical_model, k_fit, spec, data, **c.nuts.kwargs(), progress=c.progress
+        )
         pop = population_draws(spec, fit.samples)
         energy = fit.sample_stats["energy"]
         problems = problems_of(diagnose(pop, fit.num_divergences, energy=energy))
@@ -344,8 +342,10 @@ def scores(fc: Forecast, y, groups: dict[str, np.ndarray]) -> dict:
     lo, hi = fc.intervals[0.9]
     column = lambda a: np.asarray(a, np.float64)[:, None]
     e = EvalForecast.from_intervals(
-        column(fc.point), {lv: tuple(map(column, pair)) for lv, pair in fc.intervals.items()},
-        y=column(y), mask=np.ones((len(y), 1), bool),
+        column(fc.point),
+        {lv: tuple(map(column, pair)) for lv, pair in fc.intervals.items()},
+        y=column(y),
+        mask=np.ones((len(y), 1), bool),
     )
     s = score(e, groups=groups)
     pooled = s["pooled"]
@@ -413,8 +413,8 @@ def run(cfg: Config, out_dir: Path) -> dict:
                 "D": lme.D.tolist(), "sigma2": lme.sigma2, "loglik": lme.loglik,
                 "converged": lme.converged},
         "bayes": {"divergences": bayes_info["divergences"], "problems": bayes_info["problems"],
-                  "num_chains": c.num_chains, "num_samples": c.num_samples,
-                  "num_warmup": c.num_warmup,
+                  "num_chains": c.nuts.num_chains, "num_samples": c.nuts.num_samples,
+                  "num_warmup": c.nuts.num_warmup,
                   "posterior": {k: {"mean": m, "sd": s}
                                 for k, (m, s) in bayes_info["summary"].items()}},
     }  # fmt: skip

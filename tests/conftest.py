@@ -92,22 +92,16 @@ def run_app():
     return run_in_process
 
 
-# A tiny app config for pipeline-level tests: the app's own dataclasses (every field and default
-# from twinjax.config), with small shapes and steps.
+# A tiny app config for pipeline-level tests: the library's own option dataclasses with their
+# defaults, only the shapes and steps made small.
 def _tiny_cfg(**train):
     from twinjax.config import Config, DataConfig, ModelConfig, TrainConfig
 
-    data = DataConfig(
-        normalization="population", val_fraction=0.15, test_fraction=0.15, context=6, horizon=3
-    )
-    model = ModelConfig(cell="lstm", hidden=6, attention=True, attention_dim=4, min_scale=1e-3)
-    defaults = dict(
-        steps=4, personal_steps=4, lr=3e-3, personal_lr=3e-3, batch_windows=2,
-        prior_strength=30.0, population_batch=0, chunk_size=0, eval_every=2, selection="none",
-        checkpoint_every=4, keep_checkpoints=1, calibration_strength=20.0, progress=False,
-        resume=True,
-    )  # fmt: skip
-    return Config(seed=0, data=data, model=model, train=TrainConfig(**defaults | train))
+    data = DataConfig(context=6, horizon=3)
+    model = ModelConfig(cell="lstm", hidden=6, attention_dim=4)
+    small = dict(steps=4, personal_steps=4, batch_windows=2, eval_every=2, checkpoint_every=4,
+                 keep_checkpoints=1, progress=False)  # fmt: skip
+    return Config(seed=0, data=data, model=model, train=TrainConfig(**small | train))
 
 
 @pytest.fixture(scope="session")

@@ -205,10 +205,17 @@ def test_help_lists_every_experiment_and_an_experiments_options(monkeypatch, cap
         notes = field_notes(entry.options)
         fields = dataclasses.fields(entry.options)
         assert [f.name for f in fields if f.name not in notes and f.name != "name"] == [], name
+        for nested in {
+            type(v) for v in vars(entry.options()).values() if dataclasses.is_dataclass(v)
+        }:
+            notes = field_notes(nested)  # a nested dataclass's own options (e.g. Nuts's)
+            assert [f.name for f in dataclasses.fields(nested) if f.name not in notes] == []
     context = out.splitlines().index("  context=12")
     assert "history" in out.splitlines()[context + 1]  # its note, on the next line
     one = _help(monkeypatch, capsys, "experiment=forecast", "--help")
     assert "experiment=forecast:" in one and "personalize_new=False" in one
+    pbc = help_text(["experiment=pbc_twins", "--help"]).splitlines()  # nested: its own keys
+    assert "  nuts.num_chains=2" in pbc and "chains" in pbc[pbc.index("  nuts.num_chains=2") + 1]
     for cls in EXPERIMENTS:  # each experiment's help, in plain text
         text = help_text([f"experiment={cls().name}", "--help"])
         assert f"experiment={cls().name}:" in text

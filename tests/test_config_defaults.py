@@ -48,3 +48,14 @@ def test_glucose_advisor_defaults_are_the_librarys():
     from twinjax_experiments.glucose_twins import advisor
 
     assert advisor(GlucoseTwins()) == Advisor()
+
+
+def test_nuts_defaults_are_the_runners():
+    """The NUTS settings the experiments nest (twinjax.bayes.Nuts) are run_nuts's keywords, with
+    its defaults."""
+    import inspect
+
+    from twinjax.bayes import Nuts, run_nuts
+
+    given = inspect.signature(run_nuts).parameters
+    assert dataclasses.asdict(Nuts()) == {name: given[name].default for name in Nuts().kwargs()}

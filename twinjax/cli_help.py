@@ -45,18 +45,28 @@ def field_notes(cls) -> dict[str, str]:
     return notes
 
 
-def _fields(cls, width: int = 100) -> list[str]:
-    """``name=default`` per field, each followed by its notes wrapped to ``width``."""
+def _fields(cls, width: int = 100, prefix: str = "", values=None) -> list[str]:
+    """``name=default`` per field, each followed by its notes wrapped to ``width``; a nested
+    dataclass (e.g. ``nuts``) as a ``nuts.KEY:`` line with its note, then its own fields
+    (``nuts.num_warmup=1000``) with the defaults the enclosing class gives them."""
     notes = field_notes(cls)
     lines = []
     for f in dataclasses.fields(cls):
         if f.name == "name":
             continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        lines.append(f"  {f.name}={default!r}")
+        if values is not None:
+            default = getattr(values, f.name)
+        elif f.default is not dataclasses.MISSING:
+            default = f.default
+        else:
+            default = f.default_factory()
+        nested = dataclasses.is_dataclass(default)
+        lines.append(f"  {prefix}{f.name}.KEY:" if nested else f"  {prefix}{f.name}={default!r}")
         if f.name in notes:
             lines += textwrap.wrap(notes[f.name], width, initial_indent="      ",
                                    subsequent_indent="      ")  # fmt: skip
+        if nested:
+            lines += _fields(type(default), width, f"{prefix}{f.name}.", default)
     return lines
 
 

@@ -1,6 +1,10 @@
 """Structured configuration schema (registered in Hydra's ConfigStore).
 
-The data, model and train groups (``configs/``) are validated against the dataclasses here. The
+The data, model and train groups (``configs/``) are validated against the library's own option
+dataclasses, defined next to what they configure (:class:`twinjax.data.options.DataConfig`,
+:class:`twinjax.twins.options.ModelConfig`, :class:`twinjax.train.options.TrainConfig` and
+:class:`~twinjax.train.options.DistributedConfig`); this module only nests them in the root
+:class:`Config` and registers them (``from twinjax.config import TrainConfig`` still works). The
 ``experiment`` group's options are the dataclasses of ``experiments/config.py``, one per
 experiment, registered by :func:`register_configs` from the table of experiments that module
 holds (:func:`experiments`; imported by name: the drivers sit above the app). Installed, the
@@ -22,6 +26,10 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from twinjax.data.options import DataConfig
+from twinjax.train.options import DistributedConfig, TrainConfig
+from twinjax.twins.options import ModelConfig
+
 DRIVERS = "twinjax_experiments"  # the package of the drivers (experiments/ in the repository)
 # the module of the experiments' options and of REGISTRY (NAME -> options, driver module)
 EXPERIMENTS = f"{DRIVERS}.config"
@@ -31,142 +39,6 @@ EXPERIMENTS = f"{DRIVERS}.config"
 # installed package, else (a checkout, or its editable install) the repository's configs/.
 _PACKAGED = Path(__file__).resolve().parent / "configs"
 CONFIG_DIR = str(_PACKAGED if _PACKAGED.is_dir() else _PACKAGED.parents[1] / "configs")
-
-
-@dataclass
-class DataConfig:
-    source: str = "synthetic"  # "synthetic" or "files"
-    # synthetic cohort
-    n_individuals: int = 64  # how many individuals
-    n_steps: int = 1440  # hourly grid: 60 days per individual
-    obs_prob: float = 0.7  # probability that a stream is measured at a grid step
-    dropout_prob: float = 0.02  # per-step probability of a missing block starting
-    noise: float = 0.1  # observation noise SD of the synthetic cohort
-    # files (long format)
-    observations: str | None = None  # the observations: subject, time, variable, value
-    interventions: str | None = None  # long-format table of interventions (doses, meals...)
-    static: str | None = None  # one row per subject: covariates that do not change
-    subject_col: str = "subject_id"  # column names of the long-format files
-    time_col: str = "time"  # ... the time of each row
-    variable_col: str = "variable"  # ... the stream (variable) name
-    value_col: str = "value"  # ... the measured value
-    kind_col: str = "kind"  # ... an intervention's kind (e.g. a dose route)
-    amount_col: str = "amount"  # ... an intervention's amount
-    # grid step: a number in the unit of numeric times, or a duration (15min, 1h, 1D) for
-    # ISO-8601 / timestamp times (Any: OmegaConf 2.3 has no float | str)
-    step: Any = 1.0
-    # where each subject's grid starts: "subject" (its first time) or "absolute" (one grid for
-    # all, from the cohort's first time rounded down to a multiple of the step)
-    origin: str = "subject"
-    sep: str | None = None  # delimiter of text files; None: found in the header (, ; TAB |)
-    encoding: str | None = None  # text encoding; None: UTF-8, else Latin-1 (noted in the summary)
-    drop_bad_rows: bool = False  # drop malformed rows (reported) instead of stopping
-    # validate and align this many subjects at a time (a Parquet file or directory is held once,
-    # as Arrow columns; the cohort is the same); None: all at once
-    chunk_subjects: int | None = None
-    target: str | None = None  # variable to forecast; default: the first
-    # preprocessing
-    normalization: str = "population"  # "population", "individual" or "none"
-    context: int = 12  # steps of history a training window starts with
-    horizon: int = 6  # steps a training window forecasts after its context
-    val_fraction: float = 0.15  # each subject's last fraction before the test period: validation
-    test_fraction: float = 0.15  # each subject's last fraction of its timeline: held-out test
-
-
-@dataclass
-class ModelConfig:
-    # which twin the default experiment fits: "recurrent" (LSTM/GRU twins), "auto" (the family
-    # that forecasts the cohort best on its own visits, judged against the baselines:
-    # experiments/auto_twin.py) or null: auto for data=files without data.interventions,
-    # recurrent for files with interventions and for the synthetic cohort
-    family: str | None = None
-    # auto: the candidate forecasters (twinjax.eval.panel.KNOWN: BASELINES, the default, and
-    # "pooled", a linear AR of the changes learnt across subjects), the seasonal period in
-    # visits (0: none), the visits per subject held out for the skill table and the rolling
-    # origins (last visits of each subject) the choice and the calibration are measured on
-    candidates: list[str] = field(
-        default_factory=lambda: ["last", "drift", "seasonal", "mixed", "ets", "arima"]
-    )
-    period: int = 0  # seasonal period in visits (0: none)
-    holdout: int = 2  # visits per subject held out for the skill table
-    origins: int = 3  # rolling origins the choice and the calibration are measured at
-    cell: str = "lstm"  # "lstm" or "gru"
-    hidden: int = 32  # width of the recurrent cell
-    attention: bool = True  # causal temporal attention over the cell's past states
-    attention_dim: int = 16  # width of the attention's queries and keys
-    min_scale: float = 1e-3  # floor of the predictive SD (normalized units)
-    # >0: recompute the recurrent cell's activations in chunks of this many steps in the backward
-    # pass (jax.checkpoint): memory for compute; the same values. 0: keep them all.
-    remat_chunk: int = 0
-    # training windows through the cell: "scan" (one lax.scan per window, autodiff),
-    # "sequence" (an individual's windows together, time-major, hand-written backward pass;
-    # LSTM only; the same function, faster and smaller: README "Scaling out") or "auto":
-    # sequence for an LSTM without remat_chunk, else scan
-    layout: str = "auto"
-    # dtype of the LSTM carries the sequence layout keeps for the backward pass: "bfloat16"
-    # halves their memory; the forward pass, the state and the gradients' arithmetic stay
-    # float32, the gradient is approximate (its measured error: README "Scaling out")
-    residuals: str = "float32"
-    # the network before the Gaussian head: "cells" (the cell and attention above) or "flax",
-    # a flax module (linen or nnx) mapping an individual's window [time, d_in] to features
-    # [time, width] causally: model.module names its class, "package.module:ClassName", built
-    # with model.module_kwargs (model.module_kwargs={features:16}); README "A flax module as
-    # a twin's network"
-    network: str = "cells"
-    module: str | None = None  # network=flax: the module's class, "package.module:ClassName"
-    module_kwargs: Any = None  # a mapping (null: none); Any, so that an override replaces it
-
-
-@dataclass
-class TrainConfig:
-    steps: int = 1000  # optimizer steps of the population twin
-    personal_steps: int = 1000  # optimizer steps of the personal twins
-    batch_windows: int = 8  # training windows per individual per step
-    lr: float = 3e-3  # Adam learning rate of the population twin
-    personal_lr: float = 3e-3  # Adam learning rate of the personal twins
-    prior_strength: float = 30.0  # Gaussian prior precision pulling personal params to population
-    population_batch: int = 0  # individuals per population step; 0: all
-    # a device's individuals in a population step are taken so many at a time, their gradients
-    # summed (0: all at once): the step's memory is bounded by the block, not the cohort
-    population_block: int = 256
-    chunk_size: int = 0  # individuals per chunk in personalization; 0: as many as fit in memory
-    eval_every: int = 25  # personalization: validation NLL checked every so many steps
-    selection: str = "none"  # keep personal params best on validation: individual|cohort|none
-    # the parts of a twin that become personal: mean (the mean head; the predictive scale, the
-    # recurrent cell and attention stay the population's), heads (mean and scale) or all
-    personal_adapt: str = "mean"
-    checkpoint_every: int = 50  # steps between orbax checkpoints (a run resumes from them)
-    keep_checkpoints: int = 3  # checkpoints kept per loop
-    calibration_strength: float = 20.0  # pseudo-observations shrinking personal variance scaling
-    # interval calibration per forecast horizon h = 1..H on validation rollouts (0: H =
-    # data.horizon; a forecast beyond H uses the factor of H), from so many sampled paths each
-    calibration_horizon: int = 0
-    calibration_samples: int = 32  # sampled rollout paths per origin
-    # ... from at most so many origins per individual, evenly spaced through its validation
-    # period (0: every step; each origin costs calibration_samples rollouts, so every step of a
-    # long validation period is slow: README "Scaling out")
-    calibration_origins: int = 32
-    # k > 0: the training loss adds the NLL of each window's last k values forecast by a
-    # rollout feeding back the predicted mean (the twin learns the horizons it forecasts); 0
-    # by measurement (README "Forecast skill": what k = 3 and 6 gave, and their cost)
-    rollout_steps: int = 0
-    progress: bool = True  # a progress bar on a terminal, log lines otherwise
-    # false: delete this run directory's checkpoints and start over (true resumes them, and only
-    # if they were written by the same settings and data: see twinjax.runtime.claim_run_dir)
-    resume: bool = True
-
-
-@dataclass
-class DistributedConfig:
-    # the main job on several processes, each holding a share of the subjects (JAX's
-    # multi-process runtime; README "Several processes"). Every process runs the same command
-    # with its process_id and the same hydra.run.dir
-    enabled: bool = False
-    coordinator_address: str | None = None  # "host:port" of process 0 (null: from SLURM)
-    num_processes: int | None = None  # processes in all (null: from SLURM)
-    process_id: int | None = None  # this process, 0 .. num_processes - 1 (null: from SLURM)
-    # a process silent this long ends the others (JAX's distributed service)
-    heartbeat_timeout_seconds: int = 100
 
 
 @dataclass

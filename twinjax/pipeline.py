@@ -32,6 +32,7 @@ from twinjax.data import (
     read_cohort,
     synthetic_cohort,
 )
+from twinjax.data.options import DataConfig
 from twinjax.data.share import Share
 from twinjax.data.split import check_fractions
 from twinjax.data.times import parse_step, to_datetimes
@@ -56,6 +57,7 @@ from twinjax.train.devices import (
     rows_that_fit,
     training_devices,
 )
+from twinjax.train.options import TrainConfig
 from twinjax.train.processes import Across, allgather, barrier, cohort_positions, gather_rows
 from twinjax.twins import (
     FlaxSpec,
@@ -427,7 +429,7 @@ def twin_spec(cohort: Cohort, model) -> Spec:
     :func:`~twinjax.twins.sequence.lstm_sequence` for an LSTM (unless ``remat_chunk`` asks for
     the rematerialized scan) and through the scan otherwise.
     """
-    network = getattr(model, "network", "cells")
+    network = model.network
     if network == "flax":
         return flax_spec(cohort, model)
     if network != "cells":
@@ -482,37 +484,14 @@ def prepare_cohort(cohort: Cohort, data, *, across=None) -> tuple[CohortArrays, 
     )
 
 
-def population_options(data, train) -> PopulationOptions:
-    return PopulationOptions(
-        steps=train.steps,
-        lr=train.lr,
-        window=data.context + data.horizon,
-        batch_windows=train.batch_windows,
-        batch=train.population_batch,
-        block=train.population_block,
-        rollout_steps=train.rollout_steps,
-        checkpoint_every=train.checkpoint_every,
-        keep_checkpoints=train.keep_checkpoints,
-        progress=train.progress,
-    )
+def population_options(data: DataConfig, train: TrainConfig) -> PopulationOptions:
+    """The population fit's options: ``train``'s, on windows of the data's context + horizon."""
+    return train.population(window=data.context + data.horizon)
 
 
-def personalize_options(data, train) -> PersonalizeOptions:
-    return PersonalizeOptions(
-        steps=train.personal_steps,
-        lr=train.personal_lr,
-        window=data.context + data.horizon,
-        batch_windows=train.batch_windows,
-        prior_strength=train.prior_strength,
-        rollout_steps=train.rollout_steps,
-        chunk_size=train.chunk_size,
-        eval_every=train.eval_every,
-        selection=train.selection,
-        adapt=train.personal_adapt,
-        checkpoint_every=train.checkpoint_every,
-        keep_checkpoints=train.keep_checkpoints,
-        progress=train.progress,
-    )
+def personalize_options(data: DataConfig, train: TrainConfig) -> PersonalizeOptions:
+    """Personalization's options: ``train``'s, on windows of the data's context + horizon."""
+    return train.personalize(window=data.context + data.horizon)
 
 
 def _as_dict(section) -> dict:

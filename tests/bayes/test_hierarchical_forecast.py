@@ -20,6 +20,7 @@ from numpyro.infer import Predictive
 
 from twinjax.bayes import (
     HierarchicalSpec,
+    Nuts,
     TwinData,
     flatten_chains,
     hierarchical_model,
@@ -63,8 +64,8 @@ def _run(tmp_path, obs: pd.DataFrame, **options) -> dict:
 @pytest.mark.integration
 def test_cli_forecasts_match_numpyro_predictive_on_the_same_draws(tmp_path):
     obs = _cohort()
-    nuts = dict(num_warmup=300, num_samples=1000, num_chains=2)
-    m = _run(tmp_path, obs, forecast_steps=3, **nuts)
+    nuts = Nuts(num_warmup=300, num_samples=1000, num_chains=2)
+    m = _run(tmp_path, obs, forecast_steps=3, nuts=nuts)
     fc = pd.read_csv(tmp_path / "forecasts.csv")
     assert list(fc.columns) == ["subject_id", "time", "mean", "q05", "q25", "q50", "q75", "q95"]
     times = fc.time.to_numpy().reshape(7, 3)
@@ -79,7 +80,7 @@ def test_cli_forecasts_match_numpyro_predictive_on_the_same_draws(tmp_path):
                             **{k: tuple(v) if isinstance(v, list) else v
                                for k, v in PRIORS.items()}, standardized=True)  # fmt: skip
     k_fit = jax.random.split(jax.random.key(0), 4)[0]
-    fit = run_nuts(hierarchical_model, k_fit, spec, data, target_accept=0.9, **nuts)
+    fit = run_nuts(hierarchical_model, k_fit, spec, data, **nuts.kwargs())
     flat = flatten_chains(fit.samples)
     assert m["posterior_mean_slope"] == pytest.approx(float(flat["mu"][:, 1].mean()), abs=1e-5)
     future = TwinData(times, None, np.ones(times.shape, bool), data.regimen, data.covariates)

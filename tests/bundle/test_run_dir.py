@@ -1,7 +1,7 @@
 """A run directory knows what it holds: a rerun resumes only the run that wrote it."""
 
+import dataclasses
 import logging
-from types import SimpleNamespace
 
 import jax
 import numpy as np
@@ -13,8 +13,8 @@ from twinjax.runtime import RunDirectoryError
 
 
 def _with(cfg, section, **changes):
-    return SimpleNamespace(
-        **{**vars(cfg), section: SimpleNamespace(**vars(getattr(cfg, section)) | changes)}
+    return dataclasses.replace(
+        cfg, **{section: dataclasses.replace(getattr(cfg, section), **changes)}
     )
 
 
@@ -32,7 +32,7 @@ def done(tmp_path_factory, tiny_cfg):
     "change, named",
     [
         (lambda c: _with(c, "train", steps=2), "train.steps: 4 -> 2"),
-        (lambda c: SimpleNamespace(**{**vars(c), "seed": 5}), "seed: 0 -> 5"),
+        (lambda c: dataclasses.replace(c, seed=5), "seed: 0 -> 5"),
         (lambda c: _with(c, "model", hidden=7), "model.hidden: 6 -> 7"),
     ],
 )

@@ -42,8 +42,8 @@ def test_multi_dose_iv_event_table_recovers_cl_and_v(tmp_path, run_app):
     _iv_event_table().to_csv(tmp_path / "events.csv", index=False)
     m = run_app(tmp_path / "run", "experiment=hierarchical", "data=files",
                 f"data.observations={tmp_path / 'events.csv'}", "experiment.model=pk_iv",
-                "experiment.error_model=proportional", "experiment.num_warmup=200",
-                "experiment.num_samples=200", "experiment.num_chains=2",
+                "experiment.error_model=proportional", "experiment.nuts.num_warmup=200",
+                "experiment.nuts.num_samples=200", "experiment.nuts.num_chains=2",
                 "experiment.predictive_draws=100", "experiment.grid_points=25",
                 "experiment.progress=false")  # fmt: skip
     assert abs(m["posterior_mean_lCl"] - 1.0) < 0.05 and abs(m["posterior_mean_lV"] - 3.0) < 0.05

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-TINY = ["experiment.num_warmup=200", "experiment.num_samples=60", "experiment.num_chains=2",
-        "experiment.predictive_draws=60", "experiment.grid_points=25", "experiment.progress=false"]  # fmt: skip
+TINY = ["experiment.nuts.num_warmup=200", "experiment.nuts.num_samples=60",
+        "experiment.nuts.num_chains=2", "experiment.predictive_draws=60",
+        "experiment.grid_points=25", "experiment.progress=false"]  # fmt: skip
 
 
 def _files(tmp_path):

@@ -10,7 +10,7 @@ TWINS = [
     "data.n_individuals=4", "data.n_steps=80", "data.context=8", "data.horizon=4",
     "model.hidden=8", "model.attention_dim=4", "train.batch_windows=2", "train.progress=false",
 ]  # fmt: skip
-NUTS = ["experiment.num_chains=2", "experiment.progress=false"]
+NUTS = ["experiment.nuts.num_chains=2", "experiment.progress=false"]
 
 TINY: dict[str, list[str]] = {
     "twins_synthetic": [*TWINS, "train.steps=20", "train.personal_steps=20",
@@ -20,7 +20,7 @@ TINY: dict[str, list[str]] = {
                     "experiment.n_plot_individuals=2"],
     "bayes_synthetic": ["experiment.n_individuals=6", "experiment.n_steps=96", "experiment.m=24",
                         "experiment.steps=40"],
-    "pk_theophylline": [*NUTS, "experiment.num_warmup=100", "experiment.num_samples=60",
+    "pk_theophylline": [*NUTS, "experiment.nuts.num_warmup=100", "experiment.nuts.num_samples=60",
                         "experiment.predictive_draws=60", "experiment.svi_steps=0"],
     "fedprox_synthetic": [
         "experiment.rounds=4", "experiment.num_clients=8", "experiment.clients_per_round=4",
@@ -64,7 +64,7 @@ TINY: dict[str, list[str]] = {
                  "experiment.personalize_new=true", "train.personal_steps=5"],
     # the data files: theoph_files
     "hierarchical": [
-        *NUTS, "data=files", "experiment.num_warmup=100", "experiment.num_samples=60",
+        *NUTS, "data=files", "experiment.nuts.num_warmup=100", "experiment.nuts.num_samples=60",
         "experiment.predictive_draws=60", "experiment.grid_points=25",
         "experiment.model=pk_oral_ke", "experiment.random=[lKa,lCl]",
         "experiment.prior_loc=[-2.0,0.0,-3.0]", "experiment.prior_scale=[2.0,2.0,2.0]",
@@ -80,14 +80,14 @@ TINY: dict[str, list[str]] = {
     "wages_panel": [
         "experiment.n_workers=24", "train.steps=2", "train.personal_steps=2",
         "train.checkpoint_every=2", "train.eval_every=2", "train.progress=false",
-        "model.hidden=6", "model.attention_dim=4", "experiment.num_warmup=20",
-        "experiment.num_samples=20", "experiment.num_chains=1", "experiment.progress=false",
-        "experiment.n_plot_workers=2",
+        "model.hidden=6", "model.attention_dim=4", "experiment.nuts.num_warmup=20",
+        "experiment.nuts.num_samples=20", "experiment.nuts.num_chains=1",
+        "experiment.progress=false", "experiment.n_plot_workers=2",
     ],
     "pk_remifentanil": [
         "experiment.n_subjects=3", "experiment.models=[pk_iv,pk2_iv]",
-        "experiment.num_warmup=40", "experiment.num_samples=20", "experiment.num_chains=2",
-        "experiment.predictive_draws=20", "experiment.grid_points=10",
+        "experiment.nuts.num_warmup=40", "experiment.nuts.num_samples=20",
+        "experiment.nuts.num_chains=2", "experiment.predictive_draws=20", "experiment.grid_points=10",
         "experiment.n_plot_subjects=2",
     ],
     "glucose_twins": [

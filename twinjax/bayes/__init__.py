@@ -46,6 +46,7 @@ from twinjax.bayes.idata import (
     svi_inference_data,
 )
 from twinjax.bayes.inference import (
+    Nuts,
     NutsResult,
     SviResult,
     run_nuts,
@@ -130,6 +131,7 @@ __all__ = [
     "HierarchicalSpec",
     "MEAN_MODELS",
     "MeanModel",
+    "Nuts",
     "NutsResult",
     "PosteriorPredictive",
     "PriorCheck",

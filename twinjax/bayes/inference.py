@@ -4,8 +4,10 @@ Progress follows :mod:`twinjax.runtime.progress`: NumPyro's bar on a terminal; e
 file, CI) one log line when a fit starts and one when it ends, never carriage-return bars.
 """
 
+import dataclasses
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 import jax
@@ -50,6 +52,23 @@ def sample_stats(extra: dict) -> dict[str, np.ndarray]:
     out["acceptance_rate"] = np.asarray(extra["accept_prob"])
     out["lp"] = -np.asarray(extra["potential_energy"])
     return out
+
+
+@dataclass
+class Nuts:
+    """NUTS's settings, the keywords of :func:`run_nuts` (``run_nuts(..., **asdict(nuts))``)
+    with its defaults; an experiment nests one (``experiment.nuts.num_warmup=...``) with its own."""
+
+    num_warmup: int = 500  # warm-up (adaptation) steps per chain
+    num_samples: int = 500  # draws kept per chain
+    num_chains: int = 4  # chains, run vectorized in one program
+    target_accept: float = 0.9  # target acceptance probability (higher: smaller steps)
+    max_tree_depth: int = 10  # maximum tree depth (at most 2**depth leapfrog steps a draw)
+    dense_mass: bool = False  # adapt a dense mass matrix (diagonal otherwise)
+
+    def kwargs(self) -> dict:
+        """The settings as :func:`run_nuts`'s keywords."""
+        return dataclasses.asdict(self)
 
 
 def run_nuts(

@@ -15,6 +15,7 @@ from twinjax.data.normalize import (
     stats_from_dict,
     stats_to_dict,
 )
+from twinjax.data.options import DataConfig
 from twinjax.data.pca import PCAState, pca_fit, pca_inverse, pca_transform
 from twinjax.data.prepare import CohortArrays, Scalers, prepare
 from twinjax.data.series import Series
@@ -27,6 +28,7 @@ __all__ = [
     "Cohort",
     "CohortArrays",
     "CohortError",
+    "DataConfig",
     "NormStats",
     "Normalizer",
     "PCAState",

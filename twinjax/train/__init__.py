@@ -16,13 +16,16 @@
 ((2,), (3,), 3)
 """
 
+from twinjax.train.options import DistributedConfig, TrainConfig
 from twinjax.train.personalize import PersonalizeOptions, PersonalState, fit_personal
 from twinjax.train.population import PopulationOptions, TrainState, fit_population, make_optimizer
 
 __all__ = [
+    "DistributedConfig",
     "PersonalState",
     "PersonalizeOptions",
     "PopulationOptions",
+    "TrainConfig",
     "TrainState",
     "fit_personal",
     "fit_population",

@@ -20,6 +20,7 @@ from twinjax.twins.model import (
     nll_loss,
 )
 from twinjax.twins.objectives import predict_at, segment_nll, segment_targets, window_loss
+from twinjax.twins.options import ModelConfig
 from twinjax.twins.predict import cohort_predictions
 from twinjax.twins.rollout import path_moments, rollout_nll, sample_paths, segment_rollouts
 from twinjax.twins.stream import StreamState, stream_init, stream_step
@@ -30,6 +31,7 @@ __all__ = [
     "Dense",
     "FlaxParams",
     "FlaxSpec",
+    "ModelConfig",
     "Params",
     "RecurrentParams",
     "Spec",
