@@ -3,11 +3,13 @@
 Simulated patients are drawn FROM THE POPULATION MODEL the fit uses
 (:mod:`twinjax.glucose.population`; each age group's prior from all ten table patients of the
 group): the latent ``z ~ Normal(0, I)`` gives the 23 free parameters and the CGM residual's AR(1)
-(``sigma``, ``phi``). Each patient's body weight, clinical settings and basal rate are those of a
+(``sigma``, ``phi``, the coefficient per 15 minutes, as the fit reads the records). Each
+patient's body weight, clinical settings and basal rate are those of a
 table patient of its group drawn at random (covariates the fit is given, drawn independently of
 ``z``). The patient then lives ``--days`` days of simglucose-style random meals under the
 basal-bolus controller (:func:`twinjax.physiology.run`) from its fasting steady state, its CGM
-being glucose plus the AR(1) residual drawn from its own ``sigma``/``phi``, so that the records
+being glucose plus the AR(1) residual drawn from its own ``sigma``/``phi`` every fifth reading
+(linear in between; the fit reads only those), so that the records
 come from the model the fit assumes: the sensor is not clipped and the pump delivers the requested
 rates exactly (the twin's likelihood has neither a range nor a pump); what remains is the records'
 placing of each meal at its sensor period's middle minute (at most a minute off).
@@ -40,6 +42,7 @@ from scipy import stats
 from twinjax.glucose.population import FREE, Population, population
 from twinjax.glucose.population_fit import (
     LATENT,
+    THIN,
     fit_guides,
     guide_draws,
     noise_of,
@@ -81,15 +84,19 @@ def donors(key, per_group: int) -> tuple[list[str], np.ndarray]:
 
 
 def ar1_noise(key, sigma, phi, n: int):
-    """``n`` values of a stationary AR(1) of SD ``sigma`` and coefficient ``phi``."""
-    e = jax.random.normal(key, (n,))
+    """``n`` readings' noise: a stationary AR(1) of SD ``sigma`` and coefficient ``phi`` at every
+    :data:`~twinjax.glucose.population_fit.THIN`-th reading (what the likelihood reads),
+    interpolated linearly in between."""
+    knots = (n - 1) // THIN + 2
+    e = jax.random.normal(key, (knots,))
 
     def _step(r, ek):
         r = phi * r + sigma * jnp.sqrt(1.0 - phi**2) * ek
         return r, r
 
     _, rest = jax.lax.scan(_step, sigma * e[0], e[1:])
-    return jnp.concatenate([sigma * e[:1], rest])
+    values = jnp.concatenate([sigma * e[:1], rest])
+    return jnp.interp(jnp.arange(n), jnp.arange(knots) * THIN, values)
 
 
 @partial(jax.jit, static_argnames=("days", "sensor"))
@@ -184,9 +191,9 @@ def main(a) -> dict:
     t = time.perf_counter()
     zd = guide_draws(k_draw, state, draws=a.draws)
     twin = twin_of(pop_k, zd, recs.basal, recs.subject_ids)
-    post = np.concatenate([np.log(np.asarray(twin.theta)[..., [PARAM_NAMES.index(q) for q in FREE]]),
-                           np.asarray(twin.noise_sd)[..., None],
-                           np.asarray(twin.noise_ar)[..., None]], -1)  # fmt: skip
+    noise = np.stack(jax.vmap(jax.vmap(noise_of))(zd[..., len(FREE) :]), -1)
+    free = np.asarray(twin.theta)[..., [PARAM_NAMES.index(q) for q in FREE]]
+    post = np.concatenate([np.log(free), noise], -1)
     wall["draws"] = round(time.perf_counter() - t, 1)
 
     t = time.perf_counter()

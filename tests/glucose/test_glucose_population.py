@@ -11,8 +11,11 @@ from scipy import stats
 from twinjax.glucose.population import FREE, group_prior, log_free, population, theta_of
 from twinjax.glucose.population_fit import (
     LATENT,
+    THIN,
+    PatientData,
     ar1_log_likelihood,
     fit_population,
+    log_joint,
     patient_theta,
 )
 from twinjax.glucose.records import Records, glucose_path
@@ -95,3 +98,8 @@ def test_a_tiny_fit_is_finite_and_shaped():
     assert fit.loc.shape == (2, LATENT) and fit.scale_tril.shape == (2, LATENT, LATENT)
     assert fit.losses.shape == (8, 2) and np.isfinite(fit.losses).all()
     assert bool(jnp.isfinite(twin.theta).all() & jnp.isfinite(twin.x0).all())
+    # the likelihood reads every THIN-th reading only
+    data = PatientData(jnp.float32(basal[0]), carbs[0], insulin[0], jnp.asarray(g[0]))
+    lp = jax.jit(lambda d: log_joint(z[0], pop.take(0), d, step=3))
+    moved = lambda i: lp(data._replace(cgm=data.cgm.at[i].add(5.0)))
+    assert float(moved(1)) == float(lp(data)) != float(moved(THIN))
