@@ -1,7 +1,8 @@
 """Glucose digital twins for type-1 diabetes, built on :mod:`twinjax.physiology`: the Bayesian
-mechanistic twin identified from CGM, insulin and carbohydrate records, a hybrid with a learned
-residual, recurrent and federated twins on the same records, and a bolus advisor that chooses
-insulin by gradient through the twin (verified closed loop in simglucose)."""
+mechanistic twin identified from CGM, insulin and carbohydrate records (six parameters, or all
+of them under a population prior), a hybrid with a learned residual, recurrent and federated
+twins on the same records, and a bolus advisor that chooses insulin by gradient through the twin
+(verified closed loop in simglucose)."""
 
 from twinjax.glucose.advisor import Advice, Advisor, advise
 from twinjax.glucose.closed_loop import (
@@ -25,6 +26,8 @@ from twinjax.glucose.mechanistic import (
     reference_theta,
     twin_paths,
 )
+from twinjax.glucose.population import FREE, Population, population
+from twinjax.glucose.population_fit import PopulationFit, fit_population
 from twinjax.glucose.records import Records, glucose_path, records, steady_state
 from twinjax.glucose.replay import THERAPIES, Therapy, replay_cohort, therapy
 from twinjax.glucose.twin import MechanisticTwin
@@ -38,9 +41,12 @@ __all__ = [
     "Advice",
     "Advisor",
     "ESTIMATED",
+    "FREE",
     "HybridTwin",
     "MechanisticFit",
     "MechanisticTwin",
+    "Population",
+    "PopulationFit",
     "Records",
     "THERAPIES",
     "Therapy",
@@ -51,6 +57,7 @@ __all__ = [
     "fit_hybrid",
     "fit_map",
     "fit_mechanistic",
+    "fit_population",
     "forecast_hybrid",
     "forecast_mechanistic",
     "glucose_path",
@@ -60,6 +67,7 @@ __all__ = [
     "patient_controller",
     "perturbed_twin",
     "plot_closed_loop",
+    "population",
     "records",
     "recovery",
     "recovery_coverage",
