@@ -182,16 +182,15 @@ def requested_times(path, panel: Panel, data) -> tuple[Panel, np.ndarray]:
     if len(unknown) == len(set(ids)):
         raise pipeline.ConfigError(f"experiment.at={path}: none of its subjects has two visits "
                                    "in the data")  # fmt: skip
-    ids, when = ids[np.isin(ids, list(known))], when[np.isin(ids, list(known))]
+    keep = np.isin(ids, list(known))
+    ids, when = ids[keep], when.to_numpy(float)[keep]
     order = sorted(set(ids), key=known.get)
-    lists = [np.sort(when.to_numpy(float)[ids == s]) for s in order]
+    lists = [np.sort(when[ids == s]) for s in order]
     times = np.full((len(order), max(len(x) for x in lists)), np.nan)
     for k, x in enumerate(lists):
         times[k, : len(x)] = x
     panel = panel.take([known[s] for s in order])
-    early = [
-        s for s, x in zip(order, lists, strict=True) if x[0] <= panel.last()[0][order.index(s)]
-    ]
+    early = [s for s, bad in zip(order, times[:, 0] <= panel.last()[0], strict=True) if bad]
     if early:
         raise pipeline.ConfigError(f"experiment.at={path}: times at or before the last visit of "
                                    f"{early[:10]}")  # fmt: skip

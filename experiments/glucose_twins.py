@@ -56,6 +56,7 @@ from twinjax.glucose import (
     twin_paths,
 )
 from twinjax.glucose.intervals import interval_scale, widen
+from twinjax.glucose.keys import run_keys
 from twinjax.glucose.recurrent import Sampled, sample_forecasts
 from twinjax.physiology import Sensor, patient_names, simulate_cohort, write_cohort
 from twinjax.physiology.params import age_group
@@ -125,8 +126,7 @@ def run(cfg: Config, out_dir: Path) -> dict:
     c: GlucoseTwins = cfg.experiment
     _check_options(cfg, c)
     timings = pipeline.Timings()
-    keys = jax.random.split(jax.random.key(cfg.seed), 7)
-    k_cohort, k_rec, k_fed, k_fc, k_mech, k_mech_fc, k_loop = keys
+    k_cohort, k_rec, k_fed, k_fc, k_mech, k_mech_fc, k_loop = run_keys(cfg.seed)
     names = chosen_patients(c.per_group)
     with timings.phase("cohort"):
         cohort = simulate_cohort(k_cohort, names, c.days)

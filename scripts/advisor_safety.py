@@ -31,6 +31,7 @@ import pandas as pd
 
 from twinjax.glucose.advisor import Advisor
 from twinjax.glucose.closed_loop import twin_controller
+from twinjax.glucose.keys import run_keys
 from twinjax.glucose.mechanistic import fit_mechanistic
 from twinjax.glucose.records import records
 from twinjax.glucose.replay import first_patients
@@ -66,8 +67,8 @@ OUTCOME_NAMES = ("tir", "below70", "below54", "above180")
 
 def identify(seed: int, per_group: int, days: int, fit_days: float, steps: int, out_dir: Path):
     """The seed's cohort names and identified twins (cached in ``out_dir/twin_<seed>.npz``)."""
-    keys = jax.random.split(jax.random.key(seed), 7)  # as experiments/glucose_twins.py splits
-    k_cohort, k_mech, k_loop = keys[0], keys[4], keys[6]
+    keys = run_keys(seed)  # as experiment=glucose_twins splits them
+    k_cohort, k_mech, k_loop = keys.cohort, keys.mechanistic, keys.loop
     names = first_patients(per_group)
     path = out_dir / f"twin_{seed}.npz"
     if path.exists():

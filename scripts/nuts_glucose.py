@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from numpyro.infer import MCMC, NUTS
 
+from twinjax.glucose.keys import run_keys
 from twinjax.glucose.population import FREE, population
 from twinjax.glucose.population_fit import (
     fit_guides,
@@ -50,16 +51,20 @@ def main(a) -> dict:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     wall = {}
-    keys = jax.random.split(jax.random.key(a.seed), 7)  # as glucose_twins splits them
+    keys = run_keys(a.seed)  # as experiment=glucose_twins splits them
     names = a.patients.split(",")
-    recs = records(simulate_cohort(keys[0], names, 14))
+    recs = records(simulate_cohort(keys.cohort, names, 14))
     pop = population(recs.subject_ids, recs.bw)
     data = patient_data(recs.head(a.hours / 24))
     step = int(recs.step)
 
     t = time.perf_counter()
-    state, _ = fit_guides(keys[4], pop, data, step=step, mode_steps=a.mode_steps, steps=a.steps)
-    guide = twin_of(pop, guide_draws(keys[5], state, draws=a.samples), recs.basal, names)
+    state, _ = fit_guides(
+        keys.mechanistic, pop, data, step=step, mode_steps=a.mode_steps, steps=a.steps
+    )
+    guide = twin_of(
+        pop, guide_draws(keys.mechanistic_forecast, state, draws=a.samples), recs.basal, names
+    )
     jax.block_until_ready(guide.theta)
     wall["guide"] = round(time.perf_counter() - t, 1)
 
@@ -72,7 +77,7 @@ def main(a) -> dict:
     t = time.perf_counter()
     mcmc = MCMC(NUTS(potential_fn=potential, max_tree_depth=a.tree_depth),
                 num_warmup=a.warmup, num_samples=a.samples, progress_bar=False)  # fmt: skip
-    mcmc.run(keys[6], init_params=jnp.zeros_like(loc), extra_fields=("num_steps", "diverging"))
+    mcmc.run(keys.loop, init_params=jnp.zeros_like(loc), extra_fields=("num_steps", "diverging"))
     w = mcmc.get_samples()  # [samples, patients, latent]
     z = loc[:, None] + jnp.einsum("pkl,spl->psk", chol, w)
     nuts = twin_of(pop, z, recs.basal, names)

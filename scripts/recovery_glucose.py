@@ -24,6 +24,7 @@ from pathlib import Path
 import jax
 import pandas as pd
 
+from twinjax.glucose.keys import run_keys
 from twinjax.glucose.mechanistic import fit_mechanistic, recovery, recovery_coverage
 from twinjax.glucose.population_fit import fit_population
 from twinjax.glucose.records import records
@@ -44,8 +45,8 @@ def main(a) -> dict:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     wall = {}
-    keys = jax.random.split(jax.random.key(a.seed), 7)  # as glucose_twins splits them
-    k_cohort, k_mech = keys[0], keys[4]
+    keys = run_keys(a.seed)  # as experiment=glucose_twins splits them
+    k_cohort, k_mech = keys.cohort, keys.mechanistic
     names = first_patients(a.per_group)
     cohort = _timed(wall, "cohort", simulate_cohort, k_cohort, names, a.days)
     recs = records(cohort)

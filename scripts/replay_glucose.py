@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from twinjax.glucose import replay_scoring as rs
+from twinjax.glucose.keys import run_keys
 from twinjax.glucose.map_twin import fit_map
 from twinjax.glucose.mechanistic import fit_mechanistic
 from twinjax.glucose.records import records
@@ -71,8 +72,8 @@ def main(a) -> dict:
     out_dir = Path(a.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     wall = {}
-    keys = jax.random.split(jax.random.key(a.seed), 7)  # as glucose_twins splits them
-    k_cohort, k_mech = keys[0], keys[4]
+    keys = run_keys(a.seed)  # as experiment=glucose_twins splits them
+    k_cohort, k_mech = keys.cohort, keys.mechanistic
     names = first_patients(a.per_group)
     sensor, pump = Sensor.named("Dexcom"), Pump.named("Insulet")
 

@@ -14,6 +14,7 @@ from twinjax.glucose.closed_loop import (
 from twinjax.glucose.hybrid import HybridTwin, fit_hybrid, forecast_hybrid
 from twinjax.glucose.idata import mechanistic_inference_data
 from twinjax.glucose.intervals import day_origins, interval_scale, widen
+from twinjax.glucose.keys import RunKeys, run_keys
 from twinjax.glucose.map_twin import fit_map
 from twinjax.glucose.mechanistic import (
     ESTIMATED,
@@ -48,6 +49,7 @@ __all__ = [
     "Population",
     "PopulationFit",
     "Records",
+    "RunKeys",
     "THERAPIES",
     "Therapy",
     "TwinController",
@@ -69,6 +71,7 @@ __all__ = [
     "plot_closed_loop",
     "population",
     "records",
+    "run_keys",
     "recovery",
     "recovery_coverage",
     "reference_theta",
