@@ -15,9 +15,9 @@ _self_]`` and the changed fields).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from twinjax.bayes import Nuts
+from twinjax.bayes import HierarchicalOptions, Nuts
 
 
 @dataclass
@@ -89,52 +89,21 @@ class PkTheophylline:
 
 
 @dataclass
-class Hierarchical:
+class Hierarchical(HierarchicalOptions):
     """Hierarchical Bayesian twins of your own long-format files (``data=files``): the mean model,
     random effects, error model and inference chosen here; data-scale default priors checked
     against the data before fitting; posterior and per-subject tables, fitted curves with 90%
-    bands, and an ArviZ InferenceData file (posterior.nc)."""
+    bands, and an ArviZ InferenceData file (posterior.nc). The model and its inference are
+    :class:`twinjax.bayes.HierarchicalOptions`' fields; this class adds the run's checks, curves,
+    forecasts and held-out scoring."""
 
     name: str = "hierarchical"
-    # linear | quadratic (growth in time); pk_iv (lCl, lV; bolus and infusion doses),
-    # pk_oral (lCl, lV, lKa), pk_oral_ke (lKe, lKa, lCl as nlme's SSfol); two compartments
-    # pk2_iv (lCl, lV1, lQ, lV2), pk2_oral (+ lKa); three: pk3_iv (lCl, lV1, lQ2, lV2, lQ3, lV3)
-    model: str = "linear"
-    variable: str | None = None  # the outcome, when the observations hold several variables
-    random: list[str] | None = None  # parameters with random effects; None: all
-    correlated: bool = False  # LKJ-correlated random effects (diagonal otherwise)
-    # LKJ prior concentration of those correlations (1: uniform; larger: nearer 0)
-    lkj_concentration: float = 2.0
-    error_model: str = "additive"  # additive | proportional | combined | log_additive
-    # time centring: none | mean (of the observation times) | a number (e.g. "1990")
-    centre_time: str = "none"
-    # priors; None: weakly informative defaults on the data's scale (twinjax.bayes.priors)
-    prior_loc: list[float] | None = None  # one per parameter
-    prior_scale: list[float] | None = None  # one per parameter
-    omega_scale: list[float] | None = None  # one per random parameter
-    sigma_scale: float | None = None  # HalfNormal scale of the residual error parameters
-    # covariates from the static table (data.static): numeric ones centred (and scaled by their SD
-    # with scale_covariates), others treatment-coded against their first level (sorted); the
-    # centres and reference levels are written to metrics.json and report.md
-    covariates: list[str] = field(default_factory=list)
-    scale_covariates: bool = False  # also divide numeric covariates by their SD (effects per SD)
-    # linear effects on parameters, e.g. {lCl: [Age, LBM], lV1: [Age]} (None: none)
-    covariate_effects: Any = None  # dict[str, list[str]]: a typed dict refuses new keys
-    beta_scale: float = 1.0  # Normal prior scale of the covariate effects
-    parameterization: str = "noncentred"  # noncentred | centred random effects
     prior_check: bool = True  # prior-predictive check; warns when the data sit in its tails
-    inference: str = "nuts"  # nuts | svi
-    # inference=nuts: NUTS's settings (twinjax.bayes.Nuts): warm-up, draws and chains...
-    nuts: Nuts = field(default_factory=lambda: Nuts(num_warmup=1000, num_samples=1000))
-    svi_steps: int = 3000  # SVI steps (mean-field normal guide, Adam)
-    svi_lr: float = 0.01  # SVI's Adam learning rate
-    svi_draws: int = 1000  # posterior draws taken from the fitted SVI guide
     predictive_draws: int = 400  # draws behind the fitted-curve bands
     # time points of each subject's fitted curve (fitted_curves.csv, the figures) over the
     # observed time span
     grid_points: int = 101
     n_plot_subjects: int = 12  # subjects in individual_fits.png and forecasts.png (the first ones)
-    progress: bool = True  # NUTS or SVI progress: a bar on a terminal, log lines elsewhere
     # Forecasts (posterior predictive with residual error, from every posterior draw), written to
     # forecasts.csv (subject_id, time, mean, q05, q25, q50, q75, q95 in data units) and
     # forecasts.png. Either forecast_steps > 0: the next N times after each subject's last

@@ -9,20 +9,26 @@ A subject the twins know is forecast by its personal twin; another by the popula
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import jax
 import numpy as np
+import pandas as pd
 
 from twinjax import bundle as tb
 from twinjax import pipeline
 from twinjax.config import Config
-from twinjax.data.times import to_datetimes
+from twinjax.data.times import parse_times, to_datetimes
+from twinjax.eval.auto import is_auto, load_auto
+from twinjax.eval.panel import Panel, future_times
+from twinjax.eval.plots import panel_forecasts
 from twinjax.runtime.fingerprint import differences
 from twinjax.runtime.manifest import DamagedModelError
-from twinjax_experiments import auto_twin
 from twinjax_experiments.config import Forecast
 from twinjax_experiments.report import images, save_figure, table, write_csv, write_markdown
+
+log = logging.getLogger(__name__)
 
 
 class TwinMismatch(pipeline.ConfigError):
@@ -108,8 +114,8 @@ def plot_subjects(frame, cohort, bundle, variable: str, n: int):
 
 
 def run(root: Config, out_dir: Path) -> dict:
-    if root.twin and auto_twin.is_auto(Path(root.twin)):  # saved by model.family=auto
-        return auto_twin.forecast_run(root, out_dir)
+    if root.twin and is_auto(Path(root.twin)):  # saved by model.family=auto
+        return forecast_run(root, out_dir)
     metrics, frame, cohort, bundle = compute(root)
     metrics["objective"] = None  # nothing is fitted or validated here: nothing to optimise
     write_csv(frame, out_dir / "forecasts.csv", index=False)
@@ -128,3 +134,110 @@ def run(root: Config, out_dir: Path) -> dict:
         *table(list(head.columns), head.round(4).to_numpy().tolist()),
     ])  # fmt: skip
     return metrics
+
+
+def requested_times(path, panel: Panel, data, clock: str = "number") -> tuple[Panel, np.ndarray]:
+    """The subjects of ``path`` (a CSV or Parquet of ``data.subject_col``, ``data.time_col``
+    rows) and their requested times ``[N, H]`` (in time order, NaN-padded to the longest list),
+    on the panel's clock: numbers, or for a cohort read with datetimes (``clock="datetime"``)
+    dates and times written as in the data (seconds since 1970 on the grid).
+
+    Raises:
+      ConfigError: a missing file or column, a time that does not read on the data's clock, no
+        subject with two visits in the data (others are left out with a warning, as in the
+        run), or a time at or before the subject's last visit (naming them)."""
+    path = Path(path)
+    if not path.exists():
+        raise pipeline.ConfigError(f"experiment.at={path}: no such file")
+    table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    missing = [c for c in (data.subject_col, data.time_col) if c not in table.columns]
+    if missing:
+        raise pipeline.ConfigError(f"experiment.at={path}: no column(s) {missing} "
+                                   f"(it has {list(table.columns)})")  # fmt: skip
+    parsed = parse_times(table[data.time_col])
+    if parsed.kind != clock:
+        raise pipeline.ConfigError(f"experiment.at={path}, column {data.time_col!r}: its times "
+                                   f"read as {parsed.kind}s, the data's as {clock}s")  # fmt: skip
+    bad = np.isnan(parsed.values)
+    if bad.any():
+        rows = [int(i) + 2 for i in np.flatnonzero(bad)[:5]]
+        raise pipeline.ConfigError(f"experiment.at={path}, column {data.time_col!r}: lines {rows} "
+                                   f"hold no {clock}")  # fmt: skip
+    when = parsed.values
+    ids = table[data.subject_col].astype(str).to_numpy()
+    known = {str(s): i for i, s in enumerate(panel.subject)}
+    unknown = sorted(set(ids) - set(known))
+    if unknown:  # as in the run: a subject needs two visits to be forecast
+        log.warning("experiment.at: %d subject(s) without two visits in the data left out: %s",
+                    len(unknown), ", ".join(unknown[:10]))  # fmt: skip
+    if len(unknown) == len(set(ids)):
+        raise pipeline.ConfigError(f"experiment.at={path}: none of its subjects has two visits "
+                                   "in the data")  # fmt: skip
+    keep = np.isin(ids, list(known))
+    ids, when = ids[keep], when[keep]
+    order = sorted(set(ids), key=known.get)
+    lists = [np.sort(when[ids == s]) for s in order]
+    times = np.full((len(order), max(len(x) for x in lists)), np.nan)
+    for k, x in enumerate(lists):
+        times[k, : len(x)] = x
+    panel = panel.take([known[s] for s in order])
+    early = [s for s, bad in zip(order, times[:, 0] <= panel.last()[0], strict=True) if bad]
+    if early:
+        raise pipeline.ConfigError(f"experiment.at={path}: times at or before the last visit of "
+                                   f"{early[:10]}")  # fmt: skip
+    return panel, times
+
+
+def forecast_run(root: Config, out_dir: Path) -> dict:
+    """``experiment=forecast twin=RUN`` with an auto twin: the saved choice and calibration
+    forecast the next ``experiment.horizon`` visits of every subject of the data group."""
+    try:
+        twin = load_auto(Path(root.twin))
+    except DamagedModelError:
+        raise  # (a ValueError, but its own user error: it names the file and what to do)
+    except ValueError as e:
+        raise pipeline.ConfigError(str(e)) from e
+    if root.data.target is not None and root.data.target != twin.variable:
+        raise pipeline.ConfigError(
+            f"the auto twin in {root.twin} forecasts {twin.variable!r}, not data.target="
+            f"{root.data.target!r}"
+        )
+    root.data.target = twin.variable
+    cohort, target, panel, excluded = pipeline.load_auto_panel(root)
+    panel = panel._replace(period=twin.period)
+    exp = root.experiment
+    if exp.at is not None:
+        clock = cohort.meta.get("time", {}).get("kind", "number")
+        panel, times = requested_times(exp.at, panel, root.data, clock)
+    else:
+        times = future_times(panel, exp.horizon)
+    extra = {}
+    if "recurrent" in twin.members:  # refitted on these visits (a baseline's fit is its data)
+        extra["recurrent"] = pipeline.RecurrentForecaster(root, out_dir / "recurrent")
+    asked = np.isfinite(times)
+    fc = twin.forecast(panel, np.where(asked, times, panel.last()[0][:, None] + 1.0), extra=extra)
+    fc = dataclasses.replace(fc, mask=asked)
+    frame = fc.frame().drop(columns=["y", "observed"])
+    frame = frame[asked.ravel()].reset_index(drop=True)
+    frame["time"] = pipeline.data_times(frame["time"], cohort)
+    frame.insert(3, "variable", target)
+    write_csv(frame, out_dir / "forecasts.csv", index=False)
+    fig = panel_forecasts(fc, panel, fc, exp.n_plot_subjects)
+    name = save_figure(fig, out_dir, "forecasts.png")
+    write_markdown(out_dir, [
+        f"# Forecasts of `{target}` from the auto twin in `{root.twin}`", "",
+        f"{len(panel.n)} subjects, "
+        + (f"at the times listed in `{exp.at}`" if exp.at is not None else
+           f"the next {exp.horizon} visits each (spaced by the subject's median gap)")
+        + f", by **{'+'.join(twin.members)}** with the saved per-horizon calibration (its "
+        "spread scaled by the time elapsed); all in `forecasts.csv`.", "", *images([name]),
+    ])  # fmt: skip
+    return {
+        "family": "auto",
+        "twin": str(root.twin),
+        "members": list(twin.members),
+        "n_subjects": int(len(panel.n)),
+        "subjects_excluded": excluded,
+        "horizon": exp.horizon,
+        "objective": None,  # nothing is fitted or validated here
+    }

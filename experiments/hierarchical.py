@@ -44,6 +44,7 @@ from twinjax.bayes import (
     problems_of,
 )
 from twinjax.bayes.forecast import HeldOut, forecast, future_times, hold_out_last
+from twinjax.bayes.from_options import build_spec, fit, load, mean_model_of
 from twinjax.bayes.pk_routes import pk_derived
 from twinjax.bayes.plots import plot_forecasts, plot_individual_fits
 from twinjax.bayes.priors import prior_predictive_check
@@ -54,7 +55,6 @@ from twinjax.eval.score import Forecast, pooled, score, select
 from twinjax.pipeline import ConfigError
 from twinjax.runtime.files import replacing
 from twinjax_experiments.config import Hierarchical
-from twinjax_experiments.hierarchical_model import build_spec, fit, load, mean_model_of
 from twinjax_experiments.report import images, table, write_csv, write_markdown
 
 # the held-out and LOCF scores in metrics.json: score()'s pooled summary, n as n_points

@@ -7,7 +7,7 @@ ug/min from time 0 to the end of the infusion; ``Amt`` is the amount given until
 arterial concentrations ``conc`` (ng/mL = ug/L) at ``Time`` (min), and Age, Sex, Wt, Ht, BSA and
 LBM (kg). The table is converted in memory to the long-format tables of ``experiment=hierarchical``
 (observations, infusion doses with a rate, a static table) and read through the same loader
-(:func:`experiments.hierarchical_model.frames_data`) and model code.
+(:func:`twinjax.bayes.from_options.frames_data`) and model code.
 
 Held out: the last ``holdout_fraction`` of each subject's samples (in time): the models are fitted
 to the earlier samples and predict the late elimination phase.
@@ -46,15 +46,16 @@ from twinjax.bayes import (
     posterior_table,
     problems_of,
 )
+from twinjax.bayes.from_options import build_spec, fit, frames_data
 from twinjax.bayes.models import mean_model
+from twinjax.bayes.options import HierarchicalOptions
 from twinjax.bayes.pk_routes import pk_derived
 from twinjax.bayes.plots import plot_individual_fits
 from twinjax.config import Config, DataConfig
 from twinjax.eval.score import Forecast, score
 from twinjax.pipeline import ConfigError
 from twinjax.runtime.files import replacing
-from twinjax_experiments.config import Hierarchical, PkRemifentanil
-from twinjax_experiments.hierarchical_model import build_spec, fit, frames_data
+from twinjax_experiments.config import PkRemifentanil
 from twinjax_experiments.report import images, table, write_csv, write_markdown
 
 log = logging.getLogger(__name__)
@@ -115,14 +116,14 @@ def split_last(obs: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame, pd.Dat
     return obs[~held], obs[held]
 
 
-def _hierarchical(c: PkRemifentanil, model: str) -> Hierarchical:
+def _hierarchical(c: PkRemifentanil, model: str) -> HierarchicalOptions:
     params = mean_model(model).params
     effects = {p: list(v) for p, v in c.covariate_effects.items() if p in params}
-    return Hierarchical(
+    return HierarchicalOptions(
         model=model, covariates=list(c.covariates), covariate_effects=effects,
         scale_covariates=c.scale_covariates, beta_scale=c.beta_scale,
         error_model=c.error_model, parameterization=c.parameterization, inference="nuts",
-        nuts=c.nuts, progress=c.progress, prior_check=False,
+        nuts=c.nuts, progress=c.progress,
     )  # fmt: skip
 
 

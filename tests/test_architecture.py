@@ -12,13 +12,6 @@ ROOT = Path(__file__).resolve().parents[1]
 # underscore names that a NamedTuple or dataclass carries as public API
 PUBLIC_UNDERSCORE = {"_replace", "_asdict", "_fields", "_make", "_field_defaults"}
 
-# in the glucose project's files, which another change is moving; this list may only shrink
-KNOWN = {
-    "twinjax/glucose/map_twin.py: twinjax.glucose.mechanistic._paths",
-    "twinjax/glucose/map_twin.py: twinjax.glucose.mechanistic._theta",
-}
-
-
 def module_name(path: Path) -> str:
     """The dotted name a file of twinjax/ or experiments/ is imported as."""
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
@@ -72,7 +65,7 @@ def test_no_module_imports_another_modules_underscore_names():
         package = module if path.name == "__init__.py" else module.rpartition(".")[0]
         for name in underscore_imports(path.read_text(), module, package):
             found.add(f"{path.relative_to(ROOT)}: {name}")
-    assert found <= KNOWN, sorted(found - KNOWN)
+    assert not found, sorted(found)
 
 
 def test_the_underscore_check_sees_each_form():

@@ -152,3 +152,26 @@ def test_recurrent_candidate_fits_once_for_its_rolling_origins(tmp_path):
     assert rec.fits == 2  # one for the rolling origins, one on all the training visits
     assert np.isfinite(choice.validation_crps["recurrent"])
     assert fcs["recurrent"].shape == (6, 2) and np.isfinite(fcs["recurrent"].quantiles).all()
+
+
+def test_requested_times_read_dates_on_a_datetime_clock(tmp_path):
+    from twinjax.data.options import DataConfig
+    from twinjax_experiments.forecast import requested_times
+
+    day = 86_400.0
+    start = pd.Timestamp("2024-03-01").timestamp()
+    panel = panel_from_long(pd.DataFrame({
+        "subject_id": ["a", "a", "b", "b", "b"],
+        "time": start + day * np.array([0, 7, 0, 7, 14]),
+        "value": [1.0, 2.0, 3.0, 4.0, 5.0],
+    }), subject="subject_id", time="time", value="value")  # fmt: skip
+    at = tmp_path / "at.csv"
+    at.write_text("subject_id,time\nb,2024-03-22\na,2024-03-15\na,2024-03-29\n")
+    sub, times = requested_times(at, panel, DataConfig(), "datetime")
+    assert list(sub.subject) == ["a", "b"]
+    np.testing.assert_array_equal(times, start + day * np.array([[14, 28], [21, np.nan]]))
+    with pytest.raises(ConfigError, match="read as datetimes, the data's as numbers"):
+        requested_times(at, panel, DataConfig(), "number")
+    at.write_text("subject_id,time\na,2024-03-15\nb,2024-03-10\n")  # b's last visit: 03-15
+    with pytest.raises(ConfigError, match=r"at or before the last visit of \['b'\]"):
+        requested_times(at, panel, DataConfig(), "datetime")

@@ -24,8 +24,16 @@ def _first_line(cls, width: int = 0) -> str:
 
 
 def field_notes(cls) -> dict[str, str]:
-    """Each field's notes in the dataclass's source: the comment lines right above it and its
-    trailing ``# comment``, joined."""
+    """Each field's notes in the dataclass's source (and its dataclass bases', for the fields it
+    inherits): the comment lines right above it and its trailing ``# comment``, joined."""
+    notes = {}
+    for base in reversed(cls.__mro__[:-1]):
+        if dataclasses.is_dataclass(base):
+            notes.update(_own_notes(base))
+    return notes
+
+
+def _own_notes(cls) -> dict[str, str]:
     try:
         source = inspect.getsource(cls)
     except (OSError, TypeError):

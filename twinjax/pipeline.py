@@ -50,6 +50,7 @@ from twinjax.eval.forecasts import chunked_predictions, horizon_sq_z
 from twinjax.eval.panel import KNOWN
 from twinjax.eval.score import Forecast
 from twinjax.runtime import array_digest, claim_run_dir
+from twinjax.runtime.errors import ConfigError
 from twinjax.runtime.memory import device_peak_mb, peak_rss_mb
 from twinjax.train import PersonalizeOptions, PopulationOptions, fit_personal, fit_population
 from twinjax.train.devices import (
@@ -70,10 +71,6 @@ from twinjax.twins import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class ConfigError(ValueError):
-    """A setting that cannot work (the app prints the message alone and exits with status 1)."""
 
 
 class Timings:
@@ -270,6 +267,14 @@ def auto_panel(cohort: Cohort, cfg, *, period: int = 0):
                     int(few.sum()), target, ", ".join(names))  # fmt: skip
         panel = panel.take(np.nonzero(~few)[0])
     return panel, target, [str(s) for s in np.asarray(cohort.subject_ids)[few]]
+
+
+def load_auto_panel(root) -> tuple[Cohort, str, object, list[str]]:
+    """The app's cohort (``root.data``, a mostly empty grid accepted) and its target's panel for
+    the auto twin: ``(cohort, target, panel, ids set aside)`` (:func:`auto_panel`)."""
+    cohort = load_cohort(jax.random.key(root.seed), root.data, sparse=True)
+    panel, target, excluded = auto_panel(cohort, root.data, period=root.model.period)
+    return cohort, target, panel, excluded
 
 
 def auto_candidates(cfg, workdir: Path) -> tuple[tuple[str, ...], dict]:

@@ -53,6 +53,7 @@ def test_changed_data_is_refused_and_resume_false_starts_over(done):
     assert len(fresh.population_losses) == cfg.train.steps  # trained from step 0, not resumed
 
 
+@pytest.mark.integration  # two full runs (about 30 s on 2 cores)
 def test_unchanged_rerun_resumes_without_training(tmp_path, tiny_cfg, caplog):
     cohort = synthetic_cohort(jax.random.key(0), n_individuals=3, n_steps=40)
     cfg = tiny_cfg()

@@ -56,12 +56,12 @@ def test_covariate_effects_recovered_and_recorded(tmp_path, run_app):
 def test_a_covariate_on_no_parameter_is_refused_not_ignored():
     import pytest
 
+    from twinjax.bayes import HierarchicalOptions
+    from twinjax.bayes.from_options import covariate_effects
     from twinjax.bayes.models import mean_model
     from twinjax.pipeline import ConfigError
-    from twinjax_experiments.config import Hierarchical
-    from twinjax_experiments.hierarchical_model import covariate_effects
 
-    c = Hierarchical(covariates=["Sex"])  # read from the static file, but on no parameter
+    c = HierarchicalOptions(covariates=["Sex"])  # read from the static file, but on no parameter
     with pytest.raises(ConfigError, match=r"\['Sex'\] act on no parameter"):
         covariate_effects(c, mean_model("linear"), None)
-    assert covariate_effects(Hierarchical(), mean_model("linear"), None) == ()
+    assert covariate_effects(HierarchicalOptions(), mean_model("linear"), None) == ()

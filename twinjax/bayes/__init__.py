@@ -63,6 +63,7 @@ from twinjax.bayes.mixture import (
     spread_factor,
 )
 from twinjax.bayes.models import MEAN_MODELS, MeanModel, mean_model
+from twinjax.bayes.options import HierarchicalOptions
 from twinjax.bayes.pk import (
     iv_bolus_one_compartment,
     iv_bolus_predict,
@@ -128,6 +129,7 @@ __all__ = [
     "GPCohortFit",
     "GPTwins",
     "HeldOut",
+    "HierarchicalOptions",
     "HierarchicalSpec",
     "MEAN_MODELS",
     "MeanModel",

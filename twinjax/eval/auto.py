@@ -172,6 +172,11 @@ def save_auto(twin: AutoTwin, directory: Path) -> None:
         write_manifest(new)
 
 
+def is_auto(run_dir: Path) -> bool:
+    """Whether ``run_dir`` (a run directory or its ``model/``) holds an auto twin."""
+    return (run_dir / "auto.json").exists() or (run_dir / "model" / "auto.json").exists()
+
+
 def load_auto(directory: Path) -> AutoTwin:
     """The :class:`AutoTwin` in ``directory`` (a run directory or its ``model/``).
 

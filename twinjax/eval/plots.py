@@ -223,3 +223,24 @@ def twin_report_figures(
     else:
         names.pop()
     return names
+
+
+def panel_forecasts(out, panel, held, n: int):
+    """The first ``n`` subjects of a :class:`~twinjax.eval.panel.Panel`, one row each: its visits,
+    and two forecasts (:class:`~twinjax.eval.score.Forecast`) as means with 90% bands: ``held``
+    (of held-out visits, orange) and ``out`` (ahead, blue). Returns the figure."""
+    idx = np.arange(min(n, len(panel.n)))
+    fig, axes = plt.subplots(len(idx), 1, figsize=(8, 2.3 * len(idx)), squeeze=False)
+    for ax, i in zip(axes[:, 0], idx, strict=True):
+        seen = slice(0, panel.n[i])
+        ax.plot(panel.time[i, seen], panel.y[i, seen], "k.", ms=4, label="visits")
+        for fc, color, label in ((held, "tab:orange", "held-out forecast"),
+                                 (out, "tab:blue", "forecast")):  # fmt: skip
+            lo, hi = fc.interval(0.9)
+            t = fc.time[i]
+            ax.fill_between(t, lo[i], hi[i], color=color, alpha=0.25, lw=0)
+            ax.plot(t, fc.mean[i], color=color, label=f"{label} (90% band)")
+        ax.set_ylabel(str(panel.subject[i]))
+    axes[0, 0].legend(fontsize=7)
+    axes[-1, 0].set_xlabel("time")
+    return fig

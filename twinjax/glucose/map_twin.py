@@ -25,9 +25,9 @@ from numpyro.infer.initialization import init_to_median
 
 from twinjax.glucose.mechanistic import (
     ESTIMATED,
-    _paths,
-    _theta,
     cgm_likelihood,
+    deviated_theta,
+    fasting_paths,
     reference_theta,
 )
 from twinjax.glucose.records import Records, steady_state
@@ -45,7 +45,9 @@ def map_model(ref, basal, carbs, insulin, cgm, *, idx, step, substeps=1):
         dev = numpyro.sample("dev", dist.Normal(0.0, PRIOR_SD).expand([k]).to_event(1))
         sigma = numpyro.sample("sigma", dist.LogNormal(jnp.log(10.0), 0.7))
         phi = numpyro.sample("phi", dist.Uniform(0.0, 0.999))
-    g = _paths(_theta(ref, dev, idx, basal), basal, carbs, insulin, step=step, substeps=substeps)
+    g = fasting_paths(
+        deviated_theta(ref, dev, idx, basal), basal, carbs, insulin, step=step, substeps=substeps
+    )
     cgm_likelihood(g, cgm, sigma, phi)
 
 
@@ -74,7 +76,7 @@ def fit_map(
     svi = SVI(map_model, guide, optax.adam(lr), Trace_ELBO())
     result = svi.run(key, steps, *args, progress_bar=False, **opts)
     mode = guide.median(result.params)
-    theta = _theta(ref, mode["dev"], idx, basal)[:, None]  # [patients, 1, params]
+    theta = deviated_theta(ref, mode["dev"], idx, basal)[:, None]  # [patients, 1, params]
     x0 = jax.vmap(jax.vmap(steady_state))(theta, basal[:, None])
     twin = MechanisticTwin(theta, x0, mode["sigma"][:, None], recs.subject_ids, tuple(estimated),
                            noise_ar=mode["phi"][:, None])  # fmt: skip

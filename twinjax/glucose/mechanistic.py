@@ -91,7 +91,7 @@ def reference_theta(names, bw) -> np.ndarray:
     return np.stack(out).astype(np.float32)
 
 
-def _theta(ref, dev, idx, basal):
+def deviated_theta(ref, dev, idx, basal):
     """Each patient's full parameter vector from its log deviations ``dev`` ``[patients, k]``."""
     dev = BOUND * jnp.tanh(dev / BOUND)
     theta = ref.at[:, idx].set(ref[:, idx] * jnp.exp(dev))
@@ -99,7 +99,7 @@ def _theta(ref, dev, idx, basal):
 
 
 @partial(jax.jit, static_argnames=("step", "substeps"))
-def _paths(theta, basal, carbs, insulin, *, step, substeps):
+def fasting_paths(theta, basal, carbs, insulin, *, step, substeps):
     """Glucose at every reading of each patient's twin, from its own fasting state. Jitted: the
     model also runs outside SVI's compiled step (initialization), and an eager scan would be
     compiled again at every such call."""
@@ -119,8 +119,8 @@ def glucose_model(ref, basal, carbs, insulin, cgm, *, idx, step, substeps=1):
         z = numpyro.sample("z", dist.Normal(0.0, 1.0).expand([k]).to_event(1))
         sigma = numpyro.sample("sigma", dist.LogNormal(jnp.log(10.0), 0.7))
         phi = numpyro.sample("phi", dist.Uniform(0.0, 0.999))
-    theta = numpyro.deterministic("theta", _theta(ref, mu + omega * z, idx, basal))
-    g = _paths(theta, basal, carbs, insulin, step=step, substeps=substeps)
+    theta = numpyro.deterministic("theta", deviated_theta(ref, mu + omega * z, idx, basal))
+    g = fasting_paths(theta, basal, carbs, insulin, step=step, substeps=substeps)
     cgm_likelihood(g, cgm, sigma, phi)
 
 
@@ -198,7 +198,7 @@ def fit_mechanistic(
                   progress=progress, **opts)  # fmt: skip
     post = fit.guide.sample_posterior(k_draw, fit.params, sample_shape=(draws,))
     dev = post["mu"][:, None] + post["omega"][:, None] * post["z"]  # [draws, patients, k]
-    theta = jax.vmap(lambda d: _theta(args[0], d, idx, args[1]))(dev)
+    theta = jax.vmap(lambda d: deviated_theta(args[0], d, idx, args[1]))(dev)
     theta = jnp.swapaxes(theta, 0, 1)  # [patients, draws, params]
     basal = jnp.broadcast_to(jnp.asarray(recs.basal)[:, None], theta.shape[:2])
     x0 = jax.vmap(jax.vmap(steady_state))(theta, basal)

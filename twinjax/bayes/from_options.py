@@ -1,8 +1,9 @@
-"""The hierarchical Bayesian model an ``experiment=hierarchical`` options block describes: the
-user's files read and checked against the model (:func:`load`, :func:`frames_data`), its spec
-with data-scale default priors (:func:`build_spec`) and its fit by NUTS or SVI (:func:`fit`).
-Shared by the drivers that fit it: ``hierarchical`` (the user's files) and ``pk_remifentanil``
-(R's Remifentanil table); a bad option is a one-line :class:`~twinjax.pipeline.ConfigError`."""
+"""The hierarchical Bayesian model a :class:`~twinjax.bayes.options.HierarchicalOptions`
+describes: long-format files read and checked against the model (:func:`load`,
+:func:`frames_data`), its spec with data-scale default priors (:func:`build_spec`) and its fit by
+NUTS or SVI (:func:`fit`). The app's ``experiment=hierarchical`` (the user's files) and
+``experiment=pk_remifentanil`` (R's Remifentanil table) fit through it. A bad option is a
+one-line :class:`~twinjax.runtime.errors.ConfigError` naming its ``experiment.*`` entry."""
 
 from __future__ import annotations
 
@@ -11,24 +12,19 @@ import warnings
 import jax
 import numpy as np
 
-from twinjax.bayes import (
-    DiagnosticsWarning,
-    HierarchicalSpec,
-    hierarchical_model,
-    run_nuts,
-    run_svi,
-    svi_draws,
-)
+from twinjax.bayes.diagnostics import DiagnosticsWarning
+from twinjax.bayes.hierarchical import HierarchicalSpec, hierarchical_model
+from twinjax.bayes.inference import run_nuts, run_svi, svi_draws
 from twinjax.bayes.models import MeanModel, mean_model
+from twinjax.bayes.options import HierarchicalOptions
 from twinjax.bayes.priors import default_priors
 from twinjax.bayes.tables import covariate_columns, longitudinal_data, read_long
-from twinjax.config import DataConfig
 from twinjax.data.errors import CohortError
-from twinjax.pipeline import ConfigError
-from twinjax_experiments.config import Hierarchical
+from twinjax.data.options import DataConfig
+from twinjax.runtime.errors import ConfigError
 
 
-def mean_model_of(c: Hierarchical) -> MeanModel:
+def mean_model_of(c: HierarchicalOptions) -> MeanModel:
     """The mean model ``experiment.model`` names."""
     try:
         return mean_model(c.model)
@@ -36,7 +32,7 @@ def mean_model_of(c: Hierarchical) -> MeanModel:
         raise ConfigError(f"experiment.model: {e}") from e
 
 
-def load(d: DataConfig, c: Hierarchical, model: MeanModel):
+def load(d: DataConfig, c: HierarchicalOptions, model: MeanModel):
     """The cohort from the data group's files, checked against the model."""
     if d.source != "files" or not d.observations:
         raise ConfigError(
@@ -49,7 +45,7 @@ def load(d: DataConfig, c: Hierarchical, model: MeanModel):
     return frames_data(obs, doses, static, d, c, model)
 
 
-def frames_data(obs, doses, static, d: DataConfig, c: Hierarchical, model: MeanModel):
+def frames_data(obs, doses, static, d: DataConfig, c: HierarchicalOptions, model: MeanModel):
     """The cohort from in-memory tables laid out as the data group's files describe."""
     if c.covariates and static is None:
         raise ConfigError(
@@ -87,7 +83,9 @@ def frames_data(obs, doses, static, d: DataConfig, c: Hierarchical, model: MeanM
         raise ConfigError(str(e)) from e
 
 
-def covariate_effects(c: Hierarchical, model: MeanModel, data) -> tuple[tuple[str, str], ...]:
+def covariate_effects(
+    c: HierarchicalOptions, model: MeanModel, data
+) -> tuple[tuple[str, str], ...]:
     """``(parameter, design column)`` pairs of ``experiment.covariate_effects`` (a categorical
     covariate contributes one pair per non-reference level)."""
     effects = c.covariate_effects or {}
@@ -130,7 +128,7 @@ def _time_centre(option: str, data) -> float:
         raise ConfigError(f"experiment.centre_time={option!r}: use none, mean or a number") from e
 
 
-def build_spec(c: Hierarchical, model: MeanModel, data) -> HierarchicalSpec:
+def build_spec(c: HierarchicalOptions, model: MeanModel, data) -> HierarchicalSpec:
     """The model's spec: the options' priors where given, else the data-scale defaults."""
     try:
         defaults = default_priors(model, data, c.error_model)
@@ -168,7 +166,7 @@ def _centred(option: str) -> bool:
     return option == "centred"
 
 
-def fit(spec, data, key, c: Hierarchical):
+def fit(spec, data, key, c: HierarchicalOptions):
     """(samples, grouped by chain?, divergences, NUTS' ``sample_stats`` or None for SVI)."""
     if c.inference == "nuts":
         with warnings.catch_warnings():  # raw site names; run() warns by parameter name instead
