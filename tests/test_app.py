@@ -21,7 +21,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from twinjax.cli_help import field_notes, help_text
-from twinjax.config import Config, DataConfig, ModelConfig, TrainConfig, experiments
+from twinjax.config import Config, DataConfig, ModelConfig, TrainConfig, experiments, hydra_schema
 from twinjax.runtime.lock import RunLocked
 from twinjax_experiments.config import EXPERIMENTS
 
@@ -64,7 +64,9 @@ VARIANTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))  # YA
 def test_every_experiment_composes_into_its_dataclass_with_a_driver(name):
     config = OmegaConf.to_object(compose(f"experiment={name}"))
     assert isinstance(config, Config)
-    assert type(config.experiment) in EXPERIMENTS
+    # its own dataclass, or the Hydra schema of it (a subclass typing its Literals as str)
+    assert type(config.experiment) in [hydra_schema(e) for e in EXPERIMENTS]
+    assert isinstance(config.experiment, tuple(EXPERIMENTS))
     assert callable(importlib.import_module(f"twinjax_experiments.{config.experiment.name}").run)
 
 

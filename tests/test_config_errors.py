@@ -166,3 +166,48 @@ def test_metrics_json_writes_non_finite_numbers_as_null(tmp_path, monkeypatch):
     fake = SimpleNamespace(import_module=lambda name: SimpleNamespace(run=run))
     monkeypatch.setattr(main, "importlib", fake)
     assert app(tmp_path, cfg=cfg) == {**json.loads(text), "objective": None}
+
+
+def _literal_fields(cls, prefix=""):
+    """``(key, choices, optional)`` of every Literal field of an option dataclass, nested ones
+    too (their defaults' classes)."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(hint):
+            yield from _literal_fields(hint, f"{prefix}{f.name}.")
+            continue
+        args = [hint, *typing.get_args(hint)]
+        literal = [a for a in args if typing.get_origin(a) is typing.Literal]
+        if literal:
+            yield f"{prefix}{f.name}", typing.get_args(literal[0]), type(None) in args
+
+
+def test_every_choice_is_checked_before_anything_runs(tmp_path):
+    from twinjax.config import Config
+
+    fields = list(_literal_fields(Config))
+    keys = {key for key, _, _ in fields}
+    assert {"data.source", "model.cell", "model.family", "train.selection"} <= keys, keys
+    for key, choices, optional in fields:
+        with pytest.raises(pipeline.ConfigError) as e:
+            run_experiment(config(f"{key}=nonsense"), tmp_path / key)
+        listed = ", ".join(choices[:-1] if not optional else choices)
+        last = "null" if optional else choices[-1]
+        assert str(e.value) == f"{key}='nonsense': use {listed} or {last}", str(e.value)
+        assert not (tmp_path / key).exists()  # refused before the run wrote anything
+    # the Hydra schema keeps the library's classes (a subclass of each, with str for the choices)
+    cfg = config("model.cell=gru", "experiment=hierarchical", "experiment.inference=svi")
+    from omegaconf import OmegaConf
+
+    from twinjax.bayes import HierarchicalOptions
+    from twinjax.twins.options import ModelConfig
+
+    obj = OmegaConf.to_object(cfg)
+    assert isinstance(obj.model, ModelConfig) and obj.model.cell == "gru"
+    assert isinstance(obj.experiment, HierarchicalOptions) and obj.experiment.inference == "svi"
+    with pytest.raises(pipeline.ConfigError, match="experiment.inference='hmc': use nuts or svi"):
+        run_experiment(config("experiment=hierarchical", "experiment.inference=hmc"), tmp_path)

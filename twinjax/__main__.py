@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from twinjax.config import CONFIG_DIR, experiments, register_configs
+from twinjax.config import CONFIG_DIR, check_choices, experiments, register_configs
 from twinjax.data import CohortError
 from twinjax.pipeline import ConfigError
 from twinjax.runtime import RunDirectoryError, interrupt
@@ -77,6 +77,7 @@ def run_experiment(cfg: DictConfig, out_dir: Path) -> dict:
         are intact.
     """
     config = OmegaConf.to_object(cfg)
+    check_choices(config)
     name = config.experiment.name
     if jax.process_count() > 1 and name not in SEVERAL_PROCESSES:
         raise ConfigError(

@@ -7,6 +7,7 @@ import dataclasses
 import inspect
 import re
 import textwrap
+import typing
 
 from twinjax.config import DataConfig, ModelConfig, TrainConfig, experiments
 
@@ -57,11 +58,12 @@ def _fields(cls, width: int = 100, prefix: str = "", values=None) -> list[str]:
     """``name=default`` per field, each followed by its notes wrapped to ``width``; a nested
     dataclass (e.g. ``nuts``) as a ``nuts.KEY:`` line with its note, then its own fields
     (``nuts.num_warmup=1000``) with the defaults the enclosing class gives them."""
-    notes = field_notes(cls)
+    notes, hints = field_notes(cls), typing.get_type_hints(cls)
     lines = []
     for f in dataclasses.fields(cls):
         if f.name == "name":
             continue
+        choices = _choices(hints[f.name])
         if values is not None:
             default = getattr(values, f.name)
         elif f.default is not dataclasses.MISSING:
@@ -70,12 +72,22 @@ def _fields(cls, width: int = 100, prefix: str = "", values=None) -> list[str]:
             default = f.default_factory()
         nested = dataclasses.is_dataclass(default)
         lines.append(f"  {prefix}{f.name}.KEY:" if nested else f"  {prefix}{f.name}={default!r}")
-        if f.name in notes:
-            lines += textwrap.wrap(notes[f.name], width, initial_indent="      ",
+        text = " ".join([notes.get(f.name, ""), choices]).strip()
+        if text:
+            lines += textwrap.wrap(text, width, initial_indent="      ",
                                    subsequent_indent="      ")  # fmt: skip
         if nested:
             lines += _fields(type(default), width, f"{prefix}{f.name}.", default)
     return lines
+
+
+def _choices(hint) -> str:
+    """``(one of: a, b)`` for a Literal hint (optional or not), else ``""``."""
+    for arg in (hint, *typing.get_args(hint)):
+        if typing.get_origin(arg) is typing.Literal:
+            null = ", null" if type(None) in typing.get_args(hint) else ""
+            return f"(one of: {', '.join(map(str, typing.get_args(arg)))}{null})"
+    return ""
 
 
 def help_text(argv: list[str]) -> str:

@@ -14,19 +14,23 @@ drivers are the package ``twinjax_experiments`` and the YAML is ``twinjax/config
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import re
 import sys
+import types
+import typing
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
 from twinjax.data.options import DataConfig
+from twinjax.runtime.errors import ConfigError
 from twinjax.train.options import DistributedConfig, TrainConfig
 from twinjax.twins.options import ModelConfig
 
@@ -88,18 +92,134 @@ def sqlite_file(path: str) -> str:
     return f"sqlite:///{file}"
 
 
+# Choices are typed as Literals in the option dataclasses. OmegaConf 2.3 (which hydra-core 1.3
+# requires) takes no Literal annotation, so Hydra is given a schema of each: a subclass whose
+# Literal fields are typed by their values' type (:func:`hydra_schema`); the app then checks
+# every choice (:func:`check_choices`).
+_SCHEMAS: dict[type, type] = {}
+_ORIGINALS: dict[type, type] = {}
+
+
+def _plain(hint):
+    """``hint`` with each ``Literal[...]`` replaced by its values' type, and each option
+    dataclass by its schema."""
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return type(typing.get_args(hint)[0])
+    if dataclasses.is_dataclass(hint):
+        return hydra_schema(hint)
+    given = typing.get_args(hint)
+    args = tuple(_plain(a) for a in given)
+    if origin is None or args == given:
+        return hint
+    if origin in (typing.Union, types.UnionType):
+        return typing.Union[args]  # noqa: UP007 (built from a tuple of types)
+    return origin[args]
+
+
+def _as_schema(value):
+    """An option dataclass instance as an instance of its schema (nested ones too)."""
+    if not dataclasses.is_dataclass(value) or isinstance(value, type):
+        return value
+    kind = hydra_schema(type(value))
+    if kind is type(value):
+        return value
+    return kind(**{f.name: _as_schema(getattr(value, f.name))
+                   for f in dataclasses.fields(value) if f.init})  # fmt: skip
+
+
+def hydra_schema(cls: type) -> type:
+    """The dataclass ``cls`` as Hydra's ConfigStore takes it: ``cls`` itself when no field (at
+    any depth) is a ``Literal``, else a subclass whose Literal fields are typed by their values'
+    type (``Literal["lstm", "gru"]`` -> ``str``), registered in this module as
+    ``<Name>Schema`` so that configs holding it pickle. Its instances are ``cls`` instances:
+    the library takes them as they are."""
+    if cls in _SCHEMAS:
+        return _SCHEMAS[cls]
+    hints = typing.get_type_hints(cls)
+    changed = []
+    for f in dataclasses.fields(cls):
+        plain = _plain(hints[f.name])
+        if plain == hints[f.name]:
+            continue
+        if f.default_factory is not dataclasses.MISSING:
+            spec = field(default_factory=lambda make=f.default_factory: _as_schema(make()))
+        else:
+            spec = field(default=f.default)
+        changed.append((f.name, plain, spec))
+    if not changed:
+        _SCHEMAS[cls] = cls
+        return cls
+    name = f"{cls.__name__}Schema"
+    schema = dataclasses.make_dataclass(name, changed, bases=(cls,))
+    schema.__module__, schema.__doc__ = __name__, cls.__doc__
+    setattr(sys.modules[__name__], name, schema)
+    _SCHEMAS[cls], _ORIGINALS[schema] = schema, cls
+    return schema
+
+
+def __getattr__(name: str):
+    """A schema of :func:`hydra_schema` (``<Name>Schema``), made on first use, so that a
+    config pickled in one process (a sweep's job under a launcher) unpickles in another."""
+    if name.endswith("Schema"):
+        for options in (Config, *(e.options for e in experiments().values())):
+            hydra_schema(options)  # each schema it makes, nested ones too, joins this module
+        if name in globals():
+            return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def check_choices(options, prefix: str = "") -> None:
+    """Every ``Literal`` field of the option dataclass ``options`` (nested ones too) holds one
+    of its choices.
+
+    Raises:
+      ConfigError: naming the first entry that does not, e.g. ``model.cell='lsmt': use lstm
+        or gru``."""
+    kind = _ORIGINALS.get(type(options), type(options))
+    hints = typing.get_type_hints(kind)
+    for f in dataclasses.fields(options):
+        value = getattr(options, f.name)
+        if dataclasses.is_dataclass(value):
+            check_choices(value, f"{prefix}{f.name}.")
+            continue
+        choices = _choices(hints.get(f.name))
+        if choices is None or value is None:
+            continue
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if item not in choices:
+                names = [str(c) for c in choices] + ["null"] * _optional(hints[f.name])
+                raise ConfigError(f"{prefix}{f.name}={item!r}: use "
+                                  f"{', '.join(names[:-1])} or {names[-1]}")  # fmt: skip
+
+
+def _optional(hint) -> bool:
+    return type(None) in typing.get_args(hint)
+
+
+def _choices(hint) -> tuple | None:
+    """The values a (possibly optional, or listed) ``Literal`` hint allows, else None."""
+    if typing.get_origin(hint) is Literal:
+        return typing.get_args(hint)
+    for arg in typing.get_args(hint):
+        found = _choices(arg)
+        if found is not None:
+            return found
+    return None
+
+
 def register_configs() -> None:
     """Stores the root schema, the group schemas and every experiment's dataclass, and the
     resolvers the configs use (``run_name``, ``sqlite_file``)."""
     OmegaConf.register_new_resolver("run_name", run_name, replace=True)
     OmegaConf.register_new_resolver("sqlite_file", sqlite_file, replace=True)
     cs = ConfigStore.instance()
-    cs.store(name="base_config", node=Config)
-    cs.store(group="data", name="base_data", node=DataConfig)
-    cs.store(group="model", name="base_model", node=ModelConfig)
-    cs.store(group="train", name="base_train", node=TrainConfig)
+    cs.store(name="base_config", node=hydra_schema(Config))
+    cs.store(group="data", name="base_data", node=hydra_schema(DataConfig))
+    cs.store(group="model", name="base_model", node=hydra_schema(ModelConfig))
+    cs.store(group="train", name="base_train", node=hydra_schema(TrainConfig))
     for name, entry in experiments().items():
-        cs.store(group="experiment", name=name, node=entry.options)
+        cs.store(group="experiment", name=name, node=hydra_schema(entry.options))
 
 
 def experiments() -> dict:

@@ -39,7 +39,7 @@ from twinjax import pipeline
 from twinjax.bundle import TwinBundle, load, save_bundle
 from twinjax.bundle import personalize as bundle_personalize
 from twinjax.bundle import update as bundle_update
-from twinjax.config import Config
+from twinjax.config import Config, check_choices
 from twinjax.eval.auto import AutoTwin, fit_auto, load_auto, save_auto, skill_table
 from twinjax.eval.panel import future_times
 from twinjax.runtime.files import atomic_write_text
@@ -108,6 +108,7 @@ class Twins:
             cfg.data.step = self.freq
         for key, value in data.items():
             setattr(cfg.data, key, value)
+        check_choices(cfg)
         return cfg
 
     def _tables(self, frame: pd.DataFrame, static_df, interventions) -> dict:

@@ -7,9 +7,10 @@ builds the :class:`~twinjax.bayes.HierarchicalSpec` and fits it as they describe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from twinjax.bayes.inference import Nuts
+from twinjax.bayes.residual import ErrorModel
 
 
 @dataclass
@@ -26,7 +27,7 @@ class HierarchicalOptions:
     correlated: bool = False  # LKJ-correlated random effects (diagonal otherwise)
     # LKJ prior concentration of those correlations (1: uniform; larger: nearer 0)
     lkj_concentration: float = 2.0
-    error_model: str = "additive"  # additive | proportional | combined | log_additive
+    error_model: ErrorModel = "additive"  # additive | proportional | combined | log_additive
     # time centring: none | mean (of the observation times) | a number (e.g. "1990")
     centre_time: str = "none"
     # priors; None: weakly informative defaults on the data's scale (twinjax.bayes.priors)
@@ -42,8 +43,8 @@ class HierarchicalOptions:
     # linear effects on parameters, e.g. {lCl: [Age, LBM], lV1: [Age]} (None: none)
     covariate_effects: Any = None  # dict[str, list[str]]: a typed dict refuses new keys
     beta_scale: float = 1.0  # Normal prior scale of the covariate effects
-    parameterization: str = "noncentred"  # noncentred | centred random effects
-    inference: str = "nuts"  # nuts | svi
+    parameterization: Literal["noncentred", "centred"] = "noncentred"  # random effects' form
+    inference: Literal["nuts", "svi"] = "nuts"  # NUTS, or SVI with a mean-field guide
     # inference=nuts: NUTS's settings (twinjax.bayes.Nuts): warm-up, draws and chains...
     nuts: Nuts = field(default_factory=lambda: Nuts(num_warmup=1000, num_samples=1000))
     svi_steps: int = 3000  # SVI steps (mean-field normal guide, Adam)

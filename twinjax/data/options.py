@@ -7,12 +7,12 @@ fields to the readers and to ``prepare``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass
 class DataConfig:
-    source: str = "synthetic"  # "synthetic" or "files"
+    source: Literal["synthetic", "files"] = "synthetic"  # the synthetic cohort or your files
     # synthetic cohort
     n_individuals: int = 64  # how many individuals
     n_steps: int = 1440  # hourly grid: 60 days per individual
@@ -34,7 +34,7 @@ class DataConfig:
     step: Any = 1.0
     # where each subject's grid starts: "subject" (its first time) or "absolute" (one grid for
     # all, from the cohort's first time rounded down to a multiple of the step)
-    origin: str = "subject"
+    origin: Literal["subject", "absolute"] = "subject"
     sep: str | None = None  # delimiter of text files; None: found in the header (, ; TAB |)
     encoding: str | None = None  # text encoding; None: UTF-8, else Latin-1 (noted in the summary)
     drop_bad_rows: bool = False  # drop malformed rows (reported) instead of stopping
@@ -43,7 +43,7 @@ class DataConfig:
     chunk_subjects: int | None = None
     target: str | None = None  # variable to forecast; default: the first
     # preprocessing
-    normalization: str = "population"  # "population", "individual" or "none"
+    normalization: Literal["population", "individual", "none"] = "population"
     context: int = 12  # steps of history a training window starts with
     horizon: int = 6  # steps a training window forecasts after its context
     val_fraction: float = 0.15  # each subject's last fraction before the test period: validation

@@ -8,6 +8,7 @@ are read by the pipeline. :class:`DistributedConfig` holds the keywords of
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from twinjax.train.personalize import PersonalizeOptions
 from twinjax.train.population import PopulationOptions
@@ -27,10 +28,11 @@ class TrainConfig:
     population_block: int = 256
     chunk_size: int = 0  # individuals per chunk in personalization; 0: as many as fit in memory
     eval_every: int = 25  # personalization: validation NLL checked every so many steps
-    selection: str = "none"  # keep personal params best on validation: individual|cohort|none
+    # keep each personal twin's params best on validation: per individual, for the cohort, or none
+    selection: Literal["individual", "cohort", "none"] = "none"
     # the parts of a twin that become personal: mean (the mean head; the predictive scale, the
     # recurrent cell and attention stay the population's), heads (mean and scale) or all
-    personal_adapt: str = "mean"
+    personal_adapt: Literal["mean", "heads", "all"] = "mean"
     checkpoint_every: int = 50  # steps between orbax checkpoints (a run resumes from them)
     keep_checkpoints: int = 3  # checkpoints kept per loop
     calibration_strength: float = 20.0  # pseudo-observations shrinking personal variance scaling

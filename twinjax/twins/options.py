@@ -6,7 +6,7 @@ through :class:`twinjax.twins.FlaxSpec`). A plain dataclass; the app registers i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass
@@ -15,7 +15,7 @@ class ModelConfig:
     # that forecasts the cohort best on its own visits, judged against the baselines:
     # experiments/auto_twin.py) or null: auto for data=files without data.interventions,
     # recurrent for files with interventions and for the synthetic cohort
-    family: str | None = None
+    family: Literal["auto", "recurrent"] | None = None
     # auto: the candidate forecasters (twinjax.eval.panel.KNOWN: BASELINES, the default, and
     # "pooled", a linear AR of the changes learnt across subjects), the seasonal period in
     # visits (0: none), the visits per subject held out for the skill table and the rolling
@@ -26,7 +26,7 @@ class ModelConfig:
     period: int = 0  # seasonal period in visits (0: none)
     holdout: int = 2  # visits per subject held out for the skill table
     origins: int = 3  # rolling origins the choice and the calibration are measured at
-    cell: str = "lstm"  # "lstm" or "gru"
+    cell: Literal["lstm", "gru"] = "lstm"  # the recurrent cell
     hidden: int = 32  # width of the recurrent cell
     attention: bool = True  # causal temporal attention over the cell's past states
     attention_dim: int = 16  # width of the attention's queries and keys
@@ -38,16 +38,16 @@ class ModelConfig:
     # "sequence" (an individual's windows together, time-major, hand-written backward pass;
     # LSTM only; the same function, faster and smaller: README "Scaling out") or "auto":
     # sequence for an LSTM without remat_chunk, else scan
-    layout: str = "auto"
+    layout: Literal["auto", "scan", "sequence"] = "auto"
     # dtype of the LSTM carries the sequence layout keeps for the backward pass: "bfloat16"
     # halves their memory; the forward pass, the state and the gradients' arithmetic stay
     # float32, the gradient is approximate (its measured error: README "Scaling out")
-    residuals: str = "float32"
+    residuals: Literal["float32", "bfloat16"] = "float32"
     # the network before the Gaussian head: "cells" (the cell and attention above) or "flax",
     # a flax module (linen or nnx) mapping an individual's window [time, d_in] to features
     # [time, width] causally: model.module names its class, "package.module:ClassName", built
     # with model.module_kwargs (model.module_kwargs={features:16}); README "A flax module as
     # a twin's network"
-    network: str = "cells"
+    network: Literal["cells", "flax"] = "cells"
     module: str | None = None  # network=flax: the module's class, "package.module:ClassName"
     module_kwargs: Any = None  # a mapping (null: none); Any, so that an override replaces it
