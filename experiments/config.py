@@ -15,9 +15,10 @@ _self_]`` and the changed fields).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from twinjax.bayes import HierarchicalOptions, Nuts
+from twinjax.bayes.residual import ErrorModel
 
 
 @dataclass
@@ -42,7 +43,9 @@ class BayesTwins:
     init_scale: float = 0.01  # initial posterior SD of every parameter
     num_draws: int = 32  # posterior draws per individual for the predictive mixture
     # random parameter groups (of cell, attention, mean, scale); the others stay at the MAP
-    layers: list[str] = field(default_factory=lambda: ["mean", "scale"])
+    layers: list[Literal["cell", "attention", "mean", "scale"]] = field(
+        default_factory=lambda: ["mean", "scale"]
+    )
     checkpoint_every: int = 250  # SVI steps between orbax checkpoints (a rerun resumes)
     n_plot_individuals: int = 4  # individuals in forecast_bands.png (the first ones)
 
@@ -57,7 +60,7 @@ class BayesSynthetic:
     # hourly grid steps per individual (each length drawn from 0.8 n_steps to n_steps)
     n_steps: int = 240
     holdout: float = 0.2  # fraction of observed training-period points held out (interpolation)
-    method: str = "hsgp"  # hsgp or exact
+    method: Literal["hsgp", "exact"] = "hsgp"  # Hilbert-space approximate GP or exact
     m: int = 48  # HSGP basis functions
     steps: int = 150  # Adam steps of the hyperparameter fit
     lr: float = 0.05  # Adam learning rate of the hyperparameter fit
@@ -143,12 +146,12 @@ class FedproxSynthetic:
     seeds: int = 3  # training seeds per straggler run (one dataset; results are their mean)
     # client sampling of the straggler runs: uniform | size (probability proportional to the
     # device's samples) | poisson
-    sampling: str = "size"
-    weighting: str = "uniform"  # weights of the updates in the mean: uniform | samples (count)
+    sampling: Literal["uniform", "size", "poisson"] = "size"
+    weighting: Literal["uniform", "samples"] = "uniform"  # weights of the updates in the mean
     max_samples: int | None = None  # cap on a device's sample count; None: uncapped (lognormal)
     # where client updates run: vmap | serial (no jit) | shard_map (clients split over the
     # devices, also of several hosts with distributed)
-    backend: str = "vmap"
+    backend: Literal["vmap", "serial", "shard_map"] = "vmap"
     buckets: int = 3  # vmapped groups of similar-size clients (speed only)
     final_window: int = 10  # "final" accuracies also reported as the mean of the last rounds
     byzantine_rounds: int = 200  # 0: skip the robustness runs
@@ -157,7 +160,9 @@ class FedproxSynthetic:
     # the attacks' factor s: an attacker sends s times its update (scale) or -s times (sign_flip)
     byzantine_scale: float = 10.0
     # sign_flip | scale | nan; a NaN attack on the mean is always run too (its updates rejected)
-    byzantine_attacks: list[str] = field(default_factory=lambda: ["scale", "sign_flip"])
+    byzantine_attacks: list[Literal["sign_flip", "scale", "nan"]] = field(
+        default_factory=lambda: ["scale", "sign_flip"]
+    )
     # mean (FedAvg) | median | trimmed_mean | krum | multi_krum (both Krums built with f=0);
     # each also run without attackers
     byzantine_aggregators: list[str] = field(
@@ -173,7 +178,7 @@ class FedproxSynthetic:
     byzantine_num_clients: int = 200
     byzantine_clients_per_round: int = 50  # devices sampled per round in the robustness runs
     # client sampling of the robustness runs: uniform | size | poisson
-    byzantine_sampling: str = "uniform"
+    byzantine_sampling: Literal["uniform", "size", "poisson"] = "uniform"
     # robust aggregators see updates per local step (aggregation.aggregate_per_step, FedNova
     # style); the mean stays plain FedAvg
     byzantine_per_step: bool = True
@@ -234,7 +239,7 @@ class DpPopulation:
     learning_rate: float = 0.1  # local SGD learning rate
     target_epsilon: float = 3.0  # user-level epsilon of the whole run; the noise is fitted to it
     delta: float = 1e-5  # the delta of (epsilon, delta)
-    accountant: str = "rdp"  # rdp | pld: calibrates the noise (both are reported)
+    accountant: Literal["rdp", "pld"] = "rdp"  # calibrates the noise (both are reported)
     clip_norm: float = 0.5  # initial clip norm; it adapts to the target quantile of update norms
     target_quantile: float = 0.5  # gamma: the share of update norms the clip norm aims to exceed
     # eta: step of the clip norm's update C <- C exp(-eta (b - gamma)), b the (noisy) share of
@@ -393,7 +398,8 @@ class PbcTwins:
     levels: list[float] = field(default_factory=lambda: [0.5, 0.7, 0.8, 0.9, 0.95])
     gp_steps: int = 300  # Adam steps of the GP hyperparameters (exact GP per lab)
     gp_lr: float = 0.05  # Adam learning rate of the GP hyperparameters
-    growth_inference: str = "nuts"  # nuts | svi (hierarchical growth model, one fit per lab)
+    # the hierarchical growth model's inference, one fit per lab
+    growth_inference: Literal["nuts", "svi"] = "nuts"
     # growth model, NUTS: its settings (twinjax.bayes.Nuts), warm-up, draws and chains...
     nuts: Nuts = field(default_factory=lambda: Nuts(num_warmup=300, num_samples=300, num_chains=2))
     svi_steps: int = 3000  # growth model, SVI: steps (mean-field normal guide, Adam 0.01)
@@ -403,7 +409,7 @@ class PbcTwins:
     # personal twins keep their best-on-validation parameters (individual | cohort | none)
     population_eval_every: int = 25
     # individual (each twin its own best step) | cohort (one step for all) | none (the last)
-    personal_selection: str = "individual"
+    personal_selection: Literal["individual", "cohort", "none"] = "individual"
     n_plot_patients: int = 4  # patients whose bilirubin forecasts are plotted (the most visits)
     progress: bool = False  # progress of the growth-model fits (NUTS or SVI)
 
@@ -418,10 +424,10 @@ class WagesPanel:
     name: str = "wages_panel"
     n_workers: int = 0  # 0: all 595; >0: a random subset of that many (CI)
     # time-varying covariates known at the forecast: target_year (scenario) | previous_year
-    covariates: str = "target_year"
+    covariates: Literal["target_year", "previous_year"] = "target_year"
     # central interval levels whose coverage is scored (0.9 is always added)
     levels: list[float] = field(default_factory=lambda: [0.5, 0.7, 0.8, 0.9, 0.95])
-    lme_method: str = "reml"  # reml | ml
+    lme_method: Literal["reml", "ml"] = "reml"  # the linear mixed model's fit
     correlated: bool = True  # LKJ-correlated random intercept and slope in the growth twin
     # growth twin, NUTS: its settings (twinjax.bayes.Nuts), warm-up, draws and chains...
     nuts: Nuts = field(default_factory=lambda: Nuts(num_warmup=1000, num_samples=1000))
@@ -438,7 +444,9 @@ class PkRemifentanil:
     name: str = "pk_remifentanil"
     n_subjects: int = 0  # 0: all 65; >0: the first n (CI)
     # mean models fitted and compared (PSIS-LOO): pk_iv | pk2_iv | pk3_iv (1, 2, 3 compartments)
-    models: list[str] = field(default_factory=lambda: ["pk_iv", "pk2_iv", "pk3_iv"])
+    models: list[Literal["pk_iv", "pk2_iv", "pk3_iv"]] = field(
+        default_factory=lambda: ["pk_iv", "pk2_iv", "pk3_iv"]
+    )
     # subject covariates of Remifentanil (Age, Sex, Wt, Ht, LBM); each must act on a parameter
     # in covariate_effects
     covariates: list[str] = field(default_factory=lambda: ["Age", "LBM"])
@@ -457,8 +465,8 @@ class PkRemifentanil:
     holdout_fraction: float = 0.2  # the last 20% of each subject's samples (in time)
     # residual error: additive | proportional | combined | log_additive (additive on the log
     # scale)
-    error_model: str = "log_additive"
-    parameterization: str = "noncentred"  # noncentred | centred
+    error_model: ErrorModel = "log_additive"
+    parameterization: Literal["noncentred", "centred"] = "noncentred"  # random effects' form
     # NUTS's settings for every model (twinjax.bayes.Nuts): warm-up, draws and chains...
     nuts: Nuts = field(default_factory=Nuts)
     predictive_draws: int = 400  # posterior draws behind the held-out scores and the bands

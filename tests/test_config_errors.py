@@ -187,18 +187,23 @@ def _literal_fields(cls, prefix=""):
 
 
 def test_every_choice_is_checked_before_anything_runs(tmp_path):
-    from twinjax.config import Config
+    from twinjax.config import Config, experiments
 
-    fields = list(_literal_fields(Config))
-    keys = {key for key, _, _ in fields}
-    assert {"data.source", "model.cell", "model.family", "train.selection"} <= keys, keys
-    for key, choices, optional in fields:
+    cases = [((), *field) for field in _literal_fields(Config)]
+    for name, entry in experiments().items():
+        cases += [((f"experiment={name}",), *f) for f in _literal_fields(entry.options, "experiment.")]
+    keys = {key for _, key, _, _ in cases}
+    assert {"data.source", "model.cell", "model.family", "train.selection",
+            "experiment.backend", "experiment.byzantine_attacks"} <= keys, keys  # fmt: skip
+    for k, (chosen, key, choices, optional) in enumerate(cases):
+        is_list = key in ("experiment.layers", "experiment.byzantine_attacks", "experiment.models")
+        value = "[nonsense]" if is_list else "nonsense"
         with pytest.raises(pipeline.ConfigError) as e:
-            run_experiment(config(f"{key}=nonsense"), tmp_path / key)
+            run_experiment(config(*chosen, f"{key}={value}"), tmp_path / str(k))
         listed = ", ".join(choices[:-1] if not optional else choices)
         last = "null" if optional else choices[-1]
         assert str(e.value) == f"{key}='nonsense': use {listed} or {last}", str(e.value)
-        assert not (tmp_path / key).exists()  # refused before the run wrote anything
+        assert not (tmp_path / str(k)).exists()  # refused before the run wrote anything
     # the Hydra schema keeps the library's classes (a subclass of each, with str for the choices)
     cfg = config("model.cell=gru", "experiment=hierarchical", "experiment.inference=svi")
     from omegaconf import OmegaConf
