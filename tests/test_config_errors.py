@@ -191,7 +191,9 @@ def test_every_choice_is_checked_before_anything_runs(tmp_path):
 
     cases = [((), *field) for field in _literal_fields(Config)]
     for name, entry in experiments().items():
-        cases += [((f"experiment={name}",), *f) for f in _literal_fields(entry.options, "experiment.")]
+        cases += [
+            ((f"experiment={name}",), *f) for f in _literal_fields(entry.options, "experiment.")
+        ]
     keys = {key for _, key, _, _ in cases}
     assert {"data.source", "model.cell", "model.family", "train.selection",
             "experiment.backend", "experiment.byzantine_attacks"} <= keys, keys  # fmt: skip
