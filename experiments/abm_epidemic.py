@@ -114,9 +114,7 @@ def calibration(key, c: AbmEpidemic):
     layers = (abm.Layer(net, c.calib_beta),)
     _, out = abm.simulate(k_data, agents, abm.SEIRParams(c.calib_gamma), layers, c.calib_n_steps)
     obs = observed_counts(out, c.calib_n_agents)
-    mcmc = posterior_mcmc(
-        k_nuts, obs, network=net, num_warmup=c.calib_warmup, num_samples=c.calib_samples
-    )
+    mcmc = posterior_mcmc(k_nuts, obs, network=net, **c.nuts.kwargs())
     post = mcmc.get_samples()
     pp = predictive_counts(k_idata, post, obs, network=net)
     idata = mcmc_inference_data(mcmc, posterior_predictive=pp, **inference_labels(obs),

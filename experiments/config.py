@@ -287,8 +287,12 @@ class AbmEpidemic:
     calib_beta: float = 0.05  # the synthetic epidemic's true transmission rate per contact, day
     calib_gamma: float = 0.2  # the synthetic epidemic's true recovery rate per day
     calib_iterations: int = 250  # Adam steps of the gradient fit
-    calib_warmup: int = 400  # NUTS warm-up steps (one chain)
-    calib_samples: int = 600  # NUTS draws kept
+    # the calibration's NUTS settings (twinjax.bayes.Nuts): warm-up, draws and chains...
+    nuts: Nuts = field(
+        default_factory=lambda: Nuts(
+            num_warmup=400, num_samples=600, num_chains=1, target_accept=0.8
+        )
+    )
     # twin-driven section: each agent's own GRU twin, fitted on its synthetic-cohort record,
     # sets its susceptibility every step (well-mixed SIR)
     twin_agents: bool = True

@@ -184,11 +184,17 @@ def posterior_mcmc(
     num_warmup: int = 400,
     num_samples: int = 600,
     num_chains: int = 1,
+    target_accept: float = 0.8,
+    max_tree_depth: int = 10,
+    dense_mass: bool = False,
 ) -> MCMC:
     """The NUTS run itself (``arviz.from_numpyro`` reads it): ``beta`` and ``gamma`` under the
-    chain-binomial likelihood, with :data:`EXTRA_FIELDS` kept (vectorized chains)."""
+    chain-binomial likelihood, with :data:`EXTRA_FIELDS` kept (vectorized chains). The NUTS
+    keywords are those of ``twinjax.bayes.Nuts`` (``**nuts.kwargs()``)."""
+    kernel = NUTS(_sir_model, target_accept_prob=target_accept, max_tree_depth=max_tree_depth,
+                  dense_mass=dense_mass)  # fmt: skip
     mcmc = MCMC(
-        NUTS(_sir_model), num_warmup=num_warmup, num_samples=num_samples,
+        kernel, num_warmup=num_warmup, num_samples=num_samples,
         num_chains=num_chains, chain_method="vectorized", progress_bar=False,
     )  # fmt: skip
     mcmc.run(key, obs, network, dt, extra_fields=EXTRA_FIELDS)
