@@ -81,7 +81,7 @@ if __name__ == "__main__":
     ap.add_argument("--fit-days", type=float, default=2.0)
     ap.add_argument("--mode-steps", type=int, default=300)
     ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--starts", type=int, default=1)  # mode-search starts (fit_guides)
+    ap.add_argument("--starts", type=int, default=3)  # mode-search starts (fit_guides)
     ap.add_argument("--old-steps", type=int, default=800)  # 0: no old twin
     ap.add_argument("--draws", type=int, default=200)
     ap.add_argument("--out", default="recovery_glucose")

@@ -207,7 +207,7 @@ def parse(argv=None):
     ap.add_argument("--lr", type=float, default=0.02, help="mechanistic twin and baseline")
     ap.add_argument("--mode-steps", type=int, default=300, help="population twin")
     ap.add_argument("--steps", type=int, default=300, help="population twin: ELBO steps")
-    ap.add_argument("--starts", type=int, default=1, help="population twin: mode-search starts")
+    ap.add_argument("--starts", type=int, default=3, help="population twin: mode-search starts")
     ap.add_argument("--draws", type=int, default=64, help="posterior draws of the twin")
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--out", default="/tmp/replay_glucose")

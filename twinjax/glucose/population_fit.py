@@ -24,7 +24,7 @@ held fixed), whose variance vanishes where the guide matches the posterior; Adam
 decays from ``lr`` to ``lr / 10`` on a cosine. It starts from the Laplace approximation at the
 best mode that Adam finds from several starts, the population mean and draws from the patient's
 prior, all vmapped in one program (the posterior has local optima: from the mean alone, the
-search often stopped below the density of the true parameters of simulated patients; a guide
+search stopped below the density of the true parameters for some simulated patients; a guide
 started at the prior with a small scale took more steps than the fit can afford, and an estimator with the guide's density at fixed
 parameters diverged in float32 when ``L`` became ill-conditioned). ``scripts/nuts_glucose.py``
 checks the guide's spread against NUTS on short windows: on three patients' first 12 hours its
@@ -250,7 +250,7 @@ class Guides(NamedTuple):
 
 def fit_guides(
     key: Key[Array, ""], pop: Population, data: PatientData, *, step: int, mode_steps: int = 300,
-    steps: int = 300, starts: int = 1, mode_lr: float = 0.05, lr: float = 0.01, samples: int = 1,
+    steps: int = 300, starts: int = 3, mode_lr: float = 0.05, lr: float = 0.01, samples: int = 1,
     substeps: int = 1, thin: int = THIN, progress: bool = False,
 ) -> Guides:  # fmt: skip
     """Fits every patient's guide: ``mode_steps`` Adam steps of ``loc`` towards the posterior
@@ -314,7 +314,7 @@ def fit_population(
     fit_days: float = 2.0,
     mode_steps: int = 300,
     steps: int = 300,
-    starts: int = 1,
+    starts: int = 3,
     mode_lr: float = 0.05,
     lr: float = 0.01,
     samples: int = 1,
