@@ -59,9 +59,9 @@ def main(a) -> dict:
     step = int(recs.step)
 
     t = time.perf_counter()
-    state, _ = fit_guides(
+    state = fit_guides(
         keys.mechanistic, pop, data, step=step, mode_steps=a.mode_steps, steps=a.steps
-    )
+    ).state
     guide = twin_of(
         pop, guide_draws(keys.mechanistic_forecast, state, draws=a.samples), recs.basal, names
     )

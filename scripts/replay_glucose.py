@@ -1,8 +1,10 @@
 """Counterfactual replay of the glucose twins (issue 26, item 2).
 
-For each patient of the virtual cohort (as the glucose_twins experiment makes it): identify the
-Bayesian mechanistic twin (:func:`~twinjax.glucose.mechanistic.fit_mechanistic`) and a
-replay-style MAP baseline (:mod:`twinjax.glucose.map_twin`) on the first ``--fit-days``
+For each patient of the virtual cohort (as the glucose_twins experiment makes it): identify a
+Bayesian twin (``--twin``: ``mechanistic``, :func:`~twinjax.glucose.mechanistic.fit_mechanistic`,
+six parameters, the others at age-group medians; or ``population``,
+:func:`~twinjax.glucose.population_fit.fit_population`, every parameter under the population
+prior, whose parameter recovery is then written too) and a replay-style MAP baseline (:mod:`twinjax.glucose.map_twin`) on the first ``--fit-days``
 days; then replay the held-out days (after ``--train-days``) under the recorded therapy and six
 altered ones (:data:`~twinjax.glucose.replay.THERAPIES`) with the same meals and sensor
 noise, for the truth (the patient's true parameters: simglucose's outcome, which the JAX
@@ -11,13 +13,17 @@ each outcome over draws) and the baseline (its mode), and score them
 (:mod:`twinjax.glucose.replay_scoring`).
 
     PYTHONPATH=. .venv/bin/python scripts/replay_glucose.py --per-group 10 --out /tmp/replay
+    PYTHONPATH=. .venv/bin/python scripts/replay_glucose.py --twin population --starts 4 \
+        --out /tmp/replay_population
 
 Writes ``replay.md`` (the tables), ``outcomes.csv`` (every replay), ``errors.csv``,
-``spearman.csv`` and ``replay.json`` (settings, wall times, summary) in ``--out``.
+``spearman.csv``, ``replay.json`` (settings, wall times, summary) and, for the population twin,
+``recovery.csv`` (coverage and correlation per parameter) in ``--out``.
 """
 
 import argparse
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -28,7 +34,8 @@ import pandas as pd
 from twinjax.glucose import replay_scoring as rs
 from twinjax.glucose.keys import run_keys
 from twinjax.glucose.map_twin import fit_map
-from twinjax.glucose.mechanistic import fit_mechanistic
+from twinjax.glucose.mechanistic import fit_mechanistic, recovery, recovery_coverage
+from twinjax.glucose.population_fit import fit_population
 from twinjax.glucose.records import records
 from twinjax.glucose.replay import (
     OUTCOMES,
@@ -68,6 +75,16 @@ def _long(out: dict, names, model: str, interval: bool) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def fit_twin(a, key, recs):
+    """The twin ``--twin`` names, fitted on the first ``--fit-days`` days."""
+    if a.twin == "population":
+        return fit_population(key, recs, fit_days=a.fit_days, mode_steps=a.mode_steps,
+                              steps=a.steps, starts=a.starts, draws=a.draws,
+                              progress=a.progress)  # fmt: skip
+    return fit_mechanistic(key, recs, fit_days=a.fit_days, steps=a.svi_steps, lr=a.lr,
+                           draws=a.draws, progress=a.progress)  # fmt: skip
+
+
 def main(a) -> dict:
     out_dir = Path(a.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -84,10 +101,11 @@ def main(a) -> dict:
     wall["cohort"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    twin, svi = fit_mechanistic(k_mech, recs, fit_days=a.fit_days, steps=a.svi_steps, lr=a.lr,
-                              draws=a.draws, progress=a.progress)  # fmt: skip
+    twin, svi = fit_twin(a, k_mech, recs)
     jax.block_until_ready(twin.theta)
-    wall["twin fit (SVI)"] = time.perf_counter() - t
+    wall[f"twin fit ({a.twin})"] = time.perf_counter() - t
+    if a.twin == "population":
+        recovery_coverage(recovery(twin)).round(3).to_csv(out_dir / "recovery.csv")
     t = time.perf_counter()
     base, map_losses = fit_map(jax.random.fold_in(k_mech, 2), recs, fit_days=a.fit_days,
                       steps=a.svi_steps, lr=a.lr)  # fmt: skip
@@ -184,8 +202,12 @@ def parse(argv=None):
     ap.add_argument("--train-days", type=float, default=10.0, help="replay the days after these")
     ap.add_argument("--fit-days", type=float, default=2.0, help="days the twins are fitted on")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--svi-steps", type=int, default=800)
-    ap.add_argument("--lr", type=float, default=0.02)
+    ap.add_argument("--twin", choices=("mechanistic", "population"), default="mechanistic")
+    ap.add_argument("--svi-steps", type=int, default=800, help="mechanistic twin and baseline")
+    ap.add_argument("--lr", type=float, default=0.02, help="mechanistic twin and baseline")
+    ap.add_argument("--mode-steps", type=int, default=300, help="population twin")
+    ap.add_argument("--steps", type=int, default=300, help="population twin: ELBO steps")
+    ap.add_argument("--starts", type=int, default=3, help="population twin: mode-search starts")
     ap.add_argument("--draws", type=int, default=64, help="posterior draws of the twin")
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--out", default="/tmp/replay_glucose")
@@ -194,5 +216,6 @@ def parse(argv=None):
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args = parse()
     report_only(args) if args.report_only else main(args)

@@ -12,11 +12,17 @@ from twinjax.glucose.population import FREE, group_prior, log_free, population, 
 from twinjax.glucose.population_fit import (
     LATENT,
     THIN,
+    GuideState,
     PatientData,
     ar1_log_likelihood,
+    fit_guides,
     fit_population,
+    init,
+    keep_best,
     log_joint,
+    patient_data,
     patient_theta,
+    start_points,
 )
 from twinjax.glucose.records import Records, glucose_path
 from twinjax.physiology import PARAM_NAMES, load_patients, patient_names
@@ -74,12 +80,31 @@ def test_ar1_likelihood_is_the_dense_gaussian():
     np.testing.assert_allclose(float(got), ref, rtol=1e-5)
 
 
-@pytest.mark.integration
-def test_a_tiny_fit_is_finite_and_shaped():
-    """Two patients, two hours of records made from a prior draw: a few steps of each phase."""
+def test_keep_best_takes_each_patients_highest_start_and_skips_nan():
+    """Three patients x four starts, the state's leaves tagged by (patient, start): the kept
+    leaves are those of the argmax of each row, a NaN log density never wins."""
+    loc = jnp.arange(3 * 4, dtype=jnp.float32).reshape(3, 4, 1) * jnp.ones((1, 1, LATENT))
+    state = jax.vmap(jax.vmap(init))(loc)
+    log_p = jnp.array(
+        [[1.0, 5.0, 2.0, -1.0], [jnp.nan, -3.0, -2.0, -9.0], [0.0, 0.0, jnp.nan, -1.0]]
+    )
+    kept, best = keep_best(state, log_p)
+    assert best.tolist() == [1, 2, 0]
+    np.testing.assert_array_equal(kept.loc[:, 0], [1.0, 6.0, 8.0])
+    assert isinstance(kept, GuideState) and kept.raw.shape == (3, LATENT, LATENT)
+    np.testing.assert_array_equal(kept.adam.mu[0], state.adam.mu[0][jnp.arange(3), best])
+
+
+def test_start_points_begin_at_the_population_mean():
+    z = start_points(jax.random.key(0), 5, 3)
+    assert z.shape == (5, 3, LATENT)
+    assert float(jnp.abs(z[:, 0]).max()) == 0.0 and float(z[:, 1:].std()) > 0.5
+
+
+def _tiny_records(z):
+    """Two patients' two hours of noise-free records under the latents ``z`` [2, LATENT]."""
     names, bw, basal = ("adult#001", "child#001"), np.array([80.0, 30.0]), np.array([0.015, 0.008])
     pop = population(names, bw)
-    z = jax.random.normal(jax.random.key(2), (2, LATENT)) * 0.5
     carbs = np.zeros((2, 120), np.float32)
     carbs[:, 10] = 40.0
     insulin = np.repeat(basal[:, None], 120, 1).astype(np.float32)
@@ -91,12 +116,39 @@ def test_a_tiny_fit_is_finite_and_shaped():
 
     g = jax.vmap(one)(pop, z, jnp.asarray(basal, jnp.float32), carbs, insulin)
     recs = Records(np.asarray(g), carbs, insulin, insulin[:, 0], bw.astype(np.float32), 3.0, names)
+    return pop, recs
+
+
+@pytest.mark.integration
+def test_the_mode_search_keeps_the_best_of_its_starts():
+    """Four starts, no ELBO steps: the kept ``loc`` is the start whose log joint is the highest,
+    it is at least the population mean's, and the mode phase's losses follow that start."""
+    z = jax.random.normal(jax.random.key(2), (2, LATENT)) * 0.5
+    pop, recs = _tiny_records(z)
+    data = patient_data(recs)
+    fit = fit_guides(jax.random.key(4), pop, data, step=3, mode_steps=6, steps=0, starts=4)
+    assert fit.start_log_joint.shape == (2, 4) and fit.losses.shape == (6, 2)
+    np.testing.assert_array_equal(fit.best, np.nanargmax(fit.start_log_joint, 1))
+    lp = jax.jit(jax.vmap(lambda zi, p, d: log_joint(zi, p, d, step=3)))(fit.state.loc, pop, data)
+    np.testing.assert_allclose(lp, np.nanmax(fit.start_log_joint, 1), rtol=1e-5)
+    assert (np.asarray(lp) >= fit.start_log_joint[:, 0] - 1e-3).all()
+    one = fit_guides(jax.random.key(4), pop, data, step=3, mode_steps=6, steps=0, starts=1)
+    np.testing.assert_allclose(one.start_log_joint[:, 0], fit.start_log_joint[:, 0], rtol=1e-4)
+
+
+@pytest.mark.integration
+def test_a_tiny_fit_is_finite_and_shaped():
+    """Two patients, two hours of records made from a prior draw: a few steps of each phase."""
+    z = jax.random.normal(jax.random.key(2), (2, LATENT)) * 0.5
+    pop, recs = _tiny_records(z)
+    basal, carbs, insulin, g = recs.basal, recs.carbs, recs.insulin, recs.cgm
     twin, fit = fit_population(jax.random.key(3), recs, fit_days=2 / 24, mode_steps=4, steps=4,
-                               draws=5, prior=pop)  # fmt: skip
+                               starts=2, draws=5, prior=pop)  # fmt: skip
     assert twin.theta.shape == (2, 5, len(PARAM_NAMES)) and twin.x0.shape == (2, 5, 13)
     assert twin.noise_sd.shape == twin.noise_ar.shape == (2, 5) and twin.estimated == FREE
     assert fit.loc.shape == (2, LATENT) and fit.scale_tril.shape == (2, LATENT, LATENT)
     assert fit.losses.shape == (8, 2) and np.isfinite(fit.losses).all()
+    assert fit.start_log_joint.shape == (2, 2) and fit.best.shape == (2,)
     assert bool(jnp.isfinite(twin.theta).all() & jnp.isfinite(twin.x0).all())
     # the likelihood reads every THIN-th reading only
     data = PatientData(jnp.float32(basal[0]), carbs[0], insulin[0], jnp.asarray(g[0]))

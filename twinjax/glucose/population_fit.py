@@ -22,8 +22,10 @@ twin's) cannot hold the per-patient correlations that marginalizing them needs. 
 is the "sticking the landing" estimator (the guide's own density evaluated with its parameters
 held fixed), whose variance vanishes where the guide matches the posterior; Adam's step size
 decays from ``lr`` to ``lr / 10`` on a cosine. It starts from the Laplace approximation at the
-mode that Adam finds from the population mean (a guide started at the prior with a small scale
-took more steps than the fit can afford, and an estimator with the guide's density at fixed
+best mode that Adam finds from several starts, the population mean and draws from the patient's
+prior, all vmapped in one program (the posterior has local optima: from the mean alone, the
+search stopped below the density of the true parameters for some simulated patients; a guide
+started at the prior with a small scale took more steps than the fit can afford, and an estimator with the guide's density at fixed
 parameters diverged in float32 when ``L`` became ill-conditioned). ``scripts/nuts_glucose.py``
 checks the guide's spread against NUTS on short windows: on three patients' first 12 hours its
 posterior SDs were 0.44-1.19 times NUTS' (median 0.90; lowest for Vm0, kabs, d, k1, kp3).
@@ -185,8 +187,33 @@ def _cohort_update(state, keys, pop, data, lr, *, step, substeps, thin, samples)
 
 @partial(jax.jit, static_argnames=("step", "substeps", "thin"))
 def _cohort_mode_update(state, pop, data, lr, *, step, substeps, thin):
+    """One mode step of every start (axis 1) of every patient (axis 0)."""
     one = partial(mode_update, step=step, substeps=substeps, thin=thin)
-    return jax.vmap(one, in_axes=(0, 0, 0, None))(state, pop, data, lr)
+    over_starts = jax.vmap(one, in_axes=(0, None, None, None))
+    return jax.vmap(over_starts, in_axes=(0, 0, 0, None))(state, pop, data, lr)
+
+
+@partial(jax.jit, static_argnames=("step", "substeps", "thin"))
+def _cohort_start_log_joint(loc, pop, data, *, step, substeps, thin):
+    one = partial(log_joint, step=step, substeps=substeps, thin=thin)
+    return jax.vmap(jax.vmap(one, in_axes=(0, None, None)))(loc, pop, data)
+
+
+def start_points(
+    key: Key[Array, ""], patients: int, starts: int
+) -> Float[Array, "patients starts latent"]:
+    """The mode search's starting latents: the population mean (``z = 0``) first, then
+    ``starts - 1`` draws from each patient's prior (``z ~ Normal(0, I)``)."""
+    draws = jax.random.normal(key, (patients, starts - 1, LATENT))
+    return jnp.concatenate([jnp.zeros((patients, 1, LATENT)), draws], axis=1)
+
+
+def keep_best(state, log_p: Float[Array, "patients starts"]):
+    """Each patient's start (axis 1 of every leaf of ``state``) with the highest ``log_p``; a
+    non-finite ``log_p`` counts as the lowest. Returns the chosen states and their indices."""
+    best = jnp.argmax(jnp.where(jnp.isfinite(log_p), log_p, -jnp.inf), axis=1)
+    rows = jnp.arange(log_p.shape[0])
+    return jax.tree.map(lambda a: a[rows, best], state), best
 
 
 @partial(jax.jit, static_argnames=("step", "substeps", "thin"))
@@ -197,44 +224,63 @@ def _cohort_laplace(state, pop, data, *, step, substeps, thin):
 class PopulationFit(NamedTuple):
     """The fit behind a twin of :func:`fit_population`: the patients' priors, each patient's
     guide (``loc`` ``[patients, latent]``, ``scale_tril`` ``[patients, latent, latent]``), the
-    losses per step and patient, and the guide draws of ``z`` the twin holds (its last two
-    entries: the residual's ``sigma`` and its AR(1) coefficient per ``thin`` readings)."""
+    losses per step and patient, the guide draws of ``z`` the twin holds (its last two
+    entries: the residual's ``sigma`` and its AR(1) coefficient per ``thin`` readings), and the
+    mode search's starts (their log joints, the one kept)."""
 
     population: Population
     loc: Float[Array, "patients latent"]
     scale_tril: Float[Array, "patients latent latent"]
     losses: np.ndarray  # [mode_steps + steps, patients]: -log p at loc, then -ELBO
     z: Float[Array, "patients draws latent"]
+    start_log_joint: np.ndarray  # [patients, starts]: each start's log p after the mode search
+    best: np.ndarray  # [patients]: the start kept
+
+
+class Guides(NamedTuple):
+    """What :func:`fit_guides` returns: every patient's final guide, the losses per step and
+    patient (``-log p`` at the kept start's ``loc``, then ``-ELBO``), each start's log joint at
+    the end of the mode search and the index of the start kept."""
+
+    state: GuideState
+    losses: np.ndarray  # [mode_steps + steps, patients]
+    start_log_joint: np.ndarray  # [patients, starts]
+    best: np.ndarray  # [patients]
 
 
 def fit_guides(
     key: Key[Array, ""], pop: Population, data: PatientData, *, step: int, mode_steps: int = 300,
-    steps: int = 300, mode_lr: float = 0.05, lr: float = 0.01, samples: int = 1,
+    steps: int = 300, starts: int = 3, mode_lr: float = 0.05, lr: float = 0.01, samples: int = 1,
     substeps: int = 1, thin: int = THIN, progress: bool = False,
-) -> tuple[GuideState, np.ndarray]:  # fmt: skip
+) -> Guides:  # fmt: skip
     """Fits every patient's guide: ``mode_steps`` Adam steps of ``loc`` towards the posterior
-    mode from the population mean (``z = 0``), the Laplace approximation there
-    (:func:`laplace`), then ``steps`` Adam steps of the whole guide on the ELBO (step sizes on a
-    cosine decay to a tenth), the likelihood reading every ``thin``-th reading. Returns the final
-    states and the losses ``[mode_steps + steps, patients]`` (``-log p`` at ``loc``, then
-    ``-ELBO``)."""
+    mode from each of ``starts`` points (:func:`start_points`: the population mean, then prior
+    draws; all of them one vmapped program), the start with the highest log joint kept
+    (:func:`keep_best`), the Laplace approximation there (:func:`laplace`), then ``steps`` Adam
+    steps of the whole guide on the ELBO (step sizes on a cosine decay to a tenth), the
+    likelihood reading every ``thin``-th reading."""
     n = pop.mean.shape[0]
-    state = jax.vmap(init)(jnp.zeros((n, LATENT), jnp.float32))
+    k_start, k_elbo = jax.random.split(key)
+    state = jax.vmap(jax.vmap(init))(start_points(k_start, n, starts))
     opts = {"step": step, "substeps": substeps, "thin": thin}
-    losses = []
+    mode_losses = []
     schedule = optax.cosine_decay_schedule(mode_lr, max(mode_steps, 1), alpha=0.1)
     for s in range(mode_steps):
         state, loss = _cohort_mode_update(state, pop, data, schedule(s), **opts)
-        losses.append(loss)
-        _report(progress, "mode", s, mode_steps, loss)
+        mode_losses.append(loss)
+        _report(progress, "mode", s, mode_steps, loss.min(1))
+    start_lp = _cohort_start_log_joint(state.loc, pop, data, **opts)
+    state, best = keep_best(state, start_lp)
+    losses = [m[jnp.arange(n), best] for m in mode_losses]
     state = _cohort_laplace(state, pop, data, **opts)
     schedule = optax.cosine_decay_schedule(lr, max(steps, 1), alpha=0.1)
     for s in range(steps):
-        keys = jax.random.split(jax.random.fold_in(key, s), n)
+        keys = jax.random.split(jax.random.fold_in(k_elbo, s), n)
         state, loss = _cohort_update(state, keys, pop, data, schedule(s), samples=samples, **opts)
         losses.append(loss)
         _report(progress, "ELBO", s, steps, loss)
-    return state, np.asarray(jnp.stack(losses)) if losses else np.zeros((0, n))
+    losses = np.asarray(jnp.stack(losses)) if losses else np.zeros((0, n))
+    return Guides(state, losses, np.asarray(start_lp), np.asarray(best))
 
 
 def _report(progress: bool, phase: str, s: int, steps: int, loss) -> None:
@@ -268,6 +314,7 @@ def fit_population(
     fit_days: float = 2.0,
     mode_steps: int = 300,
     steps: int = 300,
+    starts: int = 3,
     mode_lr: float = 0.05,
     lr: float = 0.01,
     samples: int = 1,
@@ -284,6 +331,8 @@ def fit_population(
         cohort: the records (a glucose :class:`~twinjax.data.Cohort` or its :class:`Records`).
         fit_days: days fitted, from the start of the records.
         mode_steps: Adam steps towards the posterior mode (:func:`fit_guides`).
+        starts: points the mode search starts from (the population mean, then prior draws);
+            each patient keeps the one with the highest log joint.
         steps: Adam steps on the ELBO, from the Laplace approximation at the mode.
         mode_lr: Adam's initial step size towards the mode.
         lr: Adam's initial step size on the ELBO.
@@ -305,10 +354,12 @@ def fit_population(
         raise ValueError(f"prior has {pop.mean.shape[0]} patients, records {len(recs.subject_ids)}")
     data = patient_data(recs.head(fit_days))
     k_fit, k_draw = jax.random.split(key)
-    state, losses = fit_guides(k_fit, pop, data, step=int(recs.step), mode_steps=mode_steps,
-                               steps=steps, mode_lr=mode_lr, lr=lr, samples=samples,
-                               substeps=substeps, thin=thin, progress=progress)  # fmt: skip
-    z = guide_draws(k_draw, state, draws=draws)
+    fit = fit_guides(k_fit, pop, data, step=int(recs.step), mode_steps=mode_steps, steps=steps,
+                     starts=starts, mode_lr=mode_lr, lr=lr, samples=samples, substeps=substeps,
+                     thin=thin, progress=progress)  # fmt: skip
+    z = guide_draws(k_draw, fit.state, draws=draws)
     twin = twin_of(pop, z, recs.basal, recs.subject_ids, thin=thin)
-    chol = jax.vmap(scale_tril)(state.raw)
-    return twin, PopulationFit(pop, state.loc, chol, losses, z)
+    chol = jax.vmap(scale_tril)(fit.state.raw)
+    return twin, PopulationFit(
+        pop, fit.state.loc, chol, fit.losses, z, fit.start_log_joint, fit.best
+    )
