@@ -9,7 +9,14 @@ import re
 import textwrap
 import typing
 
-from twinjax.config import DataConfig, ModelConfig, TrainConfig, experiments
+from twinjax.config import (
+    DataConfig,
+    ModelConfig,
+    TrainConfig,
+    experiments,
+    is_optional,
+    literal_choices,
+)
 
 USAGE = "usage: python -m twinjax [experiment=NAME] [group=option] [key=value ...] [--multirun]"
 
@@ -83,11 +90,11 @@ def _fields(cls, width: int = 100, prefix: str = "", values=None) -> list[str]:
 
 def _choices(hint) -> str:
     """``(one of: a, b)`` for a Literal hint (optional or not), else ``""``."""
-    for arg in (hint, *typing.get_args(hint)):
-        if typing.get_origin(arg) is typing.Literal:
-            null = ", null" if type(None) in typing.get_args(hint) else ""
-            return f"(one of: {', '.join(map(str, typing.get_args(arg)))}{null})"
-    return ""
+    choices = literal_choices(hint)
+    if choices is None:
+        return ""
+    null = ", null" if is_optional(hint) else ""
+    return f"(one of: {', '.join(map(str, choices))}{null})"
 
 
 def help_text(argv: list[str]) -> str:

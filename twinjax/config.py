@@ -183,26 +183,27 @@ def check_choices(options, prefix: str = "") -> None:
         if dataclasses.is_dataclass(value):
             check_choices(value, f"{prefix}{f.name}.")
             continue
-        choices = _choices(hints.get(f.name))
+        choices = literal_choices(hints.get(f.name))
         if choices is None or value is None:
             continue
         for item in value if isinstance(value, list | tuple) else [value]:
             if item not in choices:
-                names = [str(c) for c in choices] + ["null"] * _optional(hints[f.name])
+                names = [str(c) for c in choices] + ["null"] * is_optional(hints[f.name])
                 raise ConfigError(f"{prefix}{f.name}={item!r}: use "
                                   f"{', '.join(names[:-1])} or {names[-1]}")  # fmt: skip
 
 
-def _optional(hint) -> bool:
+def is_optional(hint) -> bool:
+    """Whether the hint allows None (``X | None``)."""
     return type(None) in typing.get_args(hint)
 
 
-def _choices(hint) -> tuple | None:
+def literal_choices(hint) -> tuple | None:
     """The values a (possibly optional, or listed) ``Literal`` hint allows, else None."""
     if typing.get_origin(hint) is Literal:
         return typing.get_args(hint)
     for arg in typing.get_args(hint):
-        found = _choices(arg)
+        found = literal_choices(arg)
         if found is not None:
             return found
     return None

@@ -25,8 +25,9 @@ decays from ``lr`` to ``lr / 10`` on a cosine. It starts from the Laplace approx
 best mode that Adam finds from several starts, the population mean and draws from the patient's
 prior, all vmapped in one program (the posterior has local optima: from the mean alone, the
 search stopped below the density of the true parameters for some simulated patients; a guide
-started at the prior with a small scale took more steps than the fit can afford, and an estimator with the guide's density at fixed
-parameters diverged in float32 when ``L`` became ill-conditioned). ``scripts/nuts_glucose.py``
+started at the prior with a small scale took more steps than the fit can afford, and an
+estimator with the guide's density at fixed parameters diverged in float32 when ``L`` became
+ill-conditioned). ``scripts/nuts_glucose.py``
 checks the guide's spread against NUTS on short windows: on three patients' first 12 hours its
 posterior SDs were 0.44-1.19 times NUTS' (median 0.90; lowest for Vm0, kabs, d, k1, kp3).
 """
