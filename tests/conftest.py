@@ -85,6 +85,51 @@ def run_in_process(run_dir: Path, *overrides: str) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 
 
+@pytest.fixture
+def run_cli(monkeypatch, capsys):
+    """``run_cli(*args, full_error=False) -> (exit_status, output)``: the ``twinjax`` command's
+    entry point (``twinjax.__main__.cli``: Hydra's own command-line parsing, ``--multirun``
+    sweeps and launchers, the app's one-line error reports and exit status) called in this
+    process, with what it printed and logged to stdout and stderr. ``full_error``:
+    ``HYDRA_FULL_ERROR=1``, which lets the error itself raise.
+
+    Hydra's job logging writes to this test's captured streams while the command runs; the
+    logging set-up is put back afterwards, as are the working directory and ``sys.argv``.
+    Hydra's set-up closes every existing handler, and absl's handler closes its stream on close
+    unless it is the current stderr: here that stream can be pytest's capture of the session,
+    whose closing ends the session, so absl's handler is closed as a plain handler is."""
+    import logging
+
+    from absl import logging as absl_logging
+
+    from twinjax.__main__ import cli
+
+    monkeypatch.setattr(absl_logging.PythonHandler, "close", logging.Handler.close)
+
+    def run(*args: str, full_error: bool = False) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "argv", ["twinjax", *args])
+        monkeypatch.chdir(ROOT)
+        if full_error:
+            monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+        else:
+            monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+        root = logging.getLogger()
+        handlers, level = list(root.handlers), root.level
+        status = 0
+        try:
+            cli()
+        except SystemExit as e:
+            status = 0 if e.code is None else e.code
+        finally:
+            root.handlers[:] = handlers
+            root.setLevel(level)
+            monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+        out = capsys.readouterr()
+        return status, out.out + out.err
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def run_app():
     """``run_app(run_dir, *overrides) -> metrics``: :func:`run_in_process`, one JAX start and one

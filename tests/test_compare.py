@@ -3,9 +3,6 @@ and metrics; HParams lists the changed settings and the run's real metrics; a ru
 stopped by a user error is marked failed, with no TensorBoard run left behind."""
 
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,17 +18,17 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _sweep(sweep_dir: Path, obs: Path, trials: int) -> None:
-    cmd = [sys.executable, "-m", "twinjax", "--multirun", f"hydra.sweep.dir={sweep_dir}",
-           "hydra/sweeper=twin_search", f"hydra.sweeper.n_trials={trials}",
-           "data=files", f"data.observations={obs}", "data.horizon=2",
-           "model.candidates=[last,drift,mixed]", "model.origins=choice(1,2,3)"]  # fmt: skip
-    env = {**os.environ, "XLA_FLAGS": "", "MPLBACKEND": "Agg"}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def _sweep(run_cli, sweep_dir: Path, obs: Path, trials: int) -> None:
+    """An Optuna sweep of the command (``--multirun``), in this process."""
+    status, out = run_cli(
+        "--multirun", f"hydra.sweep.dir={sweep_dir}", "hydra/sweeper=twin_search",
+        f"hydra.sweeper.n_trials={trials}", "data=files", f"data.observations={obs}",
+        "data.horizon=2", "model.candidates=[last,drift,mixed]", "model.origins=choice(1,2,3)",
+    )  # fmt: skip
+    assert status == 0, out[-3000:]
 
 
-def test_compare_tabulates_every_trial_of_a_sweep(tmp_path, capsys):
+def test_compare_tabulates_every_trial_of_a_sweep(tmp_path, capsys, run_cli):
     rng = np.random.default_rng(0)
     n, v = 12, 9
     t = np.arange(v, dtype=float)
@@ -40,7 +37,7 @@ def test_compare_tabulates_every_trial_of_a_sweep(tmp_path, capsys):
     pd.DataFrame({"subject_id": np.repeat(np.arange(n), v), "time": np.tile(t, n),
                   "variable": "y", "value": y.ravel()}).to_csv(obs, index=False)  # fmt: skip
     sweeps = tmp_path / "sweeps"
-    _sweep(sweeps / "first", obs, trials=3)
+    _sweep(run_cli, sweeps / "first", obs, trials=3)
     best = yaml.safe_load((sweeps / "first" / "optimization_results.yaml").read_text())
 
     assert main([str(sweeps)]) == 0

@@ -27,13 +27,10 @@ TINY = [
 ]  # fmt: skip
 
 
-def _multirun(sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "XLA_FLAGS": "", "MPLBACKEND": "Agg"}
-    cmd = [sys.executable, "-m", "twinjax", "--multirun", f"hydra.sweep.dir={sweep_dir}",
-           *TINY, *overrides]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
+def _multirun(run_cli, sweep_dir: Path, *overrides: str) -> None:
+    """``twinjax --multirun hydra.sweep.dir=SWEEP_DIR TINY OVERRIDES``, in this process."""
+    status, out = run_cli("--multirun", f"hydra.sweep.dir={sweep_dir}", *TINY, *overrides)
+    assert status == 0, out[-3000:]
 
 
 def _metrics(job: Path) -> dict:
@@ -60,10 +57,10 @@ def _user_files(tmp_path: Path) -> list[str]:
 
 
 @pytest.mark.integration
-def test_optuna_sweep_on_a_users_files_minimizes_the_runs_validation_objective(tmp_path):
+def test_optuna_sweep_on_a_users_files_minimizes_the_runs_validation_objective(tmp_path, run_cli):
     """``twinjax --multirun``: two jobs in one process, each a run directory of its own."""
     sweep = tmp_path / "sweep"
-    _multirun(sweep, "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2",
+    _multirun(run_cli, sweep, "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2",
               "hydra.sweeper.sampler.seed=0", "train.prior_strength=tag(log, interval(1, 1000))",
               *_user_files(tmp_path))  # fmt: skip
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
@@ -101,8 +98,14 @@ def test_optuna_sweep_on_a_users_files_minimizes_the_runs_validation_objective(t
 # in one process and stays in the default suite)
 @pytest.mark.slow
 def test_submitit_local_runs_each_job_of_a_multirun(tmp_path):
-    _multirun(tmp_path, "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
-              "train.prior_strength=3,300")  # fmt: skip
+    # the command in a subprocess: submitit pickles the job, with Hydra's state, which in a
+    # test process holds pytest's (unpicklable) objects
+    env = {**os.environ, "XLA_FLAGS": "", "MPLBACKEND": "Agg"}
+    cmd = [sys.executable, "-m", "twinjax", "--multirun", f"hydra.sweep.dir={tmp_path}", *TINY,
+           "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
+           "train.prior_strength=3,300"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     runs = {s: _metrics(tmp_path / str(i)) for i, s in enumerate((3, 300))}
     assert runs[3]["objective"] != runs[300]["objective"]  # two different fits
     assert list((tmp_path / ".submitit").glob("*/*_result.pkl"))  # ran as submitit jobs

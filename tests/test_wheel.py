@@ -85,6 +85,8 @@ def test_the_wheel_ships_configs_and_drivers_under_names_of_its_own(installed):
 
 @pytest.mark.integration
 def test_the_installed_command_runs_from_elsewhere(installed, tmp_path):
+    """From another directory: the command's help, a tiny default run and a tiny
+    ``experiment=hierarchical`` on a user's file, all from the packaged configs."""
     _, venv = installed
     python, twinjax = venv / "bin" / "python", venv / "bin" / "twinjax"
     elsewhere = tmp_path / "elsewhere"
@@ -107,17 +109,13 @@ def test_the_installed_command_runs_from_elsewhere(installed, tmp_path):
     hydra = (run / ".hydra" / "hydra.yaml").read_text()
     assert f"path: {site_dir}" in hydra and "twinjax/configs" in hydra  # the packaged configs
 
-
-@pytest.mark.integration
-def test_the_installed_command_runs_experiment_hierarchical(installed, tmp_path):
-    _, venv = installed
     rng = np.random.default_rng(0)
     subjects, visits = np.repeat(np.arange(6), 5), np.tile(np.arange(5.0), 6)
     value = 2.0 + rng.normal(0, 0.5, 6)[subjects] + 0.3 * visits + rng.normal(0, 0.1, 30)
     obs = pd.DataFrame({"subject_id": subjects, "time": visits, "variable": "y", "value": value})
     obs.to_csv(tmp_path / "obs.csv", index=False)
     run = tmp_path / "hierarchical"
-    _run(tmp_path, venv / "bin" / "twinjax", f"hydra.run.dir={run}",
+    _run(elsewhere, twinjax, f"hydra.run.dir={run}",
          "experiment=hierarchical", "data=files", f"data.observations={tmp_path / 'obs.csv'}",
          *TINY_HIERARCHICAL)  # fmt: skip
     metrics = json.loads((run / "metrics.json").read_text())

@@ -195,37 +195,27 @@ def test_a_checkpoint_over_the_file_size_limit_is_one_error_then_resumes(tmp_pat
 
 # ---- the app -------------------------------------------------------------------------------
 
+# the storage fails once the twins are saved: a file size limit (in a subprocess of its own: the
+# limit would hold for this test process too)
 DRIVER = textwrap.dedent("""
-    import errno, hashlib, json, os, resource, signal, subprocess, sys
+    import hashlib, json, resource, signal, sys
     from pathlib import Path
     from twinjax import pipeline
 
-    fault, run_dir, snapshot, limit = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+    run_dir, snapshot, limit = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
     save_model = pipeline.save_model
 
-    def then_fault(*args, **kwargs):  # the storage fails once the twins are saved
+    def then_fault(*args, **kwargs):
         bundle = save_model(*args, **kwargs)
         files = {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
                  for p in run_dir.rglob("*") if p.is_file()}
         snapshot.write_text(json.dumps(files))
-        if fault == "fsize":
-            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
-        elif fault == "chmod":
-            os.chmod(run_dir, 0o500)
-        elif fault == "chattr":
-            subprocess.run(["chattr", "+i", str(run_dir)], check=True)
-        else:  # simulated: nothing can be renamed into the run directory
-            real = os.replace
-            def refused(src, dst, *a, **k):
-                if Path(dst).parent == run_dir:
-                    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(dst))
-                return real(src, dst, *a, **k)
-            os.replace = refused
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
         return bundle
 
     pipeline.save_model = then_fault
-    sys.argv = ["twinjax", f"hydra.run.dir={run_dir}", *sys.argv[5:]]
+    sys.argv = ["twinjax", f"hydra.run.dir={run_dir}", *sys.argv[4:]]
     from twinjax.__main__ import cli
     cli()
 """)
@@ -234,19 +224,10 @@ DRIVER = textwrap.dedent("""
 _LIVE = re.compile(r"(^|/)(tensorboard/|[^/]*\.log$|run\.lock$)")
 
 
-def _app_with_fault(tmp_path: Path, fault: str) -> tuple[Path, subprocess.CompletedProcess, dict]:
-    run_dir, snapshot = tmp_path / "run", tmp_path / "snapshot.json"
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    args = [fault, str(run_dir), str(snapshot), str(FSIZE_LIMIT), *TINY]
-    proc = subprocess.run([sys.executable, "-c", DRIVER, *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
-    return run_dir, proc, json.loads(snapshot.read_text())
-
-
-def _check_one_line_and_intact(run_dir: Path, proc, before: dict, reason: str, remedy: str):
-    out = proc.stdout + proc.stderr
+def _check_one_line_and_intact(run_dir: Path, status: int, out: str, before: dict, reason: str,
+                               remedy: str):  # fmt: skip
     errors = [line for line in out.splitlines() if "ERROR" in line]
-    assert proc.returncode == 1, out[-3000:]
+    assert status == 1, out[-3000:]
     assert len(errors) == 1 and "Traceback" not in out, out[-3000:]
     last = run_dir / "checkpoints" / "personal" / "chunk0000" / "4"
     m = re.search(
@@ -269,23 +250,55 @@ def _check_one_line_and_intact(run_dir: Path, proc, before: dict, reason: str, r
 
 @pytest.mark.integration
 def test_app_over_the_file_size_limit_ends_with_one_line(tmp_path):
-    run_dir, proc, before = _app_with_fault(tmp_path, "fsize")
-    line = _check_one_line_and_intact(run_dir, proc, before, r"File too large \(EFBIG\)",
-                                      "raise the file size limit (ulimit -f)")  # fmt: skip
+    run_dir, snapshot = tmp_path / "run", tmp_path / "snapshot.json"
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    # the limit truncates what JAX writes to its compilation cache too: a cache of its own
+    env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path / "jax-cache")
+    args = [str(run_dir), str(snapshot), str(FSIZE_LIMIT), *TINY]
+    proc = subprocess.run([sys.executable, "-c", DRIVER, *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    before = json.loads(snapshot.read_text())
+    line = _check_one_line_and_intact(
+        run_dir, proc.returncode, proc.stdout + proc.stderr, before, r"File too large \(EFBIG\)",
+        "raise the file size limit (ulimit -f)",
+    )  # fmt: skip
     assert re.search(r"cannot write \S+\.png", line)  # the first figure (tables are small)
     assert not (run_dir / "metrics.json").exists() and not (run_dir / "report.md").exists()
 
 
 @pytest.mark.integration
-def test_app_in_a_directory_turned_read_only_ends_with_one_line(tmp_path):
+def test_app_in_a_directory_turned_read_only_ends_with_one_line(tmp_path, monkeypatch, run_cli):
+    """The command in this process; once the twins are saved, its directory turns read-only."""
+    from twinjax import pipeline
+
     method = _read_only_method(tmp_path)
     reason = {"chmod": r"Permission denied \(EACCES\)", "chattr": r"Operation not permitted "
               r"\(EPERM\)", "simulate": r"Permission denied \(EACCES\)"}[method]  # fmt: skip
-    run_dir = tmp_path / "run"
+    run_dir, before = tmp_path / "run", {}
+    save_model, real_replace = pipeline.save_model, os.replace
+
+    def refused(src, dst, *args, **kwargs):  # simulated: nothing can be renamed into it
+        if Path(dst).parent == run_dir:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(dst))
+        return real_replace(src, dst, *args, **kwargs)
+
+    def then_fault(*args, **kwargs):
+        bundle = save_model(*args, **kwargs)
+        before.update({str(run_dir / k): v for k, v in _digests(run_dir).items()})
+        if method == "simulate":
+            monkeypatch.setattr(os, "replace", refused)
+        elif method == "chmod":
+            os.chmod(run_dir, 0o500)
+        else:
+            subprocess.run(["chattr", "+i", str(run_dir)], check=True)
+        return bundle
+
+    monkeypatch.setattr(pipeline, "save_model", then_fault)
     try:
-        run_dir, proc, before = _app_with_fault(tmp_path, method)
+        status, out = run_cli(f"hydra.run.dir={run_dir}", *TINY)
     finally:
         if run_dir.exists():
             undo(run_dir, method)
-    _check_one_line_and_intact(run_dir, proc, before, reason, "make the directory writable")
+        monkeypatch.setattr(os, "replace", real_replace)
+    _check_one_line_and_intact(run_dir, status, out, before, reason, "make the directory writable")
     assert not (run_dir / "metrics.json").exists()
