@@ -19,6 +19,7 @@ from typing import Literal, NamedTuple
 
 from twinjax.bayes import HierarchicalOptions, Nuts
 from twinjax.bayes.residual import ErrorModel
+from twinjax.federated.options import FederatedOptions
 
 
 @dataclass
@@ -135,26 +136,31 @@ class FedproxSynthetic:
     # input heterogeneity: device k's inputs centre on v_k ~ N(B_k, 1), B_k ~ N(0, beta) (the SD)
     beta: float = 1.0
     num_clients: int = 30  # devices of the straggler and DP runs (the paper's 30)
-    clients_per_round: int = 10  # devices sampled per round in the straggler runs
-    rounds: int = 200  # rounds of each straggler run
-    local_epochs: int = 20  # local epochs E per round (FedProx's stragglers run 1 .. E-1)
-    batch_size: int = 10  # samples per local SGD step (every run)
-    learning_rate: float = 0.01  # local SGD learning rate (every run)
+    # the straggler runs: FedAvg vs FedProx (the paper's 10 of 30 devices per round, E = 20);
+    # sampling size: probability proportional to the device's samples
+    straggler: FederatedOptions = field(
+        default_factory=lambda: FederatedOptions(
+            rounds=200, clients_per_round=10, sampling="size", weighting="uniform"
+        )
+    )
     mu: float = 1.0  # FedProx's proximal term mu/2 ||w - w_t||^2 (mu=0 is run as well)
-    # fractions of each round's sampled devices that are stragglers, one set of runs each;
-    straggler_fractions: list[float] = field(default_factory=lambda: [0.0, 0.5, 0.9])  # []: skip
+    # fractions of each round's sampled devices that are stragglers (they run 1 .. E-1 local
+    # epochs), one set of runs each; []: skip
+    straggler_fractions: list[float] = field(default_factory=lambda: [0.0, 0.5, 0.9])
     seeds: int = 3  # training seeds per straggler run (one dataset; results are their mean)
-    # client sampling of the straggler runs: uniform | size (probability proportional to the
-    # device's samples) | poisson
-    sampling: Literal["uniform", "size", "poisson"] = "size"
-    weighting: Literal["uniform", "samples"] = "uniform"  # weights of the updates in the mean
     max_samples: int | None = None  # cap on a device's sample count; None: uncapped (lognormal)
     # where client updates run: vmap | serial (no jit) | shard_map (clients split over the
     # devices, also of several hosts with distributed)
     backend: Literal["vmap", "serial", "shard_map"] = "vmap"
     buckets: int = 3  # vmapped groups of similar-size clients (speed only)
     final_window: int = 10  # "final" accuracies also reported as the mean of the last rounds
-    byzantine_rounds: int = 200  # 0: skip the robustness runs
+    # the robustness runs (byzantine.rounds=0: skip them); robust aggregators see updates per
+    # local step (byzantine_per_step)
+    byzantine: FederatedOptions = field(
+        default_factory=lambda: FederatedOptions(
+            rounds=200, clients_per_round=50, sampling="uniform", weighting="uniform"
+        )
+    )
     # share of the devices that attack (the lowest ids), in every round they are sampled
     byzantine_fraction: float = 0.2
     # the attacks' factor s: an attacker sends s times its update (scale) or -s times (sign_flip)
@@ -176,21 +182,22 @@ class FedproxSynthetic:
     # costs the median 7 points there (seed 0, 20 of 30 per round), 2.5 with 100 devices and
     # 1.9 with 200 (50 per round): the bias averages over more attackers' directions.
     byzantine_num_clients: int = 200
-    byzantine_clients_per_round: int = 50  # devices sampled per round in the robustness runs
-    # client sampling of the robustness runs: uniform | size | poisson
-    byzantine_sampling: Literal["uniform", "size", "poisson"] = "uniform"
     # robust aggregators see updates per local step (aggregation.aggregate_per_step, FedNova
     # style); the mean stays plain FedAvg
     byzantine_per_step: bool = True
     # >1: robust aggregators of means of random buckets of this many clients (Karimireddy et
     # al. 2022); the clean reference of each robust aggregator is bucketed the same way
     byzantine_bucket_size: int = 1
-    dp_rounds: int = 100  # 0: skip the DP run
+    # the DP-FedAvg run (dp.rounds=0: skip it); its accounting takes Poisson sampling at
+    # dp.clients_per_round / num_clients
+    dp: FederatedOptions = field(
+        default_factory=lambda: FederatedOptions(
+            rounds=100, clients_per_round=10, sampling="poisson", weighting="uniform"
+        )
+    )
     # z: SD of the Gaussian noise on the sum of clipped updates, in units of dp_clip_norm
     dp_noise_multiplier: float = 1.0
     dp_clip_norm: float = 1.0  # L2 norm each client update is clipped to (fixed clipping)
-    # expected devices per round: Poisson sampling at dp_clients_per_round / num_clients
-    dp_clients_per_round: int = 10
     dp_delta: float = 1e-5  # the delta of the reported (epsilon, delta), RDP and PLD accounting
     progress: bool = True  # a progress bar per run (log lines when not on a terminal)
     fast_compile: bool = False  # XLA -O0: quicker compiles for tiny CI runs
@@ -204,11 +211,15 @@ class FederatedTwins:
     name: str = "federated_twins"
     window: int = 48  # grid steps per training window (a client's samples are its windows)
     stride: int = 12  # grid steps between the starts of an individual's windows
-    rounds: int = 60  # FedAdam rounds (of the global twin, and again of the personal heads)
-    clients_per_round: int = 16  # individuals sampled per round (at most the cohort)
-    local_epochs: int = 2  # local epochs over a client's windows per round
-    batch_size: int = 4  # windows per SGD step (local, centralized and fine-tuning)
-    local_lr: float = 0.05  # SGD learning rate (local, centralized and fine-tuning)
+    # FedAdam's rounds (of the global twin, and again of the personal heads), clients per
+    # round (at most the cohort; sampled uniformly, updates weighted by their windows), local
+    # epochs over a client's windows, and the SGD batch (windows) and learning rate, which the
+    # centralized baseline and the fine-tuning use too
+    federated: FederatedOptions = field(
+        default_factory=lambda: FederatedOptions(
+            rounds=60, clients_per_round=16, local_epochs=2, batch_size=4, local_lr=0.05
+        )
+    )
     server_lr: float = 0.01  # the server's Adam learning rate (FedAdam)
     central_epochs: int = 10  # epochs of the centralized baseline over all windows pooled
     fine_tune_epochs: int = 2  # epochs of each client's fine-tuning of the FedAdam twin
@@ -232,11 +243,20 @@ class DpPopulation:
     beta: float = 1.0
     spread: float = 0.5  # SD of each device's model deviation from the shared model
     max_samples: int = 500  # caps the lognormal client sizes (the largest set a round's length)
-    clients_per_round: int = 1_000  # expected: Poisson sampling at clients_per_round/num_clients
-    rounds: int = 200  # rounds of each run (the DP run's epsilon covers all of them)
-    local_epochs: int = 1  # local SGD epochs of a sampled client per round
-    batch_size: int = 10  # samples per local SGD step
-    learning_rate: float = 0.1  # local SGD learning rate
+    # rounds of each run (the DP run's epsilon covers all of them), clients per round (the
+    # expected count: Poisson sampling at clients_per_round/num_clients, which the accounting
+    # takes), local SGD of a sampled client, uniform weights
+    federated: FederatedOptions = field(
+        default_factory=lambda: FederatedOptions(
+            rounds=200,
+            clients_per_round=1_000,
+            local_epochs=1,
+            batch_size=10,
+            local_lr=0.1,
+            sampling="poisson",
+            weighting="uniform",
+        )
+    )
     target_epsilon: float = 3.0  # user-level epsilon of the whole run; the noise is fitted to it
     delta: float = 1e-5  # the delta of (epsilon, delta)
     accountant: Literal["rdp", "pld"] = "rdp"  # calibrates the noise (both are reported)
@@ -245,7 +265,8 @@ class DpPopulation:
     # eta: step of the clip norm's update C <- C exp(-eta (b - gamma)), b the (noisy) share of
     # unclipped updates
     clip_learning_rate: float = 0.2
-    quantile_noise: float | None = None  # sigma_b of the clip count; None: clients_per_round/20
+    # sigma_b of the clip count; None: federated.clients_per_round/20
+    quantile_noise: float | None = None
     buckets: int = 8  # vmapped groups of similar-size clients (speed only)
     size_classes: bool = True  # group edges fitted to the client sizes (else geometric widths)
     eval_every: int = 10  # rounds between test-accuracy evaluations (rounds/s timed between them)

@@ -33,9 +33,9 @@ from twinjax_experiments.report import save_figure, table, write_markdown
 
 def dp_config(c: DpPopulation, sampling_rate: float) -> fl.DPConfig:
     """The mechanism: ``z`` calibrated to ``target_epsilon`` for the run, adaptive clipping."""
-    z = fl.calibrate_noise(c.target_epsilon, sampling_rate, c.rounds, delta=c.delta,
+    z = fl.calibrate_noise(c.target_epsilon, sampling_rate, c.federated.rounds, delta=c.delta,
                            accountant=c.accountant)  # fmt: skip
-    sigma_b = c.clients_per_round / 20 if c.quantile_noise is None else c.quantile_noise
+    sigma_b = c.federated.clients_per_round / 20 if c.quantile_noise is None else c.quantile_noise
     return fl.DPConfig(
         noise_multiplier=z, clip_norm=c.clip_norm, adaptive=True,
         target_quantile=c.target_quantile, clip_learning_rate=c.clip_learning_rate,
@@ -47,22 +47,21 @@ def groups(c: DpPopulation, count) -> int | tuple[int, ...]:
     """The vmapped groups of a round: size classes fitted to the client sizes, or a count."""
     if not c.size_classes:
         return c.buckets
-    return fl.size_class_edges(count, c.clients_per_round, c.buckets, epochs=c.local_epochs,
-                               batch_size=c.batch_size, sampling="poisson")  # fmt: skip
+    f = c.federated
+    return fl.size_class_edges(count, f.clients_per_round, c.buckets, epochs=f.local_epochs,
+                               batch_size=f.batch_size, sampling=f.sampling)  # fmt: skip
 
 
 def algorithm(c: DpPopulation, dp: fl.DPConfig | None, buckets) -> fl.FederatedAlgorithm:
-    """FedAvg with Poisson sampling and uniform weights; ``dp``: the DP mean as aggregator."""
+    """FedAvg with the run's settings (Poisson sampling); ``dp``: the DP mean as aggregator."""
     execution = fl.Execution(backend="vmap", buckets=buckets,
                              compiler_options=fl.FAST_COMPILE if c.fast_compile else None)  # fmt: skip
     options = {}
     if dp is not None:
-        options["aggregator"] = fl.screen(fl.dp_mean(dp, expected_clients=c.clients_per_round))
-    return fl.fedavg(
-        fl.logistic_loss, clients_per_round=c.clients_per_round, local_lr=c.learning_rate,
-        batch_size=c.batch_size, local_epochs=c.local_epochs, sampling="poisson",
-        weighting="uniform", execution=execution, **options,
-    )  # fmt: skip
+        expected = c.federated.clients_per_round
+        options["aggregator"] = fl.screen(fl.dp_mean(dp, expected_clients=expected))
+    return fl.fedavg(fl.logistic_loss, **c.federated.algorithm_kwargs(), execution=execution,
+                     **options)  # fmt: skip
 
 
 def train(c: DpPopulation, algo, train_data, test_data, key, desc: str) -> dict:
@@ -77,11 +76,11 @@ def train(c: DpPopulation, algo, train_data, test_data, key, desc: str) -> dict:
 
     state = algo.init(fl.logistic_init(), num_clients=train_data.num_clients)
     t0 = time.perf_counter()
-    final, hist = fl.run_rounds(algo, state, train_data, key, rounds=c.rounds, evaluate=evaluate,
+    final, hist = fl.run_rounds(algo, state, train_data, key, rounds=c.federated.rounds, evaluate=evaluate,
                             eval_every=c.eval_every, progress=c.progress, desc=desc)  # fmt: skip
     wall = time.perf_counter() - t0
     first = hist[1]["round"] if len(hist) > 2 else 0
-    steady = (c.rounds - first) / (stamps[-1] - stamps[1 if first else 0])
+    steady = (c.federated.rounds - first) / (stamps[-1] - stamps[1 if first else 0])
     done = hist[1:]
     return {
         "test_accuracy": hist[-1]["test_accuracy"], "wall_s": wall, "rounds_per_s": steady,
@@ -93,29 +92,30 @@ def train(c: DpPopulation, algo, train_data, test_data, key, desc: str) -> dict:
 
 def overflow_probability(c: DpPopulation) -> float:
     """Probability that a round samples more clients than its Poisson slots hold."""
-    slots = poisson_slots(c.clients_per_round)
-    q = c.clients_per_round / c.num_clients
+    slots = poisson_slots(c.federated.clients_per_round)
+    q = c.federated.clients_per_round / c.num_clients
     return float(binom.sf(slots, c.num_clients, q)) if slots < c.num_clients else 0.0
 
 
 def run(cfg: Config, out_dir: pathlib.Path) -> dict:
     c: DpPopulation = cfg.experiment
+    fl.check_dp_sampling(c.federated, "experiment.federated")
     train_data, test_data = fl.synthetic_alpha_beta(
         cfg.seed, alpha=c.alpha, beta=c.beta, num_clients=c.num_clients,
         max_samples=c.max_samples, spread=c.spread,
     )  # fmt: skip
-    q = fl.sampling_rate(c.clients_per_round, c.num_clients)
+    q = fl.sampling_rate(c.federated.clients_per_round, c.num_clients)
     dp = dp_config(c, q)
     key = jax.random.key(cfg.seed)  # both runs: the same sampled clients and local shuffles
     buckets = groups(c, train_data.count)
     private = train(c, algorithm(c, dp, buckets), train_data, test_data, key, "dp-fedavg")
     plain = train(c, algorithm(c, None, buckets), train_data, test_data, key, "fedavg")
-    eps = {a: fl.epsilon(dp.noise_multiplier, q, c.rounds, delta=c.delta, accountant=a)
+    eps = {a: fl.epsilon(dp.noise_multiplier, q, c.federated.rounds, delta=c.delta, accountant=a)
            for a in ("rdp", "pld")}  # fmt: skip
     sizes = np.asarray(train_data.count)
     metrics = {
-        "num_clients": c.num_clients, "clients_per_round": c.clients_per_round,
-        "sampling_rate": q, "rounds": c.rounds, "delta": c.delta,
+        "num_clients": c.num_clients, "clients_per_round": c.federated.clients_per_round,
+        "sampling_rate": q, "rounds": c.federated.rounds, "delta": c.delta,
         "epsilon_rdp": eps["rdp"], "epsilon_pld": eps["pld"],
         "noise_multiplier": dp.noise_multiplier,
         "update_noise_multiplier": fl.update_noise_multiplier(dp),
@@ -154,15 +154,16 @@ def plot_accuracy(private: list[dict], plain: list[dict], metrics: dict):
 
 
 def write_report(out_dir: pathlib.Path, c: DpPopulation, m: dict, private, plain) -> None:
+    f = c.federated
     save_figure(plot_accuracy(private, plain, m), out_dir, "accuracy.png", dpi=120)
     header = ["run", "epsilon (RDP / PLD)", "delta", "noise multiplier", "clients per round",
               "rounds", "test accuracy", "wall time (s)", "rounds/s"]  # fmt: skip
     rows = [
         ["DP-FedAvg", f"{m['epsilon_rdp']:.2f} / {m['epsilon_pld']:.2f}", f"{c.delta:g}",
-         f"{m['noise_multiplier']:.3f}", c.clients_per_round, c.rounds,
+         f"{m['noise_multiplier']:.3f}", f.clients_per_round, f.rounds,
          f"{100 * m['test_accuracy_private']:.1f}%", f"{m['wall_s_private']:.1f}",
          f"{m['rounds_per_s_private']:.2f}"],
-        ["FedAvg", "inf", "", "0", c.clients_per_round, c.rounds,
+        ["FedAvg", "inf", "", "0", f.clients_per_round, f.rounds,
          f"{100 * m['test_accuracy_nonprivate']:.1f}%", f"{m['wall_s_nonprivate']:.1f}",
          f"{m['rounds_per_s_nonprivate']:.2f}"],
     ]  # fmt: skip
@@ -171,9 +172,9 @@ def write_report(out_dir: pathlib.Path, c: DpPopulation, m: dict, private, plain
         f"Synthetic({c.alpha:g},{c.beta:g}) devices sharing one model (spread {c.spread:g}), "
         f"{m['num_train_samples']:,} training samples (client sizes: median "
         f"{m['client_size_median']:.0f}, max {m['client_size_max']}); Poisson sampling at rate "
-        f"{m['sampling_rate']:g} ({c.clients_per_round} clients expected per round), "
-        f"{c.local_epochs} local epoch(s) of SGD (lr {c.learning_rate:g}, batch "
-        f"{c.batch_size}), uniform weights, multinomial logistic regression.", "",
+        f"{m['sampling_rate']:g} ({f.clients_per_round} clients expected per round), "
+        f"{f.local_epochs} local epoch(s) of SGD (lr {f.local_lr:g}, batch "
+        f"{f.batch_size}), {f.weighting} weights, multinomial logistic regression.", "",
         f"User-level DP for the whole run: noise multiplier {m['noise_multiplier']:.3f} "
         f"calibrated with dp-accounting ({c.accountant.upper()}) to epsilon "
         f"{c.target_epsilon:g} at delta {c.delta:g}; it is split between the clipped-update "

@@ -43,22 +43,22 @@ def run(cfg: Config, out_dir: pathlib.Path) -> dict:
     params0 = init_params(k_init, spec)
     opts = fl.FAST_COMPILE if c.fast_compile else None
     test = lambda p: {"test_nll": jnp.mean(ft.test_nll(p, spec, arrays))}
-    common = dict(
-        clients_per_round=min(c.clients_per_round, data.num_clients), local_lr=c.local_lr,
-        batch_size=c.batch_size, local_epochs=c.local_epochs, weighting="samples",
-        execution=fl.Execution(compiler_options=opts),
-    )  # fmt: skip
+    f = c.federated
+    common = {
+        **f.algorithm_kwargs(), "clients_per_round": min(f.clients_per_round, data.num_clients),
+        "execution": fl.Execution(compiler_options=opts),
+    }  # fmt: skip
     results, curves = {}, {}
 
     algo = fl.fedadam(loss, server_lr=c.server_lr, **common)
     state, hist = run_rounds(
-        algo, algo.init(params0, num_clients=data.num_clients), data, k_fed, rounds=c.rounds,
+        algo, algo.init(params0, num_clients=data.num_clients), data, k_fed, rounds=f.rounds,
         evaluate=test, progress=c.progress, desc="fedadam twins",
     )  # fmt: skip
     results["federated_global"] = hist[-1]["test_nll"]
     curves["federated (FedAdam)"] = hist
     tuned = fl.fine_tune(loss, state.params, data, k_tune, epochs=c.fine_tune_epochs,
-                         learning_rate=c.local_lr, batch_size=c.batch_size)  # fmt: skip
+                         learning_rate=f.local_lr, batch_size=f.batch_size)  # fmt: skip
     results["federated_fine_tuned"] = float(
         jnp.mean(ft.test_nll(tuned, spec, arrays, personal=True))
     )
@@ -67,14 +67,16 @@ def run(cfg: Config, out_dir: pathlib.Path) -> dict:
     algo_p = fl.fedadam(loss, server_lr=c.server_lr, personal=personal, **common)
     state_p, hist_p = run_rounds(
         algo_p, algo_p.init(params0, num_clients=data.num_clients), data, k_per,
-        rounds=c.rounds, evaluate=test, progress=c.progress, desc="fedper twins",
+        rounds=f.rounds, evaluate=test, progress=c.progress, desc="fedper twins",
     )  # fmt: skip
     own = fl.personal_params(personal, state_p.params, state_p.clients.clients)
     results["federated_personal_heads"] = float(
         jnp.mean(ft.test_nll(own, spec, arrays, personal=True))
     )
 
-    results["centralized"] = float(test(_centralized(loss, params0, data, k_central, c))["test_nll"])
+    results["centralized"] = float(
+        test(_centralized(loss, params0, data, k_central, c))["test_nll"]
+    )
     results["initial"] = float(test(params0)["test_nll"])
 
     metrics = {f"test_nll_{k}": float(v) for k, v in results.items()}
@@ -94,8 +96,8 @@ def _centralized(loss, params0, data, key, c: FederatedTwins):
     pooled = _pooled(data)
     return fl.local_sgd(
         loss, params0, pooled.samples, pooled.offset[0], pooled.count[0],
-        jnp.int32(c.central_epochs), key, learning_rate=c.local_lr,
-        batch_size=c.batch_size, max_epochs=c.central_epochs,
+        jnp.int32(c.central_epochs), key, learning_rate=c.federated.local_lr,
+        batch_size=c.federated.batch_size, max_epochs=c.central_epochs,
     ).params  # fmt: skip
 
 
@@ -114,15 +116,17 @@ def write_report(out_dir: pathlib.Path, c: FederatedTwins, m: dict, curves: dict
     rows = [
         ("initial twin", "initial"),
         (f"centralized SGD, {c.central_epochs} epochs on pooled windows", "centralized"),
-        (f"federated FedAdam, {c.rounds} rounds", "federated_global"),
+        (f"federated FedAdam, {c.federated.rounds} rounds", "federated_global"),
         (f"+ local fine-tuning ({c.fine_tune_epochs} epochs)", "federated_fine_tuned"),
         ("federated, personal output heads (FedPer)", "federated_personal_heads"),
     ]
+    f = c.federated
     write_markdown(out_dir, [
         "# Federated recurrent twins vs centralized", "",
         f"{m['num_clients']} individuals = clients, {m['num_windows']} training windows of "
-        f"{c.window} steps; {c.clients_per_round} clients per round, {c.local_epochs} local "
-        f"epochs, batch {c.batch_size}, local lr {c.local_lr}, server Adam lr {c.server_lr}.", "",
+        f"{c.window} steps; {f.clients_per_round} clients per round ({f.sampling} sampling, "
+        f"{f.weighting} weights), {f.local_epochs} local epochs, batch {f.batch_size}, local lr "
+        f"{f.local_lr}, server Adam lr {c.server_lr}.", "",
         f"![test NLL]({figure})", "",
         *table(["model", "test NLL (mean over individuals)"],
                [[name, f"{m[f'test_nll_{k}']:.3f}"] for name, k in rows]),

@@ -40,16 +40,12 @@ def _compiler(c: FedproxSynthetic) -> dict | None:
     return fl.FAST_COMPILE if c.fast_compile else None
 
 
-def _common(c: FedproxSynthetic, **kw) -> dict:
+def _common(c: FedproxSynthetic, runs: fl.FederatedOptions, **kw) -> dict:
+    """The named algorithms' keywords for one set of runs: its settings, the backend, ``kw``."""
     mesh = fl.client_mesh() if c.backend == "shard_map" else None
     execution = fl.Execution(backend=c.backend, mesh=mesh, buckets=c.buckets,
                              compiler_options=_compiler(c))  # fmt: skip
-    base = dict(
-        clients_per_round=c.clients_per_round, local_lr=c.learning_rate,
-        batch_size=c.batch_size, local_epochs=c.local_epochs, sampling=c.sampling,
-        weighting=c.weighting, execution=execution,
-    )  # fmt: skip
-    return {**base, **kw}
+    return {**runs.algorithm_kwargs(), "execution": execution, **kw}
 
 
 def _robust(c: FedproxSynthetic, name: str) -> fl.Aggregator:
@@ -61,7 +57,7 @@ def _robust(c: FedproxSynthetic, name: str) -> fl.Aggregator:
               "krum": lambda: fl.krum(0), "multi_krum": lambda: fl.multi_krum(0)}  # fmt: skip
     inner = fl.bucketed(robust[name](), c.byzantine_bucket_size)
     if c.byzantine_per_step:
-        inner = fl.per_step(inner, batch_size=c.batch_size)
+        inner = fl.per_step(inner, batch_size=c.byzantine.batch_size)
     return fl.screen(inner)
 
 
@@ -71,16 +67,20 @@ def straggler_runs(c: FedproxSynthetic, train, key, evaluate) -> dict:
     for frac in c.straggler_fractions:
         sim = fl.Simulation(straggler_fraction=frac)
         methods = {
-            "fedavg": fl.fedavg(fl.logistic_loss, **_common(c, simulation=sim)),
-            "fedprox_mu0": fl.fedprox(fl.logistic_loss, mu=0.0, **_common(c, simulation=sim)),
-            f"fedprox_mu{c.mu:g}": fl.fedprox(fl.logistic_loss, mu=c.mu, **_common(c, simulation=sim)),
-        }  # fmt: skip
+            "fedavg": fl.fedavg(fl.logistic_loss, **_common(c, c.straggler, simulation=sim)),
+            "fedprox_mu0": fl.fedprox(
+                fl.logistic_loss, mu=0.0, **_common(c, c.straggler, simulation=sim)
+            ),
+            f"fedprox_mu{c.mu:g}": fl.fedprox(
+                fl.logistic_loss, mu=c.mu, **_common(c, c.straggler, simulation=sim)
+            ),
+        }
         for name, algo in methods.items():
             runs = []
             for s in range(c.seeds):
                 state = algo.init(fl.logistic_init(), num_clients=train.num_clients)
                 _, hist = run_rounds(
-                    algo, state, train, jax.random.fold_in(key, s), rounds=c.rounds,
+                    algo, state, train, jax.random.fold_in(key, s), rounds=c.straggler.rounds,
                     evaluate=evaluate, progress=c.progress, desc=f"{name} stragglers={frac}",
                 )  # fmt: skip
                 runs.append(hist)
@@ -104,12 +104,11 @@ def byzantine_runs(c: FedproxSynthetic, train, key, evaluate) -> dict:
         byz = fl.Byzantine(fraction=frac, attack=attack if frac else "sign_flip",
                            scale=c.byzantine_scale)  # fmt: skip
         algo = fl.fedavg(fl.logistic_loss, **_common(
-            c, aggregator=_robust(c, agg), simulation=fl.Simulation(byzantine=byz),
-            clients_per_round=min(c.byzantine_clients_per_round, train.num_clients),
-            sampling=c.byzantine_sampling,
+            c, c.byzantine, aggregator=_robust(c, agg), simulation=fl.Simulation(byzantine=byz),
+            clients_per_round=min(c.byzantine.clients_per_round, train.num_clients),
         ))  # fmt: skip
         state = algo.init(fl.logistic_init(), num_clients=train.num_clients)
-        _, hist = run_rounds(algo, state, train, key, rounds=c.byzantine_rounds, evaluate=evaluate,
+        _, hist = run_rounds(algo, state, train, key, rounds=c.byzantine.rounds, evaluate=evaluate,
                              progress=c.progress, desc=f"byzantine {attack} {agg}")  # fmt: skip
         out[(attack, agg)] = _tail_mean(hist, "test_accuracy", c.final_window)
         rejected[(attack, agg)] = sum(h.get("rejected", 0.0) for h in hist)
@@ -157,16 +156,14 @@ def byzantine_metrics(byz: dict) -> dict:
 def dp_run(c: FedproxSynthetic, train, key, evaluate) -> dict:
     dp = fl.DPConfig(noise_multiplier=c.dp_noise_multiplier, clip_norm=c.dp_clip_norm,
                      delta=c.dp_delta)  # fmt: skip
-    aggregator = fl.screen(fl.dp_mean(dp, expected_clients=c.dp_clients_per_round))
-    algo = fl.fedavg(fl.logistic_loss, **_common(
-        c, sampling="poisson", clients_per_round=c.dp_clients_per_round, aggregator=aggregator
-    ))  # fmt: skip
+    aggregator = fl.screen(fl.dp_mean(dp, expected_clients=c.dp.clients_per_round))
+    algo = fl.fedavg(fl.logistic_loss, **_common(c, c.dp, aggregator=aggregator))
     state = algo.init(fl.logistic_init(), num_clients=train.num_clients)
-    _, hist = run_rounds(algo, state, train, key, rounds=c.dp_rounds, evaluate=evaluate,
+    _, hist = run_rounds(algo, state, train, key, rounds=c.dp.rounds, evaluate=evaluate,
                          progress=c.progress, desc="dp-fedavg")  # fmt: skip
-    q = fl.sampling_rate(c.dp_clients_per_round, train.num_clients)
+    q = fl.sampling_rate(c.dp.clients_per_round, train.num_clients)
     eps = {
-        acc: fl.epsilon(c.dp_noise_multiplier, q, c.dp_rounds, delta=c.dp_delta, accountant=acc)
+        acc: fl.epsilon(c.dp_noise_multiplier, q, c.dp.rounds, delta=c.dp_delta, accountant=acc)
         for acc in ("rdp", "pld")
     }
     return {"test_accuracy": hist[-1]["test_accuracy"], "sampling_rate": q, **eps}
@@ -236,8 +233,10 @@ def run(cfg: Config, out_dir: pathlib.Path) -> dict:
         runs = straggler_runs(c, train, k_strag, evaluate)
         part, rows = straggler_metrics(c, runs)
         metrics.update(part)
+    if c.dp.rounds > 0:
+        fl.check_dp_sampling(c.dp, "experiment.dp")
     byz = None
-    if c.byzantine_rounds > 0:
+    if c.byzantine.rounds > 0:
         b_train, b_test = fl.synthetic_alpha_beta(
             cfg.seed, alpha=c.alpha, beta=c.beta, num_clients=c.byzantine_num_clients,
             max_samples=c.max_samples, iid=c.byzantine_iid,
@@ -245,13 +244,13 @@ def run(cfg: Config, out_dir: pathlib.Path) -> dict:
         byz = byzantine_runs(c, b_train, k_byz, _evaluator(b_train, b_test))
         metrics.update(byzantine_metrics(byz))
         metrics["byzantine_num_clients"] = c.byzantine_num_clients
-    dp = dp_run(c, train, k_dp, evaluate) if c.dp_rounds > 0 else None
+    dp = dp_run(c, train, k_dp, evaluate) if c.dp.rounds > 0 else None
     if dp:
         metrics.update({
             "dp_test_accuracy": dp["test_accuracy"], "dp_epsilon_rdp": dp["rdp"],
             "dp_epsilon_pld": dp["pld"], "dp_delta": c.dp_delta,
             "dp_noise_multiplier": c.dp_noise_multiplier, "dp_sampling_rate": dp["sampling_rate"],
-            "dp_rounds": c.dp_rounds,
+            "dp_rounds": c.dp.rounds,
         })  # fmt: skip
     # sweeps: the final training loss of the straggler runs (no validation split in this
     # benchmark; Li et al. compare training loss); NaN when experiment.straggler_fractions=[]
@@ -278,18 +277,19 @@ def write_report(
     if dp:
         lines += ["", "## DP-FedAvg", "",
                   f"Noise multiplier {c.dp_noise_multiplier}, clip {c.dp_clip_norm}, Poisson "
-                  f"sampling rate {dp['sampling_rate']:.3f}, {c.dp_rounds} rounds: "
+                  f"sampling rate {dp['sampling_rate']:.3f}, {c.dp.rounds} rounds: "
                   f"epsilon = {dp['rdp']:.2f} (RDP) / {dp['pld']:.2f} (PLD) at delta = "
                   f"{c.dp_delta:g}; test accuracy {100 * dp['test_accuracy']:.1f}%."]  # fmt: skip
     write_markdown(out_dir, lines)
 
 
 def _straggler_lines(c: FedproxSynthetic, rows, metrics: dict) -> list[str]:
+    s = c.straggler
     lines = [
         "", f"{c.num_clients} devices, {metrics['num_train_samples']} training samples, "
-        f"{c.clients_per_round} devices per round ({c.sampling} sampling, {c.weighting} "
-        f"average), lr {c.learning_rate}, batch {c.batch_size}, {c.local_epochs} local epochs, "
-        f"{c.rounds} rounds, {c.seeds} seeds. FedAvg drops stragglers; FedProx keeps their "
+        f"{s.clients_per_round} devices per round ({s.sampling} sampling, {s.weighting} "
+        f"average), lr {s.local_lr}, batch {s.batch_size}, {s.local_epochs} local epochs, "
+        f"{s.rounds} rounds, {c.seeds} seeds. FedAvg drops stragglers; FedProx keeps their "
         "partial work (1..E-1 epochs).", "",
         "![Figure 1](figure1.png)", "",
     ]  # fmt: skip
@@ -309,12 +309,12 @@ def _byzantine_lines(c: FedproxSynthetic, byz: dict, metrics: dict) -> list[str]
         per_step += (f"; median/trimmed mean of {c.byzantine_bucket_size}-client bucket means "
                      "(Karimireddy et al. 2022), buckets redrawn every round")  # fmt: skip
     lines = ["", f"## {100 * c.byzantine_fraction:.0f}% Byzantine clients "
-             f"({c.byzantine_rounds} rounds, attack scale {c.byzantine_scale:g})", "",
+             f"({c.byzantine.rounds} rounds, attack scale {c.byzantine_scale:g})", "",
              f"Data: {'Synthetic-IID' if c.byzantine_iid else 'Synthetic as above'}, "
              f"{c.byzantine_num_clients} devices (a population of its own, generated by the "
              "same procedure: with few devices the same few attackers' persistent update "
              "directions bias the median, see experiments/config.py), "
-             f"{c.byzantine_clients_per_round} per round ({c.byzantine_sampling} sampling); "
+             f"{c.byzantine.clients_per_round} per round ({c.byzantine.sampling} sampling); "
              f"clients with id < {c.byzantine_fraction:g} x {c.byzantine_num_clients} attack "
              f"in every round they are sampled; trimmed mean drops {c.trim_fraction:g} per side; "
              f"mean = FedAvg, {per_step}. Accuracy: mean of the last {c.final_window} rounds; "

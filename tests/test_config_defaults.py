@@ -59,3 +59,21 @@ def test_nuts_defaults_are_the_runners():
 
     given = inspect.signature(run_nuts).parameters
     assert dataclasses.asdict(Nuts()) == {name: given[name].default for name in Nuts().kwargs()}
+
+
+def test_federated_defaults_are_the_algorithms():
+    """The federated settings the experiments nest (twinjax.federated.FederatedOptions) are the
+    named algorithms' keywords, and their defaults are those the algorithms run with."""
+    import inspect
+
+    from twinjax import federated as fl
+    from twinjax.federated.algorithm import federated_averaging
+
+    options = fl.FederatedOptions()
+    given = inspect.signature(federated_averaging).parameters
+    assert options.sampling == given["sampling"].default
+    assert options.weighting == given["weighting"].default
+    parts = fl.fedavg(fl.logistic_loss).parts  # what the named algorithm runs by default
+    built = (parts.clients_per_round, parts.local_epochs, parts.sampling, parts.weighting)
+    assert built == (options.clients_per_round, options.local_epochs, options.sampling,
+                     options.weighting)  # fmt: skip

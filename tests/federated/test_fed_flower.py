@@ -6,6 +6,7 @@ Flower clients jitted one at a time and the reference serial (no jit) or vmapped
 rounding of a few local SGD steps and one aggregation differs (observed ~1e-7).
 """
 
+import dataclasses
 import functools
 
 import jax
@@ -149,8 +150,9 @@ def _twins():
     from twinjax.twins import init_params
     from twinjax_experiments.config import FederatedTwins
 
-    c = FederatedTwins(window=16, stride=16, rounds=2, clients_per_round=3, local_epochs=1,
-                       progress=False, fast_compile=True)  # fmt: skip
+    f = dataclasses.replace(FederatedTwins().federated, rounds=2, clients_per_round=3,
+                            local_epochs=1)  # fmt: skip
+    c = FederatedTwins(window=16, stride=16, federated=f, progress=False, fast_compile=True)
     d, m = DataConfig(n_individuals=6, n_steps=64), ModelConfig(hidden=4, attention=False)
     k_data, k_init, k_fed, *_ = jax.random.split(jax.random.key(0), 6)
     cohort = synthetic_cohort(k_data, n_individuals=d.n_individuals, n_steps=d.n_steps)
@@ -158,11 +160,10 @@ def _twins():
     spec = twin_spec(cohort, m)
     data = ft.window_client_data(arrays, length=c.window, stride=c.stride)
     algo = fl.fedadam(
-        ft.twin_loss(spec), server_lr=c.server_lr, clients_per_round=c.clients_per_round,
-        local_lr=c.local_lr, batch_size=c.batch_size, local_epochs=c.local_epochs,
-        weighting="samples", execution=fl.Execution(compiler_options=fl.FAST_COMPILE),
+        ft.twin_loss(spec), server_lr=c.server_lr, **f.algorithm_kwargs(),
+        execution=fl.Execution(compiler_options=fl.FAST_COMPILE),
     )  # fmt: skip
-    return algo, init_params(k_init, spec), data, k_fed, c.rounds
+    return algo, init_params(k_init, spec), data, k_fed, f.rounds
 
 
 def make_twins():

@@ -16,6 +16,9 @@ their own. Public API::
     state = algo.init(params, num_clients=data.num_clients)
     state, metrics = algo.apply(state, data, key)
     state, history = run_rounds(algo, state, data, key, rounds=100, evaluate=...)
+
+:class:`FederatedOptions` holds one training's settings (rounds, clients per round, local
+SGD, sampling, weighting) with the named algorithms' defaults, as the experiments nest them.
 """
 
 from twinjax.federated.aggregators import (
@@ -72,6 +75,7 @@ from twinjax.federated.execution import (
 )
 from twinjax.federated.local import local_sgd
 from twinjax.federated.loop import run_rounds
+from twinjax.federated.options import FederatedOptions, check_dp_sampling
 from twinjax.federated.privacy import (
     DPConfig,
     calibrate_noise,
@@ -101,9 +105,10 @@ from twinjax.federated.synthetic import (
 __all__ = [
     "ALGORITHMS", "Aggregator", "BACKENDS", "Byzantine", "ClientData", "ClientOutput",
     "ClientStates", "ClientTask", "ClientUpdate", "RoundClients", "DPConfig", "DPState",
-    "DistributedConfig", "Execution", "FAST_COMPILE", "FederatedAlgorithm", "PersonalConfig",
-    "RoundKeys", "ServerState", "Simulation", "bucket_means", "bucketed", "byzantine_clients",
-    "calibrate_noise", "client_mesh", "coordinate_median", "coordinate_trimmed_mean", "dp_mean",
+    "DistributedConfig", "Execution", "FAST_COMPILE", "FederatedAlgorithm", "FederatedOptions",
+    "PersonalConfig", "RoundKeys", "ServerState", "Simulation", "bucket_means", "bucketed",
+    "byzantine_clients", "calibrate_noise", "check_dp_sampling", "client_mesh",
+    "coordinate_median", "coordinate_trimmed_mean", "dp_mean",
     "epsilon", "fedadagrad", "fedadam", "fedavg", "fedavgm", "federated_averaging", "fedprox",
     "fedyogi", "fine_tune", "from_client_lists", "initialize_distributed", "krum", "local_sgd",
     "lockstep_steps", "logistic_evaluate", "logistic_init", "logistic_loss", "map_clients", "mean",

@@ -19,6 +19,7 @@ from twinjax.federated.clients import (
     sgd_update,
 )
 from twinjax.federated.local import LossFn
+from twinjax.federated.options import FederatedOptions
 
 
 def _build(
@@ -49,8 +50,7 @@ def _build(
 
 
 def _defaults(kw: dict) -> dict:
-    return {"local_lr": 0.01, "batch_size": 10, "local_epochs": 20, "clients_per_round": 10,
-            **kw}  # fmt: skip
+    return {**FederatedOptions().algorithm_kwargs(), **kw}
 
 
 def fedavg(loss_fn: LossFn, **kw) -> FederatedAlgorithm:
