@@ -18,7 +18,7 @@ from pathlib import Path
 
 from twinjax import pipeline
 from twinjax.config import Config
-from twinjax.eval.auto import fit_auto, save_auto, skill_table
+from twinjax.eval.auto import bias_warning, fit_auto, save_auto, skill_table
 from twinjax.eval.plots import panel_forecasts
 from twinjax_experiments.report import images, save_figure, table, write_csv, write_markdown
 
@@ -81,6 +81,7 @@ def run(root: Config, out_dir: Path) -> dict:
         "auto_crps_vs_best_baseline": float(skill.loc["auto", "crps_vs_best_baseline"]),
         "final_choice": twin.choice["name"],
         "final_validation_crps": twin.choice["validation_crps"],
+        "final_origin_bias": twin.choice.get("origin_bias"),
         # sweeps: the final twin's rolling-origin CRPS on the training visits (never the
         # held-out visits of the skill table)
         "objective": float(twin.choice["validation_crps"][twin.choice["name"]]),
@@ -94,6 +95,7 @@ def run(root: Config, out_dir: Path) -> dict:
                 "rmse_vs_best_baseline"]  # fmt: skip
         rows = [[m, *(f"{float(skill.loc[m, c]):.4g}" for c in cols)] for m in skill.index]
         crps = twin.choice["validation_crps"]
+        lean = bias_warning(twin.choice.get("origin_bias"))
         write_markdown(out_dir, [
             f"# Auto twin of `{r['target']}`", "",
             f"{metrics['n_subjects']} subjects; each subject's last {root.model.holdout} visits "
@@ -110,6 +112,7 @@ def run(root: Config, out_dir: Path) -> dict:
             *(["", f"The best 8 of {len(crps)} candidates (each family, and the average of every "
                "pair and triple); all in `metrics.json` (`final_validation_crps`)."]
               if len(crps) > 8 else []),
+            *(["", *lean] if lean else []),
             "", f"Forecasts of the next {root.data.horizon} visits: `forecasts.csv`.", "",
             *images([name]),
         ])  # fmt: skip

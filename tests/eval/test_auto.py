@@ -72,3 +72,33 @@ def test_panel_from_cohort_matches_the_long_table(tmp_path):
     for a, b in ((panel.time, direct.time), (panel.y, direct.y)):
         np.testing.assert_allclose(a[panel.mask], b[direct.mask])
     np.testing.assert_allclose(last_value(panel, np.zeros((2, 1)))[:, 0], [4.0, 12.0])
+
+
+def _growth_panel(shape: str, n=20, seed=0):
+    """``slowing``: growth curves that level off (drift carries the early growth on, so its
+    forecasts run high at every origin); ``walk``: random walks (no lean)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(8.0)
+    if shape == "slowing":
+        y = rng.uniform(50, 70, (n, 1)) * (1 - np.exp(-t / 3.0)) + rng.normal(0, 0.3, (n, len(t)))
+    else:
+        y = np.cumsum(rng.normal(0, 1, (n, len(t))), axis=1)
+    frame = pd.DataFrame({"s": np.repeat(np.arange(n), len(t)), "t": np.tile(t, n),
+                          "y": y.ravel()})  # fmt: skip
+    return panel_from_long(frame, subject="s", time="t", value="y")
+
+
+def test_a_lean_at_the_rolling_origins_is_reported():
+    from twinjax.eval.auto import bias_warning
+
+    twin, choice = fit_auto(_growth_panel("slowing"), horizon=2, families=("last", "drift"))
+    bias = twin.choice["origin_bias"]
+    assert bias == choice.bias and bias["subjects"] == 20
+    assert bias["below"] >= 18 and bias["p_value"] < 1e-3 and bias["median"] < 0
+    words = bias_warning(bias)
+    assert len(words) == 1 and words[0].startswith("**The forecasts may run high:**")
+    assert f"for {bias['below']} of 20 subjects" in words[0]
+
+    _, walk = fit_auto(_growth_panel("walk"), horizon=2, families=("last", "drift"))
+    assert walk.bias["p_value"] > 0.01 and bias_warning(walk.bias) == []
+    assert bias_warning(None) == []
