@@ -20,7 +20,7 @@ from twinjax import bundle as tb
 from twinjax import pipeline
 from twinjax.config import Config
 from twinjax.data.times import parse_times, to_datetimes
-from twinjax.eval.auto import is_auto, load_auto
+from twinjax.eval.auto import bias_warning, is_auto, load_auto
 from twinjax.eval.panel import Panel, future_times
 from twinjax.eval.plots import panel_forecasts
 from twinjax.runtime.fingerprint import differences
@@ -224,13 +224,15 @@ def forecast_run(root: Config, out_dir: Path) -> dict:
     write_csv(frame, out_dir / "forecasts.csv", index=False)
     fig = panel_forecasts(fc, panel, fc, exp.n_plot_subjects)
     name = save_figure(fig, out_dir, "forecasts.png")
+    lean = bias_warning(twin.choice.get("origin_bias"))  # (a twin saved before it: none)
     write_markdown(out_dir, [
         f"# Forecasts of `{target}` from the auto twin in `{root.twin}`", "",
         f"{len(panel.n)} subjects, "
         + (f"at the times listed in `{exp.at}`" if exp.at is not None else
            f"the next {exp.horizon} visits each (spaced by the subject's median gap)")
         + f", by **{'+'.join(twin.members)}** with the saved per-horizon calibration (its "
-        "spread scaled by the time elapsed); all in `forecasts.csv`.", "", *images([name]),
+        "spread scaled by the time elapsed); all in `forecasts.csv`.", "",
+        *(["(From its training run.) " + lean[0], ""] if lean else []), *images([name]),
     ])  # fmt: skip
     return {
         "family": "auto",
