@@ -3,7 +3,7 @@
 For each cohort seed: simulate the first ``--per-group`` patients of each age group for
 ``--days`` days of records as ``experiment=glucose_twins`` does (its keys split from the seed the
 same way), identify the Bayesian twins on the first ``--fit-days`` days (``--twin``:
-:func:`~twinjax.glucose.identify.identify`, the old mechanistic twin by default or the
+:func:`~twinjax.glucose.identification.identify`, the old mechanistic twin by default or the
 population twin; saved under ``--out`` and reused when the script runs again), then play
 ``--loop-days`` held-out days per patient (random meals and Dexcom noise from the seed's
 closed-loop key) in the JAX closed loop
@@ -34,8 +34,8 @@ import pandas as pd
 
 from twinjax.glucose.advisor import Advisor
 from twinjax.glucose.closed_loop import twin_controller
-from twinjax.glucose.identify import TWINS
-from twinjax.glucose.identify import identify as identify_twin
+from twinjax.glucose.identification import TWINS
+from twinjax.glucose.identification import identify as identify_twin
 from twinjax.glucose.keys import run_keys
 from twinjax.glucose.records import records
 from twinjax.glucose.replay import first_patients

@@ -1,7 +1,7 @@
 """Counterfactual replay of the glucose twins (issue 26, item 2).
 
 For each patient of the virtual cohort (as the glucose_twins experiment makes it): identify a
-Bayesian twin (:func:`~twinjax.glucose.identify.identify`; ``--twin``: ``mechanistic``,
+Bayesian twin (:func:`~twinjax.glucose.identification.identify`; ``--twin``: ``mechanistic``,
 :func:`~twinjax.glucose.mechanistic.fit_mechanistic`, six parameters, the others at age-group
 medians; or ``population``,
 :func:`~twinjax.glucose.population_fit.fit_population`, every parameter under the population
@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from twinjax.glucose import replay_scoring as rs
-from twinjax.glucose.identify import TWINS, identify
+from twinjax.glucose.identification import TWINS, identify
 from twinjax.glucose.keys import run_keys
 from twinjax.glucose.map_twin import fit_map
 from twinjax.glucose.mechanistic import recovery, recovery_coverage
