@@ -2,6 +2,7 @@
 fit with its own options, and an unknown name is refused. The fits themselves are tested in
 test_glucose_mechanistic.py and test_glucose_population.py; experiment=glucose_twins runs both."""
 
+import inspect
 import typing
 
 import jax
@@ -11,7 +12,8 @@ from jaxtyping import TypeCheckError
 
 from twinjax.glucose import identification
 from twinjax.glucose.identification import TWINS, TwinKind, identify
-from twinjax.glucose.mechanistic import MechanisticFit
+from twinjax.glucose.mechanistic import MechanisticFit, fit_mechanistic
+from twinjax.glucose.population_fit import fit_population
 from twinjax.glucose.records import Records
 from twinjax.glucose.twin import MechanisticTwin
 from twinjax.physiology import PARAM_NAMES
@@ -58,3 +60,15 @@ def test_an_unknown_twin_is_refused_and_the_names_match_the_type():
     # the test-time type check refuses it before the function's own ValueError does
     with pytest.raises((ValueError, TypeCheckError), match="recurrent"):
         identify(jax.random.key(0), RECS, twin="recurrent")
+
+
+def test_the_defaults_are_the_fits():
+    """identify's defaults are those of the fit each option goes to."""
+    ours = inspect.signature(identify).parameters
+    pop, mech = (inspect.signature(f).parameters for f in (fit_population, fit_mechanistic))
+    for name, theirs in {"fit_days": pop, "draws": pop, "mode_steps": pop, "steps": pop,
+                         "starts": pop}.items():  # fmt: skip
+        assert ours[name].default == theirs[name].default, name
+    for name, theirs in {"fit_days": "fit_days", "draws": "draws", "svi_steps": "steps",
+                         "svi_lr": "lr"}.items():  # fmt: skip
+        assert ours[name].default == mech[theirs].default, name
