@@ -514,7 +514,7 @@ class GlucoseTwins:
     # (twinjax.glucose.population_fit): all 23 under the population prior, a full-rank guide
     # per patient from a multi-start mode search
     twin: Literal["mechanistic", "population"] = "mechanistic"
-    fit_days: float = 2.0
+    fit_days: float = 2.0  # days (b) is fitted on, from the start of the records
     svi_steps: int = 800  # mechanistic: SVI steps (low-rank normal guide, Adam)
     svi_lr: float = 0.02  # mechanistic: SVI's Adam learning rate
     population_starts: int = 3  # population: mode-search starts (the mean, then prior draws)
