@@ -468,11 +468,14 @@ def closed_loop_lines(out_dir: Path, m: dict, groups: list[str], names: list[str
     ]  # fmt: skip
 
 
+# what the recovery section says of (b), by twin (the default's text is the one it always had)
 RECOVERY_NOTE = {
-    "mechanistic": "its other parameters sit at the leave-one-out median of the patient's age "
-    "group, so model error is part of what it absorbs",
-    "population": "every parameter is estimated under the population prior: the patient's age "
-    "group's leave-one-out mean and within-group covariance",
+    "mechanistic": "The scorer's truth is the simulator's table; the twin saw only the records "
+    "(its other parameters sit at the leave-one-out median of the patient's age group, so model "
+    "error is part of what it absorbs).",
+    "population": "(b) is the population twin. The scorer's truth is the simulator's table; the "
+    "twin saw only the records (every parameter is estimated under the population prior: the "
+    "patient's age group's leave-one-out mean and within-group covariance).",
 }
 
 
@@ -502,8 +505,7 @@ def write_report(out_dir: Path, c: GlucoseTwins, m: dict, cohort, fc, at, groups
         "",
         f"## Parameter recovery of (b): {', '.join(m['mechanistic']['estimated'])}",
         "",
-        f"(b) is the {c.twin} twin. The scorer's truth is the simulator's table; the twin saw "
-        f"only the records ({RECOVERY_NOTE[c.twin]}). Coverage of the 90% posterior intervals:",
+        f"{RECOVERY_NOTE[c.twin]} Coverage of the 90% posterior intervals:",
         "",
         *recovery_lines(rec, coverage),
         "",
