@@ -528,11 +528,19 @@ class GlucoseTwins:
     batch_size: int = 16  # windows per SGD step (local and fine-tuning)
     window_stride: int = 8  # grid steps between a patient's windows (context + 1 steps each)
     fine_tune_epochs: int = 2  # epochs of each patient's fine-tuning on its own windows
-    # (b) Bayesian mechanistic twin (twinjax.glucose.mechanistic): SVI on the first
-    # fit_days days (the rest of the training days calibrate its intervals and train (c))
-    fit_days: float = 2.0
-    svi_steps: int = 800  # SVI steps (low-rank normal guide, Adam)
-    svi_lr: float = 0.02  # SVI's Adam learning rate
+    # (b) Bayesian mechanistic twin, identified on the first fit_days days (the rest of the
+    # training days calibrate its intervals and train (c)); it is also (c)'s base and the
+    # closed loop's advisor. "mechanistic" (twinjax.glucose.mechanistic): six parameters, the
+    # others at age-group medians, SVI with a low-rank guide over the cohort; "population"
+    # (twinjax.glucose.population_fit): all 23 under the population prior, a full-rank guide
+    # per patient from a multi-start mode search
+    twin: Literal["mechanistic", "population"] = "mechanistic"
+    fit_days: float = 2.0  # days (b) is fitted on, from the start of the records
+    svi_steps: int = 800  # mechanistic: SVI steps (low-rank normal guide, Adam)
+    svi_lr: float = 0.02  # mechanistic: SVI's Adam learning rate
+    population_starts: int = 3  # population: mode-search starts (the mean, then prior draws)
+    population_mode_steps: int = 300  # population: Adam steps towards each start's mode
+    population_steps: int = 300  # population: ELBO steps from the Laplace approximation
     mechanistic_draws: int = 64  # posterior draws per patient kept in the twin
     hybrid_calib_days: float = 2.0  # (c): training days held back to choose its shrinkage
     # closed loop in simglucose (optional extra `glucose`): the twin advisor vs BBController on

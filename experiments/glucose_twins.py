@@ -9,12 +9,14 @@ days of randomized meals under their clinical basal-bolus settings, a noisy Dexc
 carbohydrates and insulin of the periods ahead; RMSE and 90% coverage by age group.
 
 Twins: (a) the recurrent twin, population and personalized (:mod:`twinjax.pipeline`), on a
-``grid``-minute grid; (b) the Bayesian mechanistic twin (hierarchical SVI over six UVa/Padova
-parameters per patient from the first ``fit_days`` days; intervals widened on the remaining
-training days); (c) the hybrid, (b) plus a learned residual; (d) the recurrent twin trained
-federated (clients = patients: FedAdam rounds, then local fine-tuning on each patient's own
-windows; no record leaves its patient); and a last-value baseline. (b)'s parameter recovery is
-scored against the simulator's table (which the twin never sees).
+``grid``-minute grid; (b) the Bayesian mechanistic twin identified from the first ``fit_days``
+days (:func:`twinjax.glucose.identify`; ``twin``: ``mechanistic``, hierarchical SVI over six
+UVa/Padova parameters per patient, or ``population``, all 23 under the population prior;
+intervals widened on the remaining training days); (c) the hybrid, (b) plus a learned residual;
+(d) the recurrent twin trained federated (clients = patients: FedAdam rounds, then local
+fine-tuning on each patient's own windows; no record leaves its patient); and a last-value
+baseline. (b)'s parameter recovery (every parameter it estimates) is scored against the
+simulator's table (which the twin never sees).
 
 Then the closed loop (``closed_loop_days`` > 0, needs the ``glucose`` extra): simglucose runs
 each patient on held-out meal days twice, with the twin advisor (the bolus that maximizes (b)'s
@@ -40,11 +42,12 @@ from twinjax.config import Config
 from twinjax.federated.loop import run_rounds
 from twinjax.glucose import (
     Advisor,
+    MechanisticFit,
     calibration_scale,
     fit_hybrid,
-    fit_mechanistic,
     forecast_hybrid,
     forecast_mechanistic,
+    identify,
     mechanistic_inference_data,
     outcomes_by_group,
     plot_closed_loop,
@@ -180,9 +183,12 @@ def advisor(c: GlucoseTwins) -> Advisor:
                    max_residual=c.advisor_max_residual)  # fmt: skip
 
 
-def write_posterior(out_dir: Path, twin, fit, key) -> dict:
+def write_posterior(out_dir: Path, twin, fit, key) -> dict | None:
     """(b)'s fit as ArviZ InferenceData in posterior.nc (SVI: one chain, no sample_stats) and
-    its PSIS-LOO over the fitted CGM readings, with the problems ArviZ finds."""
+    its PSIS-LOO over the fitted CGM readings, with the problems ArviZ finds; None for the
+    population twin (no InferenceData export of its fit yet)."""
+    if not isinstance(fit, MechanisticFit):
+        return None
     idata = mechanistic_inference_data(twin, fit, key=key)
     with replacing(out_dir / "posterior.nc") as tmp:
         idata.to_netcdf(str(tmp))
@@ -246,13 +252,14 @@ def _recurrent_forecasts(keys, fit, coarse, factor, at, val_at, c: GlucoseTwins,
 
 
 def _mechanistic_forecasts(keys, recs, at, c: GlucoseTwins, timings):
-    """(b) the Bayesian mechanistic twin and (c) the hybrid: the twin, its SVI fit, the hybrid,
-    their forecasts by method and (b)'s median interval widening."""
+    """(b) the Bayesian mechanistic twin (``c.twin``) and (c) the hybrid: the twin, its fit,
+    the hybrid, their forecasts by method and (b)'s median interval widening."""
     k_mech, k_mech_fc = keys
     with timings.phase("mechanistic fit"):
-        twin, svi = fit_mechanistic(
-            k_mech, recs, fit_days=c.fit_days, steps=c.svi_steps, lr=c.svi_lr,
-            draws=c.mechanistic_draws, progress=c.progress,
+        twin, svi = identify(
+            k_mech, recs, twin=c.twin, fit_days=c.fit_days, draws=c.mechanistic_draws,
+            svi_steps=c.svi_steps, svi_lr=c.svi_lr, mode_steps=c.population_mode_steps,
+            steps=c.population_steps, starts=c.population_starts, progress=c.progress,
         )  # fmt: skip
         paths = twin_paths(twin, recs)
     with timings.phase("mechanistic forecasts"):
@@ -293,7 +300,10 @@ def _metrics(c, names, groups, cohort, at, y, fc, widening, twin, svi, hybrid, c
         if floor and len(floor) < len(names)
         else {},
         "mechanistic": {
+            "twin": c.twin,
             "estimated": list(twin.estimated),
+            # the mean loss of the last 20 steps: the cohort's -ELBO (mechanistic) or the
+            # patients' mean -ELBO (population)
             "svi_final_loss": float(np.mean(np.asarray(svi.losses)[-20:])),
             "recovery": coverage.reset_index().to_dict(orient="records"),
             # (c)'s per-patient choice on the held-back days, counted per horizon
@@ -413,8 +423,11 @@ def recovery_lines(rec, coverage) -> list[str]:
     return [*lines, "", "<details><summary>per patient</summary>", "", *per, "", "</details>"]
 
 
-def posterior_lines(post: dict) -> list[str]:
+def posterior_lines(post: dict | None) -> list[str]:
     """Where (b)'s InferenceData is and ArviZ's verdict on it (SVI: no MCMC diagnostics)."""
+    if post is None:
+        return ["The population twin's fit is not exported as ArviZ InferenceData (no "
+                "`posterior.nc`; the export reads the mechanistic twin's SVI sites)."]  # fmt: skip
     loo = post["loo"]
     return [
         f"(b)'s fit as ArviZ InferenceData: `{post['file']}` (the guide's draws as one chain; "
@@ -455,6 +468,17 @@ def closed_loop_lines(out_dir: Path, m: dict, groups: list[str], names: list[str
     ]  # fmt: skip
 
 
+# what the recovery section says of (b), by twin (the default's text is the one it always had)
+RECOVERY_NOTE = {
+    "mechanistic": "The scorer's truth is the simulator's table; the twin saw only the records "
+    "(its other parameters sit at the leave-one-out median of the patient's age group, so model "
+    "error is part of what it absorbs).",
+    "population": "(b) is the population twin. The scorer's truth is the simulator's table; the "
+    "twin saw only the records (every parameter is estimated under the population prior: the "
+    "patient's age group's leave-one-out mean and within-group covariance).",
+}
+
+
 def write_report(out_dir: Path, c: GlucoseTwins, m: dict, cohort, fc, at, groups, rec,
                  coverage) -> None:  # fmt: skip
     figs = [plot_bands(out_dir, cohort, fc, at, groups, c.n_plot_patients)]
@@ -481,9 +505,7 @@ def write_report(out_dir: Path, c: GlucoseTwins, m: dict, cohort, fc, at, groups
         "",
         f"## Parameter recovery of (b): {', '.join(m['mechanistic']['estimated'])}",
         "",
-        "The scorer's truth is the simulator's table; the twin saw only the records (its other "
-        "parameters sit at the leave-one-out median of the patient's age group, so model error "
-        "is part of what it absorbs). Coverage of the 90% posterior intervals:",
+        f"{RECOVERY_NOTE[c.twin]} Coverage of the 90% posterior intervals:",
         "",
         *recovery_lines(rec, coverage),
         "",

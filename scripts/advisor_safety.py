@@ -2,15 +2,18 @@
 
 For each cohort seed: simulate the first ``--per-group`` patients of each age group for
 ``--days`` days of records as ``experiment=glucose_twins`` does (its keys split from the seed the
-same way), identify the Bayesian mechanistic twins on the first ``--fit-days`` days
-(:func:`~twinjax.glucose.mechanistic.fit_mechanistic`, saved under ``--out`` and reused
-when the script runs again), then play ``--loop-days`` held-out days per patient (random meals
-and Dexcom noise from the seed's closed-loop key) in the JAX closed loop
+same way), identify the Bayesian twins on the first ``--fit-days`` days (``--twin``:
+:func:`~twinjax.glucose.identification.identify`, the old mechanistic twin by default or the
+population twin; saved under ``--out`` and reused when the script runs again), then play
+``--loop-days`` held-out days per patient (random meals and Dexcom noise from the seed's
+closed-loop key) in the JAX closed loop
 (:func:`twinjax.physiology.run`, which matches simglucose to 0.003 mg/dL) under
 ``BBController`` and under the twin advisor with each of the advisor settings named in
 ``--advisors`` (:data:`VARIANTS`), the same meals and noise for all.
 
     PYTHONPATH=. .venv/bin/python scripts/advisor_safety.py --seeds 1 2 3 --out /tmp/safety
+    PYTHONPATH=. .venv/bin/python scripts/advisor_safety.py --twin population --seeds 1 \
+        --advisors cuts_only increase_1.2 --out /tmp/safety_population
 
 Writes ``outcomes.csv`` (seed, patient, controller: time in range, below 70, below 54, above
 180, the advice's deferrals), ``by_group.csv``, ``safety.md`` (per seed and age group, each
@@ -31,8 +34,9 @@ import pandas as pd
 
 from twinjax.glucose.advisor import Advisor
 from twinjax.glucose.closed_loop import twin_controller
+from twinjax.glucose.identification import TWINS
+from twinjax.glucose.identification import identify as identify_twin
 from twinjax.glucose.keys import run_keys
-from twinjax.glucose.mechanistic import fit_mechanistic
 from twinjax.glucose.records import records
 from twinjax.glucose.replay import first_patients
 from twinjax.glucose.twin import MechanisticTwin
@@ -65,19 +69,23 @@ VARIANTS = {
 OUTCOME_NAMES = ("tir", "below70", "below54", "above180")
 
 
-def identify(seed: int, per_group: int, days: int, fit_days: float, steps: int, out_dir: Path):
-    """The seed's cohort names and identified twins (cached in ``out_dir/twin_<seed>.npz``)."""
+def identify(seed: int, a, out_dir: Path):
+    """The seed's cohort names and identified twins (``--twin``; cached in
+    ``out_dir/twin_<seed>.npz``, ``twin_<seed>_population.npz`` for the population twin)."""
     keys = run_keys(seed)  # as experiment=glucose_twins splits them
     k_cohort, k_mech, k_loop = keys.cohort, keys.mechanistic, keys.loop
-    names = first_patients(per_group)
-    path = out_dir / f"twin_{seed}.npz"
+    names = first_patients(a.per_group)
+    path = out_dir / (
+        f"twin_{seed}.npz" if a.twin == "mechanistic" else f"twin_{seed}_{a.twin}.npz"
+    )
     if path.exists():
         z = np.load(path)
         twin = MechanisticTwin(z["theta"], z["x0"], z["noise_sd"], tuple(names), ())
         return names, twin, k_loop, 0.0
     t = time.perf_counter()
-    cohort = simulate_cohort(k_cohort, names, days)
-    twin, _ = fit_mechanistic(k_mech, records(cohort), fit_days=fit_days, steps=steps)
+    cohort = simulate_cohort(k_cohort, names, a.days)
+    twin, _ = identify_twin(k_mech, records(cohort), twin=a.twin, fit_days=a.fit_days,
+                            svi_steps=a.svi_steps, starts=a.starts)  # fmt: skip
     np.savez(path, theta=np.asarray(twin.theta), x0=np.asarray(twin.x0),
              noise_sd=np.asarray(twin.noise_sd))  # fmt: skip
     return names, twin, k_loop, time.perf_counter() - t
@@ -135,7 +143,7 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
 def report(table: pd.DataFrame, variants, a, wall) -> list[str]:
     by = summarize(table)
     lines = ["# The bolus advisor's safety in the JAX closed loop", "",
-             f"Seeds {a.seeds}, {a.per_group} patients per age group, twins identified on "
+             f"Seeds {a.seeds}, {a.per_group} patients per age group, {a.twin} twins identified on "
              f"{a.fit_days} of {a.days} record days, {a.loop_days} held-out days per patient, "
              f"{a.draws} posterior draws in the advisor.", ""]  # fmt: skip
     for label in variants:
@@ -165,8 +173,7 @@ def main(a) -> pd.DataFrame:
     variants = {k: VARIANTS[k] for k in a.advisors}
     rows, wall = [], {}
     for seed in a.seeds:
-        names, twin, k_loop, fit_s = identify(seed, a.per_group, a.days, a.fit_days,
-                                              a.svi_steps, out_dir)  # fmt: skip
+        names, twin, k_loop, fit_s = identify(seed, a, out_dir)
         wall[f"identify seed {seed}"] = fit_s
         t = time.perf_counter()
         rows += [r | {"seed": seed} for r in play(twin, names, k_loop, a.loop_days, variants,
@@ -187,7 +194,9 @@ if __name__ == "__main__":
     ap.add_argument("--per-group", type=int, default=3)
     ap.add_argument("--days", type=int, default=7)
     ap.add_argument("--fit-days", type=float, default=2.0)
-    ap.add_argument("--svi-steps", type=int, default=800)
+    ap.add_argument("--twin", choices=TWINS, default="mechanistic", help="the Bayesian twin")
+    ap.add_argument("--svi-steps", type=int, default=800, help="mechanistic twin")
+    ap.add_argument("--starts", type=int, default=3, help="population twin: mode-search starts")
     ap.add_argument("--loop-days", type=int, default=2)
     ap.add_argument("--draws", type=int, default=16)
     ap.add_argument("--advisors", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))

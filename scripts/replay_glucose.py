@@ -1,8 +1,9 @@
 """Counterfactual replay of the glucose twins (issue 26, item 2).
 
 For each patient of the virtual cohort (as the glucose_twins experiment makes it): identify a
-Bayesian twin (``--twin``: ``mechanistic``, :func:`~twinjax.glucose.mechanistic.fit_mechanistic`,
-six parameters, the others at age-group medians; or ``population``,
+Bayesian twin (:func:`~twinjax.glucose.identification.identify`; ``--twin``: ``mechanistic``,
+:func:`~twinjax.glucose.mechanistic.fit_mechanistic`, six parameters, the others at age-group
+medians; or ``population``,
 :func:`~twinjax.glucose.population_fit.fit_population`, every parameter under the population
 prior, whose parameter recovery is then written too) and a replay-style MAP baseline (:mod:`twinjax.glucose.map_twin`) on the first ``--fit-days``
 days; then replay the held-out days (after ``--train-days``) under the recorded therapy and six
@@ -32,10 +33,10 @@ import numpy as np
 import pandas as pd
 
 from twinjax.glucose import replay_scoring as rs
+from twinjax.glucose.identification import TWINS, identify
 from twinjax.glucose.keys import run_keys
 from twinjax.glucose.map_twin import fit_map
-from twinjax.glucose.mechanistic import fit_mechanistic, recovery, recovery_coverage
-from twinjax.glucose.population_fit import fit_population
+from twinjax.glucose.mechanistic import recovery, recovery_coverage
 from twinjax.glucose.records import records
 from twinjax.glucose.replay import (
     OUTCOMES,
@@ -75,16 +76,6 @@ def _long(out: dict, names, model: str, interval: bool) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def fit_twin(a, key, recs):
-    """The twin ``--twin`` names, fitted on the first ``--fit-days`` days."""
-    if a.twin == "population":
-        return fit_population(key, recs, fit_days=a.fit_days, mode_steps=a.mode_steps,
-                              steps=a.steps, starts=a.starts, draws=a.draws,
-                              progress=a.progress)  # fmt: skip
-    return fit_mechanistic(key, recs, fit_days=a.fit_days, steps=a.svi_steps, lr=a.lr,
-                           draws=a.draws, progress=a.progress)  # fmt: skip
-
-
 def main(a) -> dict:
     out_dir = Path(a.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -101,7 +92,9 @@ def main(a) -> dict:
     wall["cohort"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    twin, svi = fit_twin(a, k_mech, recs)
+    twin, svi = identify(k_mech, recs, twin=a.twin, fit_days=a.fit_days, draws=a.draws,
+                         svi_steps=a.svi_steps, svi_lr=a.lr, mode_steps=a.mode_steps,
+                         steps=a.steps, starts=a.starts, progress=a.progress)  # fmt: skip
     jax.block_until_ready(twin.theta)
     wall[f"twin fit ({a.twin})"] = time.perf_counter() - t
     if a.twin == "population":
@@ -202,7 +195,7 @@ def parse(argv=None):
     ap.add_argument("--train-days", type=float, default=10.0, help="replay the days after these")
     ap.add_argument("--fit-days", type=float, default=2.0, help="days the twins are fitted on")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--twin", choices=("mechanistic", "population"), default="mechanistic")
+    ap.add_argument("--twin", choices=TWINS, default="mechanistic")
     ap.add_argument("--svi-steps", type=int, default=800, help="mechanistic twin and baseline")
     ap.add_argument("--lr", type=float, default=0.02, help="mechanistic twin and baseline")
     ap.add_argument("--mode-steps", type=int, default=300, help="population twin")

@@ -50,6 +50,21 @@ def test_glucose_advisor_defaults_are_the_librarys():
     assert advisor(GlucoseTwins()) == Advisor()
 
 
+def test_glucose_twin_defaults_are_the_librarys():
+    """glucose_twins' settings of twin (b) are twinjax.glucose.identify's defaults."""
+    import inspect
+
+    from twinjax.glucose import identify
+    from twinjax_experiments.config import GlucoseTwins
+
+    c = GlucoseTwins()
+    ours = {"twin": c.twin, "fit_days": c.fit_days, "draws": c.mechanistic_draws,
+            "svi_steps": c.svi_steps, "svi_lr": c.svi_lr, "starts": c.population_starts,
+            "mode_steps": c.population_mode_steps, "steps": c.population_steps}  # fmt: skip
+    given = inspect.signature(identify).parameters
+    assert {k: given[k].default for k in ours} == ours
+
+
 def test_nuts_defaults_are_the_runners():
     """The NUTS settings the experiments nest (twinjax.bayes.Nuts) are run_nuts's keywords, with
     its defaults."""

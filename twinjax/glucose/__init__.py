@@ -13,6 +13,7 @@ from twinjax.glucose.closed_loop import (
 )
 from twinjax.glucose.hybrid import HybridTwin, fit_hybrid, forecast_hybrid
 from twinjax.glucose.idata import mechanistic_inference_data
+from twinjax.glucose.identification import TWINS, TwinKind, identify
 from twinjax.glucose.intervals import day_origins, interval_scale, widen
 from twinjax.glucose.keys import RunKeys, run_keys
 from twinjax.glucose.map_twin import fit_map
@@ -51,8 +52,10 @@ __all__ = [
     "Records",
     "RunKeys",
     "THERAPIES",
+    "TWINS",
     "Therapy",
     "TwinController",
+    "TwinKind",
     "advise",
     "calibration_scale",
     "day_origins",
@@ -63,6 +66,7 @@ __all__ = [
     "forecast_hybrid",
     "forecast_mechanistic",
     "glucose_path",
+    "identify",
     "interval_scale",
     "mechanistic_inference_data",
     "outcomes_by_group",
