@@ -80,14 +80,16 @@ def identify(seed: int, a, out_dir: Path):
     )
     if path.exists():
         z = np.load(path)
-        twin = MechanisticTwin(z["theta"], z["x0"], z["noise_sd"], tuple(names), ())
+        ar = z["noise_ar"] if "noise_ar" in z else None  # (a file saved before it kept none)
+        twin = MechanisticTwin(z["theta"], z["x0"], z["noise_sd"], tuple(names), (), ar)
         return names, twin, k_loop, 0.0
     t = time.perf_counter()
     cohort = simulate_cohort(k_cohort, names, a.days)
     twin, _ = identify_twin(k_mech, records(cohort), twin=a.twin, fit_days=a.fit_days,
                             svi_steps=a.svi_steps, starts=a.starts)  # fmt: skip
+    ar = {} if twin.noise_ar is None else {"noise_ar": np.asarray(twin.noise_ar)}
     np.savez(path, theta=np.asarray(twin.theta), x0=np.asarray(twin.x0),
-             noise_sd=np.asarray(twin.noise_sd))  # fmt: skip
+             noise_sd=np.asarray(twin.noise_sd), **ar)  # fmt: skip
     return names, twin, k_loop, time.perf_counter() - t
 
 

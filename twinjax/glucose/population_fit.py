@@ -269,10 +269,11 @@ def fit_guides(
     for s in range(mode_steps):
         state, loss = _cohort_mode_update(state, pop, data, schedule(s), **opts)
         mode_losses.append(loss)
-        _report(progress, "mode", s, mode_steps, loss.min(1))
+        if progress:
+            _report(progress, "mode", s, mode_steps, loss.min(1))
     start_lp = _cohort_start_log_joint(state.loc, pop, data, **opts)
     state, best = keep_best(state, start_lp)
-    losses = [m[jnp.arange(n), best] for m in mode_losses]
+    losses = list(jnp.stack(mode_losses)[:, jnp.arange(n), best]) if mode_losses else []
     state = _cohort_laplace(state, pop, data, **opts)
     schedule = optax.cosine_decay_schedule(lr, max(steps, 1), alpha=0.1)
     for s in range(steps):
